@@ -1,0 +1,93 @@
+//! The gateway's configuration: one typed struct per section, loaded in layers with figment
+//! (built-in defaults → TOML file → `FEDGATE_<SECTION>__<KEY>` environment variables) and validated all at once.
+//!
+//! Sections owned by a library (`[ldap]`, `[oidc]`, `[saml]`) are that library's plain `Deserialize` structs; this
+//! module only loads and combines them.
+
+mod problems;
+mod sections;
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+pub use problems::{ConfigError, ConfigProblem};
+pub use sections::*;
+
+/// The environment variable that names the configuration file when `--config` is not given.
+pub const CONFIG_ENV: &str = "FEDGATE_CONFIG";
+/// The prefix of environment overrides: `FEDGATE_LDAP__USERS_DN` sets `ldap.users_dn`.
+pub const ENV_PREFIX: &str = "FEDGATE_";
+/// The configuration file used when neither `--config` nor `$FEDGATE_CONFIG` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
+
+/// The whole configuration, one field per section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `[server]`: where to listen and the public base URL.
+    pub server: ServerConfig,
+    /// `[log]`: level and format.
+    pub log: LogConfig,
+    /// `[directory]`: the static demo directory (an alternative to `[ldap]`).
+    pub directory: Option<StaticDirectoryConfig>,
+    // LDAP-SECTION
+    /// `[roles]`: role name → groups (names or DNs) that grant it.
+    pub roles: std::collections::BTreeMap<String, Vec<String>>,
+    /// `[session]`: cookies and server-side session lifetimes.
+    pub session: SessionConfig,
+    /// `[login]`: brute-force throttling.
+    pub login: LoginConfig,
+    /// `[ui]`: branding of the login and account pages.
+    pub ui: UiConfig,
+}
+
+impl Config {
+    /// A configuration with every optional section present and every list holding one default element, so that
+    /// serializing it lists every key the gateway knows (used to catch typos in the user's file).
+    pub(crate) fn schema_sample() -> Self {
+        Self {
+            directory: Some(StaticDirectoryConfig { users: vec![StaticUser::default()], ..Default::default() }),
+            ..Self::default()
+        }
+    }
+}
+
+/// Where the configuration comes from: an explicit path, `$FEDGATE_CONFIG`, or `./config.toml`.
+pub fn resolve_path(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+}
+
+/// The layered figment: defaults, then the TOML file at `path`, then `FEDGATE_*` environment variables.
+pub fn figment(path: &Path) -> Figment {
+    Figment::from(Serialized::defaults(Config::default()))
+        .merge(Toml::file_exact(path))
+        .merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"))
+}
+
+/// Loads the configuration at `path` (plus environment overrides) and validates it, returning every problem found.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError::single(ConfigProblem::new(
+            "--config",
+            Some(path.display().to_string()),
+            "configuration file not found",
+            format!("create it (see config.toml in the repository), pass --config PATH, or set {CONFIG_ENV}"),
+        )));
+    }
+    problems::load_figment(&figment(path))
+}
+
+/// Parses a TOML string as the only source (no environment); used by tests and by `config.toml`'s own test.
+pub fn load_str(toml: &str) -> Result<Config, ConfigError> {
+    problems::load_figment(&Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

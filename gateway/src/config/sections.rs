@@ -1,0 +1,349 @@
+//! The sections the gateway itself owns: `[server]`, `[log]`, `[directory]`, `[session]`, `[login]`, `[ui]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::ConfigProblem;
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address and port to listen on, e.g. `127.0.0.1:8080` or `[::]:443`.
+    pub listen: SocketAddr,
+    /// The external base URL users and apps see (OIDC issuer, SAML base, cookie `Secure` flag).
+    pub public_url: Url,
+    /// Serve HTTPS directly with rustls.
+    pub tls: Option<TlsConfig>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Largest request body accepted by the gateway's own endpoints (not the proxy), in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: default_public_url(),
+            tls: None,
+            shutdown_grace: Duration::from_secs(10),
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+#[allow(clippy::expect_used)] // a constant literal, not input: it always parses
+fn default_public_url() -> Url {
+    Url::parse("http://127.0.0.1:8080/").expect("built-in public_url literal")
+}
+
+/// `[server.tls]`: certificate chain and private key (PEM) served with rustls.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, or directives like `info,gateway=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+    /// `pretty` for people, `json` for log shippers.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Pretty }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[directory]`: a static list of demo users with argon2id password hashes. For first runs and demos only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StaticDirectoryConfig {
+    /// Always `static`; LDAP is configured in `[ldap]`.
+    pub kind: String,
+    /// The users.
+    pub users: Vec<StaticUser>,
+}
+
+impl Default for StaticDirectoryConfig {
+    fn default() -> Self {
+        Self { kind: "static".into(), users: Vec::new() }
+    }
+}
+
+/// One `[[directory.users]]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StaticUser {
+    /// Login name.
+    pub username: String,
+    /// argon2id PHC string from `fedgate hash-password`.
+    pub password_hash: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Group names.
+    pub groups: Vec<String>,
+}
+
+/// `[session]`: the session cookie and server-side session lifetimes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionConfig {
+    /// Cookie name.
+    pub cookie_name: String,
+    /// Cookie `Domain`, for SSO across subdomains (e.g. `example.com`); host-only when unset.
+    pub cookie_domain: Option<String>,
+    /// A session unused this long ends.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, however active.
+    #[serde(with = "humantime_serde")]
+    pub absolute_timeout: Duration,
+    /// Most sessions kept in memory; the least recently used go first beyond it.
+    pub max_sessions: u64,
+    /// Hosts (exact, or `.example.com` for subdomains) the login may redirect to besides the gateway itself.
+    pub allowed_redirect_domains: Vec<String>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            cookie_name: "fedgate_session".into(),
+            cookie_domain: None,
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            max_sessions: 1_000_000,
+            allowed_redirect_domains: Vec::new(),
+        }
+    }
+}
+
+/// `[login]`: brute-force throttling of the login form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoginConfig {
+    /// Throttling on or off.
+    pub throttle: bool,
+    /// Failed attempts per username, or per client IP, allowed within `window`.
+    pub max_failures: u32,
+    /// The sliding window failures are counted in.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// How long further attempts are refused once `max_failures` is reached; it always expires.
+    #[serde(with = "humantime_serde")]
+    pub lockout: Duration,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self { throttle: true, max_failures: 5, window: Duration::from_secs(5 * 60), lockout: Duration::from_secs(5 * 60) }
+    }
+}
+
+/// `[ui]`: branding.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UiConfig {
+    /// Product name shown in titles and headings.
+    pub product_name: String,
+    /// URL of a logo image shown above the login form.
+    pub logo_url: Option<String>,
+    /// Accent colour (CSS hex, e.g. `#2f6feb`).
+    pub primary_color: String,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self { product_name: "fedgate".into(), logo_url: None, primary_color: "#2f6feb".into() }
+    }
+}
+
+impl super::Config {
+    /// Checks what types alone cannot: cross-field rules and values that parse but make no sense. Every problem
+    /// is collected; nothing is changed.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        let url = &self.server.public_url;
+        if !matches!(url.scheme(), "http" | "https") {
+            out.push(ConfigProblem::new(
+                "server.public_url",
+                Some(url.to_string()),
+                "must be an http or https URL",
+                "set the external base URL, e.g. \"https://sso.example.com\"",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            out.push(ConfigProblem::new(
+                "server.public_url",
+                Some(url.to_string()),
+                "must not have a query or fragment",
+                "use only scheme, host, port and an optional path prefix",
+            ));
+        }
+        if let Some(tls) = &self.server.tls {
+            for (key, path) in [("server.tls.cert_file", &tls.cert_file), ("server.tls.key_file", &tls.key_file)] {
+                if !path.is_file() {
+                    out.push(ConfigProblem::new(
+                        key,
+                        Some(path.display().to_string()),
+                        "file not found",
+                        "point it at a readable PEM file, or remove [server.tls] to serve plain HTTP",
+                    ));
+                }
+            }
+        }
+        if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
+            out.push(ConfigProblem::new(
+                "log.level",
+                Some(self.log.level.clone()),
+                format!("not a log filter ({e})"),
+                "use one of error, warn, info, debug, trace, or directives like \"info,gateway=debug\"",
+            ));
+        }
+        self.validate_directory(&mut out);
+        self.validate_session(&mut out);
+        out
+    }
+
+    fn validate_directory(&self, out: &mut Vec<ConfigProblem>) {
+        // LDAP-VALIDATE
+        let ldap_configured = self.ldap_configured();
+        match (&self.directory, ldap_configured) {
+            (Some(_), true) => out.push(ConfigProblem::new(
+                "directory",
+                None,
+                "both [directory] (static demo users) and [ldap] are configured; only one directory can be used",
+                "remove [directory] to log in against LDAP, or remove [ldap] to use the demo users",
+            )),
+            (None, false) => out.push(ConfigProblem::new(
+                "ldap",
+                None,
+                "no directory is configured, so nobody can log in",
+                "add an [ldap] section (see config.toml), or a [directory] of demo users",
+            )),
+            _ => {}
+        }
+        if let Some(dir) = &self.directory {
+            if dir.kind != "static" {
+                out.push(ConfigProblem::new(
+                    "directory.kind",
+                    Some(dir.kind.clone()),
+                    "unknown directory kind",
+                    "use kind = \"static\" here; configure LDAP or Active Directory in [ldap]",
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, user) in dir.users.iter().enumerate() {
+                let key = |k: &str| format!("directory.users[{i}].{k}");
+                if user.username.trim().is_empty() || user.username.trim() != user.username {
+                    out.push(ConfigProblem::new(
+                        key("username"),
+                        Some(user.username.clone()),
+                        "empty or has leading/trailing spaces",
+                        "give every user a plain login name",
+                    ));
+                } else if !seen.insert(user.username.to_lowercase()) {
+                    out.push(ConfigProblem::new(
+                        key("username"),
+                        Some(user.username.clone()),
+                        "duplicate username",
+                        "each username may appear once",
+                    ));
+                }
+                if argon2::PasswordHash::new(&user.password_hash).is_err() {
+                    out.push(ConfigProblem::new(
+                        key("password_hash"),
+                        None,
+                        "not an argon2 PHC hash",
+                        "generate one with `fedgate hash-password` and paste the $argon2id$… line",
+                    ));
+                }
+            }
+        }
+        for (role, groups) in &self.roles {
+            if groups.is_empty() {
+                out.push(ConfigProblem::new(
+                    format!("roles.{role}"),
+                    Some("[]".into()),
+                    "no group grants this role",
+                    "list the groups (names or DNs) whose members get it, e.g. [\"ai-admins\"]",
+                ));
+            }
+        }
+    }
+
+    fn validate_session(&self, out: &mut Vec<ConfigProblem>) {
+        let s = &self.session;
+        if s.cookie_name.is_empty() || !s.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+            out.push(ConfigProblem::new(
+                "session.cookie_name",
+                Some(s.cookie_name.clone()),
+                "not a valid cookie name",
+                "use letters, digits, '-' and '_' only, e.g. \"fedgate_session\"",
+            ));
+        }
+        if s.idle_timeout.is_zero() || s.absolute_timeout < s.idle_timeout {
+            out.push(ConfigProblem::new(
+                "session.absolute_timeout",
+                Some(humantime::format_duration(s.absolute_timeout).to_string()),
+                format!(
+                    "must be non-zero and at least session.idle_timeout ({})",
+                    humantime::format_duration(s.idle_timeout)
+                ),
+                "e.g. idle_timeout = \"30m\", absolute_timeout = \"12h\"",
+            ));
+        }
+        if s.max_sessions == 0 {
+            out.push(ConfigProblem::new(
+                "session.max_sessions",
+                Some("0".into()),
+                "no session could ever be kept",
+                "set a positive bound, e.g. 1000000",
+            ));
+        }
+        if self.login.throttle && (self.login.max_failures == 0 || self.login.window.is_zero()) {
+            out.push(ConfigProblem::new(
+                "login.max_failures",
+                Some(self.login.max_failures.to_string()),
+                "throttling needs max_failures ≥ 1 and a non-zero window",
+                "e.g. max_failures = 5, window = \"5m\", lockout = \"5m\"; or throttle = false",
+            ));
+        }
+    }
+
+    /// Whether an `[ldap]` section is configured.
+    pub fn ldap_configured(&self) -> bool {
+        // LDAP-CONFIGURED
+        false
+    }
+}

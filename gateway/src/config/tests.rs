@@ -1,0 +1,119 @@
+use super::*;
+
+fn problems(toml: &str) -> Vec<ConfigProblem> {
+    match load_str(toml) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems,
+    }
+}
+
+const DEMO_USER: &str = r#"
+[directory]
+kind = "static"
+[[directory.users]]
+username = "alice"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$D3HfmYKUvfa0HBb+Rrj83A$wTu+oU9/AG19ohZ/F+lNhkVpTa9vh1GLef7qLG54jdw"
+"#;
+
+#[test]
+fn the_shipped_config_toml_parses_and_validates() {
+    let cfg = load_str(include_str!("../../../config.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.server.listen.port(), 8080);
+    assert_eq!(cfg.directory.as_ref().map(|d| d.users.len()), Some(3));
+    assert_eq!(cfg.roles["admin"], vec!["ai-admins".to_string()]);
+}
+
+#[test]
+fn unknown_keys_suggest_the_nearest_known_key() {
+    let p = problems(&format!("{DEMO_USER}\n[session]\ncookie_nme = \"x\"\n[sesion]\n"));
+    let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.fix.as_str())).collect();
+    assert!(keys.contains(&("session.cookie_nme", "did you mean session.cookie_name?")), "{keys:?}");
+    assert!(keys.contains(&("sesion", "did you mean session?")), "{keys:?}");
+}
+
+#[test]
+fn a_key_in_the_wrong_section_points_to_the_right_one() {
+    let p = problems(&format!("{DEMO_USER}\n[server]\ncookie_name = \"x\"\n"));
+    assert!(p.iter().any(|p| p.key == "server.cookie_name" && p.fix == "did you mean session.cookie_name?"), "{p:?}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let p = problems(&format!(
+        "{DEMO_USER}\n[server]\nlisten = \"nonsense\"\nlistn = 1\n[session]\nidle_timeout = \"forever\"\n[log]\nformat = \"xml\"\n"
+    ));
+    let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
+    for k in ["server.listn", "server.listen", "session.idle_timeout", "log.format"] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    let listen = p.iter().find(|p| p.key == "server.listen").unwrap();
+    assert_eq!(listen.value.as_deref(), Some("nonsense"));
+    assert!(listen.fix.contains("HOST:PORT"), "{}", listen.fix);
+    let dur = p.iter().find(|p| p.key == "session.idle_timeout").unwrap();
+    assert!(dur.fix.contains("\"30s\""), "{}", dur.fix);
+}
+
+#[test]
+fn semantic_problems_are_collected_too() {
+    let p = problems(&format!(
+        "{DEMO_USER}\n[session]\nidle_timeout = \"2h\"\nabsolute_timeout = \"1h\"\ncookie_name = \"bad name\"\n[roles]\nadmin = []\n"
+    ));
+    let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
+    for k in ["session.absolute_timeout", "session.cookie_name", "roles.admin"] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn secrets_are_never_echoed() {
+    let p = ConfigProblem::new("ldap.bind_password", Some("hunter2".into()), "x", "y");
+    assert_eq!(p.value.as_deref(), Some("<redacted>"));
+    let shown = format!("{p}");
+    assert!(!shown.contains("hunter2"));
+    let p = problems("[directory]\n[[directory.users]]\nusername = \"a\"\npassword_hash = \"plaintext-oops\"\n");
+    let hash = p.iter().find(|p| p.key == "directory.users[0].password_hash").unwrap();
+    assert!(hash.value.is_none() || hash.value.as_deref() == Some("<redacted>"));
+    assert!(!format!("{hash}").contains("plaintext-oops"));
+}
+
+#[test]
+fn no_directory_is_an_error_that_says_what_to_add() {
+    let p = problems("");
+    assert!(p.iter().any(|p| p.key == "ldap" && p.fix.contains("[ldap]")), "{p:?}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("fedgate.toml", &format!("{DEMO_USER}\n[server]\nlisten = \"127.0.0.1:9000\"\n"))?;
+        jail.set_env("FEDGATE_SERVER__LISTEN", "127.0.0.1:9100");
+        jail.set_env("FEDGATE_SESSION__IDLE_TIMEOUT", "5m");
+        jail.set_env("FEDGATE_CONFIG", "fedgate.toml");
+        let path = resolve_path(None);
+        assert_eq!(path, PathBuf::from("fedgate.toml"));
+        let cfg = load(&path).map_err(|e| e.to_string())?;
+        assert_eq!(cfg.server.listen.port(), 9100);
+        assert_eq!(cfg.session.idle_timeout, std::time::Duration::from_secs(300));
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unknown_environment_key_is_reported_with_its_variable() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("fedgate.toml", DEMO_USER)?;
+        jail.set_env("FEDGATE_SESSION__IDLE_TIMEOUTT", "5m");
+        let err = load(Path::new("fedgate.toml")).err().expect("must fail");
+        let p = err.problems.iter().find(|p| p.key == "session.idle_timeoutt").expect("reported");
+        assert_eq!(p.fix, "did you mean session.idle_timeout?");
+        assert!(p.source.as_deref().unwrap_or("").contains("FEDGATE_SESSION__IDLE_TIMEOUTT"), "{p:?}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_missing_file_is_one_clear_problem() {
+    let err = load(Path::new("/nonexistent/fedgate.toml")).err().unwrap();
+    assert_eq!(err.problems.len(), 1);
+    assert!(err.to_string().contains("configuration file not found"));
+}

@@ -1,0 +1,152 @@
+//! The configured directory, as the login path sees it: LDAP / Active Directory, or the static demo users.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use ldap_mapper::{MappedUser, RoleMap};
+
+use crate::config::{StaticDirectoryConfig, StaticUser};
+
+/// Why a login did not produce a user. Callers show one generic message for every credential failure; the
+/// precise reason is logged here.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user, wrong password, empty password, ambiguous match, disabled account: all look the same outside.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The directory could not be asked; this is not the user's fault.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    /// The directory answered with something the mapping cannot use (e.g. an entry without the username
+    /// attribute); an operator must fix the configuration.
+    #[error("directory misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+/// The directory in use.
+pub enum Directory {
+    /// Demo users from `[directory]`.
+    Static(StaticDirectory),
+    // LDAP-VARIANT
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+impl Directory {
+    /// A short name for logs and `/readyz`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Static(_) => "static",
+        }
+    }
+
+    /// Checks a username and password and returns the mapped user.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<MappedUser, AuthError> {
+        // An empty password is refused before any directory sees it: to LDAP it is an anonymous bind that "succeeds".
+        if password.is_empty() || username.trim().is_empty() {
+            tracing::debug!("empty username or password refused before reaching the directory");
+            return Err(AuthError::InvalidCredentials);
+        }
+        match self {
+            Self::Static(d) => d.authenticate(username, password).await,
+        }
+    }
+
+    /// Whether the directory can serve logins right now (for `/readyz`).
+    pub async fn check(&self) -> Result<(), AuthError> {
+        match self {
+            Self::Static(_) => Ok(()),
+        }
+    }
+}
+
+/// The static demo directory: users and argon2id hashes from the configuration.
+pub struct StaticDirectory {
+    users: HashMap<String, Arc<StaticUser>>,
+    roles: RoleMap,
+    /// Verified against for unknown users so that "no such user" takes as long as "wrong password".
+    dummy_hash: String,
+}
+
+impl StaticDirectory {
+    /// Builds the directory from `[directory]` and `[roles]`.
+    pub fn new(cfg: &StaticDirectoryConfig, roles: RoleMap) -> Self {
+        let users = cfg.users.iter().map(|u| (u.username.to_lowercase(), Arc::new(u.clone()))).collect();
+        let dummy_hash = hash_password("not-a-real-password").unwrap_or_default();
+        Self { users, roles, dummy_hash }
+    }
+
+    async fn authenticate(&self, username: &str, password: &str) -> Result<MappedUser, AuthError> {
+        let user = self.users.get(&username.to_lowercase()).cloned();
+        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let password = password.to_owned();
+        // argon2 is deliberately slow: keep it off the async workers.
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .map_err(|e| AuthError::Unavailable(format!("password check did not complete: {e}")))?;
+        match (user, ok) {
+            (Some(u), true) => Ok(self.map(&u)),
+            (None, _) => {
+                tracing::info!(reason = "unknown user", "static directory refused login");
+                Err(AuthError::InvalidCredentials)
+            }
+            (Some(_), false) => {
+                tracing::info!(reason = "wrong password", "static directory refused login");
+                Err(AuthError::InvalidCredentials)
+            }
+        }
+    }
+
+    fn map(&self, u: &StaticUser) -> MappedUser {
+        let mut groups = u.groups.clone();
+        groups.sort();
+        groups.dedup();
+        MappedUser {
+            username: u.username.clone(),
+            unique_id: format!("static:{}", u.username.to_lowercase()),
+            dn: String::new(),
+            email: u.email.clone(),
+            display_name: u.display_name.clone(),
+            given_name: u.given_name.clone(),
+            family_name: u.family_name.clone(),
+            roles: self.roles.roles_for(&groups, &[]),
+            groups,
+            group_dns: Vec::new(),
+            claims: Default::default(),
+        }
+    }
+}
+
+/// Hashes a password with argon2id and a random salt, as a PHC string (`$argon2id$v=19$…`).
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| argon2::password_hash::Error::Crypto)?;
+    let salt = argon2::password_hash::SaltString::encode_b64(&bytes)?;
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+/// Checks a password against a PHC hash; any malformed hash simply fails.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_wrong_passwords_do_not() {
+        let h = hash_password("s3cret").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(&h, "s3cret"));
+        assert!(!verify_password(&h, "S3cret"));
+        assert!(!verify_password("garbage", "s3cret"));
+    }
+}

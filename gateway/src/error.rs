@@ -1,0 +1,147 @@
+//! The one place that turns errors into HTTP responses.
+//!
+//! Handlers return `Result<_, AppError>`. Internal detail is logged here, once; the body says what the person can
+//! do about it. Pages are branded later by [`brand_error_pages`], which has the `[ui]` settings.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::directory::AuthError;
+use crate::session::StoreError;
+use crate::state::AppState;
+
+/// Everything a gateway handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed; the message names the problem.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A form arrived without the CSRF token it was issued with.
+    #[error("the form expired or did not come from this site")]
+    Csrf,
+    /// Nothing here by that name.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Logged in, but not allowed.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Too many failed logins.
+    #[error("too many failed sign-in attempts")]
+    Throttled {
+        /// Seconds until the next attempt is allowed.
+        retry_after: u64,
+    },
+    /// The directory (LDAP) could not be reached.
+    #[error("directory unavailable")]
+    DirectoryUnavailable(String),
+    /// The directory answered with data the configuration cannot map.
+    #[error("directory misconfigured")]
+    DirectoryMisconfigured(String),
+    /// The session store failed.
+    #[error("session store failed")]
+    Session(#[from] StoreError),
+}
+
+impl From<AuthError> for AppError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => Self::Forbidden("invalid username or password".into()),
+            AuthError::Unavailable(d) => Self::DirectoryUnavailable(d),
+            AuthError::Misconfigured(d) => Self::DirectoryMisconfigured(d),
+        }
+    }
+}
+
+/// Marks a response as an error page to be rendered with the gateway's branding.
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    /// Page heading.
+    pub title: &'static str,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+impl AppError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m.clone()),
+            Self::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form expired or did not come from this site. Go back, reload the page and try again.".into(),
+            ),
+            Self::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m.clone()),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, "Access denied", m.clone()),
+            Self::Throttled { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                format!("Too many failed sign-in attempts. Try again in {retry_after} seconds."),
+            ),
+            Self::DirectoryUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Directory unavailable",
+                "The user directory cannot be reached right now, so nobody can sign in. \
+                 Your password was not checked. Please try again in a minute."
+                    .into(),
+            ),
+            Self::DirectoryMisconfigured(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Sign-in is misconfigured",
+                "Your account could not be read because of a configuration problem. The reason is in the \
+                 gateway's log; please tell your administrator."
+                    .into(),
+            ),
+            Self::Session(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Session store unavailable",
+                "Sessions cannot be stored right now. Please try again shortly.".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = self.parts();
+        match &self {
+            Self::DirectoryUnavailable(d) => tracing::warn!(detail = %d, "directory unavailable"),
+            Self::DirectoryMisconfigured(d) => tracing::error!(detail = %d, "directory misconfigured"),
+            Self::Session(e) => tracing::error!(error = %e, "session store failed"),
+            other => tracing::debug!(error = %other, "request refused"),
+        }
+        let mut resp = (status, message.clone()).into_response();
+        if let Self::Throttled { retry_after } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp.extensions_mut().insert(ErrorPage { title, message });
+        resp
+    }
+}
+
+/// Middleware: renders [`ErrorPage`] responses as branded HTML, or as JSON for clients that asked for JSON.
+pub async fn brand_error_pages(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let wants_json = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    let resp = next.run(req).await;
+    let Some(page) = resp.extensions().get::<ErrorPage>().cloned() else { return resp };
+    let (mut parts, _) = resp.into_parts();
+    let body = if wants_json {
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        serde_json::json!({ "error": page.title, "message": page.message }).to_string()
+    } else {
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        crate::pages::message(&state.config.ui, page.title, &page.message, Some(("/", "Go to your account page")))
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

@@ -1,0 +1,144 @@
+//! fedgate's gateway: configuration, the HTTP server, the login UI and sessions, and the wiring of the
+//! protocol crates (`federation`) and the directory (`ldap-mapper`).
+
+pub mod apps;
+pub mod clock;
+pub mod config;
+pub mod cookies;
+pub mod directory;
+pub mod error;
+pub mod metrics;
+pub mod pages;
+pub mod random;
+pub mod redirect;
+pub mod routes;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod telemetry;
+pub mod throttle;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::directory::{Directory, StaticDirectory};
+use crate::session::{Lifetimes, MemoryStore};
+use crate::state::{AppState, Inner};
+
+/// Builds the application state from a validated configuration. Does no network I/O, so start-up stays fast and
+/// a directory that is down at start-up is reported by `/readyz` instead of preventing the start.
+pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let roles = ldap_mapper::RoleMap::new(config.roles.clone());
+    let directory = match (&config.directory, config.ldap_configured()) {
+        // LDAP-BUILD
+        (Some(d), _) => Directory::Static(StaticDirectory::new(d, roles)),
+        (None, _) => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
+    };
+    let lifetimes = Lifetimes { idle: config.session.idle_timeout, absolute: config.session.absolute_timeout };
+    let sessions = Box::new(MemoryStore::new(config.session.max_sessions, lifetimes));
+    let throttle = throttle::LoginThrottle::new(config.login.clone());
+    Ok(AppState::new(Inner { config, directory, sessions, throttle, metrics: Default::default(), clock }))
+}
+
+/// The complete router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.server.max_body_bytes;
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::login::router())
+        .merge(routes::account::router())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), error::brand_error_pages))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> error::AppError {
+    error::AppError::NotFound(format!("There is nothing at {} on this gateway.", uri.path()))
+}
+
+/// One span per request (method, path without the query, request id), one log line when it ends, metrics, and
+/// the security headers every response carries.
+async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_string)
+        .unwrap_or_else(|| random::token()[..16].to_string());
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert("x-request-id", v);
+    }
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!("request", %method, %path, request_id = %request_id);
+    let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    span.in_scope(|| tracing::debug!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished"));
+    state.metrics.observe(&route, method.as_str(), status, elapsed);
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-request-id", v);
+    }
+    h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
+    h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+    h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("same-origin"));
+    resp
+}
+
+/// A running gateway: its address and a handle to stop it. Used by `main` and by the end-to-end tests.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: std::net::SocketAddr,
+    /// The shared state (tests inspect it).
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains, and waits for the server task.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await?
+    }
+}
+
+/// Binds and starts serving in the background. `shutdown` (besides [`Running::shutdown`]) also stops it.
+pub async fn start(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let tls = config.server.tls.as_ref().map(server::tls_acceptor).transpose()?;
+    let listener = server::bind(config.server.listen).await?;
+    let addr = listener.local_addr()?;
+    let grace: Duration = config.server.shutdown_grace;
+    let state = build_state(config, clock)?;
+    let app = router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {},
+            _ = rx => {},
+        }
+    };
+    let task = tokio::spawn(server::serve(listener, app, tls, stop, grace));
+    Ok(Running { addr, state, stop: Some(tx), task })
+}

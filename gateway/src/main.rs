@@ -1,0 +1,158 @@
+//! The `fedgate` command line.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use gateway::{clock::SystemClock, config};
+
+#[derive(Parser)]
+#[command(
+    name = "fedgate",
+    version,
+    about = "A federation gateway: LDAP / Active Directory logins for OIDC apps, SAML service providers \
+             (Alibaba Cloud RAM included) and apps behind an authenticating proxy.",
+    after_help = "Examples:\n  fedgate serve                          # uses ./config.toml (or $FEDGATE_CONFIG)\n  \
+                  fedgate serve --config /etc/fedgate/config.toml\n  \
+                  fedgate check-config --config config.toml\n  \
+                  echo -n 's3cret' | fedgate hash-password\n  \
+                  FEDGATE_SERVER__LISTEN=0.0.0.0:8080 fedgate serve"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the gateway.
+    Serve {
+        /// Configuration file (default: $FEDGATE_CONFIG, else ./config.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Load and validate the configuration, print every problem, exit 1 if there is any.
+    CheckConfig {
+        /// Configuration file (default: $FEDGATE_CONFIG, else ./config.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Hash a password (read from standard input) for a `[[directory.users]]` entry.
+    HashPassword,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::CheckConfig { config } => check_config(config),
+        Command::HashPassword => hash_password(),
+    }
+}
+
+fn load_or_report(path: Option<PathBuf>) -> Result<(PathBuf, config::Config), ExitCode> {
+    let path = config::resolve_path(path.as_deref());
+    match config::load(&path) {
+        Ok(cfg) => Ok((path, cfg)),
+        Err(e) => {
+            eprintln!("fedgate: {} — {e}", path.display());
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> ExitCode {
+    let started = Instant::now();
+    let (path, cfg) = match load_or_report(path) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if let Err(e) = gateway::telemetry::init(&cfg.log) {
+        eprintln!("fedgate: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fedgate: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let public_url = cfg.server.public_url.clone();
+        let running = gateway::start(cfg, Arc::new(SystemClock), gateway::server::shutdown_signal()).await?;
+        tracing::info!(
+            listen = %running.addr,
+            public_url = %public_url,
+            config = %path.display(),
+            directory = running.state.directory.kind(),
+            startup_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "fedgate listening on http{}://{}",
+            if running.state.config.server.tls.is_some() { "s" } else { "" },
+            running.addr,
+        );
+        running.shutdown().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("fedgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    let (path, cfg) = match load_or_report(path) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    println!("{}: configuration is valid", path.display());
+    println!("  listen:     {}", cfg.server.listen);
+    println!("  public_url: {}", cfg.server.public_url);
+    println!("  tls:        {}", if cfg.server.tls.is_some() { "on (rustls)" } else { "off" });
+    match &cfg.directory {
+        Some(d) => println!("  directory:  static demo directory with {} user(s)", d.users.len()),
+        None => println!("  directory:  LDAP"),
+    }
+    println!("  roles:      {}", cfg.roles.keys().cloned().collect::<Vec<_>>().join(", "));
+    println!(
+        "  sessions:   idle {} / absolute {}, at most {}",
+        humantime::format_duration(cfg.session.idle_timeout),
+        humantime::format_duration(cfg.session.absolute_timeout),
+        cfg.session.max_sessions
+    );
+    ExitCode::SUCCESS
+}
+
+fn hash_password() -> ExitCode {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (input is shown; pipe it in to avoid that): ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    if let Err(e) = stdin.lock().read_line(&mut line) {
+        eprintln!("fedgate: could not read the password from standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line);
+    if password.is_empty() {
+        eprintln!("fedgate: the password is empty; nothing hashed");
+        return ExitCode::FAILURE;
+    }
+    match gateway::directory::hash_password(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fedgate: hashing failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! `/healthz` (the process is alive), `/readyz` (every dependency is usable) and `/metrics` (Prometheus).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// The health routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let directory = state.directory.check().await;
+    let body = json!({
+        "status": if directory.is_ok() { "ready" } else { "not ready" },
+        "directory": {
+            "kind": state.directory.kind(),
+            "status": match &directory { Ok(()) => "ok".to_string(), Err(e) => e.to_string() },
+        },
+        "sessions": state.sessions.len(),
+    });
+    let status = if directory.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(state.sessions.len()),
+    )
+}

@@ -1,0 +1,212 @@
+//! `GET|POST /login` and `GET|POST /logout`: the one path every protocol starts from.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::cookies::{self, CSRF_COOKIE, CookieAttrs};
+use crate::directory::AuthError;
+use crate::error::AppError;
+use crate::pages::{self, LoginForm};
+use crate::random;
+use crate::redirect::safe_target;
+use crate::session::{AuthMethod, Session};
+use crate::state::AppState;
+
+/// The login and logout routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/login", get(login_get).post(login_post)).route("/logout", get(logout_get).post(logout_post))
+}
+
+/// The live session of this request, with its id.
+pub async fn current_session(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, Session)>, AppError> {
+    let Some(id) = cookies::get(headers, &state.config.session.cookie_name) else { return Ok(None) };
+    if id.len() != 43 {
+        return Ok(None);
+    }
+    Ok(state.sessions.get(id, state.clock.now()).await?.map(|s| (id.to_string(), s)))
+}
+
+/// Sends the browser to the login page, coming back to `target` afterwards.
+pub fn to_login(target: &str) -> Response {
+    let q = serde_urlencoded::to_string([("rd", target)]).unwrap_or_default();
+    Redirect::to(&format!("/login?{q}")).into_response()
+}
+
+fn attrs(state: &AppState, same_site: &'static str) -> CookieAttrs<'static> {
+    CookieAttrs { secure: state.secure_cookies(), same_site, domain: None, max_age: None }
+}
+
+fn session_cookie_attrs(state: &AppState) -> CookieAttrs<'_> {
+    CookieAttrs {
+        secure: state.secure_cookies(),
+        same_site: "Lax",
+        domain: state.config.session.cookie_domain.as_deref(),
+        max_age: None,
+    }
+}
+
+fn no_store(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(pages::CSP));
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    #[serde(default)]
+    rd: String,
+}
+
+async fn login_get(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Result<Response, AppError> {
+    let cfg = &state.config;
+    let rd = safe_target(&q.rd, &cfg.server.public_url, &cfg.session.allowed_redirect_domains).unwrap_or_default();
+    if current_session(&state, &headers).await?.is_some() && !rd.is_empty() {
+        return Ok(Redirect::to(&rd).into_response());
+    }
+    Ok(render_form(&state, &rd, "", None, StatusCode::OK))
+}
+
+/// Renders the login form with a fresh CSRF token (double-submit: cookie + hidden field).
+fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let csrf = random::token();
+    let app = app_name(state, rd);
+    let html = pages::login(
+        &state.config.ui,
+        &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() },
+    );
+    let mut resp = (status, Html(html)).into_response();
+    if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, attrs(state, "Strict")) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    no_store(&mut resp);
+    resp
+}
+
+/// The name of the app the user came from, when the target says so.
+fn app_name(_state: &AppState, rd: &str) -> Option<String> {
+    let url = url::Url::parse("http://gateway.invalid").ok()?.join(rd).ok()?;
+    url.query_pairs().find(|(k, _)| k == "client_id").map(|(_, v)| v.into_owned())
+}
+
+#[derive(Deserialize)]
+struct LoginFormData {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rd: String,
+}
+
+async fn login_post(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginFormData>,
+) -> Result<Response, AppError> {
+    let cfg = &state.config;
+    let csrf_ok = cookies::get(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && random::secure_eq(c, &form.csrf));
+    if !csrf_ok {
+        tracing::info!(client_ip = %peer.ip(), outcome = "refused", reason = "csrf token missing or wrong", "login attempt");
+        return Err(AppError::Csrf);
+    }
+    let rd = safe_target(&form.rd, &cfg.server.public_url, &cfg.session.allowed_redirect_domains).unwrap_or_default();
+    let username = form.username.trim();
+    let ip = peer.ip();
+    let now = state.clock.now();
+    if let Err(retry_after) = state.throttle.check(username, ip, now) {
+        tracing::info!(username, client_ip = %ip, outcome = "throttled", retry_after, "login attempt");
+        state.metrics.event("login", "throttled");
+        return Err(AppError::Throttled { retry_after });
+    }
+    match state.directory.authenticate(username, &form.password).await {
+        Ok(user) => {
+            state.throttle.record_success(username);
+            tracing::info!(username = %user.username, client_ip = %ip, outcome = "success", "login attempt");
+            state.metrics.event("login", "success");
+            // A new id at every login: an id planted before login is worthless after it (no session fixation).
+            if let Some((old, _)) = current_session(&state, &headers).await? {
+                state.sessions.remove(&old).await?;
+            }
+            let id = random::token();
+            state.sessions.insert(&id, Session::new(user, AuthMethod::Password, now)).await?;
+            let target = if rd.is_empty() { "/".to_string() } else { rd };
+            let mut resp = Redirect::to(&target).into_response();
+            if let Some(c) = cookies::set(&cfg.session.cookie_name, &id, session_cookie_attrs(&state)) {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            if let Some(c) = cookies::clear(CSRF_COOKIE, attrs(&state, "Strict")) {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            Ok(resp)
+        }
+        Err(AuthError::InvalidCredentials) => {
+            state.throttle.record_failure(username, ip, now);
+            tracing::info!(username, client_ip = %ip, outcome = "failure", reason = "invalid credentials", "login attempt");
+            state.metrics.event("login", "failure");
+            Ok(render_form(&state, &rd, username, Some("Invalid username or password."), StatusCode::UNAUTHORIZED))
+        }
+        Err(e) => {
+            tracing::warn!(username, client_ip = %ip, outcome = "error", reason = %e, "login attempt");
+            state.metrics.event("login", "directory_error");
+            Err(e.into())
+        }
+    }
+}
+
+async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let Some((_, session)) = current_session(&state, &headers).await? else {
+        return Ok(logged_out_page(&state));
+    };
+    let mut resp = Html(pages::logout_confirm(&state.config.ui, &session.csrf, &session.user.username)).into_response();
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, AppError> {
+    let Some((id, session)) = current_session(&state, &headers).await? else {
+        return Ok(logged_out_page(&state));
+    };
+    if !random::secure_eq(&session.csrf, &form.csrf) {
+        return Err(AppError::Csrf);
+    }
+    end_session(&state, &id, &session).await?;
+    Ok(logged_out_page(&state))
+}
+
+/// Ends a session (logout from the page, or RP-initiated logout).
+pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Result<(), AppError> {
+    state.sessions.remove(id).await?;
+    tracing::info!(username = %session.user.username, signed_in_to = ?session.signed_in_to, "logout");
+    state.metrics.event("logout", "success");
+    Ok(())
+}
+
+fn logged_out_page(state: &AppState) -> Response {
+    let html = pages::message(&state.config.ui, "Signed out", "You have been signed out.", Some(("/login", "Sign in again")));
+    let mut resp = Html(html).into_response();
+    if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    no_store(&mut resp);
+    resp
+}

@@ -1,0 +1,5 @@
+//! HTTP routes, one module per area; each exposes `router()`.
+
+pub mod account;
+pub mod health;
+pub mod login;

@@ -1,0 +1,269 @@
+//! Server-side sessions: what a logged-in browser's cookie points at.
+//!
+//! The cookie holds only a 256-bit random id, so it stays small however many groups a user has. Sessions live
+//! behind the [`SessionStore`] trait; [`MemoryStore`] (moka) is the default. Expiry (idle and absolute) is decided
+//! with the caller's `now`, so tests drive time without sleeping, and validating a session never touches LDAP.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use ldap_mapper::MappedUser;
+use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// A boxed future, so the store trait stays object-safe (a Redis store will need real async I/O).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How the user proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// Username and password checked against the directory.
+    Password,
+}
+
+/// One logged-in browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Who.
+    pub user: MappedUser,
+    /// When they authenticated (unix seconds).
+    pub auth_time: i64,
+    /// How.
+    pub method: AuthMethod,
+    /// Last time the session was used (unix seconds), for the idle timeout.
+    pub last_seen: i64,
+    /// Per-session token for forms that need a logged-in user (logout, consent).
+    pub csrf: String,
+    /// OIDC clients and SAML SPs this session signed in to (for logout).
+    pub signed_in_to: Vec<String>,
+}
+
+impl Session {
+    /// A fresh session for `user`, authenticated at `now`.
+    pub fn new(user: MappedUser, method: AuthMethod, now: OffsetDateTime) -> Self {
+        let t = now.unix_timestamp();
+        Self { user, auth_time: t, method, last_seen: t, csrf: crate::random::token(), signed_in_to: Vec::new() }
+    }
+
+    /// When the user authenticated.
+    pub fn auth_instant(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.auth_time).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+/// Lifetimes a store enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// A session unused this long ends.
+    pub idle: Duration,
+    /// A session ends this long after login.
+    pub absolute: Duration,
+}
+
+impl Lifetimes {
+    fn expired(&self, s: &Session, now: i64) -> bool {
+        now - s.last_seen > secs(self.idle) || now - s.auth_time > secs(self.absolute)
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Errors from a session store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing store could not be reached.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where sessions live. Every implementation must pass [`conformance`].
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new session under `id`.
+    fn insert<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>>;
+    /// The live session for `id`, marking it used at `now`; `None` when unknown or expired (expired ones are removed).
+    fn get<'a>(&'a self, id: &'a str, now: OffsetDateTime) -> StoreFuture<'a, Result<Option<Session>, StoreError>>;
+    /// Replaces the data of an existing session (e.g. to record a client it signed in to).
+    fn update<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>>;
+    /// Ends a session.
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<(), StoreError>>;
+    /// Approximate number of live sessions, for metrics.
+    fn len(&self) -> u64;
+}
+
+/// The default store: an in-process moka cache bounded by `max_sessions`, least recently used evicted first.
+pub struct MemoryStore {
+    cache: Cache<String, Session>,
+    lifetimes: Lifetimes,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").field("len", &self.cache.entry_count()).finish()
+    }
+}
+
+impl MemoryStore {
+    /// A store holding at most `max_sessions`.
+    pub fn new(max_sessions: u64, lifetimes: Lifetimes) -> Self {
+        // moka's own idle expiry reclaims memory of abandoned sessions; the authoritative check uses the caller's
+        // clock in `get`, so a generous margin here never cuts a session short.
+        let cache = Cache::builder()
+            .max_capacity(max_sessions)
+            .time_to_idle(lifetimes.idle + Duration::from_secs(60))
+            .time_to_live(lifetimes.absolute + Duration::from_secs(60))
+            .build();
+        Self { cache, lifetimes }
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn insert<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.cache.insert(id.to_string(), session);
+            Ok(())
+        })
+    }
+
+    fn get<'a>(&'a self, id: &'a str, now: OffsetDateTime) -> StoreFuture<'a, Result<Option<Session>, StoreError>> {
+        Box::pin(async move {
+            let Some(mut s) = self.cache.get(id) else { return Ok(None) };
+            let now = now.unix_timestamp();
+            if self.lifetimes.expired(&s, now) {
+                self.cache.invalidate(id);
+                return Ok(None);
+            }
+            // Refresh the idle clock at most every few seconds, to keep hot sessions cheap.
+            if now - s.last_seen >= 5 {
+                s.last_seen = now;
+                self.cache.insert(id.to_string(), s.clone());
+            }
+            Ok(Some(s))
+        })
+    }
+
+    fn update<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if self.cache.contains_key(id) {
+                self.cache.insert(id.to_string(), session);
+            }
+            Ok(())
+        })
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.cache.invalidate(id);
+            Ok(())
+        })
+    }
+
+    fn len(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+/// The behaviour every [`SessionStore`] must show, given a store built with `lifetimes` and a session template.
+/// Returns the first broken expectation. Call it from each implementation's tests.
+pub async fn conformance(store: &dyn SessionStore, lifetimes: Lifetimes, user: MappedUser) -> Result<(), String> {
+    let t0 = OffsetDateTime::now_utc();
+    let at = |d: Duration| t0 + d;
+    let id = crate::random::token();
+    let fail = |what: &str| Err::<(), String>(what.to_string());
+
+    if store.get(&id, t0).await.map_err(|e| e.to_string())?.is_some() {
+        return fail("an unknown id must have no session");
+    }
+    store.insert(&id, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
+    match store.get(&id, t0).await.map_err(|e| e.to_string())? {
+        Some(s) if s.user == user => {}
+        _ => return fail("a stored session must come back with the same user"),
+    }
+    // Used just before the idle timeout, it lives on past the original idle deadline.
+    let half = lifetimes.idle / 2;
+    if store.get(&id, at(half)).await.map_err(|e| e.to_string())?.is_none() {
+        return fail("a session used within the idle timeout must stay alive");
+    }
+    if store.get(&id, at(half + half + Duration::from_secs(6))).await.map_err(|e| e.to_string())?.is_none() {
+        return fail("using a session must reset its idle timeout");
+    }
+    // Idle expiry.
+    let idle_id = crate::random::token();
+    store.insert(&idle_id, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
+    if store.get(&idle_id, at(lifetimes.idle + Duration::from_secs(1))).await.map_err(|e| e.to_string())?.is_some() {
+        return fail("a session unused past the idle timeout must be gone");
+    }
+    // Absolute expiry, however active.
+    let abs_id = crate::random::token();
+    store.insert(&abs_id, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
+    let mut t = Duration::ZERO;
+    while t + lifetimes.idle / 2 < lifetimes.absolute {
+        t += lifetimes.idle / 2;
+        let _ = store.get(&abs_id, at(t)).await;
+    }
+    if store.get(&abs_id, at(lifetimes.absolute + Duration::from_secs(1))).await.map_err(|e| e.to_string())?.is_some()
+    {
+        return fail("a session must end at the absolute timeout even when active");
+    }
+    // Update and remove.
+    let Some(mut changed) = store.get(&id, at(half + half + Duration::from_secs(6))).await.map_err(|e| e.to_string())?
+    else {
+        return fail("a live session must be readable");
+    };
+    changed.signed_in_to.push("client-a".into());
+    store.update(&id, changed.clone()).await.map_err(|e| e.to_string())?;
+    match store.get(&id, at(half + half + Duration::from_secs(7))).await.map_err(|e| e.to_string())? {
+        Some(s) if s.signed_in_to == changed.signed_in_to => {}
+        _ => return fail("an updated session must keep the update"),
+    }
+    store.remove(&id).await.map_err(|e| e.to_string())?;
+    if store.get(&id, t0).await.map_err(|e| e.to_string())?.is_some() {
+        return fail("a removed session must be gone");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn user(name: &str) -> MappedUser {
+        MappedUser {
+            username: name.into(),
+            unique_id: format!("id-{name}"),
+            dn: String::new(),
+            email: None,
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            groups: (0..500).map(|i| format!("group-{i}")).collect(),
+            group_dns: Vec::new(),
+            roles: vec!["admin".into()],
+            claims: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_store_passes_conformance() {
+        let lifetimes = Lifetimes { idle: Duration::from_secs(1800), absolute: Duration::from_secs(12 * 3600) };
+        let store = MemoryStore::new(1000, lifetimes);
+        conformance(&store, lifetimes, user("alice")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_store_is_bounded() {
+        let lifetimes = Lifetimes { idle: Duration::from_secs(1800), absolute: Duration::from_secs(3600) };
+        let store = MemoryStore::new(10, lifetimes);
+        let now = OffsetDateTime::now_utc();
+        for i in 0..100 {
+            store.insert(&format!("s{i}"), Session::new(user("u"), AuthMethod::Password, now)).await.unwrap();
+        }
+        store.cache.run_pending_tasks();
+        assert!(store.len() <= 10, "{} sessions kept", store.len());
+    }
+}

@@ -1,0 +1,138 @@
+//! Brute-force throttling of the login form: failures counted per username and per client IP in a sliding
+//! window; past the limit, attempts are refused until the lockout expires (it always does).
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moka::sync::Cache;
+use time::OffsetDateTime;
+
+use crate::config::LoginConfig;
+
+#[derive(Debug, Default)]
+struct Failures {
+    times: VecDeque<i64>,
+    locked_until: Option<i64>,
+}
+
+/// Counts failed logins. Cheap to clone.
+#[derive(Clone)]
+pub struct LoginThrottle {
+    cfg: LoginConfig,
+    entries: Cache<String, Arc<Mutex<Failures>>>,
+}
+
+impl std::fmt::Debug for LoginThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginThrottle").field("tracked", &self.entries.entry_count()).finish()
+    }
+}
+
+impl LoginThrottle {
+    /// A throttle with the `[login]` settings.
+    pub fn new(cfg: LoginConfig) -> Self {
+        let keep = cfg.window.max(cfg.lockout) + Duration::from_secs(60);
+        let entries = Cache::builder().max_capacity(1_000_000).time_to_idle(keep).build();
+        Self { cfg, entries }
+    }
+
+    /// `Err(retry_after_seconds)` if this username or this client IP is locked out at `now`.
+    pub fn check(&self, username: &str, ip: IpAddr, now: OffsetDateTime) -> Result<(), u64> {
+        if !self.cfg.throttle {
+            return Ok(());
+        }
+        let now = now.unix_timestamp();
+        let wait = [user_key(username), ip_key(ip)]
+            .iter()
+            .filter_map(|k| self.entries.get(k))
+            .filter_map(|e| e.lock().ok().and_then(|f| f.locked_until))
+            .filter(|until| *until > now)
+            .map(|until| u64::try_from(until - now).unwrap_or(1))
+            .max();
+        match wait {
+            Some(secs) => Err(secs.max(1)),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed attempt; locks the username or IP once `max_failures` fall within the window.
+    pub fn record_failure(&self, username: &str, ip: IpAddr, now: OffsetDateTime) {
+        if !self.cfg.throttle {
+            return;
+        }
+        let now = now.unix_timestamp();
+        let window = i64::try_from(self.cfg.window.as_secs()).unwrap_or(i64::MAX);
+        let lockout = i64::try_from(self.cfg.lockout.as_secs()).unwrap_or(i64::MAX);
+        for key in [user_key(username), ip_key(ip)] {
+            let entry = self.entries.get_with(key, || Arc::new(Mutex::new(Failures::default())));
+            if let Ok(mut f) = entry.lock() {
+                if f.locked_until.is_some_and(|u| u <= now) {
+                    // A lockout that ran out starts a fresh count: it never compounds forever.
+                    *f = Failures::default();
+                }
+                f.times.push_back(now);
+                while f.times.front().is_some_and(|t| now - *t >= window) {
+                    f.times.pop_front();
+                }
+                if f.times.len() >= self.cfg.max_failures as usize {
+                    f.locked_until = Some(now.saturating_add(lockout));
+                    f.times.clear();
+                }
+            }
+        }
+    }
+
+    /// A successful login clears the username's count (the IP's count stays: one good account does not excuse
+    /// guessing at others).
+    pub fn record_success(&self, username: &str) {
+        self.entries.invalidate(&user_key(username));
+    }
+}
+
+fn user_key(username: &str) -> String {
+    format!("u:{}", username.to_lowercase())
+}
+
+fn ip_key(ip: IpAddr) -> String {
+    format!("ip:{ip}")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> LoginConfig {
+        LoginConfig { throttle: true, max_failures: 3, window: Duration::from_secs(60), lockout: Duration::from_secs(120) }
+    }
+
+    #[test]
+    fn locks_after_max_failures_and_expires() {
+        let t = LoginThrottle::new(cfg());
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let now = OffsetDateTime::now_utc();
+        for _ in 0..3 {
+            assert!(t.check("alice", ip, now).is_ok());
+            t.record_failure("alice", ip, now);
+        }
+        assert_eq!(t.check("alice", ip, now), Err(120));
+        // Another IP is still locked for this username, and this IP for other usernames.
+        assert!(t.check("alice", "127.0.0.2".parse().unwrap(), now).is_err());
+        assert!(t.check("bob", ip, now).is_err());
+        let later = now + Duration::from_secs(121);
+        assert!(t.check("alice", ip, later).is_ok());
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_count() {
+        let t = LoginThrottle::new(cfg());
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let now = OffsetDateTime::now_utc();
+        t.record_failure("bob", ip, now);
+        t.record_failure("bob", ip, now + Duration::from_secs(30));
+        t.record_failure("bob", ip, now + Duration::from_secs(61));
+        assert!(t.check("bob", ip, now + Duration::from_secs(61)).is_ok());
+    }
+}

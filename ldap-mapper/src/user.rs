@@ -1,0 +1,34 @@
+//! The one user type the rest of the gateway consumes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A directory entry mapped to a user: what becomes the username, e-mail, names, stable id, groups and roles.
+///
+/// Produced by the LDAP directory and by the gateway's static demo directory alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappedUser {
+    /// Login name (from `username_attribute`); never empty.
+    pub username: String,
+    /// Stable unique id (from `unique_id_attribute`, e.g. `entryUUID` or AD `objectGUID`), used as OIDC `sub`.
+    pub unique_id: String,
+    /// The entry's DN (empty for the static directory).
+    pub dn: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Group names (e.g. `ai-admins`), nested groups included, sorted and deduplicated.
+    pub groups: Vec<String>,
+    /// Group DNs, where the directory has them, sorted and deduplicated.
+    pub group_dns: Vec<String>,
+    /// Roles granted by the `[roles]` mapping, sorted and deduplicated.
+    pub roles: Vec<String>,
+    /// Extra claims from `[ldap.claims]`: claim name → attribute values.
+    pub claims: BTreeMap<String, Vec<String>>,
+}

@@ -1,0 +1,4 @@
+//! fedgate's end-to-end tests: one binary, real slapd, the real gateway, real independent clients.
+
+mod foundation;
+mod ldap;
