@@ -65,6 +65,10 @@ impl Directory {
     }
 }
 
+/// An argon2id hash (default parameters) of a random password nobody knows: checking an unknown user's password
+/// against it costs as much as checking a real one.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$3pyhl3bmcV1DxWEsvUzXlA$0GSXnCxgSrjqbRU7a4SNtbdj1eyA9Cn1WuelS+YQ68k";
+
 /// The static demo directory: users and argon2id hashes from the configuration.
 pub struct StaticDirectory {
     users: HashMap<String, Arc<StaticUser>>,
@@ -77,8 +81,7 @@ impl StaticDirectory {
     /// Builds the directory from `[directory]` and `[roles]`.
     pub fn new(cfg: &StaticDirectoryConfig, roles: RoleMap) -> Self {
         let users = cfg.users.iter().map(|u| (u.username.to_lowercase(), Arc::new(u.clone()))).collect();
-        let dummy_hash = hash_password("not-a-real-password").unwrap_or_default();
-        Self { users, roles, dummy_hash }
+        Self { users, roles, dummy_hash: DUMMY_HASH.to_string() }
     }
 
     async fn authenticate(&self, username: &str, password: &str) -> Result<MappedUser, AuthError> {

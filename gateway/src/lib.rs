@@ -111,6 +111,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Waits until the server stops (on the shutdown future given to [`start`]).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let _keep_open = self.stop.take();
+        (&mut self.task).await?
+    }
+
     /// Stops accepting, drains, and waits for the server task.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.stop.take() {
@@ -120,14 +126,31 @@ impl Running {
     }
 }
 
-/// Binds and starts serving in the background. `shutdown` (besides [`Running::shutdown`]) also stops it.
+/// Makes aws-lc-rs the process-wide rustls provider (the only crypto library in the build). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Binds `server.listen` and starts serving in the background. `shutdown` (besides [`Running::shutdown`]) also
+/// stops it.
 pub async fn start(
     config: Config,
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let tls = config.server.tls.as_ref().map(server::tls_acceptor).transpose()?;
     let listener = server::bind(config.server.listen).await?;
+    start_on(listener, config, clock, shutdown).await
+}
+
+/// Like [`start`], on a listener the caller already bound (tests bind port 0 first to learn the port).
+pub async fn start_on(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    install_crypto_provider();
+    let tls = config.server.tls.as_ref().map(server::tls_acceptor).transpose()?;
     let addr = listener.local_addr()?;
     let grace: Duration = config.server.shutdown_grace;
     let state = build_state(config, clock)?;

@@ -94,7 +94,7 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             if running.state.config.server.tls.is_some() { "s" } else { "" },
             running.addr,
         );
-        running.shutdown().await
+        running.wait().await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,89 @@
+//! The foundation: health, readiness, metrics, the CLI's config check, start-up and graceful shutdown.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use e2e::gateway::{Gateway, demo_config, fedgate_bin, http};
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let c = http();
+    let r = c.get(gw.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    let r = c.get(gw.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["directory"]["kind"], "static");
+    let metrics = c.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("fedgate_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} "), "{metrics}");
+    assert!(metrics.contains("fedgate_http_request_duration_seconds_bucket{route=\"/readyz\""), "{metrics}");
+    let r = c.get(gw.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("There is nothing at /no/such/page"));
+    gw.stop().await.unwrap();
+}
+
+#[test]
+fn check_config_lists_every_problem_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[server]\nlisten = \"not-an-address\"\n[ldap]\nuser_dn = \"ou=people,dc=example,dc=org\"\n").unwrap();
+    let out = std::process::Command::new(fedgate_bin().unwrap())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env_remove("FEDGATE_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown key ldap.user_dn"), "{stderr}");
+    assert!(stderr.contains("did you mean ldap.users_dn?"), "{stderr}");
+    assert!(stderr.contains("server.listen = \"not-an-address\""), "{stderr}");
+    assert!(stderr.contains("HOST:PORT"), "{stderr}");
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
+    let out = std::process::Command::new(fedgate_bin().unwrap()).args(["check-config", "--config", root]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+}
+
+/// `fedgate serve` starts, logs where it listens, answers, and exits 0 on SIGTERM.
+#[tokio::test]
+async fn serve_starts_logs_its_address_and_stops_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
+    let mut child = tokio::process::Command::new(fedgate_bin().unwrap())
+        .args(["serve", "--config", root])
+        .env("FEDGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let mut ready = false;
+    for _ in 0..200 {
+        if http().get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(ready, "fedgate serve never became ready on {url}");
+    let pid = child.id().unwrap();
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut out = String::new();
+    use tokio::io::AsyncReadExt as _;
+    child.stdout.take().unwrap().read_to_string(&mut out).await.unwrap();
+    assert!(out.contains(&format!("fedgate listening on http://127.0.0.1:{port}")), "{out}");
+    assert!(out.contains("SIGTERM received"), "{out}");
+}

@@ -1,0 +1,191 @@
+//! The login page and sessions over HTTP: CSRF, open redirects, fixation, expiry, logout, throttling.
+//! The directory here is the static demo one; `ldap.rs` and the browser test cover the same path against slapd.
+
+use std::time::Duration;
+
+use e2e::gateway::{Gateway, browser, csrf_from, demo_config};
+use reqwest::StatusCode;
+
+/// Fetches the login form and posts credentials; returns the POST response.
+pub async fn login(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    user: &str,
+    password: &str,
+    rd: &str,
+) -> reqwest::Response {
+    let q = serde_urlencoded_pair("rd", rd);
+    let form = c.get(gw.url(&format!("/login?{q}"))).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let html = form.text().await.unwrap();
+    let csrf = csrf_from(&html).expect("login form has a csrf field");
+    c.post(gw.url("/login"))
+        .form(&[("username", user), ("password", password), ("csrf", &csrf), ("rd", rd)])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn serde_urlencoded_pair(k: &str, v: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new()).append_pair(k, v).finish()
+}
+
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn login_sets_a_hardened_cookie_and_lands_on_the_account_page() {
+    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let c = browser();
+    let first = c.get(gw.url("/")).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(first.headers()["location"], "/login?rd=%2F");
+    let r = login(&c, &gw, "alice", "alice-demo", "/").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/");
+    let cookie = set_cookie(&r, "fedgate_session").expect("session cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
+    let id = cookie.split(';').next().unwrap().trim_start_matches("fedgate_session=");
+    assert_eq!(id.len(), 43, "256-bit id, base64url");
+    let page = c.get(gw.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Alice Liddell") && html.contains("<span class=\"chip\">admin</span>"), "{html}");
+    assert!(html.contains("ai-admins"));
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_look_the_same_and_keep_the_username() {
+    let gw = Gateway::start(&demo_config()).await.unwrap();
+    for (user, pw) in [("alice", "wrong"), ("mallory", "whatever"), ("alice", "")] {
+        let c = browser();
+        let r = login(&c, &gw, user, pw, "/").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{user}/{pw}");
+        assert!(set_cookie(&r, "fedgate_session").is_none());
+        let html = r.text().await.unwrap();
+        assert!(html.contains("Invalid username or password."), "{html}");
+        assert!(html.contains(&format!("value=\"{user}\"")), "username kept");
+    }
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused() {
+    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let c = browser();
+    let r = c
+        .post(gw.url("/login"))
+        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("did not come from this site"));
+}
+
+#[tokio::test]
+async fn open_redirects_are_refused() {
+    let gw = Gateway::start(&demo_config()).await.unwrap();
+    for rd in ["//evil.com", "https://evil.com", "/\\evil.com", "%2F%2Fevil.com", "https:%2F%2Fevil.com", "/%09/evil.com", "http://127.0.0.1.evil.com/"] {
+        let c = browser();
+        let r = login(&c, &gw, "alice", "alice-demo", rd).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(loc == "/" || loc.starts_with("/%"), "{rd} redirected to {loc}");
+        assert!(!loc.contains("evil.com") || loc.starts_with("/%"), "{rd} redirected to {loc}");
+    }
+    // A path on the gateway itself is followed.
+    let c = browser();
+    let r = login(&c, &gw, "alice", "alice-demo", "/logout").await;
+    assert_eq!(r.headers()["location"], "/logout");
+}
+
+#[tokio::test]
+async fn the_session_id_changes_at_login() {
+    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let c = browser();
+    let r = login(&c, &gw, "bob", "bob-demo", "/").await;
+    let before = set_cookie(&r, "fedgate_session").unwrap();
+    // Logging in again from the same browser (which sends the old id) yields a new id and kills the old one.
+    let r = login(&c, &gw, "bob", "bob-demo", "").await;
+    let after = set_cookie(&r, "fedgate_session").unwrap();
+    assert_ne!(before, after);
+    let old_id = before.split(';').next().unwrap().to_string();
+    let stale = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = stale.get(gw.url("/")).header("cookie", old_id).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the pre-login id must be dead");
+    // An id planted by an attacker is never adopted.
+    let planted = "A".repeat(43);
+    let c = browser();
+    let q = c.get(gw.url("/login")).header("cookie", format!("fedgate_session={planted}")).send().await.unwrap();
+    let csrf = csrf_from(&q.text().await.unwrap()).unwrap();
+    let r = c
+        .post(gw.url("/login"))
+        .header("cookie", format!("fedgate_session={planted}; fedgate_csrf={csrf}"))
+        .form(&[("username", "bob"), ("password", "bob-demo"), ("csrf", &csrf), ("rd", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert!(!set_cookie(&r, "fedgate_session").unwrap().contains(&planted));
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_at_the_absolute_limit() {
+    let cfg = format!("{}\n[session]\nidle_timeout = \"10m\"\nabsolute_timeout = \"1h\"\n", demo_config());
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    login(&c, &gw, "alice", "alice-demo", "/").await;
+    assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::OK);
+    gw.clock.advance(Duration::from_secs(9 * 60));
+    assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::OK, "used within 10m");
+    gw.clock.advance(Duration::from_secs(11 * 60));
+    assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::SEE_OTHER, "idle for 11m");
+
+    let c = browser();
+    login(&c, &gw, "alice", "alice-demo", "/").await;
+    for _ in 0..7 {
+        gw.clock.advance(Duration::from_secs(8 * 60));
+        assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::OK);
+    }
+    gw.clock.advance(Duration::from_secs(8 * 60)); // 64 minutes after login
+    assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::SEE_OTHER, "absolute limit");
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let c = browser();
+    login(&c, &gw, "alice", "alice-demo", "/").await;
+    let confirm = c.get(gw.url("/logout")).send().await.unwrap().text().await.unwrap();
+    assert!(confirm.contains("Sign out"));
+    let csrf = csrf_from(&confirm).unwrap();
+    // Without the session's token, nothing happens.
+    let r = c.post(gw.url("/logout")).form(&[("csrf", "nope")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::OK);
+    let r = c.post(gw.url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("You have been signed out."));
+    assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_and_the_lockout_expires() {
+    let cfg = format!("{}\n[login]\nmax_failures = 3\nwindow = \"1m\"\nlockout = \"2m\"\n", demo_config());
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    for _ in 0..3 {
+        assert_eq!(login(&c, &gw, "alice", "bad", "/").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = login(&c, &gw, "alice", "alice-demo", "/").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=120).contains(&retry), "{retry}");
+    gw.clock.advance(Duration::from_secs(121));
+    assert_eq!(login(&c, &gw, "alice", "alice-demo", "/").await.status(), StatusCode::SEE_OTHER);
+}

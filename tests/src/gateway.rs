@@ -1,0 +1,119 @@
+//! The `Gateway` fixture: fedgate running in-process on a free 127.0.0.1 port with a given configuration and a
+//! hand-driven clock, plus a browser-like HTTP client (cookie jar, no automatic redirects).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use gateway::clock::ManualClock;
+use gateway::config::Config;
+
+/// A running in-process gateway. Stopped on drop.
+pub struct Gateway {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base: String,
+    /// The gateway's clock; advance it to test expiry without sleeping.
+    pub clock: Arc<ManualClock>,
+    /// The gateway's shared state (sessions, metrics, configuration).
+    pub state: gateway::state::AppState,
+    running: Option<gateway::Running>,
+}
+
+impl Gateway {
+    /// Starts a gateway from a TOML configuration. `listen` and `public_url` are set to a free loopback port
+    /// unless the TOML sets `public_url` itself.
+    pub async fn start(toml: &str) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a free loopback port")?;
+        let addr = listener.local_addr()?;
+        let base = format!("http://{addr}");
+        let mut config: Config = gateway::config::load_str(toml).map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.server.listen = addr;
+        if config.server.public_url.as_str() == "http://127.0.0.1:8080/" {
+            config.server.public_url = format!("{base}/").parse()?;
+        }
+        let clock = Arc::new(ManualClock::new());
+        let running = gateway::start_on(listener, config, clock.clone(), std::future::pending()).await?;
+        let gw = Self { base, clock, state: running.state.clone(), running: Some(running) };
+        gw.wait_ready().await?;
+        Ok(gw)
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let client = http();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Ok(r) = client.get(self.url("/healthz")).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "gateway at {} did not answer /healthz", self.base);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        match self.running.take() {
+            Some(r) => r.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            // Dropping the handle aborts nothing by itself; signal stop and let the runtime finish it.
+            drop(tokio::spawn(async move {
+                let _ = r.shutdown().await;
+            }));
+        }
+    }
+}
+
+/// A plain HTTP client (no proxy; aws-lc-rs for TLS).
+pub fn http() -> reqwest::Client {
+    gateway::install_crypto_provider();
+    reqwest::Client::builder().no_proxy().build().unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects (tests look at each hop).
+pub fn browser() -> reqwest::Client {
+    gateway::install_crypto_provider();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Reads the CSRF token from a login form's HTML.
+pub fn csrf_from(html: &str) -> Option<String> {
+    let i = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    Some(html[i..].split('"').next()?.to_string())
+}
+
+/// The `fedgate` binary built next to the test binary (`target/<profile>/fedgate`). The README's test command
+/// builds it first; a missing binary is a loud failure.
+pub fn fedgate_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).context("test binary has no target dir")?;
+    let bin = profile_dir.join("fedgate");
+    anyhow::ensure!(bin.is_file(), "{} not found: build it first with `cargo build -p gateway --bin fedgate`", bin.display());
+    Ok(bin)
+}
+
+/// The demo `[directory]` and `[roles]` used by tests that do not need LDAP (alice/alice-demo is an admin,
+/// bob/bob-demo a researcher), taken from the shipped config.toml so the two never drift apart.
+pub fn demo_config() -> String {
+    let shipped = include_str!("../../config.toml");
+    let start = shipped.find("[roles]").unwrap_or(0);
+    format!("[log]\nlevel = \"warn\"\n{}", &shipped[start..])
+}

@@ -1,0 +1,3 @@
+//! Fixtures for fedgate's end-to-end tests: real processes and real servers on loopback, stopped on drop.
+
+pub mod gateway;
