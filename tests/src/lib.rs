@@ -1,3 +1,4 @@
 //! Fixtures for fedgate's end-to-end tests: real processes and real servers on loopback, stopped on drop.
 
 pub mod gateway;
+pub mod node;
