@@ -1,0 +1,315 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2): validating the request, deciding whether the
+//! user must log in, and issuing the authorization code once they have.
+//!
+//! Two failure classes: an unknown client or a `redirect_uri` that is not registered is shown on the gateway and
+//! never redirected ([`AuthorizeError::Display`]); every other problem goes back to the client's redirect URI with
+//! `error`, `error_description` and `state` ([`AuthorizeError::Redirect`], RFC 6749 §4.1.2.1).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+
+use super::Provider;
+use super::error::{ErrorCode, ProtocolError, StoreError};
+use super::params::Params;
+use super::store::{CodeGrant, Grant};
+use crate::Principal;
+
+/// Longest accepted `state`, `nonce` or `login_hint`.
+const MAX_PARAM_LEN: usize = 1024;
+
+/// The OIDC `prompt` values we act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    /// No UI: fail with `login_required` if there is no session.
+    None,
+    /// Force a fresh login.
+    Login,
+}
+
+/// A validated authorization request, kept by the gateway while the user logs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    /// The client.
+    pub client_id: String,
+    /// The registered redirect URI the request named (exact string).
+    pub redirect_uri: String,
+    /// Requested scopes (deduplicated, validated).
+    pub scopes: Vec<String>,
+    /// Opaque client state, echoed back.
+    pub state: Option<String>,
+    /// Nonce for the ID token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// `prompt`.
+    pub prompt: Option<Prompt>,
+    /// `max_age` in seconds.
+    pub max_age: Option<u64>,
+    /// `login_hint` to prefill the username.
+    pub login_hint: Option<String>,
+    /// When the request arrived (unix seconds); `prompt=login` needs a login after this.
+    pub received_at: i64,
+}
+
+/// What the gateway should do with a validated request given its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginDecision {
+    /// The session is good enough: call [`Provider::issue_code`].
+    Proceed,
+    /// Show the login page, then come back.
+    Login,
+    /// Redirect the browser to this URL (e.g. `login_required` for `prompt=none`).
+    Fail(Url),
+}
+
+/// Why an authorization request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizeError {
+    /// Show this on the gateway; never redirect (unknown client, unregistered `redirect_uri`).
+    #[error("{0}")]
+    Display(ProtocolError),
+    /// Redirect the browser to `redirect_url()`.
+    #[error("{error}")]
+    Redirect {
+        /// The client's registered redirect URI.
+        redirect_uri: String,
+        /// The error.
+        error: ProtocolError,
+        /// The request's `state`.
+        state: Option<String>,
+    },
+    /// The grant store failed: show an error page.
+    #[error("grant store failed")]
+    Store(#[from] StoreError),
+}
+
+impl AuthorizeError {
+    /// Where to send the browser, for [`AuthorizeError::Redirect`].
+    pub fn redirect_url(&self) -> Option<Url> {
+        match self {
+            Self::Redirect { redirect_uri, error, state } => error_url(redirect_uri, error, state.as_deref()),
+            _ => None,
+        }
+    }
+}
+
+fn error_url(redirect_uri: &str, error: &ProtocolError, state: Option<&str>) -> Option<Url> {
+    let mut url = Url::parse(redirect_uri).ok()?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("error", error.code.as_str());
+        q.append_pair("error_description", &error.description);
+        if let Some(s) = state {
+            q.append_pair("state", s);
+        }
+    }
+    Some(url)
+}
+
+impl AuthorizationRequest {
+    /// The URL that sends `code` (with its description) back to the client.
+    pub fn error_redirect(&self, code: ErrorCode, description: &str) -> Option<Url> {
+        error_url(&self.redirect_uri, &ProtocolError::new(code, description), self.state.as_deref())
+    }
+
+    /// Decides between issuing a code, asking for a login, or failing, given when the current session's user
+    /// authenticated (`None` without a session).
+    pub fn login_decision(&self, session_auth_time: Option<OffsetDateTime>, now: OffsetDateTime) -> LoginDecision {
+        let fresh_enough = match session_auth_time {
+            None => false,
+            Some(t) => {
+                let age = (now - t).whole_seconds();
+                let max_age_ok = self.max_age.is_none_or(|m| age <= i64::try_from(m).unwrap_or(i64::MAX));
+                let forced_ok = self.prompt != Some(Prompt::Login) || t.unix_timestamp() >= self.received_at;
+                max_age_ok && forced_ok
+            }
+        };
+        match (fresh_enough, self.prompt) {
+            (true, _) => LoginDecision::Proceed,
+            (false, Some(Prompt::None)) => {
+                match self.error_redirect(ErrorCode::LoginRequired, "the user is not logged in") {
+                    Some(u) => LoginDecision::Fail(u),
+                    None => LoginDecision::Login,
+                }
+            }
+            (false, _) => LoginDecision::Login,
+        }
+    }
+}
+
+fn is_pkce_value(s: &str) -> bool {
+    (43..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+impl Provider {
+    /// Validates an authorization request (the query or form parameters) received at `now`.
+    pub fn authorize(&self, params: &Params, now: OffsetDateTime) -> Result<AuthorizationRequest, AuthorizeError> {
+        let display = |code, d: &str| AuthorizeError::Display(ProtocolError::new(code, d));
+        let client_id = params
+            .get("client_id")
+            .map_err(AuthorizeError::Display)?
+            .ok_or_else(|| display(ErrorCode::InvalidRequest, "client_id is missing"))?;
+        let client =
+            self.clients.get(client_id).ok_or_else(|| display(ErrorCode::InvalidRequest, "unknown client_id"))?;
+        let redirect_uri = params
+            .get("redirect_uri")
+            .map_err(AuthorizeError::Display)?
+            .ok_or_else(|| display(ErrorCode::InvalidRequest, "redirect_uri is missing"))?;
+        if !client.config.redirect_uris.iter().any(|r| r == redirect_uri) {
+            return Err(display(ErrorCode::InvalidRequest, "redirect_uri is not registered for this client"));
+        }
+        // From here on, errors go back to the client.
+        let state = params.get("state").ok().flatten().map(str::to_string);
+        let redirect = |error: ProtocolError| AuthorizeError::Redirect {
+            redirect_uri: redirect_uri.to_string(),
+            error,
+            state: state.clone(),
+        };
+        let fail = |code, d: &str| redirect(ProtocolError::new(code, d));
+        let get = |name: &str| params.get(name).map_err(redirect);
+
+        if state.as_ref().is_some_and(|s| s.len() > MAX_PARAM_LEN) {
+            return Err(fail(ErrorCode::InvalidRequest, "state is too long"));
+        }
+        get("state")?;
+        match get("response_type")? {
+            None => return Err(fail(ErrorCode::InvalidRequest, "response_type is missing")),
+            Some("code") => {}
+            Some(_) => return Err(fail(ErrorCode::UnsupportedResponseType, "only response_type=code is supported")),
+        }
+        if !client.allows_grant("authorization_code") {
+            return Err(fail(ErrorCode::UnauthorizedClient, "the client may not use the authorization code flow"));
+        }
+        if get("response_mode")?.is_some_and(|m| m != "query") {
+            return Err(fail(ErrorCode::InvalidRequest, "only response_mode=query is supported"));
+        }
+        if get("request")?.is_some() || get("request_uri")?.is_some() {
+            return Err(fail(ErrorCode::InvalidRequest, "request objects are not supported"));
+        }
+
+        let mut scopes: Vec<String> = Vec::new();
+        for s in get("scope")?.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+            if !self.known_scopes.iter().any(|k| k == s) {
+                return Err(fail(ErrorCode::InvalidScope, &format!("unknown scope {s}")));
+            }
+            if !client.config.scopes.iter().any(|k| k == s) {
+                return Err(fail(ErrorCode::InvalidScope, &format!("scope {s} is not allowed for this client")));
+            }
+            if !scopes.iter().any(|x| x == s) {
+                scopes.push(s.to_string());
+            }
+        }
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(fail(ErrorCode::InvalidScope, "the openid scope is required"));
+        }
+
+        let challenge = get("code_challenge")?;
+        let method = get("code_challenge_method")?;
+        let code_challenge = match (challenge, method) {
+            (None, None) => {
+                if client.is_public() || client.config.require_pkce {
+                    return Err(fail(ErrorCode::InvalidRequest, "PKCE (code_challenge with S256) is required"));
+                }
+                None
+            }
+            (Some(c), Some("S256")) if c.len() == 43 && is_pkce_value(c) => Some(c.to_string()),
+            (Some(_), Some("S256")) => return Err(fail(ErrorCode::InvalidRequest, "malformed code_challenge")),
+            (Some(_), None) | (_, Some("plain")) => {
+                return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method plain is not allowed; use S256"));
+            }
+            (_, Some(_)) => return Err(fail(ErrorCode::InvalidRequest, "unsupported code_challenge_method")),
+        };
+
+        let prompt = match get("prompt")? {
+            None => None,
+            Some(p) => {
+                let values: Vec<&str> = p.split(' ').filter(|s| !s.is_empty()).collect();
+                if values.contains(&"none") && values.len() > 1 {
+                    return Err(fail(ErrorCode::InvalidRequest, "prompt=none cannot be combined"));
+                }
+                if let Some(bad) = values.iter().find(|v| !["none", "login", "consent", "select_account"].contains(v)) {
+                    return Err(fail(ErrorCode::InvalidRequest, &format!("unsupported prompt value {bad}")));
+                }
+                if values.contains(&"none") {
+                    Some(Prompt::None)
+                } else if values.contains(&"login") {
+                    Some(Prompt::Login)
+                } else {
+                    None
+                }
+            }
+        };
+        let max_age = match get("max_age")? {
+            None => None,
+            Some(m) => Some(m.parse::<u64>().map_err(|_| fail(ErrorCode::InvalidRequest, "max_age is not a number"))?),
+        };
+        let nonce = get("nonce")?.map(str::to_string);
+        let login_hint = get("login_hint")?.map(str::to_string);
+        if nonce.as_ref().is_some_and(|n| n.len() > MAX_PARAM_LEN)
+            || login_hint.as_ref().is_some_and(|n| n.len() > MAX_PARAM_LEN)
+        {
+            return Err(fail(ErrorCode::InvalidRequest, "nonce or login_hint is too long"));
+        }
+        Ok(AuthorizationRequest {
+            client_id: client_id.to_string(),
+            redirect_uri: redirect_uri.to_string(),
+            scopes,
+            state,
+            nonce,
+            code_challenge,
+            prompt,
+            max_age,
+            login_hint,
+            received_at: now.unix_timestamp(),
+        })
+    }
+
+    /// Issues an authorization code for `principal` and returns the client redirect carrying it (with `state`).
+    /// A user outside the client's `allowed_groups` gets an `access_denied` redirect instead.
+    pub async fn issue_code(
+        &self,
+        request: &AuthorizationRequest,
+        principal: &Principal,
+        now: OffsetDateTime,
+    ) -> Result<Url, AuthorizeError> {
+        let redirect = |code, d: &str| AuthorizeError::Redirect {
+            redirect_uri: request.redirect_uri.clone(),
+            error: ProtocolError::new(code, d),
+            state: request.state.clone(),
+        };
+        let client = self.clients.get(&request.client_id).ok_or_else(|| {
+            AuthorizeError::Display(ProtocolError::new(ErrorCode::InvalidRequest, "unknown client_id"))
+        })?;
+        if let Some(allowed) = &client.config.allowed_groups
+            && !principal.groups.iter().any(|g| allowed.contains(g))
+        {
+            return Err(redirect(ErrorCode::AccessDenied, "the user may not sign in to this application"));
+        }
+        let code = super::random_token();
+        let grant = CodeGrant {
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            scopes: request.scopes.clone(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            principal: principal.clone(),
+            expires_at: now.unix_timestamp() + super::secs(self.cfg.code_ttl),
+            family_id: super::random_token(),
+        };
+        let ttl = self.cfg.code_ttl + std::time::Duration::from_secs(60);
+        self.store.put(&super::store_key("code", &code), Grant::Code(grant), ttl).await?;
+        let mut url = Url::parse(&request.redirect_uri)
+            .map_err(|_| AuthorizeError::Display(ProtocolError::new(ErrorCode::InvalidRequest, "bad redirect_uri")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("code", &code);
+            if let Some(s) = &request.state {
+                q.append_pair("state", s);
+            }
+            q.append_pair("iss", &self.issuer);
+        }
+        Ok(url)
+    }
+}

@@ -1,0 +1,142 @@
+//! Which claims a principal releases for which scopes, and the ID token / access token claim sets.
+//!
+//! ID tokens use openidconnect's `IdTokenClaims` with [`ExtraClaims`] for `groups`, `roles` and configured
+//! extras; access tokens follow the JWT profile of RFC 9068 ([`AccessTokenClaims`]).
+
+use std::collections::BTreeMap;
+
+use openidconnect::core::{CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm};
+use openidconnect::{
+    AdditionalClaims, EndUserEmail, EndUserFamilyName, EndUserGivenName, EndUserName, EndUserUsername, IdToken,
+    IdTokenClaims, LocalizedClaim, StandardClaims, SubjectIdentifier,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::Principal;
+
+/// Claims beyond OIDC Core's standard set: `groups`, `roles`, and extras from `[oidc.scope_claims]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExtraClaims {
+    /// Group names (scope `groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// Roles (scope `roles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Session id (the token family), for logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Configured extra claims; a single value is a string, several are an array.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl AdditionalClaims for ExtraClaims {}
+
+/// Our ID token claims type.
+pub type IdTokenClaimSet = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
+
+/// Our ID token type (serializes as the compact JWT).
+pub type OidcIdToken =
+    IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+
+/// The user claims released for `scopes`, as standard + extra claims (shared by ID token and userinfo).
+pub fn user_claims(
+    principal: &Principal,
+    scopes: &[String],
+    scope_claims: &BTreeMap<String, Vec<String>>,
+) -> (StandardClaims<CoreGenderClaim>, ExtraClaims) {
+    let has = |s: &str| scopes.iter().any(|x| x == s);
+    let mut std = StandardClaims::new(SubjectIdentifier::new(principal.subject.clone()));
+    if has("profile") {
+        if let Some(n) = principal.display_name.clone() {
+            let mut c = LocalizedClaim::new();
+            c.insert(None, EndUserName::new(n));
+            std = std.set_name(Some(c));
+        }
+        if let Some(n) = principal.given_name.clone() {
+            let mut c = LocalizedClaim::new();
+            c.insert(None, EndUserGivenName::new(n));
+            std = std.set_given_name(Some(c));
+        }
+        if let Some(n) = principal.family_name.clone() {
+            let mut c = LocalizedClaim::new();
+            c.insert(None, EndUserFamilyName::new(n));
+            std = std.set_family_name(Some(c));
+        }
+        std = std.set_preferred_username(Some(EndUserUsername::new(principal.username.clone())));
+    }
+    if has("email")
+        && let Some(e) = &principal.email
+    {
+        std = std.set_email(Some(EndUserEmail::new(e.clone())));
+    }
+    let mut extra = ExtraClaims {
+        groups: has("groups").then(|| principal.groups.clone()),
+        roles: has("roles").then(|| principal.roles.clone()),
+        ..ExtraClaims::default()
+    };
+    for (scope, names) in scope_claims {
+        if !has(scope) {
+            continue;
+        }
+        for name in names {
+            if let Some(values) = principal.claims.get(name) {
+                let v = match values.as_slice() {
+                    [one] => serde_json::Value::String(one.clone()),
+                    many => serde_json::Value::from(many.to_vec()),
+                };
+                extra.extra.insert(name.clone(), v);
+            }
+        }
+    }
+    (std, extra)
+}
+
+/// Claims of an access token (RFC 9068 §2.2), plus what the proxy needs to authorize API calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject: the principal's stable subject, or the client_id for `client_credentials`.
+    pub sub: String,
+    /// Audience: the client_id.
+    pub aud: String,
+    /// Expiry (unix seconds).
+    pub exp: i64,
+    /// Issued at (unix seconds).
+    pub iat: i64,
+    /// Unique id.
+    pub jti: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Space-separated granted scopes.
+    pub scope: String,
+    /// When the user authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The token family (one login at one client); absent for `client_credentials`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Login name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    /// Groups (always included for users, so the proxy can authorize).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Roles (always included for users).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+impl AccessTokenClaims {
+    /// The granted scopes.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+}

@@ -1,0 +1,398 @@
+//! The `[oidc]` configuration section: token lifetimes, signing keys and the registered `[[oidc.clients]]`.
+//!
+//! The issuer is not configured here: it is the gateway's `public_url`, passed to [`crate::oidc::Provider::new`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::ConfigIssue;
+
+/// Scopes the provider always knows (OIDC Core §5.4 plus `groups`, `roles` and `offline_access`).
+pub const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "roles", "offline_access"];
+
+/// Grant types a client may be registered for.
+pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+
+/// JWS algorithm used to sign ID tokens and access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over an RSA-2048 key (the interoperable default).
+    #[default]
+    RS256,
+    /// ECDSA over P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlgorithm {
+    /// The JOSE `alg` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A client secret: printed as `[redacted]` by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The `[oidc]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcConfig {
+    /// Directory holding the signing keys (`active.pem`, `previous.pem`); created with generated keys if empty.
+    pub keys_dir: PathBuf,
+    /// Algorithm for new signing keys and for every token signed.
+    pub signing_algorithm: SigningAlgorithm,
+    /// Lifetime of access tokens.
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    /// Lifetime of ID tokens.
+    #[serde(with = "humantime_serde")]
+    pub id_token_ttl: Duration,
+    /// Lifetime of a refresh token (each rotation issues a new one with this lifetime).
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+    /// Lifetime of an authorization code.
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// Extra scopes → claim names they release (claims come from the principal's `[ldap.claims]` extras).
+    pub scope_claims: BTreeMap<String, Vec<String>>,
+    /// Registered relying parties.
+    pub clients: Vec<ClientConfig>,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            keys_dir: PathBuf::from("keys/oidc"),
+            signing_algorithm: SigningAlgorithm::RS256,
+            access_token_ttl: Duration::from_secs(10 * 60),
+            id_token_ttl: Duration::from_secs(10 * 60),
+            refresh_token_ttl: Duration::from_secs(12 * 3600),
+            code_ttl: Duration::from_secs(60),
+            scope_claims: BTreeMap::new(),
+            clients: Vec::new(),
+        }
+    }
+}
+
+/// One `[[oidc.clients]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientConfig {
+    /// The `client_id` the relying party sends.
+    pub client_id: String,
+    /// Display name (login page, logs).
+    pub name: Option<String>,
+    /// Secret of a confidential client.
+    pub client_secret: Option<ClientSecret>,
+    /// File holding the secret of a confidential client (trailing newline trimmed), instead of `client_secret`.
+    pub client_secret_file: Option<PathBuf>,
+    /// A public client (SPA, native app): no secret, PKCE mandatory.
+    pub public: bool,
+    /// Registered redirect URIs; the request's `redirect_uri` must equal one of them exactly.
+    pub redirect_uris: Vec<String>,
+    /// Registered `post_logout_redirect_uri` values (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Allowed grant types (see [`GRANT_TYPES`]).
+    pub grant_types: Vec<String>,
+    /// Scopes this client may request.
+    pub scopes: Vec<String>,
+    /// Require PKCE even for a confidential client.
+    pub require_pkce: bool,
+    /// If set, only members of one of these groups may sign in to this client.
+    pub allowed_groups: Option<Vec<String>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            name: None,
+            client_secret: None,
+            client_secret_file: None,
+            public: false,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec!["openid".into(), "profile".into(), "email".into(), "groups".into(), "roles".into()],
+            require_pkce: false,
+            allowed_groups: None,
+        }
+    }
+}
+
+impl OidcConfig {
+    /// Every scope the provider knows: the standard ones plus the keys of `scope_claims`.
+    pub fn known_scopes(&self) -> Vec<String> {
+        let mut out: Vec<String> = STANDARD_SCOPES.iter().map(|s| (*s).to_string()).collect();
+        out.extend(self.scope_claims.keys().filter(|k| !STANDARD_SCOPES.contains(&k.as_str())).cloned());
+        out
+    }
+
+    /// Checks the section and returns every problem found (keys relative to `[oidc]`).
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        for (key, d) in [
+            ("access_token_ttl", self.access_token_ttl),
+            ("id_token_ttl", self.id_token_ttl),
+            ("refresh_token_ttl", self.refresh_token_ttl),
+            ("code_ttl", self.code_ttl),
+        ] {
+            if d.is_zero() {
+                issues.push(ConfigIssue::new(key, Some("0s".into()), "lifetime is zero", "set a positive duration"));
+            }
+        }
+        if self.code_ttl > Duration::from_secs(600) {
+            issues.push(ConfigIssue::new(
+                "code_ttl",
+                Some(humantime_serde::re::humantime::format_duration(self.code_ttl).to_string()),
+                "authorization codes live longer than 10 minutes (RFC 6749 §4.1.2)",
+                "use about 60s",
+            ));
+        }
+        if self.keys_dir.as_os_str().is_empty() {
+            issues.push(ConfigIssue::new("keys_dir", None, "no key directory", "set a directory for signing keys"));
+        }
+        for scope in self.scope_claims.keys() {
+            if scope == "openid" || scope.is_empty() || scope.contains(char::is_whitespace) {
+                issues.push(ConfigIssue::new(
+                    format!("scope_claims.{scope}"),
+                    Some(scope.clone()),
+                    "not a usable scope name",
+                    "use a single word other than openid",
+                ));
+            }
+        }
+        let known = self.known_scopes();
+        let mut seen = HashSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let k = |f: &str| format!("clients[{i}].{f}");
+            if c.client_id.is_empty() {
+                issues.push(ConfigIssue::new(k("client_id"), None, "missing client_id", "set a unique client_id"));
+            } else if !seen.insert(c.client_id.as_str()) {
+                issues.push(ConfigIssue::new(
+                    k("client_id"),
+                    Some(c.client_id.clone()),
+                    "duplicate client_id",
+                    "give every client its own client_id",
+                ));
+            }
+            let has_secret = c.client_secret.is_some() || c.client_secret_file.is_some();
+            if c.client_secret.is_some() && c.client_secret_file.is_some() {
+                issues.push(ConfigIssue::new(
+                    k("client_secret"),
+                    None,
+                    "both client_secret and client_secret_file are set",
+                    "keep only one of them",
+                ));
+            }
+            if c.public && has_secret {
+                issues.push(ConfigIssue::new(
+                    k("client_secret"),
+                    None,
+                    "a public client has a secret",
+                    "remove the secret or set public = false",
+                ));
+            }
+            if !c.public && !has_secret {
+                issues.push(ConfigIssue::new(
+                    k("client_secret"),
+                    None,
+                    "a confidential client has no secret",
+                    "set client_secret or client_secret_file, or public = true",
+                ));
+            }
+            if let Some(s) = &c.client_secret
+                && s.expose().len() < 16
+            {
+                issues.push(ConfigIssue::new(
+                    k("client_secret"),
+                    None,
+                    "client secret is shorter than 16 characters",
+                    "use a long random secret (e.g. `openssl rand -base64 32`)",
+                ));
+            }
+            for g in &c.grant_types {
+                if !GRANT_TYPES.contains(&g.as_str()) {
+                    issues.push(ConfigIssue::new(
+                        k("grant_types"),
+                        Some(g.clone()),
+                        "unknown grant type",
+                        format!("use one of {}", GRANT_TYPES.join(", ")),
+                    ));
+                }
+            }
+            if c.public && c.grant_types.iter().any(|g| g == "client_credentials") {
+                issues.push(ConfigIssue::new(
+                    k("grant_types"),
+                    Some("client_credentials".into()),
+                    "a public client cannot use client_credentials",
+                    "remove the grant or make the client confidential",
+                ));
+            }
+            let code_flow = c.grant_types.iter().any(|g| g == "authorization_code");
+            if code_flow && c.redirect_uris.is_empty() {
+                issues.push(ConfigIssue::new(
+                    k("redirect_uris"),
+                    None,
+                    "authorization_code client without redirect_uris",
+                    "register at least one redirect URI",
+                ));
+            }
+            for (key, list) in
+                [("redirect_uris", &c.redirect_uris), ("post_logout_redirect_uris", &c.post_logout_redirect_uris)]
+            {
+                for uri in list {
+                    if let Some(problem) = redirect_uri_problem(uri) {
+                        issues.push(ConfigIssue::new(
+                            k(key),
+                            Some(uri.clone()),
+                            problem,
+                            "use an absolute URI without a fragment, written exactly as the client sends it",
+                        ));
+                    }
+                }
+            }
+            for s in &c.scopes {
+                if !known.contains(s) {
+                    issues.push(ConfigIssue::new(
+                        k("scopes"),
+                        Some(s.clone()),
+                        "unknown scope",
+                        "use a standard scope or declare it in [oidc.scope_claims]",
+                    ));
+                }
+            }
+            if code_flow && !c.scopes.iter().any(|s| s == "openid") {
+                issues.push(ConfigIssue::new(
+                    k("scopes"),
+                    None,
+                    "authorization_code client may not request openid",
+                    "add \"openid\" to scopes",
+                ));
+            }
+            if let Some(groups) = &c.allowed_groups
+                && groups.is_empty()
+            {
+                issues.push(ConfigIssue::new(
+                    k("allowed_groups"),
+                    Some("[]".into()),
+                    "empty allowed_groups lets nobody in",
+                    "list groups, or remove the key to allow every user",
+                ));
+            }
+        }
+        issues
+    }
+}
+
+fn redirect_uri_problem(uri: &str) -> Option<&'static str> {
+    match Url::parse(uri) {
+        Err(_) => Some("not an absolute URI"),
+        Ok(u) if u.fragment().is_some() => Some("redirect URI has a fragment (RFC 6749 §3.1.2)"),
+        Ok(u) if u.cannot_be_a_base() && u.scheme() != "urn" => Some("not a usable redirect URI"),
+        Ok(_) => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn client() -> ClientConfig {
+        ClientConfig {
+            client_id: "app".into(),
+            client_secret: Some(ClientSecret::new("0123456789abcdef0123")),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            ..ClientConfig::default()
+        }
+    }
+
+    #[test]
+    fn default_serializes_every_key_and_is_valid() {
+        let v = serde_json::to_value(OidcConfig::default()).unwrap();
+        for key in ["keys_dir", "signing_algorithm", "access_token_ttl", "code_ttl", "scope_claims", "clients"] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        assert!(OidcConfig::default().validate().is_empty());
+        let c = serde_json::to_value(ClientConfig::default()).unwrap();
+        assert!(c.get("client_secret").unwrap().is_null());
+    }
+
+    #[test]
+    fn parses_toml_like_values() {
+        let cfg: OidcConfig = serde_json::from_value(serde_json::json!({
+            "signing_algorithm": "ES256", "code_ttl": "30s",
+            "clients": [{"client_id": "x", "public": true, "redirect_uris": ["http://127.0.0.1/cb"]}]
+        }))
+        .unwrap();
+        assert_eq!(cfg.signing_algorithm, SigningAlgorithm::ES256);
+        assert_eq!(cfg.code_ttl, Duration::from_secs(30));
+        assert_eq!(cfg.access_token_ttl, Duration::from_secs(600));
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert!(!format!("{:?}", client()).contains("0123456789"));
+    }
+
+    #[test]
+    fn validation_collects_every_problem() {
+        let mut bad_public = client();
+        bad_public.client_id = "pub".into();
+        bad_public.public = true;
+        let mut no_secret = client();
+        no_secret.client_id = "nosecret".into();
+        no_secret.client_secret = None;
+        no_secret.redirect_uris = vec!["/relative".into(), "https://x.example/cb#frag".into()];
+        no_secret.grant_types.push("password".into());
+        let cfg = OidcConfig { clients: vec![client(), client(), bad_public, no_secret], ..OidcConfig::default() };
+        let issues = cfg.validate();
+        let has = |key: &str, problem: &str| issues.iter().any(|i| i.key == key && i.problem.contains(problem));
+        assert!(has("clients[1].client_id", "duplicate"), "{issues:#?}");
+        assert!(has("clients[2].client_secret", "public client has a secret"));
+        assert!(has("clients[3].client_secret", "no secret"));
+        assert!(has("clients[3].redirect_uris", "not an absolute"));
+        assert!(has("clients[3].redirect_uris", "fragment"));
+        assert!(has("clients[3].grant_types", "unknown grant type"));
+        assert!(issues.iter().all(|i| i.value.as_deref() != Some("0123456789abcdef0123")));
+    }
+}

@@ -1,0 +1,148 @@
+//! The OpenID Provider metadata document (`/.well-known/openid-configuration`, OIDC Discovery 1.0 §3).
+//!
+//! Built with openidconnect's `ProviderMetadata` plus [`ExtraProviderMetadata`] for the fields it lacks
+//! (`code_challenge_methods_supported`, `end_session_endpoint`, introspection and revocation endpoints).
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, AuthUrl, IssuerUrl, JsonWebKeySetUrl, ProviderMetadata, ResponseTypes, Scope, TokenUrl,
+    UserInfoUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use super::keys::SigningKey;
+
+/// Path of the authorization endpoint, relative to the issuer.
+pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
+/// Path of the token endpoint.
+pub const TOKEN_PATH: &str = "/oauth2/token";
+/// Path of the userinfo endpoint.
+pub const USERINFO_PATH: &str = "/oauth2/userinfo";
+/// Path of the JWKS.
+pub const JWKS_PATH: &str = "/oauth2/jwks";
+/// Path of the introspection endpoint (RFC 7662).
+pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
+/// Path of the revocation endpoint (RFC 7009).
+pub const REVOKE_PATH: &str = "/oauth2/revoke";
+/// Path of the RP-initiated logout endpoint.
+pub const LOGOUT_PATH: &str = "/oauth2/logout";
+/// Path of this document.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+/// Metadata fields openidconnect's `ProviderMetadata` has no field for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraProviderMetadata {
+    /// RFC 8414 / RFC 7636: `["S256"]`.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// OIDC RP-Initiated Logout 1.0.
+    pub end_session_endpoint: String,
+    /// RFC 8414 `introspection_endpoint`.
+    pub introspection_endpoint: String,
+    /// RFC 8414 `revocation_endpoint`.
+    pub revocation_endpoint: String,
+    /// Auth methods at the introspection endpoint.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// Auth methods at the revocation endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9207: the authorization response carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+impl AdditionalProviderMetadata for ExtraProviderMetadata {}
+
+/// The discovery document type.
+pub type DiscoveryDocument = ProviderMetadata<
+    ExtraProviderMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// Claims the provider may release (OIDC Core §5.1 names we fill, plus `groups`, `roles` and configured extras).
+pub fn claims_supported(extra_claims: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "at_hash",
+        "azp",
+        "sid",
+        "name",
+        "given_name",
+        "family_name",
+        "preferred_username",
+        "email",
+        "groups",
+        "roles",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    for c in extra_claims {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Builds the document for `issuer` (no trailing slash), the known scopes and the active signing key.
+pub fn document(
+    issuer: &str,
+    scopes: &[String],
+    claims: Vec<String>,
+    active: &SigningKey,
+) -> Result<DiscoveryDocument, url::ParseError> {
+    let url = |path: &str| format!("{issuer}{path}");
+    let auth_methods = vec!["client_secret_basic".to_string(), "client_secret_post".to_string()];
+    let extra = ExtraProviderMetadata {
+        code_challenge_methods_supported: vec!["S256".into()],
+        end_session_endpoint: url(LOGOUT_PATH),
+        introspection_endpoint: url(INTROSPECT_PATH),
+        revocation_endpoint: url(REVOKE_PATH),
+        introspection_endpoint_auth_methods_supported: auth_methods.clone(),
+        revocation_endpoint_auth_methods_supported: auth_methods,
+        authorization_response_iss_parameter_supported: true,
+    };
+    let doc = DiscoveryDocument::new(
+        IssuerUrl::new(issuer.to_string())?,
+        AuthUrl::new(url(AUTHORIZE_PATH))?,
+        JsonWebKeySetUrl::new(url(JWKS_PATH))?,
+        vec![ResponseTypes::new(vec![CoreResponseType::Code])],
+        vec![CoreSubjectIdentifierType::Public],
+        vec![active.core_algorithm()],
+        extra,
+    )
+    .set_token_endpoint(Some(TokenUrl::new(url(TOKEN_PATH))?))
+    .set_userinfo_endpoint(Some(UserInfoUrl::new(url(USERINFO_PATH))?))
+    .set_scopes_supported(Some(scopes.iter().map(|s| Scope::new(s.clone())).collect()))
+    .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
+    .set_grant_types_supported(Some(vec![
+        CoreGrantType::AuthorizationCode,
+        CoreGrantType::RefreshToken,
+        CoreGrantType::ClientCredentials,
+    ]))
+    .set_token_endpoint_auth_methods_supported(Some(vec![
+        CoreClientAuthMethod::ClientSecretBasic,
+        CoreClientAuthMethod::ClientSecretPost,
+        CoreClientAuthMethod::None,
+    ]))
+    .set_claims_supported(Some(claims.into_iter().map(CoreClaimName::new).collect()));
+    Ok(doc)
+}

@@ -1,0 +1,381 @@
+//! The token endpoint (RFC 6749 §3.2): the `authorization_code`, `refresh_token` and `client_credentials` grants,
+//! and the signing of ID tokens (openidconnect `IdToken` with our aws-lc-rs key) and access tokens (RFC 9068).
+//!
+//! Codes are single-use (an atomic `take`); redeeming a code twice revokes the token family it created. Refresh
+//! tokens are opaque and rotate on every use; presenting a rotated one again revokes the whole family.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use openidconnect::{AccessToken, Audience, ClientId, IssuerUrl, Nonce};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::Provider;
+use super::claims::{AccessTokenClaims, IdTokenClaimSet, OidcIdToken, user_claims};
+use super::client::{self, Client};
+use super::error::{ErrorCode, KeyError, Result, TokenError};
+use super::params::Params;
+use super::store::{CodeGrant, Family, Grant, RedeemedCode, RefreshGrant};
+use crate::Principal;
+
+/// The successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+///
+/// Our own struct rather than openidconnect's `CoreTokenResponse`, whose `token_type` serializes as lower-case
+/// `bearer` and whose ID token type has no room for our extra claims; the JSON parses as a `CoreTokenResponse`
+/// (tested).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The access token (a JWT, RFC 9068).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Access token lifetime in seconds.
+    pub expires_in: u64,
+    /// The ID token, when `openid` was granted to a user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// A new refresh token, when the client may refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+}
+
+/// Lets the gateway replace the principal stored with a refresh token by a fresh directory lookup.
+pub trait PrincipalRefresh: Send + Sync {
+    /// The current principal for `snapshot`, or `None` if the user no longer exists or is disabled (the token
+    /// family is then revoked and the client gets `invalid_grant`).
+    fn refresh<'a>(&'a self, snapshot: &'a Principal) -> super::store::StoreFuture<'a, Option<Principal>>;
+}
+
+/// Keeps the snapshot taken at login (no directory lookup).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeepSnapshot;
+
+impl PrincipalRefresh for KeepSnapshot {
+    fn refresh<'a>(&'a self, snapshot: &'a Principal) -> super::store::StoreFuture<'a, Option<Principal>> {
+        Box::pin(async move { Some(snapshot.clone()) })
+    }
+}
+
+fn grant_err(description: &str) -> TokenError {
+    TokenError::protocol(ErrorCode::InvalidGrant, description)
+}
+
+fn chrono_at(unix: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(unix, 0).unwrap_or_default()
+}
+
+/// Checks a PKCE verifier against an S256 challenge (RFC 7636 §4.6).
+pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
+    let valid_chars = verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !(43..=128).contains(&verifier.len()) || !valid_chars {
+        return false;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let computed = super::b64(digest.as_ref());
+    bool::from(subtle::ConstantTimeEq::ct_eq(computed.as_bytes(), challenge.as_bytes()))
+}
+
+/// What an issued set of tokens is about.
+struct Issue<'a> {
+    client: &'a Client,
+    principal: &'a Principal,
+    scopes: &'a [String],
+    nonce: Option<&'a str>,
+    family_id: &'a str,
+}
+
+impl Provider {
+    /// Handles a token request: the form `params` and the `Authorization` header, at `now`. Refreshes keep the
+    /// principal snapshot stored with the refresh token; use [`Provider::token_with`] to look the user up again.
+    pub async fn token(
+        &self,
+        params: &Params,
+        authorization: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse> {
+        self.token_with(params, authorization, now, &KeepSnapshot).await
+    }
+
+    /// Like [`Provider::token`], with `refresh` deciding the principal behind a refresh token.
+    pub async fn token_with(
+        &self,
+        params: &Params,
+        authorization: Option<&str>,
+        now: OffsetDateTime,
+        refresh: &dyn PrincipalRefresh,
+    ) -> Result<TokenResponse> {
+        let client = client::authenticate(&self.clients, params, authorization)?;
+        let grant_type = params.require("grant_type")?;
+        if !super::config::GRANT_TYPES.contains(&grant_type) {
+            return Err(TokenError::protocol(ErrorCode::UnsupportedGrantType, "unsupported grant_type"));
+        }
+        if !client.allows_grant(grant_type) {
+            return Err(TokenError::protocol(
+                ErrorCode::UnauthorizedClient,
+                format!("the client may not use {grant_type}"),
+            ));
+        }
+        match grant_type {
+            "authorization_code" => self.code_grant(client, params, now).await,
+            "refresh_token" => self.refresh_grant(client, params, now, refresh).await,
+            _ => self.client_credentials_grant(client, params, now),
+        }
+    }
+
+    async fn code_grant(&self, client: &Client, params: &Params, now: OffsetDateTime) -> Result<TokenResponse> {
+        let code = params.require("code")?;
+        let code_key = super::store_key("code", code);
+        let used_key = super::store_key("used", code);
+        let grant = match self.store.take(&code_key).await? {
+            Some(Grant::Code(g)) => g,
+            _ => {
+                if let Some(Grant::RedeemedCode(r)) = self.store.get(&used_key).await? {
+                    tracing::warn!(client_id = %client.id(), "authorization code replayed; revoking its tokens");
+                    self.revoke_family(&r.family_id, now).await?;
+                    return Err(grant_err("the authorization code was already used"));
+                }
+                return Err(grant_err("unknown or expired authorization code"));
+            }
+        };
+        let CodeGrant { client_id, redirect_uri, scopes, nonce, code_challenge, principal, expires_at, family_id } =
+            grant;
+        let remember = RedeemedCode { family_id: family_id.clone(), client_id: client_id.clone() };
+        self.store.put(&used_key, Grant::RedeemedCode(remember), self.family_ttl()).await?;
+        if client_id != client.id() {
+            return Err(grant_err("the authorization code was issued to another client"));
+        }
+        if now.unix_timestamp() > expires_at {
+            return Err(grant_err("the authorization code has expired"));
+        }
+        if params.get("redirect_uri")? != Some(redirect_uri.as_str()) {
+            return Err(grant_err("redirect_uri does not match the authorization request"));
+        }
+        match (code_challenge, params.get("code_verifier")?) {
+            (None, None) => {}
+            (Some(c), Some(v)) if pkce_s256_matches(v, &c) => {}
+            (Some(_), Some(_)) => return Err(grant_err("code_verifier does not match the code_challenge")),
+            (Some(_), None) => return Err(grant_err("code_verifier is missing")),
+            (None, Some(_)) => return Err(grant_err("code_verifier sent but no code_challenge was")),
+        }
+        let family = Family {
+            client_id: client_id.clone(),
+            principal: principal.clone(),
+            scopes: scopes.clone(),
+            revoked_at: None,
+        };
+        self.store.put(&super::plain_key("fam", &family_id), Grant::Family(family), self.family_ttl()).await?;
+        let issue =
+            Issue { client, principal: &principal, scopes: &scopes, nonce: nonce.as_deref(), family_id: &family_id };
+        self.issue_tokens(&issue, now).await
+    }
+
+    async fn refresh_grant(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: OffsetDateTime,
+        refresh: &dyn PrincipalRefresh,
+    ) -> Result<TokenResponse> {
+        let token = params.require("refresh_token")?;
+        let key = super::store_key("rt", token);
+        let Some(Grant::Refresh(old)) = self.store.take(&key).await? else {
+            return Err(grant_err("unknown or expired refresh token"));
+        };
+        let remaining = Duration::from_secs(u64::try_from(old.expires_at - now.unix_timestamp()).unwrap_or(0));
+        if old.rotated {
+            // Keep the marker so further reuse is detected too, then burn the family.
+            self.store.put(&key, Grant::Refresh(old.clone()), remaining + self.cfg.access_token_ttl).await?;
+            tracing::warn!(client_id = %client.id(), "refresh token reused; revoking its family");
+            self.revoke_family(&old.family_id, now).await?;
+            return Err(grant_err("the refresh token was already used"));
+        }
+        if old.client_id != client.id() {
+            self.store.put(&key, Grant::Refresh(old), remaining).await?;
+            return Err(grant_err("the refresh token was issued to another client"));
+        }
+        if now.unix_timestamp() > old.expires_at {
+            return Err(grant_err("the refresh token has expired"));
+        }
+        let fam_key = super::plain_key("fam", &old.family_id);
+        let family = match self.store.get(&fam_key).await? {
+            Some(Grant::Family(f)) if f.revoked_at.is_none() => f,
+            _ => return Err(grant_err("the refresh token was revoked")),
+        };
+        let mut rotated = old.clone();
+        rotated.rotated = true;
+        self.store.put(&key, Grant::Refresh(rotated), remaining + self.cfg.access_token_ttl).await?;
+
+        let scopes = match params.get("scope")? {
+            None => old.scopes.clone(),
+            Some(s) => {
+                let asked: Vec<String> = s.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect();
+                if let Some(extra) = asked.iter().find(|a| !old.scopes.contains(a)) {
+                    return Err(TokenError::protocol(
+                        ErrorCode::InvalidScope,
+                        format!("scope {extra} was not granted originally"),
+                    ));
+                }
+                asked
+            }
+        };
+        let Some(principal) = refresh.refresh(&old.principal).await else {
+            self.revoke_family(&old.family_id, now).await?;
+            return Err(grant_err("the user is no longer allowed to sign in"));
+        };
+        if let Some(allowed) = &client.config.allowed_groups
+            && !principal.groups.iter().any(|g| allowed.contains(g))
+        {
+            self.revoke_family(&old.family_id, now).await?;
+            return Err(grant_err("the user may no longer sign in to this application"));
+        }
+        if principal != family.principal {
+            let updated = Family { principal: principal.clone(), ..family };
+            self.store.put(&fam_key, Grant::Family(updated), self.family_ttl()).await?;
+        }
+        let issue = Issue { client, principal: &principal, scopes: &scopes, nonce: None, family_id: &old.family_id };
+        self.issue_tokens(&issue, now).await
+    }
+
+    fn client_credentials_grant(&self, client: &Client, params: &Params, now: OffsetDateTime) -> Result<TokenResponse> {
+        if client.is_public() {
+            return Err(TokenError::protocol(ErrorCode::UnauthorizedClient, "public clients cannot use this grant"));
+        }
+        let mut scopes: Vec<String> = Vec::new();
+        for s in params.get("scope")?.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+            if !self.known_scopes.iter().any(|k| k == s) || !client.config.scopes.iter().any(|k| k == s) {
+                return Err(TokenError::protocol(ErrorCode::InvalidScope, format!("scope {s} is not allowed")));
+            }
+            if s != "openid" && s != "offline_access" && !scopes.iter().any(|x| x == s) {
+                scopes.push(s.to_string());
+            }
+        }
+        let iat = now.unix_timestamp();
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: client.id().to_string(),
+            aud: client.id().to_string(),
+            exp: iat + super::secs(self.cfg.access_token_ttl),
+            iat,
+            jti: super::random_token(),
+            client_id: client.id().to_string(),
+            scope: scopes.join(" "),
+            auth_time: None,
+            sid: None,
+            preferred_username: None,
+            groups: Vec::new(),
+            roles: Vec::new(),
+        };
+        Ok(TokenResponse {
+            access_token: self.sign_access_token(&claims)?,
+            token_type: "Bearer".into(),
+            expires_in: self.cfg.access_token_ttl.as_secs(),
+            id_token: None,
+            refresh_token: None,
+            scope: claims.scope,
+        })
+    }
+
+    /// Signs an access token with the active key (`typ: at+jwt`).
+    pub(crate) fn sign_access_token(&self, claims: &AccessTokenClaims) -> Result<String, KeyError> {
+        let mut header = jsonwebtoken::Header::new(self.keys.active().jwt_algorithm());
+        header.typ = Some("at+jwt".into());
+        self.keys.active().sign_jwt(&header, claims)
+    }
+
+    async fn issue_tokens(&self, issue: &Issue<'_>, now: OffsetDateTime) -> Result<TokenResponse> {
+        let iat = now.unix_timestamp();
+        let p = issue.principal;
+        let client_id = issue.client.id().to_string();
+        let at_claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: p.subject.clone(),
+            aud: client_id.clone(),
+            exp: iat + super::secs(self.cfg.access_token_ttl),
+            iat,
+            jti: super::random_token(),
+            client_id: client_id.clone(),
+            scope: issue.scopes.join(" "),
+            auth_time: Some(p.auth_time.unix_timestamp()),
+            sid: Some(issue.family_id.to_string()),
+            preferred_username: Some(p.username.clone()),
+            groups: p.groups.clone(),
+            roles: p.roles.clone(),
+        };
+        let access_token = self.sign_access_token(&at_claims)?;
+
+        let id_token = if issue.scopes.iter().any(|s| s == "openid") {
+            let (standard, mut extra) = user_claims(p, issue.scopes, &self.cfg.scope_claims);
+            extra.sid = Some(issue.family_id.to_string());
+            let issuer = IssuerUrl::new(self.issuer.clone())
+                .map_err(|_| TokenError::protocol(ErrorCode::ServerError, "issuer is not a URL"))?;
+            let claims = IdTokenClaimSet::new(
+                issuer,
+                vec![Audience::new(client_id.clone())],
+                chrono_at(iat + super::secs(self.cfg.id_token_ttl)),
+                chrono_at(iat),
+                standard,
+                extra,
+            )
+            .set_auth_time(Some(chrono_at(p.auth_time.unix_timestamp())))
+            .set_nonce(issue.nonce.map(|n| Nonce::new(n.to_string())))
+            .set_authorized_party(Some(ClientId::new(client_id.clone())));
+            let key = self.keys.active();
+            let token = OidcIdToken::new(
+                claims,
+                key,
+                key.core_algorithm(),
+                Some(&AccessToken::new(access_token.clone())),
+                None,
+            )
+            .map_err(|e| TokenError::Keys(KeyError::Sign { kid: format!("{} ({e})", key.kid()) }))?;
+            Some(token.to_string())
+        } else {
+            None
+        };
+
+        let refresh_token = if issue.client.allows_grant("refresh_token") {
+            let token = super::random_token();
+            let record = RefreshGrant {
+                family_id: issue.family_id.to_string(),
+                client_id: client_id.clone(),
+                scopes: issue.scopes.to_vec(),
+                principal: p.clone(),
+                expires_at: iat + super::secs(self.cfg.refresh_token_ttl),
+                rotated: false,
+                issued_at: iat,
+            };
+            let ttl = self.cfg.refresh_token_ttl + self.cfg.access_token_ttl;
+            self.store.put(&super::store_key("rt", &token), Grant::Refresh(record), ttl).await?;
+            Some(token)
+        } else {
+            None
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: self.cfg.access_token_ttl.as_secs(),
+            id_token,
+            refresh_token,
+            scope: at_claims.scope,
+        })
+    }
+
+    /// How long family records (and redeemed-code markers) are kept.
+    pub(crate) fn family_ttl(&self) -> Duration {
+        self.cfg.refresh_token_ttl + self.cfg.access_token_ttl + self.cfg.code_ttl
+    }
+
+    /// Marks a token family revoked: its refresh tokens and access tokens stop working.
+    pub(crate) async fn revoke_family(&self, family_id: &str, now: OffsetDateTime) -> Result<(), TokenError> {
+        let key = super::plain_key("fam", family_id);
+        let family = match self.store.get(&key).await? {
+            Some(Grant::Family(f)) => Family { revoked_at: Some(now.unix_timestamp()), ..f },
+            _ => return Ok(()),
+        };
+        self.store.put(&key, Grant::Family(family), self.family_ttl()).await?;
+        Ok(())
+    }
+}
