@@ -412,6 +412,7 @@ mod tests {
             assert!(key.get("d").is_none() || key["d"].is_null(), "{json}");
             assert_eq!(key["kid"], set.active().kid());
             assert_eq!(key["use"], "sig");
+            assert_eq!(key["alg"], alg.as_str());
         }
     }
 

@@ -516,6 +516,7 @@ fn userinfo_releases_claims_by_scope() {
     let full = login(&p);
     let info = block_on(p.userinfo(&full.access_token, now())).unwrap();
     assert_eq!(info["family_name"], "Liddell");
+    assert!(info.as_object().unwrap().values().all(|v| !v.is_null()), "{info:#}");
     assert_eq!(info["department"], "R&D");
     assert_eq!(code_of(block_on(p.userinfo("garbage", now())).unwrap_err()), ErrorCode::InvalidToken);
     // An ID token is not an access token.
@@ -585,6 +586,7 @@ fn logout_checks_hint_and_registered_redirect() {
 fn discovery_document_content() {
     let p = provider(SigningAlgorithm::ES256);
     let d = serde_json::to_value(p.discovery()).unwrap();
+    assert!(d.as_object().unwrap().values().all(|v| !v.is_null()), "no null members: {d:#}");
     assert_eq!(d["issuer"], "https://gw.example");
     assert_eq!(d["authorization_endpoint"], "https://gw.example/oauth2/authorize");
     assert_eq!(d["token_endpoint"], "https://gw.example/oauth2/token");
@@ -614,6 +616,23 @@ fn discovery_document_content() {
     // The JWKS carries the active key.
     let jwks = serde_json::to_value(p.jwks()).unwrap();
     assert_eq!(jwks["keys"][0]["kid"], p.keys().active().kid());
+}
+
+#[test]
+fn provider_and_its_futures_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let p = provider(SigningAlgorithm::ES256);
+    send_sync(&p);
+    let params = q(&[]);
+    send(p.token(&params, None, now()));
+    send(p.token_with(&params, None, now(), &KeepSnapshot));
+    send(p.userinfo("x", now()));
+    send(p.introspect(&params, None, now()));
+    send(p.revoke(&params, None, now()));
+    send(p.verify_access_token("x", now()));
+    let req = p.authorize(&q(&auth_params("app", "https://app.example/cb", &[])), now()).unwrap();
+    send(p.issue_code(&req, &principal(), now()));
 }
 
 #[test]

@@ -142,6 +142,14 @@ impl Provider {
         };
         let CodeGrant { client_id, redirect_uri, scopes, nonce, code_challenge, principal, expires_at, family_id } =
             grant;
+        // The family exists before the redeemed-code marker, so a replay that sees the marker can always revoke it.
+        let family = Family {
+            client_id: client_id.clone(),
+            principal: principal.clone(),
+            scopes: scopes.clone(),
+            revoked_at: None,
+        };
+        self.store.put(&super::plain_key("fam", &family_id), Grant::Family(family), self.family_ttl()).await?;
         let remember = RedeemedCode { family_id: family_id.clone(), client_id: client_id.clone() };
         self.store.put(&used_key, Grant::RedeemedCode(remember), self.family_ttl()).await?;
         if client_id != client.id() {
@@ -160,13 +168,6 @@ impl Provider {
             (Some(_), None) => return Err(grant_err("code_verifier is missing")),
             (None, Some(_)) => return Err(grant_err("code_verifier sent but no code_challenge was")),
         }
-        let family = Family {
-            client_id: client_id.clone(),
-            principal: principal.clone(),
-            scopes: scopes.clone(),
-            revoked_at: None,
-        };
-        self.store.put(&super::plain_key("fam", &family_id), Grant::Family(family), self.family_ttl()).await?;
         let issue =
             Issue { client, principal: &principal, scopes: &scopes, nonce: nonce.as_deref(), family_id: &family_id };
         self.issue_tokens(&issue, now).await
