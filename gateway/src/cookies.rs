@@ -63,8 +63,9 @@ mod tests {
         h.insert(header::COOKIE, HeaderValue::from_static("a=1; fedgate_session=abc; b=2"));
         assert_eq!(get(&h, "fedgate_session"), Some("abc"));
         assert_eq!(get(&h, "missing"), None);
-        let v = set("s", "v", CookieAttrs { secure: true, same_site: "Lax", domain: Some("example.com"), max_age: None })
-            .unwrap();
+        let v =
+            set("s", "v", CookieAttrs { secure: true, same_site: "Lax", domain: Some("example.com"), max_age: None })
+                .unwrap();
         assert_eq!(v.to_str().unwrap(), "s=v; Path=/; HttpOnly; SameSite=Lax; Secure; Domain=example.com");
     }
 }

@@ -57,6 +57,13 @@ impl Directory {
         }
     }
 
+    /// The current data of `username` without a password (token refresh, userinfo); `Ok(None)` if the user is gone.
+    pub async fn lookup(&self, username: &str) -> Result<Option<MappedUser>, AuthError> {
+        match self {
+            Self::Static(d) => Ok(d.users.get(&username.to_lowercase()).map(|u| d.map(u))),
+        }
+    }
+
     /// Whether the directory can serve logins right now (for `/readyz`).
     pub async fn check(&self) -> Result<(), AuthError> {
         match self {
@@ -67,7 +74,8 @@ impl Directory {
 
 /// An argon2id hash (default parameters) of a random password nobody knows: checking an unknown user's password
 /// against it costs as much as checking a real one.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$3pyhl3bmcV1DxWEsvUzXlA$0GSXnCxgSrjqbRU7a4SNtbdj1eyA9Cn1WuelS+YQ68k";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$3pyhl3bmcV1DxWEsvUzXlA$0GSXnCxgSrjqbRU7a4SNtbdj1eyA9Cn1WuelS+YQ68k";
 
 /// The static demo directory: users and argon2id hashes from the configuration.
 pub struct StaticDirectory {

@@ -41,6 +41,21 @@ pub enum AppError {
     /// The session store failed.
     #[error("session store failed")]
     Session(#[from] StoreError),
+    /// An OIDC authorization or logout request that must be shown on the gateway, never redirected (unknown
+    /// client, unregistered redirect URI).
+    #[error("invalid OpenID Connect request: {0}")]
+    OidcRequest(federation::oidc::ProtocolError),
+    /// The OIDC grant store failed.
+    #[error("grant store failed: {0}")]
+    OidcStore(String),
+    /// An OAuth 2.0 error for a client (token, userinfo, introspection, revocation): JSON per RFC 6749 §5.2.
+    #[error("oauth error: {error}")]
+    OAuth {
+        /// The error.
+        error: federation::oidc::TokenError,
+        /// `WWW-Authenticate` value for 401 answers.
+        challenge: Option<&'static str>,
+    },
 }
 
 impl From<AuthError> for AppError {
@@ -92,10 +107,24 @@ impl AppError {
                  gateway's log; please tell your administrator."
                     .into(),
             ),
-            Self::Session(_) => (
+            Self::Session(_) | Self::OidcStore(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Session store unavailable",
-                "Sessions cannot be stored right now. Please try again shortly.".into(),
+                "Temporarily unavailable",
+                "Sign-in state cannot be stored right now. Please try again shortly.".into(),
+            ),
+            Self::OidcRequest(e) => (
+                StatusCode::BAD_REQUEST,
+                "Invalid sign-in request",
+                format!(
+                    "The application sent an invalid sign-in request ({}: {}). Tell the application's administrator;                      you were not sent back to it because its address could not be trusted.",
+                    e.code.as_str(),
+                    e.description
+                ),
+            ),
+            Self::OAuth { error, .. } => (
+                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+                "OAuth error",
+                error.to_json().to_string(),
             ),
         }
     }
@@ -103,18 +132,35 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        if let Self::OAuth { error, challenge } = &self {
+            // Machine clients get the RFC 6749 §5.2 JSON body as-is, never an HTML page.
+            match error {
+                federation::oidc::TokenError::Protocol(e) => {
+                    tracing::debug!(code = e.code.as_str(), "oauth request refused")
+                }
+                other => tracing::error!(error = %other, "oauth request failed"),
+            }
+            let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut resp = (status, axum::Json(error.to_json())).into_response();
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Some(c) = challenge {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+            }
+            return resp;
+        }
         let (status, title, message) = self.parts();
         match &self {
             Self::DirectoryUnavailable(d) => tracing::warn!(detail = %d, "directory unavailable"),
             Self::DirectoryMisconfigured(d) => tracing::error!(detail = %d, "directory misconfigured"),
             Self::Session(e) => tracing::error!(error = %e, "session store failed"),
+            Self::OidcStore(e) => tracing::error!(error = %e, "grant store failed"),
             other => tracing::debug!(error = %other, "request refused"),
         }
         let mut resp = (status, message.clone()).into_response();
-        if let Self::Throttled { retry_after } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Self::Throttled { retry_after } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp.extensions_mut().insert(ErrorPage { title, message });
         resp

@@ -9,6 +9,8 @@ pub mod directory;
 pub mod error;
 pub mod metrics;
 pub mod pages;
+pub mod pending;
+pub mod principal;
 pub mod random;
 pub mod redirect;
 pub mod routes;
@@ -45,7 +47,17 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
     let lifetimes = Lifetimes { idle: config.session.idle_timeout, absolute: config.session.absolute_timeout };
     let sessions = Box::new(MemoryStore::new(config.session.max_sessions, lifetimes));
     let throttle = throttle::LoginThrottle::new(config.login.clone());
-    Ok(AppState::new(Inner { config, directory, sessions, throttle, metrics: Default::default(), clock }))
+    let oidc = config.oidc.as_ref().map(|cfg| routes::oidc::provider(cfg, &config.server.public_url)).transpose()?;
+    Ok(AppState::new(Inner {
+        config,
+        directory,
+        sessions,
+        throttle,
+        metrics: Default::default(),
+        clock,
+        oidc,
+        pending: Default::default(),
+    }))
 }
 
 /// The complete router with its middleware.
@@ -55,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::login::router())
         .merge(routes::account::router())
+        .merge(routes::oidc::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::brand_error_pages))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
@@ -80,7 +93,8 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         req.headers_mut().insert("x-request-id", v);
     }
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", %method, %path, request_id = %request_id);

@@ -42,6 +42,22 @@ enum Command {
     },
     /// Hash a password (read from standard input) for a `[[directory.users]]` entry.
     HashPassword,
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new active OIDC signing key in `oidc.keys_dir`; the old one stays in the JWKS as the previous key, so
+    /// tokens it signed keep verifying. Restart (or roll) the gateway to start signing with the new key.
+    Rotate {
+        /// Configuration file (default: $FEDGATE_CONFIG, else ./config.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +66,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::CheckConfig { config } => check_config(config),
         Command::HashPassword => hash_password(),
+        Command::Keys { command: KeysCommand::Rotate { config } } => rotate_keys(config),
     }
 }
 
@@ -152,6 +169,35 @@ fn hash_password() -> ExitCode {
         }
         Err(e) => {
             eprintln!("fedgate: hashing failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rotate_keys(path: Option<PathBuf>) -> ExitCode {
+    let (_, cfg) = match load_or_report(path) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let Some(oidc) = cfg.oidc else {
+        eprintln!("fedgate: no [oidc] section: there are no OIDC signing keys to rotate");
+        return ExitCode::FAILURE;
+    };
+    match federation::oidc::KeySet::rotate(&oidc.keys_dir, oidc.signing_algorithm) {
+        Ok(keys) => {
+            println!(
+                "new active key {} ({}) in {}",
+                keys.active().kid(),
+                oidc.signing_algorithm.as_str(),
+                oidc.keys_dir.display()
+            );
+            if let Some(prev) = keys.previous() {
+                println!("previous key {} stays published in the JWKS", prev.kid());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fedgate: key rotation failed in oidc.keys_dir = {}: {e}", oidc.keys_dir.display());
             ExitCode::FAILURE
         }
     }

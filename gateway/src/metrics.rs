@@ -76,10 +76,17 @@ impl Metrics {
             for (route, h) in h.iter() {
                 let r = label(route);
                 for (i, b) in BUCKETS.iter().enumerate() {
-                    let _ =
-                        writeln!(out, "fedgate_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}", h.counts[i]);
+                    let _ = writeln!(
+                        out,
+                        "fedgate_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
+                        h.counts[i]
+                    );
                 }
-                let _ = writeln!(out, "fedgate_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "fedgate_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
                 let _ = writeln!(out, "fedgate_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
                 let _ = writeln!(out, "fedgate_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
             }

@@ -7,8 +7,7 @@ use std::fmt::Write as _;
 use crate::config::UiConfig;
 
 /// Content-Security-Policy for the gateway's own pages: no scripts at all, inline styles only.
-pub const CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'";
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'";
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -28,16 +27,16 @@ pub fn escape(s: &str) -> String {
 
 /// Wraps `body` in the page frame with the product's branding.
 pub fn layout(ui: &UiConfig, title: &str, body: &str) -> String {
-    let color = if ui.primary_color.starts_with('#') && ui.primary_color.len() <= 9 && ui.primary_color[1..].bytes().all(|b| b.is_ascii_hexdigit()) {
+    let color = if ui.primary_color.starts_with('#')
+        && ui.primary_color.len() <= 9
+        && ui.primary_color[1..].bytes().all(|b| b.is_ascii_hexdigit())
+    {
         ui.primary_color.as_str()
     } else {
         "#2f6feb"
     };
-    let logo = ui
-        .logo_url
-        .as_deref()
-        .map(|u| format!(r#"<img class="logo" src="{}" alt="">"#, escape(u)))
-        .unwrap_or_default();
+    let logo =
+        ui.logo_url.as_deref().map(|u| format!(r#"<img class="logo" src="{}" alt="">"#, escape(u))).unwrap_or_default();
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

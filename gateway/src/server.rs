@@ -23,14 +23,16 @@ use crate::config::TlsConfig;
 /// Builds the rustls server configuration from PEM files (ALPN: h2, http/1.1).
 pub fn tls_acceptor(cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
     let certs = load_certs(&cfg.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&cfg.key_file)
-        .with_context(|| format!("while reading the private key from server.tls.key_file = {}", cfg.key_file.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("while choosing TLS versions")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("the TLS certificate and key do not form a usable pair")?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.key_file).with_context(|| {
+        format!("while reading the private key from server.tls.key_file = {}", cfg.key_file.display())
+    })?;
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .context("while choosing TLS versions")?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .context("the TLS certificate and key do not form a usable pair")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

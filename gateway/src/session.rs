@@ -92,7 +92,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Ends a session.
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<(), StoreError>>;
     /// Approximate number of live sessions, for metrics.
-    fn len(&self) -> u64;
+    fn count(&self) -> u64;
 }
 
 /// The default store: an in-process moka cache bounded by `max_sessions`, least recently used evicted first.
@@ -162,7 +162,7 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    fn len(&self) -> u64 {
+    fn count(&self) -> u64 {
         self.cache.entry_count()
     }
 }
@@ -205,12 +205,12 @@ pub async fn conformance(store: &dyn SessionStore, lifetimes: Lifetimes, user: M
         t += lifetimes.idle / 2;
         let _ = store.get(&abs_id, at(t)).await;
     }
-    if store.get(&abs_id, at(lifetimes.absolute + Duration::from_secs(1))).await.map_err(|e| e.to_string())?.is_some()
-    {
+    if store.get(&abs_id, at(lifetimes.absolute + Duration::from_secs(1))).await.map_err(|e| e.to_string())?.is_some() {
         return fail("a session must end at the absolute timeout even when active");
     }
     // Update and remove.
-    let Some(mut changed) = store.get(&id, at(half + half + Duration::from_secs(6))).await.map_err(|e| e.to_string())?
+    let Some(mut changed) =
+        store.get(&id, at(half + half + Duration::from_secs(6))).await.map_err(|e| e.to_string())?
     else {
         return fail("a live session must be readable");
     };
@@ -264,6 +264,6 @@ mod tests {
             store.insert(&format!("s{i}"), Session::new(user("u"), AuthMethod::Password, now)).await.unwrap();
         }
         store.cache.run_pending_tasks();
-        assert!(store.len() <= 10, "{} sessions kept", store.len());
+        assert!(store.count() <= 10, "{} sessions kept", store.count());
     }
 }

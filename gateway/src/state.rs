@@ -28,6 +28,10 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// The OpenID Connect provider, when `[oidc]` is configured.
+    pub oidc: Option<Arc<federation::oidc::Provider>>,
+    /// Protocol requests waiting for a login.
+    pub pending: crate::pending::PendingRequests,
 }
 
 impl AppState {

@@ -105,7 +105,12 @@ mod tests {
     use super::*;
 
     fn cfg() -> LoginConfig {
-        LoginConfig { throttle: true, max_failures: 3, window: Duration::from_secs(60), lockout: Duration::from_secs(120) }
+        LoginConfig {
+            throttle: true,
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(120),
+        }
     }
 
     #[test]

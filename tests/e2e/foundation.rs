@@ -18,7 +18,10 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["directory"]["kind"], "static");
     let metrics = c.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("fedgate_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} "), "{metrics}");
+    assert!(
+        metrics.contains("fedgate_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} "),
+        "{metrics}"
+    );
     assert!(metrics.contains("fedgate_http_request_duration_seconds_bucket{route=\"/readyz\""), "{metrics}");
     let r = c.get(gw.url("/no/such/page")).send().await.unwrap();
     assert_eq!(r.status(), 404);
@@ -30,7 +33,8 @@ async fn health_readiness_and_metrics_answer() {
 fn check_config_lists_every_problem_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[server]\nlisten = \"not-an-address\"\n[ldap]\nuser_dn = \"ou=people,dc=example,dc=org\"\n").unwrap();
+    std::fs::write(&path, "[server]\nlisten = \"not-an-address\"\n[ldap]\nuser_dn = \"ou=people,dc=example,dc=org\"\n")
+        .unwrap();
     let out = std::process::Command::new(fedgate_bin().unwrap())
         .args(["check-config", "--config"])
         .arg(&path)
@@ -48,7 +52,8 @@ fn check_config_lists_every_problem_and_exits_1() {
 #[test]
 fn check_config_accepts_the_shipped_config() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
-    let out = std::process::Command::new(fedgate_bin().unwrap()).args(["check-config", "--config", root]).output().unwrap();
+    let out =
+        std::process::Command::new(fedgate_bin().unwrap()).args(["check-config", "--config", root]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
 }

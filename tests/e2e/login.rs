@@ -7,13 +7,7 @@ use e2e::gateway::{Gateway, browser, csrf_from, demo_config};
 use reqwest::StatusCode;
 
 /// Fetches the login form and posts credentials; returns the POST response.
-pub async fn login(
-    c: &reqwest::Client,
-    gw: &Gateway,
-    user: &str,
-    password: &str,
-    rd: &str,
-) -> reqwest::Response {
+pub async fn login(c: &reqwest::Client, gw: &Gateway, user: &str, password: &str, rd: &str) -> reqwest::Response {
     let q = serde_urlencoded_pair("rd", rd);
     let form = c.get(gw.url(&format!("/login?{q}"))).send().await.unwrap();
     assert_eq!(form.status(), StatusCode::OK);
@@ -91,7 +85,15 @@ async fn a_form_without_its_csrf_token_is_refused() {
 #[tokio::test]
 async fn open_redirects_are_refused() {
     let gw = Gateway::start(&demo_config()).await.unwrap();
-    for rd in ["//evil.com", "https://evil.com", "/\\evil.com", "%2F%2Fevil.com", "https:%2F%2Fevil.com", "/%09/evil.com", "http://127.0.0.1.evil.com/"] {
+    for rd in [
+        "//evil.com",
+        "https://evil.com",
+        "/\\evil.com",
+        "%2F%2Fevil.com",
+        "https:%2F%2Fevil.com",
+        "/%09/evil.com",
+        "http://127.0.0.1.evil.com/",
+    ] {
         let c = browser();
         let r = login(&c, &gw, "alice", "alice-demo", rd).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -4,3 +4,4 @@ mod browser;
 mod foundation;
 mod ldap;
 mod login;
+mod oidc;

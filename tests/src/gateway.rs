@@ -106,7 +106,11 @@ pub fn fedgate_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).context("test binary has no target dir")?;
     let bin = profile_dir.join("fedgate");
-    anyhow::ensure!(bin.is_file(), "{} not found: build it first with `cargo build -p gateway --bin fedgate`", bin.display());
+    anyhow::ensure!(
+        bin.is_file(),
+        "{} not found: build it first with `cargo build -p gateway --bin fedgate`",
+        bin.display()
+    );
     Ok(bin)
 }
 

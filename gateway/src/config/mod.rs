@@ -42,6 +42,8 @@ pub struct Config {
     pub login: LoginConfig,
     /// `[ui]`: branding of the login and account pages.
     pub ui: UiConfig,
+    /// `[oidc]`: the OpenID Connect provider (enabled when the section is present).
+    pub oidc: Option<federation::oidc::OidcConfig>,
 }
 
 impl Config {
@@ -50,6 +52,10 @@ impl Config {
     pub(crate) fn schema_sample() -> Self {
         Self {
             directory: Some(StaticDirectoryConfig { users: vec![StaticUser::default()], ..Default::default() }),
+            oidc: Some(federation::oidc::OidcConfig {
+                clients: vec![federation::oidc::ClientConfig::default()],
+                ..Default::default()
+            }),
             ..Self::default()
         }
     }

@@ -27,16 +27,21 @@ pub struct ConfigProblem {
 
 impl ConfigProblem {
     /// A problem with `key`.
-    pub fn new(key: impl Into<String>, value: Option<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn new(
+        key: impl Into<String>,
+        value: Option<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         let key = key.into();
         let value = if is_secret_key(&key) { value.map(|_| "<redacted>".to_string()) } else { value };
         Self { key, value, problem: problem.into(), fix: fix.into(), source: None }
     }
 
-    /// Prefixes a library's section-relative key with the section name.
-    pub fn in_section(section: &str, key: &str, value: Option<String>, problem: String, fix: String) -> Self {
-        let key = if key.is_empty() { section.to_string() } else { format!("{section}.{key}") };
-        Self::new(key, value, problem, fix)
+    /// Prefixes a library's section-relative problem with the section name.
+    pub fn from_federation(section: &str, issue: federation::ConfigIssue) -> Self {
+        let key = if issue.key.is_empty() { section.to_string() } else { format!("{section}.{}", issue.key) };
+        Self::new(key, issue.value, issue.problem, issue.fix)
     }
 }
 
@@ -103,7 +108,7 @@ pub(super) fn load_figment(figment: &Figment) -> Result<Config, ConfigError> {
         for section in map.keys() {
             if let Err(e) = extract_section(figment, section, &mut config) {
                 typed_ok = false;
-                problems.extend(from_figment_error(figment, e, section));
+                problems.extend(from_figment_error(figment, *e, section));
             }
         }
     }
@@ -113,16 +118,16 @@ pub(super) fn load_figment(figment: &Figment) -> Result<Config, ConfigError> {
     if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
 }
 
-fn extract_section(figment: &Figment, section: &str, config: &mut Config) -> Result<(), figment::Error> {
+fn extract_section(figment: &Figment, section: &str, config: &mut Config) -> Result<(), Box<figment::Error>> {
     macro_rules! sections {
         ($($name:ident),*) => {
             match section {
-                $(stringify!($name) => config.$name = figment.extract_inner(section)?,)*
+                $(stringify!($name) => config.$name = figment.extract_inner(section).map_err(Box::new)?,)*
                 _ => {} // unknown sections are reported by `unknown_keys`
             }
         };
     }
-    sections!(server, log, directory, roles, session, login, ui /* LDAP-EXTRACT */);
+    sections!(server, log, directory, roles, session, login, ui, oidc /* LDAP-EXTRACT */);
     Ok(())
 }
 
@@ -143,7 +148,10 @@ fn from_figment_error(figment: &Figment, err: figment::Error, section: &str) -> 
             let source = e.metadata.as_ref().map(|m| describe_source(m, &key));
             let (value, problem, fix) = describe_kind(&key, &e.kind);
             let value = value.or_else(|| {
-                figment.find_value(&key).ok().and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(format!("{v:?}"))))
+                figment
+                    .find_value(&key)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(format!("{v:?}"))))
             });
             let mut p = ConfigProblem::new(if key.is_empty() { "(file)".into() } else { key }, value, problem, fix);
             p.source = source.or_else(|| figment.find_metadata(&p.key).map(|m| describe_source(m, &p.key)));
@@ -160,15 +168,15 @@ fn describe_kind(key: &str, kind: &Kind) -> (Option<String>, String, String) {
             format!("invalid value: expected {expected}"),
             hint.unwrap_or_else(|| format!("set it to {expected}")),
         ),
-        Kind::UnknownVariant(got, expected) => (
-            Some(got.clone()),
-            "not one of the allowed values".into(),
-            format!("use one of: {}", expected.join(", ")),
-        ),
+        Kind::UnknownVariant(got, expected) => {
+            (Some(got.clone()), "not one of the allowed values".into(), format!("use one of: {}", expected.join(", ")))
+        }
         Kind::MissingField(field) => {
             (None, format!("missing required key {field}"), format!("add {field} to this section"))
         }
-        Kind::Message(msg) => (None, msg.clone(), hint.unwrap_or_else(|| "see config.toml for the expected form".into())),
+        Kind::Message(msg) => {
+            (None, msg.clone(), hint.unwrap_or_else(|| "see config.toml for the expected form".into()))
+        }
         other => (None, other.to_string(), hint.unwrap_or_else(|| "see config.toml for the expected form".into())),
     }
 }

@@ -166,7 +166,12 @@ pub struct LoginConfig {
 
 impl Default for LoginConfig {
     fn default() -> Self {
-        Self { throttle: true, max_failures: 5, window: Duration::from_secs(5 * 60), lockout: Duration::from_secs(5 * 60) }
+        Self {
+            throttle: true,
+            max_failures: 5,
+            window: Duration::from_secs(5 * 60),
+            lockout: Duration::from_secs(5 * 60),
+        }
     }
 }
 
@@ -232,6 +237,9 @@ impl super::Config {
         }
         self.validate_directory(&mut out);
         self.validate_session(&mut out);
+        if let Some(oidc) = &self.oidc {
+            out.extend(oidc.validate().into_iter().map(|i| ConfigProblem::from_federation("oidc", i)));
+        }
         out
     }
 

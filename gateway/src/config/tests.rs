@@ -1,3 +1,5 @@
+#![allow(clippy::result_large_err)]
+
 use super::*;
 
 fn problems(toml: &str) -> Vec<ConfigProblem> {
@@ -103,7 +105,7 @@ fn an_unknown_environment_key_is_reported_with_its_variable() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("fedgate.toml", DEMO_USER)?;
         jail.set_env("FEDGATE_SESSION__IDLE_TIMEOUTT", "5m");
-        let err = load(Path::new("fedgate.toml")).err().expect("must fail");
+        let err = load(Path::new("fedgate.toml")).expect_err("must fail");
         let p = err.problems.iter().find(|p| p.key == "session.idle_timeoutt").expect("reported");
         assert_eq!(p.fix, "did you mean session.idle_timeout?");
         assert!(p.source.as_deref().unwrap_or("").contains("FEDGATE_SESSION__IDLE_TIMEOUTT"), "{p:?}");

@@ -27,15 +27,12 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "kind": state.directory.kind(),
             "status": match &directory { Ok(()) => "ok".to_string(), Err(e) => e.to_string() },
         },
-        "sessions": state.sessions.len(),
+        "sessions": state.sessions.count(),
     });
     let status = if directory.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(state.sessions.len()),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render(state.sessions.count()))
 }

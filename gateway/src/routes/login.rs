@@ -43,7 +43,7 @@ fn attrs(state: &AppState, same_site: &'static str) -> CookieAttrs<'static> {
     CookieAttrs { secure: state.secure_cookies(), same_site, domain: None, max_age: None }
 }
 
-fn session_cookie_attrs(state: &AppState) -> CookieAttrs<'_> {
+pub(crate) fn session_cookie_attrs(state: &AppState) -> CookieAttrs<'_> {
     CookieAttrs {
         secure: state.secure_cookies(),
         same_site: "Lax",
@@ -62,25 +62,33 @@ fn no_store(resp: &mut Response) {
 struct LoginQuery {
     #[serde(default)]
     rd: String,
+    /// Show the form even with a live session (OIDC `prompt=login`, `max_age`).
+    #[serde(default)]
+    force: Option<String>,
+    /// Prefill the username (OIDC `login_hint`).
+    #[serde(default)]
+    login_hint: Option<String>,
 }
 
-async fn login_get(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Result<Response, AppError> {
+async fn login_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, AppError> {
     let cfg = &state.config;
     let rd = safe_target(&q.rd, &cfg.server.public_url, &cfg.session.allowed_redirect_domains).unwrap_or_default();
-    if current_session(&state, &headers).await?.is_some() && !rd.is_empty() {
+    if q.force.is_none() && current_session(&state, &headers).await?.is_some() && !rd.is_empty() {
         return Ok(Redirect::to(&rd).into_response());
     }
-    Ok(render_form(&state, &rd, "", None, StatusCode::OK))
+    let hint = q.login_hint.as_deref().filter(|h| h.len() <= 256).unwrap_or("");
+    Ok(render_form(&state, &rd, hint, None, StatusCode::OK))
 }
 
 /// Renders the login form with a fresh CSRF token (double-submit: cookie + hidden field).
 fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, status: StatusCode) -> Response {
     let csrf = random::token();
     let app = app_name(state, rd);
-    let html = pages::login(
-        &state.config.ui,
-        &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() },
-    );
+    let html = pages::login(&state.config.ui, &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() });
     let mut resp = (status, Html(html)).into_response();
     if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, attrs(state, "Strict")) {
         resp.headers_mut().append(header::SET_COOKIE, c);
@@ -89,10 +97,16 @@ fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, 
     resp
 }
 
-/// The name of the app the user came from, when the target says so.
-fn app_name(_state: &AppState, rd: &str) -> Option<String> {
+/// The name of the app the user came from, when the pending request says so.
+fn app_name(state: &AppState, rd: &str) -> Option<String> {
     let url = url::Url::parse("http://gateway.invalid").ok()?.join(rd).ok()?;
-    url.query_pairs().find(|(k, _)| k == "client_id").map(|(_, v)| v.into_owned())
+    let id = url.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.into_owned())?;
+    match state.pending.get(&id)? {
+        crate::pending::Pending::Oidc(req) => {
+            let client = state.oidc.as_ref()?.client(&req.client_id)?;
+            Some(client.name.clone().unwrap_or_else(|| client.client_id.clone()))
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -114,7 +128,8 @@ async fn login_post(
     Form(form): Form<LoginFormData>,
 ) -> Result<Response, AppError> {
     let cfg = &state.config;
-    let csrf_ok = cookies::get(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && random::secure_eq(c, &form.csrf));
+    let csrf_ok =
+        cookies::get(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && random::secure_eq(c, &form.csrf));
     if !csrf_ok {
         tracing::info!(client_ip = %peer.ip(), outcome = "refused", reason = "csrf token missing or wrong", "login attempt");
         return Err(AppError::Csrf);
@@ -201,8 +216,9 @@ pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Resul
     Ok(())
 }
 
-fn logged_out_page(state: &AppState) -> Response {
-    let html = pages::message(&state.config.ui, "Signed out", "You have been signed out.", Some(("/login", "Sign in again")));
+pub(crate) fn logged_out_page(state: &AppState) -> Response {
+    let html =
+        pages::message(&state.config.ui, "Signed out", "You have been signed out.", Some(("/login", "Sign in again")));
     let mut resp = Html(html).into_response();
     if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);

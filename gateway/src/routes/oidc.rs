@@ -1,0 +1,330 @@
+//! The OpenID Connect endpoints: discovery, JWKS, authorize (+ resume after login), token, userinfo,
+//! introspection, revocation and RP-initiated logout. The protocol logic is `federation::oidc`; this module only
+//! speaks HTTP and connects it to the login session.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, RawForm, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use federation::Principal;
+use federation::oidc::{
+    AuthorizationRequest, AuthorizeError, KeySet, LoginDecision, MemoryGrantStore, OidcConfig, Params,
+    PrincipalRefresh, Provider, TokenError,
+};
+use serde::Deserialize;
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::error::AppError;
+use crate::pending::Pending;
+use crate::principal::from_user;
+use crate::routes::login::{current_session, end_session, to_login};
+use crate::state::AppState;
+
+/// Builds the provider: loads the signing keys from `keys_dir` (generating them on first start).
+pub fn provider(cfg: &OidcConfig, public_url: &url::Url) -> anyhow::Result<Arc<Provider>> {
+    let keys = KeySet::load_or_generate(&cfg.keys_dir, cfg.signing_algorithm).with_context(|| {
+        format!("while loading the OIDC signing keys from oidc.keys_dir = {}", cfg.keys_dir.display())
+    })?;
+    let store = Arc::new(MemoryGrantStore::default());
+    let provider = Provider::new(cfg.clone(), public_url.clone(), keys, store)
+        .context("while setting up the OpenID Connect provider")?;
+    Ok(Arc::new(provider))
+}
+
+/// The OIDC routes. The JSON endpoints browsers call directly (discovery, JWKS, token, userinfo) allow CORS.
+pub fn router() -> Router<AppState> {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    let browser_json = Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/oauth2/jwks", get(jwks))
+        .route("/oauth2/token", post(token))
+        .route("/oauth2/userinfo", get(userinfo).post(userinfo))
+        .layer(cors);
+    Router::new()
+        .merge(browser_json)
+        .route("/oauth2/authorize", get(authorize_get).post(authorize_post))
+        .route("/oauth2/authorize/resume", get(resume))
+        .route("/oauth2/introspect", post(introspect))
+        .route("/oauth2/revoke", post(revoke))
+        .route("/oauth2/logout", get(logout_get).post(logout_post))
+}
+
+fn oidc(state: &AppState) -> Result<&Arc<Provider>, AppError> {
+    state.oidc.as_ref().ok_or_else(|| AppError::NotFound("OpenID Connect is not configured on this gateway.".into()))
+}
+
+fn no_store<T: IntoResponse>(body: T) -> Response {
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+async fn discovery(State(state): State<AppState>) -> Result<Response, AppError> {
+    Ok(Json(oidc(&state)?.discovery().clone()).into_response())
+}
+
+async fn jwks(State(state): State<AppState>) -> Result<Response, AppError> {
+    let mut resp = Json(oidc(&state)?.jwks()).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    Ok(resp)
+}
+
+async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AppError> {
+    authorize(&state, &headers, Params::parse(q.as_deref().unwrap_or(""))).await
+}
+
+async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Result<Response, AppError> {
+    authorize(&state, &headers, Params::parse(&String::from_utf8_lossy(&body))).await
+}
+
+async fn authorize(state: &AppState, headers: &HeaderMap, params: Params) -> Result<Response, AppError> {
+    let provider = oidc(state)?;
+    match provider.authorize(&params, state.clock.now()) {
+        Ok(request) => continue_authorization(state, headers, request).await,
+        Err(e) => authorize_failure(e),
+    }
+}
+
+fn authorize_failure(e: AuthorizeError) -> Result<Response, AppError> {
+    match e {
+        AuthorizeError::Display(error) => Err(AppError::OidcRequest(error)),
+        AuthorizeError::Store(e) => Err(AppError::OidcStore(e.to_string())),
+        redirect @ AuthorizeError::Redirect { .. } => match redirect.redirect_url() {
+            Some(url) => Ok(Redirect::to(url.as_str()).into_response()),
+            None => Err(AppError::BadRequest(redirect.to_string())),
+        },
+    }
+}
+
+/// With a validated request: issue the code if the session is good enough, else send the user to log in first.
+async fn continue_authorization(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: AuthorizationRequest,
+) -> Result<Response, AppError> {
+    let provider = oidc(state)?;
+    let now = state.clock.now();
+    let session = current_session(state, headers).await?;
+    match request.login_decision(session.as_ref().map(|(_, s)| s.auth_instant()), now) {
+        LoginDecision::Proceed => {
+            let Some((id, mut session)) = session else { return Err(AppError::BadRequest("no session".into())) };
+            let principal = from_user(&session.user, session.auth_instant());
+            let url = match provider.issue_code(&request, &principal, now).await {
+                Ok(url) => url,
+                Err(e) => return authorize_failure(e),
+            };
+            if !session.signed_in_to.contains(&request.client_id) {
+                session.signed_in_to.push(request.client_id.clone());
+                state.sessions.update(&id, session).await?;
+            }
+            tracing::info!(client_id = %request.client_id, username = %principal.username, "authorization code issued");
+            Ok(Redirect::to(url.as_str()).into_response())
+        }
+        LoginDecision::Fail(url) => Ok(Redirect::to(url.as_str()).into_response()),
+        LoginDecision::Login => {
+            let force = request.prompt == Some(federation::oidc::Prompt::Login) || session.is_some();
+            let hint = request.login_hint.clone();
+            let id = state.pending.put(Pending::Oidc(Box::new(request)));
+            Ok(to_login_with(&format!("/oauth2/authorize/resume?id={id}"), force, hint.as_deref()))
+        }
+    }
+}
+
+/// The login page URL, optionally forcing a fresh login and prefilling the username.
+fn to_login_with(target: &str, force: bool, login_hint: Option<&str>) -> Response {
+    if !force && login_hint.is_none() {
+        return to_login(target);
+    }
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("rd", target);
+    if force {
+        q.append_pair("force", "1");
+    }
+    if let Some(h) = login_hint {
+        q.append_pair("login_hint", h);
+    }
+    Redirect::to(&format!("/login?{}", q.finish())).into_response()
+}
+
+#[derive(Deserialize)]
+struct ResumeQuery {
+    #[serde(default)]
+    id: String,
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ResumeQuery>,
+) -> Result<Response, AppError> {
+    match state.pending.get(&q.id) {
+        Some(Pending::Oidc(request)) => {
+            let resp = continue_authorization(&state, &headers, *request).await?;
+            // Done once the browser is sent back to the app; kept while the user is still logging in.
+            if resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .is_some_and(|l| !l.starts_with("/login"))
+            {
+                state.pending.take(&q.id);
+            }
+            Ok(resp)
+        }
+        _ => Err(AppError::BadRequest(
+            "This sign-in request expired or was already used. Go back to the application and sign in again.".into(),
+        )),
+    }
+}
+
+/// Looks the user up again when a refresh token is redeemed, so group changes and removed users take effect.
+/// While the directory is unreachable the snapshot taken at login is kept (logins keep working through a blip).
+struct DirectoryRefresh<'a>(&'a AppState);
+
+impl PrincipalRefresh for DirectoryRefresh<'_> {
+    fn refresh<'a>(&'a self, snapshot: &'a Principal) -> federation::oidc::store::StoreFuture<'a, Option<Principal>> {
+        Box::pin(async move {
+            match self.0.directory.lookup(&snapshot.username).await {
+                Ok(Some(user)) if user.unique_id == snapshot.subject => Some(from_user(&user, snapshot.auth_time)),
+                Ok(_) => {
+                    tracing::info!(username = %snapshot.username, "refresh refused: the user is gone from the directory");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(username = %snapshot.username, error = %e, "directory lookup failed during refresh; keeping the login snapshot");
+                    Some(snapshot.clone())
+                }
+            }
+        })
+    }
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Result<Response, AppError> {
+    let provider = oidc(&state)?;
+    let params = Params::parse(&String::from_utf8_lossy(&body));
+    let refresh = DirectoryRefresh(&state);
+    match provider.token_with(&params, authorization(&headers), state.clock.now(), &refresh).await {
+        Ok(resp) => Ok(no_store(Json(resp))),
+        Err(e) => Err(oauth_error(e)),
+    }
+}
+
+fn oauth_error(error: TokenError) -> AppError {
+    // RFC 6749 §5.2: a 401 invalid_client carries the scheme the client may use.
+    let challenge = (error.http_status() == 401).then_some("Basic realm=\"fedgate\"");
+    AppError::OAuth { error, challenge }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let a = authorization(headers)?;
+    (a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer ")).then(|| a[7..].trim())
+}
+
+async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let provider = oidc(&state)?;
+    let Some(token) = bearer(&headers) else {
+        return Err(AppError::OAuth {
+            error: TokenError::protocol(
+                federation::oidc::ErrorCode::InvalidRequest,
+                "a Bearer access token is required",
+            ),
+            challenge: Some("Bearer realm=\"fedgate\""),
+        });
+    };
+    match provider.userinfo(token, state.clock.now()).await {
+        Ok(claims) => Ok(no_store(Json(claims))),
+        Err(error) => {
+            Err(AppError::OAuth { error, challenge: Some("Bearer realm=\"fedgate\", error=\"invalid_token\"") })
+        }
+    }
+}
+
+async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Result<Response, AppError> {
+    let provider = oidc(&state)?;
+    let params = Params::parse(&String::from_utf8_lossy(&body));
+    match provider.introspect(&params, authorization(&headers), state.clock.now()).await {
+        Ok(v) => Ok(no_store(Json(v))),
+        Err(e) => Err(oauth_error(e)),
+    }
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Result<Response, AppError> {
+    let provider = oidc(&state)?;
+    let params = Params::parse(&String::from_utf8_lossy(&body));
+    match provider.revoke(&params, authorization(&headers), state.clock.now()).await {
+        Ok(()) => Ok(no_store(())),
+        Err(e) => Err(oauth_error(e)),
+    }
+}
+
+async fn logout_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AppError> {
+    logout(&state, &headers, Params::parse(q.as_deref().unwrap_or(""))).await
+}
+
+async fn logout_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Result<Response, AppError> {
+    logout(&state, &headers, Params::parse(&String::from_utf8_lossy(&body))).await
+}
+
+/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends the gateway session, then returns to the
+/// app's registered `post_logout_redirect_uri` or shows the signed-out page.
+async fn logout(state: &AppState, headers: &HeaderMap, params: Params) -> Result<Response, AppError> {
+    let provider = oidc(state)?;
+    let request = provider.logout(&params).map_err(AppError::OidcRequest)?;
+    if let Some((id, session)) = current_session(state, headers).await? {
+        // A hint for someone else must not end this browser's session.
+        if request.subject.as_deref().is_none_or(|sub| sub == session.user.unique_id) {
+            end_session(state, &id, &session).await?;
+        }
+    }
+    let mut resp = match request.redirect {
+        Some(url) => Redirect::to(url.as_str()).into_response(),
+        None => crate::routes::login::logged_out_page(state),
+    };
+    if let Some(c) =
+        crate::cookies::clear(&state.config.session.cookie_name, crate::routes::login::session_cookie_attrs(state))
+    {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(resp)
+}

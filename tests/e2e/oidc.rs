@@ -1,0 +1,327 @@
+//! The OpenID Connect provider, checked by a real relying party (openid-client) and by hand over HTTP for every
+//! refusal a client or attacker would meet.
+
+use base64::Engine as _;
+use e2e::gateway::{Gateway, browser, csrf_from, demo_config, http};
+use e2e::node;
+use reqwest::StatusCode;
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const SECRET: &str = "test-secret-0123456789abcdef";
+
+/// `[oidc]` with a fresh key directory, a confidential client `app`, a public client `spa`, a client limited to
+/// admins, and a machine client for client_credentials.
+pub fn oidc_toml(keys: &std::path::Path, alg: &str) -> String {
+    format!(
+        r#"
+[oidc]
+keys_dir = "{keys}"
+signing_algorithm = "{alg}"
+[[oidc.clients]]
+client_id = "app"
+name = "Demo app"
+client_secret = "{SECRET}"
+redirect_uris = ["{REDIRECT}"]
+post_logout_redirect_uris = ["http://127.0.0.1:9/bye"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "groups", "roles", "offline_access"]
+[[oidc.clients]]
+client_id = "spa"
+public = true
+redirect_uris = ["{REDIRECT}"]
+[[oidc.clients]]
+client_id = "admins-only"
+client_secret = "{SECRET}"
+redirect_uris = ["{REDIRECT}"]
+allowed_groups = ["ai-admins"]
+[[oidc.clients]]
+client_id = "robot"
+client_secret = "{SECRET}"
+grant_types = ["client_credentials"]
+scopes = ["roles"]
+"#,
+        keys = keys.display()
+    )
+}
+
+async fn gateway(alg: &str) -> (Gateway, tempfile::TempDir) {
+    let keys = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(&format!("{}{}", demo_config(), oidc_toml(keys.path(), alg))).await.unwrap();
+    (gw, keys)
+}
+
+async fn run_rp(gw: &Gateway, alg: &str, user: &str, password: &str) -> serde_json::Value {
+    let env = [
+        ("ISSUER", gw.base.clone()),
+        ("CLIENT_ID", "app".to_string()),
+        ("CLIENT_SECRET", SECRET.to_string()),
+        ("REDIRECT_URI", REDIRECT.to_string()),
+        ("POST_LOGOUT", "http://127.0.0.1:9/bye".to_string()),
+        ("USER_NAME", user.to_string()),
+        ("PASSWORD", password.to_string()),
+        ("ALG", alg.to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node::run("oidc-rp.mjs", &env, 60)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap()
+}
+
+fn check_rp(seen: &serde_json::Value, alg: &str) {
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["id_token"]["alg"], alg);
+    assert_eq!(seen["id_token"]["preferred_username"], "alice");
+    assert_eq!(seen["id_token"]["sub"], "static:alice", "sub is the stable id, not the username");
+    assert_eq!(seen["id_token"]["roles"], serde_json::json!(["admin"]));
+    assert_eq!(seen["userinfo"]["email"], "alice@example.org");
+    assert_eq!(seen["refresh"]["rotated"], true);
+    assert_eq!(seen["reuse"], "invalid_grant", "{seen}");
+    assert_eq!(seen["logout"]["status"], 303);
+    assert_eq!(seen["logout"]["location"], "http://127.0.0.1:9/bye?state=bye");
+    assert_eq!(seen["after_logout_status"], 303, "the gateway session ended");
+    assert_eq!(seen["login_page_names_app"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_code_flow_with_pkce_rs256() {
+    let (gw, _keys) = gateway("RS256").await;
+    check_rp(&run_rp(&gw, "RS256", "alice", "alice-demo").await, "RS256");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_code_flow_with_pkce_es256() {
+    let (gw, _keys) = gateway("ES256").await;
+    check_rp(&run_rp(&gw, "ES256", "alice", "alice-demo").await, "ES256");
+}
+
+/// Logs `user` in on `c` (a browser), then starts an authorization request with `query` and returns the final
+/// redirect (or page) response of the authorize endpoint.
+async fn authorize(gw: &Gateway, c: &reqwest::Client, query: &str) -> reqwest::Response {
+    c.get(gw.url(&format!("/oauth2/authorize?{query}"))).send().await.unwrap()
+}
+
+async fn logged_in(gw: &Gateway, user: &str, pw: &str) -> reqwest::Client {
+    let c = browser();
+    let html = c.get(gw.url("/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let r =
+        c.post(gw.url("/login")).form(&[("username", user), ("password", pw), ("csrf", &csrf)]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    c
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default()
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+async fn code_for(gw: &Gateway, c: &reqwest::Client, client_id: &str) -> String {
+    let r = authorize(
+        gw,
+        c,
+        &format!("response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&scope=openid%20roles&state=s1&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+    )
+    .await;
+    let loc = location(&r);
+    query_param(&loc, "code").unwrap_or_else(|| panic!("no code in {loc}"))
+}
+
+async fn redeem(gw: &Gateway, code: &str, secret: &str) -> reqwest::Response {
+    http()
+        .post(gw.url("/oauth2/token"))
+        .basic_auth("app", Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_wrong_redirect_uri_is_shown_on_the_gateway_never_redirected() {
+    let (gw, _k) = gateway("RS256").await;
+    let c = logged_in(&gw, "alice", "alice-demo").await;
+    for bad in [
+        "http://127.0.0.1:9/callback/",
+        "http://127.0.0.1:9/CALLBACK",
+        "http://127.0.0.1:9/callback?x=1",
+        "https://evil.example/cb",
+    ] {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("response_type", "code"), ("client_id", "app"), ("redirect_uri", bad), ("scope", "openid")])
+            .finish();
+        let r = authorize(&gw, &c, &q).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.headers().get("location").is_none());
+        assert!(r.text().await.unwrap().contains("Invalid sign-in request"));
+    }
+}
+
+#[tokio::test]
+async fn public_clients_must_use_s256_pkce() {
+    let (gw, _k) = gateway("RS256").await;
+    let c = logged_in(&gw, "alice", "alice-demo").await;
+    let base = format!("response_type=code&client_id=spa&redirect_uri={REDIRECT}&scope=openid&state=xyz");
+    for extra in [
+        "",
+        "&code_challenge=abc&code_challenge_method=plain",
+        &format!("&code_challenge={CHALLENGE}&code_challenge_method=plain"),
+    ] {
+        let r = authorize(&gw, &c, &format!("{base}{extra}")).await;
+        let loc = location(&r);
+        assert!(loc.starts_with(REDIRECT), "{extra}: {loc}");
+        assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request"), "{extra}: {loc}");
+        assert_eq!(query_param(&loc, "state").as_deref(), Some("xyz"));
+    }
+}
+
+#[tokio::test]
+async fn codes_are_single_use_and_a_replay_revokes_what_they_issued() {
+    let (gw, _k) = gateway("RS256").await;
+    let c = logged_in(&gw, "alice", "alice-demo").await;
+    let code = code_for(&gw, &c, "app").await;
+    let first = redeem(&gw, &code, SECRET).await;
+    if first.status() != StatusCode::OK {
+        panic!("{}", first.text().await.unwrap());
+    }
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()["cache-control"], "no-store");
+    let tokens: serde_json::Value = first.json().await.unwrap();
+    let at = tokens["access_token"].as_str().unwrap().to_string();
+    let ui = http().get(gw.url("/oauth2/userinfo")).bearer_auth(&at).send().await.unwrap();
+    assert_eq!(ui.status(), StatusCode::OK);
+    let replay = redeem(&gw, &code, SECRET).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = replay.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    let ui = http().get(gw.url("/oauth2/userinfo")).bearer_auth(&at).send().await.unwrap();
+    assert_eq!(ui.status(), StatusCode::UNAUTHORIZED, "the replay revoked the first access token");
+    assert!(ui.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_invalid_client_401() {
+    let (gw, _k) = gateway("RS256").await;
+    let c = logged_in(&gw, "alice", "alice-demo").await;
+    let code = code_for(&gw, &c, "app").await;
+    let r = redeem(&gw, &code, "not-the-secret").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let (gw, _k) = gateway("RS256").await;
+    let c = logged_in(&gw, "alice", "alice-demo").await;
+    let code = code_for(&gw, &c, "app").await;
+    gw.clock.advance(std::time::Duration::from_secs(61));
+    let r = redeem(&gw, &code, SECRET).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn unknown_scope_outside_group_and_prompt_none_go_back_to_the_client_with_errors() {
+    let (gw, _k) = gateway("RS256").await;
+    let pkce = format!("&code_challenge={CHALLENGE}&code_challenge_method=S256&state=st");
+    // prompt=none without a session.
+    let anon = browser();
+    let r = authorize(
+        &gw,
+        &anon,
+        &format!("response_type=code&client_id=app&redirect_uri={REDIRECT}&scope=openid&prompt=none{pkce}"),
+    )
+    .await;
+    assert_eq!(query_param(&location(&r), "error").as_deref(), Some("login_required"));
+    let bob = logged_in(&gw, "bob", "bob-demo").await;
+    let r = authorize(
+        &gw,
+        &bob,
+        &format!("response_type=code&client_id=app&redirect_uri={REDIRECT}&scope=openid%20wallet{pkce}"),
+    )
+    .await;
+    assert_eq!(query_param(&location(&r), "error").as_deref(), Some("invalid_scope"));
+    let r = authorize(
+        &gw,
+        &bob,
+        &format!("response_type=code&client_id=admins-only&redirect_uri={REDIRECT}&scope=openid{pkce}"),
+    )
+    .await;
+    assert_eq!(query_param(&location(&r), "error").as_deref(), Some("access_denied"), "bob is not in ai-admins");
+}
+
+#[tokio::test]
+async fn no_session_goes_through_the_login_page_and_back() {
+    let (gw, _k) = gateway("RS256").await;
+    let c = browser();
+    let r = authorize(&gw, &c, &format!("response_type=code&client_id=app&redirect_uri={REDIRECT}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256&login_hint=bob")).await;
+    let loc = location(&r);
+    assert!(loc.starts_with("/login?rd=%2Foauth2%2Fauthorize%2Fresume"), "{loc}");
+    let html = c.get(gw.url(&loc)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("value=\"bob\""), "login_hint prefills the username");
+    assert!(html.contains("Demo app"), "the login page names the app");
+}
+
+#[tokio::test]
+async fn client_credentials_and_key_rotation() {
+    let (gw, keys) = gateway("ES256").await;
+    let tok = |gw: &Gateway| {
+        http()
+            .post(gw.url("/oauth2/token"))
+            .basic_auth("robot", Some(SECRET))
+            .form(&[("grant_type", "client_credentials"), ("scope", "roles")])
+            .send()
+    };
+    let r = tok(&gw).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let old = body["access_token"].as_str().unwrap().to_string();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(old.split('.').next().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+    let old_kid = header["kid"].as_str().unwrap().to_string();
+    let cfg_path = keys.path().join("fedgate.toml");
+    std::fs::write(&cfg_path, format!("{}{}", demo_config(), oidc_toml(keys.path(), "ES256"))).unwrap();
+    let out = std::process::Command::new(e2e::gateway::fedgate_bin().unwrap())
+        .args(["keys", "rotate", "--config"])
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    gw.stop().await.unwrap();
+    let gw = Gateway::start(&format!("{}{}", demo_config(), oidc_toml(keys.path(), "ES256"))).await.unwrap();
+    let jwks: serde_json::Value = http().get(gw.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids.len(), 2, "{jwks}");
+    assert!(kids.contains(&old_kid.as_str()), "the old key stays published");
+    let new = tok(&gw).await.unwrap().json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new.split('.').next(), old.split('.').next(), "new tokens use the new key");
+    // The token signed before the rotation still verifies with the keys now published.
+    let set = federation::oidc::KeySet::load(keys.path()).unwrap();
+    let key = set.find(&old_kid).expect("old key still in the set");
+    let mut v = jsonwebtoken::Validation::new(key.jwt_algorithm());
+    v.validate_aud = false;
+    v.validate_exp = false;
+    jsonwebtoken::decode::<serde_json::Value>(&old, key.decoding_key(), &v).expect("old token verifies after rotation");
+}
