@@ -1,0 +1,31 @@
+// Peer OpenID Provider for scripts/bench: node oidc-provider (in-memory adapter) on 127.0.0.1:$PORT, issuing JWT
+// access tokens signed with $ALG for the client_credentials grant (client "svc" / "svc-secret-0123456789").
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import Provider from 'oidc-provider';
+
+const PORT = Number(process.env.PORT);
+const ALG = process.env.ALG || 'RS256';
+const RESOURCE = 'https://api.example.org';
+const spec = { RS256: ['rsa', { modulusLength: 2048 }], ES256: ['ec', { namedCurve: 'P-256' }], EdDSA: ['ed25519', {}] };
+const jwk = (alg) => ({ ...generateKeyPairSync(...spec[alg]).privateKey.export({ format: 'jwk' }), alg, use: 'sig', kid: alg });
+// oidc-provider always needs an RS256 key (its default ID token algorithm), plus the one measured.
+const keys = ALG === 'RS256' ? [jwk('RS256')] : [jwk('RS256'), jwk(ALG)];
+
+const provider = new Provider(`http://127.0.0.1:${PORT}`, {
+  clients: [{ client_id: 'svc', client_secret: 'svc-secret-0123456789', grant_types: ['client_credentials'],
+              response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' }],
+  jwks: { keys },
+  cookies: { keys: [randomBytes(32).toString('hex')] },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async () => RESOURCE,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async () => ({ scope: 'api:read', audience: RESOURCE, accessTokenTTL: 600,
+                                            accessTokenFormat: 'jwt', jwt: { sign: { alg: ALG } } }),
+    },
+  },
+});
+provider.listen(PORT, '127.0.0.1');

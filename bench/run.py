@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""fedgate's benchmarks, each next to its peer or limit in the same run. Loopback only, bounded in time, every
+process we start is stopped by PID. Prints one table at the end (and writes bench/results/last.md)."""
+import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FEDGATE = os.path.join(ROOT, "target", "release", "fedgate")
+ROWS = []  # (measurement, fedgate, peer/limit, ratio, note)
+STARTED = []  # Popen objects to stop
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def wait_http(url, timeout=15.0, want=200):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == want:
+                    return True
+        except Exception:
+            pass
+        time.sleep(0.002)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill(); p.wait()
+
+
+def row(name, ours, peer, ratio, note=""):
+    ROWS.append((name, ours, peer, ratio, note))
+    print(f"  {name}: {ours} | {peer} | {ratio} {note}", flush=True)
+
+
+def wrk(url, secs=8, conns=32, threads=2, script=None, headers=()):
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", "--timeout", "5s"]
+    for h in headers:
+        cmd += ["-H", h]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=secs + 30).stdout
+    rps = p50 = p99 = None; errors = 0
+    def ms(x):
+        for suf, mul in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+            if x.endswith(suf):
+                return float(x[: -len(suf)]) * mul
+        return float(x)
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            rps = float(parts[1])
+        elif line.strip().startswith("50%"):
+            p50 = ms(parts[1])
+        elif line.strip().startswith("99%"):
+            p99 = ms(parts[1])
+        elif "Non-2xx or 3xx" in line:
+            errors = int(parts[-1])
+    return {"rps": rps or 0.0, "p50": p50, "p99": p99, "errors": errors, "raw": out}
+
+
+def argon2_cheap(password):
+    """A valid argon2id hash with minimal cost, so load tests measure the gateway, not argon2."""
+    from argon2 import PasswordHasher
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(password)
+
+
+class Gateway:
+    def __init__(self, toml, env=None):
+        self.dir = tempfile.mkdtemp(prefix="fedgate-bench.")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.cfg = os.path.join(self.dir, "config.toml")
+        with open(self.cfg, "w") as f:
+            f.write(f'[server]\nlisten = "127.0.0.1:{self.port}"\npublic_url = "{self.base}/"\n[log]\nlevel = "warn"\n' + toml)
+        self.env = dict(os.environ, **(env or {}))
+        self.p = None
+
+    def start(self):
+        t0 = time.monotonic()
+        self.p = subprocess.Popen([FEDGATE, "serve", "--config", self.cfg], env=self.env,
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
+        STARTED.append(self.p)
+        wait_http(self.base + "/readyz")
+        return time.monotonic() - t0
+
+    def stop(self):
+        if self.p:
+            stop(self.p)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def static_dir_toml(users):
+    out = '[roles]\nadmin = ["admins"]\n[directory]\nkind = "static"\n'
+    for u, pw in users:
+        out += f'[[directory.users]]\nusername = "{u}"\npassword_hash = "{argon2_cheap(pw)}"\ngroups = ["admins"]\n'
+    return out
+
+
+LOGIN_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Cookie"] = "fedgate_csrf=benchcsrf"
+wrk.body = "username=bench&password=bench-pw&csrf=benchcsrf&rd=%2F"
+"""
+
+
+def bench_startup():
+    print("startup: exec → /readyz = 200, RSS idle", flush=True)
+    times, rss = [], []
+    for _ in range(7):
+        gw = Gateway(static_dir_toml([("bench", "bench-pw")]))
+        try:
+            times.append(gw.start() * 1000)
+            time.sleep(0.3)
+            rss.append(rss_kb(gw.p.pid) / 1024)
+        finally:
+            gw.stop()
+    row("start → ready", f"{statistics.median(times):.1f} ms", "goal 50 ms", f"{statistics.median(times) / 50:.2f}× goal",
+        f"median of 7 (min {min(times):.1f})")
+    row("RSS idle", f"{statistics.median(rss):.1f} MB", "goal 20 MB", f"{statistics.median(rss) / 20:.2f}× goal", "")
+
+
+def bench_sessions():
+    print("sessions: 100k live sessions, lookups/s", flush=True)
+    gw = Gateway(static_dir_toml([("bench", "bench-pw")]) + '[login]\nthrottle = false\n')
+    script = os.path.join(gw.dir, "login.lua")
+    with open(script, "w") as f:
+        f.write(LOGIN_LUA)
+    try:
+        gw.start()
+        idle = rss_kb(gw.p.pid) / 1024
+        logins = wrk(gw.base + "/login", secs=6, conns=16, script=script)
+        row("logins/s (static dir, cheap hash)", f"{logins['rps']:.0f}/s", "—", "—",
+            f"p99 {logins['p99']} ms; form POST → session; errors {logins['errors']}")
+        def sessions():
+            with urllib.request.urlopen(gw.base + "/metrics") as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith("fedgate_sessions "):
+                        return int(line.split()[1])
+            return 0
+        deadline = time.monotonic() + 120
+        while sessions() < 100_000 and time.monotonic() < deadline:
+            wrk(gw.base + "/login", secs=4, conns=16, script=script)
+        n = sessions()
+        rss100k = rss_kb(gw.p.pid) / 1024
+        row(f"RSS with {n // 1000}k sessions", f"{rss100k:.1f} MB", "goal 150 MB", f"{rss100k / 150:.2f}× goal",
+            f"idle before: {idle:.1f} MB")
+        # one session cookie for lookups
+        req = urllib.request.Request(gw.base + "/login", method="POST",
+                                     data=b"username=bench&password=bench-pw&csrf=c&rd=%2F",
+                                     headers={"Cookie": "fedgate_csrf=c", "Content-Type": "application/x-www-form-urlencoded"})
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *a, **k):
+                return None
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(req)
+        except urllib.error.HTTPError as e:
+            cookie = [v for k, v in e.headers.items() if k.lower() == "set-cookie" and v.startswith("fedgate_session=")][0].split(";")[0]
+        look = wrk(gw.base + "/", secs=6, conns=32, headers=[f"Cookie: {cookie}"])
+        base = wrk(gw.base + "/healthz", secs=6, conns=32)
+        row("session lookups/s (GET / account page)", f"{look['rps']:.0f}/s", f"/healthz {base['rps']:.0f}/s",
+            f"{look['rps'] / base['rps']:.2f}", f"p50 {look['p50']} ms, p99 {look['p99']} ms, {n // 1000}k sessions live")
+    finally:
+        gw.stop()
+
+
+def openssl_ceiling():
+    """Single-core signatures/s from `openssl speed` for RS256, ES256 and EdDSA."""
+    out = subprocess.run(["openssl", "speed", "-seconds", "2", "-mr", "rsa2048", "ecdsap256", "ed25519"],
+                         capture_output=True, text=True, timeout=120).stdout
+    res = {}
+    for line in out.splitlines():
+        f = line.split(":")
+        if line.startswith("+F2:"):
+            res["RS256"] = float(f[3])
+        elif line.startswith("+F4:"):
+            res["ES256"] = float(f[3])
+        elif line.startswith("+F6:"):
+            res["EdDSA"] = float(f[4])
+    return res
+
+
+CC_LUA = """
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials&scope=%s"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic %s"
+"""
+
+
+def bench_oidc():
+    import base64
+    print("oidc: client_credentials tokens/s vs node oidc-provider vs openssl speed (1 core)", flush=True)
+    ceiling = openssl_ceiling()
+    secret = "svc-secret-0123456789"
+    basic = base64.b64encode(f"svc:{secret}".encode()).decode()
+    for alg in ("RS256", "ES256", "EdDSA"):
+        keys = tempfile.mkdtemp(prefix="fedgate-bench-keys.")
+        gw = Gateway(static_dir_toml([("bench", "bench-pw")]) + f"""
+[oidc]
+keys_dir = "{keys}"
+signing_algorithm = "{alg}"
+[[oidc.clients]]
+client_id = "svc"
+client_secret = "{secret}"
+grant_types = ["client_credentials"]
+scopes = ["roles"]
+""")
+        peer = None
+        try:
+            gw.start()
+            script = os.path.join(gw.dir, "cc.lua")
+            with open(script, "w") as f:
+                f.write(CC_LUA % ("roles", basic))
+            wrk(gw.base + "/oauth2/token", secs=3, conns=32, script=script)  # warm-up
+            ours = wrk(gw.base + "/oauth2/token", secs=8, conns=32, script=script)
+            port = free_port()
+            peer = subprocess.Popen(["node", os.path.join(ROOT, "bench", "node", "oidc-peer.mjs")],
+                                    env=dict(os.environ, PORT=str(port), ALG=alg, NODE_ENV="production"),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            STARTED.append(peer)
+            wait_http(f"http://127.0.0.1:{port}/.well-known/openid-configuration")
+            pscript = os.path.join(gw.dir, "cc-peer.lua")
+            with open(pscript, "w") as f:
+                f.write(CC_LUA.replace("/oauth2/token", "/token") % ("api%3Aread", basic))
+            wrk(f"http://127.0.0.1:{port}/token", secs=3, conns=32, script=pscript)
+            theirs = wrk(f"http://127.0.0.1:{port}/token", secs=8, conns=32, script=pscript)
+            row(f"client_credentials {alg} tokens/s", f"{ours['rps']:.0f}/s (p99 {ours['p99']} ms)",
+                f"oidc-provider {theirs['rps']:.0f}/s (p99 {theirs['p99']} ms)",
+                f"{ours['rps'] / max(theirs['rps'], 1):.1f}× peer",
+                f"signing ceiling (openssl speed, 1 core × {os.cpu_count()}) {ceiling.get(alg, 0) * os.cpu_count():.0f}/s → "
+                f"{ours['rps'] / max(ceiling.get(alg, 1) * os.cpu_count(), 1):.0%} (wrk shares the cores); non-2xx {ours['errors']}/{theirs['errors']}")
+        finally:
+            if peer:
+                stop(peer)
+            gw.stop()
+            shutil.rmtree(keys, ignore_errors=True)
+
+
+def main(argv):
+    wanted = set(argv) or {"startup", "sessions", "oidc"}
+    print(f"fedgate benchmarks — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — load generator: wrk", flush=True)
+    try:
+        if "startup" in wanted:
+            bench_startup()
+        if "sessions" in wanted:
+            bench_sessions()
+        if "oidc" in wanted:
+            bench_oidc()
+    finally:
+        for p in STARTED:
+            stop(p)
+    lines = ["| measurement | fedgate | peer / limit | ratio | notes |", "|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in ROWS]
+    table = "\n".join(lines)
+    print("\n" + table)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", "last.md"), "w") as f:
+        f.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
