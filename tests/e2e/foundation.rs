@@ -63,8 +63,11 @@ fn check_config_accepts_the_shipped_config() {
 async fn serve_starts_logs_its_address_and_stops_on_sigterm() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
+    // config.toml keeps generated OIDC keys under ./data: run from a scratch directory.
+    let cwd = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(fedgate_bin().unwrap())
         .args(["serve", "--config", root])
+        .current_dir(cwd.path())
         .env("FEDGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -91,4 +94,33 @@ async fn serve_starts_logs_its_address_and_stops_on_sigterm() {
     child.stdout.take().unwrap().read_to_string(&mut out).await.unwrap();
     assert!(out.contains(&format!("fedgate listening on http://127.0.0.1:{port}")), "{out}");
     assert!(out.contains("SIGTERM received"), "{out}");
+}
+
+/// `[server.tls]`: the gateway serves HTTPS with rustls, HTTP/2 by ALPN, and cookies get `Secure`.
+#[tokio::test]
+async fn serves_https_with_http2_and_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = e2e::tls::TestPki::generate(dir.path(), "gateway").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = format!(
+        "[server]\npublic_url = \"https://127.0.0.1:{port}/\"\n[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n{}",
+        pki.cert_pem.display(),
+        pki.key_pem.display(),
+        demo_config()
+    );
+    let mut config = gateway::config::load_str(&cfg).unwrap();
+    config.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let running = gateway::start(config, std::sync::Arc::new(gateway::clock::SystemClock), std::future::pending()).await.unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca_pem).unwrap()).unwrap();
+    let client = reqwest::Client::builder().add_root_certificate(ca).no_proxy().build().unwrap();
+    let r = client.get(format!("https://127.0.0.1:{port}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN negotiated h2");
+    let login = client.get(format!("https://127.0.0.1:{port}/login")).send().await.unwrap();
+    let csrf_cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(csrf_cookie.contains("; Secure"), "{csrf_cookie}");
+    // A client that does not trust the test CA is refused.
+    let untrusting = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert!(untrusting.get(format!("https://127.0.0.1:{port}/healthz")).send().await.is_err());
+    running.shutdown().await.unwrap();
 }

@@ -2,3 +2,4 @@
 
 pub mod gateway;
 pub mod node;
+pub mod tls;
