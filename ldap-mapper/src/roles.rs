@@ -51,10 +51,8 @@ mod tests {
             ("researcher".to_string(), vec!["cn=ai-researchers, ou=groups,dc=example,dc=org".to_string()]),
             ("nobody".to_string(), vec!["other".to_string()]),
         ]));
-        let roles = map.roles_for(
-            &["ai-admins".to_string()],
-            &["CN=AI-Researchers,OU=Groups,DC=example,DC=org".to_string()],
-        );
+        let roles =
+            map.roles_for(&["ai-admins".to_string()], &["CN=AI-Researchers,OU=Groups,DC=example,DC=org".to_string()]);
         assert_eq!(roles, vec!["admin".to_string(), "researcher".to_string()]);
         assert!(map.roles_for(&[], &[]).is_empty());
     }

@@ -1,0 +1,526 @@
+//! [`LdapDirectory`]: login (search with the service account, then bind as the entry), lookups for token refresh,
+//! readiness checks and the `ldap probe` diagnosis, over pooled connections with failover.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use ldap3::{Ldap, SearchEntry};
+use moka::future::Cache;
+
+use crate::client::{Connector, Pool, RC_INVALID_CREDENTIALS, unavailable};
+use crate::config::{GroupStrategy, LdapConfig, Mapping, Scope};
+use crate::error::{Error, Result};
+use crate::mapping;
+use crate::{MappedUser, RoleMap};
+
+/// Longest username sent to the directory; longer input is refused before any search.
+const MAX_USERNAME: usize = 256;
+/// Bound on nested-group expansion (depth and total groups).
+const MAX_GROUP_DEPTH: usize = 8;
+const MAX_GROUPS: usize = 500;
+/// The in-chain matching rule (AD): transitive group membership in one search.
+const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
+
+/// The LDAP / AD directory.
+pub struct LdapDirectory {
+    cfg: LdapConfig,
+    mapping: Mapping,
+    bind_password: String,
+    connector: Connector,
+    search_pool: Pool,
+    bind_pool: Pool,
+    roles: RoleMap,
+    cache: Cache<String, MappedUser>,
+}
+
+impl fmt::Debug for LdapDirectory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LdapDirectory").field("urls", &self.cfg.urls).field("users_dn", &self.cfg.users_dn).finish()
+    }
+}
+
+impl LdapDirectory {
+    /// Builds the directory from a validated `[ldap]` section. Reads `bind_password_file` and `ca_file`; opens no
+    /// connection (a directory that is down at start-up shows in `/readyz`, it does not stop the gateway).
+    pub fn new(cfg: LdapConfig, roles: RoleMap) -> Result<Self> {
+        let bind_password = match (&cfg.bind_password, &cfg.bind_password_file) {
+            (Some(p), _) => p.expose().to_string(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| Error::Tls(format!("reading ldap.bind_password_file = {}: {e}", path.display())))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            (None, None) => String::new(),
+        };
+        let connector = Connector::new(&cfg)?;
+        let cache =
+            Cache::builder().max_capacity(100_000).time_to_live(cfg.cache_ttl.max(Duration::from_secs(1))).build();
+        Ok(Self {
+            mapping: cfg.mapping(),
+            search_pool: Pool::new(cfg.pool_size),
+            bind_pool: Pool::new(cfg.pool_size),
+            cfg,
+            bind_password,
+            connector,
+            roles,
+            cache,
+        })
+    }
+
+    /// The mapping in use (presets applied).
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// A connection bound as the service account (pooled, or new).
+    async fn service(&self) -> Result<Ldap> {
+        if let Some(c) = self.search_pool.take() {
+            return Ok(c);
+        }
+        let mut conn = self.connector.connect().await?;
+        if !self.cfg.bind_dn.is_empty() {
+            let res = conn
+                .with_timeout(self.connector.op_timeout)
+                .simple_bind(&self.cfg.bind_dn, &self.bind_password)
+                .await
+                .map_err(|e| unavailable("service bind", e))?;
+            if res.rc != 0 {
+                return Err(Error::ServiceBind { bind_dn: self.cfg.bind_dn.clone(), rc: res.rc, text: res.text });
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Runs `op` on a service connection; a connection that fails at the transport level is dropped and the
+    /// operation retried once on a fresh one (a pooled connection may have died while the directory restarted).
+    async fn with_service<T>(&self, mut op: impl AsyncFnMut(&mut Ldap) -> Result<T>) -> Result<T> {
+        for attempt in 0..2 {
+            let mut conn = self.service().await?;
+            match op(&mut conn).await {
+                Ok(v) => {
+                    self.search_pool.put(conn);
+                    return Ok(v);
+                }
+                Err(e) if e.is_unavailable() && attempt == 0 => {
+                    tracing::debug!(error = %e, "ldap connection failed; retrying on a fresh one");
+                    self.search_pool.clear();
+                }
+                Err(e) => {
+                    if !e.is_unavailable() {
+                        self.search_pool.put(conn);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(Error::Unavailable("retries exhausted".into()))
+    }
+
+    async fn search(
+        &self,
+        conn: &mut Ldap,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>> {
+        let scope = match scope {
+            Scope::One => ldap3::Scope::OneLevel,
+            Scope::Sub => ldap3::Scope::Subtree,
+        };
+        self.search_scoped(conn, base, scope, filter, attrs).await
+    }
+
+    async fn search_scoped(
+        &self,
+        conn: &mut Ldap,
+        base: &str,
+        scope: ldap3::Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>> {
+        let ldap3::SearchResult(entries, res) = conn
+            .with_timeout(self.connector.op_timeout)
+            .search(base, scope, filter, attrs.to_vec())
+            .await
+            .map_err(|e| unavailable("search", e))?;
+        match res.rc {
+            0 | 4 => Ok(entries.into_iter().map(SearchEntry::construct).collect()),
+            32 => Err(Error::Refused {
+                operation: "search",
+                rc: 32,
+                text: format!("{base} does not exist (check users_dn / groups_dn)"),
+            }),
+            rc => Err(Error::Refused { operation: "search", rc, text: res.text }),
+        }
+    }
+
+    fn user_attrs(&self) -> Vec<&str> {
+        let mut a = vec!["*", self.mapping.unique_id.as_str(), "memberOf"];
+        if self.mapping.active_directory {
+            a.extend(["userAccountControl", "accountExpires"]);
+        }
+        a
+    }
+
+    /// Finds the one entry for `username`. Zero or several matches are `InvalidCredentials` (logged precisely).
+    async fn find_user(&self, conn: &mut Ldap, username: &str) -> Result<Option<SearchEntry>> {
+        let filter = crate::filter::and_equals(&self.mapping.user_filter, &self.mapping.username, username);
+        let attrs = self.user_attrs();
+        let mut entries = self.search(conn, &self.cfg.users_dn, self.mapping.scope, &filter, &attrs).await?;
+        match entries.len() {
+            0 => Ok(None),
+            1 => Ok(entries.pop()),
+            n => {
+                let dns: Vec<_> = entries.iter().map(|e| e.dn.as_str()).collect();
+                tracing::warn!(
+                    username,
+                    matches = n,
+                    ?dns,
+                    "several entries match this username; refusing the login (make user_filter or users_dn narrower)"
+                );
+                Err(Error::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Checks `username` / `password` and returns the mapped user.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<MappedUser> {
+        // An empty password is an anonymous bind to LDAP, which "succeeds": refuse it before any I/O.
+        if password.is_empty() || username.is_empty() {
+            tracing::info!(reason = "empty username or password", "ldap login refused");
+            return Err(Error::InvalidCredentials);
+        }
+        if username.len() > MAX_USERNAME || username.chars().any(char::is_control) {
+            tracing::info!(
+                reason = "username too long or has control characters",
+                len = username.len(),
+                "ldap login refused"
+            );
+            return Err(Error::InvalidCredentials);
+        }
+        let entry = self.with_service(async |conn| self.find_user(conn, username).await).await?;
+        let Some(entry) = entry else {
+            tracing::info!(username, reason = "no such user under users_dn", "ldap login refused");
+            return Err(Error::InvalidCredentials);
+        };
+        // Checked before the bind: an entry we cannot map is an operator problem, whatever the password.
+        let name = mapping::username(&entry, &self.mapping).inspect_err(|e| {
+            tracing::error!(error = %e, "cannot map this entry to a user; fix ldap.username_attribute (see `fedgate ldap probe`)");
+        })?;
+        self.bind_as(&entry.dn, password).await.inspect_err(|e| {
+            if matches!(e, Error::InvalidCredentials) {
+                tracing::info!(username, dn = %entry.dn, reason = "wrong password", "ldap login refused");
+            }
+        })?;
+        if self.mapping.active_directory {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            if let Some(reason) = mapping::ad_refusal(&entry, now) {
+                tracing::info!(username, dn = %entry.dn, %reason, "ldap login refused: account disabled or expired");
+                return Err(Error::AccountDisabled(reason));
+            }
+        }
+        let user = self.with_service(async |conn| self.map(conn, &entry, &name).await).await?;
+        self.cache.insert(user.username.to_lowercase(), user.clone()).await;
+        Ok(user)
+    }
+
+    /// Binds as `dn` with `password` on a bind connection (pooled; a failed bind leaves it reusable).
+    async fn bind_as(&self, dn: &str, password: &str) -> Result<()> {
+        for attempt in 0..2 {
+            let mut conn = match self.bind_pool.take() {
+                Some(c) => c,
+                None => self.connector.connect().await?,
+            };
+            match conn.with_timeout(self.connector.op_timeout).simple_bind(dn, password).await {
+                Ok(res) => {
+                    self.bind_pool.put(conn);
+                    return match res.rc {
+                        0 => Ok(()),
+                        RC_INVALID_CREDENTIALS => Err(Error::InvalidCredentials),
+                        rc => {
+                            tracing::info!(dn, rc, text = %res.text, "user bind refused by the directory");
+                            Err(Error::InvalidCredentials)
+                        }
+                    };
+                }
+                Err(e) if attempt == 0 => {
+                    tracing::debug!(error = %e, "bind connection failed; retrying on a fresh one");
+                    self.bind_pool.clear();
+                }
+                Err(e) => return Err(unavailable("bind", e)),
+            }
+        }
+        Err(Error::Unavailable("retries exhausted".into()))
+    }
+
+    /// The current data of `username` (service account only, no password). Served from the cache when fresh, so
+    /// token refresh and userinfo keep working through a short directory outage.
+    pub async fn lookup(&self, username: &str) -> Result<Option<MappedUser>> {
+        let key = username.to_lowercase();
+        if let Some(u) = self.cache.get(&key).await {
+            return Ok(Some(u));
+        }
+        if username.is_empty() || username.len() > MAX_USERNAME {
+            return Ok(None);
+        }
+        let user = self
+            .with_service(async |conn| match self.find_user(conn, username).await {
+                Ok(Some(entry)) => {
+                    let name = mapping::username(&entry, &self.mapping)?;
+                    Ok(Some(self.map(conn, &entry, &name).await?))
+                }
+                Ok(None) | Err(Error::InvalidCredentials) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await?;
+        if let Some(u) = &user {
+            self.cache.insert(key, u.clone()).await;
+        }
+        Ok(user)
+    }
+
+    /// Can the service account bind and search the Users DN right now? (For `/readyz`.)
+    pub async fn check(&self) -> Result<()> {
+        self.with_service(async |conn| {
+            self.search_scoped(conn, &self.cfg.users_dn, ldap3::Scope::Base, "(objectClass=*)", &["1.1"])
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Maps an entry (with its groups and roles).
+    async fn map(&self, conn: &mut Ldap, entry: &SearchEntry, username: &str) -> Result<MappedUser> {
+        let m = &self.mapping;
+        let unique_id = mapping::unique_id(entry, &m.unique_id).ok_or_else(|| Error::Misconfigured {
+            dn: entry.dn.clone(),
+            attribute: m.unique_id.clone(),
+            key: "unique_id_attribute",
+            available: mapping::attribute_names(entry).join(", "),
+        })?;
+        let (groups, group_dns) = self.groups(conn, entry, username).await?;
+        Ok(MappedUser {
+            username: username.to_string(),
+            unique_id,
+            dn: entry.dn.clone(),
+            email: mapping::first(entry, &m.email).map(str::to_string),
+            display_name: mapping::first(entry, &m.display_name).map(str::to_string),
+            given_name: mapping::first(entry, &m.given_name).map(str::to_string),
+            family_name: mapping::first(entry, &m.family_name).map(str::to_string),
+            roles: self.roles.roles_for(&groups, &group_dns),
+            groups,
+            group_dns,
+            claims: mapping::claims(entry, &self.cfg.claims),
+        })
+    }
+
+    /// Group names and DNs of a user, nested groups included when configured (bounded).
+    async fn groups(&self, conn: &mut Ldap, entry: &SearchEntry, username: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let m = &self.mapping;
+        let mut dns: BTreeSet<String> = BTreeSet::new();
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        let member_value = |dn: &str| {
+            if m.group_member.eq_ignore_ascii_case("memberUid") { username.to_string() } else { dn.to_string() }
+        };
+        if m.active_directory && m.nested_groups {
+            // One search gives every group, direct or nested.
+            let filter =
+                format!("(&{}({}:{IN_CHAIN}:={}))", m.group_filter, m.group_member, crate::filter::escape(&entry.dn));
+            for g in self.search(conn, &m.groups_dn, Scope::Sub, &filter, &[m.group_name.as_str()]).await? {
+                names.insert(mapping::first(&g, &m.group_name).unwrap_or_default().to_string());
+                dns.insert(g.dn);
+            }
+        } else {
+            let mut frontier: Vec<String> = match m.group_strategy {
+                GroupStrategy::MemberOf => mapping::values(entry, "memberOf").cloned().unwrap_or_default(),
+                GroupStrategy::Search => {
+                    let filter = crate::filter::and_equals(&m.group_filter, &m.group_member, &member_value(&entry.dn));
+                    let found = self.search(conn, &m.groups_dn, Scope::Sub, &filter, &[m.group_name.as_str()]).await?;
+                    for g in &found {
+                        if let Some(n) = mapping::first(g, &m.group_name) {
+                            names.insert(n.to_string());
+                        }
+                    }
+                    found.into_iter().map(|g| g.dn).collect()
+                }
+            };
+            let mut depth = 0;
+            while !frontier.is_empty() && depth < MAX_GROUP_DEPTH && dns.len() < MAX_GROUPS {
+                let new: Vec<String> = frontier.into_iter().filter(|d| dns.insert(d.clone())).collect();
+                if !m.nested_groups || new.is_empty() {
+                    break;
+                }
+                let mut next = Vec::new();
+                for group_dn in &new {
+                    // Parents of this group: groups whose member attribute names it.
+                    let filter = crate::filter::and_equals(&m.group_filter, &m.group_member, group_dn);
+                    for g in self.search(conn, &m.groups_dn, Scope::Sub, &filter, &[m.group_name.as_str()]).await? {
+                        if let Some(n) = mapping::first(&g, &m.group_name) {
+                            names.insert(n.to_string());
+                        }
+                        next.push(g.dn);
+                    }
+                }
+                frontier = next;
+                depth += 1;
+            }
+        }
+        // Names for groups known only by DN (memberOf): the value of the first RDN.
+        for dn in &dns {
+            if let Some(v) = crate::dn::first_value(dn) {
+                names.insert(v.to_string());
+            }
+        }
+        names.remove("");
+        Ok((names.into_iter().collect(), dns.into_iter().collect()))
+    }
+
+    /// Diagnoses the mapping for `username`: the raw entry, what each configured attribute yields, what is missing
+    /// and what the entry has instead, and (with a password) whether the bind works.
+    pub async fn probe(&self, username: &str, password: Option<&str>) -> Result<ProbeReport> {
+        let m = self.mapping.clone();
+        let entry = self.with_service(async |conn| self.find_user(conn, username).await).await?;
+        let mut report = ProbeReport {
+            username: username.to_string(),
+            users_dn: self.cfg.users_dn.clone(),
+            filter: crate::filter::and_equals(&m.user_filter, &m.username, username),
+            entry_dn: None,
+            attributes: Vec::new(),
+            mapped: Vec::new(),
+            problems: Vec::new(),
+            user: None,
+            bind: None,
+        };
+        let Some(entry) = entry else {
+            report.problems.push(format!(
+                "no entry matches {} under {} (scope {:?}); check users_dn, user_filter and username_attribute",
+                report.filter, self.cfg.users_dn, m.scope
+            ));
+            return Ok(report);
+        };
+        report.entry_dn = Some(entry.dn.clone());
+        let mut attrs: Vec<(String, Vec<String>)> = entry
+            .attrs
+            .iter()
+            .map(|(k, v)| {
+                let shown =
+                    if k.eq_ignore_ascii_case("userPassword") { vec!["<redacted>".to_string()] } else { v.clone() };
+                (k.clone(), shown)
+            })
+            .chain(
+                entry
+                    .bin_attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.iter().map(|b| format!("<{} bytes>", b.len())).collect())),
+            )
+            .collect();
+        attrs.sort_by_key(|(k, _)| k.to_lowercase());
+        report.attributes = attrs;
+        let available = mapping::attribute_names(&entry).join(", ");
+        for (key, attr, required) in [
+            ("username_attribute", &m.username, true),
+            ("unique_id_attribute", &m.unique_id, true),
+            ("email_attribute", &m.email, false),
+            ("display_name_attribute", &m.display_name, false),
+            ("given_name_attribute", &m.given_name, false),
+            ("family_name_attribute", &m.family_name, false),
+        ] {
+            let value = if key == "unique_id_attribute" {
+                mapping::unique_id(&entry, attr)
+            } else {
+                mapping::first(&entry, attr).map(str::to_string)
+            };
+            match value {
+                Some(v) => report.mapped.push((key.to_string(), attr.clone(), v)),
+                None => report.problems.push(format!(
+                    "{key} = {attr:?}: the entry has no such attribute{}; it has: {available}",
+                    if required { " (logins will fail)" } else { "" }
+                )),
+            }
+        }
+        if let Ok(name) = mapping::username(&entry, &m) {
+            match self.with_service(async |conn| self.map(conn, &entry, &name).await).await {
+                Ok(u) => report.user = Some(u),
+                Err(e) => report.problems.push(e.to_string()),
+            }
+        }
+        if let Some(pw) = password {
+            report.bind = Some(match self.authenticate(username, pw).await {
+                Ok(_) => "ok: the password binds".into(),
+                Err(e) => format!("failed: {e}"),
+            });
+        }
+        Ok(report)
+    }
+}
+
+/// What `fedgate ldap probe` prints.
+#[derive(Debug, Clone)]
+pub struct ProbeReport {
+    /// The username probed.
+    pub username: String,
+    /// Where it was searched.
+    pub users_dn: String,
+    /// The filter used.
+    pub filter: String,
+    /// The entry found.
+    pub entry_dn: Option<String>,
+    /// Raw attributes (passwords redacted, binary values as sizes).
+    pub attributes: Vec<(String, Vec<String>)>,
+    /// Configured key → attribute → value it yields.
+    pub mapped: Vec<(String, String, String)>,
+    /// Everything that is missing or wrong, with what the entry has instead.
+    pub problems: Vec<String>,
+    /// The mapped user, when mapping works.
+    pub user: Option<MappedUser>,
+    /// Outcome of the password bind, when a password was given.
+    pub bind: Option<String>,
+}
+
+impl fmt::Display for ProbeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "search: {} under {}", self.filter, self.users_dn)?;
+        match &self.entry_dn {
+            Some(dn) => writeln!(f, "entry:  {dn}")?,
+            None => writeln!(f, "entry:  (none found)")?,
+        }
+        if !self.attributes.is_empty() {
+            writeln!(f, "\nraw attributes:")?;
+            for (k, v) in &self.attributes {
+                writeln!(f, "  {k}: {}", v.join(" | "))?;
+            }
+        }
+        if !self.mapped.is_empty() {
+            writeln!(f, "\nmapping:")?;
+            for (key, attr, value) in &self.mapped {
+                writeln!(f, "  {key} ({attr}) → {value}")?;
+            }
+        }
+        if let Some(u) = &self.user {
+            writeln!(f, "\nmapped user:")?;
+            writeln!(f, "  username:     {}", u.username)?;
+            writeln!(f, "  unique id:    {}", u.unique_id)?;
+            writeln!(f, "  email:        {}", u.email.as_deref().unwrap_or("-"))?;
+            writeln!(f, "  display name: {}", u.display_name.as_deref().unwrap_or("-"))?;
+            writeln!(f, "  groups:       {}", u.groups.join(", "))?;
+            writeln!(f, "  roles:        {}", u.roles.join(", "))?;
+            for (c, v) in &u.claims {
+                writeln!(f, "  claim {c}: {}", v.join(", "))?;
+            }
+        }
+        if let Some(b) = &self.bind {
+            writeln!(f, "\nbind:   {b}")?;
+        }
+        if self.problems.is_empty() {
+            writeln!(f, "\nno problems found")
+        } else {
+            writeln!(f, "\nPROBLEMS:")?;
+            for p in &self.problems {
+                writeln!(f, "  - {p}")?;
+            }
+            Ok(())
+        }
+    }
+}
