@@ -28,7 +28,8 @@ pub enum AuthError {
 pub enum Directory {
     /// Demo users from `[directory]`.
     Static(StaticDirectory),
-    // LDAP-VARIANT
+    /// LDAP or Active Directory from `[ldap]`.
+    Ldap(Box<ldap_mapper::LdapDirectory>),
 }
 
 impl std::fmt::Debug for Directory {
@@ -42,6 +43,7 @@ impl Directory {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Static(_) => "static",
+            Self::Ldap(_) => "ldap",
         }
     }
 
@@ -54,6 +56,7 @@ impl Directory {
         }
         match self {
             Self::Static(d) => d.authenticate(username, password).await,
+            Self::Ldap(d) => d.authenticate(username, password).await.map_err(from_ldap),
         }
     }
 
@@ -61,6 +64,7 @@ impl Directory {
     pub async fn lookup(&self, username: &str) -> Result<Option<MappedUser>, AuthError> {
         match self {
             Self::Static(d) => Ok(d.users.get(&username.to_lowercase()).map(|u| d.map(u))),
+            Self::Ldap(d) => d.lookup(username).await.map_err(from_ldap),
         }
     }
 
@@ -68,6 +72,7 @@ impl Directory {
     pub async fn check(&self) -> Result<(), AuthError> {
         match self {
             Self::Static(_) => Ok(()),
+            Self::Ldap(d) => d.check().await.map_err(from_ldap),
         }
     }
 }
@@ -76,6 +81,18 @@ impl Directory {
 /// against it costs as much as checking a real one.
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$3pyhl3bmcV1DxWEsvUzXlA$0GSXnCxgSrjqbRU7a4SNtbdj1eyA9Cn1WuelS+YQ68k";
+
+/// Directory errors as the login path sees them: a disabled account looks like any other credential failure to
+/// the person at the form (the reason is already logged), a directory that cannot be asked is not their fault.
+fn from_ldap(e: ldap_mapper::Error) -> AuthError {
+    use ldap_mapper::Error as E;
+    match e {
+        E::InvalidCredentials | E::AccountDisabled(_) => AuthError::InvalidCredentials,
+        E::Unavailable(d) => AuthError::Unavailable(d),
+        E::ServiceBind { .. } | E::Refused { .. } | E::Tls(_) => AuthError::Unavailable(e.to_string()),
+        E::Misconfigured { .. } => AuthError::Misconfigured(e.to_string()),
+    }
+}
 
 /// The static demo directory: users and argon2id hashes from the configuration.
 pub struct StaticDirectory {

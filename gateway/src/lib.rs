@@ -40,7 +40,12 @@ use crate::state::{AppState, Inner};
 pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     let roles = ldap_mapper::RoleMap::new(config.roles.clone());
     let directory = match (&config.directory, config.ldap_configured()) {
-        // LDAP-BUILD
+        (None, true) => match config.ldap.clone() {
+            Some(ldap) => Directory::Ldap(Box::new(
+                ldap_mapper::LdapDirectory::new(ldap, roles).map_err(|e| anyhow::anyhow!("[ldap]: {e}"))?,
+            )),
+            None => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
+        },
         (Some(d), _) => Directory::Static(StaticDirectory::new(d, roles)),
         (None, _) => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
     };

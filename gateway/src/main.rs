@@ -42,10 +42,31 @@ enum Command {
     },
     /// Hash a password (read from standard input) for a `[[directory.users]]` entry.
     HashPassword,
+    /// Diagnose the LDAP mapping.
+    Ldap {
+        #[command(subcommand)]
+        command: LdapCommand,
+    },
     /// Signing keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LdapCommand {
+    /// Bind the service account, find USERNAME, print the raw entry and what each configured attribute maps to
+    /// (and what the entry has instead when one is missing); with --password-stdin, also test the user's bind.
+    Probe {
+        /// The login name to look up.
+        username: String,
+        /// Read the user's password from standard input and test the bind.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Configuration file (default: $FEDGATE_CONFIG, else ./config.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -67,6 +88,9 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(config),
         Command::HashPassword => hash_password(),
         Command::Keys { command: KeysCommand::Rotate { config } } => rotate_keys(config),
+        Command::Ldap { command: LdapCommand::Probe { username, password_stdin, config } } => {
+            ldap_probe(config, &username, password_stdin)
+        }
     }
 }
 
@@ -134,7 +158,10 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
     println!("  tls:        {}", if cfg.server.tls.is_some() { "on (rustls)" } else { "off" });
     match &cfg.directory {
         Some(d) => println!("  directory:  static demo directory with {} user(s)", d.users.len()),
-        None => println!("  directory:  LDAP"),
+        None => match &cfg.ldap {
+            Some(l) => println!("  directory:  LDAP {} (users under {})", l.urls.join(", "), l.users_dn),
+            None => println!("  directory:  none"),
+        },
     }
     println!("  roles:      {}", cfg.roles.keys().cloned().collect::<Vec<_>>().join(", "));
     println!(
@@ -144,6 +171,59 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
         cfg.session.max_sessions
     );
     ExitCode::SUCCESS
+}
+
+fn read_secret_line() -> Result<String, ExitCode> {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("fedgate: could not read standard input: {e}");
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn ldap_probe(path: Option<PathBuf>, username: &str, password_stdin: bool) -> ExitCode {
+    let (_, cfg) = match load_or_report(path) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let Some(ldap) = cfg.ldap.clone() else {
+        eprintln!("fedgate: no [ldap] section in the configuration: nothing to probe");
+        return ExitCode::FAILURE;
+    };
+    let password = if password_stdin {
+        match read_secret_line() {
+            Ok(p) => Some(p),
+            Err(code) => return code,
+        }
+    } else {
+        None
+    };
+    gateway::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fedgate: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let urls = ldap.urls.join(", ");
+    let roles = ldap_mapper::RoleMap::new(cfg.roles.clone());
+    let result = runtime.block_on(async move {
+        let dir = ldap_mapper::LdapDirectory::new(ldap, roles)?;
+        dir.probe(username, password.as_deref()).await
+    });
+    match result {
+        Ok(report) => {
+            println!("directory: {urls}");
+            print!("{report}");
+            if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("fedgate: ldap probe failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn hash_password() -> ExitCode {

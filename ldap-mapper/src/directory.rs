@@ -22,6 +22,41 @@ const MAX_GROUPS: usize = 500;
 /// The in-chain matching rule (AD): transitive group membership in one search.
 const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 
+/// Runs `$body` with `$conn` bound to a service connection; a connection that fails at the transport level is
+/// dropped and the operation retried once on a fresh one (a pooled connection may have died while the directory
+/// restarted). A macro rather than a closure-taking method, so the futures stay `Send` for the HTTP server.
+macro_rules! with_service {
+    ($dir:expr, |$conn:ident| $body:expr) => {{
+        let mut outcome = Err(Error::Unavailable("retries exhausted".into()));
+        for attempt in 0..2 {
+            let mut conn = $dir.service().await?;
+            let result = {
+                let $conn = &mut conn;
+                $body
+            };
+            match result {
+                Ok(v) => {
+                    $dir.search_pool.put(conn);
+                    outcome = Ok(v);
+                    break;
+                }
+                Err(e) if e.is_unavailable() && attempt == 0 => {
+                    tracing::debug!(error = %e, "ldap connection failed; retrying on a fresh one");
+                    $dir.search_pool.clear();
+                }
+                Err(e) => {
+                    if !e.is_unavailable() {
+                        $dir.search_pool.put(conn);
+                    }
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        outcome
+    }};
+}
+
 /// The LDAP / AD directory.
 pub struct LdapDirectory {
     cfg: LdapConfig,
@@ -89,31 +124,6 @@ impl LdapDirectory {
             }
         }
         Ok(conn)
-    }
-
-    /// Runs `op` on a service connection; a connection that fails at the transport level is dropped and the
-    /// operation retried once on a fresh one (a pooled connection may have died while the directory restarted).
-    async fn with_service<T>(&self, mut op: impl AsyncFnMut(&mut Ldap) -> Result<T>) -> Result<T> {
-        for attempt in 0..2 {
-            let mut conn = self.service().await?;
-            match op(&mut conn).await {
-                Ok(v) => {
-                    self.search_pool.put(conn);
-                    return Ok(v);
-                }
-                Err(e) if e.is_unavailable() && attempt == 0 => {
-                    tracing::debug!(error = %e, "ldap connection failed; retrying on a fresh one");
-                    self.search_pool.clear();
-                }
-                Err(e) => {
-                    if !e.is_unavailable() {
-                        self.search_pool.put(conn);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Err(Error::Unavailable("retries exhausted".into()))
     }
 
     async fn search(
@@ -199,7 +209,7 @@ impl LdapDirectory {
             );
             return Err(Error::InvalidCredentials);
         }
-        let entry = self.with_service(async |conn| self.find_user(conn, username).await).await?;
+        let entry = with_service!(self, |conn| self.find_user(conn, username).await)?;
         let Some(entry) = entry else {
             tracing::info!(username, reason = "no such user under users_dn", "ldap login refused");
             return Err(Error::InvalidCredentials);
@@ -221,7 +231,7 @@ impl LdapDirectory {
                 return Err(Error::AccountDisabled(reason));
             }
         }
-        let user = self.with_service(async |conn| self.map(conn, &entry, &name).await).await?;
+        let user = with_service!(self, |conn| self.map(conn, &entry, &name).await)?;
         self.cache.insert(user.username.to_lowercase(), user.clone()).await;
         Ok(user)
     }
@@ -265,16 +275,14 @@ impl LdapDirectory {
         if username.is_empty() || username.len() > MAX_USERNAME {
             return Ok(None);
         }
-        let user = self
-            .with_service(async |conn| match self.find_user(conn, username).await {
-                Ok(Some(entry)) => {
-                    let name = mapping::username(&entry, &self.mapping)?;
-                    Ok(Some(self.map(conn, &entry, &name).await?))
-                }
-                Ok(None) | Err(Error::InvalidCredentials) => Ok(None),
+        let user = with_service!(self, |conn| match self.find_user(conn, username).await {
+            Ok(Some(entry)) => match mapping::username(&entry, &self.mapping) {
+                Ok(name) => self.map(conn, &entry, &name).await.map(Some),
                 Err(e) => Err(e),
-            })
-            .await?;
+            },
+            Ok(None) | Err(Error::InvalidCredentials) => Ok(None),
+            Err(e) => Err(e),
+        })?;
         if let Some(u) = &user {
             self.cache.insert(key, u.clone()).await;
         }
@@ -283,12 +291,11 @@ impl LdapDirectory {
 
     /// Can the service account bind and search the Users DN right now? (For `/readyz`.)
     pub async fn check(&self) -> Result<()> {
-        self.with_service(async |conn| {
+        with_service!(self, |conn| {
             self.search_scoped(conn, &self.cfg.users_dn, ldap3::Scope::Base, "(objectClass=*)", &["1.1"])
                 .await
                 .map(|_| ())
         })
-        .await
     }
 
     /// Maps an entry (with its groups and roles).
@@ -381,7 +388,7 @@ impl LdapDirectory {
     /// and what the entry has instead, and (with a password) whether the bind works.
     pub async fn probe(&self, username: &str, password: Option<&str>) -> Result<ProbeReport> {
         let m = self.mapping.clone();
-        let entry = self.with_service(async |conn| self.find_user(conn, username).await).await?;
+        let entry = with_service!(self, |conn| self.find_user(conn, username).await)?;
         let mut report = ProbeReport {
             username: username.to_string(),
             users_dn: self.cfg.users_dn.clone(),
@@ -441,7 +448,7 @@ impl LdapDirectory {
             }
         }
         if let Ok(name) = mapping::username(&entry, &m) {
-            match self.with_service(async |conn| self.map(conn, &entry, &name).await).await {
+            match with_service!(self, |conn| self.map(conn, &entry, &name).await) {
                 Ok(u) => report.user = Some(u),
                 Err(e) => report.problems.push(e.to_string()),
             }

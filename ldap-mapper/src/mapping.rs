@@ -34,8 +34,11 @@ pub fn attribute_names(entry: &SearchEntry) -> Vec<String> {
 /// The entry's stable id: a text attribute (`entryUUID`), or a binary GUID (`objectGUID`) in the registry format
 /// `{xxxxxxxx-xxxx-…}` without braces.
 pub fn unique_id(entry: &SearchEntry, attribute: &str) -> Option<String> {
+    // AD's GUID is always binary, even when its 16 bytes happen to be valid UTF-8 (then ldap3 hands them over as
+    // text).
+    let binary = attribute.eq_ignore_ascii_case("objectGUID");
     if let Some(v) = first(entry, attribute) {
-        return Some(v.to_string());
+        return Some(if binary && v.len() == 16 { guid(v.as_bytes()) } else { v.to_string() });
     }
     let bin = lookup(&entry.bin_attrs, attribute)?.first()?;
     Some(if bin.len() == 16 { guid(bin) } else { bin.iter().map(|b| format!("{b:02x}")).collect() })

@@ -1,1 +1,265 @@
+//! LDAP user federation against a real slapd: logins, injection, groups and roles, the AD preset, TLS, outages,
+//! configuration diagnostics and `fedgate ldap probe`.
 
+use std::collections::BTreeMap;
+
+use e2e::gateway::{Gateway, browser, fedgate_bin};
+use e2e::slapd::{Slapd, SlapdOptions};
+use ldap_mapper::{Error, LdapConfig, LdapDirectory, RoleMap};
+use reqwest::StatusCode;
+
+fn roles() -> RoleMap {
+    RoleMap::new(BTreeMap::from([
+        ("admin".to_string(), vec!["ai-admins".to_string(), "AI Admins".to_string()]),
+        ("researcher".to_string(), vec!["ai-researchers".to_string()]),
+    ]))
+}
+
+/// The `[ldap]` section for `slapd` (plus `extra`) parsed exactly as the gateway parses it.
+fn ldap_config(slapd: &Slapd, extra: &str) -> LdapConfig {
+    let cfg = gateway::config::load_str(&slapd.ldap_toml(extra)).unwrap_or_else(|e| panic!("{e}"));
+    cfg.ldap.expect("[ldap] present")
+}
+
+fn directory(slapd: &Slapd, extra: &str) -> LdapDirectory {
+    gateway::install_crypto_provider();
+    LdapDirectory::new(ldap_config(slapd, extra), roles()).unwrap()
+}
+
+#[tokio::test]
+async fn logs_in_maps_attributes_and_refuses_bad_credentials() {
+    let slapd = Slapd::start().unwrap();
+    let dir = directory(&slapd, "");
+    let alice = dir.authenticate("alice", "alice-password").await.unwrap();
+    assert_eq!(alice.username, "alice");
+    assert_eq!(alice.email.as_deref(), Some("alice@example.org"));
+    assert_eq!(alice.display_name.as_deref(), Some("Alice Liddell"));
+    assert_eq!(alice.dn, "uid=alice,ou=people,dc=example,dc=org");
+    assert_eq!(alice.unique_id.len(), 36, "entryUUID: {}", alice.unique_id);
+    assert_eq!(alice.roles, vec!["admin"]);
+    assert!(alice.groups.contains(&"staff".to_string()));
+    // Case-insensitive like LDAP, but the mapped name is the directory's own spelling.
+    assert_eq!(dir.authenticate("ALICE", "alice-password").await.unwrap().username, "alice");
+    for (user, pw) in [("alice", "wrong"), ("mallory", "x"), ("alice", "")] {
+        assert!(matches!(dir.authenticate(user, pw).await, Err(Error::InvalidCredentials)), "{user}/{pw:?}");
+    }
+}
+
+#[tokio::test]
+async fn injection_attempts_never_authenticate_or_widen_the_search() {
+    let slapd = Slapd::start().unwrap();
+    let dir = directory(&slapd, "");
+    let long = "a".repeat(10 * 1024);
+    for attack in
+        ["*", "alice)(uid=*", "admin*", "a*", "alice\0", "*)(|(uid=*", "alice)(|(objectClass=*)", long.as_str()]
+    {
+        for pw in ["alice-password", "*", "x"] {
+            let r = dir.authenticate(attack, pw).await;
+            assert!(
+                matches!(r, Err(Error::InvalidCredentials)),
+                "{:?}/{pw} gave {r:?}",
+                &attack[..attack.len().min(20)]
+            );
+        }
+        assert!(
+            dir.lookup(attack).await.unwrap().is_none(),
+            "lookup({:?}) found someone",
+            &attack[..attack.len().min(20)]
+        );
+    }
+}
+
+#[tokio::test]
+async fn nested_groups_grant_roles_with_both_group_strategies() {
+    let slapd = Slapd::start().unwrap();
+    for strategy in ["search", "member_of"] {
+        let dir = directory(&slapd, &format!("group_strategy = \"{strategy}\""));
+        let carol = dir.authenticate("carol", "carol-password").await.unwrap();
+        assert!(carol.groups.contains(&"ml-team".to_string()), "{strategy}: {:?}", carol.groups);
+        assert!(carol.groups.contains(&"ai-researchers".to_string()), "{strategy}: nested {:?}", carol.groups);
+        assert_eq!(carol.roles, vec!["researcher"], "{strategy}");
+        let bob = dir.authenticate("bob", "bob-password").await.unwrap();
+        assert_eq!(bob.roles, vec!["researcher"], "{strategy}");
+        let dave = dir.authenticate("dave", "dave-password").await.unwrap();
+        assert!(dave.roles.is_empty(), "{strategy}");
+        // Without nesting, carol only has her direct groups.
+        let flat = directory(&slapd, &format!("group_strategy = \"{strategy}\"\nnested_groups = false"));
+        assert!(flat.authenticate("carol", "carol-password").await.unwrap().roles.is_empty(), "{strategy}");
+    }
+}
+
+#[tokio::test]
+async fn active_directory_preset_maps_and_refuses_disabled_and_expired_accounts() {
+    let slapd = Slapd::start_with(SlapdOptions { ad: true, ..Default::default() }).unwrap();
+    // OpenLDAP has no in-chain matching rule, so nesting is off for this AD look-alike.
+    let dir = directory(&slapd, "nested_groups = false\ngroups_dn = \"cn=Users,dc=corp,dc=example\"");
+    let m = dir.mapping();
+    assert_eq!((m.username.as_str(), m.unique_id.as_str()), ("sAMAccountName", "objectGUID"));
+    let jdoe = dir.authenticate("jdoe", "jdoe-password").await.unwrap();
+    assert_eq!(jdoe.username, "jdoe");
+    assert_eq!(jdoe.display_name.as_deref(), Some("jdoe (AD)"));
+    assert_eq!(jdoe.unique_id, "11111111-1111-1111-1111-111111111111", "objectGUID as text");
+    assert_eq!(jdoe.groups, vec!["AI Admins"]);
+    assert_eq!(jdoe.roles, vec!["admin"]);
+    for user in ["disabled", "expired"] {
+        let r = dir.authenticate(user, &format!("{user}-password")).await;
+        assert!(matches!(r, Err(Error::AccountDisabled(_))), "{user}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn ldaps_and_starttls_with_the_test_ca_and_a_wrong_ca_fails_clearly() {
+    let slapd = Slapd::start_with(SlapdOptions { tls: true, ..Default::default() }).unwrap();
+    let ca = slapd.ca_pem().unwrap();
+    let ldaps =
+        directory(&slapd, &format!("urls = [\"{}\"]\nca_file = \"{}\"", slapd.ldaps_url().unwrap(), ca.display()));
+    assert_eq!(ldaps.authenticate("alice", "alice-password").await.unwrap().username, "alice");
+    let starttls = directory(&slapd, &format!("start_tls = true\nca_file = \"{}\"", ca.display()));
+    assert_eq!(starttls.authenticate("bob", "bob-password").await.unwrap().username, "bob");
+    // A CA that did not sign slapd's certificate.
+    let other = tempfile::tempdir().unwrap();
+    let wrong = e2e::tls::TestPki::generate(other.path(), "other").unwrap();
+    let bad = directory(
+        &slapd,
+        &format!("urls = [\"{}\"]\nca_file = \"{}\"", slapd.ldaps_url().unwrap(), wrong.ca_pem.display()),
+    );
+    let err = bad.authenticate("alice", "alice-password").await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(err.to_string().to_lowercase().contains("certificate"), "the error says why: {err}");
+}
+
+#[tokio::test]
+async fn an_outage_is_unavailable_not_wrong_password_and_recovery_needs_no_restart() {
+    let mut slapd = Slapd::start().unwrap();
+    let dir = directory(&slapd, "");
+    dir.authenticate("alice", "alice-password").await.unwrap();
+    slapd.stop();
+    let r = dir.authenticate("bob", "bob-password").await;
+    assert!(matches!(r, Err(Error::Unavailable(_))), "{r:?}");
+    assert!(dir.check().await.is_err());
+    // A user looked up recently is still served from the cache (token refresh keeps working).
+    assert_eq!(dir.lookup("alice").await.unwrap().map(|u| u.username).as_deref(), Some("alice"));
+    slapd.restart().unwrap();
+    // The backoff for the failed URL is short; the first login after the restart may wait for it.
+    let mut ok = false;
+    for _ in 0..40 {
+        if dir.authenticate("bob", "bob-password").await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(ok, "logins work again after slapd restarts");
+    dir.check().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_first_url_fails_over_to_the_next() {
+    let slapd = Slapd::start().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = directory(&slapd, &format!("urls = [\"ldap://127.0.0.1:{dead}\", \"{}\"]", slapd.url()));
+    assert_eq!(dir.authenticate("alice", "alice-password").await.unwrap().username, "alice");
+}
+
+#[test]
+fn a_users_dn_with_a_stray_space_is_reported_where_it_is() {
+    let err = gateway::config::load_str(
+        "[ldap]\nurls = [\"ldap://127.0.0.1:1\"]\nusers_dn = \"ou=people, dc=example,dc=org\"\n",
+    )
+    .unwrap_err();
+    let p = err.problems.iter().find(|p| p.key == "ldap.users_dn").expect("users_dn reported");
+    assert!(p.problem.contains("leading space in RDN 2: \" dc=example\""), "{}", p.problem);
+    let err = gateway::config::load_str("[ldap]\nusers_dn = \" ou=people,dc=example,dc=org\"\n").unwrap_err();
+    assert!(err.to_string().contains("has a leading space"), "{err}");
+}
+
+#[tokio::test]
+async fn an_entry_without_the_username_attribute_never_becomes_a_user() {
+    let slapd = Slapd::start().unwrap();
+    // `userid` is an alias of `uid`: the search matches, but entries come back with `uid`, never `userid` —
+    // Keycloak's "User returned from LDAP has null username".
+    let dir = directory(&slapd, "username_attribute = \"userid\"");
+    let err = dir.authenticate("alice", "alice-password").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Misconfigured { .. }), "{err:?}");
+    assert!(msg.contains("uid=alice,ou=people,dc=example,dc=org"), "names the entry: {msg}");
+    assert!(msg.contains("has no userid attribute"), "names the attribute: {msg}");
+    assert!(msg.contains("uid"), "suggests what the entry has: {msg}");
+}
+
+fn probe(slapd: &Slapd, extra: &str, user: &str, password: Option<&str>) -> (bool, String) {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fedgate.toml");
+    std::fs::write(&path, format!("[roles]\nadmin = [\"ai-admins\"]\n{}", slapd.ldap_toml(extra))).unwrap();
+    let mut cmd = std::process::Command::new(fedgate_bin().unwrap());
+    cmd.args(["ldap", "probe", user, "--config"]).arg(&path);
+    if password.is_some() {
+        cmd.arg("--password-stdin");
+    }
+    let mut child = cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    if let Some(pw) = password {
+        writeln!(child.stdin.take().unwrap(), "{pw}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn ldap_probe_shows_the_mapping_and_what_is_missing() {
+    let slapd = Slapd::start().unwrap();
+    let (ok, out) = probe(&slapd, "", "alice", Some("alice-password"));
+    assert!(ok, "{out}");
+    assert!(out.contains("entry:  uid=alice,ou=people,dc=example,dc=org"), "{out}");
+    assert!(out.contains("email_attribute (mail) → alice@example.org"), "{out}");
+    assert!(out.contains("roles:        admin"), "{out}");
+    assert!(!out.contains("{SSHA}"), "never prints a password hash: {out}");
+    assert!(out.contains("bind:   ok"), "{out}");
+    let (ok, out) = probe(&slapd, "email_attribute = \"email\"", "alice", None);
+    assert!(!ok, "a problem makes it exit 1");
+    assert!(out.contains("email_attribute = \"email\": the entry has no such attribute; it has:"), "{out}");
+    assert!(out.contains("mail"), "{out}");
+}
+
+/// Issue 4 against LDAP: logins through the form, and a live session keeps working while LDAP is down.
+#[tokio::test]
+async fn while_ldap_is_down_logins_say_so_and_live_sessions_keep_working() {
+    let mut slapd = Slapd::start().unwrap();
+    let gw = Gateway::start(&format!(
+        "[roles]\nadmin = [\"ai-admins\"]\nresearcher = [\"ai-researchers\"]\n{}",
+        slapd.ldap_toml("")
+    ))
+    .await
+    .unwrap();
+    let ready: serde_json::Value =
+        e2e::gateway::http().get(gw.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["directory"]["kind"], "ldap");
+    assert_eq!(ready["status"], "ready");
+    let c = browser();
+    let r = crate::login::login(&c, &gw, "carol", "carol-password", "/").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = c.get(gw.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<span class=\"chip\">researcher</span>"), "nested group role shown");
+    let r = crate::login::login(&browser(), &gw, "carol", "nope", "/").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    slapd.stop();
+    let r = crate::login::login(&browser(), &gw, "bob", "bob-password", "/").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().await.unwrap().contains("cannot be reached"), "says the directory is unreachable");
+    assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::OK, "the live session still works");
+    assert_eq!(
+        e2e::gateway::http().get(gw.url("/readyz")).send().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    slapd.restart().unwrap();
+}
+
+/// A real browser logs in with an LDAP user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_logs_in_with_an_ldap_user() {
+    let slapd = Slapd::start().unwrap();
+    let gw = Gateway::start(&format!("[roles]\nadmin = [\"ai-admins\"]\n{}", slapd.ldap_toml(""))).await.unwrap();
+    let seen = crate::browser::browser_login_round_trip(&gw, "alice", "alice-password").await;
+    assert_eq!(seen["roles"], "admin");
+}

@@ -47,10 +47,10 @@ impl Gateway {
         let client = http();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            if let Ok(r) = client.get(self.url("/healthz")).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
+            if let Ok(r) = client.get(self.url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
             }
             anyhow::ensure!(std::time::Instant::now() < deadline, "gateway at {} did not answer /healthz", self.base);
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

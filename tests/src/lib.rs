@@ -2,4 +2,5 @@
 
 pub mod gateway;
 pub mod node;
+pub mod slapd;
 pub mod tls;

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
 
 /// PEM files written to a directory: `ca.pem`, `server.pem`, `server.key`.
 #[derive(Debug, Clone)]
@@ -37,7 +39,8 @@ impl TestPki {
         leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         let cert = leaf.signed_by(&key, &issuer)?;
 
-        let pki = Self { ca_pem: dir.join("ca.pem"), cert_pem: dir.join("server.pem"), key_pem: dir.join("server.key") };
+        let pki =
+            Self { ca_pem: dir.join("ca.pem"), cert_pem: dir.join("server.pem"), key_pem: dir.join("server.key") };
         std::fs::write(&pki.ca_pem, ca_cert.pem())?;
         std::fs::write(&pki.cert_pem, cert.pem())?;
         std::fs::write(&pki.key_pem, key.serialize_pem())?;

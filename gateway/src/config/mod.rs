@@ -33,7 +33,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[directory]`: the static demo directory (an alternative to `[ldap]`).
     pub directory: Option<StaticDirectoryConfig>,
-    // LDAP-SECTION
+    /// `[ldap]`: the LDAP / Active Directory directory.
+    pub ldap: Option<ldap_mapper::LdapConfig>,
     /// `[roles]`: role name → groups (names or DNs) that grant it.
     pub roles: std::collections::BTreeMap<String, Vec<String>>,
     /// `[session]`: cookies and server-side session lifetimes.
@@ -52,6 +53,7 @@ impl Config {
     pub(crate) fn schema_sample() -> Self {
         Self {
             directory: Some(StaticDirectoryConfig { users: vec![StaticUser::default()], ..Default::default() }),
+            ldap: Some(ldap_mapper::LdapConfig::default()),
             oidc: Some(federation::oidc::OidcConfig {
                 clients: vec![federation::oidc::ClientConfig::default()],
                 ..Default::default()

@@ -244,7 +244,11 @@ impl super::Config {
     }
 
     fn validate_directory(&self, out: &mut Vec<ConfigProblem>) {
-        // LDAP-VALIDATE
+        if let Some(ldap) = &self.ldap {
+            for i in ldap.validate() {
+                out.push(ConfigProblem::new(format!("ldap.{}", i.key), i.value, i.problem, i.fix));
+            }
+        }
         let ldap_configured = self.ldap_configured();
         match (&self.directory, ldap_configured) {
             (Some(_), true) => out.push(ConfigProblem::new(
@@ -351,7 +355,6 @@ impl super::Config {
 
     /// Whether an `[ldap]` section is configured.
     pub fn ldap_configured(&self) -> bool {
-        // LDAP-CONFIGURED
-        false
+        self.ldap.is_some()
     }
 }
