@@ -1,0 +1,271 @@
+//! Incoming AuthnRequests: HTTP-Redirect (base64 + raw DEFLATE, bounded inflate, optional query signature) and
+//! HTTP-POST (base64). Parsed with quick-xml, which expands no entities; a DOCTYPE is refused outright.
+
+use std::io::Read as _;
+
+use base64::Engine as _;
+use quick_xml::events::Event;
+
+use super::error::SamlError;
+
+/// Largest encoded request accepted.
+pub const MAX_ENCODED: usize = 64 * 1024;
+/// Largest inflated request accepted (a DEFLATE bomb stops here).
+pub const MAX_XML: usize = 128 * 1024;
+
+/// What we use from an AuthnRequest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthnRequest {
+    /// `ID` (echoed as `InResponseTo`).
+    pub id: String,
+    /// `Issuer`: the SP's entity ID.
+    pub issuer: String,
+    /// `AssertionConsumerServiceURL`, if given (must be registered).
+    pub acs_url: Option<String>,
+    /// `ForceAuthn`.
+    pub force_authn: bool,
+    /// `IsPassive`.
+    pub is_passive: bool,
+    /// Whether the XML carries an enveloped `Signature`.
+    pub signed: bool,
+}
+
+fn b64(s: &str) -> Result<Vec<u8>, SamlError> {
+    if s.len() > MAX_ENCODED {
+        return Err(SamlError::TooLarge(s.len(), MAX_ENCODED));
+    }
+    let cleaned: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(cleaned).map_err(|_| SamlError::Base64)
+}
+
+/// Decodes an HTTP-Redirect `SAMLRequest` value (already URL-decoded).
+pub fn decode_redirect(saml_request: &str) -> Result<AuthnRequest, SamlError> {
+    let compressed = b64(saml_request)?;
+    let mut xml = Vec::new();
+    flate2::read::DeflateDecoder::new(compressed.as_slice())
+        .take(MAX_XML as u64 + 1)
+        .read_to_end(&mut xml)
+        .map_err(|e| SamlError::Inflate(e.to_string()))?;
+    if xml.len() > MAX_XML {
+        return Err(SamlError::Inflate(format!("inflates to more than {MAX_XML} bytes")));
+    }
+    parse(&xml)
+}
+
+/// Decodes an HTTP-POST `SAMLRequest` value.
+pub fn decode_post(saml_request: &str) -> Result<AuthnRequest, SamlError> {
+    let xml = b64(saml_request)?;
+    if xml.len() > MAX_XML {
+        return Err(SamlError::TooLarge(xml.len(), MAX_XML));
+    }
+    parse(&xml)
+}
+
+fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Result<Option<String>, SamlError> {
+    for a in e.attributes() {
+        let a = a.map_err(|e| SamlError::Malformed(e.to_string()))?;
+        if a.key.local_name().as_ref() == name {
+            let v = a.unescape_value().map_err(|e| SamlError::Malformed(e.to_string()))?;
+            return Ok(Some(v.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// Parses AuthnRequest XML.
+pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    reader.config_mut().trim_text(true);
+    let mut buf = Vec::new();
+    let mut req: Option<AuthnRequest> = None;
+    let mut depth = 0usize;
+    let mut in_issuer = false;
+    loop {
+        let event = reader.read_event_into(&mut buf).map_err(|e| SamlError::Malformed(e.to_string()))?;
+        match event {
+            Event::DocType(_) => return Err(SamlError::Doctype),
+            Event::Start(e) | Event::Empty(e) if req.is_none() => {
+                if e.local_name().as_ref() != b"AuthnRequest" {
+                    return Err(SamlError::Malformed(format!(
+                        "the root element is {}, not AuthnRequest",
+                        String::from_utf8_lossy(e.local_name().as_ref())
+                    )));
+                }
+                let id = attr(&e, b"ID")?.ok_or_else(|| SamlError::Malformed("AuthnRequest has no ID".into()))?;
+                req = Some(AuthnRequest {
+                    id,
+                    issuer: String::new(),
+                    acs_url: attr(&e, b"AssertionConsumerServiceURL")?,
+                    force_authn: attr(&e, b"ForceAuthn")?.as_deref() == Some("true"),
+                    is_passive: attr(&e, b"IsPassive")?.as_deref() == Some("true"),
+                    signed: false,
+                });
+                depth = 1;
+            }
+            Event::Start(e) => {
+                depth += 1;
+                if let Some(r) = req.as_mut() {
+                    match (depth, e.local_name().as_ref()) {
+                        (2, b"Issuer") => in_issuer = true,
+                        (2, b"Signature") => r.signed = true,
+                        _ => {}
+                    }
+                }
+            }
+            Event::Empty(e) => {
+                if let Some(r) = req.as_mut()
+                    && depth == 1
+                    && e.local_name().as_ref() == b"Signature"
+                {
+                    r.signed = true;
+                }
+            }
+            Event::Text(t) if in_issuer => {
+                let text = t.decode().map_err(|e| SamlError::Malformed(e.to_string()))?;
+                if let Some(r) = req.as_mut() {
+                    r.issuer.push_str(text.trim());
+                }
+            }
+            Event::GeneralRef(_) if in_issuer => {
+                return Err(SamlError::Malformed("entity references in Issuer are not accepted".into()));
+            }
+            Event::End(_) => {
+                in_issuer = false;
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    let req = req.ok_or_else(|| SamlError::Malformed("no AuthnRequest element".into()))?;
+    if req.issuer.is_empty() {
+        return Err(SamlError::Malformed("AuthnRequest has no Issuer".into()));
+    }
+    Ok(req)
+}
+
+/// Verifies an HTTP-Redirect binding signature (SAML bindings §3.4.4.1): the signed octets are the raw query
+/// parameters `SAMLRequest=…&RelayState=…&SigAlg=…` exactly as received (URL-encoded), in that order.
+pub fn verify_redirect_signature(raw_query: &str, cert_der: &[u8]) -> Result<(), String> {
+    let mut parts: Vec<(&str, &str)> = Vec::new();
+    for pair in raw_query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        parts.push((k, v));
+    }
+    let get = |k: &str| parts.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let sig_alg_raw = get("SigAlg").ok_or("no SigAlg parameter")?;
+    let signature_raw = get("Signature").ok_or("no Signature parameter")?;
+    let mut signed = format!("SAMLRequest={}", get("SAMLRequest").ok_or("no SAMLRequest parameter")?);
+    if let Some(rs) = get("RelayState") {
+        signed.push_str(&format!("&RelayState={rs}"));
+    }
+    signed.push_str(&format!("&SigAlg={sig_alg_raw}"));
+    let sig_alg = percent_encoding::percent_decode_str(sig_alg_raw).decode_utf8().map_err(|_| "SigAlg is not UTF-8")?;
+    let signature = percent_encoding::percent_decode_str(&signature_raw.replace('+', " ")).collect::<Vec<u8>>();
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(String::from_utf8_lossy(&signature).replace(' ', "+"))
+        .map_err(|_| "Signature is not base64")?;
+    let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match sig_alg.as_ref() {
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        "http://www.w3.org/2000/09/xmldsig#rsa-sha1" => {
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
+        }
+        other => return Err(format!("unsupported SigAlg {other}")),
+    };
+    let spki = der::rsa_public_key(cert_der).ok_or("the SP certificate has no RSA public key")?;
+    aws_lc_rs::signature::UnparsedPublicKey::new(alg, spki)
+        .verify(signed.as_bytes(), &signature)
+        .map_err(|_| "the signature does not verify with the SP's certificate".to_string())
+}
+
+/// Just enough DER to find an X.509 certificate's RSA public key (PKCS#1 `RSAPublicKey` in the SPKI bit string).
+mod der {
+    /// One TLV: (tag, contents, rest).
+    fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = input.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (first as usize, rest)
+        } else {
+            let n = (first & 0x7f) as usize;
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            (rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize), &rest[n..])
+        };
+        if rest.len() < len {
+            return None;
+        }
+        Some((tag, &rest[..len], &rest[len..]))
+    }
+
+    /// Certificate → tbsCertificate → subjectPublicKeyInfo → BIT STRING contents (without the unused-bits byte).
+    pub fn rsa_public_key(cert: &[u8]) -> Option<&[u8]> {
+        let (_, cert, _) = tlv(cert)?;
+        let (_, tbs, _) = tlv(cert)?;
+        let mut rest = tbs;
+        // [0] version (optional), serial, signature, issuer, validity, subject, then SPKI.
+        let (tag, _, r) = tlv(rest)?;
+        if tag == 0xa0 {
+            rest = r;
+        }
+        for _ in 0..5 {
+            rest = tlv(rest)?.2;
+        }
+        let (_, spki, _) = tlv(rest)?;
+        let (_, _alg, after_alg) = tlv(spki)?;
+        let (tag, bits, _) = tlv(after_alg)?;
+        (tag == 0x03 && bits.first() == Some(&0)).then(|| &bits[1..])
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn deflate(xml: &str) -> String {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(xml.as_bytes()).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(e.finish().unwrap())
+    }
+
+    const REQ: &str = r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="a2eg9c2g" Version="2.0" IssueInstant="2020-09-28T13:09:57.896Z" AssertionConsumerServiceURL="https://signin.aliyun.com/saml/SSO" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" ForceAuthn="false" IsPassive="false"><saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">https://signin.aliyun.com/1234567890123456/saml/SSO</saml2:Issuer></samlp:AuthnRequest>"#;
+
+    #[test]
+    fn decodes_the_aliyun_request_by_both_bindings() {
+        let r = decode_redirect(&deflate(REQ)).unwrap();
+        assert_eq!(r.id, "a2eg9c2g");
+        assert_eq!(r.issuer, "https://signin.aliyun.com/1234567890123456/saml/SSO");
+        assert_eq!(r.acs_url.as_deref(), Some("https://signin.aliyun.com/saml/SSO"));
+        assert!(!r.signed);
+        let p = decode_post(&base64::engine::general_purpose::STANDARD.encode(REQ)).unwrap();
+        assert_eq!(p, r);
+    }
+
+    #[test]
+    fn refuses_bad_input_with_a_reason() {
+        assert!(matches!(decode_redirect("!!!not base64"), Err(SamlError::Base64)));
+        assert!(matches!(decode_redirect("aGVsbG8="), Err(SamlError::Inflate(_))));
+        let doctype = format!("<!DOCTYPE x [<!ENTITY e \"boom\">]>{REQ}");
+        assert!(matches!(
+            decode_post(&base64::engine::general_purpose::STANDARD.encode(doctype)),
+            Err(SamlError::Doctype)
+        ));
+        let bomb = deflate(&format!("<samlp:AuthnRequest ID=\"x\">{}</samlp:AuthnRequest>", " ".repeat(10_000_000)));
+        assert!(bomb.len() < MAX_ENCODED, "a small bomb: {} bytes", bomb.len());
+        assert!(matches!(decode_redirect(&bomb), Err(SamlError::Inflate(m)) if m.contains("more than")));
+        assert!(matches!(decode_post(&"A".repeat(MAX_ENCODED + 4)), Err(SamlError::TooLarge(..))));
+        let no_issuer = r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="x"/>"#;
+        assert!(matches!(
+            decode_post(&base64::engine::general_purpose::STANDARD.encode(no_issuer)),
+            Err(SamlError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_post(&base64::engine::general_purpose::STANDARD.encode("<x/>")),
+            Err(SamlError::Malformed(_))
+        ));
+    }
+}

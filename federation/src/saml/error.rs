@@ -1,0 +1,75 @@
+//! SAML failures. Bad input from a browser or SP is told apart from our own setup problems, so the gateway can
+//! answer 4xx with a message that names the problem (and never 500 for someone else's mistake).
+
+/// A SAML error.
+#[derive(Debug, thiserror::Error)]
+pub enum SamlError {
+    /// `SAMLRequest` is not valid base64.
+    #[error("SAMLRequest is not valid base64")]
+    Base64,
+    /// The HTTP-Redirect request did not inflate (not raw DEFLATE, or larger than the limit).
+    #[error("SAMLRequest does not inflate: {0}")]
+    Inflate(String),
+    /// The request is larger than we accept.
+    #[error("SAMLRequest is too large ({0} bytes; the limit is {1})")]
+    TooLarge(usize, usize),
+    /// A DOCTYPE or entity declaration: refused, never expanded.
+    #[error("SAMLRequest contains a DOCTYPE or entity declaration, which is refused")]
+    Doctype,
+    /// Not well-formed XML, or not an AuthnRequest.
+    #[error("SAMLRequest is not a SAML AuthnRequest: {0}")]
+    Malformed(String),
+    /// No configured SP has this entity ID.
+    #[error("no service provider with entity ID {0:?} is configured")]
+    UnknownIssuer(String),
+    /// No configured SP has this name (IdP-initiated URL).
+    #[error("no service provider named {0:?} is configured")]
+    UnknownSp(String),
+    /// The request asks for an ACS URL the SP did not register.
+    #[error("AssertionConsumerServiceURL {url:?} is not registered for service provider {sp:?}")]
+    AcsNotRegistered {
+        /// The SP.
+        sp: String,
+        /// The URL requested.
+        url: String,
+    },
+    /// The SP requires signed requests and this one is unsigned, or its signature does not verify.
+    #[error("the AuthnRequest signature is missing or invalid for service provider {sp:?}: {reason}")]
+    BadSignature {
+        /// The SP.
+        sp: String,
+        /// Why.
+        reason: String,
+    },
+    /// The user's data cannot make a valid NameID or role for this SP.
+    #[error("cannot sign {username:?} in to {sp:?}: {reason}")]
+    Mapping {
+        /// The SP.
+        sp: String,
+        /// The user.
+        username: String,
+        /// What is missing or invalid, naming the user field.
+        reason: String,
+    },
+    /// The user is not in the SP's allowed groups.
+    #[error("{username:?} is not allowed to use {sp:?} (not in its allowed_groups)")]
+    NotAllowed {
+        /// The SP.
+        sp: String,
+        /// The user.
+        username: String,
+    },
+    /// Keys or certificates could not be loaded, generated or used.
+    #[error("SAML keys: {0}")]
+    Keys(String),
+    /// SP metadata or configuration could not be used.
+    #[error("SAML configuration: {0}")]
+    Config(String),
+}
+
+impl SamlError {
+    /// True when the request (not our configuration) is at fault: answer 4xx.
+    pub fn is_bad_request(&self) -> bool {
+        !matches!(self, Self::Keys(_) | Self::Config(_))
+    }
+}

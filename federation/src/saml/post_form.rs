@@ -1,0 +1,33 @@
+//! The HTTP-POST binding page: an auto-submitting form with a visible button when scripts are off, and the
+//! Content-Security-Policy that allows exactly its one inline script and posting to the ACS.
+
+use base64::Engine as _;
+
+/// The one inline script (its hash goes into the CSP).
+const SCRIPT: &str = "document.forms[0].submit();";
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// The HTML page and the CSP header value for posting `saml_response` (and `relay_state`) to `acs_url`.
+pub fn render(acs_url: &str, saml_response: &str, relay_state: Option<&str>) -> (String, String) {
+    let relay = relay_state
+        .map(|r| format!("<input type=\"hidden\" name=\"RelayState\" value=\"{}\">", escape(r)))
+        .unwrap_or_default();
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signing in…</title></head>\
+         <body><form method=\"post\" action=\"{acs}\"><input type=\"hidden\" name=\"SAMLResponse\" value=\"{resp}\">{relay}\
+         <noscript><p>Scripts are off: press the button to continue.</p><button type=\"submit\">Continue</button></noscript>\
+         </form><script>{SCRIPT}</script></body></html>",
+        acs = escape(acs_url),
+        resp = escape(saml_response),
+    );
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, SCRIPT.as_bytes()));
+    let origin = url::Url::parse(acs_url).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| "'none'".into());
+    let csp = format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    (html, csp)
+}

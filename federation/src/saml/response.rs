@@ -1,0 +1,140 @@
+//! The signed `samlp:Response` for one SP and one user (SAML 2.0 Web Browser SSO profile): Destination,
+//! InResponseTo (SP-initiated only), Issuer, Status, and a signed Assertion with NameID, bearer
+//! SubjectConfirmationData (Recipient, NotOnOrAfter), Conditions (NotBefore = now − skew, NotOnOrAfter,
+//! Audience), AuthnStatement (SessionIndex, PasswordProtectedTransport) and attributes. `now` is a parameter.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::error::SamlError;
+use super::keys::SigningKeys;
+use super::service_provider::ServiceProvider;
+use super::signature::sign_enveloped;
+use super::xml::{Element, ns};
+use crate::Principal;
+
+/// Timing of one response.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Issue time.
+    pub now: OffsetDateTime,
+    /// Validity after `now`.
+    pub lifetime: std::time::Duration,
+    /// Allowed skew before `now`.
+    pub skew: std::time::Duration,
+}
+
+/// Inputs that vary per response.
+#[derive(Debug, Clone)]
+pub struct ResponseParams<'a> {
+    /// IdP entity ID.
+    pub issuer: &'a str,
+    /// Where the response is posted (a registered ACS URL).
+    pub acs_url: &'a str,
+    /// The AuthnRequest ID, for SP-initiated SSO.
+    pub in_response_to: Option<&'a str>,
+    /// Timing.
+    pub window: Window,
+}
+
+/// A random XML ID: `_` + 160 random bits in hex (never starts with a digit).
+pub fn new_id() -> String {
+    let mut b = [0u8; 20];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    format!("_{}", hex::encode(b))
+}
+
+/// SAML `dateTime` in UTC with milliseconds.
+pub fn instant(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Builds and signs the response. Returns the XML (canonical, UTF-8, no declaration).
+pub fn build(
+    sp: &ServiceProvider,
+    p: &Principal,
+    params: &ResponseParams<'_>,
+    keys: &SigningKeys,
+) -> Result<String, SamlError> {
+    let name_id = sp.name_id(p)?;
+    let attributes = sp.attributes(p)?;
+    let w = params.window;
+    let issue = instant(w.now);
+    let not_before = instant(w.now - w.skew);
+    let not_on_or_after = instant(w.now + w.lifetime);
+    let assertion_id = new_id();
+
+    let mut subject_confirmation_data = Element::new(ns::SAML, "SubjectConfirmationData")
+        .attr("NotOnOrAfter", not_on_or_after.clone())
+        .attr("Recipient", params.acs_url);
+    if let Some(irt) = params.in_response_to {
+        subject_confirmation_data = subject_confirmation_data.attr("InResponseTo", irt);
+    }
+    let mut assertion = Element::new(ns::SAML, "Assertion")
+        .attr("ID", assertion_id.clone())
+        .attr("IssueInstant", issue.clone())
+        .attr("Version", "2.0")
+        .child(Element::new(ns::SAML, "Issuer").text(params.issuer))
+        .child(
+            Element::new(ns::SAML, "Subject")
+                .child(Element::new(ns::SAML, "NameID").attr("Format", sp.nameid_format.uri()).text(name_id))
+                .child(
+                    Element::new(ns::SAML, "SubjectConfirmation")
+                        .attr("Method", "urn:oasis:names:tc:SAML:2.0:cm:bearer")
+                        .child(subject_confirmation_data),
+                ),
+        )
+        .child(
+            Element::new(ns::SAML, "Conditions")
+                .attr("NotBefore", not_before)
+                .attr("NotOnOrAfter", not_on_or_after)
+                .child(
+                    Element::new(ns::SAML, "AudienceRestriction")
+                        .child(Element::new(ns::SAML, "Audience").text(sp.entity_id.clone())),
+                ),
+        )
+        .child(
+            Element::new(ns::SAML, "AuthnStatement")
+                .attr("AuthnInstant", instant(p.auth_time))
+                .attr("SessionIndex", assertion_id.clone())
+                .child(
+                    Element::new(ns::SAML, "AuthnContext").child(
+                        Element::new(ns::SAML, "AuthnContextClassRef")
+                            .text("urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"),
+                    ),
+                ),
+        );
+    if !attributes.is_empty() {
+        let mut statement = Element::new(ns::SAML, "AttributeStatement");
+        for (name, values) in attributes {
+            let mut attr = Element::new(ns::SAML, "Attribute")
+                .attr("Name", name)
+                .attr("NameFormat", "urn:oasis:names:tc:SAML:2.0:attrname-format:uri");
+            for v in values {
+                attr = attr.child(Element::new(ns::SAML, "AttributeValue").text(v));
+            }
+            statement = statement.child(attr);
+        }
+        assertion = assertion.child(statement);
+    }
+    let alg = sp.config.signature_algorithm;
+    sign_enveloped(&mut assertion, 1, keys, alg)?;
+
+    let mut response =
+        Element::new(ns::SAMLP, "Response")
+            .attr("ID", new_id())
+            .attr("Version", "2.0")
+            .attr("IssueInstant", issue)
+            .attr("Destination", params.acs_url)
+            .attr_opt("InResponseTo", params.in_response_to)
+            .child(Element::new(ns::SAML, "Issuer").text(params.issuer))
+            .child(Element::new(ns::SAMLP, "Status").child(
+                Element::new(ns::SAMLP, "StatusCode").attr("Value", "urn:oasis:names:tc:SAML:2.0:status:Success"),
+            ))
+            .child(assertion);
+    if sp.config.sign_response {
+        sign_enveloped(&mut response, 1, keys, alg)?;
+    }
+    Ok(response.to_canonical())
+}

@@ -1,0 +1,591 @@
+//! `[saml]` and `[[saml.service_providers]]`: per-SP NameID rules, attributes, signing options, and the presets for
+//! Alibaba Cloud RAM user-based SSO (`aliyun-ram-user`) and role-based SSO (`aliyun-ram-role`), cn and intl sites.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::signature::Algorithm;
+use crate::{ConfigIssue, Principal};
+
+/// The `[saml]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamlConfig {
+    /// IdP entity ID (= `Issuer`); default `{public_url}/saml/metadata`. Keep it stable forever.
+    pub entity_id: Option<String>,
+    /// PEM signing certificate; with `key_file`. Without both, a self-signed one is generated in `keys_dir`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM RSA private key.
+    pub key_file: Option<PathBuf>,
+    /// Where a generated key and certificate are kept.
+    pub keys_dir: PathBuf,
+    /// Further certificates to publish in metadata (the next or previous one during a rotation).
+    pub extra_cert_files: Vec<PathBuf>,
+    /// How long an assertion is valid after it is issued.
+    #[serde(with = "humantime_serde")]
+    pub assertion_lifetime: Duration,
+    /// Clock skew allowed before `IssueInstant` (`NotBefore = now − clock_skew`).
+    #[serde(with = "humantime_serde")]
+    pub clock_skew: Duration,
+    /// `WantAuthnRequestsSigned` in metadata.
+    pub want_authn_requests_signed: bool,
+    /// The service providers.
+    pub service_providers: Vec<SpConfig>,
+}
+
+impl Default for SamlConfig {
+    fn default() -> Self {
+        Self {
+            entity_id: None,
+            cert_file: None,
+            key_file: None,
+            keys_dir: PathBuf::from("keys/saml"),
+            extra_cert_files: Vec::new(),
+            assertion_lifetime: Duration::from_secs(300),
+            clock_skew: Duration::from_secs(60),
+            want_authn_requests_signed: false,
+            service_providers: Vec::new(),
+        }
+    }
+}
+
+/// Presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Alibaba Cloud RAM user-based SSO: NameID = the RAM user's UPN.
+    AliyunRamUser,
+    /// Alibaba Cloud RAM role-based SSO: Role / RoleSessionName attributes.
+    AliyunRamRole,
+}
+
+/// Alibaba Cloud site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Site {
+    /// China site (aliyun.com).
+    #[default]
+    Cn,
+    /// International site (alibabacloud.com).
+    Intl,
+}
+
+/// NameID format names in configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NameIdFormat {
+    /// `urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress`
+    Email,
+    /// `urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified`
+    Unspecified,
+    /// `urn:oasis:names:tc:SAML:2.0:nameid-format:persistent`
+    Persistent,
+    /// `urn:oasis:names:tc:SAML:2.0:nameid-format:transient`
+    Transient,
+}
+
+impl NameIdFormat {
+    /// The format URI.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Self::Email => "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            Self::Unspecified => "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+            Self::Persistent => "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            Self::Transient => "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+        }
+    }
+}
+
+/// One `[[saml.service_providers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpConfig {
+    /// Short name, used in `/saml/init/{name}` (IdP-initiated SSO).
+    pub name: String,
+    /// Display name on the account page.
+    pub display_name: Option<String>,
+    /// Preset that fills entity ID, ACS, NameID and attributes.
+    pub preset: Option<Preset>,
+    /// SP entity ID (= `Audience`, and the `Issuer` of its AuthnRequests).
+    pub entity_id: Option<String>,
+    /// Registered ACS URLs; responses go only to one of these. The first is the default.
+    pub acs_urls: Vec<String>,
+    /// NameID format.
+    pub nameid_format: Option<NameIdFormat>,
+    /// NameID template over user fields: `{username}`, `{email}`, `{email_local}`, `{subject}`, `{display_name}`,
+    /// `{given_name}`, `{family_name}`, `{auxiliary_domain}`. Lower-cased.
+    pub nameid_template: Option<String>,
+    /// Attributes: SAML attribute name → template (a bare `{groups}` or `{roles}` gives one value per item).
+    pub attributes: BTreeMap<String, String>,
+    /// Also sign the Response (the Assertion is always signed).
+    pub sign_response: bool,
+    /// `rsa-sha256` (default) or `rsa-sha1`.
+    pub signature_algorithm: Algorithm,
+    /// Only members of these groups may sign in to this SP.
+    pub allowed_groups: Option<Vec<String>>,
+    /// `RelayState` for IdP-initiated logins when none is given.
+    pub default_relay_state: Option<String>,
+    /// The SP's signing certificate (PEM), to verify signed AuthnRequests.
+    pub certificate_file: Option<PathBuf>,
+    /// Refuse AuthnRequests that are not signed by `certificate_file`.
+    pub want_authn_requests_signed: bool,
+    /// Alibaba: the account ID.
+    pub account_id: Option<String>,
+    /// Alibaba: site.
+    pub site: Site,
+    /// Alibaba user SSO: UPN suffix; default `<account_id>.onaliyun.com`.
+    pub auxiliary_domain: Option<String>,
+    /// Alibaba user SSO: `SsoLoginWithDomain` (false → bare user name as NameID).
+    pub sso_login_with_domain: bool,
+    /// Alibaba role SSO: the SAML provider name in RAM.
+    pub provider_name: Option<String>,
+    /// Alibaba role SSO: group → RAM role name.
+    pub role_mapping: BTreeMap<String, String>,
+    /// Alibaba role SSO: `SessionDuration` in seconds (900–43200).
+    pub session_duration: Option<u64>,
+}
+
+impl Default for SpConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            display_name: None,
+            preset: None,
+            entity_id: None,
+            acs_urls: Vec::new(),
+            nameid_format: None,
+            nameid_template: None,
+            attributes: BTreeMap::new(),
+            sign_response: false,
+            signature_algorithm: Algorithm::RsaSha256,
+            allowed_groups: None,
+            default_relay_state: None,
+            certificate_file: None,
+            want_authn_requests_signed: false,
+            account_id: None,
+            site: Site::Cn,
+            auxiliary_domain: None,
+            sso_login_with_domain: true,
+            provider_name: None,
+            role_mapping: BTreeMap::new(),
+            session_duration: None,
+        }
+    }
+}
+
+/// Alibaba role SSO attribute names (the same on both sites).
+pub const ROLE_ATTR: &str = "https://www.aliyun.com/SAML-Role/Attributes/Role";
+/// Alibaba role SSO session name attribute.
+pub const ROLE_SESSION_NAME_ATTR: &str = "https://www.aliyun.com/SAML-Role/Attributes/RoleSessionName";
+/// Alibaba role SSO session duration attribute.
+pub const SESSION_DURATION_ATTR: &str = "https://www.aliyun.com/SAML-Role/Attributes/SessionDuration";
+
+const PLACEHOLDERS: &[&str] = &[
+    "username",
+    "email",
+    "email_local",
+    "subject",
+    "display_name",
+    "given_name",
+    "family_name",
+    "auxiliary_domain",
+    "groups",
+    "roles",
+];
+
+/// A service provider with its preset applied: what the response builder needs.
+#[derive(Debug, Clone)]
+pub struct ServiceProvider {
+    /// The configuration as written.
+    pub config: SpConfig,
+    /// Entity ID = Audience.
+    pub entity_id: String,
+    /// Registered ACS URLs.
+    pub acs_urls: Vec<String>,
+    /// NameID format.
+    pub nameid_format: NameIdFormat,
+    /// NameID template.
+    pub nameid_template: String,
+    /// The certificate for AuthnRequest signatures (DER), if configured.
+    pub certificate_der: Option<Vec<u8>>,
+}
+
+/// One attribute to emit: name and values.
+pub type Attribute = (String, Vec<String>);
+
+impl ServiceProvider {
+    /// Applies the preset. Call [`SpConfig::validate`] first.
+    pub fn new(config: SpConfig) -> Result<Self, super::SamlError> {
+        let account = config.account_id.clone().unwrap_or_default();
+        let (entity_id, acs, format, template) = match config.preset {
+            Some(Preset::AliyunRamUser) => {
+                let host = match config.site {
+                    Site::Cn => "signin.aliyun.com",
+                    Site::Intl => "signin-intl.aliyun.com",
+                };
+                let (format, template) = if config.sso_login_with_domain {
+                    (NameIdFormat::Email, "{username}@{auxiliary_domain}")
+                } else {
+                    (NameIdFormat::Unspecified, "{username}")
+                };
+                (
+                    format!("https://{host}/{account}/saml/SSO"),
+                    format!("https://{host}/saml/SSO"),
+                    format,
+                    template.to_string(),
+                )
+            }
+            Some(Preset::AliyunRamRole) => {
+                let (aud, acs) = match config.site {
+                    Site::Cn => ("urn:alibaba:cloudcomputing", "https://signin.aliyun.com/saml-role/sso"),
+                    Site::Intl => {
+                        ("urn:alibaba:cloudcomputing:international", "https://signin.alibabacloud.com/saml-role/sso")
+                    }
+                };
+                (aud.to_string(), acs.to_string(), NameIdFormat::Persistent, "{subject}".to_string())
+            }
+            None => (String::new(), String::new(), NameIdFormat::Unspecified, "{username}".to_string()),
+        };
+        let entity_id = config.entity_id.clone().unwrap_or(entity_id);
+        let acs_urls = if config.acs_urls.is_empty() && !acs.is_empty() { vec![acs] } else { config.acs_urls.clone() };
+        let certificate_der = match &config.certificate_file {
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject as _;
+                let cert = rustls::pki_types::CertificateDer::from_pem_file(path).map_err(|e| {
+                    super::SamlError::Config(format!(
+                        "service provider {:?}: reading certificate_file {}: {e}",
+                        config.name,
+                        path.display()
+                    ))
+                })?;
+                Some(cert.to_vec())
+            }
+            None => None,
+        };
+        Ok(Self {
+            nameid_format: config.nameid_format.unwrap_or(format),
+            nameid_template: config.nameid_template.clone().unwrap_or(template),
+            entity_id,
+            acs_urls,
+            certificate_der,
+            config,
+        })
+    }
+
+    /// The SP's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn auxiliary_domain(&self) -> String {
+        self.config
+            .auxiliary_domain
+            .clone()
+            .unwrap_or_else(|| format!("{}.onaliyun.com", self.config.account_id.as_deref().unwrap_or("")))
+    }
+
+    /// Renders a template for `p`; `Err(field)` names the user field that is empty.
+    fn render(&self, template: &str, p: &Principal) -> Result<String, String> {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let key = &rest[start + 1..start + end];
+            let value = match key {
+                "username" => Some(p.username.clone()),
+                "email" => p.email.clone(),
+                "email_local" => p.email.as_deref().and_then(|e| e.split('@').next()).map(str::to_string),
+                "subject" => Some(p.subject.clone()),
+                "display_name" => p.display_name.clone(),
+                "given_name" => p.given_name.clone(),
+                "family_name" => p.family_name.clone(),
+                "auxiliary_domain" => Some(self.auxiliary_domain()),
+                "groups" => Some(p.groups.join(",")),
+                "roles" => Some(p.roles.join(",")),
+                other => p.claims.get(other).and_then(|v| v.first()).cloned(),
+            };
+            match value {
+                Some(v) if !v.is_empty() => out.push_str(&v),
+                _ => return Err(key.to_string()),
+            }
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn mapping_error(&self, p: &Principal, reason: String) -> super::SamlError {
+        super::SamlError::Mapping { sp: self.config.name.clone(), username: p.username.clone(), reason }
+    }
+
+    /// The NameID for `p`, checked against the SP's rules (RAM user names: `[a-z0-9._-]{1,64}` before the `@`).
+    pub fn name_id(&self, p: &Principal) -> Result<String, super::SamlError> {
+        let value = self.render(&self.nameid_template, p).map_err(|field| {
+            self.mapping_error(
+                p,
+                format!("the user has no {field}, which nameid_template {:?} needs", self.nameid_template),
+            )
+        })?;
+        let value = if self.nameid_format == NameIdFormat::Persistent { value } else { value.to_lowercase() };
+        if value.trim().is_empty() {
+            return Err(self.mapping_error(p, "the NameID would be empty".into()));
+        }
+        if self.config.preset == Some(Preset::AliyunRamUser) {
+            let local = value.split('@').next().unwrap_or("");
+            let ok = !local.is_empty()
+                && local.len() <= 64
+                && local.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            if !ok {
+                return Err(self.mapping_error(
+                    p,
+                    format!("NameID {value:?} is not a valid RAM user name (1–64 of a-z 0-9 . _ - before the @); RAM would answer \"The user does not exist\". Map username to the RAM user name"),
+                ));
+            }
+        }
+        Ok(value)
+    }
+
+    /// The attributes for `p` (preset attributes first).
+    pub fn attributes(&self, p: &Principal) -> Result<Vec<Attribute>, super::SamlError> {
+        let mut out = Vec::new();
+        if self.config.preset == Some(Preset::AliyunRamRole) {
+            let account = self.config.account_id.clone().unwrap_or_default();
+            let provider = self.config.provider_name.clone().unwrap_or_default();
+            let mut roles: Vec<String> = self
+                .config
+                .role_mapping
+                .iter()
+                .filter(|(group, _)| p.groups.iter().any(|g| g.eq_ignore_ascii_case(group)))
+                .map(|(_, role)| format!("acs:ram::{account}:role/{role},acs:ram::{account}:saml-provider/{provider}"))
+                .collect();
+            roles.sort();
+            roles.dedup();
+            if roles.is_empty() {
+                return Err(self.mapping_error(
+                    p,
+                    format!(
+                        "none of the user's groups ({}) is in role_mapping, so there is no RAM role to assume",
+                        p.groups.join(", ")
+                    ),
+                ));
+            }
+            out.push((ROLE_ATTR.to_string(), roles));
+            out.push((
+                ROLE_SESSION_NAME_ATTR.to_string(),
+                vec![role_session_name(&p.username).ok_or_else(|| {
+                    self.mapping_error(
+                        p,
+                        "the username has fewer than 2 characters usable in RoleSessionName ([A-Za-z0-9._@-])".into(),
+                    )
+                })?],
+            ));
+            if let Some(d) = self.config.session_duration {
+                out.push((SESSION_DURATION_ATTR.to_string(), vec![d.clamp(900, 43_200).to_string()]));
+            }
+        }
+        for (name, template) in &self.config.attributes {
+            let values = match template.as_str() {
+                "{groups}" => p.groups.clone(),
+                "{roles}" => p.roles.clone(),
+                t => match self.render(t, p) {
+                    Ok(v) => vec![v],
+                    Err(_) => continue, // an optional attribute the user lacks is left out
+                },
+            };
+            if !values.is_empty() {
+                out.push((name.clone(), values));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `p` may use this SP.
+    pub fn allows(&self, p: &Principal) -> bool {
+        self.config
+            .allowed_groups
+            .as_ref()
+            .is_none_or(|allowed| p.groups.iter().any(|g| allowed.iter().any(|a| a.eq_ignore_ascii_case(g))))
+    }
+}
+
+/// RoleSessionName: the username reduced to `[A-Za-z0-9._@-]`, 2–64 characters.
+pub fn role_session_name(username: &str) -> Option<String> {
+    let s: String = username.chars().filter(|c| c.is_ascii_alphanumeric() || "._@-".contains(*c)).take(64).collect();
+    (s.len() >= 2).then_some(s)
+}
+
+impl SpConfig {
+    /// Every problem in this SP's configuration (keys relative to the SP entry, e.g. `account_id`).
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut out = Vec::new();
+        if self.name.is_empty() || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            out.push(ConfigIssue::new(
+                "name",
+                Some(self.name.clone()),
+                "missing or not URL-safe",
+                "use letters, digits, '-', '_' or '.', e.g. \"aliyun\"",
+            ));
+        }
+        match self.preset {
+            Some(p) => {
+                match &self.account_id {
+                    Some(a) if !a.is_empty() && a.len() <= 32 && a.bytes().all(|b| b.is_ascii_digit()) => {}
+                    other => out.push(ConfigIssue::new(
+                        "account_id",
+                        other.clone(),
+                        "the Alibaba Cloud account ID is missing or not numeric",
+                        "copy the account ID (16 digits) from the Alibaba Cloud console",
+                    )),
+                }
+                if p == Preset::AliyunRamRole {
+                    if self.provider_name.as_deref().is_none_or(str::is_empty) {
+                        out.push(ConfigIssue::new(
+                            "provider_name",
+                            None,
+                            "missing",
+                            "set the name of the SAML identity provider created in RAM",
+                        ));
+                    }
+                    if self.role_mapping.is_empty() {
+                        out.push(ConfigIssue::new(
+                            "role_mapping",
+                            None,
+                            "no group maps to a RAM role",
+                            "add e.g. [saml.service_providers.role_mapping] ai-admins = \"AdminRole\"",
+                        ));
+                    }
+                    for (group, role) in &self.role_mapping {
+                        if role.is_empty() || role.contains([',', ' ', ':', '/']) {
+                            out.push(ConfigIssue::new(
+                                format!("role_mapping.{group}"),
+                                Some(role.clone()),
+                                "not a RAM role name",
+                                "use the role's name only, e.g. \"AdminRole\"",
+                            ));
+                        }
+                    }
+                }
+            }
+            None => {
+                if self.entity_id.as_deref().is_none_or(str::is_empty) {
+                    out.push(ConfigIssue::new(
+                        "entity_id",
+                        None,
+                        "missing",
+                        "set the SP's entity ID (from its metadata)",
+                    ));
+                }
+                if self.acs_urls.is_empty() {
+                    out.push(ConfigIssue::new(
+                        "acs_urls",
+                        None,
+                        "no ACS URL registered",
+                        "list the SP's AssertionConsumerService URLs",
+                    ));
+                }
+            }
+        }
+        for (i, u) in self.acs_urls.iter().enumerate() {
+            if url::Url::parse(u).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false) {
+                continue;
+            }
+            out.push(ConfigIssue::new(
+                format!("acs_urls[{i}]"),
+                Some(u.clone()),
+                "not an absolute http(s) URL",
+                "copy the ACS Location from the SP's metadata",
+            ));
+        }
+        for (key, template) in self
+            .nameid_template
+            .iter()
+            .map(|t| ("nameid_template".to_string(), t))
+            .chain(self.attributes.iter().map(|(k, t)| (format!("attributes.{k}"), t)))
+        {
+            for part in template.split('{').skip(1) {
+                let name = part.split('}').next().unwrap_or("");
+                if !PLACEHOLDERS.contains(&name) && !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    out.push(ConfigIssue::new(
+                        key.clone(),
+                        Some(template.clone()),
+                        format!("unknown placeholder {{{name}}}"),
+                        format!("use one of {{{}}} or an [ldap.claims] name", PLACEHOLDERS.join("}, {")),
+                    ));
+                }
+            }
+        }
+        if let Some(d) = self.session_duration
+            && !(900..=43_200).contains(&d)
+        {
+            out.push(ConfigIssue::new(
+                "session_duration",
+                Some(d.to_string()),
+                "outside 900–43200 seconds",
+                "use e.g. 3600",
+            ));
+        }
+        if self.signature_algorithm == Algorithm::RsaSha1 {
+            out.push(ConfigIssue::new(
+                "signature_algorithm",
+                Some("rsa-sha1".into()),
+                super::signature::SHA1_UNSUPPORTED,
+                "set signature_algorithm = \"rsa-sha256\" (the default)",
+            ));
+        }
+        if self.want_authn_requests_signed && self.certificate_file.is_none() {
+            out.push(ConfigIssue::new(
+                "certificate_file",
+                None,
+                "want_authn_requests_signed needs the SP's certificate",
+                "set certificate_file to the SP's signing certificate (PEM)",
+            ));
+        }
+        out
+    }
+}
+
+impl SamlConfig {
+    /// Every problem in `[saml]`.
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut out = Vec::new();
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            out.push(ConfigIssue::new(
+                "cert_file",
+                None,
+                "cert_file and key_file go together",
+                "set both, or neither to generate a certificate",
+            ));
+        }
+        if !(Duration::from_secs(30)..=Duration::from_secs(3600)).contains(&self.assertion_lifetime) {
+            out.push(ConfigIssue::new("assertion_lifetime", None, "outside 30s–1h", "use about \"5m\""));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, sp) in self.service_providers.iter().enumerate() {
+            if !names.insert(sp.name.clone()) {
+                out.push(ConfigIssue::new(
+                    format!("service_providers[{i}].name"),
+                    Some(sp.name.clone()),
+                    "duplicate name",
+                    "give each SP its own name",
+                ));
+            }
+            for issue in sp.validate() {
+                out.push(ConfigIssue::new(
+                    format!("service_providers[{i}].{}", issue.key),
+                    issue.value,
+                    issue.problem,
+                    issue.fix,
+                ));
+            }
+        }
+        out
+    }
+}
