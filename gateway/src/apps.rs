@@ -13,8 +13,17 @@ pub struct AppLink {
     pub url: String,
 }
 
-/// The apps `user` may open. Grows as protocols register apps.
-pub fn visible_to(_state: &AppState, _user: &MappedUser) -> Vec<AppLink> {
-    // APPS-LIST
-    Vec::new()
+/// The apps `user` may open: SAML service providers they are allowed into (IdP-initiated links).
+pub fn visible_to(state: &AppState, user: &MappedUser) -> Vec<AppLink> {
+    let mut out = Vec::new();
+    if let Some(idp) = &state.saml {
+        let principal = crate::principal::from_user(user, time::OffsetDateTime::UNIX_EPOCH);
+        for sp in idp.service_providers().iter().filter(|sp| sp.allows(&principal)) {
+            out.push(AppLink {
+                name: sp.config.display_name.clone().unwrap_or_else(|| sp.name().to_string()),
+                url: format!("/saml/init/{}", sp.name()),
+            });
+        }
+    }
+    out
 }

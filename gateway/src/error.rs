@@ -48,6 +48,9 @@ pub enum AppError {
     /// The OIDC grant store failed.
     #[error("grant store failed: {0}")]
     OidcStore(String),
+    /// A SAML request or mapping failure.
+    #[error("saml: {0}")]
+    Saml(#[from] federation::saml::SamlError),
     /// An OAuth 2.0 error for a client (token, userinfo, introspection, revocation): JSON per RFC 6749 §5.2.
     #[error("oauth error: {error}")]
     OAuth {
@@ -121,6 +124,28 @@ impl AppError {
                     e.description
                 ),
             ),
+            Self::Saml(e) => {
+                use federation::saml::SamlError as S;
+                let status = match e {
+                    S::UnknownSp(_) => StatusCode::NOT_FOUND,
+                    S::NotAllowed { .. } | S::Mapping { .. } => StatusCode::FORBIDDEN,
+                    e if e.is_bad_request() => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                let title = match e {
+                    S::UnknownSp(_) | S::UnknownIssuer(_) => "Unknown application",
+                    S::NotAllowed { .. } => "Access denied",
+                    S::Mapping { .. } => "Your account cannot be used here",
+                    S::Keys(_) | S::Config(_) => "SAML is misconfigured",
+                    _ => "Invalid SAML request",
+                };
+                let message = if e.is_bad_request() {
+                    format!("{e}.")
+                } else {
+                    "The identity provider is misconfigured; the reason is in the gateway's log.".into()
+                };
+                (status, title, message)
+            }
             Self::OAuth { error, .. } => (
                 StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
                 "OAuth error",
@@ -154,6 +179,10 @@ impl IntoResponse for AppError {
             Self::DirectoryMisconfigured(d) => tracing::error!(detail = %d, "directory misconfigured"),
             Self::Session(e) => tracing::error!(error = %e, "session store failed"),
             Self::OidcStore(e) => tracing::error!(error = %e, "grant store failed"),
+            Self::Saml(e @ federation::saml::SamlError::Mapping { .. }) => {
+                tracing::warn!(error = %e, "SAML response refused: fix the user's directory data or the SP's nameid_template / role_mapping")
+            }
+            Self::Saml(e) if !e.is_bad_request() => tracing::error!(error = %e, "SAML failed"),
             other => tracing::debug!(error = %other, "request refused"),
         }
         let mut resp = (status, message.clone()).into_response();

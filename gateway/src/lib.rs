@@ -52,6 +52,12 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
     let lifetimes = Lifetimes { idle: config.session.idle_timeout, absolute: config.session.absolute_timeout };
     let sessions = Box::new(MemoryStore::new(config.session.max_sessions, lifetimes));
     let throttle = throttle::LoginThrottle::new(config.login.clone());
+    let saml = config
+        .saml
+        .as_ref()
+        .map(|cfg| federation::saml::IdentityProvider::new(cfg.clone(), &config.server.public_url).map(Arc::new))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("[saml]: {e}"))?;
     let oidc = config.oidc.as_ref().map(|cfg| routes::oidc::provider(cfg, &config.server.public_url)).transpose()?;
     Ok(AppState::new(Inner {
         config,
@@ -61,6 +67,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
         metrics: Default::default(),
         clock,
         oidc,
+        saml,
         pending: Default::default(),
     }))
 }
@@ -73,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::login::router())
         .merge(routes::account::router())
         .merge(routes::oidc::router())
+        .merge(routes::saml::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::brand_error_pages))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

@@ -13,6 +13,15 @@ use moka::sync::Cache;
 pub enum Pending {
     /// A validated OIDC authorization request.
     Oidc(Box<federation::oidc::AuthorizationRequest>),
+    /// A SAML login for SP `sp` (SP-initiated with its AuthnRequest, or IdP-initiated without).
+    Saml {
+        /// The SP's configured name.
+        sp: String,
+        /// The AuthnRequest, for SP-initiated SSO.
+        request: Option<Box<federation::saml::AuthnRequest>>,
+        /// RelayState to echo.
+        relay_state: Option<String>,
+    },
 }
 
 /// The waiting requests. Bounded and short-lived.

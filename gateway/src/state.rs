@@ -30,6 +30,8 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     /// The OpenID Connect provider, when `[oidc]` is configured.
     pub oidc: Option<Arc<federation::oidc::Provider>>,
+    /// The SAML identity provider, when `[saml]` is configured.
+    pub saml: Option<Arc<federation::saml::IdentityProvider>>,
     /// Protocol requests waiting for a login.
     pub pending: crate::pending::PendingRequests,
 }

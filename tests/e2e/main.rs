@@ -5,3 +5,4 @@ mod foundation;
 mod ldap;
 mod login;
 mod oidc;
+mod saml;

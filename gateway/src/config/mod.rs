@@ -45,6 +45,8 @@ pub struct Config {
     pub ui: UiConfig,
     /// `[oidc]`: the OpenID Connect provider (enabled when the section is present).
     pub oidc: Option<federation::oidc::OidcConfig>,
+    /// `[saml]`: the SAML 2.0 identity provider (enabled when the section is present).
+    pub saml: Option<federation::saml::SamlConfig>,
 }
 
 impl Config {
@@ -54,6 +56,10 @@ impl Config {
         Self {
             directory: Some(StaticDirectoryConfig { users: vec![StaticUser::default()], ..Default::default() }),
             ldap: Some(ldap_mapper::LdapConfig::default()),
+            saml: Some(federation::saml::SamlConfig {
+                service_providers: vec![federation::saml::SpConfig::default()],
+                ..Default::default()
+            }),
             oidc: Some(federation::oidc::OidcConfig {
                 clients: vec![federation::oidc::ClientConfig::default()],
                 ..Default::default()

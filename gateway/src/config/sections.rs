@@ -237,6 +237,9 @@ impl super::Config {
         }
         self.validate_directory(&mut out);
         self.validate_session(&mut out);
+        if let Some(saml) = &self.saml {
+            out.extend(saml.validate().into_iter().map(|i| ConfigProblem::from_federation("saml", i)));
+        }
         if let Some(oidc) = &self.oidc {
             out.extend(oidc.validate().into_iter().map(|i| ConfigProblem::from_federation("oidc", i)));
         }

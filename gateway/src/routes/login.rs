@@ -106,6 +106,10 @@ fn app_name(state: &AppState, rd: &str) -> Option<String> {
             let client = state.oidc.as_ref()?.client(&req.client_id)?;
             Some(client.name.clone().unwrap_or_else(|| client.client_id.clone()))
         }
+        crate::pending::Pending::Saml { sp, .. } => {
+            let sp = state.saml.as_ref()?.by_name(&sp).ok()?;
+            Some(sp.config.display_name.clone().unwrap_or_else(|| sp.name().to_string()))
+        }
     }
 }
 

@@ -4,3 +4,4 @@ pub mod account;
 pub mod health;
 pub mod login;
 pub mod oidc;
+pub mod saml;

@@ -1,0 +1,184 @@
+//! The SAML 2.0 IdP endpoints: metadata, SP-initiated SSO (HTTP-Redirect and HTTP-POST), IdP-initiated SSO
+//! (`/saml/init/{sp}`), and the resume step after login. Protocol logic is `federation::saml`; this module speaks
+//! HTTP and connects it to the login session.
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use federation::saml::{AuthnRequest, IdentityProvider, ServiceProvider};
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::pending::Pending;
+use crate::principal::from_user;
+use crate::routes::login::{current_session, to_login};
+use crate::state::AppState;
+
+/// The SAML routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/saml/metadata", get(metadata))
+        .route("/saml/sso", get(sso_redirect).post(sso_post))
+        .route("/saml/init/{sp}", get(idp_initiated))
+        .route("/saml/resume", get(resume))
+}
+
+fn idp(state: &AppState) -> Result<&std::sync::Arc<IdentityProvider>, AppError> {
+    state.saml.as_ref().ok_or_else(|| AppError::NotFound("SAML is not configured on this gateway.".into()))
+}
+
+async fn metadata(State(state): State<AppState>) -> Result<Response, AppError> {
+    let xml = idp(&state)?.metadata_xml();
+    Ok(([(header::CONTENT_TYPE, "application/samlmetadata+xml")], xml).into_response())
+}
+
+fn relay_state_from(raw_query: &str) -> Option<String> {
+    url::form_urlencoded::parse(raw_query.as_bytes()).find(|(k, _)| k == "RelayState").map(|(_, v)| v.into_owned())
+}
+
+async fn sso_redirect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AppError> {
+    let raw = q.unwrap_or_default();
+    let (request, sp) = idp(&state)?.redirect_request(&raw)?;
+    let relay = relay_state_from(&raw);
+    let sp = sp.name().to_string();
+    proceed(&state, &headers, &sp, Some(request), relay).await
+}
+
+#[derive(Deserialize)]
+struct PostBinding {
+    #[serde(rename = "SAMLRequest", default)]
+    saml_request: String,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+async fn sso_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PostBinding>,
+) -> Result<Response, AppError> {
+    if form.saml_request.is_empty() {
+        return Err(AppError::BadRequest("The POST has no SAMLRequest field.".into()));
+    }
+    let (request, sp) = idp(&state)?.post_request(&form.saml_request)?;
+    let sp = sp.name().to_string();
+    proceed(&state, &headers, &sp, Some(request), form.relay_state).await
+}
+
+#[derive(Deserialize)]
+struct InitQuery {
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+async fn idp_initiated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<InitQuery>,
+) -> Result<Response, AppError> {
+    let idp = idp(&state)?;
+    let sp = match idp.by_name(&name) {
+        Ok(sp) => sp,
+        Err(e) => {
+            let known: Vec<&str> = idp.service_providers().iter().map(ServiceProvider::name).collect();
+            tracing::info!(requested = %name, configured = ?known, "IdP-initiated SSO for an unknown SP name");
+            return Err(e.into());
+        }
+    };
+    let relay = q.relay_state.or_else(|| sp.config.default_relay_state.clone());
+    proceed(&state, &headers, &name, None, relay).await
+}
+
+#[derive(Deserialize)]
+struct ResumeQuery {
+    #[serde(default)]
+    id: String,
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ResumeQuery>,
+) -> Result<Response, AppError> {
+    match state.pending.get(&q.id) {
+        Some(Pending::Saml { sp, request, relay_state }) => {
+            if current_session(&state, &headers).await?.is_some() {
+                state.pending.take(&q.id);
+            }
+            proceed_after_login(&state, &headers, &sp, request.map(|r| *r), relay_state).await
+        }
+        _ => Err(AppError::BadRequest(
+            "This sign-in request expired or was already used. Go back to the application and sign in again.".into(),
+        )),
+    }
+}
+
+/// With a session: answer the SP now. Without one (or when the SP forces a fresh login): log in first.
+async fn proceed(
+    state: &AppState,
+    headers: &HeaderMap,
+    sp: &str,
+    request: Option<AuthnRequest>,
+    relay_state: Option<String>,
+) -> Result<Response, AppError> {
+    let session = current_session(state, headers).await?;
+    let force = request.as_ref().is_some_and(|r| r.force_authn);
+    if session.is_none() || force {
+        if request.as_ref().is_some_and(|r| r.is_passive) {
+            return Err(AppError::Forbidden(
+                "The application asked for a passive login, but you are not signed in.".into(),
+            ));
+        }
+        let id = state.pending.put(Pending::Saml { sp: sp.to_string(), request: request.map(Box::new), relay_state });
+        let target = format!("/saml/resume?id={id}");
+        return Ok(if force {
+            axum::response::Redirect::to(&format!(
+                "/login?{}",
+                serde_urlencoded::to_string([("rd", target.as_str()), ("force", "1")]).unwrap_or_default()
+            ))
+            .into_response()
+        } else {
+            to_login(&target)
+        });
+    }
+    proceed_after_login(state, headers, sp, request, relay_state).await
+}
+
+async fn proceed_after_login(
+    state: &AppState,
+    headers: &HeaderMap,
+    sp_name: &str,
+    request: Option<AuthnRequest>,
+    relay_state: Option<String>,
+) -> Result<Response, AppError> {
+    let idp = idp(state)?;
+    let Some((id, mut session)) = current_session(state, headers).await? else {
+        return Ok(to_login("/"));
+    };
+    let sp = idp.by_name(sp_name)?;
+    let principal = from_user(&session.user, session.auth_instant());
+    let signed = idp.respond(sp, &principal, request.as_ref(), state.clock.now())?;
+    if !session.signed_in_to.iter().any(|s| s == sp_name) {
+        session.signed_in_to.push(sp_name.to_string());
+        state.sessions.update(&id, session).await?;
+    }
+    tracing::info!(sp = sp_name, username = %principal.username, sp_initiated = request.is_some(), "SAML response issued");
+    state.metrics.event("saml_response", sp_name);
+    let (html, csp) =
+        federation::saml::post_form::render(&signed.acs_url, &signed.saml_response, relay_state.as_deref());
+    let mut resp = Html(html).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}

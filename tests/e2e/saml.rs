@@ -1,0 +1,422 @@
+//! The SAML IdP end to end: LDAP users from the real slapd sign in to Alibaba Cloud RAM presets (every field of the
+//! spec's table checked on real responses), to an independent SP (pysaml2) in both flows, and bad input is refused
+//! with a clear 4xx. Signatures are checked by xmlsec1 and by pysaml2.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use e2e::gateway::{Gateway, browser};
+use e2e::slapd::Slapd;
+use reqwest::StatusCode;
+
+const ACCOUNT: &str = "1234567890123456";
+const SP_ENTITY: &str = "http://127.0.0.1:9/sp";
+const SP_ACS: &str = "http://127.0.0.1:9/acs";
+
+fn saml_toml(keys: &Path) -> String {
+    format!(
+        r#"
+[saml]
+keys_dir = "{keys}"
+[[saml.service_providers]]
+name = "app"
+entity_id = "{SP_ENTITY}"
+acs_urls = ["{SP_ACS}"]
+attributes = {{ mail = "{{email}}", groups = "{{groups}}" }}
+[[saml.service_providers]]
+name = "ram-user-cn"
+preset = "aliyun-ram-user"
+account_id = "{ACCOUNT}"
+[[saml.service_providers]]
+name = "ram-user-intl"
+preset = "aliyun-ram-user"
+site = "intl"
+account_id = "{ACCOUNT}"
+auxiliary_domain = "corp.example.com"
+[[saml.service_providers]]
+name = "ram-role-cn"
+preset = "aliyun-ram-role"
+account_id = "{ACCOUNT}"
+provider_name = "fedgate"
+session_duration = 3600
+role_mapping = {{ ai-admins = "AdminRole", ai-researchers = "ResearchRole" }}
+[[saml.service_providers]]
+name = "ram-role-intl"
+preset = "aliyun-ram-role"
+site = "intl"
+account_id = "{ACCOUNT}"
+provider_name = "fedgate"
+role_mapping = {{ ai-admins = "AdminRole", ai-researchers = "ResearchRole" }}
+[[saml.service_providers]]
+name = "admins-only"
+entity_id = "http://127.0.0.1:9/admins"
+acs_urls = ["http://127.0.0.1:9/admins/acs"]
+allowed_groups = ["ai-admins"]
+"#,
+        keys = keys.display()
+    )
+}
+
+struct Env {
+    _slapd: Slapd,
+    gw: Gateway,
+    keys: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let slapd = Slapd::start().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "[roles]\nadmin = [\"ai-admins\"]\nresearcher = [\"ai-researchers\"]\n{}{}",
+        slapd.ldap_toml(""),
+        saml_toml(keys.path())
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    Env { _slapd: slapd, gw, keys }
+}
+
+impl Env {
+    fn cert(&self) -> PathBuf {
+        self.keys.path().join("saml-signing.crt")
+    }
+}
+
+/// The fields of the auto-submitting form: (action, SAMLResponse XML, RelayState).
+fn posted(html: &str) -> (String, String, Option<String>) {
+    let field = |name: &str| {
+        let key = format!("name=\"{name}\" value=\"");
+        html.find(&key).map(|i| {
+            html[i + key.len()..].split('"').next().unwrap_or("").replace("&amp;", "&").replace("&quot;", "\"")
+        })
+    };
+    let action = html.split("action=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let xml =
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(field("SAMLResponse").unwrap()).unwrap())
+            .unwrap();
+    (action, xml, field("RelayState"))
+}
+
+/// `attr` of the first `element` (prefixed name, e.g. `saml:Audience`) or its text when `attr` is empty.
+fn get(xml: &str, element: &str, attr: &str) -> String {
+    let start = [format!("<{element}>"), format!("<{element} ")]
+        .iter()
+        .filter_map(|p| xml.find(p.as_str()))
+        .min()
+        .unwrap_or_else(|| panic!("no {element} in the response"));
+    let tag_end = start + xml[start..].find('>').unwrap();
+    if attr.is_empty() {
+        let close = xml[tag_end..].find(&format!("</{element}>")).unwrap();
+        return xml[tag_end + 1..tag_end + close].to_string();
+    }
+    let tag = &xml[start..tag_end];
+    let key = format!(" {attr}=\"");
+    tag.find(&key).map(|i| tag[i + key.len()..].split('"').next().unwrap().to_string()).unwrap_or_default()
+}
+
+fn values(xml: &str, attribute: &str) -> Vec<String> {
+    let Some(i) = xml.find(&format!("Name=\"{attribute}\"")) else { return Vec::new() };
+    let block = &xml[i..xml[i..].find("</saml:Attribute>").map(|e| i + e).unwrap()];
+    block
+        .split("<saml:AttributeValue>")
+        .skip(1)
+        .map(|v| v.split("</saml:AttributeValue>").next().unwrap().to_string())
+        .collect()
+}
+
+fn xmlsec1_verifies_assertion(xml: &str, cert: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.xml");
+    std::fs::write(&f, xml).unwrap();
+    let out = Command::new("xmlsec1")
+        .args(["--verify", "--pubkey-cert-pem"])
+        .arg(cert)
+        .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
+        .args(["--node-xpath", "/*[local-name()='Response']/*[local-name()='Assertion']/*[local-name()='Signature']"])
+        .arg(&f)
+        .output()
+        .expect("xmlsec1 not found: apt-get install xmlsec1");
+    assert!(out.status.success(), "xmlsec1: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn idp_initiated(e: &Env, c: &reqwest::Client, sp: &str, user: &str) -> (String, String, Option<String>) {
+    let r = c.get(e.gw.url(&format!("/saml/init/{sp}"))).send().await.unwrap();
+    let mut html = String::new();
+    if r.status() == StatusCode::SEE_OTHER {
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        let rd = url::Url::parse("http://x")
+            .unwrap()
+            .join(&loc)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "rd")
+            .unwrap()
+            .1
+            .into_owned();
+        let login = crate::login::login(c, &e.gw, user, &format!("{user}-password"), &rd).await;
+        assert_eq!(login.status(), StatusCode::SEE_OTHER);
+        let next = login.headers()["location"].to_str().unwrap().to_string();
+        let r = c.get(e.gw.url(&next)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+        assert!(csp.contains("script-src 'sha256-") && csp.contains("form-action"), "{csp}");
+        html = r.text().await.unwrap();
+    } else {
+        assert_eq!(r.status(), StatusCode::OK);
+        html.push_str(&r.text().await.unwrap());
+    }
+    assert!(
+        html.contains("<noscript>") && html.contains("<button type=\"submit\">Continue</button>"),
+        "works without JS"
+    );
+    posted(&html)
+}
+
+fn check_window(xml: &str) {
+    let parse = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+    let issue = parse(&get(xml, "saml:Assertion", "IssueInstant"));
+    let nb = parse(&get(xml, "saml:Conditions", "NotBefore"));
+    let noa = parse(&get(xml, "saml:Conditions", "NotOnOrAfter"));
+    assert_eq!((issue - nb).whole_seconds(), 60, "NotBefore = now − 60 s");
+    assert_eq!((noa - issue).whole_seconds(), 300, "NotOnOrAfter = now + 300 s");
+    assert_eq!(get(xml, "saml:SubjectConfirmationData", "NotOnOrAfter"), get(xml, "saml:Conditions", "NotOnOrAfter"));
+    assert_eq!(get(xml, "saml:SubjectConfirmationData", "NotBefore"), "", "no NotBefore on SubjectConfirmationData");
+    assert_eq!(get(xml, "saml:SubjectConfirmation", "Method"), "urn:oasis:names:tc:SAML:2.0:cm:bearer");
+    assert!(get(xml, "saml:Assertion", "ID").starts_with('_'));
+    assert_eq!(
+        get(xml, "saml:AuthnContextClassRef", ""),
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+    );
+    assert_eq!(get(xml, "saml:AuthnStatement", "SessionIndex"), get(xml, "saml:Assertion", "ID"));
+    // The assertion's signature sits right after its Issuer; the Response is not signed by default.
+    let a = xml.find("<saml:Assertion").unwrap();
+    let after_issuer = &xml[a..][xml[a..].find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len()..];
+    assert!(after_issuer.starts_with("<ds:Signature"), "signature placement");
+    assert_eq!(xml.matches("<ds:Signature xmlns").count(), 1);
+    assert!(xml.contains("Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\""));
+    assert!(xml.contains("Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\""));
+}
+
+#[tokio::test]
+async fn aliyun_ram_user_sso_cn_and_intl_fields() {
+    let e = env().await;
+    let c = browser();
+    let issuer = format!("{}/saml/metadata", e.gw.base);
+    for (sp, host, nameid) in [
+        ("ram-user-cn", "signin.aliyun.com", format!("alice@{ACCOUNT}.onaliyun.com")),
+        ("ram-user-intl", "signin-intl.aliyun.com", "alice@corp.example.com".to_string()),
+    ] {
+        let (action, xml, relay) = idp_initiated(&e, &c, sp, "alice").await;
+        let acs = format!("https://{host}/saml/SSO");
+        assert_eq!(action, acs, "{sp}");
+        assert_eq!(relay, None);
+        assert_eq!(get(&xml, "samlp:Response", "Destination"), acs);
+        assert_eq!(get(&xml, "samlp:Response", "InResponseTo"), "", "IdP-initiated: no InResponseTo");
+        assert_eq!(get(&xml, "saml:SubjectConfirmationData", "Recipient"), acs);
+        assert_eq!(get(&xml, "saml:Audience", ""), format!("https://{host}/{ACCOUNT}/saml/SSO"));
+        assert_eq!(get(&xml, "saml:Issuer", ""), issuer);
+        assert_eq!(get(&xml, "saml:NameID", ""), nameid, "{sp}");
+        assert_eq!(get(&xml, "saml:NameID", "Format"), "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress");
+        assert_eq!(get(&xml, "samlp:StatusCode", "Value"), "urn:oasis:names:tc:SAML:2.0:status:Success");
+        check_window(&xml);
+        xmlsec1_verifies_assertion(&xml, &e.cert());
+    }
+}
+
+#[tokio::test]
+async fn aliyun_ram_role_sso_cn_and_intl_fields() {
+    let e = env().await;
+    let c = browser();
+    for (sp, audience, acs) in [
+        ("ram-role-cn", "urn:alibaba:cloudcomputing", "https://signin.aliyun.com/saml-role/sso"),
+        ("ram-role-intl", "urn:alibaba:cloudcomputing:international", "https://signin.alibabacloud.com/saml-role/sso"),
+    ] {
+        let (action, xml, _) = idp_initiated(&e, &c, sp, "alice").await;
+        assert_eq!(action, acs);
+        assert_eq!(get(&xml, "samlp:Response", "Destination"), acs);
+        assert_eq!(get(&xml, "saml:SubjectConfirmationData", "Recipient"), acs);
+        assert_eq!(get(&xml, "saml:Audience", ""), audience);
+        assert_eq!(get(&xml, "saml:NameID", "Format"), "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent");
+        assert_eq!(get(&xml, "saml:NameID", "").len(), 36, "the stable entryUUID");
+        assert_eq!(
+            values(&xml, "https://www.aliyun.com/SAML-Role/Attributes/Role"),
+            vec![format!("acs:ram::{ACCOUNT}:role/AdminRole,acs:ram::{ACCOUNT}:saml-provider/fedgate")]
+        );
+        assert_eq!(values(&xml, "https://www.aliyun.com/SAML-Role/Attributes/RoleSessionName"), vec!["alice"]);
+        let duration = values(&xml, "https://www.aliyun.com/SAML-Role/Attributes/SessionDuration");
+        assert_eq!(duration, if sp == "ram-role-cn" { vec!["3600".to_string()] } else { vec![] });
+        check_window(&xml);
+        xmlsec1_verifies_assertion(&xml, &e.cert());
+    }
+    // A user whose groups map to no RAM role gets a clear page, not a response RAM would reject.
+    let dave = browser();
+    let r = dave.get(e.gw.url("/saml/init/ram-role-cn")).send().await.unwrap();
+    let rd = r.headers()["location"].to_str().unwrap().split("rd=").nth(1).unwrap().to_string();
+    let rd = percent_decode(&rd);
+    let login = crate::login::login(&dave, &e.gw, "dave", "dave-password", &rd).await;
+    let r = dave.get(e.gw.url(login.headers()["location"].to_str().unwrap())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("ram-role-cn") && body.contains("role_mapping"), "{body}");
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().unwrap().1.into_owned()
+}
+
+fn pysaml2(args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(py.exists(), "{} missing: run scripts/setup (python venv with pysaml2)", py.display());
+    let mut child = Command::new(py)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("saml_sp.py"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "pysaml2 refused: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysaml2_accepts_sp_initiated_and_idp_initiated_responses() {
+    let e = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("idp.xml");
+    let metadata = e2e::gateway::http().get(e.gw.url("/saml/metadata")).send().await.unwrap();
+    assert_eq!(metadata.headers()["content-type"], "application/samlmetadata+xml");
+    std::fs::write(&md, metadata.text().await.unwrap()).unwrap();
+    let md_s = md.to_str().unwrap().to_string();
+
+    // SP-initiated: pysaml2 makes the AuthnRequest (HTTP-Redirect), we answer it after the login.
+    let req = {
+        let md_s = md_s.clone();
+        tokio::task::spawn_blocking(move || pysaml2(&["request", &md_s, SP_ENTITY, SP_ACS], None)).await.unwrap()
+    };
+    let url = req["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{}/saml/sso?SAMLRequest=", e.gw.base)), "{url}");
+    let c = browser();
+    let r = c.get(&url).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let rd = percent_decode(loc.split("rd=").nth(1).unwrap());
+    let login = crate::login::login(&c, &e.gw, "bob", "bob-password", &rd).await;
+    let html =
+        c.get(e.gw.url(login.headers()["location"].to_str().unwrap())).send().await.unwrap().text().await.unwrap();
+    let (action, xml, relay) = posted(&html);
+    assert_eq!(action, SP_ACS);
+    assert_eq!(relay.as_deref(), Some("sp-relay-state"), "RelayState echoed");
+    assert_eq!(get(&xml, "samlp:Response", "InResponseTo"), req["id"].as_str().unwrap());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let req_id = req["id"].as_str().unwrap().to_string();
+    let seen = {
+        let (md_s, b64) = (md_s.clone(), b64.clone());
+        tokio::task::spawn_blocking(move || pysaml2(&["consume", &md_s, SP_ENTITY, SP_ACS, &req_id], Some(&b64)))
+            .await
+            .unwrap()
+    };
+    assert_eq!(seen["name_id"], "bob");
+    assert_eq!(seen["in_response_to"], req["id"]);
+    assert_eq!(seen["attributes"]["mail"], serde_json::json!(["bob@example.org"]));
+    assert_eq!(seen["attributes"]["groups"], serde_json::json!(["ai-researchers", "staff"]));
+
+    // IdP-initiated (the session from above is reused).
+    let (_, xml, _) = idp_initiated(&e, &c, "app", "bob").await;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let seen =
+        tokio::task::spawn_blocking(move || pysaml2(&["consume", &md_s, SP_ENTITY, SP_ACS], Some(&b64))).await.unwrap();
+    assert_eq!(seen["name_id"], "bob");
+    assert_eq!(seen["issuer"], format!("{}/saml/metadata", e.gw.base));
+}
+
+fn deflate_b64(xml: &str) -> String {
+    let mut enc = flate2_encoder();
+    enc.write_all(xml.as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap())
+}
+
+fn flate2_encoder() -> flate2::write::DeflateEncoder<Vec<u8>> {
+    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default())
+}
+
+fn authn_request(issuer: &str, acs: &str) -> String {
+    format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="a2eg9c2gjji188814h7j2d7358fh3g9" Version="2.0" IssueInstant="2020-09-28T13:09:57.896Z" AssertionConsumerServiceURL="{acs}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">{issuer}</saml2:Issuer></samlp:AuthnRequest>"#
+    )
+}
+
+#[tokio::test]
+async fn aliyun_sp_initiated_request_gets_in_response_to_and_relay_state() {
+    let e = env().await;
+    let c = browser();
+    crate::login::login(&c, &e.gw, "alice", "alice-password", "").await;
+    let req = deflate_b64(&authn_request(
+        &format!("https://signin.aliyun.com/{ACCOUNT}/saml/SSO"),
+        "https://signin.aliyun.com/saml/SSO",
+    ));
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLRequest", &req)
+        .append_pair("RelayState", "https://homenew.console.aliyun.com/")
+        .finish();
+    let r = c.get(e.gw.url(&format!("/saml/sso?{q}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (action, xml, relay) = posted(&r.text().await.unwrap());
+    assert_eq!(action, "https://signin.aliyun.com/saml/SSO");
+    assert_eq!(relay.as_deref(), Some("https://homenew.console.aliyun.com/"));
+    assert_eq!(get(&xml, "samlp:Response", "InResponseTo"), "a2eg9c2gjji188814h7j2d7358fh3g9");
+    assert_eq!(get(&xml, "saml:SubjectConfirmationData", "InResponseTo"), "a2eg9c2gjji188814h7j2d7358fh3g9");
+    xmlsec1_verifies_assertion(&xml, &e.cert());
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_page() {
+    let e = env().await;
+    let c = browser();
+    crate::login::login(&c, &e.gw, "alice", "alice-password", "").await;
+    let aliyun = format!("https://signin.aliyun.com/{ACCOUNT}/saml/SSO");
+    let get_sso = |value: String| {
+        let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("SAMLRequest", &value).finish();
+        c.get(e.gw.url(&format!("/saml/sso?{q}"))).send()
+    };
+    let bomb = deflate_b64(&format!("<samlp:AuthnRequest ID=\"x\">{}</samlp:AuthnRequest>", " ".repeat(5_000_000)));
+    let doctype = format!(
+        "<!DOCTYPE r [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>{}",
+        authn_request(&aliyun, "https://signin.aliyun.com/saml/SSO")
+    );
+    for (value, status, says) in [
+        (deflate_b64(&authn_request(&aliyun, "https://evil.example/acs")), 400, "is not registered"),
+        (
+            deflate_b64(&authn_request("https://unknown.example/sp", "https://x/acs")),
+            400,
+            "no service provider with entity ID",
+        ),
+        ("%%%not-base64".to_string(), 400, "not valid base64"),
+        (base64::engine::general_purpose::STANDARD.encode("not deflate at all"), 400, "does not inflate"),
+        (bomb, 400, "does not inflate"),
+        (deflate_b64(&doctype), 400, "DOCTYPE"),
+    ] {
+        let r = get_sso(value).await.unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        let body = r.text().await.unwrap();
+        assert!(body.contains(says), "expected {says:?} in {body}");
+    }
+    // Oversized, by the POST binding (a URL that long never gets here).
+    let r = c.post(e.gw.url("/saml/sso")).form(&[("SAMLRequest", "A".repeat(70_000))]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("too large"));
+    let r = c.get(e.gw.url("/saml/init/no-such-sp")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("no service provider named &quot;no-such-sp&quot;"), "{body}");
+    assert!(!body.contains("ram-user-cn"), "the configured SPs are not listed on the page");
+    // Outside allowed_groups.
+    let bob = browser();
+    crate::login::login(&bob, &e.gw, "bob", "bob-password", "").await;
+    let r = bob.get(e.gw.url("/saml/init/admins-only")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""An independent SAML 2.0 service provider (pysaml2) for fedgate's tests.
+
+  saml_sp.py request IDP_METADATA SP_ENTITY ACS            -> JSON {"id", "url"}: an SP-initiated HTTP-Redirect
+  saml_sp.py consume IDP_METADATA SP_ENTITY ACS [REQ_ID]   -> reads SAMLResponse (base64) on stdin, validates it
+                                                              (signature via xmlsec1, audience, recipient, time,
+                                                              InResponseTo when REQ_ID is given) and prints JSON
+"""
+import json, sys
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+
+
+def client(metadata, entity, acs):
+    conf = SPConfig()
+    conf.load({
+        "entityid": entity,
+        "metadata": {"local": [metadata]},
+        "service": {"sp": {
+            "endpoints": {"assertion_consumer_service": [(acs, BINDING_HTTP_POST)]},
+            "allow_unsolicited": True,
+            "want_assertions_signed": True,
+            "want_response_signed": False,
+            "authn_requests_signed": False,
+        }},
+        "xmlsec_binary": "/usr/bin/xmlsec1",
+        "allow_unknown_attributes": True,
+    })
+    return Saml2Client(config=conf)
+
+
+def main():
+    mode, metadata, entity, acs = sys.argv[1:5]
+    c = client(metadata, entity, acs)
+    idp = next(iter(c.metadata.identity_providers()))
+    if mode == "request":
+        req_id, info = c.prepare_for_authenticate(entityid=idp, relay_state="sp-relay-state", binding=BINDING_HTTP_REDIRECT)
+        url = dict(info["headers"])["Location"]
+        print(json.dumps({"id": req_id, "url": url}))
+    elif mode == "consume":
+        outstanding = {sys.argv[5]: acs} if len(sys.argv) > 5 else None
+        resp = c.parse_authn_request_response(sys.stdin.read().strip(), BINDING_HTTP_POST, outstanding=outstanding)
+        name_id = resp.assertion.subject.name_id
+        print(json.dumps({
+            "ok": True,
+            "issuer": resp.issuer(),
+            "name_id": name_id.text,
+            "format": name_id.format,
+            "in_response_to": resp.in_response_to,
+            "attributes": resp.get_identity(),
+        }))
+
+
+if __name__ == "__main__":
+    main()
