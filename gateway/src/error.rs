@@ -48,6 +48,12 @@ pub enum AppError {
     /// The OIDC grant store failed.
     #[error("grant store failed: {0}")]
     OidcStore(String),
+    /// The proxied upstream could not be reached.
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// The proxied upstream did not answer in time.
+    #[error("upstream timed out: {0}")]
+    UpstreamTimeout(String),
     /// A SAML request or mapping failure.
     #[error("saml: {0}")]
     Saml(#[from] federation::saml::SamlError),
@@ -123,6 +129,17 @@ impl AppError {
                     e.code.as_str(),
                     e.description
                 ),
+            ),
+            Self::UpstreamUnavailable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "Application unavailable",
+                "The application behind this gateway is not answering. You are signed in; try again in a moment."
+                    .into(),
+            ),
+            Self::UpstreamTimeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "Application too slow",
+                "The application behind this gateway did not answer in time. Try again in a moment.".into(),
             ),
             Self::Saml(e) => {
                 use federation::saml::SamlError as S;

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod pages;
 pub mod pending;
 pub mod principal;
+pub mod proxy;
 pub mod random;
 pub mod redirect;
 pub mod routes;
@@ -52,6 +53,13 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
     let lifetimes = Lifetimes { idle: config.session.idle_timeout, absolute: config.session.absolute_timeout };
     let sessions = Box::new(MemoryStore::new(config.session.max_sessions, lifetimes));
     let throttle = throttle::LoginThrottle::new(config.login.clone());
+    let upstreams = config
+        .proxy
+        .effective_routes()
+        .into_iter()
+        .map(proxy::Upstream::new)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(|e| anyhow::anyhow!("[proxy]: {e}"))?;
     let saml = config
         .saml
         .as_ref()
@@ -68,6 +76,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
         clock,
         oidc,
         saml,
+        upstreams,
         pending: Default::default(),
     }))
 }
@@ -81,15 +90,12 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::account::router())
         .merge(routes::oidc::router())
         .merge(routes::saml::router())
-        .fallback(not_found)
+        .merge(proxy::router())
+        .fallback(proxy::handle)
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::brand_error_pages))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
-}
-
-async fn not_found(uri: axum::http::Uri) -> error::AppError {
-    error::AppError::NotFound(format!("There is nothing at {} on this gateway.", uri.path()))
 }
 
 /// One span per request (method, path without the query, request id), one log line when it ends, metrics, and

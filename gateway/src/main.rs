@@ -33,6 +33,9 @@ enum Command {
         /// Configuration file (default: $FEDGATE_CONFIG, else ./config.toml).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Sidecar mode: proxy everything that is not a gateway path to this URL (= `[proxy] upstream`).
+        #[arg(long)]
+        upstream: Option<String>,
     },
     /// Load and validate the configuration, print every problem, exit 1 if there is any.
     CheckConfig {
@@ -84,7 +87,7 @@ enum KeysCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, upstream } => serve(config, upstream),
         Command::CheckConfig { config } => check_config(config),
         Command::HashPassword => hash_password(),
         Command::Keys { command: KeysCommand::Rotate { config } } => rotate_keys(config),
@@ -105,12 +108,20 @@ fn load_or_report(path: Option<PathBuf>) -> Result<(PathBuf, config::Config), Ex
     }
 }
 
-fn serve(path: Option<PathBuf>) -> ExitCode {
+fn serve(path: Option<PathBuf>, upstream: Option<String>) -> ExitCode {
     let started = Instant::now();
-    let (path, cfg) = match load_or_report(path) {
+    let (path, mut cfg) = match load_or_report(path) {
         Ok(v) => v,
         Err(code) => return code,
     };
+    if let Some(u) = upstream {
+        cfg.proxy.upstream = Some(u);
+        let problems = cfg.proxy.validate();
+        if !problems.is_empty() {
+            eprintln!("fedgate: {}", config::ConfigError { problems });
+            return ExitCode::FAILURE;
+        }
+    }
     if let Err(e) = gateway::telemetry::init(&cfg.log) {
         eprintln!("fedgate: {e:#}");
         return ExitCode::FAILURE;

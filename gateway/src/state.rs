@@ -32,6 +32,8 @@ pub struct Inner {
     pub oidc: Option<Arc<federation::oidc::Provider>>,
     /// The SAML identity provider, when `[saml]` is configured.
     pub saml: Option<Arc<federation::saml::IdentityProvider>>,
+    /// Proxy routes with their upstream clients.
+    pub upstreams: Vec<crate::proxy::Upstream>,
     /// Protocol requests waiting for a login.
     pub pending: crate::pending::PendingRequests,
 }

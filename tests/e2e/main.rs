@@ -5,4 +5,5 @@ mod foundation;
 mod ldap;
 mod login;
 mod oidc;
+mod proxy;
 mod saml;

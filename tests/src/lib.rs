@@ -1,6 +1,8 @@
 //! Fixtures for fedgate's end-to-end tests: real processes and real servers on loopback, stopped on drop.
 
 pub mod gateway;
+pub mod nginx;
 pub mod node;
 pub mod slapd;
 pub mod tls;
+pub mod upstream;

@@ -47,6 +47,8 @@ pub struct Config {
     pub oidc: Option<federation::oidc::OidcConfig>,
     /// `[saml]`: the SAML 2.0 identity provider (enabled when the section is present).
     pub saml: Option<federation::saml::SamlConfig>,
+    /// `[proxy]`: the authenticating reverse proxy and forward-auth.
+    pub proxy: crate::proxy::ProxyConfig,
 }
 
 impl Config {
@@ -56,6 +58,10 @@ impl Config {
         Self {
             directory: Some(StaticDirectoryConfig { users: vec![StaticUser::default()], ..Default::default() }),
             ldap: Some(ldap_mapper::LdapConfig::default()),
+            proxy: crate::proxy::ProxyConfig {
+                routes: vec![crate::proxy::config::RouteConfig::default()],
+                ..Default::default()
+            },
             saml: Some(federation::saml::SamlConfig {
                 service_providers: vec![federation::saml::SpConfig::default()],
                 ..Default::default()

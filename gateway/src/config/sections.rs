@@ -237,6 +237,7 @@ impl super::Config {
         }
         self.validate_directory(&mut out);
         self.validate_session(&mut out);
+        out.extend(self.proxy.validate());
         if let Some(saml) = &self.saml {
             out.extend(saml.validate().into_iter().map(|i| ConfigProblem::from_federation("saml", i)));
         }
@@ -354,6 +355,18 @@ impl super::Config {
                 "e.g. max_failures = 5, window = \"5m\", lockout = \"5m\"; or throttle = false",
             ));
         }
+    }
+
+    /// Hosts the login may send the browser back to: `session.allowed_redirect_domains` plus every proxy route host
+    /// (`*.example.com` becomes `.example.com`).
+    pub fn redirect_allowlist(&self) -> Vec<String> {
+        let mut out = self.session.allowed_redirect_domains.clone();
+        for r in &self.proxy.routes {
+            if let Some(h) = r.host.as_deref().filter(|h| !h.is_empty()) {
+                out.push(h.strip_prefix('*').unwrap_or(h).to_string());
+            }
+        }
+        out
     }
 
     /// Whether an `[ldap]` section is configured.

@@ -76,7 +76,7 @@ async fn login_get(
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, AppError> {
     let cfg = &state.config;
-    let rd = safe_target(&q.rd, &cfg.server.public_url, &cfg.session.allowed_redirect_domains).unwrap_or_default();
+    let rd = safe_target(&q.rd, &cfg.server.public_url, &cfg.redirect_allowlist()).unwrap_or_default();
     if q.force.is_none() && current_session(&state, &headers).await?.is_some() && !rd.is_empty() {
         return Ok(Redirect::to(&rd).into_response());
     }
@@ -138,7 +138,7 @@ async fn login_post(
         tracing::info!(client_ip = %peer.ip(), outcome = "refused", reason = "csrf token missing or wrong", "login attempt");
         return Err(AppError::Csrf);
     }
-    let rd = safe_target(&form.rd, &cfg.server.public_url, &cfg.session.allowed_redirect_domains).unwrap_or_default();
+    let rd = safe_target(&form.rd, &cfg.server.public_url, &cfg.redirect_allowlist()).unwrap_or_default();
     let username = form.username.trim();
     let ip = peer.ip();
     let now = state.clock.now();

@@ -1,0 +1,172 @@
+//! `[proxy]`: routes to upstreams with their access rules, the sidecar shorthand, and identity header names.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigProblem;
+
+/// The `[proxy]` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProxyConfig {
+    /// Sidecar shorthand: one route sending everything to this upstream (any logged-in user).
+    pub upstream: Option<String>,
+    /// Routes, first match wins.
+    pub routes: Vec<RouteConfig>,
+    /// Names of the identity headers sent upstream.
+    pub headers: HeaderNames,
+}
+
+/// One `[[proxy.routes]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteConfig {
+    /// Host to match: exact (`dash.example.com`) or `*.example.com`; empty matches any host.
+    pub host: Option<String>,
+    /// Path prefix to match.
+    pub path_prefix: String,
+    /// Where to send matching requests (`http://` or `https://`).
+    pub upstream: String,
+    /// Roles allowed in (any of them).
+    pub allow_roles: Vec<String>,
+    /// Groups allowed in (any of them).
+    pub allow_groups: Vec<String>,
+    /// Users allowed in (by username).
+    pub allow_users: Vec<String>,
+    /// Paths (prefixes) that need no login, e.g. the app's health check.
+    pub public_paths: Vec<String>,
+    /// Remove `path_prefix` before forwarding.
+    pub strip_prefix: bool,
+    /// Send the client's `Host` upstream instead of the upstream's.
+    pub preserve_host: bool,
+    /// Time to connect to the upstream.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time for the upstream to start answering (504 after).
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// PEM CA for an https upstream (default: system roots).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            path_prefix: "/".into(),
+            upstream: String::new(),
+            allow_roles: Vec::new(),
+            allow_groups: Vec::new(),
+            allow_users: Vec::new(),
+            public_paths: Vec::new(),
+            strip_prefix: false,
+            preserve_host: false,
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            ca_file: None,
+        }
+    }
+}
+
+/// `[proxy.headers]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HeaderNames {
+    /// Stable user id header.
+    pub user: String,
+    /// E-mail header.
+    pub email: String,
+    /// Username header.
+    pub preferred_username: String,
+    /// Groups header (comma-separated).
+    pub groups: String,
+    /// Roles header (comma-separated).
+    pub roles: String,
+}
+
+impl Default for HeaderNames {
+    fn default() -> Self {
+        Self {
+            user: "X-Forwarded-User".into(),
+            email: "X-Forwarded-Email".into(),
+            preferred_username: "X-Forwarded-Preferred-Username".into(),
+            groups: "X-Forwarded-Groups".into(),
+            roles: "X-Forwarded-Roles".into(),
+        }
+    }
+}
+
+impl HeaderNames {
+    /// All names, for stripping client-sent copies.
+    pub fn all(&self) -> [&str; 5] {
+        [&self.user, &self.email, &self.preferred_username, &self.groups, &self.roles]
+    }
+}
+
+impl ProxyConfig {
+    /// The routes, with the `upstream` shorthand as a final catch-all route.
+    pub fn effective_routes(&self) -> Vec<RouteConfig> {
+        let mut routes = self.routes.clone();
+        if let Some(u) = &self.upstream {
+            routes.push(RouteConfig { upstream: u.clone(), ..Default::default() });
+        }
+        routes
+    }
+
+    /// Every problem in `[proxy]`.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        let check_url = |key: String, u: &str, out: &mut Vec<ConfigProblem>| match url::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
+            _ => out.push(ConfigProblem::new(
+                key,
+                Some(u.to_string()),
+                "not an http(s) URL with a host",
+                "e.g. \"http://127.0.0.1:3000\"",
+            )),
+        };
+        if let Some(u) = &self.upstream {
+            check_url("proxy.upstream".into(), u, &mut out);
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            check_url(format!("proxy.routes[{i}].upstream"), &r.upstream, &mut out);
+            if !r.path_prefix.starts_with('/') {
+                out.push(ConfigProblem::new(
+                    format!("proxy.routes[{i}].path_prefix"),
+                    Some(r.path_prefix.clone()),
+                    "must start with /",
+                    "e.g. \"/\" or \"/dashboard\"",
+                ));
+            }
+            if let Some(ca) = &r.ca_file
+                && !ca.is_file()
+            {
+                out.push(ConfigProblem::new(
+                    format!("proxy.routes[{i}].ca_file"),
+                    Some(ca.display().to_string()),
+                    "file not found",
+                    "point it at the upstream's PEM CA",
+                ));
+            }
+        }
+        for (key, name) in [
+            ("user", &self.headers.user),
+            ("email", &self.headers.email),
+            ("preferred_username", &self.headers.preferred_username),
+            ("groups", &self.headers.groups),
+            ("roles", &self.headers.roles),
+        ] {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                out.push(ConfigProblem::new(
+                    format!("proxy.headers.{key}"),
+                    Some(name.clone()),
+                    "not a valid header name",
+                    "e.g. \"X-Forwarded-User\"",
+                ));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,124 @@
+//! Which route a request belongs to, and what to do with it: forward, let it through without login, send the
+//! browser to log in, or refuse. Pure functions, no I/O.
+
+use super::config::RouteConfig;
+
+/// Who is asking, as the proxy sees it (from a session or a bearer token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Stable id.
+    pub subject: String,
+    /// Username.
+    pub username: String,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Roles.
+    pub roles: Vec<String>,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward with this identity's headers.
+    Forward,
+    /// A public path: forward without identity headers.
+    Public,
+    /// Nobody is logged in.
+    Unauthenticated,
+    /// Logged in, but not allowed; names what is missing.
+    Forbidden(String),
+}
+
+/// Does `pattern` (`host`, `*.suffix`, or empty) match `host`?
+pub fn host_matches(pattern: Option<&str>, host: &str) -> bool {
+    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    match pattern {
+        None | Some("") => true,
+        Some(p) => match p.strip_prefix("*.") {
+            Some(suffix) => host.ends_with(&format!(".{}", suffix.to_ascii_lowercase())),
+            None => host == p.to_ascii_lowercase(),
+        },
+    }
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/" || path == prefix || path.starts_with(&format!("{}/", prefix.trim_end_matches('/')))
+}
+
+/// The first route matching `host` and `path`.
+pub fn route<'a>(routes: &'a [RouteConfig], host: &str, path: &str) -> Option<&'a RouteConfig> {
+    routes.iter().find(|r| host_matches(r.host.as_deref(), host) && prefix_matches(&r.path_prefix, path))
+}
+
+/// The decision for `path` on `route` given who is asking.
+pub fn decide(route: &RouteConfig, path: &str, who: Option<&Identity>) -> Decision {
+    if route.public_paths.iter().any(|p| prefix_matches(p, path)) {
+        return Decision::Public;
+    }
+    let Some(who) = who else { return Decision::Unauthenticated };
+    let open = route.allow_roles.is_empty() && route.allow_groups.is_empty() && route.allow_users.is_empty();
+    let eq = |a: &String, b: &String| a.eq_ignore_ascii_case(b);
+    let allowed = open
+        || route.allow_roles.iter().any(|r| who.roles.iter().any(|h| eq(h, r)))
+        || route.allow_groups.iter().any(|g| who.groups.iter().any(|h| eq(h, g)))
+        || route.allow_users.iter().any(|u| eq(u, &who.username));
+    if allowed {
+        return Decision::Forward;
+    }
+    let mut needs = Vec::new();
+    if !route.allow_roles.is_empty() {
+        needs.push(format!("one of the roles {}", route.allow_roles.join(", ")));
+    }
+    if !route.allow_groups.is_empty() {
+        needs.push(format!("membership of {}", route.allow_groups.join(", ")));
+    }
+    if !route.allow_users.is_empty() {
+        needs.push("to be one of the allowed users".to_string());
+    }
+    Decision::Forbidden(needs.join(" or "))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn who(roles: &[&str]) -> Identity {
+        Identity {
+            subject: "s".into(),
+            username: "u".into(),
+            email: None,
+            groups: vec![],
+            roles: roles.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn decides_by_role_and_public_paths() {
+        let r = RouteConfig {
+            allow_roles: vec!["admin".into(), "researcher".into()],
+            public_paths: vec!["/health".into()],
+            ..Default::default()
+        };
+        assert_eq!(decide(&r, "/", Some(&who(&["researcher"]))), Decision::Forward);
+        assert_eq!(decide(&r, "/", None), Decision::Unauthenticated);
+        assert_eq!(decide(&r, "/health", None), Decision::Public);
+        assert_eq!(decide(&r, "/healthz", None), Decision::Unauthenticated, "a prefix is a path segment");
+        assert!(matches!(decide(&r, "/", Some(&who(&[]))), Decision::Forbidden(m) if m.contains("admin, researcher")));
+    }
+
+    #[test]
+    fn matches_hosts_and_prefixes() {
+        assert!(host_matches(Some("*.example.com"), "dash.example.com:8443"));
+        assert!(!host_matches(Some("*.example.com"), "example.com.evil.org"));
+        assert!(host_matches(Some("Dash.Example.com"), "dash.example.com"));
+        let routes = vec![
+            RouteConfig { path_prefix: "/api".into(), upstream: "a".into(), ..Default::default() },
+            RouteConfig { upstream: "b".into(), ..Default::default() },
+        ];
+        assert_eq!(route(&routes, "x", "/api/v1").unwrap().upstream, "a");
+        assert_eq!(route(&routes, "x", "/apix").unwrap().upstream, "b");
+    }
+}

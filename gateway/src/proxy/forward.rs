@@ -1,0 +1,228 @@
+//! Forwarding to an upstream: header hygiene (hop-by-hop headers per RFC 9110 §7.6.1, client-sent identity
+//! headers and our cookies removed, `X-Forwarded-*` set, our identity headers added), bodies streamed both ways
+//! without buffering, WebSocket upgrades spliced, pooled connections, 502 when the upstream is down and 504 when
+//! it is slow.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+
+use super::config::{HeaderNames, RouteConfig};
+use super::decide::Identity;
+use crate::error::AppError;
+
+/// The pooled client of one route.
+pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+
+/// A route with its upstream URL parsed and its client.
+pub struct Upstream {
+    /// The route.
+    pub route: RouteConfig,
+    base: url::Url,
+    client: UpstreamClient,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("upstream", &self.route.upstream).finish()
+    }
+}
+
+impl Upstream {
+    /// Builds the route's client (TLS roots from `ca_file` or the platform's webpki roots).
+    pub fn new(route: RouteConfig) -> anyhow::Result<Self> {
+        let base = url::Url::parse(&route.upstream)?;
+        let mut roots = rustls::RootCertStore::empty();
+        match &route.ca_file {
+            Some(path) => {
+                for cert in CertificateDer::pem_file_iter(path)? {
+                    roots.add(cert?)?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(route.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
+        Ok(Self { route, base, client })
+    }
+
+    fn target(&self, uri: &Uri) -> Result<Uri, AppError> {
+        let mut path = uri.path().to_string();
+        if self.route.strip_prefix && self.route.path_prefix != "/" {
+            path = path.strip_prefix(self.route.path_prefix.trim_end_matches('/')).unwrap_or(&path).to_string();
+            if !path.starts_with('/') {
+                path.insert(0, '/');
+            }
+        }
+        let base_path = self.base.path().trim_end_matches('/');
+        let mut s = format!("{}://{}{base_path}{path}", self.base.scheme(), self.base.authority());
+        if let Some(q) = uri.query() {
+            s.push('?');
+            s.push_str(q);
+        }
+        s.parse().map_err(|_| AppError::BadRequest("the request path cannot be forwarded".into()))
+    }
+
+    /// Forwards `req` (already stripped of client identity headers by [`prepare`]).
+    pub async fn forward(&self, mut req: Request<Body>) -> Result<Response<Body>, AppError> {
+        let target = self.target(req.uri())?;
+        if !self.route.preserve_host
+            && let Ok(v) = HeaderValue::from_str(self.base.authority())
+        {
+            req.headers_mut().insert(header::HOST, v);
+        }
+        *req.uri_mut() = target;
+        let upgrade = is_websocket(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let upstream = self.route.upstream.clone();
+        let resp = match tokio::time::timeout(self.route.response_timeout, self.client.request(req)).await {
+            Err(_) => {
+                tracing::warn!(%upstream, timeout = ?self.route.response_timeout, "upstream did not answer in time");
+                return Err(AppError::UpstreamTimeout(upstream));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%upstream, error = %e, "upstream unreachable");
+                return Err(AppError::UpstreamUnavailable(upstream));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let (mut parts, body) = resp.into_parts();
+        if parts.status == axum::http::StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            let mut upstream_resp = Response::from_parts(parts.clone(), body);
+            let upstream_upgrade = hyper::upgrade::on(&mut upstream_resp);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let (mut a, mut b) = (TokioIo::new(client), TokioIo::new(upstream));
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
+                            tracing::debug!(error = %e, "websocket tunnel closed");
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+                }
+            });
+            return Ok(Response::from_parts(parts, Body::empty()));
+        }
+        strip_hop_by_hop(&mut parts.headers, false);
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+fn is_websocket(h: &HeaderMap) -> bool {
+    h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Removes hop-by-hop headers (and those named by `Connection`). A WebSocket handshake keeps `Upgrade` and
+/// `Connection: upgrade`.
+pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        if !(keep_upgrade && n == header::UPGRADE) {
+            h.remove(n);
+        }
+    }
+    for n in [
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+    ] {
+        h.remove(n);
+    }
+    if keep_upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        h.remove(header::CONNECTION);
+        h.remove(header::UPGRADE);
+    }
+}
+
+/// Everything done to a request before it leaves: hop-by-hop headers and every client-sent identity header
+/// removed (header names compare case-insensitively), our cookies taken out of `Cookie`, `X-Forwarded-*` set,
+/// and this identity's headers added.
+pub fn prepare(
+    req: &mut Request<Body>,
+    names: &HeaderNames,
+    who: Option<&Identity>,
+    peer: SocketAddr,
+    proto: &str,
+    our_cookies: &[&str],
+) {
+    let websocket = is_websocket(req.headers());
+    let h = req.headers_mut();
+    strip_hop_by_hop(h, websocket);
+    for n in names.all() {
+        h.remove(n);
+    }
+    let cookies: Vec<String> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !our_cookies.iter().any(|ours| c.split('=').next() == Some(*ours)))
+        .map(str::to_string)
+        .collect();
+    h.remove(header::COOKIE);
+    if !cookies.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&cookies.join("; "))
+    {
+        h.insert(header::COOKIE, v);
+    }
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    let host = h.get(header::HOST).cloned();
+    let set = |h: &mut HeaderMap, name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            h.insert(n, v);
+        }
+    };
+    set(h, "x-forwarded-for", &xff);
+    set(h, "x-forwarded-proto", proto);
+    if let Some(host) = host {
+        h.insert("x-forwarded-host", host);
+    }
+    if let Some(who) = who {
+        set(h, &names.user, &who.username);
+        set(h, &names.preferred_username, &who.username);
+        if let Some(e) = &who.email {
+            set(h, &names.email, e);
+        }
+        set(h, &names.groups, &who.groups.join(","));
+        set(h, &names.roles, &who.roles.join(","));
+    }
+}

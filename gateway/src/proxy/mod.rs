@@ -1,0 +1,222 @@
+//! The authenticating reverse proxy (in front of an app, or as a sidecar) and the forward-auth endpoint for an
+//! existing nginx / Traefik. A request gets an identity from the session cookie or a fedgate access token, the
+//! matching route decides ([`decide::decide`]), and only then is it forwarded with identity headers the gateway set.
+
+pub mod config;
+pub mod decide;
+pub mod forward;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+pub use config::ProxyConfig;
+use decide::{Decision, Identity};
+pub use forward::Upstream;
+
+use crate::error::AppError;
+use crate::routes::login::{current_session, to_login};
+use crate::state::AppState;
+
+/// `/auth/verify` (forward-auth).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/auth/verify", get(verify))
+}
+
+/// The identity of a request: the session's user, or a valid fedgate access token (`Authorization: Bearer`).
+async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, AppError> {
+    if let Some((_, s)) = current_session(state, headers).await? {
+        let u = &s.user;
+        return Ok(Some(Identity {
+            subject: u.unique_id.clone(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            groups: u.groups.clone(),
+            roles: u.roles.clone(),
+        }));
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|a| a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer "))
+        .map(|a| a[7..].trim());
+    if let (Some(token), Some(oidc)) = (bearer, &state.oidc)
+        && let Ok(c) = oidc.verify_access_token(token, state.clock.now()).await
+    {
+        return Ok(Some(Identity {
+            username: c.preferred_username.clone().unwrap_or_else(|| c.sub.clone()),
+            subject: c.sub,
+            email: None,
+            groups: c.groups,
+            roles: c.roles,
+        }));
+    }
+    Ok(None)
+}
+
+fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::GET
+        && headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+fn proto(state: &AppState) -> &'static str {
+    if state.config.server.tls.is_some() || state.config.server.public_url.scheme() == "https" {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Where the login should send the browser back to: a path when the request came to the gateway's own host, else
+/// the absolute URL (its host is a proxy route host, which the login page accepts).
+fn return_url(state: &AppState, host: &str, path_and_query: &str) -> String {
+    let public = &state.config.server.public_url;
+    let own = public.host_str().is_some_and(|h| {
+        let port = public.port_or_known_default().map(|p| format!(":{p}")).unwrap_or_default();
+        host.eq_ignore_ascii_case(h) || host.eq_ignore_ascii_case(&format!("{h}{port}"))
+    });
+    if own { path_and_query.to_string() } else { format!("{}://{host}{path_and_query}", proto(state)) }
+}
+
+fn unauthenticated(state: &AppState, method: &Method, headers: &HeaderMap, host: &str, pq: &str) -> Response {
+    if wants_html(method, headers) {
+        return to_login(&return_url(state, host, pq));
+    }
+    let mut r = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({"error": "unauthorized", "message": "log in or send a fedgate access token"})),
+    )
+        .into_response();
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"fedgate\""));
+    r
+}
+
+/// The fallback handler: every request no gateway route claimed goes through a proxy route, or gets a 404 page.
+pub async fn handle(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Result<Response, AppError> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let path = req.uri().path().to_string();
+    let pq = req.uri().path_and_query().map_or_else(|| path.clone(), |p| p.to_string());
+    let Some(upstream) =
+        state.upstreams.iter().find(|u| decide::route(std::slice::from_ref(&u.route), &host, &path).is_some())
+    else {
+        return Err(AppError::NotFound(format!("There is nothing at {path} on this gateway.")));
+    };
+    let who = identity(&state, req.headers()).await?;
+    let decision = decide::decide(&upstream.route, &path, who.as_ref());
+    match decision {
+        Decision::Unauthenticated => return Ok(unauthenticated(&state, req.method(), req.headers(), &host, &pq)),
+        Decision::Forbidden(needs) => {
+            let user = who.as_ref().map(|w| w.username.as_str()).unwrap_or("");
+            tracing::info!(user, %path, needs = %needs, "proxy refused");
+            return Err(AppError::Forbidden(format!("{user} may not open this application: it needs {needs}.")));
+        }
+        Decision::Forward | Decision::Public => {}
+    }
+    let forward_who = if decision == Decision::Forward { who.as_ref() } else { None };
+    let our_cookies = [state.config.session.cookie_name.as_str(), crate::cookies::CSRF_COOKIE];
+    forward::prepare(&mut req, &state.config.proxy.headers, forward_who, peer, proto(&state), &our_cookies);
+    let (parts, body) = req.into_parts();
+    upstream.forward(Request::from_parts(parts, Body::new(body))).await
+}
+
+#[derive(Deserialize)]
+struct VerifyQuery {
+    rd: Option<String>,
+}
+
+/// Forward-auth: nginx `auth_request` (200 / 401 / 403) and Traefik `forwardAuth` (with `?rd=` or for browser
+/// navigations, 302 to the login page). The original request comes from `X-Original-URL` or
+/// `X-Forwarded-Proto/Host/Uri`.
+async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, AppError> {
+    let (proto, host, uri) =
+        match headers.get("x-original-url").and_then(|v| v.to_str().ok()).and_then(|u| url::Url::parse(u).ok()) {
+            Some(u) => {
+                let host = u
+                    .host_str()
+                    .map(|h| match u.port() {
+                        Some(p) => format!("{h}:{p}"),
+                        None => h.to_string(),
+                    })
+                    .unwrap_or_default();
+                let pq = match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_string(),
+                };
+                (u.scheme().to_string(), host, pq)
+            }
+            None => {
+                let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+                (
+                    get("x-forwarded-proto").unwrap_or_else(|| "http".into()),
+                    get("x-forwarded-host").or_else(|| get("host")).unwrap_or_default(),
+                    get("x-forwarded-uri").unwrap_or_else(|| "/".into()),
+                )
+            }
+        };
+    let path = uri.split('?').next().unwrap_or("/").to_string();
+    let who = identity(&state, &headers).await?;
+    let decision = match decide::route(&state.config.proxy.effective_routes(), &host, &path) {
+        Some(route) => decide::decide(route, &path, who.as_ref()),
+        None if who.is_some() => Decision::Forward,
+        None => Decision::Unauthenticated,
+    };
+    match decision {
+        Decision::Forward | Decision::Public => {
+            let mut resp = StatusCode::OK.into_response();
+            if let (Decision::Forward, Some(w)) = (&decision, &who) {
+                let names = &state.config.proxy.headers;
+                let h = resp.headers_mut();
+                let mut set = |name: &str, value: &str| {
+                    if let (Ok(n), Ok(v)) =
+                        (axum::http::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+                    {
+                        h.insert(n, v);
+                    }
+                };
+                set(&names.user, &w.username);
+                set(&names.preferred_username, &w.username);
+                if let Some(e) = &w.email {
+                    set(&names.email, e);
+                }
+                set(&names.groups, &w.groups.join(","));
+                set(&names.roles, &w.roles.join(","));
+            }
+            Ok(resp)
+        }
+        Decision::Unauthenticated => {
+            let original = format!("{proto}://{host}{uri}");
+            match q.rd {
+                Some(rd) if !rd.is_empty() => {
+                    let back = if rd == "1" || rd == "true" { original } else { rd };
+                    let q = serde_urlencoded::to_string([("rd", back.as_str())]).unwrap_or_default();
+                    let login = format!("{}/login?{q}", state.config.server.public_url.as_str().trim_end_matches('/'));
+                    Ok(Redirect::to(&login).into_response())
+                }
+                _ => Ok((StatusCode::UNAUTHORIZED, "unauthorized\n").into_response()),
+            }
+        }
+        Decision::Forbidden(needs) => {
+            Ok((StatusCode::FORBIDDEN, format!("forbidden: needs {needs}\n")).into_response())
+        }
+    }
+}

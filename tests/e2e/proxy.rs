@@ -1,0 +1,252 @@
+//! The authenticating reverse proxy in front of a real upstream, and forward-auth behind a real nginx.
+
+use e2e::gateway::{Gateway, browser, demo_config, http};
+use e2e::nginx::Nginx;
+use e2e::upstream::EchoUpstream;
+use futures_util::{SinkExt as _, StreamExt as _};
+use reqwest::StatusCode;
+
+async fn gateway(up: &EchoUpstream, extra: &str) -> Gateway {
+    let cfg = format!(
+        "{}\n[[proxy.routes]]\nupstream = \"{}\"\nallow_roles = [\"admin\", \"researcher\"]\npublic_paths = [\"/health\"]\nresponse_timeout = \"1s\"\n{extra}",
+        demo_config(),
+        up.base
+    );
+    Gateway::start(&cfg).await.unwrap()
+}
+
+async fn logged_in(gw: &Gateway, user: &str) -> reqwest::Client {
+    let c = browser();
+    let r = crate::login::login(&c, gw, user, &format!("{user}-demo"), "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    c
+}
+
+#[tokio::test]
+async fn roles_decide_and_the_upstream_sees_only_our_identity_headers() {
+    let up = EchoUpstream::start().await.unwrap();
+    let gw = gateway(&up, "").await;
+
+    // Not logged in: a browser goes to the login page, an API client gets 401 JSON.
+    let anon = browser();
+    let r = anon.get(gw.url("/dashboard?x=1")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login?rd=%2Fdashboard%3Fx%3D1");
+    let r = anon.get(gw.url("/api/data")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "unauthorized");
+    // Public paths need no login.
+    assert_eq!(anon.get(gw.url("/health")).send().await.unwrap().status(), StatusCode::OK);
+
+    for (user, roles) in [("alice", "admin"), ("bob", "researcher")] {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        jar.add_cookie_str("app_pref=dark; Path=/", &gw.url("/").parse().unwrap());
+        let c = reqwest::Client::builder()
+            .cookie_provider(jar)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = crate::login::login(&c, &gw, user, &format!("{user}-demo"), "").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = c
+            .get(gw.url("/dashboard/page"))
+            .header("X-Forwarded-User", "root")
+            .header("x-forwarded-groups", "ai-admins")
+            .header("X-FORWARDED-ROLES", "admin")
+            .header("Connection", "close, X-Secret-Hop")
+            .header("X-Secret-Hop", "should-not-pass")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{user}");
+        let seen: serde_json::Value = r.json().await.unwrap();
+        let h = &seen["headers"];
+        assert_eq!(h["x-forwarded-user"], user, "spoofed value replaced");
+        assert_eq!(h["x-forwarded-preferred-username"], user);
+        assert_eq!(h["x-forwarded-email"], format!("{user}@example.org"));
+        assert_eq!(h["x-forwarded-roles"], roles);
+        assert!(h["x-forwarded-groups"].as_str().unwrap().contains("staff"));
+        assert!(
+            !h["x-forwarded-groups"].as_str().unwrap().contains("ai-admins") || user == "alice",
+            "client groups never pass"
+        );
+        let cookie = h["cookie"].as_str().unwrap_or("");
+        assert!(
+            cookie.contains("app_pref=dark") && !cookie.contains("fedgate_session"),
+            "session cookie removed: {cookie}"
+        );
+        assert!(h.get("x-secret-hop").is_none(), "headers named in Connection are hop-by-hop");
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(seen["path"], "/dashboard/page");
+    }
+    let carol = logged_in(&gw, "carol").await;
+    let r = carol.get(gw.url("/dashboard")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("admin, researcher"), "names the missing role");
+}
+
+#[tokio::test]
+async fn the_login_redirect_comes_back_to_the_proxied_page() {
+    let up = EchoUpstream::start().await.unwrap();
+    let gw = gateway(&up, "").await;
+    let c = browser();
+    let r = c.get(gw.url("/reports?id=7")).header("accept", "text/html").send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let rd = url::Url::parse("http://x")
+        .unwrap()
+        .join(&loc)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "rd")
+        .unwrap()
+        .1
+        .into_owned();
+    let r = crate::login::login(&c, &gw, "alice", "alice-demo", &rd).await;
+    assert_eq!(r.headers()["location"], "/reports?id=7");
+    let seen: serde_json::Value = c.get(gw.url("/reports?id=7")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(seen["query"], "id=7");
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The real binary as its own process, so its memory can be read on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_both_ways_without_growing_memory() {
+    let up = EchoUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cfg = dir.path().join("fedgate.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{}", demo_config()),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(e2e::gateway::fedgate_bin().unwrap())
+        .args(["serve", "--upstream", &up.base, "--config"])
+        .arg(&cfg)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    for _ in 0..200 {
+        if http().get(format!("{base}/readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let c = browser();
+    let form = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = e2e::gateway::csrf_from(&form).unwrap();
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let idle = status_kb(pid, "VmRSS:");
+    const SIZE: u64 = 256 * 1024 * 1024;
+    let chunk = bytes::Bytes::from(vec![b'y'; 256 * 1024]);
+    let stream =
+        futures_util::stream::iter((0..SIZE / chunk.len() as u64).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let r = c.post(format!("{base}/upload")).body(reqwest::Body::wrap_stream(stream)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["bytes"], SIZE);
+    let mut down = c.get(format!("{base}/download?bytes={SIZE}")).send().await.unwrap().bytes_stream();
+    let mut got = 0u64;
+    while let Some(chunk) = down.next().await {
+        got += chunk.unwrap().len() as u64;
+    }
+    assert_eq!(got, SIZE);
+    let peak_mb = status_kb(pid, "VmHWM:") / 1024;
+    assert!(peak_mb < 48, "512 MB went through the gateway; its peak RSS was {peak_mb} MB (idle {} MB)", idle / 1024);
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait().await;
+}
+
+#[tokio::test]
+async fn websockets_pass_through() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let up = EchoUpstream::start().await.unwrap();
+    let gw = gateway(&up, "").await;
+    let c = browser();
+    let r = crate::login::login(&c, &gw, "bob", "bob-demo", "").await;
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("fedgate_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut req = format!("ws://{}/ws", gw.base.trim_start_matches("http://")).into_client_request().unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    ws.send(tokio_tungstenite::tungstenite::Message::text("hello")).await.unwrap();
+    let reply = ws.next().await.unwrap().unwrap();
+    assert_eq!(reply.into_text().unwrap().as_str(), "echo: hello");
+    // Without a session the upgrade is refused before reaching the upstream.
+    let anon = format!("ws://{}/ws", gw.base.trim_start_matches("http://")).into_client_request().unwrap();
+    assert!(tokio_tungstenite::connect_async(anon).await.is_err());
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_and_slow_is_504() {
+    let up = EchoUpstream::start().await.unwrap();
+    let gw = gateway(&up, "").await;
+    let c = logged_in(&gw, "alice").await;
+    let r = c.get(gw.url("/slow")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+    drop(up);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let r = c.get(gw.url("/anything")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(r.text().await.unwrap().contains("not answering"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_auth_request_asks_the_gateway() {
+    let up = EchoUpstream::start().await.unwrap();
+    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let nginx = tokio::task::spawn_blocking({
+        let (g, u) = (gw.base.clone(), up.base.clone());
+        move || Nginx::start(&g, &u)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let anon = http();
+    assert_eq!(anon.get(format!("{}/private", nginx.base)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // The session cookie from the gateway (same host, cookies ignore ports) is what nginx forwards to /auth/verify.
+    let c = logged_in(&gw, "alice").await;
+    let r = c.get(format!("{}/private", nginx.base)).header("X-Forwarded-User", "mallory").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-user"], "alice");
+    assert_eq!(seen["headers"]["x-forwarded-roles"], "admin");
+    // Traefik style: with ?rd= the answer is a redirect to the login page.
+    let r = browser()
+        .get(gw.url("/auth/verify?rd=1"))
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", "app.example.com")
+        .header("X-Forwarded-Uri", "/x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()["location"].to_str().unwrap().contains("rd=https%3A%2F%2Fapp.example.com%2Fx"));
+}
