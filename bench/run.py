@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fedgate's benchmarks, each next to its peer or limit in the same run. Loopback only, bounded in time, every
 process we start is stopped by PID. Prints one table at the end (and writes bench/results/last.md)."""
-import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request, urllib.error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEDGATE = os.path.join(ROOT, "target", "release", "fedgate")
@@ -258,16 +258,161 @@ scopes = ["roles"]
             shutil.rmtree(keys, ignore_errors=True)
 
 
+LDAP_BENCH = os.path.join(ROOT, "target", "release", "ldap-bench")
+
+LOGIN_RANDOM_LUA = """
+math.randomseed(os.time())
+request = function()
+  local i = math.random(1, %d)
+  local body = "username=user" .. i .. "&password=pw-" .. i .. "&csrf=c&rd=%%2F"
+  return wrk.format("POST", "/login", {["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = "fedgate_csrf=c"}, body)
+end
+"""
+
+
+def bench_ldap():
+    print("ldap: password logins/s through fedgate vs the raw LDAP ceiling for the same operations", flush=True)
+    users, conc = 1000, 16
+    slapd = subprocess.Popen([LDAP_BENCH, "serve", str(users)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    STARTED.append(slapd)
+    try:
+        info = json.loads(slapd.stdout.readline())
+        out = subprocess.run([LDAP_BENCH, "ceiling", info["url"], info["base"], info["service_dn"], info["service_pw"],
+                              str(users), str(conc), "8"], capture_output=True, text=True, timeout=60)
+        ceiling = json.loads(out.stdout)["rate"]
+        toml = '[roles]\nadmin = ["staff"]\n[login]\nthrottle = false\n' + info["toml"] + 'group_strategy = "search"\nnested_groups = false\n'
+        gw = Gateway(toml)
+        try:
+            gw.start()
+            script = os.path.join(gw.dir, "login.lua")
+            with open(script, "w") as f:
+                f.write(LOGIN_RANDOM_LUA % users)
+            wrk(gw.base + "/login", secs=3, conns=conc, script=script)
+            ours = wrk(gw.base + "/login", secs=8, conns=conc, script=script)
+            row("password logins/s (LDAP search+bind+groups → session)", f"{ours['rps']:.0f}/s (p99 {ours['p99']} ms)",
+                f"raw ldap3 client, same ops: {ceiling:.0f}/s", f"{ours['rps'] / max(ceiling, 1):.0%} of ceiling",
+                f"{conc} concurrent, {users} users, real slapd; non-2xx/3xx {ours['errors']}")
+        finally:
+            gw.stop()
+    finally:
+        slapd.stdin.close()
+        slapd.wait(20)
+
+
+def login_cookie(gw, user, pw):
+    req = urllib.request.Request(gw.base + "/login", method="POST",
+                                 data=f"username={user}&password={pw}&csrf=c&rd=%2F".encode(),
+                                 headers={"Cookie": "fedgate_csrf=c", "Content-Type": "application/x-www-form-urlencoded"})
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+    try:
+        urllib.request.build_opener(NoRedirect).open(req)
+    except urllib.error.HTTPError as e:
+        for k, v in e.headers.items():
+            if k.lower() == "set-cookie" and v.startswith("fedgate_session="):
+                return v.split(";")[0]
+    raise RuntimeError("login failed")
+
+
+def bench_saml():
+    print("saml: signed responses/s vs pysaml2 and the RSA-2048 signing ceiling", flush=True)
+    ceiling = openssl_ceiling().get("RS256", 0)
+    keys = tempfile.mkdtemp(prefix="fedgate-bench-saml.")
+    gw = Gateway(static_dir_toml([("bench", "bench-pw")]) + f"""
+[saml]
+keys_dir = "{keys}"
+[[saml.service_providers]]
+name = "app"
+entity_id = "https://sp.example.org/sp"
+acs_urls = ["https://sp.example.org/acs"]
+attributes = {{ mail = "{{username}}@example.org" }}
+""")
+    try:
+        gw.start()
+        cookie = login_cookie(gw, "bench", "bench-pw")
+        wrk(gw.base + "/saml/init/app", secs=3, conns=16, headers=[f"Cookie: {cookie}"])
+        ours = wrk(gw.base + "/saml/init/app", secs=8, conns=16, headers=[f"Cookie: {cookie}"])
+        out = subprocess.run([os.path.join(ROOT, "bench", ".venv", "bin", "python"), os.path.join(ROOT, "bench", "saml_peer.py"), "8"],
+                             capture_output=True, text=True, timeout=120)
+        peer = json.loads(out.stdout.strip().splitlines()[-1])["rate"] if out.returncode == 0 else 0.0
+        cores = os.cpu_count()
+        row("signed SAML responses/s (IdP-initiated, assertion signed)", f"{ours['rps']:.0f}/s (p99 {ours['p99']} ms)",
+            f"pysaml2 {peer:.1f}/s", f"{ours['rps'] / max(peer, 0.1):.0f}× peer",
+            f"RSA-2048 sign ceiling {ceiling * cores:.0f}/s ({cores} cores) → {ours['rps'] / max(ceiling * cores, 1):.0%}; non-2xx {ours['errors']}")
+    finally:
+        gw.stop()
+        shutil.rmtree(keys, ignore_errors=True)
+
+
+def nginx_conf(d, port, body):
+    user = "user root;" if os.geteuid() == 0 else ""
+    return f"""{user}
+worker_processes 1;
+pid {d}/nginx-{port}.pid;
+error_log {d}/error-{port}.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+  upstream app {{ server 127.0.0.1:{body['up']}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{port}; {body['loc']} }}
+}}
+"""
+
+
+def bench_proxy():
+    print("proxy: authenticated proxied requests/s vs direct and vs plain nginx", flush=True)
+    d = tempfile.mkdtemp(prefix="fedgate-bench-nginx.")
+    up_port, px_port = free_port(), free_port()
+    procs = []
+    try:
+        for port, loc, up in [(up_port, 'location / { return 200 "ok\\n"; }', up_port),
+                              (px_port, 'location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://app; }', up_port)]:
+            conf = os.path.join(d, f"nginx-{port}.conf")
+            with open(conf, "w") as f:
+                f.write(nginx_conf(d, port, {"up": up, "loc": loc}))
+            p = subprocess.Popen(["nginx", "-p", d, "-c", conf, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(p)
+            STARTED.append(p)
+        wait_http(f"http://127.0.0.1:{up_port}/")
+        wait_http(f"http://127.0.0.1:{px_port}/")
+        gw = Gateway(static_dir_toml([("bench", "bench-pw")]) + f'[proxy]\nupstream = "http://127.0.0.1:{up_port}"\n')
+        try:
+            gw.start()
+            cookie = login_cookie(gw, "bench", "bench-pw")
+            direct = wrk(f"http://127.0.0.1:{up_port}/app", secs=8, conns=32)
+            nginx = wrk(f"http://127.0.0.1:{px_port}/app", secs=8, conns=32)
+            wrk(gw.base + "/app", secs=3, conns=32, headers=[f"Cookie: {cookie}"])
+            ours = wrk(gw.base + "/app", secs=8, conns=32, headers=[f"Cookie: {cookie}"])
+            row("proxied requests/s (session → identity headers → upstream)", f"{ours['rps']:.0f}/s (p50 {ours['p50']} / p99 {ours['p99']} ms)",
+                f"nginx proxy {nginx['rps']:.0f}/s (p99 {nginx['p99']} ms); direct {direct['rps']:.0f}/s (p99 {direct['p99']} ms)",
+                f"{ours['rps'] / max(nginx['rps'], 1):.0%} of nginx",
+                f"added p99 vs direct: {ours['p99'] - direct['p99']:.2f} ms; non-2xx {ours['errors']}")
+        finally:
+            gw.stop()
+    finally:
+        for p in procs:
+            stop(p)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main(argv):
-    wanted = set(argv) or {"startup", "sessions", "oidc"}
+    wanted = set(argv) or {"startup", "sessions", "ldap", "oidc", "saml", "proxy"}
     print(f"fedgate benchmarks — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — load generator: wrk", flush=True)
     try:
         if "startup" in wanted:
             bench_startup()
         if "sessions" in wanted:
             bench_sessions()
+        if "ldap" in wanted:
+            bench_ldap()
         if "oidc" in wanted:
             bench_oidc()
+        if "saml" in wanted:
+            bench_saml()
+        if "proxy" in wanted:
+            bench_proxy()
     finally:
         for p in STARTED:
             stop(p)

@@ -34,6 +34,8 @@ pub struct SlapdOptions {
     pub tls: bool,
     /// Active-Directory-like schema and data instead of the OpenLDAP seed.
     pub ad: bool,
+    /// Extra bulk users `user1..userN` (password `pw-<i>`, group staff) for benchmarks.
+    pub bulk_users: usize,
 }
 
 /// A running slapd.
@@ -83,7 +85,19 @@ impl Slapd {
             child: None,
         };
         s.write_config()?;
-        let ldif = if options.ad { ad_ldif() } else { seed_ldif() };
+        let mut ldif = if options.ad { ad_ldif() } else { seed_ldif() };
+        for i in 1..=options.bulk_users {
+            ldif.push('\n');
+            let user = person(
+                &format!("user{i}"),
+                &format!("User {i}"),
+                "Bulk",
+                &format!("User{i}"),
+                Some(&format!("user{i}@example.org")),
+                &["staff"],
+            );
+            ldif.push_str(&user.replace(&ssha(&format!("user{i}-password")), &ssha(&format!("pw-{i}"))));
+        }
         std::fs::write(s.dir.path().join("seed.ldif"), ldif)?;
         let out = Command::new(SLAPADD)
             .args(["-q", "-f"])
