@@ -646,21 +646,3 @@ fn bad_input_never_panics() {
     let e = block_on(p.token(&q(&[]), Some("Basic !!!"), now())).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidClient);
 }
-
-/// Rough signing throughput of the client_credentials grant (run with `--ignored --nocapture`, ideally `--release`).
-#[test]
-#[ignore = "timing, not a correctness test"]
-fn client_credentials_throughput() {
-    for alg in [SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA] {
-        let p = provider(alg);
-        let form = q(&[("grant_type", "client_credentials")]);
-        let auth = basic("svc", SECRET);
-        let n = 2000;
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            block_on(p.token(&form, Some(&auth), now())).unwrap();
-        }
-        let per_sec = f64::from(n) / start.elapsed().as_secs_f64();
-        println!("{alg}: {per_sec:.0} client_credentials tokens/s on one thread");
-    }
-}
