@@ -98,6 +98,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A request id: a random per-process prefix and a counter (unique, cheap, not a secret).
+fn next_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| random::token()[..8].to_string());
+    format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
 /// One span per request (method, path without the query, request id), one log line when it ends, metrics, and
 /// the security headers every response carries.
 async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -108,7 +118,7 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .map(str::to_string)
-        .unwrap_or_else(|| random::token()[..16].to_string());
+        .unwrap_or_else(next_request_id);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         req.headers_mut().insert("x-request-id", v);
     }

@@ -15,11 +15,17 @@ struct Histogram {
     sum: f64,
 }
 
-/// The gateway's counters. Cheap to update from every request.
+/// Counters of one route: requests by (method, status) and the latency histogram.
+#[derive(Default)]
+struct RouteStats {
+    requests: BTreeMap<(String, u16), u64>,
+    latency: Histogram,
+}
+
+/// The gateway's counters. Updating them from a request allocates nothing once a route has been seen.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    routes: Mutex<std::collections::HashMap<String, RouteStats>>,
     events: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
@@ -32,20 +38,26 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Records one finished request.
     pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        if let Ok(mut m) = self.requests.lock() {
-            *m.entry((route.to_string(), method.to_string(), status)).or_default() += 1;
-        }
-        if let Ok(mut h) = self.latency.lock() {
-            let h = h.entry(route.to_string()).or_default();
-            let secs = elapsed.as_secs_f64();
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if secs <= *b {
-                    h.counts[i] += 1;
-                }
+        let Ok(mut routes) = self.routes.lock() else { return };
+        let stats = match routes.get_mut(route) {
+            Some(s) => s,
+            None => routes.entry(route.to_string()).or_default(),
+        };
+        match stats.requests.iter_mut().find(|((m, s), _)| m == method && *s == status) {
+            Some((_, n)) => *n += 1,
+            None => {
+                stats.requests.insert((method.to_string(), status), 1);
             }
-            h.count += 1;
-            h.sum += secs;
         }
+        let h = &mut stats.latency;
+        let secs = elapsed.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
     }
 
     /// Counts an event such as a login outcome (`fedgate_events_total{event="login",outcome="success"}`).
@@ -60,8 +72,11 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP fedgate_http_requests_total HTTP requests by route, method and status.\n");
         out.push_str("# TYPE fedgate_http_requests_total counter\n");
-        if let Ok(m) = self.requests.lock() {
-            for ((route, method, status), n) in m.iter() {
+        let routes = self.routes.lock().ok();
+        let mut sorted: Vec<(&String, &RouteStats)> = routes.as_ref().map(|r| r.iter().collect()).unwrap_or_default();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (route, stats) in &sorted {
+            for ((method, status), n) in &stats.requests {
                 let _ = writeln!(
                     out,
                     "fedgate_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
@@ -72,8 +87,9 @@ impl Metrics {
         }
         out.push_str("# HELP fedgate_http_request_duration_seconds HTTP request latency by route.\n");
         out.push_str("# TYPE fedgate_http_request_duration_seconds histogram\n");
-        if let Ok(h) = self.latency.lock() {
-            for (route, h) in h.iter() {
+        {
+            for (route, stats) in &sorted {
+                let h = &stats.latency;
                 let r = label(route);
                 for (i, b) in BUCKETS.iter().enumerate() {
                     let _ = writeln!(
