@@ -4,7 +4,16 @@
 use std::time::Duration;
 
 use e2e::gateway::{Gateway, browser, csrf_from, demo_config};
+use e2e::slapd::Slapd;
 use reqwest::StatusCode;
+
+/// A gateway logging in against a real slapd (users alice, bob… with passwords `<user>-password`), plus `extra`.
+pub async fn ldap_gateway(extra: &str) -> (Slapd, Gateway) {
+    let slapd = Slapd::start().unwrap();
+    let cfg = format!("[roles]\nadmin = [\"ai-admins\"]\nresearcher = [\"ai-researchers\"]\n{}\n{extra}", slapd.ldap_toml(""));
+    let gw = Gateway::start(&cfg).await.unwrap();
+    (slapd, gw)
+}
 
 /// Fetches the login form and posts credentials; returns the POST response.
 pub async fn login(c: &reqwest::Client, gw: &Gateway, user: &str, password: &str, rd: &str) -> reqwest::Response {
@@ -56,7 +65,7 @@ async fn login_sets_a_hardened_cookie_and_lands_on_the_account_page() {
 
 #[tokio::test]
 async fn wrong_password_and_unknown_user_look_the_same_and_keep_the_username() {
-    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let (_slapd, gw) = ldap_gateway("").await;
     for (user, pw) in [("alice", "wrong"), ("mallory", "whatever"), ("alice", "")] {
         let c = browser();
         let r = login(&c, &gw, user, pw, "/").await;
@@ -70,11 +79,11 @@ async fn wrong_password_and_unknown_user_look_the_same_and_keep_the_username() {
 
 #[tokio::test]
 async fn a_form_without_its_csrf_token_is_refused() {
-    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let (_slapd, gw) = ldap_gateway("").await;
     let c = browser();
     let r = c
         .post(gw.url("/login"))
-        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", "forged")])
+        .form(&[("username", "alice"), ("password", "alice-password"), ("csrf", "forged")])
         .send()
         .await
         .unwrap();
@@ -84,7 +93,7 @@ async fn a_form_without_its_csrf_token_is_refused() {
 
 #[tokio::test]
 async fn open_redirects_are_refused() {
-    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let (_slapd, gw) = ldap_gateway("").await;
     for rd in [
         "//evil.com",
         "https://evil.com",
@@ -95,7 +104,7 @@ async fn open_redirects_are_refused() {
         "http://127.0.0.1.evil.com/",
     ] {
         let c = browser();
-        let r = login(&c, &gw, "alice", "alice-demo", rd).await;
+        let r = login(&c, &gw, "alice", "alice-password", rd).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let loc = r.headers()["location"].to_str().unwrap().to_string();
         assert!(loc == "/" || loc.starts_with("/%"), "{rd} redirected to {loc}");
@@ -103,18 +112,18 @@ async fn open_redirects_are_refused() {
     }
     // A path on the gateway itself is followed.
     let c = browser();
-    let r = login(&c, &gw, "alice", "alice-demo", "/logout").await;
+    let r = login(&c, &gw, "alice", "alice-password", "/logout").await;
     assert_eq!(r.headers()["location"], "/logout");
 }
 
 #[tokio::test]
 async fn the_session_id_changes_at_login() {
-    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let (_slapd, gw) = ldap_gateway("").await;
     let c = browser();
-    let r = login(&c, &gw, "bob", "bob-demo", "/").await;
+    let r = login(&c, &gw, "bob", "bob-password", "/").await;
     let before = set_cookie(&r, "fedgate_session").unwrap();
     // Logging in again from the same browser (which sends the old id) yields a new id and kills the old one.
-    let r = login(&c, &gw, "bob", "bob-demo", "").await;
+    let r = login(&c, &gw, "bob", "bob-password", "").await;
     let after = set_cookie(&r, "fedgate_session").unwrap();
     assert_ne!(before, after);
     let old_id = before.split(';').next().unwrap().to_string();
@@ -129,7 +138,7 @@ async fn the_session_id_changes_at_login() {
     let r = c
         .post(gw.url("/login"))
         .header("cookie", format!("fedgate_session={planted}; fedgate_csrf={csrf}"))
-        .form(&[("username", "bob"), ("password", "bob-demo"), ("csrf", &csrf), ("rd", "/")])
+        .form(&[("username", "bob"), ("password", "bob-password"), ("csrf", &csrf), ("rd", "/")])
         .send()
         .await
         .unwrap();
@@ -138,10 +147,9 @@ async fn the_session_id_changes_at_login() {
 
 #[tokio::test]
 async fn sessions_expire_when_idle_and_at_the_absolute_limit() {
-    let cfg = format!("{}\n[session]\nidle_timeout = \"10m\"\nabsolute_timeout = \"1h\"\n", demo_config());
-    let gw = Gateway::start(&cfg).await.unwrap();
+    let (_slapd, gw) = ldap_gateway("[session]\nidle_timeout = \"10m\"\nabsolute_timeout = \"1h\"\n").await;
     let c = browser();
-    login(&c, &gw, "alice", "alice-demo", "/").await;
+    login(&c, &gw, "alice", "alice-password", "/").await;
     assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::OK);
     gw.clock.advance(Duration::from_secs(9 * 60));
     assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::OK, "used within 10m");
@@ -149,7 +157,7 @@ async fn sessions_expire_when_idle_and_at_the_absolute_limit() {
     assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::SEE_OTHER, "idle for 11m");
 
     let c = browser();
-    login(&c, &gw, "alice", "alice-demo", "/").await;
+    login(&c, &gw, "alice", "alice-password", "/").await;
     for _ in 0..7 {
         gw.clock.advance(Duration::from_secs(8 * 60));
         assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::OK);
@@ -160,9 +168,9 @@ async fn sessions_expire_when_idle_and_at_the_absolute_limit() {
 
 #[tokio::test]
 async fn logout_ends_the_session() {
-    let gw = Gateway::start(&demo_config()).await.unwrap();
+    let (_slapd, gw) = ldap_gateway("").await;
     let c = browser();
-    login(&c, &gw, "alice", "alice-demo", "/").await;
+    login(&c, &gw, "alice", "alice-password", "/").await;
     let confirm = c.get(gw.url("/logout")).send().await.unwrap().text().await.unwrap();
     assert!(confirm.contains("Sign out"));
     let csrf = csrf_from(&confirm).unwrap();
@@ -178,16 +186,15 @@ async fn logout_ends_the_session() {
 
 #[tokio::test]
 async fn repeated_failures_are_throttled_and_the_lockout_expires() {
-    let cfg = format!("{}\n[login]\nmax_failures = 3\nwindow = \"1m\"\nlockout = \"2m\"\n", demo_config());
-    let gw = Gateway::start(&cfg).await.unwrap();
+    let (_slapd, gw) = ldap_gateway("[login]\nmax_failures = 3\nwindow = \"1m\"\nlockout = \"2m\"\n").await;
     let c = browser();
     for _ in 0..3 {
         assert_eq!(login(&c, &gw, "alice", "bad", "/").await.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = login(&c, &gw, "alice", "alice-demo", "/").await;
+    let r = login(&c, &gw, "alice", "alice-password", "/").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=120).contains(&retry), "{retry}");
     gw.clock.advance(Duration::from_secs(121));
-    assert_eq!(login(&c, &gw, "alice", "alice-demo", "/").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(login(&c, &gw, "alice", "alice-password", "/").await.status(), StatusCode::SEE_OTHER);
 }

@@ -50,6 +50,13 @@ async fn gateway(alg: &str) -> (Gateway, tempfile::TempDir) {
     (gw, keys)
 }
 
+/// The relying-party flow against a gateway whose users come from a real slapd.
+async fn ldap_gateway(alg: &str) -> (e2e::slapd::Slapd, Gateway, tempfile::TempDir) {
+    let keys = tempfile::tempdir().unwrap();
+    let (slapd, gw) = crate::login::ldap_gateway(&oidc_toml(keys.path(), alg)).await;
+    (slapd, gw, keys)
+}
+
 async fn run_rp(gw: &Gateway, alg: &str, user: &str, password: &str) -> serde_json::Value {
     let env = [
         ("ISSUER", gw.base.clone()),
@@ -71,11 +78,12 @@ async fn run_rp(gw: &Gateway, alg: &str, user: &str, password: &str) -> serde_js
     serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap()
 }
 
-fn check_rp(seen: &serde_json::Value, alg: &str) {
+fn check_rp(seen: &serde_json::Value, alg: &str, sub_len: usize) {
     assert_eq!(seen["ok"], true, "{seen}");
     assert_eq!(seen["id_token"]["alg"], alg);
     assert_eq!(seen["id_token"]["preferred_username"], "alice");
-    assert_eq!(seen["id_token"]["sub"], "static:alice", "sub is the stable id, not the username");
+    assert_eq!(seen["id_token"]["sub"].as_str().unwrap().len(), sub_len, "sub is the stable id, not the username: {seen}");
+    assert_ne!(seen["id_token"]["sub"], "alice");
     assert_eq!(seen["id_token"]["roles"], serde_json::json!(["admin"]));
     assert_eq!(seen["userinfo"]["email"], "alice@example.org");
     assert_eq!(seen["refresh"]["rotated"], true);
@@ -88,14 +96,20 @@ fn check_rp(seen: &serde_json::Value, alg: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_client_code_flow_with_pkce_rs256() {
-    let (gw, _keys) = gateway("RS256").await;
-    check_rp(&run_rp(&gw, "RS256", "alice", "alice-demo").await, "RS256");
+    let (_slapd, gw, _keys) = ldap_gateway("RS256").await;
+    check_rp(&run_rp(&gw, "RS256", "alice", "alice-password").await, "RS256", 36);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_client_code_flow_with_pkce_es256() {
-    let (gw, _keys) = gateway("ES256").await;
-    check_rp(&run_rp(&gw, "ES256", "alice", "alice-demo").await, "ES256");
+    let (_slapd, gw, _keys) = ldap_gateway("ES256").await;
+    check_rp(&run_rp(&gw, "ES256", "alice", "alice-password").await, "ES256", 36);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_code_flow_with_pkce_eddsa_demo_directory() {
+    let (gw, _keys) = gateway("EdDSA").await;
+    check_rp(&run_rp(&gw, "EdDSA", "alice", "alice-demo").await, "EdDSA", "static:alice".len());
 }
 
 /// Logs `user` in on `c` (a browser), then starts an authorization request with `query` and returns the final
