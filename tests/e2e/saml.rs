@@ -420,3 +420,61 @@ async fn bad_input_gets_a_clear_4xx_page() {
     let r = bob.get(e.gw.url("/saml/init/admins-only")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+/// An SP that signs its HTTP-Redirect AuthnRequests: a good signature is accepted, a tampered or missing one gets a
+/// clear 400.
+#[tokio::test]
+async fn redirect_binding_signatures_are_checked() {
+    use aws_lc_rs::encoding::AsDer as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(key.as_der().unwrap().as_ref().to_vec());
+    let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().self_signed(&rc_key).unwrap();
+    let cert_path = dir.path().join("sp.crt");
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+
+    let slapd = Slapd::start().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}{}\n[[saml.service_providers]]\nname = \"signed\"\nentity_id = \"http://127.0.0.1:9/signed\"\nacs_urls = [\"http://127.0.0.1:9/signed/acs\"]\ncertificate_file = \"{}\"\nwant_authn_requests_signed = true\n",
+        slapd.ldap_toml(""),
+        saml_toml(keys.path()),
+        cert_path.display()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let req = deflate_b64(&authn_request("http://127.0.0.1:9/signed", "http://127.0.0.1:9/signed/acs"));
+    let signed_part = format!(
+        "SAMLRequest={}&RelayState={}&SigAlg={}",
+        enc(&req),
+        enc("state-1"),
+        enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    );
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), signed_part.as_bytes(), &mut sig).unwrap();
+    let signature = enc(&base64::engine::general_purpose::STANDARD.encode(&sig));
+
+    let good = c.get(e2e_url(&gw, &format!("{signed_part}&Signature={signature}"))).send().await.unwrap();
+    assert_eq!(good.status(), StatusCode::OK);
+    let (action, xml, relay) = posted(&good.text().await.unwrap());
+    assert_eq!(action, "http://127.0.0.1:9/signed/acs");
+    assert_eq!(relay.as_deref(), Some("state-1"));
+    assert!(xml.contains("InResponseTo=\"a2eg9c2gjji188814h7j2d7358fh3g9\""));
+
+    let tampered = signed_part.replace("state-1", "state-2");
+    let r = c.get(e2e_url(&gw, &format!("{tampered}&Signature={signature}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("signature does not verify"));
+
+    let r = c.get(e2e_url(&gw, &signed_part)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("not signed"));
+}
+
+fn e2e_url(gw: &Gateway, query: &str) -> String {
+    gw.url(&format!("/saml/sso?{query}"))
+}
