@@ -7,7 +7,7 @@ use e2e::node;
 use reqwest::StatusCode;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const SECRET: &str = "test-secret-0123456789abcdef";
+pub const SECRET: &str = "test-secret-0123456789abcdef";
 
 /// `[oidc]` with a fresh key directory, a confidential client `app`, a public client `spa`, a client limited to
 /// admins, and a machine client for client_credentials.

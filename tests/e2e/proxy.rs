@@ -250,3 +250,34 @@ async fn nginx_auth_request_asks_the_gateway() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(r.headers()["location"].to_str().unwrap().contains("rd=https%3A%2F%2Fapp.example.com%2Fx"));
 }
+
+/// API clients present a fedgate access token instead of a cookie.
+#[tokio::test]
+async fn bearer_access_tokens_from_fedgate_are_accepted() {
+    let up = EchoUpstream::start().await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[[proxy.routes]]\nupstream = \"{}\"\nallow_users = [\"robot\"]\n{}",
+        demo_config(),
+        up.base,
+        crate::oidc::oidc_toml(keys.path(), "ES256")
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let token: serde_json::Value = http()
+        .post(gw.url("/oauth2/token"))
+        .basic_auth("robot", Some(crate::oidc::SECRET))
+        .form(&[("grant_type", "client_credentials"), ("scope", "roles")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = token["access_token"].as_str().unwrap();
+    let r = http().get(gw.url("/api/items")).bearer_auth(at).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-user"], "robot");
+    let r = http().get(gw.url("/api/items")).bearer_auth(format!("{at}x")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a tampered token is not an identity");
+}
