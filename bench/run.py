@@ -434,6 +434,7 @@ def main(argv):
             bench_ldap()
         if "oidc" in wanted:
             bench_oidc()
+        if "oidc" in wanted or "codeflow" in wanted:
             bench_codeflow()
         if "saml" in wanted:
             bench_saml()
