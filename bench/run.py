@@ -277,9 +277,16 @@ def bench_ldap():
     STARTED.append(slapd)
     try:
         info = json.loads(slapd.stdout.readline())
+        def slapd_cpu():
+            with open(f"/proc/{info['pid']}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+        c0 = slapd_cpu()
         out = subprocess.run([LDAP_BENCH, "ceiling", info["url"], info["base"], info["service_dn"], info["service_pw"],
                               str(users), str(conc), "8"], capture_output=True, text=True, timeout=60)
-        ceiling = json.loads(out.stdout)["rate"]
+        ceiling_res = json.loads(out.stdout)
+        ceiling = ceiling_res["rate"]
+        raw_us = (slapd_cpu() - c0) / max(ceiling_res["logins"], 1) * 1e6
         toml = '[roles]\nadmin = ["staff"]\n[login]\nthrottle = false\n' + info["toml"] + 'group_strategy = "search"\nnested_groups = false\n'
         gw = Gateway(toml)
         try:
@@ -288,10 +295,12 @@ def bench_ldap():
             with open(script, "w") as f:
                 f.write(LOGIN_RANDOM_LUA % users)
             wrk(gw.base + "/login", secs=3, conns=conc, script=script)
+            c1 = slapd_cpu()
             ours = wrk(gw.base + "/login", secs=8, conns=conc, script=script)
+            our_us = (slapd_cpu() - c1) / max(ours["rps"] * 8, 1) * 1e6
             row("password logins/s (LDAP search+bind+groups → session)", f"{ours['rps']:.0f}/s (p99 {ours['p99']} ms)",
                 f"raw ldap3 client, same ops: {ceiling:.0f}/s", f"{ours['rps'] / max(ceiling, 1):.0%} of ceiling",
-                f"{conc} concurrent, {users} users, real slapd; non-2xx/3xx {ours['errors']}")
+                f"{conc} concurrent, {users} users, real slapd; slapd CPU per login {our_us:.0f} µs (fedgate run) vs {raw_us:.0f} µs (raw run); non-2xx/3xx {ours['errors']}")
         finally:
             gw.stop()
     finally:

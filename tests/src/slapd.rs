@@ -218,6 +218,11 @@ access to *
         self.launch()
     }
 
+    /// slapd's process id (for benchmarks that read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `ldap://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)

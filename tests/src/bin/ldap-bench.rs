@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
             let slapd = Slapd::start_with(SlapdOptions { bulk_users: n, ..Default::default() })?;
             println!(
                 "{}",
-                serde_json::json!({ "url": slapd.url(), "base": slapd.base_dn(), "service_dn": slapd.service_dn(), "service_pw": "service-password", "toml": slapd.ldap_toml("pool_size = 32") })
+                serde_json::json!({ "pid": slapd.pid(), "url": slapd.url(), "base": slapd.base_dn(), "service_dn": slapd.service_dn(), "service_pw": "service-password", "toml": slapd.ldap_toml("pool_size = 32") })
             );
             let mut sink = Vec::new();
             let _ = std::io::stdin().read_to_end(&mut sink);
