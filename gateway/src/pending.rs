@@ -61,3 +61,11 @@ impl PendingRequests {
         self.cache.remove(id)
     }
 }
+
+/// `?id=…` of a protocol's resume URL.
+#[derive(Debug, serde::Deserialize)]
+pub struct ResumeQuery {
+    /// The pending request's id.
+    #[serde(default)]
+    pub id: String,
+}

@@ -10,7 +10,10 @@ use reqwest::StatusCode;
 /// A gateway logging in against a real slapd (users alice, bob… with passwords `<user>-password`), plus `extra`.
 pub async fn ldap_gateway(extra: &str) -> (Slapd, Gateway) {
     let slapd = Slapd::start().unwrap();
-    let cfg = format!("[roles]\nadmin = [\"ai-admins\"]\nresearcher = [\"ai-researchers\"]\n{}\n{extra}", slapd.ldap_toml(""));
+    let cfg = format!(
+        "[roles]\nadmin = [\"ai-admins\"]\nresearcher = [\"ai-researchers\"]\n{}\n{extra}",
+        slapd.ldap_toml("")
+    );
     let gw = Gateway::start(&cfg).await.unwrap();
     (slapd, gw)
 }

@@ -82,7 +82,11 @@ fn check_rp(seen: &serde_json::Value, alg: &str, sub_len: usize) {
     assert_eq!(seen["ok"], true, "{seen}");
     assert_eq!(seen["id_token"]["alg"], alg);
     assert_eq!(seen["id_token"]["preferred_username"], "alice");
-    assert_eq!(seen["id_token"]["sub"].as_str().unwrap().len(), sub_len, "sub is the stable id, not the username: {seen}");
+    assert_eq!(
+        seen["id_token"]["sub"].as_str().unwrap().len(),
+        sub_len,
+        "sub is the stable id, not the username: {seen}"
+    );
     assert_ne!(seen["id_token"]["sub"], "alice");
     assert_eq!(seen["id_token"]["roles"], serde_json::json!(["admin"]));
     assert_eq!(seen["userinfo"]["email"], "alice@example.org");

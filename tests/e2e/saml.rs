@@ -455,7 +455,13 @@ async fn redirect_binding_signatures_are_checked() {
         enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
     );
     let mut sig = vec![0u8; key.public_modulus_len()];
-    key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), signed_part.as_bytes(), &mut sig).unwrap();
+    key.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        signed_part.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
     let signature = enc(&base64::engine::general_purpose::STANDARD.encode(&sig));
 
     let good = c.get(e2e_url(&gw, &format!("{signed_part}&Signature={signature}"))).send().await.unwrap();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, RawForm, RawQuery, State};
+use axum::extract::{FromRequest, Query, RawForm, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -16,7 +16,6 @@ use federation::oidc::{
     AuthorizationRequest, AuthorizeError, KeySet, LoginDecision, MemoryGrantStore, OidcConfig, Params,
     PrincipalRefresh, Provider, TokenError,
 };
-use serde::Deserialize;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::error::AppError;
@@ -50,11 +49,11 @@ pub fn router() -> Router<AppState> {
         .layer(cors);
     Router::new()
         .merge(browser_json)
-        .route("/oauth2/authorize", get(authorize_get).post(authorize_post))
+        .route("/oauth2/authorize", get(authorize).post(authorize))
         .route("/oauth2/authorize/resume", get(resume))
         .route("/oauth2/introspect", post(introspect))
         .route("/oauth2/revoke", post(revoke))
-        .route("/oauth2/logout", get(logout_get).post(logout_post))
+        .route("/oauth2/logout", get(logout).post(logout))
 }
 
 fn oidc(state: &AppState) -> Result<&Arc<Provider>, AppError> {
@@ -78,26 +77,29 @@ async fn jwks(State(state): State<AppState>) -> Result<Response, AppError> {
     Ok(resp)
 }
 
-async fn authorize_get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<Response, AppError> {
-    authorize(&state, &headers, Params::parse(q.as_deref().unwrap_or(""))).await
+/// Request parameters from the query string (GET) or the form body (POST): OAuth endpoints accept both.
+struct OAuthParams(Params);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthParams {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.method() == Method::GET {
+            return Ok(Self(Params::parse(req.uri().query().unwrap_or(""))));
+        }
+        let RawForm(body) = RawForm::from_request(req, state).await.map_err(|e| AppError::BadRequest(e.body_text()))?;
+        Ok(Self(Params::parse(&String::from_utf8_lossy(&body))))
+    }
 }
 
-async fn authorize_post(
+async fn authorize(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(body): RawForm,
+    OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
-    authorize(&state, &headers, Params::parse(&String::from_utf8_lossy(&body))).await
-}
-
-async fn authorize(state: &AppState, headers: &HeaderMap, params: Params) -> Result<Response, AppError> {
-    let provider = oidc(state)?;
+    let provider = oidc(&state)?;
     match provider.authorize(&params, state.clock.now()) {
-        Ok(request) => continue_authorization(state, headers, request).await,
+        Ok(request) => continue_authorization(&state, &headers, request).await,
         Err(e) => authorize_failure(e),
     }
 }
@@ -163,16 +165,10 @@ fn to_login_with(target: &str, force: bool, login_hint: Option<&str>) -> Respons
     Redirect::to(&format!("/login?{}", q.finish())).into_response()
 }
 
-#[derive(Deserialize)]
-struct ResumeQuery {
-    #[serde(default)]
-    id: String,
-}
-
 async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ResumeQuery>,
+    Query(q): Query<crate::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
     match state.pending.get(&q.id) {
         Some(Pending::Oidc(request)) => {
@@ -223,10 +219,9 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
 async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(body): RawForm,
+    OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    let params = Params::parse(&String::from_utf8_lossy(&body));
     let refresh = DirectoryRefresh(&state);
     match provider.token_with(&params, authorization(&headers), state.clock.now(), &refresh).await {
         Ok(resp) => Ok(no_store(Json(resp))),
@@ -267,10 +262,9 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(body): RawForm,
+    OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    let params = Params::parse(&String::from_utf8_lossy(&body));
     match provider.introspect(&params, authorization(&headers), state.clock.now()).await {
         Ok(v) => Ok(no_store(Json(v))),
         Err(e) => Err(oauth_error(e)),
@@ -280,35 +274,23 @@ async fn introspect(
 async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(body): RawForm,
+    OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    let params = Params::parse(&String::from_utf8_lossy(&body));
     match provider.revoke(&params, authorization(&headers), state.clock.now()).await {
         Ok(()) => Ok(no_store(())),
         Err(e) => Err(oauth_error(e)),
     }
 }
 
-async fn logout_get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<Response, AppError> {
-    logout(&state, &headers, Params::parse(q.as_deref().unwrap_or(""))).await
-}
-
-async fn logout_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawForm(body): RawForm,
-) -> Result<Response, AppError> {
-    logout(&state, &headers, Params::parse(&String::from_utf8_lossy(&body))).await
-}
-
 /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends the gateway session, then returns to the
 /// app's registered `post_logout_redirect_uri` or shows the signed-out page.
-async fn logout(state: &AppState, headers: &HeaderMap, params: Params) -> Result<Response, AppError> {
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthParams(params): OAuthParams,
+) -> Result<Response, AppError> {
+    let (state, headers) = (&state, &headers);
     let provider = oidc(state)?;
     let request = provider.logout(&params).map_err(AppError::OidcRequest)?;
     if let Some((id, session)) = current_session(state, headers).await? {

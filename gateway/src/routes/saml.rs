@@ -97,16 +97,10 @@ async fn idp_initiated(
     proceed(&state, &headers, &name, None, relay).await
 }
 
-#[derive(Deserialize)]
-struct ResumeQuery {
-    #[serde(default)]
-    id: String,
-}
-
 async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ResumeQuery>,
+    Query(q): Query<crate::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
     match state.pending.get(&q.id) {
         Some(Pending::Saml { sp, request, relay_state }) => {

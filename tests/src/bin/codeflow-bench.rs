@@ -24,19 +24,43 @@ async fn one(base: &str, client_id: &str, secret: &str, redirect: &str, user: &s
         ])
         .finish();
     let r = c.get(format!("{base}/oauth2/authorize?{q}")).send().await?;
-    let login = r.headers().get("location").and_then(|l| l.to_str().ok()).ok_or_else(|| anyhow::anyhow!("no redirect to login"))?.to_string();
+    let login = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| anyhow::anyhow!("no redirect to login"))?
+        .to_string();
     let html = c.get(format!("{base}{login}")).send().await?.text().await?;
     let csrf = e2e::gateway::csrf_from(&html).ok_or_else(|| anyhow::anyhow!("no csrf"))?;
-    let rd = html.split("name=\"rd\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("").replace("&amp;", "&");
-    let r = c.post(format!("{base}/login")).form(&[("username", user), ("password", pw), ("csrf", &csrf), ("rd", &rd)]).send().await?;
-    let resume = r.headers().get("location").and_then(|l| l.to_str().ok()).ok_or_else(|| anyhow::anyhow!("login failed"))?.to_string();
+    let rd =
+        html.split("name=\"rd\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("").replace("&amp;", "&");
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[("username", user), ("password", pw), ("csrf", &csrf), ("rd", &rd)])
+        .send()
+        .await?;
+    let resume = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| anyhow::anyhow!("login failed"))?
+        .to_string();
     let r = c.get(format!("{base}{resume}")).send().await?;
     let cb = r.headers().get("location").and_then(|l| l.to_str().ok()).ok_or_else(|| anyhow::anyhow!("no code"))?;
-    let code = url::Url::parse(cb)?.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).ok_or_else(|| anyhow::anyhow!("no code"))?;
+    let code = url::Url::parse(cb)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| anyhow::anyhow!("no code"))?;
     let t = c
         .post(format!("{base}/oauth2/token"))
         .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect), ("code_verifier", VERIFIER)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", VERIFIER),
+        ])
         .send()
         .await?;
     anyhow::ensure!(t.status().is_success(), "token exchange failed: {}", t.status());
@@ -69,6 +93,9 @@ async fn main() -> anyhow::Result<()> {
         t.await?;
     }
     let n = done.load(Ordering::Relaxed);
-    println!("{}", serde_json::json!({ "logins": n, "failed": failed.load(Ordering::Relaxed), "rate": n as f64 / start.elapsed().as_secs_f64() }));
+    println!(
+        "{}",
+        serde_json::json!({ "logins": n, "failed": failed.load(Ordering::Relaxed), "rate": n as f64 / start.elapsed().as_secs_f64() })
+    );
     Ok(())
 }
