@@ -92,16 +92,7 @@ async fn the_login_redirect_comes_back_to_the_proxied_page() {
     let gw = gateway(&up, "").await;
     let c = browser();
     let r = c.get(gw.url("/reports?id=7")).header("accept", "text/html").send().await.unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let rd = url::Url::parse("http://x")
-        .unwrap()
-        .join(&loc)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "rd")
-        .unwrap()
-        .1
-        .into_owned();
+    let rd = e2e::gateway::rd_of(&r).unwrap();
     let r = crate::login::login(&c, &gw, "alice", "alice-demo", &rd).await;
     assert_eq!(r.headers()["location"], "/reports?id=7");
     let seen: serde_json::Value = c.get(gw.url("/reports?id=7")).send().await.unwrap().json().await.unwrap();

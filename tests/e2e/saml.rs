@@ -144,16 +144,7 @@ async fn idp_initiated(e: &Env, c: &reqwest::Client, sp: &str, user: &str) -> (S
     let r = c.get(e.gw.url(&format!("/saml/init/{sp}"))).send().await.unwrap();
     let mut html = String::new();
     if r.status() == StatusCode::SEE_OTHER {
-        let loc = r.headers()["location"].to_str().unwrap().to_string();
-        let rd = url::Url::parse("http://x")
-            .unwrap()
-            .join(&loc)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == "rd")
-            .unwrap()
-            .1
-            .into_owned();
+        let rd = e2e::gateway::rd_of(&r).unwrap();
         let login = crate::login::login(c, &e.gw, user, &format!("{user}-password"), &rd).await;
         assert_eq!(login.status(), StatusCode::SEE_OTHER);
         let next = login.headers()["location"].to_str().unwrap().to_string();

@@ -121,3 +121,10 @@ pub fn demo_config() -> String {
     let start = shipped.find("[roles]").unwrap_or(0);
     format!("[log]\nlevel = \"warn\"\n{}", &shipped[start..])
 }
+
+/// The `rd` target of a redirect to the login page (`Location: /login?rd=…`).
+pub fn rd_of(response: &reqwest::Response) -> Option<String> {
+    let loc = response.headers().get("location")?.to_str().ok()?;
+    let url = url::Url::parse("http://gateway.invalid").ok()?.join(loc).ok()?;
+    url.query_pairs().find(|(k, _)| k == "rd").map(|(_, v)| v.into_owned())
+}
