@@ -475,3 +475,33 @@ async fn redirect_binding_signatures_are_checked() {
 fn e2e_url(gw: &Gateway, query: &str) -> String {
     gw.url(&format!("/saml/sso?{query}"))
 }
+
+/// An SP configured only by its metadata file (the way Alibaba Cloud RAM hands it out).
+#[tokio::test]
+async fn an_sp_can_be_configured_from_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("sp.xml");
+    std::fs::write(
+        &md,
+        format!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://signin.aliyun.com/{ACCOUNT}/saml/SSO"><md:SPSSODescriptor WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:AssertionConsumerService index="0" isDefault="true" Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://signin.aliyun.com/saml/SSO"/></md:SPSSODescriptor></md:EntityDescriptor>"#
+        ),
+    )
+    .unwrap();
+    let slapd = Slapd::start().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"from-md\"\nmetadata_file = \"{}\"\nnameid_format = \"email\"\nnameid_template = \"{{username}}@example.org\"\n",
+        slapd.ldap_toml(""),
+        keys.path().display(),
+        md.display()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "bob", "bob-password", "").await;
+    let r = c.get(gw.url("/saml/init/from-md")).send().await.unwrap();
+    let (action, xml, _) = posted(&r.text().await.unwrap());
+    assert_eq!(action, "https://signin.aliyun.com/saml/SSO");
+    assert_eq!(get(&xml, "saml:Audience", ""), format!("https://signin.aliyun.com/{ACCOUNT}/saml/SSO"));
+    assert_eq!(get(&xml, "saml:NameID", ""), "bob@example.org");
+}

@@ -13,6 +13,7 @@ pub mod post_form;
 pub mod response;
 pub mod service_provider;
 pub mod signature;
+pub mod sp_metadata;
 pub mod xml;
 
 use base64::Engine as _;

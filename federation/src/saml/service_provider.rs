@@ -111,6 +111,9 @@ pub struct SpConfig {
     pub preset: Option<Preset>,
     /// SP entity ID (= `Audience`, and the `Issuer` of its AuthnRequests).
     pub entity_id: Option<String>,
+    /// The SP's metadata (XML file): fills `entity_id`, `acs_urls` and the request-signing certificate when those
+    /// are not set explicitly.
+    pub metadata_file: Option<PathBuf>,
     /// Registered ACS URLs; responses go only to one of these. The first is the default.
     pub acs_urls: Vec<String>,
     /// NameID format.
@@ -155,6 +158,7 @@ impl Default for SpConfig {
             display_name: None,
             preset: None,
             entity_id: None,
+            metadata_file: None,
             acs_urls: Vec::new(),
             nameid_format: None,
             nameid_template: None,
@@ -249,8 +253,27 @@ impl ServiceProvider {
             }
             None => (String::new(), String::new(), NameIdFormat::Unspecified, "{username}".to_string()),
         };
-        let entity_id = config.entity_id.clone().unwrap_or(entity_id);
-        let acs_urls = if config.acs_urls.is_empty() && !acs.is_empty() { vec![acs] } else { config.acs_urls.clone() };
+        let metadata = match &config.metadata_file {
+            Some(path) => {
+                let xml = std::fs::read(path).map_err(|e| {
+                    super::SamlError::Config(format!(
+                        "service provider {:?}: reading metadata_file {}: {e}",
+                        config.name,
+                        path.display()
+                    ))
+                })?;
+                Some(super::sp_metadata::parse(&xml)?)
+            }
+            None => None,
+        };
+        let entity_id =
+            config.entity_id.clone().or_else(|| metadata.as_ref().map(|m| m.entity_id.clone())).unwrap_or(entity_id);
+        let acs_urls = match (&metadata, config.acs_urls.is_empty()) {
+            (_, false) => config.acs_urls.clone(),
+            (Some(m), true) => m.acs_urls.clone(),
+            (None, true) if !acs.is_empty() => vec![acs],
+            (None, true) => Vec::new(),
+        };
         let certificate_der = match &config.certificate_file {
             Some(path) => {
                 use rustls::pki_types::pem::PemObject as _;
@@ -263,7 +286,7 @@ impl ServiceProvider {
                 })?;
                 Some(cert.to_vec())
             }
-            None => None,
+            None => metadata.as_ref().and_then(|m| m.signing_cert_der.clone()),
         };
         Ok(Self {
             nameid_format: config.nameid_format.unwrap_or(format),
@@ -474,13 +497,14 @@ impl SpConfig {
                     }
                 }
             }
+            None if self.metadata_file.is_some() => {}
             None => {
                 if self.entity_id.as_deref().is_none_or(str::is_empty) {
                     out.push(ConfigIssue::new(
                         "entity_id",
                         None,
                         "missing",
-                        "set the SP's entity ID (from its metadata)",
+                        "set the SP's entity ID, or metadata_file",
                     ));
                 }
                 if self.acs_urls.is_empty() {
@@ -540,7 +564,15 @@ impl SpConfig {
                 "set signature_algorithm = \"rsa-sha256\" (the default)",
             ));
         }
-        if self.want_authn_requests_signed && self.certificate_file.is_none() {
+        if let Some(path) = self.metadata_file.as_ref().filter(|p| !p.is_file()) {
+            out.push(ConfigIssue::new(
+                "metadata_file",
+                Some(path.display().to_string()),
+                "file not found",
+                "download the SP's metadata XML and point metadata_file at it",
+            ));
+        }
+        if self.want_authn_requests_signed && self.certificate_file.is_none() && self.metadata_file.is_none() {
             out.push(ConfigIssue::new(
                 "certificate_file",
                 None,
