@@ -367,6 +367,18 @@ attributes = {{ mail = "{{username}}@example.org" }}
         cookie = login_cookie(gw, "bench", "bench-pw")
         wrk(gw.base + "/saml/init/app", secs=3, conns=16, headers=[f"Cookie: {cookie}"])
         ours = wrk(gw.base + "/saml/init/app", secs=8, conns=16, headers=[f"Cookie: {cookie}"])
+        import base64, zlib, urllib.parse
+        req = ('<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_bench1" Version="2.0" '
+               'IssueInstant="2026-01-01T00:00:00Z" AssertionConsumerServiceURL="https://sp.example.org/acs">'
+               '<saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">https://sp.example.org/sp</saml:Issuer>'
+               '</samlp:AuthnRequest>')
+        deflated = zlib.compressobj(wbits=-15)
+        raw = deflated.compress(req.encode()) + deflated.flush()
+        q = urllib.parse.urlencode({"SAMLRequest": base64.b64encode(raw).decode(), "RelayState": "rs"})
+        sp_init = wrk(gw.base + "/saml/sso?" + q, secs=8, conns=16, headers=[f"Cookie: {cookie}"])
+        row("SP-initiated SAML round trips/s (AuthnRequest in → signed Response out, logged-in browser)",
+            f"{sp_init['rps']:.0f}/s (p99 {sp_init['p99']} ms)", "—", "—",
+            f"HTTP-Redirect binding, DEFLATE + parse + sign per request; non-2xx {sp_init['errors']}")
         out = subprocess.run([os.path.join(ROOT, "bench", ".venv", "bin", "python"), os.path.join(ROOT, "bench", "saml_peer.py"), "8"],
                              capture_output=True, text=True, timeout=120)
         peer = json.loads(out.stdout.strip().splitlines()[-1])["rate"] if out.returncode == 0 else 0.0
