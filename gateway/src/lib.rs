@@ -77,6 +77,10 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
         oidc,
         saml,
         upstreams,
+        upstream_tokens: moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(150))
+            .build(),
         pending: Default::default(),
     }))
 }

@@ -34,6 +34,8 @@ pub struct Inner {
     pub saml: Option<Arc<federation::saml::IdentityProvider>>,
     /// Proxy routes with their upstream clients.
     pub upstreams: Vec<crate::proxy::Upstream>,
+    /// Access tokens minted for upstreams, per session id (half the token lifetime).
+    pub upstream_tokens: moka::sync::Cache<String, String>,
     /// Protocol requests waiting for a login.
     pub pending: crate::pending::PendingRequests,
 }

@@ -275,3 +275,66 @@ async fn bearer_access_tokens_from_fedgate_are_accepted() {
     let r = http().get(gw.url("/api/items")).bearer_auth(format!("{at}x")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a tampered token is not an identity");
 }
+
+/// With `proxy.headers.access_token`, the upstream gets a JWT it can verify against fedgate's JWKS.
+#[tokio::test]
+async fn the_upstream_can_get_a_verifiable_jwt() {
+    let up = EchoUpstream::start().await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[oidc]\nkeys_dir = \"{}\"\nsigning_algorithm = \"ES256\"\n[proxy]\nupstream = \"{}\"\n[proxy.headers]\naccess_token = \"X-Forwarded-Access-Token\"\n",
+        demo_config(),
+        keys.path().display(),
+        up.base
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = logged_in(&gw, "alice").await;
+    let seen: serde_json::Value =
+        c.get(gw.url("/app")).header("X-Forwarded-Access-Token", "forged").send().await.unwrap().json().await.unwrap();
+    let jwt = seen["headers"]["x-forwarded-access-token"].as_str().unwrap().to_string();
+    assert_ne!(jwt, "forged");
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        http().get(gw.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
+    let kid = jsonwebtoken::decode_header(&jwt).unwrap().kid.unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["fedgate-proxy"]);
+    v.set_issuer(&[gw.base.as_str()]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&jwt, &key, &v).unwrap().claims;
+    assert_eq!(claims["sub"], "static:alice");
+    assert_eq!(claims["roles"], serde_json::json!(["admin"]));
+}
+
+/// An https upstream (another fedgate serving TLS with h2, in front of the echo app), trusted by `ca_file`; the
+/// same upstream without its CA is a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstreams_are_verified_with_their_ca() {
+    let up = EchoUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = e2e::tls::TestPki::generate(dir.path(), "upstream").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tls_cfg = format!(
+        "[server]\npublic_url = \"https://127.0.0.1:{port}/\"\n[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n{}\n[[proxy.routes]]\nupstream = \"{}\"\npublic_paths = [\"/\"]\n",
+        pki.cert_pem.display(),
+        pki.key_pem.display(),
+        demo_config(),
+        up.base
+    );
+    let mut config = gateway::config::load_str(&tls_cfg).unwrap();
+    config.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let tls_upstream =
+        gateway::start(config, std::sync::Arc::new(gateway::clock::SystemClock), std::future::pending()).await.unwrap();
+    let front = |ca: Option<&std::path::Path>| {
+        let ca = ca.map(|p| format!("ca_file = \"{}\"\n", p.display())).unwrap_or_default();
+        format!("{}\n[[proxy.routes]]\nupstream = \"https://127.0.0.1:{port}\"\n{ca}", demo_config())
+    };
+    let gw = Gateway::start(&front(Some(&pki.ca_pem))).await.unwrap();
+    let c = logged_in(&gw, "bob").await;
+    let r = c.get(gw.url("/over-tls")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["path"], "/over-tls");
+    let untrusting = Gateway::start(&front(None)).await.unwrap();
+    let c = logged_in(&untrusting, "bob").await;
+    assert_eq!(c.get(untrusting.url("/over-tls")).send().await.unwrap().status(), StatusCode::BAD_GATEWAY);
+    tls_upstream.shutdown().await.unwrap();
+}

@@ -134,6 +134,36 @@ impl Provider {
     pub fn config(&self) -> &OidcConfig {
         &self.cfg
     }
+
+    /// A short-lived access token (RFC 9068 JWT, signed with the active key) for `principal`, addressed to
+    /// `audience`: what the authenticating proxy hands an upstream so it can verify the user against the JWKS.
+    pub fn upstream_token(
+        &self,
+        principal: &crate::Principal,
+        audience: &str,
+        ttl: Duration,
+        now: time::OffsetDateTime,
+    ) -> Result<String, KeyError> {
+        let iat = now.unix_timestamp();
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: principal.subject.clone(),
+            aud: audience.to_string(),
+            exp: iat + secs(ttl),
+            iat,
+            jti: random_token(),
+            client_id: audience.to_string(),
+            scope: "openid".into(),
+            auth_time: Some(principal.auth_time.unix_timestamp()),
+            sid: None,
+            preferred_username: Some(principal.username.clone()),
+            groups: principal.groups.clone(),
+            roles: principal.roles.clone(),
+        };
+        let mut header = jsonwebtoken::Header::default();
+        header.typ = Some("at+jwt".into());
+        self.keys.active().sign_jwt(&header, &claims)
+    }
 }
 
 /// A fresh 256-bit random token, base64url.

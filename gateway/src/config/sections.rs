@@ -238,6 +238,14 @@ impl super::Config {
         self.validate_directory(&mut out);
         self.validate_session(&mut out);
         out.extend(self.proxy.validate());
+        if self.proxy.headers.access_token.is_some() && self.oidc.is_none() {
+            out.push(ConfigProblem::new(
+                "proxy.headers.access_token",
+                self.proxy.headers.access_token.clone(),
+                "needs the OIDC signing keys, but [oidc] is not configured",
+                "add an [oidc] section (clients are optional), or remove proxy.headers.access_token",
+            ));
+        }
         if let Some(saml) = &self.saml {
             out.extend(saml.validate().into_iter().map(|i| ConfigProblem::from_federation("saml", i)));
         }

@@ -84,6 +84,9 @@ pub struct HeaderNames {
     pub groups: String,
     /// Roles header (comma-separated).
     pub roles: String,
+    /// When set (e.g. `X-Forwarded-Access-Token`), a short-lived JWT signed by fedgate's OIDC keys is sent in this
+    /// header, so the upstream can verify the user against `/oauth2/jwks`. Needs `[oidc]`.
+    pub access_token: Option<String>,
 }
 
 impl Default for HeaderNames {
@@ -94,14 +97,18 @@ impl Default for HeaderNames {
             preferred_username: "X-Forwarded-Preferred-Username".into(),
             groups: "X-Forwarded-Groups".into(),
             roles: "X-Forwarded-Roles".into(),
+            access_token: None,
         }
     }
 }
 
 impl HeaderNames {
     /// All names, for stripping client-sent copies.
-    pub fn all(&self) -> [&str; 5] {
+    pub fn all(&self) -> impl Iterator<Item = &str> {
         [&self.user, &self.email, &self.preferred_username, &self.groups, &self.roles]
+            .into_iter()
+            .map(String::as_str)
+            .chain(self.access_token.as_deref())
     }
 }
 

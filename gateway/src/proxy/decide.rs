@@ -16,6 +16,8 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// Roles.
     pub roles: Vec<String>,
+    /// A token to pass upstream in `proxy.headers.access_token`, when configured.
+    pub token: Option<String>,
 }
 
 /// What to do.

@@ -93,6 +93,9 @@ impl Upstream {
             req.headers_mut().insert(header::HOST, v);
         }
         *req.uri_mut() = target;
+        // The client may have spoken HTTP/2 to us; the upstream connection's protocol is the pool's business
+        // (ALPN for https, HTTP/1.1 otherwise), so the request must not insist on the client's version.
+        *req.version_mut() = axum::http::Version::HTTP_11;
         let upgrade = is_websocket(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let upstream = self.route.upstream.clone();
@@ -224,5 +227,8 @@ pub fn prepare(
         }
         set(h, &names.groups, &who.groups.join(","));
         set(h, &names.roles, &who.roles.join(","));
+        if let (Some(name), Some(token)) = (&names.access_token, &who.token) {
+            set(h, name, token);
+        }
     }
 }

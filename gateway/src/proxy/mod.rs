@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
 
 /// The identity of a request: the session's user, or a valid fedgate access token (`Authorization: Bearer`).
 async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, AppError> {
-    if let Some((_, s)) = current_session(state, headers).await? {
+    if let Some((id, s)) = current_session(state, headers).await? {
         let u = &s.user;
         return Ok(Some(Identity {
             subject: u.unique_id.clone(),
@@ -39,6 +39,7 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
             email: u.email.clone(),
             groups: u.groups.clone(),
             roles: u.roles.clone(),
+            token: upstream_token(state, &id, &s),
         }));
     }
     let bearer = headers
@@ -55,9 +56,34 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
             email: None,
             groups: c.groups,
             roles: c.roles,
+            token: Some(token.to_string()),
         }));
     }
     Ok(None)
+}
+
+/// Lifetime of tokens minted for upstreams; they are cached per session for half of it.
+const UPSTREAM_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A JWT for the upstream when `proxy.headers.access_token` is configured (cached per session, so RSA signing
+/// does not run on every proxied request).
+fn upstream_token(state: &AppState, session_id: &str, session: &crate::session::Session) -> Option<String> {
+    state.config.proxy.headers.access_token.as_ref()?;
+    let oidc = state.oidc.as_ref()?;
+    if let Some(t) = state.upstream_tokens.get(session_id) {
+        return Some(t);
+    }
+    let principal = crate::principal::from_user(&session.user, session.auth_instant());
+    match oidc.upstream_token(&principal, "fedgate-proxy", UPSTREAM_TOKEN_TTL, state.clock.now()) {
+        Ok(t) => {
+            state.upstream_tokens.insert(session_id.to_string(), t.clone());
+            Some(t)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not sign the upstream access token");
+            None
+        }
+    }
 }
 
 fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
