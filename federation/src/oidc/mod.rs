@@ -160,8 +160,7 @@ impl Provider {
             groups: principal.groups.clone(),
             roles: principal.roles.clone(),
         };
-        let mut header = jsonwebtoken::Header::default();
-        header.typ = Some("at+jwt".into());
+        let header = jsonwebtoken::Header { typ: Some("at+jwt".into()), ..Default::default() };
         self.keys.active().sign_jwt(&header, &claims)
     }
 }
