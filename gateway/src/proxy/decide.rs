@@ -94,6 +94,7 @@ mod tests {
             email: None,
             groups: vec![],
             roles: roles.iter().map(|s| s.to_string()).collect(),
+            token: None,
         }
     }
 
