@@ -26,6 +26,14 @@ def wait_http(url, timeout=15.0, want=200):
     raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
+def hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -431,6 +439,7 @@ def bench_proxy():
             nginx = wrk(f"http://127.0.0.1:{px_port}/app", secs=8, conns=32)
             wrk(gw.base + "/app", secs=3, conns=32, headers=[f"Cookie: {cookie}"])
             ours = wrk(gw.base + "/app", secs=8, conns=32, headers=[f"Cookie: {cookie}"])
+            row("peak RSS under proxy load (32 connections, after ~300k requests)", f"{hwm_kb(gw.p.pid) / 1024:.1f} MB", "—", "—", "VmHWM of the gateway process")
             row("proxied requests/s (session → identity headers → upstream)", f"{ours['rps']:.0f}/s (p50 {ours['p50']} / p99 {ours['p99']} ms)",
                 f"nginx proxy {nginx['rps']:.0f}/s (p99 {nginx['p99']} ms); direct {direct['rps']:.0f}/s (p99 {direct['p99']} ms)",
                 f"{ours['rps'] / max(nginx['rps'], 1):.0%} of nginx",
