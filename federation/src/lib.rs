@@ -7,6 +7,7 @@
 pub mod config_issue;
 pub mod oidc;
 pub mod principal;
+mod random;
 pub mod saml;
 
 pub use config_issue::ConfigIssue;

@@ -168,8 +168,7 @@ impl Provider {
 /// A fresh 256-bit random token, base64url.
 pub(crate) fn random_token() -> String {
     let mut buf = [0u8; 32];
-    // The system RNG failing leaves zeros; aws-lc aborts the process before that can happen in practice.
-    let _ = aws_lc_rs::rand::fill(&mut buf);
+    crate::random::fill(&mut buf);
     b64(&buf)
 }
 
