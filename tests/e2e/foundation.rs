@@ -125,3 +125,83 @@ async fn serves_https_with_http2_and_secure_cookies() {
     assert!(untrusting.get(format!("https://127.0.0.1:{port}/healthz")).send().await.is_err());
     running.shutdown().await.unwrap();
 }
+
+/// Secrets never reach the log: passwords (right or wrong), session ids, CSRF tokens, authorization codes and
+/// tokens, with the most verbose log level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cfg = dir.path().join("fedgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{}{}",
+            demo_config(),
+            crate::oidc::oidc_toml(&dir.path().join("keys"), "ES256")
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(fedgate_bin().unwrap())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if http().get(format!("{base}/readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = e2e::gateway::browser();
+    let mut secrets = vec!["wrong-Zq9-password".to_string(), "alice-demo".to_string()];
+    for pw in ["wrong-Zq9-password", "alice-demo"] {
+        let form = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+        let csrf = e2e::gateway::csrf_from(&form).unwrap();
+        secrets.push(csrf.clone());
+        let r = c
+            .post(format!("{base}/login"))
+            .form(&[("username", "alice"), ("password", pw), ("csrf", &csrf)])
+            .send()
+            .await
+            .unwrap();
+        if let Some(cookie) = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("fedgate_session="))
+        {
+            secrets.push(cookie.split(';').next().unwrap().trim_start_matches("fedgate_session=").to_string());
+        }
+    }
+    let token: serde_json::Value = http()
+        .post(format!("{base}/oauth2/token"))
+        .basic_auth("robot", Some(crate::oidc::SECRET))
+        .form(&[("grant_type", "client_credentials"), ("scope", "roles")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    secrets.push(token["access_token"].as_str().unwrap().to_string());
+    secrets.push(crate::oidc::SECRET.to_string());
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status();
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    let mut log = String::new();
+    use tokio::io::AsyncReadExt as _;
+    child.stdout.take().unwrap().read_to_string(&mut log).await.unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    assert!(log.contains("login attempt"), "the audit lines are there: {}", &log[..log.len().min(2000)]);
+    assert!(log.len() > 1000, "trace logging produced output");
+    assert_eq!(secrets.len(), 7, "collected every secret: {secrets:?}");
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "a secret ({}…) appears in the log", &s[..s.len().min(6)]);
+    }
+}
