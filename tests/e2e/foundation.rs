@@ -205,3 +205,49 @@ async fn secrets_never_reach_the_log() {
         assert!(!log.contains(s.as_str()), "a secret ({}…) appears in the log", &s[..s.len().min(6)]);
     }
 }
+
+/// SIGTERM lets an in-flight request finish: a slow proxied request started before the signal still gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let up = e2e::upstream::EchoUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cfg = dir.path().join("fedgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{}\n[[proxy.routes]]\nupstream = \"{}\"\npublic_paths = [\"/slow\"]\n",
+            demo_config(),
+            up.base
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(fedgate_bin().unwrap())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if http().get(format!("{base}/readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let slow = tokio::spawn({
+        let url = format!("{base}/slow");
+        async move { http().get(url).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(http().get(format!("{base}/healthz")).send().await.is_err(), "no new connections after SIGTERM");
+    let r = slow.await.unwrap().expect("the in-flight request completes");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "finally");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+}
