@@ -350,8 +350,21 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         out = subprocess.run([os.path.join(ROOT, "target", "release", "codeflow-bench"), gw.base, "web", secret,
                               "http://127.0.0.1:9/cb", "bench", "bench-pw", "8", "8"], capture_output=True, text=True, timeout=60)
         res = json.loads(out.stdout.strip().splitlines()[-1])
-        row("full code + PKCE logins/s (5 requests, RS256 ID token)", f"{res['rate']:.0f}/s", "oidc-provider ≈235/s (issue #5's figure on this machine, not this run)",
-            f"{res['rate'] / 235:.0f}×", f"8 concurrent fresh browsers (Rust client); failed {res['failed']}")
+        port = free_port()
+        peer = subprocess.Popen(["node", os.path.join(ROOT, "bench", "node", "oidc-peer.mjs")],
+                                env=dict(os.environ, PORT=str(port), ALG="RS256", NODE_ENV="production"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        STARTED.append(peer)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/.well-known/openid-configuration")
+            pout = subprocess.run(["node", os.path.join(ROOT, "bench", "node", "codeflow-peer.mjs"), f"http://127.0.0.1:{port}", "8", "8"],
+                                  capture_output=True, text=True, timeout=60)
+            pres = json.loads(pout.stdout.strip().splitlines()[-1])
+        finally:
+            stop(peer)
+        row("full code + PKCE logins/s (authorize → login → token, RS256 ID token)", f"{res['rate']:.0f}/s",
+            f"oidc-provider {pres['rate']:.0f}/s", f"{res['rate'] / max(pres['rate'], 1):.1f}× peer",
+            f"8 concurrent fresh browsers each (Rust client for fedgate, node fetch for the peer); failed {res['failed']}/{pres['failed']}")
     finally:
         gw.stop()
         shutil.rmtree(keys, ignore_errors=True)

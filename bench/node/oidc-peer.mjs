@@ -1,5 +1,7 @@
 // Peer OpenID Provider for scripts/bench: node oidc-provider (in-memory adapter) on 127.0.0.1:$PORT, issuing JWT
-// access tokens signed with $ALG for the client_credentials grant (client "svc" / "svc-secret-0123456789").
+// access tokens signed with $ALG for the client_credentials grant (client "svc" / "svc-secret-0123456789"), and
+// code + PKCE logins through its development login page (client "web" / "web-secret-0123456789",
+// redirect http://127.0.0.1:9/cb; consent granted for this first-party client, as fedgate does).
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -13,11 +15,23 @@ const keys = ALG === 'RS256' ? [jwk('RS256')] : [jwk('RS256'), jwk(ALG)];
 
 const provider = new Provider(`http://127.0.0.1:${PORT}`, {
   clients: [{ client_id: 'svc', client_secret: 'svc-secret-0123456789', grant_types: ['client_credentials'],
-              response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' }],
+              response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' },
+            { client_id: 'web', client_secret: 'web-secret-0123456789', grant_types: ['authorization_code'],
+              response_types: ['code'], redirect_uris: ['http://127.0.0.1:9/cb'], token_endpoint_auth_method: 'client_secret_basic' }],
+  pkce: { required: () => true },
+  findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub, preferred_username: sub }) }),
+  loadExistingGrant: async (ctx) => {
+    const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+    const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+    grant.addOIDCScope('openid profile');
+    await grant.save();
+    return grant;
+  },
   jwks: { keys },
   cookies: { keys: [randomBytes(32).toString('hex')] },
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: true },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
