@@ -179,6 +179,31 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
         },
     }
     println!("  roles:      {}", cfg.roles.keys().cloned().collect::<Vec<_>>().join(", "));
+    match &cfg.oidc {
+        Some(o) => println!(
+            "  oidc:       {} client(s), {} signing keys in {}",
+            o.clients.len(),
+            o.signing_algorithm.as_str(),
+            o.keys_dir.display()
+        ),
+        None => println!("  oidc:       off"),
+    }
+    match &cfg.saml {
+        Some(s) => println!(
+            "  saml:       {} service provider(s): {}",
+            s.service_providers.len(),
+            s.service_providers.iter().map(|sp| sp.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        None => println!("  saml:       off"),
+    }
+    let routes = cfg.proxy.effective_routes();
+    if routes.is_empty() {
+        println!("  proxy:      off");
+    } else {
+        for r in routes {
+            println!("  proxy:      {}{} → {}", r.host.as_deref().unwrap_or("*"), r.path_prefix, r.upstream);
+        }
+    }
     println!(
         "  sessions:   idle {} / absolute {}, at most {}",
         humantime::format_duration(cfg.session.idle_timeout),
