@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use e2e::gateway::{Gateway, demo_config, fedgate_bin, http};
+use e2e::gateway::{Gateway, GatewayProcess, client_credentials_token, demo_config, fedgate_bin, http};
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
@@ -130,34 +130,10 @@ async fn serves_https_with_http2_and_secure_cookies() {
 /// tokens, with the most verbose log level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
-    let cfg = dir.path().join("fedgate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{}{}",
-            demo_config(),
-            crate::oidc::oidc_toml(&dir.path().join("keys"), "ES256")
-        ),
-    )
-    .unwrap();
-    let mut child = tokio::process::Command::new(fedgate_bin().unwrap())
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if http().get(format!("{base}/readyz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let keys = tempfile::tempdir().unwrap();
+    let body = format!("{}{}", demo_config(), crate::oidc::oidc_toml(keys.path(), "ES256"));
+    let gw = GatewayProcess::start(&body, &[], &[("RUST_LOG", "trace")], true).await.unwrap();
+    let base = gw.base.clone();
     let c = e2e::gateway::browser();
     let mut secrets = vec!["wrong-Zq9-password".to_string(), "alice-demo".to_string()];
     for pw in ["wrong-Zq9-password", "alice-demo"] {
@@ -180,24 +156,10 @@ async fn secrets_never_reach_the_log() {
             secrets.push(cookie.split(';').next().unwrap().trim_start_matches("fedgate_session=").to_string());
         }
     }
-    let token: serde_json::Value = http()
-        .post(format!("{base}/oauth2/token"))
-        .basic_auth("robot", Some(crate::oidc::SECRET))
-        .form(&[("grant_type", "client_credentials"), ("scope", "roles")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    secrets.push(token["access_token"].as_str().unwrap().to_string());
+    secrets.push(client_credentials_token(&base, "robot", crate::oidc::SECRET, "roles").await.unwrap());
     secrets.push(crate::oidc::SECRET.to_string());
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status();
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-    let mut log = String::new();
-    use tokio::io::AsyncReadExt as _;
-    child.stdout.take().unwrap().read_to_string(&mut log).await.unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    gw.sigterm();
+    let (_, log) = gw.wait_output().await.unwrap();
     assert!(log.contains("login attempt"), "the audit lines are there: {}", &log[..log.len().min(2000)]);
     assert!(log.len() > 1000, "trace logging produced output");
     assert_eq!(secrets.len(), 7, "collected every secret: {secrets:?}");
@@ -210,44 +172,20 @@ async fn secrets_never_reach_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
     let up = e2e::upstream::EchoUpstream::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
-    let cfg = dir.path().join("fedgate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{}\n[[proxy.routes]]\nupstream = \"{}\"\npublic_paths = [\"/slow\"]\n",
-            demo_config(),
-            up.base
-        ),
-    )
-    .unwrap();
-    let mut child = tokio::process::Command::new(fedgate_bin().unwrap())
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if http().get(format!("{base}/readyz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let body = format!("{}\n[[proxy.routes]]\nupstream = \"{}\"\npublic_paths = [\"/slow\"]\n", demo_config(), up.base);
+    let gw = GatewayProcess::start(&body, &[], &[], false).await.unwrap();
+    let base = gw.base.clone();
     let slow = tokio::spawn({
         let url = format!("{base}/slow");
         async move { http().get(url).send().await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status().unwrap();
+    gw.sigterm();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(http().get(format!("{base}/healthz")).send().await.is_err(), "no new connections after SIGTERM");
     let r = slow.await.unwrap().expect("the in-flight request completes");
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "finally");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
-    assert!(status.success());
+    let (exited_ok, _) = gw.wait_output().await.unwrap();
+    assert!(exited_ok);
 }

@@ -113,28 +113,8 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stream_both_ways_without_growing_memory() {
     let up = EchoUpstream::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
-    let cfg = dir.path().join("fedgate.toml");
-    std::fs::write(
-        &cfg,
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{}", demo_config()),
-    )
-    .unwrap();
-    let mut child = tokio::process::Command::new(e2e::gateway::fedgate_bin().unwrap())
-        .args(["serve", "--upstream", &up.base, "--config"])
-        .arg(&cfg)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    for _ in 0..200 {
-        if http().get(format!("{base}/readyz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let gw = e2e::gateway::GatewayProcess::start(&demo_config(), &["--upstream", &up.base], &[], false).await.unwrap();
+    let (base, pid) = (gw.base.clone(), gw.pid());
     let c = browser();
     let form = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
     let csrf = e2e::gateway::csrf_from(&form).unwrap();
@@ -164,8 +144,8 @@ async fn large_bodies_stream_both_ways_without_growing_memory() {
         peak_mb.saturating_sub(idle_mb) < 32,
         "512 MB went through the gateway; its peak RSS grew from {idle_mb} MB to {peak_mb} MB"
     );
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let _ = child.wait().await;
+    gw.sigterm();
+    let _ = gw.wait_output().await;
 }
 
 #[tokio::test]
@@ -257,17 +237,7 @@ async fn bearer_access_tokens_from_fedgate_are_accepted() {
         crate::oidc::oidc_toml(keys.path(), "ES256")
     );
     let gw = Gateway::start(&cfg).await.unwrap();
-    let token: serde_json::Value = http()
-        .post(gw.url("/oauth2/token"))
-        .basic_auth("robot", Some(crate::oidc::SECRET))
-        .form(&[("grant_type", "client_credentials"), ("scope", "roles")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let at = token["access_token"].as_str().unwrap();
+    let at = &e2e::gateway::client_credentials_token(&gw.base, "robot", crate::oidc::SECRET, "roles").await.unwrap();
     let r = http().get(gw.url("/api/items")).bearer_auth(at).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let seen: serde_json::Value = r.json().await.unwrap();

@@ -128,3 +128,78 @@ pub fn rd_of(response: &reqwest::Response) -> Option<String> {
     let url = url::Url::parse("http://gateway.invalid").ok()?.join(loc).ok()?;
     url.query_pairs().find(|(k, _)| k == "rd").map(|(_, v)| v.into_owned())
 }
+
+/// The real `fedgate` binary as its own process (for signals, logs and memory read from outside), on a free
+/// loopback port with `[server]` filled in and `body` as the rest of its configuration. Killed on drop.
+pub struct GatewayProcess {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The child; stdout and stderr are piped when the process was started with `capture`.
+    pub child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    /// Starts `fedgate serve` with `extra_args`, extra environment, and (with `capture`) piped output; waits for
+    /// `/readyz`.
+    pub async fn start(body: &str, extra_args: &[&str], env: &[(&str, &str)], capture: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let base = format!("http://127.0.0.1:{port}");
+        let cfg = dir.path().join("fedgate.toml");
+        std::fs::write(&cfg, format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{body}"))?;
+        let out = || if capture { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+        let mut cmd = tokio::process::Command::new(fedgate_bin()?);
+        cmd.arg("serve").args(extra_args).arg("--config").arg(&cfg).current_dir(dir.path());
+        cmd.envs(env.iter().copied()).stdout(out()).stderr(out()).kill_on_drop(true);
+        let child = cmd.spawn().context("starting fedgate")?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while http().get(format!("{base}/readyz")).send().await.is_err() {
+            anyhow::ensure!(std::time::Instant::now() < deadline, "fedgate at {base} never answered /readyz");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(Self { base, child, _dir: dir })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+    }
+
+    /// Waits (bounded) for the process to exit; returns whether it exited successfully and what it printed.
+    pub async fn wait_output(mut self) -> anyhow::Result<(bool, String)> {
+        use tokio::io::AsyncReadExt as _;
+        let status = tokio::time::timeout(std::time::Duration::from_secs(15), self.child.wait()).await??;
+        let mut out = String::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            s.read_to_string(&mut out).await?;
+        }
+        if let Some(mut s) = self.child.stderr.take() {
+            s.read_to_string(&mut out).await?;
+        }
+        Ok((status.success(), out))
+    }
+}
+
+/// A `client_credentials` access token from the gateway at `base`.
+pub async fn client_credentials_token(
+    base: &str,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+) -> anyhow::Result<String> {
+    let body: serde_json::Value = http()
+        .post(format!("{base}/oauth2/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await?
+        .json()
+        .await?;
+    body["access_token"].as_str().map(str::to_string).context("no access_token in the token response")
+}
