@@ -9,6 +9,8 @@ pub mod oidc;
 pub mod principal;
 mod random;
 pub mod saml;
+pub mod scim;
+pub mod template;
 
 pub use config_issue::ConfigIssue;
 pub use principal::Principal;

@@ -57,6 +57,10 @@ macro_rules! with_service {
     }};
 }
 
+mod listing;
+
+pub use listing::{ListQuery, Listing};
+
 /// The LDAP / AD directory.
 pub struct LdapDirectory {
     cfg: LdapConfig,
@@ -308,6 +312,19 @@ impl LdapDirectory {
             available: mapping::attribute_names(entry).join(", "),
         })?;
         let (groups, group_dns) = self.groups(conn, entry, username).await?;
+        self.assemble(entry, username, unique_id, groups, group_dns)
+    }
+
+    /// The mapped user from an entry whose unique id and groups are already known.
+    fn assemble(
+        &self,
+        entry: &SearchEntry,
+        username: &str,
+        unique_id: String,
+        groups: Vec<String>,
+        group_dns: Vec<String>,
+    ) -> Result<MappedUser> {
+        let m = &self.mapping;
         Ok(MappedUser {
             username: username.to_string(),
             unique_id,

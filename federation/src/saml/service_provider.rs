@@ -187,19 +187,6 @@ pub const ROLE_SESSION_NAME_ATTR: &str = "https://www.aliyun.com/SAML-Role/Attri
 /// Alibaba role SSO session duration attribute.
 pub const SESSION_DURATION_ATTR: &str = "https://www.aliyun.com/SAML-Role/Attributes/SessionDuration";
 
-const PLACEHOLDERS: &[&str] = &[
-    "username",
-    "email",
-    "email_local",
-    "subject",
-    "display_name",
-    "given_name",
-    "family_name",
-    "auxiliary_domain",
-    "groups",
-    "roles",
-];
-
 /// A service provider with its preset applied: what the response builder needs.
 #[derive(Debug, Clone)]
 pub struct ServiceProvider {
@@ -312,37 +299,7 @@ impl ServiceProvider {
 
     /// Renders a template for `p`; `Err(field)` names the user field that is empty.
     fn render(&self, template: &str, p: &Principal) -> Result<String, String> {
-        let mut out = String::new();
-        let mut rest = template;
-        while let Some(start) = rest.find('{') {
-            out.push_str(&rest[..start]);
-            let Some(end) = rest[start..].find('}') else {
-                out.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            let key = &rest[start + 1..start + end];
-            let value = match key {
-                "username" => Some(p.username.clone()),
-                "email" => p.email.clone(),
-                "email_local" => p.email.as_deref().and_then(|e| e.split('@').next()).map(str::to_string),
-                "subject" => Some(p.subject.clone()),
-                "display_name" => p.display_name.clone(),
-                "given_name" => p.given_name.clone(),
-                "family_name" => p.family_name.clone(),
-                "auxiliary_domain" => Some(self.auxiliary_domain()),
-                "groups" => Some(p.groups.join(",")),
-                "roles" => Some(p.roles.join(",")),
-                other => p.claims.get(other).and_then(|v| v.first()).cloned(),
-            };
-            match value {
-                Some(v) if !v.is_empty() => out.push_str(&v),
-                _ => return Err(key.to_string()),
-            }
-            rest = &rest[start + end + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        crate::template::render(template, p, Some(&self.auxiliary_domain()))
     }
 
     fn mapping_error(&self, p: &Principal, reason: String) -> super::SamlError {
@@ -534,17 +491,7 @@ impl SpConfig {
             .map(|t| ("nameid_template".to_string(), t))
             .chain(self.attributes.iter().map(|(k, t)| (format!("attributes.{k}"), t)))
         {
-            for part in template.split('{').skip(1) {
-                let name = part.split('}').next().unwrap_or("");
-                if !PLACEHOLDERS.contains(&name) && !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    out.push(ConfigIssue::new(
-                        key.clone(),
-                        Some(template.clone()),
-                        format!("unknown placeholder {{{name}}}"),
-                        format!("use one of {{{}}} or an [ldap.claims] name", PLACEHOLDERS.join("}, {")),
-                    ));
-                }
-            }
+            out.extend(crate::template::check(&key, template));
         }
         if let Some(d) = self.session_duration
             && !(900..=43_200).contains(&d)
