@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod random;
 pub mod redirect;
 pub mod routes;
+pub mod scim;
 pub mod server;
 pub mod session;
 pub mod state;
@@ -201,6 +202,7 @@ pub async fn start_on(
     let addr = listener.local_addr()?;
     let grace: Duration = config.server.shutdown_grace;
     let state = build_state(config, clock)?;
+    scim::spawn_periodic(&state);
     let app = router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {

@@ -59,6 +59,37 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// SCIM provisioning of directory users to `[[scim.targets]]`.
+    Scim {
+        #[command(subcommand)]
+        command: ScimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScimCommand {
+    /// Push directory users to the SCIM targets: create, update and deprovision. The first run (or --full) compares
+    /// everything with the target's user list; later runs read only directory entries changed since the last one.
+    ///
+    /// Examples:
+    ///   fedgate scim sync --dry-run          # print what would change, change nothing
+    ///   fedgate scim sync --target ram       # one target
+    ///   fedgate scim sync --full             # compare everything again
+    #[command(verbatim_doc_comment)]
+    Sync {
+        /// Only this target (default: every target).
+        #[arg(long)]
+        target: Option<String>,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Compare every user with the target's list, even when an incremental run is possible.
+        #[arg(long)]
+        full: bool,
+        /// Configuration file (default: $FEDGATE_CONFIG, else ./config.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,7 +129,70 @@ fn main() -> ExitCode {
         Command::Ldap { command: LdapCommand::Probe { username, password_stdin, config } } => {
             ldap_probe(config, &username, password_stdin)
         }
+        Command::Scim { command: ScimCommand::Sync { target, dry_run, full, config } } => {
+            scim_sync(config, target.as_deref(), gateway::scim::SyncOptions { full, dry_run })
+        }
     }
+}
+
+fn scim_sync(path: Option<PathBuf>, only: Option<&str>, options: gateway::scim::SyncOptions) -> ExitCode {
+    let (_, cfg) = match load_or_report(path) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let (Some(scim), Some(ldap)) = (cfg.scim.clone(), cfg.ldap.clone()) else {
+        eprintln!("fedgate: scim sync needs [ldap] and at least one [[scim.targets]] in the configuration");
+        return ExitCode::FAILURE;
+    };
+    let targets: Vec<_> = scim.targets.iter().filter(|t| only.is_none_or(|n| t.name == n)).cloned().collect();
+    if targets.is_empty() {
+        let names: Vec<&str> = scim.targets.iter().map(|t| t.name.as_str()).collect();
+        eprintln!(
+            "fedgate: no scim target named {:?}; configured targets: {}",
+            only.unwrap_or_default(),
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        );
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = gateway::telemetry::init(&cfg.log) {
+        eprintln!("fedgate: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    gateway::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fedgate: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let roles = ldap_mapper::RoleMap::new(cfg.roles.clone());
+    runtime.block_on(async move {
+        let dir = match ldap_mapper::LdapDirectory::new(ldap, roles) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("fedgate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut code = ExitCode::SUCCESS;
+        for target in &targets {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            match gateway::scim::run(&dir, &scim, target, options, now).await {
+                Ok(report) => {
+                    print!("{report}");
+                    if !report.is_clean() {
+                        code = ExitCode::FAILURE;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("fedgate: scim target {}: {e:#}", target.name);
+                    code = ExitCode::FAILURE;
+                }
+            }
+        }
+        code
+    })
 }
 
 fn load_or_report(path: Option<PathBuf>) -> Result<(PathBuf, config::Config), ExitCode> {

@@ -27,6 +27,19 @@ struct RouteStats {
 pub struct Metrics {
     routes: Mutex<std::collections::HashMap<String, RouteStats>>,
     events: Mutex<BTreeMap<(&'static str, String), u64>>,
+    scim: Mutex<BTreeMap<String, ScimStats>>,
+}
+
+/// Provisioning counters of one SCIM target.
+#[derive(Default)]
+struct ScimStats {
+    last_success: Option<i64>,
+    runs_ok: u64,
+    runs_failed: u64,
+    created: u64,
+    updated: u64,
+    deprovisioned: u64,
+    failed: u64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -64,6 +77,30 @@ impl Metrics {
     pub fn event(&self, event: &'static str, outcome: &str) {
         if let Ok(mut m) = self.events.lock() {
             *m.entry((event, outcome.to_string())).or_default() += 1;
+        }
+    }
+
+    /// Records a finished SCIM sync that started at Unix time `started`.
+    pub fn scim_run(&self, report: &crate::scim::Report, started: i64) {
+        if let Ok(mut m) = self.scim.lock() {
+            let s = m.entry(report.target.clone()).or_default();
+            if report.aborted.is_none() {
+                s.last_success = Some(started);
+                s.runs_ok += 1;
+            } else {
+                s.runs_failed += 1;
+            }
+            s.created += report.created as u64;
+            s.updated += report.updated as u64;
+            s.deprovisioned += report.deprovisioned as u64;
+            s.failed += report.failed.len() as u64;
+        }
+    }
+
+    /// Records a SCIM sync that stopped before changing anything.
+    pub fn scim_failed(&self, target: &str) {
+        if let Ok(mut m) = self.scim.lock() {
+            m.entry(target.to_string()).or_default().runs_failed += 1;
         }
     }
 
@@ -112,6 +149,37 @@ impl Metrics {
         if let Ok(m) = self.events.lock() {
             for ((event, outcome), n) in m.iter() {
                 let _ = writeln!(out, "fedgate_events_total{{event=\"{event}\",outcome=\"{}\"}} {n}", label(outcome));
+            }
+        }
+        if let Ok(m) = self.scim.lock()
+            && !m.is_empty()
+        {
+            out.push_str(
+                "# HELP fedgate_scim_last_success_timestamp_seconds Start of the last SCIM sync that completed.\n",
+            );
+            out.push_str("# TYPE fedgate_scim_last_success_timestamp_seconds gauge\n");
+            for (t, s) in m.iter() {
+                if let Some(ts) = s.last_success {
+                    let _ =
+                        writeln!(out, "fedgate_scim_last_success_timestamp_seconds{{target=\"{}\"}} {ts}", label(t));
+                }
+            }
+            out.push_str(
+                "# HELP fedgate_scim_runs_total SCIM sync runs by outcome.\n# TYPE fedgate_scim_runs_total counter\n",
+            );
+            out.push_str("# HELP fedgate_scim_users_total Users provisioned by action.\n# TYPE fedgate_scim_users_total counter\n");
+            for (t, s) in m.iter() {
+                let t = label(t);
+                let _ = writeln!(out, "fedgate_scim_runs_total{{target=\"{t}\",outcome=\"ok\"}} {}", s.runs_ok);
+                let _ = writeln!(out, "fedgate_scim_runs_total{{target=\"{t}\",outcome=\"failed\"}} {}", s.runs_failed);
+                for (action, n) in [
+                    ("created", s.created),
+                    ("updated", s.updated),
+                    ("deprovisioned", s.deprovisioned),
+                    ("failed", s.failed),
+                ] {
+                    let _ = writeln!(out, "fedgate_scim_users_total{{target=\"{t}\",action=\"{action}\"}} {n}");
+                }
             }
         }
         out.push_str("# HELP fedgate_sessions Live sessions in the session store.\n# TYPE fedgate_sessions gauge\n");

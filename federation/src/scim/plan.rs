@@ -58,8 +58,8 @@ pub enum Action {
         key: Option<String>,
         /// `userName`, for the report.
         user_name: String,
-        /// What to do.
-        mode: Deprovision,
+        /// Delete (else deactivate).
+        delete: bool,
         /// The user's current resource, when a full sync read it (for a PUT-based deactivation).
         current: Option<Box<TargetUser>>,
     },
@@ -70,7 +70,7 @@ impl fmt::Display for Action {
         match self {
             Action::Create(u) => write!(f, "create     {} (externalId {})", u.user_name, u.external_id),
             Action::Update { user, changes, .. } => write!(f, "update     {} ({})", user.user_name, changes.join(", ")),
-            Action::Deprovision { user_name, mode: Deprovision::Delete, .. } => write!(f, "delete     {user_name}"),
+            Action::Deprovision { user_name, delete: true, .. } => write!(f, "delete     {user_name}"),
             Action::Deprovision { user_name, .. } => write!(f, "deactivate {user_name}"),
         }
     }
@@ -139,7 +139,14 @@ impl Plan {
 ///
 /// Users are matched by the id we recorded, then `externalId`, then `userName` (case-insensitively); a matched user
 /// that nobody recorded is adopted. Duplicate desired users (two entries with one `userName`) keep the first.
-pub fn full(desired: Vec<DesiredUser>, target: &[TargetUser], state: &SyncState, mode: Deprovision) -> Plan {
+/// `hold` lists directory ids still in scope that could not be built this time (never deprovisioned for that).
+pub fn full(
+    desired: Vec<DesiredUser>,
+    target: &[TargetUser],
+    state: &SyncState,
+    mode: Deprovision,
+    hold: &HashSet<String>,
+) -> Plan {
     let by_id: HashMap<&str, &TargetUser> = target.iter().map(|t| (t.id.as_str(), t)).collect();
     let by_external: HashMap<&str, &TargetUser> =
         target.iter().filter_map(|t| t.external_id.as_deref().map(|e| (e, t))).collect();
@@ -186,7 +193,7 @@ pub fn full(desired: Vec<DesiredUser>, target: &[TargetUser], state: &SyncState,
         }
         let key = key_of.get(t.id.as_str()).map(|k| k.to_string());
         let already = mode == Deprovision::Deactivate && t.active == Some(false);
-        if mode == Deprovision::None || already {
+        if mode == Deprovision::None || already || key.as_ref().is_some_and(|k| hold.contains(k)) {
             plan.unchanged += 1;
             if let Some(k) = &key
                 && let Some(known) = state.users.get(k)
@@ -199,7 +206,7 @@ pub fn full(desired: Vec<DesiredUser>, target: &[TargetUser], state: &SyncState,
             id: t.id.clone(),
             key,
             user_name: t.user_name.clone(),
-            mode,
+            delete: mode == Deprovision::Delete,
             current: Some(Box::new(t.clone())),
         });
     }
@@ -252,7 +259,7 @@ pub fn incremental(
             id: k.id.clone(),
             key: Some(key.clone()),
             user_name: k.user.user_name.clone(),
-            mode,
+            delete: mode == Deprovision::Delete,
             current: None,
         });
     }
@@ -309,8 +316,13 @@ mod tests {
         ];
         let state = state_of(&[("t1", &alice), ("t2", &bob), ("t3", &carol)]);
         let dave = desired("k4", "dave");
-        let plan =
-            full(vec![alice.clone(), bob_changed.clone(), dave.clone()], &target, &state, Deprovision::Deactivate);
+        let plan = full(
+            vec![alice.clone(), bob_changed.clone(), dave.clone()],
+            &target,
+            &state,
+            Deprovision::Deactivate,
+            &HashSet::new(),
+        );
         assert_eq!(plan.unchanged, 1);
         assert_eq!(plan.unmanaged, 1, "the hand-made account is left alone");
         assert_eq!(plan.managed, 3);
@@ -328,7 +340,7 @@ mod tests {
         let mut hand_made = on_target("t7", &alice);
         hand_made.external_id = None;
         hand_made.user_name = "Alice".into();
-        let plan = full(vec![alice], &[hand_made], &SyncState::default(), Deprovision::Delete);
+        let plan = full(vec![alice], &[hand_made], &SyncState::default(), Deprovision::Delete, &HashSet::new());
         assert!(
             matches!(&plan.actions[..], [Action::Update { id, changes, .. }] if id == "t7" && changes == &["userName", "externalId"])
         );
@@ -340,13 +352,15 @@ mod tests {
         let target: Vec<TargetUser> = users.iter().enumerate().map(|(i, u)| on_target(&format!("t{i}"), u)).collect();
         let pairs: Vec<(String, &DesiredUser)> = users.iter().enumerate().map(|(i, u)| (format!("t{i}"), u)).collect();
         let state = state_of(&pairs.iter().map(|(i, u)| (i.as_str(), *u)).collect::<Vec<_>>());
-        let plan = full(Vec::new(), &target, &state, Deprovision::Delete);
+        let plan = full(Vec::new(), &target, &state, Deprovision::Delete, &HashSet::new());
         assert_eq!(plan.counts(), (0, 0, 10));
         let err = plan.check_ratio(0.2).unwrap_err();
         assert!(err.to_string().contains("deprovision 10 of the 10"), "{err}");
-        let two_gone = full(users[2..].to_vec(), &target, &state, Deprovision::Delete);
+        let two_gone = full(users[2..].to_vec(), &target, &state, Deprovision::Delete, &HashSet::new());
         assert!(two_gone.check_ratio(0.2).is_ok());
-        assert!(full(users[3..].to_vec(), &target, &state, Deprovision::Delete).check_ratio(0.2).is_err());
+        assert!(
+            full(users[3..].to_vec(), &target, &state, Deprovision::Delete, &HashSet::new()).check_ratio(0.2).is_err()
+        );
     }
 
     #[test]

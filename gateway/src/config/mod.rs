@@ -49,6 +49,8 @@ pub struct Config {
     pub saml: Option<federation::saml::SamlConfig>,
     /// `[proxy]`: the authenticating reverse proxy and forward-auth.
     pub proxy: crate::proxy::ProxyConfig,
+    /// `[scim]`: provisioning directory users to SCIM servers (`fedgate scim sync`).
+    pub scim: Option<federation::scim::ScimConfig>,
 }
 
 impl Config {
@@ -68,6 +70,10 @@ impl Config {
             }),
             oidc: Some(federation::oidc::OidcConfig {
                 clients: vec![federation::oidc::ClientConfig::default()],
+                ..Default::default()
+            }),
+            scim: Some(federation::scim::ScimConfig {
+                targets: vec![federation::scim::TargetConfig::default()],
                 ..Default::default()
             }),
             ..Self::default()

@@ -252,7 +252,34 @@ impl super::Config {
         if let Some(oidc) = &self.oidc {
             out.extend(oidc.validate().into_iter().map(|i| ConfigProblem::from_federation("oidc", i)));
         }
+        if let Some(scim) = &self.scim {
+            self.validate_scim(scim, &mut out);
+        }
         out
+    }
+
+    fn validate_scim(&self, scim: &federation::scim::ScimConfig, out: &mut Vec<ConfigProblem>) {
+        out.extend(scim.validate().into_iter().map(|i| ConfigProblem::from_federation("scim", i)));
+        if !scim.targets.is_empty() && self.ldap.is_none() {
+            out.push(ConfigProblem::new(
+                "scim.targets",
+                None,
+                "SCIM provisioning reads users from LDAP, but [ldap] is not configured",
+                "add an [ldap] section, or remove [scim]",
+            ));
+        }
+        for (i, t) in scim.targets.iter().enumerate() {
+            if let Some(f) = &t.users_filter
+                && let Err(e) = ldap_mapper::filter::check(f)
+            {
+                out.push(ConfigProblem::new(
+                    format!("scim.targets[{i}].users_filter"),
+                    Some(f.clone()),
+                    format!("not a valid LDAP filter: {e}"),
+                    "write an RFC 4515 filter in parentheses, e.g. \"(employeeType=staff)\"",
+                ));
+            }
+        }
     }
 
     fn validate_directory(&self, out: &mut Vec<ConfigProblem>) {
