@@ -7,3 +7,4 @@ mod login;
 mod oidc;
 mod proxy;
 mod saml;
+mod scim;

@@ -3,6 +3,7 @@
 pub mod gateway;
 pub mod nginx;
 pub mod node;
+pub mod scim;
 pub mod slapd;
 pub mod tls;
 pub mod upstream;

@@ -141,6 +141,7 @@ database mdb
 suffix "{suffix}"
 rootdn "cn=admin,{suffix}"
 rootpw {rootpw}
+limits dn.exact="cn=fedgate,ou=services,{suffix}" size=unlimited
 directory {db}
 maxsize 104857600
 dbnosync
@@ -221,6 +222,24 @@ access to *
     /// slapd's process id (for benchmarks that read its CPU time).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Applies an LDIF change (`ldapmodify` as the directory's admin), e.g. to change or delete a user mid-test.
+    pub fn modify(&self, ldif: &str) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut child = Command::new("ldapmodify")
+            .args(["-x", "-H", &self.url(), "-D", &format!("cn=admin,{}", self.base_dn()), "-w", "admin-password"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running ldapmodify (apt-get install ldap-utils)")?;
+        child.stdin.take().context("no stdin")?.write_all(ldif.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("ldapmodify failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
     }
 
     /// `ldap://127.0.0.1:PORT`.

@@ -11,8 +11,8 @@ pub use sync::{Report, SyncOptions, run};
 
 use crate::state::AppState;
 
-/// Starts one background task per target with an `interval`, when the directory is LDAP. Each run's outcome goes to
-/// the log and to `/metrics`.
+/// Starts one background task per target with an `interval`, when the directory is LDAP: a first run at start-up,
+/// then one every `interval`. Each run's outcome goes to the log and to `/metrics`.
 pub fn spawn_periodic(state: &AppState) {
     let Some(scim) = &state.config.scim else { return };
     for target in scim.targets.iter().filter(|t| t.interval.is_some()) {
@@ -23,7 +23,6 @@ pub fn spawn_periodic(state: &AppState) {
                 let Some(scim) = &state.config.scim else { return };
                 let Some(target) = scim.target(&name) else { return };
                 let Some(every) = target.interval else { return };
-                tokio::time::sleep(every.max(Duration::from_secs(10))).await;
                 let crate::directory::Directory::Ldap(dir) = &state.directory else {
                     tracing::warn!(target = %name, "scim sync needs an [ldap] directory; periodic sync stopped");
                     return;
@@ -39,6 +38,7 @@ pub fn spawn_periodic(state: &AppState) {
                         tracing::error!(target = %name, "scim sync failed: {e:#}");
                     }
                 }
+                tokio::time::sleep(every.max(Duration::from_secs(10))).await;
             }
         });
     }

@@ -1,0 +1,245 @@
+//! SCIM provisioning end to end: the real `fedgate scim sync` binary reads the real slapd and writes to a real SCIM
+//! 2.0 server (scim2-server from PyPI), which is then asked what it holds.
+
+use std::path::Path;
+use std::process::Command;
+
+use e2e::gateway::{Gateway, fedgate_bin, http};
+use e2e::scim::{ScimServer, ScimServerOptions};
+use e2e::slapd::Slapd;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "scim-test-token";
+
+/// A configuration with `[ldap]` for `slapd` and one target called `test` (`target` adds keys to it).
+fn config(slapd: &Slapd, state_dir: &Path, target: &str) -> String {
+    format!(
+        "[log]\nlevel = \"warn\"\n[roles]\nadmin = [\"ai-admins\"]\n{}\n[scim]\nstate_dir = {:?}\n[[scim.targets]]\nname = \"test\"\n{target}\n",
+        slapd.ldap_toml(""),
+        state_dir.display().to_string(),
+    )
+}
+
+fn bearer_target(server: &ScimServer, extra: &str) -> String {
+    format!("base_url = \"{}\"\nbearer_token = \"{TOKEN}\"\n{extra}", server.base_url())
+}
+
+/// Runs `fedgate scim sync ARGS` with `toml`; returns (success, stdout + stderr).
+fn sync(toml: &str, args: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fedgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out =
+        Command::new(fedgate_bin().unwrap()).args(["scim", "sync", "--config"]).arg(&path).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+fn names(users: &[Value]) -> Vec<String> {
+    let mut n: Vec<String> = users.iter().map(|u| u["userName"].as_str().unwrap().to_string()).collect();
+    n.sort();
+    n
+}
+
+const EVERYONE: [&str; 5] = ["alice", "bob", "carol", "dave", "nomail"];
+
+fn writes(stats: &Value) -> u64 {
+    ["POST", "PUT", "PATCH", "DELETE"].iter().map(|m| stats["requests"][m].as_u64().unwrap_or(0)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_full_sync_incremental_change_and_deactivation() {
+    let slapd = Slapd::start().unwrap();
+    let server = ScimServer::start(ScimServerOptions { tokens: vec![TOKEN.into()], ..Default::default() }).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let toml = config(&slapd, state.path(), &bearer_target(&server, ""));
+
+    // Dry run: the plan is printed, nothing is written, no state is saved.
+    let (ok, out) = sync(&toml, &["--dry-run"]);
+    assert!(ok, "{out}");
+    for u in EVERYONE {
+        assert!(out.contains(&format!("create     {u} ")), "{out}");
+    }
+    assert!(out.contains("would: 5 created"), "{out}");
+    assert!(server.users().await.unwrap().is_empty());
+    assert_eq!(writes(&server.stats().await.unwrap()), 0);
+    assert!(!state.path().join("test.json").exists());
+
+    // First real run: a full sync creates everyone, with the mapped attributes.
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("full sync") && out.contains("did: 5 created"), "{out}");
+    let users = server.users().await.unwrap();
+    assert_eq!(names(&users), EVERYONE);
+    let alice = server.user("alice").await.unwrap().unwrap();
+    assert_eq!(alice["displayName"], "Alice Liddell");
+    assert_eq!(alice["emails"][0]["value"], "alice@example.org");
+    assert_eq!(alice["active"], true);
+    let external_id = alice["externalId"].as_str().unwrap();
+    assert_eq!(external_id.len(), 36, "externalId is the entryUUID: {external_id}");
+    assert!(server.user("nomail").await.unwrap().unwrap().get("emails").is_none());
+
+    // A changed attribute: the next run is incremental and writes only that user.
+    slapd
+        .modify(
+            "dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\nreplace: mail\nmail: robert@example.org\n",
+        )
+        .unwrap();
+    let before = writes(&server.stats().await.unwrap());
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("incremental sync") && out.contains("did: 0 created, 1 updated, 0 deprovisioned"), "{out}");
+    assert_eq!(writes(&server.stats().await.unwrap()) - before, 1, "only bob is written");
+    assert_eq!(server.user("bob").await.unwrap().unwrap()["emails"][0]["value"], "robert@example.org");
+
+    // A user removed from LDAP is deactivated (deprovision = "deactivate" by default), not deleted.
+    slapd.modify("dn: uid=dave,ou=people,dc=example,dc=org\nchangetype: delete\n").unwrap();
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("1 deprovisioned"), "{out}");
+    let dave = server.user("dave").await.unwrap().expect("dave is still there");
+    assert_eq!(dave["active"], false);
+    assert_eq!(server.user("alice").await.unwrap().unwrap()["active"], true);
+
+    // A hand-made account on the target is never touched; a full run reports it as not managed and changes nothing.
+    let r = http()
+        .post(format!("{}/Users", server.base_url()))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/scim+json")
+        .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "root-admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let before = writes(&server.stats().await.unwrap());
+    let (ok, out) = sync(&toml, &["--full"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("did: 0 created, 0 updated, 0 deprovisioned; 5 unchanged, 1 not managed"), "{out}");
+    assert_eq!(writes(&server.stats().await.unwrap()), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_mode_the_deprovision_ratio_and_a_directory_outage() {
+    let mut slapd = Slapd::start().unwrap();
+    let server = ScimServer::start(ScimServerOptions { tokens: vec![TOKEN.into()], ..Default::default() }).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let toml = config(&slapd, state.path(), &bearer_target(&server, "deprovision = \"delete\""));
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    assert_eq!(names(&server.users().await.unwrap()), EVERYONE);
+
+    // Two of five gone (40 %) is more than the default max_deprovision_ratio (0.2): the run stops, nothing changes.
+    for u in ["dave", "nomail"] {
+        slapd.modify(&format!("dn: uid={u},ou=people,dc=example,dc=org\nchangetype: delete\n")).unwrap();
+    }
+    let before = writes(&server.stats().await.unwrap());
+    let (ok, out) = sync(&toml, &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("deprovision 2 of the 5") && out.contains("max_deprovision_ratio = 0.2"), "{out}");
+    assert_eq!(writes(&server.stats().await.unwrap()), before);
+    assert_eq!(server.users().await.unwrap().len(), 5);
+
+    // The directory down: the run fails before any write, and says nothing was changed.
+    slapd.stop();
+    let (ok, out) = sync(&toml, &["--full"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("reading the directory failed") && out.contains("nothing was changed"), "{out}");
+    assert_eq!(server.users().await.unwrap().len(), 5);
+    slapd.restart().unwrap();
+
+    // With the limit raised, the two are deleted.
+    let toml =
+        config(&slapd, state.path(), &bearer_target(&server, "deprovision = \"delete\"\nmax_deprovision_ratio = 0.5"));
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("2 deprovisioned"), "{out}");
+    assert_eq!(names(&server.users().await.unwrap()), ["alice", "bob", "carol"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_client_credentials_throttling_and_a_target_failing_mid_run() {
+    let slapd = Slapd::start().unwrap();
+    let server = ScimServer::start(ScimServerOptions {
+        client: Some(("fedgate-app".into(), "app-secret".into())),
+        ..Default::default()
+    })
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let secret = state.path().join("client_secret");
+    std::fs::write(&secret, "app-secret\n").unwrap();
+    let target = format!(
+        "base_url = \"{}\"\ntoken_url = \"{}\"\nclient_id = \"fedgate-app\"\nclient_secret_file = {:?}\nscope = \"/acs/scim\"\nupdate_method = \"put\"",
+        server.base_url(),
+        server.token_url(),
+        secret.display().to_string()
+    );
+    let toml = config(&slapd, state.path(), &target);
+
+    // The target fails every write after the first two: two users land, three fail with the server's detail.
+    server.control(json!({"fail_writes_after": 2, "throttle": 2, "retry_after": "1"})).await.unwrap();
+    let (ok, out) = sync(&toml, &[]);
+    assert!(!ok, "a run with failures exits non-zero: {out}");
+    assert!(out.contains("did: 2 created") && out.contains("3 failed"), "{out}");
+    assert!(out.contains("HTTP 500") && out.contains("injected failure: the store is down"), "{out}");
+    let stats = server.stats().await.unwrap();
+    assert_eq!(stats["throttled"], 2, "429s were answered by waiting Retry-After and retrying");
+    assert_eq!(stats["tokens_issued"], 1, "one token, cached for the whole run");
+    assert_eq!(server.users().await.unwrap().len(), 2);
+
+    // The target recovers: the next (incremental) run retries exactly the three that failed.
+    server.control(json!({"reset": true})).await.unwrap();
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("incremental sync") && out.contains("did: 3 created"), "{out}");
+    assert_eq!(names(&server.users().await.unwrap()), EVERYONE, "no duplicates, nobody missing");
+
+    // A wrong client secret is a clear error naming the token endpoint, and nothing is written.
+    std::fs::write(&secret, "wrong").unwrap();
+    let (ok, out) = sync(&toml, &["--full"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("token endpoint") && out.contains("invalid_client"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_periodic_sync_and_reports_it_in_metrics() {
+    let slapd = Slapd::start().unwrap();
+    let server = ScimServer::start(ScimServerOptions { tokens: vec![TOKEN.into()], ..Default::default() }).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let toml = config(&slapd, state.path(), &bearer_target(&server, "interval = \"1h\""));
+    let gw = Gateway::start(&toml).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = loop {
+        let m = http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if m.contains("fedgate_scim_last_success_timestamp_seconds") || std::time::Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(metrics.contains("fedgate_scim_users_total{target=\"test\",action=\"created\"} 5"), "{metrics}");
+    assert!(metrics.contains("fedgate_scim_runs_total{target=\"test\",outcome=\"ok\"} 1"), "{metrics}");
+    assert_eq!(names(&server.users().await.unwrap()), EVERYONE);
+    gw.stop().await.unwrap();
+}
+
+#[test]
+fn scim_config_errors_name_the_key_the_value_and_the_fix() {
+    let err = gateway::config::load_str(
+        "[scim]\n[[scim.targets]]\nname = \"bad name\"\nbase_url = \"scim.example.com\"\nbearer_token = \"t\"\n\
+         token_url = \"https://x/token\"\nmax_deprovision_ratio = 2.0\nuser_name = \"{user}@{auxiliary_domain}\"\n\
+         users_filter = \"employeeType=staff\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "scim.targets[0].name",
+        "scim.targets[0].base_url = \"scim.example.com\": not an absolute http(s) URL",
+        "both a bearer token and OAuth client credentials",
+        "scim.targets[0].max_deprovision_ratio = \"2\"",
+        "uses {auxiliary_domain} but auxiliary_domain is not set",
+        "scim.targets[0].users_filter",
+        "[ldap] is not configured",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("\"t\""), "the bearer token is not printed: {err}");
+}
