@@ -465,8 +465,83 @@ def bench_proxy():
         shutil.rmtree(d, ignore_errors=True)
 
 
+SCIM_CEILING = r"""
+import http.client, json, sys, threading, time
+port, n, threads, token = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+done = [0]
+lock = threading.Lock()
+def worker(w):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for i in range(w, n, threads):
+        body = json.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"raw{i}",
+                           "externalId": f"raw-{i}", "displayName": f"Raw {i}", "active": True,
+                           "emails": [{"value": f"raw{i}@example.org", "type": "work", "primary": True}]})
+        c.request("POST", "/v2/Users", body, {"Content-Type": "application/scim+json", "Authorization": "Bearer " + token})
+        r = c.getresponse(); r.read()
+        assert r.status == 201, r.status
+t0 = time.monotonic()
+ts = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(json.dumps({"rate": n / (time.monotonic() - t0)}))
+"""
+
+
+def bench_scim():
+    print("scim: provisioning 10 000 LDAP users into a real SCIM server (scim2-server), full and incremental", flush=True)
+    users, changes, token = 10000, 100, "bench-token"
+    slapd = subprocess.Popen([LDAP_BENCH, "serve", str(users)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    STARTED.append(slapd)
+    work = tempfile.mkdtemp(prefix="fedgate-bench-scim.")
+    servers = []
+    def scim_server():
+        p = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "scim_server.py"), "--port", "0", "--token", token],
+                             stdout=subprocess.PIPE, text=True)
+        STARTED.append(p); servers.append(p)
+        return p, int(p.stdout.readline().split()[1])
+    try:
+        info = json.loads(slapd.stdout.readline())
+        # The ceiling: the same server taking the same number of POSTs from a minimal keep-alive client (4 threads).
+        raw, raw_port = scim_server()
+        out = subprocess.run([sys.executable, "-c", SCIM_CEILING, str(raw_port), str(users), "4", token],
+                             capture_output=True, text=True, timeout=600)
+        ceiling = json.loads(out.stdout)["rate"]
+        stop(raw)
+        target, port = scim_server()
+        cfg = os.path.join(work, "config.toml")
+        with open(cfg, "w") as f:
+            f.write('[log]\nlevel = "warn"\n' + info["toml"] + f'\n[scim]\nstate_dir = "{work}/state"\n'
+                    f'[[scim.targets]]\nname = "bench"\nbase_url = "http://127.0.0.1:{port}/v2"\nbearer_token = "{token}"\n'
+                    'max_deprovision_ratio = 0.5\n')
+        def sync(*args):
+            t0 = time.monotonic()
+            r = subprocess.run([FEDGATE, "scim", "sync", "--config", cfg, *args], capture_output=True, text=True, timeout=900)
+            if r.returncode != 0:
+                raise RuntimeError(f"fedgate scim sync failed: {r.stdout}{r.stderr}")
+            return time.monotonic() - t0, r.stdout.strip().splitlines()[-1]
+        full_s, full_line = sync()
+        row(f"full sync, {users} new users (LDAP read + POST each)", f"{full_s:.1f} s = {users / full_s:.0f} users/s",
+            f"same server, bare POST loop: {ceiling:.0f} users/s", f"{users / full_s / ceiling:.0%} of ceiling",
+            f"4 requests in flight; {full_line.strip()}")
+        again_s, again_line = sync("--full")
+        row(f"full re-sync, {users} users, nothing changed (LDAP read + list target)", f"{again_s:.2f} s", "", "",
+            again_line.strip())
+        ldif = "".join(f"dn: uid=user{i},ou=people,{info['base']}\nchangetype: modify\nreplace: mail\nmail: changed{i}@example.org\n\n"
+                       for i in range(1, changes + 1))
+        subprocess.run(["ldapmodify", "-x", "-H", info["url"], "-D", f"cn=admin,{info['base']}", "-w", "admin-password"],
+                       input=ldif, capture_output=True, text=True, check=True, timeout=60)
+        inc_s, inc_line = sync()
+        row(f"incremental sync, {changes} changed of {users}", f"{inc_s:.2f} s", f"full re-sync: {again_s:.2f} s",
+            f"{again_s / inc_s:.1f}× faster", inc_line.strip())
+    finally:
+        for p in servers:
+            stop(p)
+        slapd.stdin.close()
+        slapd.wait(20)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv):
-    wanted = set(argv) or {"startup", "sessions", "ldap", "oidc", "saml", "proxy"}
+    wanted = set(argv) or {"startup", "sessions", "ldap", "oidc", "saml", "proxy", "scim"}
     print(f"fedgate benchmarks — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — load generator: wrk", flush=True)
     try:
         if "startup" in wanted:
@@ -483,6 +558,8 @@ def main(argv):
             bench_saml()
         if "proxy" in wanted:
             bench_proxy()
+        if "scim" in wanted:
+            bench_scim()
     finally:
         for p in STARTED:
             stop(p)

@@ -2,6 +2,9 @@
 """An independent SAML 2.0 service provider (pysaml2) for fedgate's tests.
 
   saml_sp.py request IDP_METADATA SP_ENTITY ACS            -> JSON {"id", "url"}: an SP-initiated HTTP-Redirect
+  saml_sp.py post-request IDP_METADATA SP_ENTITY ACS KEY CERT
+                                                           -> JSON {"id", "xml"}: an AuthnRequest for the HTTP-POST
+                                                              binding, signed by pysaml2 (enveloped, RSA-SHA256)
   saml_sp.py consume IDP_METADATA SP_ENTITY ACS [REQ_ID]   -> reads SAMLResponse (base64) on stdin, validates it
                                                               (signature via xmlsec1, audience, recipient, time,
                                                               InResponseTo when REQ_ID is given) and prints JSON
@@ -12,9 +15,11 @@ from saml2.client import Saml2Client
 from saml2.config import SPConfig
 
 
-def client(metadata, entity, acs):
+def client(metadata, entity, acs, key=None, cert=None):
     conf = SPConfig()
+    extra = {"key_file": key, "cert_file": cert} if key else {}
     conf.load({
+        **extra,
         "entityid": entity,
         "metadata": {"local": [metadata]},
         "service": {"sp": {
@@ -22,7 +27,7 @@ def client(metadata, entity, acs):
             "allow_unsolicited": True,
             "want_assertions_signed": True,
             "want_response_signed": False,
-            "authn_requests_signed": False,
+            "authn_requests_signed": bool(key),
         }},
         "xmlsec_binary": "/usr/bin/xmlsec1",
         "allow_unknown_attributes": True,
@@ -32,12 +37,19 @@ def client(metadata, entity, acs):
 
 def main():
     mode, metadata, entity, acs = sys.argv[1:5]
-    c = client(metadata, entity, acs)
+    key, cert = (sys.argv[5], sys.argv[6]) if mode == "post-request" else (None, None)
+    c = client(metadata, entity, acs, key, cert)
     idp = next(iter(c.metadata.identity_providers()))
     if mode == "request":
         req_id, info = c.prepare_for_authenticate(entityid=idp, relay_state="sp-relay-state", binding=BINDING_HTTP_REDIRECT)
         url = dict(info["headers"])["Location"]
         print(json.dumps({"id": req_id, "url": url}))
+    elif mode == "post-request":
+        from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+        dest = c.metadata.single_sign_on_service(idp, BINDING_HTTP_POST)[0]["location"]
+        req_id, xml = c.create_authn_request(dest, binding=BINDING_HTTP_POST, sign=True,
+                                             sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+        print(json.dumps({"id": req_id, "xml": str(xml)}))
     elif mode == "consume":
         outstanding = {sys.argv[5]: acs} if len(sys.argv) > 5 else None
         resp = c.parse_authn_request_response(sys.stdin.read().strip(), BINDING_HTTP_POST, outstanding=outstanding)

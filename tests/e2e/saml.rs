@@ -505,3 +505,104 @@ async fn an_sp_can_be_configured_from_its_metadata() {
     assert_eq!(get(&xml, "saml:Audience", ""), format!("https://signin.aliyun.com/{ACCOUNT}/saml/SSO"));
     assert_eq!(get(&xml, "saml:NameID", ""), "bob@example.org");
 }
+
+/// An SP that signs its HTTP-POST AuthnRequests (pysaml2, enveloped RSA-SHA256): the genuine request is answered;
+/// a tampered one, an unsigned one and a signature-wrapping attack (the SP's signature moved next to a forged root
+/// it does not cover) get a clear 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_binding_signatures_are_checked_on_what_was_signed() {
+    const POST_SP: &str = "http://127.0.0.1:9/posted";
+    const POST_ACS: &str = "http://127.0.0.1:9/posted/acs";
+    let dir = tempfile::tempdir().unwrap();
+    let rc_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().self_signed(&rc_key).unwrap();
+    let (cert_path, key_path) = (dir.path().join("sp.crt"), dir.path().join("sp.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, rc_key.serialize_pem()).unwrap();
+
+    let slapd = Slapd::start().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}{}\n[[saml.service_providers]]\nname = \"posted\"\nentity_id = \"{POST_SP}\"\nacs_urls = [\"{POST_ACS}\"]\ncertificate_file = \"{}\"\nwant_authn_requests_signed = true\n",
+        slapd.ldap_toml(""),
+        saml_toml(keys.path()),
+        cert_path.display()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let md = dir.path().join("idp.xml");
+    let metadata = e2e::gateway::http().get(gw.url("/saml/metadata")).send().await.unwrap().text().await.unwrap();
+    std::fs::write(&md, metadata).unwrap();
+    let args: Vec<String> = ["post-request", md.to_str().unwrap(), POST_SP, POST_ACS]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([key_path.display().to_string(), cert_path.display().to_string()])
+        .collect();
+    let req = tokio::task::spawn_blocking(move || pysaml2(&args.iter().map(String::as_str).collect::<Vec<_>>(), None))
+        .await
+        .unwrap();
+    let (id, xml) = (req["id"].as_str().unwrap().to_string(), req["xml"].as_str().unwrap().to_string());
+    assert!(xml.contains("Signature") && xml.contains(&format!("URI=\"#{id}\"")), "pysaml2 signed it: {xml}");
+    let b64 = |x: &str| base64::engine::general_purpose::STANDARD.encode(x);
+
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let send = |x: String| {
+        let c = c.clone();
+        let url = gw.url("/saml/sso");
+        async move { c.post(url).form(&[("SAMLRequest", b64(&x)), ("RelayState", "rs-9".into())]).send().await.unwrap() }
+    };
+
+    let good = send(xml.clone()).await;
+    assert_eq!(good.status(), StatusCode::OK, "{}", good.text().await.unwrap());
+    let (action, response, relay) = posted(&good.text().await.unwrap());
+    assert_eq!(action, POST_ACS);
+    assert_eq!(relay.as_deref(), Some("rs-9"));
+    assert!(response.contains(&format!("InResponseTo=\"{id}\"")), "{response}");
+
+    // One character of the signed request changed.
+    let at = xml.find("IssueInstant=\"").unwrap() + "IssueInstant=\"".len();
+    let mut tampered = xml.clone();
+    let digit = if &xml[at..at + 1] == "2" { "1" } else { "2" };
+    tampered.replace_range(at..at + 1, digit);
+    let r = send(tampered).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("does not verify"));
+
+    // Signature wrapping: a forged root (new ID) carries the SP's Signature, which still references — and still
+    // verifies over — the original request placed beside it.
+    // Whatever prefix pysaml2 gave it: the Signature element is the parent of the first SignedInfo.
+    let signed_info = xml[..xml.find("SignedInfo").unwrap()].rfind('<').unwrap();
+    let sig_start = xml[..signed_info].rfind('<').unwrap();
+    let tag = xml[sig_start + 1..].split([' ', '>']).next().unwrap().to_string();
+    let sig_end = xml.find(&format!("</{tag}>")).unwrap() + tag.len() + 3;
+    let signature = &xml[sig_start..sig_end];
+    let original = xml[..sig_start].to_string() + &xml[sig_end..];
+    let original = original.trim_start_matches(|c| c != '<').to_string();
+    let original = match original.strip_prefix("<?xml") {
+        Some(rest) => rest[rest.find("?>").unwrap() + 2..].trim_start().to_string(),
+        None => original,
+    };
+    // The forged root copies the original's start tag (so its namespace declarations too) with a new ID, and its
+    // Issuer.
+    let tag_of = |at: usize| original[at + 1..].split([' ', '>']).next().unwrap().to_string();
+    let root_tag = tag_of(0);
+    let root_open = &original[..=original.find('>').unwrap()];
+    let issuer_start = original[..original.find("Issuer").unwrap()].rfind('<').unwrap();
+    let issuer_tag = tag_of(issuer_start);
+    let issuer_end = original.find(&format!("</{issuer_tag}>")).unwrap() + issuer_tag.len() + 3;
+    let forged = format!(
+        "{}{}{signature}{original}</{root_tag}>",
+        root_open.replace(&format!("ID=\"{id}\""), "ID=\"forged-1\""),
+        &original[issuer_start..issuer_end],
+    );
+    let r = send(forged).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("not the AuthnRequest itself"), "{body}");
+
+    // No signature at all, for an SP that requires one.
+    let unsigned = xml[..sig_start].to_string() + &xml[sig_end..];
+    let r = send(unsigned).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("not signed"));
+}

@@ -52,13 +52,58 @@ pub fn decode_redirect(saml_request: &str) -> Result<AuthnRequest, SamlError> {
     parse(&xml)
 }
 
-/// Decodes an HTTP-POST `SAMLRequest` value.
-pub fn decode_post(saml_request: &str) -> Result<AuthnRequest, SamlError> {
+/// The XML of an HTTP-POST `SAMLRequest` value (base64, bounded).
+pub fn post_xml(saml_request: &str) -> Result<Vec<u8>, SamlError> {
     let xml = b64(saml_request)?;
     if xml.len() > MAX_XML {
         return Err(SamlError::TooLarge(xml.len(), MAX_XML));
     }
-    parse(&xml)
+    Ok(xml)
+}
+
+/// Decodes an HTTP-POST `SAMLRequest` value.
+pub fn decode_post(saml_request: &str) -> Result<AuthnRequest, SamlError> {
+    parse(&post_xml(saml_request)?)
+}
+
+/// Verifies the enveloped XML signature of an HTTP-POST AuthnRequest whose root `ID` is `root_id`, with the SP's
+/// certificate as the only trusted key (a key in `KeyInfo` is never trusted).
+///
+/// Acts only on what was signed: the verifier (bergshamra, strict mode: references must be the document element or
+/// the signature's ancestors/siblings) must report exactly one reference, `#<root ID>`, with every digest computed
+/// locally, and IDs must be unique. A signature over some other element (signature wrapping) is refused, so the
+/// fields [`parse`] reads from the root are the ones the SP signed. SHA-1 algorithms are not accepted.
+pub fn verify_post_signature(xml: &[u8], root_id: &str, cert_der: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(xml).map_err(|_| "the request is not UTF-8")?;
+    let key = bergshamra::keys::loader::load_x509_cert_der(cert_der)
+        .map_err(|e| format!("the SP certificate cannot be used: {e}"))?;
+    let mut keys = bergshamra::KeysManager::new();
+    keys.add_key(key);
+    // Strict: trusted keys only, references limited to the document element or the signature's relatives; `ID`
+    // is one of the id attributes it indexes, and a duplicate id is an error.
+    let ctx = bergshamra::DsigContext::new(keys);
+    match bergshamra::verify(&ctx, text) {
+        Ok(result @ bergshamra::VerifyResult::Valid { .. }) if result.all_reference_digests_verified() => {
+            let bergshamra::VerifyResult::Valid { references, .. } = result else {
+                return Err("the signature does not verify".into());
+            };
+            let expected = format!("#{root_id}");
+            match references.as_slice() {
+                [only] if only.uri == expected => Ok(()),
+                refs => Err(format!(
+                    "the signature covers {:?}, not the AuthnRequest itself ({expected})",
+                    refs.iter().map(|r| r.uri.as_str()).collect::<Vec<_>>()
+                )),
+            }
+        }
+        Ok(bergshamra::VerifyResult::Valid { .. }) => {
+            Err("the signature leaves part of its references unverified".into())
+        }
+        Ok(bergshamra::VerifyResult::Invalid { reason }) => {
+            Err(format!("the signature does not verify with the SP's certificate: {reason}"))
+        }
+        Err(e) => Err(format!("the signature cannot be checked: {e}")),
+    }
 }
 
 fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Result<Option<String>, SamlError> {
