@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -68,6 +68,8 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
         .transpose()
         .map_err(|e| anyhow::anyhow!("[saml]: {e}"))?;
     let oidc = config.oidc.as_ref().map(|cfg| routes::oidc::provider(cfg, &config.server.public_url)).transpose()?;
+    let identity_headers = proxy::forward::IdentityHeaders::new(&config.proxy.headers)
+        .map_err(|e| anyhow::anyhow!("[proxy.headers]: {e}"))?;
     Ok(AppState::new(Inner {
         config,
         directory,
@@ -77,6 +79,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
         clock,
         oidc,
         saml,
+        identity_headers,
         upstreams,
         upstream_tokens: moka::sync::Cache::builder()
             .max_capacity(100_000)
@@ -103,14 +106,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `X-Request-Id`.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// A request id: a random per-process prefix and a counter (unique, cheap, not a secret).
-fn next_request_id() -> String {
+fn next_request_id() -> HeaderValue {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| random::token()[..8].to_string());
-    format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+    let id = format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("-"))
 }
 
 /// One span per request (method, path without the query, request id), one log line when it ends, metrics, and
@@ -119,28 +126,26 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     let start = Instant::now();
     let request_id = req
         .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map(str::to_string)
+        .get(&X_REQUEST_ID)
+        .filter(|v| v.len() <= 64 && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-'))
+        .cloned()
         .unwrap_or_else(next_request_id);
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        req.headers_mut().insert("x-request-id", v);
-    }
-    let route =
-        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let span = tracing::info_span!("request", %method, %path, request_id = %request_id);
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        path = %req.uri().path(),
+        request_id = request_id.to_str().unwrap_or_default()
+    );
     let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     span.in_scope(|| tracing::debug!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished"));
-    state.metrics.observe(&route, method.as_str(), status, elapsed);
+    state.metrics.observe(route.as_ref().map_or("unmatched", MatchedPath::as_str), method.as_str(), status, elapsed);
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-request-id", v);
-    }
+    h.insert(X_REQUEST_ID, request_id);
     h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
     h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
     h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("same-origin"));

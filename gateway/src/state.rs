@@ -32,6 +32,8 @@ pub struct Inner {
     pub oidc: Option<Arc<federation::oidc::Provider>>,
     /// The SAML identity provider, when `[saml]` is configured.
     pub saml: Option<Arc<federation::saml::IdentityProvider>>,
+    /// The identity header names of `[proxy.headers]`, parsed.
+    pub identity_headers: crate::proxy::forward::IdentityHeaders,
     /// Proxy routes with their upstream clients.
     pub upstreams: Vec<crate::proxy::Upstream>,
     /// Access tokens minted for upstreams, per session id (half the token lifetime).

@@ -102,15 +102,7 @@ impl Default for HeaderNames {
     }
 }
 
-impl HeaderNames {
-    /// All names, for stripping client-sent copies.
-    pub fn all(&self) -> impl Iterator<Item = &str> {
-        [&self.user, &self.email, &self.preferred_username, &self.groups, &self.roles]
-            .into_iter()
-            .map(String::as_str)
-            .chain(self.access_token.as_deref())
-    }
-}
+impl HeaderNames {}
 
 impl ProxyConfig {
     /// The routes, with the `upstream` shorthand as a final catch-all route.
@@ -134,6 +126,26 @@ impl ProxyConfig {
                 "e.g. \"http://127.0.0.1:3000\"",
             )),
         };
+        let h = &self.headers;
+        for (key, name) in [
+            ("user", Some(&h.user)),
+            ("email", Some(&h.email)),
+            ("preferred_username", Some(&h.preferred_username)),
+            ("groups", Some(&h.groups)),
+            ("roles", Some(&h.roles)),
+            ("access_token", h.access_token.as_ref()),
+        ] {
+            if let Some(name) = name
+                && axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            {
+                out.push(ConfigProblem::new(
+                    format!("proxy.headers.{key}"),
+                    Some(name.clone()),
+                    "not a valid HTTP header name",
+                    "use letters, digits and '-', e.g. \"X-Forwarded-User\"",
+                ));
+            }
+        }
         if let Some(u) = &self.upstream {
             check_url("proxy.upstream".into(), u, &mut out);
         }

@@ -19,6 +19,76 @@ use super::config::{HeaderNames, RouteConfig};
 use super::decide::Identity;
 use crate::error::AppError;
 
+/// `X-Forwarded-For`.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Hop-by-hop headers (RFC 9110 §7.6.1) besides `Connection` and `Upgrade`, parsed at compile time.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// The configured identity header names (`[proxy.headers]`), parsed once at start-up.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    user: HeaderName,
+    email: HeaderName,
+    preferred_username: HeaderName,
+    groups: HeaderName,
+    roles: HeaderName,
+    access_token: Option<HeaderName>,
+}
+
+impl IdentityHeaders {
+    /// Parses the configured names; `Err` names the one that is not a valid header name.
+    pub fn new(names: &HeaderNames) -> Result<Self, String> {
+        let parse = |n: &str| HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("{n:?} is not a header name"));
+        Ok(Self {
+            user: parse(&names.user)?,
+            email: parse(&names.email)?,
+            preferred_username: parse(&names.preferred_username)?,
+            groups: parse(&names.groups)?,
+            roles: parse(&names.roles)?,
+            access_token: names.access_token.as_deref().map(parse).transpose()?,
+        })
+    }
+
+    /// Every name, for stripping what a client sent.
+    fn all(&self) -> impl Iterator<Item = &HeaderName> {
+        [&self.user, &self.email, &self.preferred_username, &self.groups, &self.roles]
+            .into_iter()
+            .chain(self.access_token.as_ref())
+    }
+
+    /// Adds `who`'s headers to `h` (values that are not valid header values are left out); the access token only
+    /// when `with_token`.
+    pub fn insert(&self, h: &mut HeaderMap, who: &Identity, with_token: bool) {
+        let mut set = |name: &HeaderName, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(name.clone(), v);
+            }
+        };
+        set(&self.user, &who.username);
+        set(&self.preferred_username, &who.username);
+        if let Some(e) = &who.email {
+            set(&self.email, e);
+        }
+        set(&self.groups, &who.groups.join(","));
+        set(&self.roles, &who.roles.join(","));
+        if with_token && let (Some(name), Some(token)) = (&self.access_token, &who.token) {
+            set(name, token);
+        }
+    }
+}
+
 /// The pooled client of one route.
 pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
@@ -153,15 +223,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
             h.remove(n);
         }
     }
-    for n in [
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-    ] {
+    for n in &HOP_BY_HOP {
         h.remove(n);
     }
     if keep_upgrade {
@@ -177,10 +239,10 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
 /// and this identity's headers added.
 pub fn prepare(
     req: &mut Request<Body>,
-    names: &HeaderNames,
+    names: &IdentityHeaders,
     who: Option<&Identity>,
     peer: SocketAddr,
-    proto: &str,
+    proto: &'static str,
     our_cookies: &[&str],
 ) {
     let websocket = is_websocket(req.headers());
@@ -189,46 +251,39 @@ pub fn prepare(
     for n in names.all() {
         h.remove(n);
     }
-    let cookies: Vec<String> = h
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && !our_cookies.iter().any(|ours| c.split('=').next() == Some(*ours)))
-        .map(str::to_string)
-        .collect();
-    h.remove(header::COOKIE);
-    if !cookies.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&cookies.join("; "))
-    {
-        h.insert(header::COOKIE, v);
-    }
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    let host = h.get(header::HOST).cloned();
-    let set = |h: &mut HeaderMap, name: &str, value: &str| {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            h.insert(n, v);
+    let ours = |c: &str| our_cookies.iter().any(|o| c.split('=').next() == Some(*o));
+    let has_ours =
+        h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| v.split(';').map(str::trim).any(ours));
+    if has_ours {
+        let mut kept = String::new();
+        for c in h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')) {
+            let c = c.trim();
+            if !c.is_empty() && !ours(c) {
+                if !kept.is_empty() {
+                    kept.push_str("; ");
+                }
+                kept.push_str(c);
+            }
         }
+        h.remove(header::COOKIE);
+        if !kept.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&kept)
+        {
+            h.insert(header::COOKIE, v);
+        }
+    }
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", peer.ip())),
+        None => HeaderValue::from_str(&peer.ip().to_string()),
     };
-    set(h, "x-forwarded-for", &xff);
-    set(h, "x-forwarded-proto", proto);
-    if let Some(host) = host {
-        h.insert("x-forwarded-host", host);
+    if let Ok(v) = xff {
+        h.insert(X_FORWARDED_FOR, v);
+    }
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Some(host) = h.get(header::HOST).cloned() {
+        h.insert(X_FORWARDED_HOST, host);
     }
     if let Some(who) = who {
-        set(h, &names.user, &who.username);
-        set(h, &names.preferred_username, &who.username);
-        if let Some(e) = &who.email {
-            set(h, &names.email, e);
-        }
-        set(h, &names.groups, &who.groups.join(","));
-        set(h, &names.roles, &who.roles.join(","));
-        if let (Some(name), Some(token)) = (&names.access_token, &who.token) {
-            set(h, name, token);
-        }
+        names.insert(h, who, true);
     }
 }

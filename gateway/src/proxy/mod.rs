@@ -133,20 +133,21 @@ pub async fn handle(
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_default();
-    let path = req.uri().path().to_string();
-    let pq = req.uri().path_and_query().map_or_else(|| path.clone(), |p| p.to_string());
+    let path = req.uri().path();
     let Some(upstream) =
-        state.upstreams.iter().find(|u| decide::route(std::slice::from_ref(&u.route), &host, &path).is_some())
+        state.upstreams.iter().find(|u| decide::route(std::slice::from_ref(&u.route), host, path).is_some())
     else {
         return Err(AppError::NotFound(format!("There is nothing at {path} on this gateway.")));
     };
     let who = identity(&state, req.headers()).await?;
-    let decision = decide::decide(&upstream.route, &path, who.as_ref());
+    let decision = decide::decide(&upstream.route, path, who.as_ref());
     match decision {
-        Decision::Unauthenticated => return Ok(unauthenticated(&state, req.method(), req.headers(), &host, &pq)),
+        Decision::Unauthenticated => {
+            let pq = req.uri().path_and_query().map_or(path, |p| p.as_str());
+            return Ok(unauthenticated(&state, req.method(), req.headers(), host, pq));
+        }
         Decision::Forbidden(needs) => {
             let user = who.as_ref().map(|w| w.username.as_str()).unwrap_or("");
             tracing::info!(user, %path, needs = %needs, "proxy refused");
@@ -156,7 +157,7 @@ pub async fn handle(
     }
     let forward_who = if decision == Decision::Forward { who.as_ref() } else { None };
     let our_cookies = [state.config.session.cookie_name.as_str(), crate::cookies::CSRF_COOKIE];
-    forward::prepare(&mut req, &state.config.proxy.headers, forward_who, peer, proto(&state), &our_cookies);
+    forward::prepare(&mut req, &state.identity_headers, forward_who, peer, proto(&state), &our_cookies);
     let (parts, body) = req.into_parts();
     upstream.forward(Request::from_parts(parts, Body::new(body))).await
 }
@@ -210,22 +211,7 @@ async fn verify(
         Decision::Forward | Decision::Public => {
             let mut resp = StatusCode::OK.into_response();
             if let (Decision::Forward, Some(w)) = (&decision, &who) {
-                let names = &state.config.proxy.headers;
-                let h = resp.headers_mut();
-                let mut set = |name: &str, value: &str| {
-                    if let (Ok(n), Ok(v)) =
-                        (axum::http::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
-                    {
-                        h.insert(n, v);
-                    }
-                };
-                set(&names.user, &w.username);
-                set(&names.preferred_username, &w.username);
-                if let Some(e) = &w.email {
-                    set(&names.email, e);
-                }
-                set(&names.groups, &w.groups.join(","));
-                set(&names.roles, &w.roles.join(","));
+                state.identity_headers.insert(resp.headers_mut(), w, false);
             }
             Ok(resp)
         }
