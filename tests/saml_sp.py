@@ -5,6 +5,11 @@
   saml_sp.py post-request IDP_METADATA SP_ENTITY ACS KEY CERT
                                                            -> JSON {"id", "xml"}: an AuthnRequest for the HTTP-POST
                                                               binding, signed by pysaml2 (enveloped, RSA-SHA256)
+  saml_sp.py logout-request IDP_METADATA SP_ENTITY ACS NAME_ID
+                                                           -> JSON {"id", "url"}: an SP-initiated LogoutRequest
+                                                              (HTTP-Redirect) for NAME_ID
+  saml_sp.py logout-consume IDP_METADATA SP_ENTITY ACS      -> reads SAMLResponse (a LogoutResponse) on stdin and
+                                                              prints JSON {"ok", "status", "in_response_to"}
   saml_sp.py consume IDP_METADATA SP_ENTITY ACS [REQ_ID]   -> reads SAMLResponse (base64) on stdin, validates it
                                                               (signature via xmlsec1, audience, recipient, time,
                                                               InResponseTo when REQ_ID is given) and prints JSON
@@ -23,7 +28,10 @@ def client(metadata, entity, acs, key=None, cert=None):
         "entityid": entity,
         "metadata": {"local": [metadata]},
         "service": {"sp": {
-            "endpoints": {"assertion_consumer_service": [(acs, BINDING_HTTP_POST)]},
+            "endpoints": {
+                "assertion_consumer_service": [(acs, BINDING_HTTP_POST)],
+                "single_logout_service": [(acs.rsplit("/", 1)[0] + "/slo", BINDING_HTTP_POST)],
+            },
             "allow_unsolicited": True,
             "want_assertions_signed": True,
             "want_response_signed": False,
@@ -50,6 +58,20 @@ def main():
         req_id, xml = c.create_authn_request(dest, binding=BINDING_HTTP_POST, sign=True,
                                              sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
         print(json.dumps({"id": req_id, "xml": str(xml)}))
+    elif mode == "logout-request":
+        from saml2.saml import NAMEID_FORMAT_UNSPECIFIED, NameID
+        dest = c.metadata.single_logout_service(idp, BINDING_HTTP_REDIRECT, "idpsso")[0]["location"]
+        req_id, req = c.create_logout_request(dest, idp, name_id=NameID(text=sys.argv[5], format=NAMEID_FORMAT_UNSPECIFIED))
+        info = c.apply_binding(BINDING_HTTP_REDIRECT, str(req), dest, relay_state="slo-relay")
+        print(json.dumps({"id": req_id, "url": dict(info["headers"])["Location"]}))
+    elif mode == "logout-consume":
+        try:
+            resp = c.parse_logout_request_response(sys.stdin.read().strip(), BINDING_HTTP_POST)
+            r = resp.response
+            print(json.dumps({"ok": True, "status": r.status.status_code.value, "in_response_to": r.in_response_to,
+                              "signed": r.signature is not None}))
+        except Exception as e:
+            print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}))
     elif mode == "consume":
         outstanding = {sys.argv[5]: acs} if len(sys.argv) > 5 else None
         resp = c.parse_authn_request_response(sys.stdin.read().strip(), BINDING_HTTP_POST, outstanding=outstanding)

@@ -14,6 +14,7 @@ use reqwest::StatusCode;
 const ACCOUNT: &str = "1234567890123456";
 const SP_ENTITY: &str = "http://127.0.0.1:9/sp";
 const SP_ACS: &str = "http://127.0.0.1:9/acs";
+const SP_SLO: &str = "http://127.0.0.1:9/slo";
 
 fn saml_toml(keys: &Path) -> String {
     format!(
@@ -24,6 +25,7 @@ keys_dir = "{keys}"
 name = "app"
 entity_id = "{SP_ENTITY}"
 acs_urls = ["{SP_ACS}"]
+slo_url = "{SP_SLO}"
 attributes = {{ mail = "{{email}}", groups = "{{groups}}" }}
 [[saml.service_providers]]
 name = "ram-user-cn"
@@ -605,4 +607,78 @@ async fn post_binding_signatures_are_checked_on_what_was_signed() {
     let r = send(unsigned).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("not signed"));
+}
+
+fn xmlsec1_verifies_root(xml: &str, cert: &Path, root: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.xml");
+    std::fs::write(&f, xml).unwrap();
+    let out = Command::new("xmlsec1")
+        .args(["--verify", "--pubkey-cert-pem"])
+        .arg(cert)
+        .args(["--id-attr:ID", &format!("urn:oasis:names:tc:SAML:2.0:protocol:{root}")])
+        .arg(&f)
+        .output()
+        .expect("xmlsec1 not found: apt-get install xmlsec1");
+    assert!(out.status.success(), "xmlsec1: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// SP-initiated Single Logout with pysaml2 as the SP: a LogoutRequest for someone else ends nothing (Responder);
+/// one for the signed-in user ends the session and gets a signed Success LogoutResponse posted to the SP's
+/// SingleLogoutService, which pysaml2 and xmlsec1 accept. An SP without `slo_url` gets a clear 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sp_initiated_single_logout() {
+    let e = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("idp.xml");
+    let metadata = e2e::gateway::http().get(e.gw.url("/saml/metadata")).send().await.unwrap().text().await.unwrap();
+    assert!(metadata.contains("SingleLogoutService"), "{metadata}");
+    std::fs::write(&md, metadata).unwrap();
+    let md_s = md.to_str().unwrap().to_string();
+    let c = browser();
+    crate::login::login(&c, &e.gw, "bob", "bob-password", "").await;
+    let run = |args: Vec<String>, stdin: Option<String>| {
+        tokio::task::spawn_blocking(move || {
+            pysaml2(&args.iter().map(String::as_str).collect::<Vec<_>>(), stdin.as_deref())
+        })
+    };
+    let args = |mode: &str, extra: &[&str]| {
+        [mode, md_s.as_str(), SP_ENTITY, SP_ACS].iter().chain(extra).map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+
+    // Someone else's NameID: bob stays signed in, the SP hears Responder.
+    let req = run(args("logout-request", &["alice"]), None).await.unwrap();
+    let r = c.get(req["url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (action, xml, relay) = posted(&r.text().await.unwrap());
+    assert_eq!(action, SP_SLO);
+    assert_eq!(relay.as_deref(), Some("slo-relay"));
+    assert!(xml.contains("status:Responder"), "{xml}");
+    assert_eq!(c.get(e.gw.url("/")).send().await.unwrap().status(), StatusCode::OK, "still signed in");
+
+    // Bob's own NameID: the session ends, the SP gets a signed Success in response to its request.
+    let req = run(args("logout-request", &["bob"]), None).await.unwrap();
+    let url = req["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{}/saml/slo?SAMLRequest=", e.gw.base)), "{url}");
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get_all("set-cookie").iter().any(|v| v.to_str().unwrap().contains("Max-Age=0")));
+    let (action, xml, _) = posted(&r.text().await.unwrap());
+    assert_eq!(action, SP_SLO);
+    xmlsec1_verifies_root(&xml, &e.cert(), "LogoutResponse");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let seen = run(args("logout-consume", &[]), Some(b64)).await.unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["status"], "urn:oasis:names:tc:SAML:2.0:status:Success");
+    assert_eq!(seen["in_response_to"], req["id"]);
+    assert_eq!(seen["signed"], true);
+    let r = c.get(e.gw.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the gateway session is gone");
+
+    // An SP that registered no SingleLogoutService.
+    let logout = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_l1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>http://127.0.0.1:9/admins</saml:Issuer><saml:NameID>bob</saml:NameID></samlp:LogoutRequest>"#;
+    let enc = url::form_urlencoded::byte_serialize(deflate_b64(logout).as_bytes()).collect::<String>();
+    let r = c.get(e.gw.url(&format!("/saml/slo?SAMLRequest={enc}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("no slo_url"));
 }

@@ -40,6 +40,11 @@ fn b64(s: &str) -> Result<Vec<u8>, SamlError> {
 
 /// Decodes an HTTP-Redirect `SAMLRequest` value (already URL-decoded).
 pub fn decode_redirect(saml_request: &str) -> Result<AuthnRequest, SamlError> {
+    parse(&inflate(saml_request)?)
+}
+
+/// The XML of an HTTP-Redirect `SAMLRequest` value: base64, then raw DEFLATE, both bounded.
+pub fn inflate(saml_request: &str) -> Result<Vec<u8>, SamlError> {
     let compressed = b64(saml_request)?;
     let mut xml = Vec::new();
     flate2::read::DeflateDecoder::new(compressed.as_slice())
@@ -49,7 +54,7 @@ pub fn decode_redirect(saml_request: &str) -> Result<AuthnRequest, SamlError> {
     if xml.len() > MAX_XML {
         return Err(SamlError::Inflate(format!("inflates to more than {MAX_XML} bytes")));
     }
-    parse(&xml)
+    Ok(xml)
 }
 
 /// The XML of an HTTP-POST `SAMLRequest` value (base64, bounded).
@@ -106,76 +111,97 @@ pub fn verify_post_signature(xml: &[u8], root_id: &str, cert_der: &[u8]) -> Resu
     }
 }
 
-fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Result<Option<String>, SamlError> {
-    for a in e.attributes() {
-        let a = a.map_err(|e| SamlError::Malformed(e.to_string()))?;
-        if a.key.local_name().as_ref() == name {
-            let v = a.unescape_value().map_err(|e| SamlError::Malformed(e.to_string()))?;
-            return Ok(Some(v.into_owned()));
-        }
-    }
-    Ok(None)
+/// What a SAML protocol request carries that we read: the root's attributes, and the text of the root's direct
+/// children (`Issuer`, `NameID`, `SessionIndex`, …). Nothing deeper is read, so content hidden inside a
+/// `Signature` (or any other element) cannot stand in for a signed field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProtocolMessage {
+    /// Root attributes, local names.
+    pub attributes: Vec<(String, String)>,
+    /// `(local name, text)` of each direct child with text.
+    pub children: Vec<(String, String)>,
+    /// Whether a `Signature` is a direct child of the root.
+    pub signed: bool,
 }
 
-/// Parses AuthnRequest XML.
-pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
+impl ProtocolMessage {
+    /// A root attribute.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The text of the first direct child called `name`.
+    pub fn child(&self, name: &str) -> Option<&str> {
+        self.children.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads a protocol message whose root element is `root` (local name). quick-xml expands no entities; a DOCTYPE or
+/// an entity reference in a field is refused.
+pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError> {
     let mut reader = quick_xml::Reader::from_reader(xml);
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
-    let mut req: Option<AuthnRequest> = None;
+    let mut msg: Option<ProtocolMessage> = None;
     let mut depth = 0usize;
-    let mut in_issuer = false;
+    let mut field: Option<(String, String)> = None;
     loop {
         let event = reader.read_event_into(&mut buf).map_err(|e| SamlError::Malformed(e.to_string()))?;
         match event {
             Event::DocType(_) => return Err(SamlError::Doctype),
-            Event::Start(e) | Event::Empty(e) if req.is_none() => {
-                if e.local_name().as_ref() != b"AuthnRequest" {
+            Event::Start(e) | Event::Empty(e) if msg.is_none() => {
+                if e.local_name().as_ref() != root.as_bytes() {
                     return Err(SamlError::Malformed(format!(
-                        "the root element is {}, not AuthnRequest",
+                        "the root element is {}, not {root}",
                         String::from_utf8_lossy(e.local_name().as_ref())
                     )));
                 }
-                let id = attr(&e, b"ID")?.ok_or_else(|| SamlError::Malformed("AuthnRequest has no ID".into()))?;
-                req = Some(AuthnRequest {
-                    id,
-                    issuer: String::new(),
-                    acs_url: attr(&e, b"AssertionConsumerServiceURL")?,
-                    force_authn: attr(&e, b"ForceAuthn")?.as_deref() == Some("true"),
-                    is_passive: attr(&e, b"IsPassive")?.as_deref() == Some("true"),
-                    signed: false,
-                });
+                let mut m = ProtocolMessage::default();
+                for a in e.attributes() {
+                    let a = a.map_err(|e| SamlError::Malformed(e.to_string()))?;
+                    let v = a.unescape_value().map_err(|e| SamlError::Malformed(e.to_string()))?;
+                    m.attributes
+                        .push((String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(), v.into_owned()));
+                }
+                msg = Some(m);
                 depth = 1;
             }
             Event::Start(e) => {
                 depth += 1;
-                if let Some(r) = req.as_mut() {
-                    match (depth, e.local_name().as_ref()) {
-                        (2, b"Issuer") => in_issuer = true,
-                        (2, b"Signature") => r.signed = true,
-                        _ => {}
+                if depth == 2 {
+                    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    if name == "Signature"
+                        && let Some(m) = msg.as_mut()
+                    {
+                        m.signed = true;
                     }
+                    field = Some((name, String::new()));
                 }
             }
             Event::Empty(e) => {
-                if let Some(r) = req.as_mut()
-                    && depth == 1
+                if depth == 1
                     && e.local_name().as_ref() == b"Signature"
+                    && let Some(m) = msg.as_mut()
                 {
-                    r.signed = true;
+                    m.signed = true;
                 }
             }
-            Event::Text(t) if in_issuer => {
+            Event::Text(t) if depth == 2 => {
                 let text = t.decode().map_err(|e| SamlError::Malformed(e.to_string()))?;
-                if let Some(r) = req.as_mut() {
-                    r.issuer.push_str(text.trim());
+                if let Some((_, value)) = field.as_mut() {
+                    value.push_str(text.trim());
                 }
             }
-            Event::GeneralRef(_) if in_issuer => {
-                return Err(SamlError::Malformed("entity references in Issuer are not accepted".into()));
+            Event::GeneralRef(_) if depth == 2 => {
+                return Err(SamlError::Malformed("entity references in request fields are not accepted".into()));
             }
             Event::End(_) => {
-                in_issuer = false;
+                if depth == 2
+                    && let (Some((name, value)), Some(m)) = (field.take(), msg.as_mut())
+                    && !value.is_empty()
+                {
+                    m.children.push((name, value));
+                }
                 depth = depth.saturating_sub(1);
             }
             Event::Eof => break,
@@ -183,11 +209,25 @@ pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
         }
         buf.clear();
     }
-    let req = req.ok_or_else(|| SamlError::Malformed("no AuthnRequest element".into()))?;
-    if req.issuer.is_empty() {
+    msg.ok_or_else(|| SamlError::Malformed(format!("no {root} element")))
+}
+
+/// Parses AuthnRequest XML.
+pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
+    let m = read_message(xml, "AuthnRequest")?;
+    let id = m.attr("ID").ok_or_else(|| SamlError::Malformed("AuthnRequest has no ID".into()))?.to_string();
+    let issuer = m.child("Issuer").unwrap_or_default().to_string();
+    if issuer.is_empty() {
         return Err(SamlError::Malformed("AuthnRequest has no Issuer".into()));
     }
-    Ok(req)
+    Ok(AuthnRequest {
+        id,
+        issuer,
+        acs_url: m.attr("AssertionConsumerServiceURL").map(str::to_string),
+        force_authn: m.attr("ForceAuthn") == Some("true"),
+        is_passive: m.attr("IsPassive") == Some("true"),
+        signed: m.signed,
+    })
 }
 
 /// Verifies an HTTP-Redirect binding signature (SAML bindings §3.4.4.1): the signed octets are the raw query

@@ -59,6 +59,11 @@ pub enum SamlError {
         /// The user.
         username: String,
     },
+    /// A LogoutRequest from an SP without a SingleLogoutService to answer to.
+    #[error(
+        "service provider {0:?} has no slo_url (SingleLogoutService) configured, so it cannot log out through this IdP"
+    )]
+    NoSingleLogout(String),
     /// Keys or certificates could not be loaded, generated or used.
     #[error("SAML keys: {0}")]
     Keys(String),

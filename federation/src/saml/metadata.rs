@@ -1,5 +1,5 @@
 //! The IdP metadata document SPs import (Alibaba RAM included): entity ID, signing certificates (two during a
-//! rotation), NameID formats, and SingleSignOnService for HTTP-Redirect and HTTP-POST.
+//! rotation), SingleLogoutService, NameID formats, and SingleSignOnService for HTTP-Redirect and HTTP-POST.
 
 use base64::Engine as _;
 
@@ -7,7 +7,13 @@ use super::keys::SigningKeys;
 use super::xml::{Element, ns};
 
 /// The `md:EntityDescriptor` for this IdP.
-pub fn document(entity_id: &str, sso_url: &str, keys: &SigningKeys, want_authn_requests_signed: bool) -> String {
+pub fn document(
+    entity_id: &str,
+    sso_url: &str,
+    slo_url: &str,
+    keys: &SigningKeys,
+    want_authn_requests_signed: bool,
+) -> String {
     let mut idp = Element::new(ns::MD, "IDPSSODescriptor")
         .attr("WantAuthnRequestsSigned", if want_authn_requests_signed { "true" } else { "false" })
         .attr("protocolSupportEnumeration", "urn:oasis:names:tc:SAML:2.0:protocol");
@@ -17,6 +23,11 @@ pub fn document(entity_id: &str, sso_url: &str, keys: &SigningKeys, want_authn_r
                 Element::new(ns::DS, "X509Certificate").text(base64::engine::general_purpose::STANDARD.encode(der)),
             )),
         ));
+    }
+    for binding in
+        ["urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect", "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"]
+    {
+        idp = idp.child(Element::new(ns::MD, "SingleLogoutService").attr("Binding", binding).attr("Location", slo_url));
     }
     for format in [
         "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",

@@ -8,6 +8,7 @@
 pub mod authn_request;
 pub mod error;
 pub mod keys;
+pub mod logout;
 pub mod metadata;
 pub mod post_form;
 pub mod response;
@@ -22,13 +23,14 @@ use time::OffsetDateTime;
 pub use authn_request::AuthnRequest;
 pub use error::SamlError;
 pub use keys::SigningKeys;
+pub use logout::LogoutRequest;
 pub use service_provider::{Preset, SamlConfig, ServiceProvider, Site, SpConfig};
 pub use signature::Algorithm;
 
 /// A response ready to be posted to the SP.
 #[derive(Debug, Clone)]
 pub struct SignedResponse {
-    /// The ACS URL (a registered one).
+    /// Where the form posts: a registered ACS URL, or the SP's SingleLogoutService for a LogoutResponse.
     pub acs_url: String,
     /// Base64 of the Response XML, the `SAMLResponse` form value.
     pub saml_response: String,
@@ -42,6 +44,7 @@ pub struct IdentityProvider {
     cfg: SamlConfig,
     entity_id: String,
     sso_url: String,
+    slo_url: String,
     keys: SigningKeys,
     sps: Vec<ServiceProvider>,
 }
@@ -60,7 +63,7 @@ impl IdentityProvider {
             keys.publish_extra(extra)?;
         }
         let sps = cfg.service_providers.iter().cloned().map(ServiceProvider::new).collect::<Result<_, _>>()?;
-        Ok(Self { sso_url: format!("{base}/saml/sso"), entity_id, keys, sps, cfg })
+        Ok(Self { sso_url: format!("{base}/saml/sso"), slo_url: format!("{base}/saml/slo"), entity_id, keys, sps, cfg })
     }
 
     /// The IdP entity ID (= `Issuer`).
@@ -70,7 +73,13 @@ impl IdentityProvider {
 
     /// The metadata document.
     pub fn metadata_xml(&self) -> String {
-        metadata::document(&self.entity_id, &self.sso_url, &self.keys, self.cfg.want_authn_requests_signed)
+        metadata::document(
+            &self.entity_id,
+            &self.sso_url,
+            &self.slo_url,
+            &self.keys,
+            self.cfg.want_authn_requests_signed,
+        )
     }
 
     /// The configured SPs.
@@ -87,28 +96,46 @@ impl IdentityProvider {
         self.sps.iter().find(|s| s.entity_id == issuer).ok_or_else(|| SamlError::UnknownIssuer(issuer.to_string()))
     }
 
-    /// An HTTP-Redirect request: `raw_query` is the query string as received (the signature covers its bytes).
-    pub fn redirect_request(&self, raw_query: &str) -> Result<(AuthnRequest, &ServiceProvider), SamlError> {
+    /// The `SAMLRequest` of an HTTP-Redirect query, URL-decoded.
+    fn redirect_value(raw_query: &str) -> Result<String, SamlError> {
         let value = raw_query
             .split('&')
             .find_map(|p| p.strip_prefix("SAMLRequest="))
             .ok_or_else(|| SamlError::Malformed("no SAMLRequest parameter".into()))?;
-        let value =
-            percent_encoding::percent_decode_str(&value.replace('+', " ")).decode_utf8_lossy().replace(' ', "+");
-        let req = authn_request::decode_redirect(&value)?;
-        let sp = self.by_issuer(&req.issuer)?;
+        Ok(percent_encoding::percent_decode_str(&value.replace('+', " ")).decode_utf8_lossy().replace(' ', "+"))
+    }
+
+    /// Checks the HTTP-Redirect query signature of a request from `sp` (required when it wants signed requests).
+    fn check_redirect_signature(sp: &ServiceProvider, raw_query: &str) -> Result<(), SamlError> {
         let has_sig = raw_query.split('&').any(|p| p.starts_with("Signature="));
         match (&sp.certificate_der, has_sig) {
             (Some(cert), true) => authn_request::verify_redirect_signature(raw_query, cert)
-                .map_err(|reason| SamlError::BadSignature { sp: sp.name().into(), reason })?,
+                .map_err(|reason| SamlError::BadSignature { sp: sp.name().into(), reason }),
             (_, false) if sp.config.want_authn_requests_signed => {
-                return Err(SamlError::BadSignature {
-                    sp: sp.name().into(),
-                    reason: "the request is not signed".into(),
-                });
+                Err(SamlError::BadSignature { sp: sp.name().into(), reason: "the request is not signed".into() })
             }
-            _ => {}
+            _ => Ok(()),
         }
+    }
+
+    /// Checks the enveloped signature of an HTTP-POST request from `sp` whose root ID is `id` (required when it
+    /// wants signed requests).
+    fn check_post_signature(sp: &ServiceProvider, xml: &[u8], id: &str, signed: bool) -> Result<(), SamlError> {
+        match (&sp.certificate_der, signed) {
+            (Some(cert), true) => authn_request::verify_post_signature(xml, id, cert)
+                .map_err(|reason| SamlError::BadSignature { sp: sp.name().into(), reason }),
+            (_, false) if sp.config.want_authn_requests_signed => {
+                Err(SamlError::BadSignature { sp: sp.name().into(), reason: "the request is not signed".into() })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// An HTTP-Redirect request: `raw_query` is the query string as received (the signature covers its bytes).
+    pub fn redirect_request(&self, raw_query: &str) -> Result<(AuthnRequest, &ServiceProvider), SamlError> {
+        let req = authn_request::decode_redirect(&Self::redirect_value(raw_query)?)?;
+        let sp = self.by_issuer(&req.issuer)?;
+        Self::check_redirect_signature(sp, raw_query)?;
         Ok((req, sp))
     }
 
@@ -118,18 +145,52 @@ impl IdentityProvider {
         let xml = authn_request::post_xml(saml_request)?;
         let req = authn_request::parse(&xml)?;
         let sp = self.by_issuer(&req.issuer)?;
-        match (&sp.certificate_der, req.signed) {
-            (Some(cert), true) => authn_request::verify_post_signature(&xml, &req.id, cert)
-                .map_err(|reason| SamlError::BadSignature { sp: sp.name().into(), reason })?,
-            (_, false) if sp.config.want_authn_requests_signed => {
-                return Err(SamlError::BadSignature {
-                    sp: sp.name().into(),
-                    reason: "the request is not signed".into(),
-                });
-            }
-            _ => {}
-        }
+        Self::check_post_signature(sp, &xml, &req.id, req.signed)?;
         Ok((req, sp))
+    }
+
+    /// A LogoutRequest by HTTP-Redirect; signatures are checked as for AuthnRequests.
+    pub fn logout_redirect(&self, raw_query: &str) -> Result<(LogoutRequest, &ServiceProvider), SamlError> {
+        let req = logout::parse(&authn_request::inflate(&Self::redirect_value(raw_query)?)?)?;
+        let sp = self.by_issuer(&req.issuer)?;
+        Self::check_redirect_signature(sp, raw_query)?;
+        Ok((req, sp))
+    }
+
+    /// A LogoutRequest by HTTP-POST; signatures are checked as for AuthnRequests.
+    pub fn logout_post(&self, saml_request: &str) -> Result<(LogoutRequest, &ServiceProvider), SamlError> {
+        let xml = authn_request::post_xml(saml_request)?;
+        let req = logout::parse(&xml)?;
+        let sp = self.by_issuer(&req.issuer)?;
+        Self::check_post_signature(sp, &xml, &req.id, req.signed)?;
+        Ok((req, sp))
+    }
+
+    /// The signed LogoutResponse for `request`, to the SP's SingleLogoutService; `success` says whether the
+    /// session was ended (or there was none).
+    pub fn logout_response(
+        &self,
+        sp: &ServiceProvider,
+        request: &LogoutRequest,
+        success: bool,
+        now: OffsetDateTime,
+    ) -> Result<SignedResponse, SamlError> {
+        let slo_url = sp.slo_url.clone().ok_or_else(|| SamlError::NoSingleLogout(sp.name().into()))?;
+        let status = if success { logout::SUCCESS } else { logout::RESPONDER };
+        let xml = logout::build_response(
+            &self.entity_id,
+            &slo_url,
+            &request.id,
+            status,
+            now,
+            &self.keys,
+            sp.config.signature_algorithm,
+        )?;
+        Ok(SignedResponse {
+            saml_response: base64::engine::general_purpose::STANDARD.encode(&xml),
+            acs_url: slo_url,
+            xml,
+        })
     }
 
     /// The ACS URL for a request: the requested one only if registered, else the SP's first.

@@ -116,6 +116,8 @@ pub struct SpConfig {
     pub metadata_file: Option<PathBuf>,
     /// Registered ACS URLs; responses go only to one of these. The first is the default.
     pub acs_urls: Vec<String>,
+    /// Where the SP receives LogoutResponses (its SingleLogoutService, HTTP-POST); enables SP-initiated logout.
+    pub slo_url: Option<String>,
     /// NameID format.
     pub nameid_format: Option<NameIdFormat>,
     /// NameID template over user fields: `{username}`, `{email}`, `{email_local}`, `{subject}`, `{display_name}`,
@@ -160,6 +162,7 @@ impl Default for SpConfig {
             entity_id: None,
             metadata_file: None,
             acs_urls: Vec::new(),
+            slo_url: None,
             nameid_format: None,
             nameid_template: None,
             attributes: BTreeMap::new(),
@@ -202,6 +205,8 @@ pub struct ServiceProvider {
     pub nameid_template: String,
     /// The certificate for AuthnRequest signatures (DER), if configured.
     pub certificate_der: Option<Vec<u8>>,
+    /// Where LogoutResponses go (from `slo_url` or the SP's metadata).
+    pub slo_url: Option<String>,
 }
 
 /// One attribute to emit: name and values.
@@ -275,7 +280,9 @@ impl ServiceProvider {
             }
             None => metadata.as_ref().and_then(|m| m.signing_cert_der.clone()),
         };
+        let slo_url = config.slo_url.clone().or_else(|| metadata.as_ref().and_then(|m| m.slo_url.clone()));
         Ok(Self {
+            slo_url,
             nameid_format: config.nameid_format.unwrap_or(format),
             nameid_template: config.nameid_template.clone().unwrap_or(template),
             entity_id,
@@ -483,6 +490,16 @@ impl SpConfig {
                 Some(u.clone()),
                 "not an absolute http(s) URL",
                 "copy the ACS Location from the SP's metadata",
+            ));
+        }
+        if let Some(u) = &self.slo_url
+            && !url::Url::parse(u).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false)
+        {
+            out.push(ConfigIssue::new(
+                "slo_url",
+                Some(u.clone()),
+                "not an absolute http(s) URL",
+                "copy the SingleLogoutService Location from the SP's metadata",
             ));
         }
         for (key, template) in self

@@ -15,6 +15,8 @@ pub struct SpMetadata {
     pub acs_urls: Vec<String>,
     /// DER of the first `KeyDescriptor` certificate usable for signing.
     pub signing_cert_der: Option<Vec<u8>>,
+    /// `SingleLogoutService/@ResponseLocation` (else `@Location`) for the HTTP-POST binding.
+    pub slo_url: Option<String>,
 }
 
 /// Parses SP metadata XML.
@@ -50,6 +52,13 @@ pub fn parse(xml: &[u8]) -> Result<SpMetadata, SamlError> {
                                 other_acs.push(loc)
                             }
                         }
+                    }
+                    b"SingleLogoutService"
+                        if md.slo_url.is_none()
+                            && attr(b"Binding").as_deref()
+                                == Some("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST") =>
+                    {
+                        md.slo_url = attr(b"ResponseLocation").or_else(|| attr(b"Location"));
                     }
                     b"KeyDescriptor" => {
                         in_key = true;

@@ -1,5 +1,5 @@
 //! The SAML 2.0 IdP endpoints: metadata, SP-initiated SSO (HTTP-Redirect and HTTP-POST), IdP-initiated SSO
-//! (`/saml/init/{sp}`), and the resume step after login. Protocol logic is `federation::saml`; this module speaks
+//! (`/saml/init/{sp}`), the resume step after login, and SP-initiated Single Logout (`/saml/slo`). Protocol logic is `federation::saml`; this module speaks
 //! HTTP and connects it to the login session.
 
 use axum::Form;
@@ -8,13 +8,13 @@ use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use federation::saml::{AuthnRequest, IdentityProvider, ServiceProvider};
+use federation::saml::{AuthnRequest, IdentityProvider, LogoutRequest, ServiceProvider};
 use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::pending::Pending;
 use crate::principal::from_user;
-use crate::routes::login::{current_session, to_login};
+use crate::routes::login::{current_session, end_session, session_cookie_attrs, to_login};
 use crate::state::AppState;
 
 /// The SAML routes.
@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/saml/sso", get(sso_redirect).post(sso_post))
         .route("/saml/init/{sp}", get(idp_initiated))
         .route("/saml/resume", get(resume))
+        .route("/saml/slo", get(slo_redirect).post(slo_post))
 }
 
 fn idp(state: &AppState) -> Result<&std::sync::Arc<IdentityProvider>, AppError> {
@@ -174,5 +175,73 @@ async fn proceed_after_login(
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+async fn slo_redirect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AppError> {
+    let raw = q.unwrap_or_default();
+    let idp = idp(&state)?;
+    let (request, sp) = idp.logout_redirect(&raw)?;
+    logout(&state, &headers, idp, sp, &request, relay_state_from(&raw)).await
+}
+
+async fn slo_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PostBinding>,
+) -> Result<Response, AppError> {
+    if form.saml_request.is_empty() {
+        return Err(AppError::BadRequest("The POST has no SAMLRequest field.".into()));
+    }
+    let idp = idp(&state)?;
+    let (request, sp) = idp.logout_post(&form.saml_request)?;
+    logout(&state, &headers, idp, sp, &request, form.relay_state).await
+}
+
+/// Ends this browser's session when the request names its user (or names nobody), then posts the signed
+/// LogoutResponse back to the SP. A NameID for someone else ends nothing and answers with a Responder status.
+async fn logout(
+    state: &AppState,
+    headers: &HeaderMap,
+    idp: &IdentityProvider,
+    sp: &ServiceProvider,
+    request: &LogoutRequest,
+    relay_state: Option<String>,
+) -> Result<Response, AppError> {
+    if sp.slo_url.is_none() {
+        return Err(federation::saml::SamlError::NoSingleLogout(sp.name().into()).into());
+    }
+    let mut success = true;
+    if let Some((id, session)) = current_session(state, headers).await? {
+        let principal = from_user(&session.user, session.auth_instant());
+        let ours = match (&request.name_id, sp.name_id(&principal)) {
+            (Some(asked), Ok(mine)) => asked.eq_ignore_ascii_case(&mine),
+            (None, _) => true,
+            (Some(_), Err(_)) => false,
+        };
+        if ours {
+            end_session(state, &id, &session).await?;
+        } else {
+            tracing::info!(sp = sp.name(), "SAML logout for a NameID that is not this browser's user: nothing ended");
+            success = false;
+        }
+    }
+    state.metrics.event("saml_logout", if success { "success" } else { "mismatch" });
+    let signed = idp.logout_response(sp, request, success, state.clock.now())?;
+    let (html, csp) =
+        federation::saml::post_form::render(&signed.acs_url, &signed.saml_response, relay_state.as_deref());
+    let mut resp = Html(html).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if success && let Some(c) = crate::cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
+        h.append(header::SET_COOKIE, c);
+    }
     Ok(resp)
 }
