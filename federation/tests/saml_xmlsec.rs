@@ -1,5 +1,6 @@
 //! Every response type, checked by the independent XML-DSig verifier `xmlsec1` (Debian package `xmlsec1`):
-//! assertion-only and response+assertion signatures, awkward attribute values, and a tampered copy.
+//! assertion-only and response+assertion signatures, RSA-SHA256 and RSA-SHA1, awkward attribute values, and a
+//! tampered copy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use federation::Principal;
-use federation::saml::{IdentityProvider, SamlConfig, SpConfig};
+use federation::saml::{Algorithm, IdentityProvider, SamlConfig, SpConfig};
 
 fn principal(display: &str) -> Principal {
     Principal {
@@ -26,7 +27,12 @@ fn principal(display: &str) -> Principal {
 }
 
 fn idp(dir: &Path, sign_response: bool) -> IdentityProvider {
+    idp_with(dir, sign_response, Algorithm::RsaSha256)
+}
+
+fn idp_with(dir: &Path, sign_response: bool, signature_algorithm: Algorithm) -> IdentityProvider {
     let sp = SpConfig {
+        signature_algorithm,
         name: "app".into(),
         entity_id: Some("https://app.example.com/saml".into()),
         acs_urls: vec!["https://app.example.com/saml/acs".into()],
@@ -113,4 +119,21 @@ fn xmlsec1_rejects_a_tampered_response() {
     assert_ne!(tampered, r.xml);
     let (ok, out) = xmlsec1_verify(dir.path(), &tampered, ASSERTION_SIG);
     assert!(!ok, "a changed NameID must not verify: {out}");
+}
+
+#[test]
+fn xmlsec1_verifies_rsa_sha1_responses_for_legacy_sps() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = idp_with(dir.path(), true, Algorithm::RsaSha1);
+    let sp = idp.by_name("app").unwrap();
+    let r = idp.respond(sp, &principal("Alice Liddell"), None, time::OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(r.xml.matches("Algorithm=\"http://www.w3.org/2000/09/xmldsig#rsa-sha1\"").count(), 2);
+    assert_eq!(r.xml.matches("Algorithm=\"http://www.w3.org/2000/09/xmldsig#sha1\"").count(), 2);
+    for node in [RESPONSE_SIG, ASSERTION_SIG] {
+        let (ok, out) = xmlsec1_verify(dir.path(), &r.xml, node);
+        assert!(ok, "{node}: {out}");
+    }
+    let tampered = r.xml.replace(">alice<", ">mallory<");
+    let (ok, _) = xmlsec1_verify(dir.path(), &tampered, ASSERTION_SIG);
+    assert!(!ok, "a changed NameID must not verify");
 }

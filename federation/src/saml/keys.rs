@@ -85,10 +85,21 @@ impl SigningKeys {
 
     /// RSA PKCS#1 v1.5 signature over `message`.
     pub fn sign(&self, alg: super::signature::Algorithm, message: &[u8]) -> Result<Vec<u8>, SamlError> {
-        let mut sig = vec![0u8; self.key.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.key.sign(alg.padding()?, &rng, message, &mut sig).map_err(|e| SamlError::Keys(format!("signing: {e}")))?;
-        Ok(sig)
+        use super::signature::Algorithm;
+        match alg {
+            Algorithm::RsaSha256 => {
+                let mut sig = vec![0u8; self.key.public_modulus_len()];
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                self.key
+                    .sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|e| SamlError::Keys(format!("signing: {e}")))?;
+                Ok(sig)
+            }
+            Algorithm::RsaSha1 => {
+                let pkcs8 = self.key.as_der().map_err(|e| SamlError::Keys(format!("encoding the key: {e}")))?;
+                super::legacy_sha1::sign(pkcs8.as_ref(), message).map_err(SamlError::Keys)
+            }
+        }
     }
 
     /// The public key (PKCS#1 RSAPublicKey DER), for tests that verify our signatures.

@@ -8,6 +8,7 @@
 pub mod authn_request;
 pub mod error;
 pub mod keys;
+mod legacy_sha1;
 pub mod logout;
 pub mod metadata;
 pub mod post_form;

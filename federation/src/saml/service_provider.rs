@@ -281,6 +281,13 @@ impl ServiceProvider {
             None => metadata.as_ref().and_then(|m| m.signing_cert_der.clone()),
         };
         let slo_url = config.slo_url.clone().or_else(|| metadata.as_ref().and_then(|m| m.slo_url.clone()));
+        if config.signature_algorithm == Algorithm::RsaSha1 {
+            tracing::warn!(
+                sp = %config.name,
+                "signing for this SP with RSA-SHA1 and a SHA-1 digest (signature_algorithm = \"rsa-sha1\"); SHA-1 is \
+                 weak: switch to rsa-sha256 as soon as the SP accepts it"
+            );
+        }
         Ok(Self {
             slo_url,
             nameid_format: config.nameid_format.unwrap_or(format),
@@ -518,14 +525,6 @@ impl SpConfig {
                 Some(d.to_string()),
                 "outside 900–43200 seconds",
                 "use e.g. 3600",
-            ));
-        }
-        if self.signature_algorithm == Algorithm::RsaSha1 {
-            out.push(ConfigIssue::new(
-                "signature_algorithm",
-                Some("rsa-sha1".into()),
-                super::signature::SHA1_UNSUPPORTED,
-                "set signature_algorithm = \"rsa-sha256\" (the default)",
             ));
         }
         if let Some(path) = self.metadata_file.as_ref().filter(|p| !p.is_file()) {

@@ -11,10 +11,6 @@ use super::error::SamlError;
 use super::keys::SigningKeys;
 use super::xml::{Element, ns};
 
-/// Why `signature_algorithm = "rsa-sha1"` is refused.
-pub const SHA1_UNSUPPORTED: &str = "RSA-SHA1 signing is not available: aws-lc-rs, fedgate's only crypto library, \
-     signs RSA with SHA-2 only. Use rsa-sha256, which Alibaba Cloud and every current SP accept";
-
 const C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 
@@ -51,15 +47,6 @@ impl Algorithm {
             Self::RsaSha1 => &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
         };
         aws_lc_rs::digest::digest(alg, data).as_ref().to_vec()
-    }
-
-    /// The signing padding. aws-lc-rs (our only crypto library) signs RSA with SHA-2 only, so RSA-SHA1 can be
-    /// verified (SP request signatures) but not produced.
-    pub(crate) fn padding(self) -> Result<&'static dyn aws_lc_rs::signature::RsaEncoding, SamlError> {
-        match self {
-            Self::RsaSha256 => Ok(&aws_lc_rs::signature::RSA_PKCS1_SHA256),
-            Self::RsaSha1 => Err(SamlError::Config(SHA1_UNSUPPORTED.into())),
-        }
     }
 }
 
