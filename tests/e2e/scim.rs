@@ -243,3 +243,22 @@ fn scim_config_errors_name_the_key_the_value_and_the_fix() {
     }
     assert!(!err.contains("\"t\""), "the bearer token is not printed: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scope_by_nested_group_and_ldap_filter() {
+    let slapd = Slapd::start().unwrap();
+    // ai-researchers has bob directly and carol through the nested ml-team group; alice is in ai-admins.
+    let by_group = ScimServer::start(ScimServerOptions { tokens: vec![TOKEN.into()], ..Default::default() }).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let toml = config(&slapd, state.path(), &bearer_target(&by_group, "groups = [\"ai-researchers\", \"ai-admins\"]"));
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    assert_eq!(names(&by_group.users().await.unwrap()), ["alice", "bob", "carol"]);
+    // nomail has no mail attribute.
+    let by_filter = ScimServer::start(ScimServerOptions { tokens: vec![TOKEN.into()], ..Default::default() }).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let toml = config(&slapd, state.path(), &bearer_target(&by_filter, "users_filter = \"(mail=*)\""));
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    assert_eq!(names(&by_filter.users().await.unwrap()), ["alice", "bob", "carol", "dave"]);
+}
