@@ -42,6 +42,13 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(p):
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
@@ -449,14 +456,21 @@ def bench_proxy():
             gw.start()
             cookie = login_cookie(gw, "bench", "bench-pw")
             direct = wrk(f"http://127.0.0.1:{up_port}/app", secs=8, conns=32)
+            worker = int(subprocess.run(["pgrep", "-P", str(procs[1].pid)], capture_output=True, text=True).stdout.split()[0])
+            c0 = cpu_seconds(worker)
             nginx = wrk(f"http://127.0.0.1:{px_port}/app", secs=8, conns=32)
+            nginx_us = (cpu_seconds(worker) - c0) / max(nginx["rps"] * 8, 1) * 1e6
             wrk(gw.base + "/app", secs=3, conns=32, headers=[f"Cookie: {cookie}"])
+            c0 = cpu_seconds(gw.p.pid)
             ours = wrk(gw.base + "/app", secs=8, conns=32, headers=[f"Cookie: {cookie}"])
+            ours_us = (cpu_seconds(gw.p.pid) - c0) / max(ours["rps"] * 8, 1) * 1e6
             row("peak RSS under proxy load (32 connections, after ~300k requests)", f"{hwm_kb(gw.p.pid) / 1024:.1f} MB", "—", "—", "VmHWM of the gateway process")
             row("proxied requests/s (session → identity headers → upstream)", f"{ours['rps']:.0f}/s (p50 {ours['p50']} / p99 {ours['p99']} ms)",
                 f"nginx proxy {nginx['rps']:.0f}/s (p99 {nginx['p99']} ms); direct {direct['rps']:.0f}/s (p99 {direct['p99']} ms)",
                 f"{ours['rps'] / max(nginx['rps'], 1):.0%} of nginx",
                 f"added p99 vs direct: {ours['p99'] - direct['p99']:.2f} ms; non-2xx {ours['errors']}")
+            row("CPU per proxied request (process CPU time / requests)", f"{ours_us:.1f} µs", f"nginx proxy worker {nginx_us:.1f} µs",
+                f"{ours_us / max(nginx_us, 0.1):.1f}× nginx", "user + kernel time of the proxy process alone; the loopback TCP work is in both")
         finally:
             gw.stop()
     finally:
