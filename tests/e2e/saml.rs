@@ -682,3 +682,41 @@ async fn sp_initiated_single_logout() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("no slo_url"));
 }
+
+/// A second independent SP library, node-saml (the engine of passport-saml), accepts our IdP-initiated response:
+/// signature against the IdP certificate only, audience, recipient, time window; and refuses a tampered copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_saml_accepts_our_responses() {
+    let e = env().await;
+    let c = browser();
+    let (action, xml, _) = idp_initiated(&e, &c, "app", "alice").await;
+    assert_eq!(action, SP_ACS);
+    let cert = e.cert().display().to_string();
+    let idp_entity = e.gw.url("/saml/metadata");
+    let check = |xml: String| {
+        let (cert, idp_entity) = (cert.clone(), idp_entity.clone());
+        tokio::task::spawn_blocking(move || {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
+            e2e::node::run(
+                "saml-sp.mjs",
+                &[
+                    ("SAML_RESPONSE", &b64),
+                    ("SP_ENTITY", SP_ENTITY),
+                    ("SP_ACS", SP_ACS),
+                    ("IDP_CERT", &cert),
+                    ("IDP_ENTITY", &idp_entity),
+                ],
+                30,
+            )
+        })
+    };
+    let out = check(xml.clone()).await.unwrap().unwrap();
+    let profile: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(profile["ok"], true);
+    assert_eq!(profile["nameID"], "alice");
+    assert_eq!(profile["issuer"], idp_entity);
+    assert_eq!(profile["mail"], "alice@example.org");
+    let tampered = xml.replace(">alice<", ">mallory<");
+    let err = check(tampered).await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("node-saml refused"), "{err}");
+}
