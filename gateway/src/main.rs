@@ -298,6 +298,21 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
             println!("  proxy:      {}{} → {}", r.host.as_deref().unwrap_or("*"), r.path_prefix, r.upstream);
         }
     }
+    match &cfg.scim {
+        Some(s) if !s.targets.is_empty() => {
+            for t in &s.targets {
+                let every =
+                    t.interval.map(|i| format!(", every {}", humantime::format_duration(i))).unwrap_or_default();
+                println!(
+                    "  scim:       {} → {} (deprovision: {}{every})",
+                    t.name,
+                    t.base_url(),
+                    t.deprovision().as_str()
+                );
+            }
+        }
+        _ => println!("  scim:       off"),
+    }
     println!(
         "  sessions:   idle {} / absolute {}, at most {}",
         humantime::format_duration(cfg.session.idle_timeout),

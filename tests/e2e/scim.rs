@@ -262,3 +262,24 @@ async fn scope_by_nested_group_and_ldap_filter() {
     assert!(ok, "{out}");
     assert_eq!(names(&by_filter.users().await.unwrap()), ["alice", "bob", "carol", "dave"]);
 }
+
+#[test]
+fn the_cli_names_unknown_targets_and_check_config_lists_the_targets() {
+    let slapd = Slapd::start().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let toml = config(
+        &slapd,
+        state.path(),
+        "base_url = \"http://127.0.0.1:9/scim/v2\"\nbearer_token = \"t\"\ndeprovision = \"delete\"",
+    );
+    let (ok, out) = sync(&toml, &["--target", "ram"]);
+    assert!(!ok);
+    assert!(out.contains("no scim target named \"ram\"; configured targets: test"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fedgate.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let out = Command::new(fedgate_bin().unwrap()).args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("scim:       test → http://127.0.0.1:9/scim/v2 (deprovision: delete)"), "{text}");
+}

@@ -53,6 +53,17 @@ pub enum Deprovision {
     None,
 }
 
+impl Deprovision {
+    /// The configuration value (`deactivate`, `delete`, `none`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deactivate => "deactivate",
+            Self::Delete => "delete",
+            Self::None => "none",
+        }
+    }
+}
+
 /// How changed users are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
