@@ -8,6 +8,7 @@ pub mod cookies;
 pub mod directory;
 pub mod error;
 pub mod metrics;
+pub mod outbound;
 pub mod pages;
 pub mod pending;
 pub mod principal;

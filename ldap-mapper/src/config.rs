@@ -72,6 +72,15 @@ pub enum Scope {
     Sub,
 }
 
+impl From<Scope> for ldap3::Scope {
+    fn from(s: Scope) -> Self {
+        match s {
+            Scope::One => ldap3::Scope::OneLevel,
+            Scope::Sub => ldap3::Scope::Subtree,
+        }
+    }
+}
+
 /// How a user's groups are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

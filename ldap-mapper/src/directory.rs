@@ -138,11 +138,7 @@ impl LdapDirectory {
         filter: &str,
         attrs: &[&str],
     ) -> Result<Vec<SearchEntry>> {
-        let scope = match scope {
-            Scope::One => ldap3::Scope::OneLevel,
-            Scope::Sub => ldap3::Scope::Subtree,
-        };
-        self.search_scoped(conn, base, scope, filter, attrs).await
+        self.search_scoped(conn, base, scope.into(), filter, attrs).await
     }
 
     async fn search_scoped(

@@ -128,17 +128,26 @@ fn values(xml: &str, attribute: &str) -> Vec<String> {
 }
 
 fn xmlsec1_verifies_assertion(xml: &str, cert: &Path) {
+    xmlsec1_verifies(
+        xml,
+        cert,
+        "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+        Some("/*[local-name()='Response']/*[local-name()='Assertion']/*[local-name()='Signature']"),
+    );
+}
+
+/// `xmlsec1 --verify` with only our certificate, `ID` declared as the id attribute of `id_node`; the signature at
+/// `node_xpath`, or the first one.
+fn xmlsec1_verifies(xml: &str, cert: &Path, id_node: &str, node_xpath: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("r.xml");
     std::fs::write(&f, xml).unwrap();
-    let out = Command::new("xmlsec1")
-        .args(["--verify", "--pubkey-cert-pem"])
-        .arg(cert)
-        .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
-        .args(["--node-xpath", "/*[local-name()='Response']/*[local-name()='Assertion']/*[local-name()='Signature']"])
-        .arg(&f)
-        .output()
-        .expect("xmlsec1 not found: apt-get install xmlsec1");
+    let mut cmd = Command::new("xmlsec1");
+    cmd.args(["--verify", "--pubkey-cert-pem"]).arg(cert).args(["--id-attr:ID", id_node]);
+    if let Some(x) = node_xpath {
+        cmd.args(["--node-xpath", x]);
+    }
+    let out = cmd.arg(&f).output().expect("xmlsec1 not found: apt-get install xmlsec1");
     assert!(out.status.success(), "xmlsec1: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -414,30 +423,47 @@ async fn bad_input_gets_a_clear_4xx_page() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
-/// An SP that signs its HTTP-Redirect AuthnRequests: a good signature is accepted, a tampered or missing one gets a
-/// clear 400.
-#[tokio::test]
-async fn redirect_binding_signatures_are_checked() {
+/// An SP that signs its requests: its RSA key, PEM files of that key and its certificate, and a gateway (real
+/// slapd) where it is configured as `name` with `want_authn_requests_signed`, with alice signed in on `browser`.
+struct SigningSp {
+    key: aws_lc_rs::rsa::KeyPair,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    gw: Gateway,
+    browser: reqwest::Client,
+    _files: (tempfile::TempDir, tempfile::TempDir, Slapd),
+}
+
+async fn signing_sp(name: &str, entity: &str, acs: &str) -> SigningSp {
     use aws_lc_rs::encoding::AsDer as _;
     let dir = tempfile::tempdir().unwrap();
     let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
     let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(key.as_der().unwrap().as_ref().to_vec());
     let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().self_signed(&rc_key).unwrap();
-    let cert_path = dir.path().join("sp.crt");
+    let (cert_path, key_path) = (dir.path().join("sp.crt"), dir.path().join("sp.key"));
     std::fs::write(&cert_path, cert.pem()).unwrap();
-
+    std::fs::write(&key_path, rc_key.serialize_pem()).unwrap();
     let slapd = Slapd::start().unwrap();
     let keys = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "{}{}\n[[saml.service_providers]]\nname = \"signed\"\nentity_id = \"http://127.0.0.1:9/signed\"\nacs_urls = [\"http://127.0.0.1:9/signed/acs\"]\ncertificate_file = \"{}\"\nwant_authn_requests_signed = true\n",
+        "{}{}\n[[saml.service_providers]]\nname = \"{name}\"\nentity_id = \"{entity}\"\nacs_urls = [\"{acs}\"]\ncertificate_file = \"{}\"\nwant_authn_requests_signed = true\n",
         slapd.ldap_toml(""),
         saml_toml(keys.path()),
         cert_path.display()
     );
     let gw = Gateway::start(&cfg).await.unwrap();
-    let c = browser();
-    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let browser = browser();
+    crate::login::login(&browser, &gw, "alice", "alice-password", "").await;
+    SigningSp { key, cert_path, key_path, gw, browser, _files: (dir, keys, slapd) }
+}
+
+/// An SP that signs its HTTP-Redirect AuthnRequests: a good signature is accepted, a tampered or missing one gets a
+/// clear 400.
+#[tokio::test]
+async fn redirect_binding_signatures_are_checked() {
+    let sp = signing_sp("signed", "http://127.0.0.1:9/signed", "http://127.0.0.1:9/signed/acs").await;
+    let (key, gw, c) = (&sp.key, &sp.gw, &sp.browser);
 
     let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     let req = deflate_b64(&authn_request("http://127.0.0.1:9/signed", "http://127.0.0.1:9/signed/acs"));
@@ -457,7 +483,7 @@ async fn redirect_binding_signatures_are_checked() {
     .unwrap();
     let signature = enc(&base64::engine::general_purpose::STANDARD.encode(&sig));
 
-    let good = c.get(e2e_url(&gw, &format!("{signed_part}&Signature={signature}"))).send().await.unwrap();
+    let good = c.get(e2e_url(gw, &format!("{signed_part}&Signature={signature}"))).send().await.unwrap();
     assert_eq!(good.status(), StatusCode::OK);
     let (action, xml, relay) = posted(&good.text().await.unwrap());
     assert_eq!(action, "http://127.0.0.1:9/signed/acs");
@@ -465,11 +491,11 @@ async fn redirect_binding_signatures_are_checked() {
     assert!(xml.contains("InResponseTo=\"a2eg9c2gjji188814h7j2d7358fh3g9\""));
 
     let tampered = signed_part.replace("state-1", "state-2");
-    let r = c.get(e2e_url(&gw, &format!("{tampered}&Signature={signature}"))).send().await.unwrap();
+    let r = c.get(e2e_url(gw, &format!("{tampered}&Signature={signature}"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("signature does not verify"));
 
-    let r = c.get(e2e_url(&gw, &signed_part)).send().await.unwrap();
+    let r = c.get(e2e_url(gw, &signed_part)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("not signed"));
 }
@@ -515,22 +541,9 @@ async fn an_sp_can_be_configured_from_its_metadata() {
 async fn post_binding_signatures_are_checked_on_what_was_signed() {
     const POST_SP: &str = "http://127.0.0.1:9/posted";
     const POST_ACS: &str = "http://127.0.0.1:9/posted/acs";
+    let sp = signing_sp("posted", POST_SP, POST_ACS).await;
+    let (cert_path, key_path, gw) = (&sp.cert_path, &sp.key_path, &sp.gw);
     let dir = tempfile::tempdir().unwrap();
-    let rc_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-    let cert = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().self_signed(&rc_key).unwrap();
-    let (cert_path, key_path) = (dir.path().join("sp.crt"), dir.path().join("sp.key"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, rc_key.serialize_pem()).unwrap();
-
-    let slapd = Slapd::start().unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let cfg = format!(
-        "{}{}\n[[saml.service_providers]]\nname = \"posted\"\nentity_id = \"{POST_SP}\"\nacs_urls = [\"{POST_ACS}\"]\ncertificate_file = \"{}\"\nwant_authn_requests_signed = true\n",
-        slapd.ldap_toml(""),
-        saml_toml(keys.path()),
-        cert_path.display()
-    );
-    let gw = Gateway::start(&cfg).await.unwrap();
     let md = dir.path().join("idp.xml");
     let metadata = e2e::gateway::http().get(gw.url("/saml/metadata")).send().await.unwrap().text().await.unwrap();
     std::fs::write(&md, metadata).unwrap();
@@ -546,8 +559,7 @@ async fn post_binding_signatures_are_checked_on_what_was_signed() {
     assert!(xml.contains("Signature") && xml.contains(&format!("URI=\"#{id}\"")), "pysaml2 signed it: {xml}");
     let b64 = |x: &str| base64::engine::general_purpose::STANDARD.encode(x);
 
-    let c = browser();
-    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let c = sp.browser.clone();
     let send = |x: String| {
         let c = c.clone();
         let url = gw.url("/saml/sso");
@@ -609,20 +621,6 @@ async fn post_binding_signatures_are_checked_on_what_was_signed() {
     assert!(r.text().await.unwrap().contains("not signed"));
 }
 
-fn xmlsec1_verifies_root(xml: &str, cert: &Path, root: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("r.xml");
-    std::fs::write(&f, xml).unwrap();
-    let out = Command::new("xmlsec1")
-        .args(["--verify", "--pubkey-cert-pem"])
-        .arg(cert)
-        .args(["--id-attr:ID", &format!("urn:oasis:names:tc:SAML:2.0:protocol:{root}")])
-        .arg(&f)
-        .output()
-        .expect("xmlsec1 not found: apt-get install xmlsec1");
-    assert!(out.status.success(), "xmlsec1: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// SP-initiated Single Logout with pysaml2 as the SP: a LogoutRequest for someone else ends nothing (Responder);
 /// one for the signed-in user ends the session and gets a signed Success LogoutResponse posted to the SP's
 /// SingleLogoutService, which pysaml2 and xmlsec1 accept. An SP without `slo_url` gets a clear 400.
@@ -665,7 +663,7 @@ async fn sp_initiated_single_logout() {
     assert!(r.headers().get_all("set-cookie").iter().any(|v| v.to_str().unwrap().contains("Max-Age=0")));
     let (action, xml, _) = posted(&r.text().await.unwrap());
     assert_eq!(action, SP_SLO);
-    xmlsec1_verifies_root(&xml, &e.cert(), "LogoutResponse");
+    xmlsec1_verifies(&xml, &e.cert(), "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse", None);
     let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
     let seen = run(args("logout-consume", &[]), Some(b64)).await.unwrap();
     assert_eq!(seen["ok"], true, "{seen}");

@@ -106,12 +106,17 @@ impl IdentityProvider {
         Ok(percent_encoding::percent_decode_str(&value.replace('+', " ")).decode_utf8_lossy().replace(' ', "+"))
     }
 
-    /// Checks the HTTP-Redirect query signature of a request from `sp` (required when it wants signed requests).
-    fn check_redirect_signature(sp: &ServiceProvider, raw_query: &str) -> Result<(), SamlError> {
-        let has_sig = raw_query.split('&').any(|p| p.starts_with("Signature="));
-        match (&sp.certificate_der, has_sig) {
-            (Some(cert), true) => authn_request::verify_redirect_signature(raw_query, cert)
-                .map_err(|reason| SamlError::BadSignature { sp: sp.name().into(), reason }),
+    /// Checks a request's signature with `verify` (given the SP's certificate) when it is signed and the SP has a
+    /// certificate; a request that is not signed is refused when the SP wants signed requests.
+    fn check_signature(
+        sp: &ServiceProvider,
+        signed: bool,
+        verify: impl FnOnce(&[u8]) -> Result<(), String>,
+    ) -> Result<(), SamlError> {
+        match (&sp.certificate_der, signed) {
+            (Some(cert), true) => {
+                verify(cert).map_err(|reason| SamlError::BadSignature { sp: sp.name().into(), reason })
+            }
             (_, false) if sp.config.want_authn_requests_signed => {
                 Err(SamlError::BadSignature { sp: sp.name().into(), reason: "the request is not signed".into() })
             }
@@ -119,24 +124,18 @@ impl IdentityProvider {
         }
     }
 
-    /// Checks the enveloped signature of an HTTP-POST request from `sp` whose root ID is `id` (required when it
-    /// wants signed requests).
-    fn check_post_signature(sp: &ServiceProvider, xml: &[u8], id: &str, signed: bool) -> Result<(), SamlError> {
-        match (&sp.certificate_der, signed) {
-            (Some(cert), true) => authn_request::verify_post_signature(xml, id, cert)
-                .map_err(|reason| SamlError::BadSignature { sp: sp.name().into(), reason }),
-            (_, false) if sp.config.want_authn_requests_signed => {
-                Err(SamlError::BadSignature { sp: sp.name().into(), reason: "the request is not signed".into() })
-            }
-            _ => Ok(()),
-        }
+    /// Whether an HTTP-Redirect query carries a signature.
+    fn query_signed(raw_query: &str) -> bool {
+        raw_query.split('&').any(|p| p.starts_with("Signature="))
     }
 
     /// An HTTP-Redirect request: `raw_query` is the query string as received (the signature covers its bytes).
     pub fn redirect_request(&self, raw_query: &str) -> Result<(AuthnRequest, &ServiceProvider), SamlError> {
         let req = authn_request::decode_redirect(&Self::redirect_value(raw_query)?)?;
         let sp = self.by_issuer(&req.issuer)?;
-        Self::check_redirect_signature(sp, raw_query)?;
+        Self::check_signature(sp, Self::query_signed(raw_query), |cert| {
+            authn_request::verify_redirect_signature(raw_query, cert)
+        })?;
         Ok((req, sp))
     }
 
@@ -146,7 +145,7 @@ impl IdentityProvider {
         let xml = authn_request::post_xml(saml_request)?;
         let req = authn_request::parse(&xml)?;
         let sp = self.by_issuer(&req.issuer)?;
-        Self::check_post_signature(sp, &xml, &req.id, req.signed)?;
+        Self::check_signature(sp, req.signed, |cert| authn_request::verify_post_signature(&xml, &req.id, cert))?;
         Ok((req, sp))
     }
 
@@ -154,7 +153,9 @@ impl IdentityProvider {
     pub fn logout_redirect(&self, raw_query: &str) -> Result<(LogoutRequest, &ServiceProvider), SamlError> {
         let req = logout::parse(&authn_request::inflate(&Self::redirect_value(raw_query)?)?)?;
         let sp = self.by_issuer(&req.issuer)?;
-        Self::check_redirect_signature(sp, raw_query)?;
+        Self::check_signature(sp, Self::query_signed(raw_query), |cert| {
+            authn_request::verify_redirect_signature(raw_query, cert)
+        })?;
         Ok((req, sp))
     }
 
@@ -163,7 +164,7 @@ impl IdentityProvider {
         let xml = authn_request::post_xml(saml_request)?;
         let req = logout::parse(&xml)?;
         let sp = self.by_issuer(&req.issuer)?;
-        Self::check_post_signature(sp, &xml, &req.id, req.signed)?;
+        Self::check_signature(sp, req.signed, |cert| authn_request::verify_post_signature(&xml, &req.id, cert))?;
         Ok((req, sp))
     }
 

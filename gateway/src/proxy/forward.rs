@@ -4,16 +4,12 @@
 //! it is slow.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
 
 use super::config::{HeaderNames, RouteConfig};
 use super::decide::Identity;
@@ -90,7 +86,7 @@ impl IdentityHeaders {
 }
 
 /// The pooled client of one route.
-pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+pub type UpstreamClient = Client<crate::outbound::Connector, Body>;
 
 /// A route with its upstream URL parsed and its client.
 pub struct Upstream {
@@ -110,29 +106,7 @@ impl Upstream {
     /// Builds the route's client (TLS roots from `ca_file` or the platform's webpki roots).
     pub fn new(route: RouteConfig) -> anyhow::Result<Self> {
         let base = url::Url::parse(&route.upstream)?;
-        let mut roots = rustls::RootCertStore::empty();
-        match &route.ca_file {
-            Some(path) => {
-                for cert in CertificateDer::pem_file_iter(path)? {
-                    roots.add(cert?)?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(route.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let connector = crate::outbound::connector(route.ca_file.as_deref(), route.connect_timeout)?;
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
         Ok(Self { route, base, client })
     }

@@ -167,15 +167,19 @@ async fn proceed_after_login(
     }
     tracing::info!(sp = sp_name, username = %principal.username, sp_initiated = request.is_some(), "SAML response issued");
     state.metrics.event("saml_response", sp_name);
-    let (html, csp) =
-        federation::saml::post_form::render(&signed.acs_url, &signed.saml_response, relay_state.as_deref());
+    Ok(post_form(&signed, relay_state.as_deref()))
+}
+
+/// The auto-submitting HTTP-POST binding page for `signed`, with its strict CSP, never cached.
+fn post_form(signed: &federation::saml::SignedResponse, relay_state: Option<&str>) -> Response {
+    let (html, csp) = federation::saml::post_form::render(&signed.acs_url, &signed.saml_response, relay_state);
     let mut resp = Html(html).into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    resp
 }
 
 async fn slo_redirect(
@@ -232,16 +236,9 @@ async fn logout(
     }
     state.metrics.event("saml_logout", if success { "success" } else { "mismatch" });
     let signed = idp.logout_response(sp, request, success, state.clock.now())?;
-    let (html, csp) =
-        federation::saml::post_form::render(&signed.acs_url, &signed.saml_response, relay_state.as_deref());
-    let mut resp = Html(html).into_response();
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut resp = post_form(&signed, relay_state.as_deref());
     if success && let Some(c) = crate::cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
-        h.append(header::SET_COOKIE, c);
+        resp.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(resp)
 }

@@ -11,11 +11,8 @@ use federation::scim::{TargetAuth, TargetConfig, TargetUser};
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
 /// Longest wait honoured from a `Retry-After` header.
@@ -27,7 +24,7 @@ const ERROR_RETRIES: u32 = 2;
 /// Largest response body read.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = Client<crate::outbound::Connector, Full<Bytes>>;
 
 /// A failed SCIM call.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -108,31 +105,9 @@ impl std::fmt::Debug for ScimClient {
 impl ScimClient {
     /// Builds the client of `target` (reads secret files and the CA file).
     pub fn new(target: &TargetConfig) -> anyhow::Result<Self> {
-        let mut roots = rustls::RootCertStore::empty();
-        match &target.ca_file {
-            Some(path) => {
-                for cert in CertificateDer::pem_file_iter(path)
-                    .map_err(|e| anyhow::anyhow!("scim target {}: ca_file {}: {e}", target.name, path.display()))?
-                {
-                    roots.add(cert?)?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(target.timeout.min(Duration::from_secs(10))));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let connector =
+            crate::outbound::connector(target.ca_file.as_deref(), target.timeout.min(Duration::from_secs(10)))
+                .map_err(|e| anyhow::anyhow!("scim target {}: {e}", target.name))?;
         let auth = target.auth().map_err(|e| anyhow::anyhow!("scim target {}: {e}", target.name))?;
         Ok(Self {
             base: target.base_url(),

@@ -11,7 +11,7 @@ use ldap3::{Ldap, SearchEntry};
 
 use super::LdapDirectory;
 use crate::client::unavailable;
-use crate::config::{GroupStrategy, Scope};
+use crate::config::GroupStrategy;
 use crate::error::{Error, Result};
 use crate::{MappedUser, mapping};
 
@@ -71,12 +71,8 @@ impl LdapDirectory {
     }
 
     async fn list_on(&self, conn: &mut Ldap, query: &ListQuery) -> Result<Listing> {
-        let scope = match self.mapping.scope {
-            Scope::One => ldap3::Scope::OneLevel,
-            Scope::Sub => ldap3::Scope::Subtree,
-        };
         let base = self.cfg.users_dn.clone();
-        self.list_in(conn, &base, scope, query).await
+        self.list_in(conn, &base, self.mapping.scope.into(), query).await
     }
 
     async fn list_in(&self, conn: &mut Ldap, base: &str, scope: ldap3::Scope, query: &ListQuery) -> Result<Listing> {
