@@ -283,3 +283,54 @@ fn the_cli_names_unknown_targets_and_check_config_lists_the_targets() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("scim:       test → http://127.0.0.1:9/scim/v2 (deprovision: delete)"), "{text}");
 }
+
+/// The Alibaba Cloud RAM preset, pointed at the test server: OAuth client credentials with scope `/acs/scim`, only
+/// `userName` (lower-cased), `displayName` and `externalId` sent, changes written with PUT (RAM has no PATCH), and
+/// users who left deleted (RAM users have no disabled state).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliyun_ram_preset_sends_only_what_ram_maps() {
+    let slapd = Slapd::start().unwrap();
+    let server = ScimServer::start(ScimServerOptions {
+        client: Some(("ram-app".into(), "ram-secret".into())),
+        ..Default::default()
+    })
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let target = format!(
+        "preset = \"aliyun-ram\"\nbase_url = \"{}\"\ntoken_url = \"{}\"\nclient_id = \"ram-app\"\nclient_secret = \"ram-secret\"",
+        server.base_url(),
+        server.token_url()
+    );
+    let toml = config(&slapd, state.path(), &target);
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    let alice = server.user("alice").await.unwrap().expect("alice provisioned");
+    let mut keys: Vec<&str> = alice.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["displayName", "externalId", "id", "meta", "schemas", "userName"], "{alice}");
+    assert_eq!(alice["displayName"], "Alice Liddell");
+
+    // A changed e-mail is nothing RAM holds: no write. A changed display name is written with PUT.
+    slapd
+        .modify(
+            "dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\nreplace: mail\nmail: robert@example.org\n",
+        )
+        .unwrap();
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok && out.contains("did: 0 created, 0 updated"), "{out}");
+    slapd
+        .modify("dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\nreplace: cn\ncn: Robert Builder\n")
+        .unwrap();
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok && out.contains("did: 0 created, 1 updated"), "{out}");
+    assert_eq!(server.user("bob").await.unwrap().unwrap()["displayName"], "Robert Builder");
+
+    slapd.modify("dn: uid=dave,ou=people,dc=example,dc=org\nchangetype: delete\n").unwrap();
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok && out.contains("1 deprovisioned"), "{out}");
+    assert!(server.user("dave").await.unwrap().is_none(), "dave was deleted");
+    let stats = server.stats().await.unwrap();
+    assert_eq!(stats["requests"]["PUT"], 1, "{stats}");
+    assert!(stats["requests"].get("PATCH").is_none(), "{stats}");
+    assert_eq!(stats["requests"]["DELETE"], 1, "{stats}");
+}
