@@ -6,7 +6,7 @@ use std::process::Command;
 
 use e2e::gateway::{Gateway, fedgate_bin, http};
 use e2e::scim::{ScimServer, ScimServerOptions};
-use e2e::slapd::Slapd;
+use e2e::slapd::{Slapd, SlapdOptions};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "scim-test-token";
@@ -333,4 +333,19 @@ async fn aliyun_ram_preset_sends_only_what_ram_maps() {
     assert_eq!(stats["requests"]["PUT"], 1, "{stats}");
     assert!(stats["requests"].get("PATCH").is_none(), "{stats}");
     assert_eq!(stats["requests"]["DELETE"], 1, "{stats}");
+}
+
+/// A directory that caps the service account at slapd's default 500 entries: the listing is refused as a whole,
+/// with the fix, and nothing is written (a short list would look like users who left).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_size_limited_directory_read_changes_nothing_and_says_how_to_fix_it() {
+    let slapd =
+        Slapd::start_with(SlapdOptions { bulk_users: 600, default_size_limit: true, ..Default::default() }).unwrap();
+    let server = ScimServer::start(ScimServerOptions { tokens: vec![TOKEN.into()], ..Default::default() }).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (ok, out) = sync(&config(&slapd, state.path(), &bearer_target(&server, "")), &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("size limit exceeded after 500 entries") && out.contains("size=unlimited"), "{out}");
+    assert!(out.contains("nothing was changed"), "{out}");
+    assert_eq!(writes(&server.stats().await.unwrap()), 0);
 }

@@ -36,6 +36,9 @@ pub struct SlapdOptions {
     pub ad: bool,
     /// Extra bulk users `user1..userN` (password `pw-<i>`, group staff) for benchmarks.
     pub bulk_users: usize,
+    /// Leave the service account at slapd's default size limit (500 entries, paged searches included) instead of
+    /// `size=unlimited`, as on a directory nobody prepared for provisioning.
+    pub default_size_limit: bool,
 }
 
 /// A running slapd.
@@ -141,7 +144,7 @@ database mdb
 suffix "{suffix}"
 rootdn "cn=admin,{suffix}"
 rootpw {rootpw}
-limits dn.exact="cn=fedgate,ou=services,{suffix}" size=unlimited
+{limits}
 directory {db}
 maxsize 104857600
 dbnosync
@@ -158,6 +161,11 @@ access to *
   by * none
 "#,
             rootpw = ssha("admin-password"),
+            limits = if self.options.default_size_limit {
+                String::new()
+            } else {
+                format!("limits dn.exact=\"cn=fedgate,ou=services,{suffix}\" size=unlimited")
+            },
             db = d.join("db").display(),
         )?;
         if !self.options.ad {

@@ -163,8 +163,10 @@ impl LdapDirectory {
                 rc: 4,
                 text: format!(
                     "size limit exceeded after {} entries under {base}: the directory returned only part of the \
-                     list; allow the service account more (OpenLDAP: limits … size.pr=unlimited; AD: MaxPageSize)",
-                    entries.len()
+                     list; let the service account read everything (OpenLDAP: limits dn.exact=\"{}\" \
+                     size=unlimited)",
+                    entries.len(),
+                    self.cfg.bind_dn
                 ),
             }),
             rc => Err(Error::Refused { operation: "search", rc, text: res.text }),
