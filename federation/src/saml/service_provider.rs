@@ -401,6 +401,16 @@ impl ServiceProvider {
         Ok(out)
     }
 
+    /// Whether a LogoutRequest naming `name_id` (or nobody) is about `p`: the NameID this SP would get for `p`,
+    /// compared case-insensitively.
+    pub fn is_subject_of_logout(&self, name_id: Option<&str>, p: &Principal) -> bool {
+        match (name_id, self.name_id(p)) {
+            (None, _) => true,
+            (Some(asked), Ok(mine)) => asked.eq_ignore_ascii_case(&mine),
+            (Some(_), Err(_)) => false,
+        }
+    }
+
     /// Whether `p` may use this SP.
     pub fn allows(&self, p: &Principal) -> bool {
         self.config

@@ -245,6 +245,11 @@ impl DesiredUser {
     }
 }
 
+/// The PATCH request that deactivates a user (`active` = false).
+pub fn deactivation_patch() -> Value {
+    json!({ "schemas": [PATCH_SCHEMA], "Operations": [{ "op": "replace", "path": "active", "value": false }] })
+}
+
 impl TargetUser {
     /// Reads a User resource; `None` if it has no `id` or `userName`.
     pub fn from_json(raw: Value) -> Option<Self> {

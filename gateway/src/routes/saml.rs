@@ -222,12 +222,7 @@ async fn logout(
     let mut success = true;
     if let Some((id, session)) = current_session(state, headers).await? {
         let principal = from_user(&session.user, session.auth_instant());
-        let ours = match (&request.name_id, sp.name_id(&principal)) {
-            (Some(asked), Ok(mine)) => asked.eq_ignore_ascii_case(&mine),
-            (None, _) => true,
-            (Some(_), Err(_)) => false,
-        };
-        if ours {
+        if sp.is_subject_of_logout(request.name_id.as_deref(), &principal) {
             end_session(state, &id, &session).await?;
         } else {
             tracing::info!(sp = sp.name(), "SAML logout for a NameID that is not this browser's user: nothing ended");

@@ -15,7 +15,6 @@ use federation::scim::{Action, DesiredUser, Known, ScimConfig, SyncState, Target
 use futures_util::StreamExt as _;
 use ldap_mapper::LdapDirectory;
 use ldap_mapper::directory::ListQuery;
-use serde_json::json;
 
 use super::client::{ScimClient, ScimError};
 use super::state_file;
@@ -351,16 +350,19 @@ async fn apply_one(client: &ScimClient, action: Action, by_id: &HashMap<&str, &K
             Action::Deprovision { id, key, delete: false, current, .. } => {
                 let known = by_id.get(id.as_str()).map(|k| (*k).clone());
                 if use_patch {
-                    let ops = json!({
-                        "schemas": [federation::scim::resource::PATCH_SCHEMA],
-                        "Operations": [{ "op": "replace", "path": "active", "value": false }],
-                    });
-                    client.patch(&id, &ops).await?;
+                    client.patch(&id, &federation::scim::resource::deactivation_patch()).await?;
                 } else {
                     let resource = match (&current, &known) {
                         (Some(t), _) => t.with_active(false),
                         (None, Some(k)) => DesiredUser { active: Some(false), ..k.user.clone() }.to_json(),
-                        (None, None) => json!({ "active": false }),
+                        // Never reached (a deprovision comes from the target's list or from our state); a PUT
+                        // of `active` alone would wipe the account, so refuse instead.
+                        (None, None) => {
+                            return Err(ScimError::Malformed {
+                                url: id.clone(),
+                                reason: "no copy of the user to write back with active = false".into(),
+                            });
+                        }
                     };
                     client.replace(&id, &resource).await?;
                 }
