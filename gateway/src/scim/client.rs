@@ -289,6 +289,7 @@ impl ScimClient {
     /// Every user on the target, page by page.
     pub async fn list_users(&self, page_size: usize) -> Result<Vec<TargetUser>, ScimError> {
         let mut users = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut start = 1usize;
         loop {
             let url = format!("{}?startIndex={start}&count={page_size}", self.users_url(None));
@@ -297,8 +298,18 @@ impl ScimClient {
             let total = page.get("totalResults").and_then(Value::as_u64).ok_or_else(|| malformed("no totalResults"))?;
             let resources = page.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default();
             let n = resources.len();
+            let before = users.len();
             for r in resources {
-                users.push(TargetUser::from_json(r).ok_or_else(|| malformed("a user without id or userName"))?);
+                let user = TargetUser::from_json(r).ok_or_else(|| malformed("a user without id or userName"))?;
+                if seen.insert(user.id.clone()) {
+                    users.push(user);
+                }
+            }
+            if n > 0 && users.len() == before {
+                // A server that ignores startIndex would otherwise be listed forever.
+                return Err(malformed(
+                    "the page at this startIndex repeats users already listed (startIndex ignored?)",
+                ));
             }
             if n == 0 || users.len() as u64 >= total {
                 return Ok(users);
