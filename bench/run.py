@@ -274,6 +274,7 @@ scopes = ["roles"]
 
 
 LDAP_BENCH = os.path.join(ROOT, "target", "release", "ldap-bench")
+BARE_PROXY = os.path.join(ROOT, "target", "release", "bare-proxy")
 
 LOGIN_RANDOM_LUA = """
 math.randomseed(os.time())
@@ -460,6 +461,15 @@ def bench_proxy():
             c0 = cpu_seconds(worker)
             nginx = wrk(f"http://127.0.0.1:{px_port}/app", secs=8, conns=32)
             nginx_us = (cpu_seconds(worker) - c0) / max(nginx["rps"] * 8, 1) * 1e6
+            bare_port = free_port()
+            bare = subprocess.Popen([BARE_PROXY, str(bare_port), f"http://127.0.0.1:{up_port}"], stdout=subprocess.PIPE, text=True)
+            STARTED.append(bare)
+            bare.stdout.readline()
+            wrk(f"http://127.0.0.1:{bare_port}/app", secs=3, conns=32)
+            c0 = cpu_seconds(bare.pid)
+            floor = wrk(f"http://127.0.0.1:{bare_port}/app", secs=8, conns=32)
+            floor_us = (cpu_seconds(bare.pid) - c0) / max(floor["rps"] * 8, 1) * 1e6
+            stop(bare)
             wrk(gw.base + "/app", secs=3, conns=32, headers=[f"Cookie: {cookie}"])
             c0 = cpu_seconds(gw.p.pid)
             ours = wrk(gw.base + "/app", secs=8, conns=32, headers=[f"Cookie: {cookie}"])
@@ -469,8 +479,11 @@ def bench_proxy():
                 f"nginx proxy {nginx['rps']:.0f}/s (p99 {nginx['p99']} ms); direct {direct['rps']:.0f}/s (p99 {direct['p99']} ms)",
                 f"{ours['rps'] / max(nginx['rps'], 1):.0%} of nginx",
                 f"added p99 vs direct: {ours['p99'] - direct['p99']:.2f} ms; non-2xx {ours['errors']}")
-            row("CPU per proxied request (process CPU time / requests)", f"{ours_us:.1f} µs", f"nginx proxy worker {nginx_us:.1f} µs",
-                f"{ours_us / max(nginx_us, 0.1):.1f}× nginx", "user + kernel time of the proxy process alone; the loopback TCP work is in both")
+            row("CPU per proxied request (process CPU time / requests)", f"{ours_us:.1f} µs", f"nginx proxy worker {nginx_us:.1f} µs; bare hyper proxy {floor_us:.1f} µs",
+                f"{ours_us / max(nginx_us, 0.1):.1f}× nginx, {ours_us / max(floor_us, 0.1):.2f}× bare hyper", "user + kernel time of the proxy process alone; the loopback TCP work is in all three")
+            row("bare hyper + hyper-util proxy, no auth (the floor of fedgate's HTTP stack)", f"{floor['rps']:.0f}/s (p99 {floor['p99']} ms)",
+                f"nginx proxy {nginx['rps']:.0f}/s", f"{floor['rps'] / max(nginx['rps'], 1):.0%} of nginx",
+                f"fedgate = {ours['rps'] / max(floor['rps'], 1):.0%} of this floor (session lookup, route rules, header hygiene, identity headers, metrics)")
         finally:
             gw.stop()
     finally:
