@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ldap_mapper::MappedUser;
@@ -86,7 +87,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session under `id`.
     fn insert<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>>;
     /// The live session for `id`, marking it used at `now`; `None` when unknown or expired (expired ones are removed).
-    fn get<'a>(&'a self, id: &'a str, now: OffsetDateTime) -> StoreFuture<'a, Result<Option<Session>, StoreError>>;
+    ///
+    /// Shared, not copied: a proxied request reads the session without cloning the user's data.
+    fn get<'a>(&'a self, id: &'a str, now: OffsetDateTime)
+    -> StoreFuture<'a, Result<Option<Arc<Session>>, StoreError>>;
     /// Replaces the data of an existing session (e.g. to record a client it signed in to).
     fn update<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>>;
     /// Ends a session.
@@ -97,7 +101,7 @@ pub trait SessionStore: Send + Sync + 'static {
 
 /// The default store: an in-process moka cache bounded by `max_sessions`, least recently used evicted first.
 pub struct MemoryStore {
-    cache: Cache<String, Session>,
+    cache: Cache<String, Arc<Session>>,
     lifetimes: Lifetimes,
 }
 
@@ -124,14 +128,18 @@ impl MemoryStore {
 impl SessionStore for MemoryStore {
     fn insert<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.cache.insert(id.to_string(), session);
+            self.cache.insert(id.to_string(), Arc::new(session));
             Ok(())
         })
     }
 
-    fn get<'a>(&'a self, id: &'a str, now: OffsetDateTime) -> StoreFuture<'a, Result<Option<Session>, StoreError>> {
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Result<Option<Arc<Session>>, StoreError>> {
         Box::pin(async move {
-            let Some(mut s) = self.cache.get(id) else { return Ok(None) };
+            let Some(s) = self.cache.get(id) else { return Ok(None) };
             let now = now.unix_timestamp();
             if self.lifetimes.expired(&s, now) {
                 self.cache.invalidate(id);
@@ -139,8 +147,9 @@ impl SessionStore for MemoryStore {
             }
             // Refresh the idle clock at most every few seconds, to keep hot sessions cheap.
             if now - s.last_seen >= 5 {
-                s.last_seen = now;
-                self.cache.insert(id.to_string(), s.clone());
+                let fresh = Arc::new(Session { last_seen: now, ..(*s).clone() });
+                self.cache.insert(id.to_string(), fresh.clone());
+                return Ok(Some(fresh));
             }
             Ok(Some(s))
         })
@@ -149,7 +158,7 @@ impl SessionStore for MemoryStore {
     fn update<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             if self.cache.contains_key(id) {
-                self.cache.insert(id.to_string(), session);
+                self.cache.insert(id.to_string(), Arc::new(session));
             }
             Ok(())
         })
@@ -209,11 +218,11 @@ pub async fn conformance(store: &dyn SessionStore, lifetimes: Lifetimes, user: M
         return fail("a session must end at the absolute timeout even when active");
     }
     // Update and remove.
-    let Some(mut changed) =
-        store.get(&id, at(half + half + Duration::from_secs(6))).await.map_err(|e| e.to_string())?
+    let Some(changed) = store.get(&id, at(half + half + Duration::from_secs(6))).await.map_err(|e| e.to_string())?
     else {
         return fail("a live session must be readable");
     };
+    let mut changed = (*changed).clone();
     changed.signed_in_to.push("client-a".into());
     store.update(&id, changed.clone()).await.map_err(|e| e.to_string())?;
     match store.get(&id, at(half + half + Duration::from_secs(7))).await.map_err(|e| e.to_string())? {

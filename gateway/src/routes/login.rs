@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The live session of this request, with its id.
-pub async fn current_session(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, Session)>, AppError> {
+pub async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, std::sync::Arc<Session>)>, AppError> {
     let Some(id) = cookies::get(headers, &state.config.session.cookie_name) else { return Ok(None) };
     if id.len() != 43 {
         return Ok(None);

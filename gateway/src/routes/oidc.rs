@@ -126,15 +126,16 @@ async fn continue_authorization(
     let session = current_session(state, headers).await?;
     match request.login_decision(session.as_ref().map(|(_, s)| s.auth_instant()), now) {
         LoginDecision::Proceed => {
-            let Some((id, mut session)) = session else { return Err(AppError::BadRequest("no session".into())) };
+            let Some((id, session)) = session else { return Err(AppError::BadRequest("no session".into())) };
             let principal = from_user(&session.user, session.auth_instant());
             let url = match provider.issue_code(&request, &principal, now).await {
                 Ok(url) => url,
                 Err(e) => return authorize_failure(e),
             };
             if !session.signed_in_to.contains(&request.client_id) {
-                session.signed_in_to.push(request.client_id.clone());
-                state.sessions.update(&id, session).await?;
+                let mut updated = (*session).clone();
+                updated.signed_in_to.push(request.client_id.clone());
+                state.sessions.update(&id, updated).await?;
             }
             tracing::info!(client_id = %request.client_id, username = %principal.username, "authorization code issued");
             Ok(Redirect::to(url.as_str()).into_response())

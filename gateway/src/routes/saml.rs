@@ -155,15 +155,16 @@ async fn proceed_after_login(
     relay_state: Option<String>,
 ) -> Result<Response, AppError> {
     let idp = idp(state)?;
-    let Some((id, mut session)) = current_session(state, headers).await? else {
+    let Some((id, session)) = current_session(state, headers).await? else {
         return Ok(to_login("/"));
     };
     let sp = idp.by_name(sp_name)?;
     let principal = from_user(&session.user, session.auth_instant());
     let signed = idp.respond(sp, &principal, request.as_ref(), state.clock.now())?;
     if !session.signed_in_to.iter().any(|s| s == sp_name) {
-        session.signed_in_to.push(sp_name.to_string());
-        state.sessions.update(&id, session).await?;
+        let mut updated = (*session).clone();
+        updated.signed_in_to.push(sp_name.to_string());
+        state.sessions.update(&id, updated).await?;
     }
     tracing::info!(sp = sp_name, username = %principal.username, sp_initiated = request.is_some(), "SAML response issued");
     state.metrics.event("saml_response", sp_name);

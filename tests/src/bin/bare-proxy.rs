@@ -35,14 +35,19 @@ async fn main() -> anyhow::Result<()> {
                 let (client, upstream) = (client.clone(), upstream.clone());
                 async move {
                     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                    let target = format!("{}://{}{pq}", upstream.scheme_str().unwrap_or("http"), upstream.authority().map_or("", |a| a.as_str()));
+                    let target = format!(
+                        "{}://{}{pq}",
+                        upstream.scheme_str().unwrap_or("http"),
+                        upstream.authority().map_or("", |a| a.as_str())
+                    );
                     *req.uri_mut() = target.parse().unwrap_or(upstream);
                     let resp = match client.request(req).await {
                         Ok(r) => r.map(http_body_util::Either::Left),
                         Err(_) => {
-                            let mut r = hyper::Response::new(http_body_util::Either::Right(
-                                http_body_util::Empty::<bytes::Bytes>::new(),
-                            ));
+                            let mut r = hyper::Response::new(http_body_util::Either::Right(http_body_util::Empty::<
+                                bytes::Bytes,
+                            >::new(
+                            )));
                             *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
                             r
                         }
