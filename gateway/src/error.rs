@@ -1,9 +1,8 @@
 //! The one place that turns errors into HTTP responses.
 //!
 //! Handlers return `Result<_, AppError>`. Internal detail is logged here, once; the body says what the person can
-//! do about it. Pages are branded later by [`brand_error_pages`], which has the `[ui]` settings.
+//! do about it. Pages are branded later by [`brand_error_page`], which has the `[ui]` settings.
 
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -213,18 +212,17 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Middleware: renders [`ErrorPage`] responses as branded HTML, or as JSON for clients that asked for JSON.
-pub async fn brand_error_pages(
-    State(state): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let wants_json = req
-        .headers()
+/// Whether the client asked for JSON rather than a page (`Accept` names JSON and not HTML).
+pub fn wants_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
-    let resp = next.run(req).await;
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
+}
+
+/// Turns an error response marked with an [`ErrorPage`] into the branded HTML page (or JSON when the client asked
+/// for JSON); any other response passes unchanged. Called once per request by the gateway's outer middleware.
+pub fn brand_error_page(state: &AppState, resp: Response, wants_json: bool) -> Response {
     let Some(page) = resp.extensions().get::<ErrorPage>().cloned() else { return resp };
     let (mut parts, _) = resp.into_parts();
     let body = if wants_json {

@@ -101,7 +101,6 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::saml::router())
         .merge(proxy::router())
         .fallback(proxy::handle)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), error::brand_error_pages))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -121,8 +120,8 @@ fn next_request_id() -> HeaderValue {
     HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("-"))
 }
 
-/// One span per request (method, path without the query, request id), one log line when it ends, metrics, and
-/// the security headers every response carries.
+/// One span per request (method, path without the query, request id), error responses turned into branded pages
+/// (or JSON), one log line when it ends, metrics, and the security headers every response carries.
 async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let request_id = req
@@ -134,13 +133,15 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
+    let wants_json = error::wants_json(req.headers());
     let span = tracing::info_span!(
         "request",
         %method,
         path = %req.uri().path(),
         request_id = request_id.to_str().unwrap_or_default()
     );
-    let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let mut resp = error::brand_error_page(&state, resp, wants_json);
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     span.in_scope(|| tracing::debug!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished"));

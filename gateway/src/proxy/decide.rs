@@ -1,23 +1,82 @@
 //! Which route a request belongs to, and what to do with it: forward, let it through without login, send the
 //! browser to log in, or refuse. Pure functions, no I/O.
 
-use super::config::RouteConfig;
+use std::sync::Arc;
 
-/// Who is asking, as the proxy sees it (from a session or a bearer token).
-#[derive(Debug, Clone, PartialEq, Eq)]
+use super::config::RouteConfig;
+use crate::session::Session;
+
+/// Who is asking, as the proxy sees it: a session's user (shared with the session store, not copied) or the
+/// claims of a fedgate access token.
+#[derive(Debug, Clone)]
 pub struct Identity {
-    /// Stable id.
-    pub subject: String,
-    /// Username.
-    pub username: String,
-    /// E-mail.
-    pub email: Option<String>,
-    /// Groups.
-    pub groups: Vec<String>,
-    /// Roles.
-    pub roles: Vec<String>,
+    who: Who,
     /// A token to pass upstream in `proxy.headers.access_token`, when configured.
     pub token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Who {
+    Session(Arc<Session>),
+    Token { subject: String, username: String, groups: Vec<String>, roles: Vec<String> },
+}
+
+impl Identity {
+    /// The user of a session.
+    pub fn from_session(session: Arc<Session>, token: Option<String>) -> Self {
+        Self { who: Who::Session(session), token }
+    }
+
+    /// The subject of an access token.
+    pub fn from_token(
+        subject: String,
+        username: String,
+        groups: Vec<String>,
+        roles: Vec<String>,
+        token: String,
+    ) -> Self {
+        Self { who: Who::Token { subject, username, groups, roles }, token: Some(token) }
+    }
+
+    /// Stable id.
+    pub fn subject(&self) -> &str {
+        match &self.who {
+            Who::Session(s) => &s.user.unique_id,
+            Who::Token { subject, .. } => subject,
+        }
+    }
+
+    /// Username.
+    pub fn username(&self) -> &str {
+        match &self.who {
+            Who::Session(s) => &s.user.username,
+            Who::Token { username, .. } => username,
+        }
+    }
+
+    /// E-mail (sessions only; access tokens do not carry it).
+    pub fn email(&self) -> Option<&str> {
+        match &self.who {
+            Who::Session(s) => s.user.email.as_deref(),
+            Who::Token { .. } => None,
+        }
+    }
+
+    /// Group names.
+    pub fn groups(&self) -> &[String] {
+        match &self.who {
+            Who::Session(s) => &s.user.groups,
+            Who::Token { groups, .. } => groups,
+        }
+    }
+
+    /// Roles.
+    pub fn roles(&self) -> &[String] {
+        match &self.who {
+            Who::Session(s) => &s.user.roles,
+            Who::Token { roles, .. } => roles,
+        }
+    }
 }
 
 /// What to do.
@@ -61,11 +120,11 @@ pub fn decide(route: &RouteConfig, path: &str, who: Option<&Identity>) -> Decisi
     }
     let Some(who) = who else { return Decision::Unauthenticated };
     let open = route.allow_roles.is_empty() && route.allow_groups.is_empty() && route.allow_users.is_empty();
-    let eq = |a: &String, b: &String| a.eq_ignore_ascii_case(b);
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let allowed = open
-        || route.allow_roles.iter().any(|r| who.roles.iter().any(|h| eq(h, r)))
-        || route.allow_groups.iter().any(|g| who.groups.iter().any(|h| eq(h, g)))
-        || route.allow_users.iter().any(|u| eq(u, &who.username));
+        || route.allow_roles.iter().any(|r| who.roles().iter().any(|h| eq(h, r)))
+        || route.allow_groups.iter().any(|g| who.groups().iter().any(|h| eq(h, g)))
+        || route.allow_users.iter().any(|u| eq(u, who.username()));
     if allowed {
         return Decision::Forward;
     }
@@ -88,14 +147,7 @@ mod tests {
     use super::*;
 
     fn who(roles: &[&str]) -> Identity {
-        Identity {
-            subject: "s".into(),
-            username: "u".into(),
-            email: None,
-            groups: vec![],
-            roles: roles.iter().map(|s| s.to_string()).collect(),
-            token: None,
-        }
+        Identity::from_token("s".into(), "u".into(), vec![], roles.iter().map(|s| s.to_string()).collect(), "t".into())
     }
 
     #[test]

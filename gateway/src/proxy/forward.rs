@@ -72,13 +72,13 @@ impl IdentityHeaders {
                 h.insert(name.clone(), v);
             }
         };
-        set(&self.user, &who.username);
-        set(&self.preferred_username, &who.username);
-        if let Some(e) = &who.email {
+        set(&self.user, who.username());
+        set(&self.preferred_username, who.username());
+        if let Some(e) = who.email() {
             set(&self.email, e);
         }
-        set(&self.groups, &who.groups.join(","));
-        set(&self.roles, &who.roles.join(","));
+        set(&self.groups, &who.groups().join(","));
+        set(&self.roles, &who.roles().join(","));
         if with_token && let (Some(name), Some(token)) = (&self.access_token, &who.token) {
             set(name, token);
         }

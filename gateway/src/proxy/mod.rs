@@ -32,15 +32,8 @@ pub fn router() -> Router<AppState> {
 /// The identity of a request: the session's user, or a valid fedgate access token (`Authorization: Bearer`).
 async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, AppError> {
     if let Some((id, s)) = current_session(state, headers).await? {
-        let u = &s.user;
-        return Ok(Some(Identity {
-            subject: u.unique_id.clone(),
-            username: u.username.clone(),
-            email: u.email.clone(),
-            groups: u.groups.clone(),
-            roles: u.roles.clone(),
-            token: upstream_token(state, &id, &s),
-        }));
+        let token = upstream_token(state, &id, &s);
+        return Ok(Some(Identity::from_session(s, token)));
     }
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -50,14 +43,8 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
     if let (Some(token), Some(oidc)) = (bearer, &state.oidc)
         && let Ok(c) = oidc.verify_access_token(token, state.clock.now()).await
     {
-        return Ok(Some(Identity {
-            username: c.preferred_username.clone().unwrap_or_else(|| c.sub.clone()),
-            subject: c.sub,
-            email: None,
-            groups: c.groups,
-            roles: c.roles,
-            token: Some(token.to_string()),
-        }));
+        let username = c.preferred_username.clone().unwrap_or_else(|| c.sub.clone());
+        return Ok(Some(Identity::from_token(c.sub, username, c.groups, c.roles, token.to_string())));
     }
     Ok(None)
 }
@@ -149,7 +136,7 @@ pub async fn handle(
             return Ok(unauthenticated(&state, req.method(), req.headers(), host, pq));
         }
         Decision::Forbidden(needs) => {
-            let user = who.as_ref().map(|w| w.username.as_str()).unwrap_or("");
+            let user = who.as_ref().map(Identity::username).unwrap_or("");
             tracing::info!(user, %path, needs = %needs, "proxy refused");
             return Err(AppError::Forbidden(format!("{user} may not open this application: it needs {needs}.")));
         }
