@@ -22,10 +22,24 @@ struct RouteStats {
     latency: Histogram,
 }
 
+/// Request counters are kept in this many shards, one picked per thread, so that worker threads do not contend for
+/// one lock on every request; `/metrics` adds them up.
+const SHARDS: usize = 8;
+
+/// The shard of the calling thread.
+fn shard() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
 /// The gateway's counters. Updating them from a request allocates nothing once a route has been seen.
 #[derive(Default)]
 pub struct Metrics {
-    routes: Mutex<std::collections::HashMap<String, RouteStats>>,
+    routes: [Mutex<std::collections::HashMap<String, RouteStats>>; SHARDS],
     events: Mutex<BTreeMap<(&'static str, String), u64>>,
     scim: Mutex<BTreeMap<String, ScimStats>>,
 }
@@ -51,7 +65,7 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Records one finished request.
     pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        let Ok(mut routes) = self.routes.lock() else { return };
+        let Ok(mut routes) = self.routes[shard()].lock() else { return };
         let stats = match routes.get_mut(route) {
             Some(s) => s,
             None => routes.entry(route.to_string()).or_default(),
@@ -109,9 +123,22 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP fedgate_http_requests_total HTTP requests by route, method and status.\n");
         out.push_str("# TYPE fedgate_http_requests_total counter\n");
-        let routes = self.routes.lock().ok();
-        let mut sorted: Vec<(&String, &RouteStats)> = routes.as_ref().map(|r| r.iter().collect()).unwrap_or_default();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        let mut merged: BTreeMap<String, RouteStats> = BTreeMap::new();
+        for shard in &self.routes {
+            let Ok(routes) = shard.lock() else { continue };
+            for (route, stats) in routes.iter() {
+                let m = merged.entry(route.clone()).or_default();
+                for (k, n) in &stats.requests {
+                    *m.requests.entry(k.clone()).or_default() += n;
+                }
+                for (i, c) in stats.latency.counts.iter().enumerate() {
+                    m.latency.counts[i] += c;
+                }
+                m.latency.count += stats.latency.count;
+                m.latency.sum += stats.latency.sum;
+            }
+        }
+        let sorted: Vec<(&String, &RouteStats)> = merged.iter().collect();
         for (route, stats) in &sorted {
             for ((method, status), n) in &stats.requests {
                 let _ = writeln!(

@@ -94,6 +94,11 @@ pub struct Upstream {
     pub route: RouteConfig,
     base: url::Url,
     client: UpstreamClient,
+    /// The `Host` sent upstream (unless `preserve_host`), built once.
+    host: Option<HeaderValue>,
+    /// Scheme and authority parsed once, when requests can keep their path as it is (no base path, no prefix to
+    /// strip).
+    direct: Option<(axum::http::uri::Scheme, axum::http::uri::Authority)>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -108,10 +113,26 @@ impl Upstream {
         let base = url::Url::parse(&route.upstream)?;
         let connector = crate::outbound::connector(route.ca_file.as_deref(), route.connect_timeout)?;
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
-        Ok(Self { route, base, client })
+        let host = HeaderValue::from_str(base.authority()).ok();
+        let keeps_path =
+            base.path().trim_end_matches('/').is_empty() && !(route.strip_prefix && route.path_prefix != "/");
+        let direct = match (keeps_path, base.scheme().parse(), base.authority().parse()) {
+            (true, Ok(scheme), Ok(authority)) => Some((scheme, authority)),
+            _ => None,
+        };
+        Ok(Self { route, base, client, host, direct })
     }
 
     fn target(&self, uri: &Uri) -> Result<Uri, AppError> {
+        if let Some((scheme, authority)) = &self.direct {
+            let mut parts = axum::http::uri::Parts::default();
+            parts.scheme = Some(scheme.clone());
+            parts.authority = Some(authority.clone());
+            parts.path_and_query =
+                Some(uri.path_and_query().cloned().unwrap_or_else(|| axum::http::uri::PathAndQuery::from_static("/")));
+            return Uri::from_parts(parts)
+                .map_err(|_| AppError::BadRequest("the request path cannot be forwarded".into()));
+        }
         let mut path = uri.path().to_string();
         if self.route.strip_prefix && self.route.path_prefix != "/" {
             path = path.strip_prefix(self.route.path_prefix.trim_end_matches('/')).unwrap_or(&path).to_string();
@@ -132,9 +153,9 @@ impl Upstream {
     pub async fn forward(&self, mut req: Request<Body>) -> Result<Response<Body>, AppError> {
         let target = self.target(req.uri())?;
         if !self.route.preserve_host
-            && let Ok(v) = HeaderValue::from_str(self.base.authority())
+            && let Some(v) = &self.host
         {
-            req.headers_mut().insert(header::HOST, v);
+            req.headers_mut().insert(header::HOST, v.clone());
         }
         *req.uri_mut() = target;
         // The client may have spoken HTTP/2 to us; the upstream connection's protocol is the pool's business
@@ -142,15 +163,15 @@ impl Upstream {
         *req.version_mut() = axum::http::Version::HTTP_11;
         let upgrade = is_websocket(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let upstream = self.route.upstream.clone();
+        let upstream = &self.route.upstream;
         let resp = match tokio::time::timeout(self.route.response_timeout, self.client.request(req)).await {
             Err(_) => {
                 tracing::warn!(%upstream, timeout = ?self.route.response_timeout, "upstream did not answer in time");
-                return Err(AppError::UpstreamTimeout(upstream));
+                return Err(AppError::UpstreamTimeout(upstream.clone()));
             }
             Ok(Err(e)) => {
                 tracing::warn!(%upstream, error = %e, "upstream unreachable");
-                return Err(AppError::UpstreamUnavailable(upstream));
+                return Err(AppError::UpstreamUnavailable(upstream.clone()));
             }
             Ok(Ok(r)) => r,
         };
