@@ -218,3 +218,34 @@ impl Metrics {
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_every_thread_add_up() {
+        let m = std::sync::Arc::new(Metrics::default());
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        m.observe("/app", "GET", 200, Duration::from_micros(300));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = m.render(0);
+        assert!(
+            text.contains("fedgate_http_requests_total{route=\"/app\",method=\"GET\",status=\"200\"} 1200\n"),
+            "{text}"
+        );
+        assert!(text.contains("fedgate_http_request_duration_seconds_count{route=\"/app\"} 1200\n"), "{text}");
+        assert!(text.contains("fedgate_http_request_duration_seconds_bucket{route=\"/app\",le=\"0.0005\"} 1200\n"));
+    }
+}
