@@ -74,8 +74,8 @@ def wrk(url, secs=8, conns=32, threads=2, script=None, headers=()):
     def ms(x):
         for suf, mul in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
             if x.endswith(suf):
-                return float(x[: -len(suf)]) * mul
-        return float(x)
+                return round(float(x[: -len(suf)]) * mul, 3)
+        return round(float(x), 3)
     for line in out.splitlines():
         parts = line.split()
         if line.startswith("Requests/sec:"):
