@@ -40,13 +40,24 @@ pub struct Session {
     pub csrf: String,
     /// OIDC clients and SAML SPs this session signed in to (for logout).
     pub signed_in_to: Vec<String>,
+    /// The proxy's identity header values for `user`, built on first use; derived, never stored.
+    #[serde(skip)]
+    pub header_values: std::sync::OnceLock<crate::proxy::forward::UserHeaderValues>,
 }
 
 impl Session {
     /// A fresh session for `user`, authenticated at `now`.
     pub fn new(user: MappedUser, method: AuthMethod, now: OffsetDateTime) -> Self {
         let t = now.unix_timestamp();
-        Self { user, auth_time: t, method, last_seen: t, csrf: crate::random::token(), signed_in_to: Vec::new() }
+        Self {
+            user,
+            auth_time: t,
+            method,
+            last_seen: t,
+            csrf: crate::random::token(),
+            signed_in_to: Vec::new(),
+            header_values: std::sync::OnceLock::new(),
+        }
     }
 
     /// When the user authenticated.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::config::RouteConfig;
+use super::forward::UserHeaderValues;
 use crate::session::Session;
 
 /// Who is asking, as the proxy sees it: a session's user (shared with the session store, not copied) or the
@@ -67,6 +68,18 @@ impl Identity {
         match &self.who {
             Who::Session(s) => &s.user.groups,
             Who::Token { groups, .. } => groups,
+        }
+    }
+
+    /// The identity header values: built once per session, or for this token.
+    pub fn header_values(&self) -> std::borrow::Cow<'_, UserHeaderValues> {
+        match &self.who {
+            Who::Session(s) => std::borrow::Cow::Borrowed(s.header_values.get_or_init(|| {
+                UserHeaderValues::new(&s.user.username, s.user.email.as_deref(), &s.user.groups, &s.user.roles)
+            })),
+            Who::Token { username, groups, roles, .. } => {
+                std::borrow::Cow::Owned(UserHeaderValues::new(username, None, groups, roles))
+            }
         }
     }
 

@@ -32,6 +32,28 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// A user's identity header values (username, e-mail, groups and roles joined by commas), validated once; `None`
+/// where a value is missing or cannot be a header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserHeaderValues {
+    username: Option<HeaderValue>,
+    email: Option<HeaderValue>,
+    groups: Option<HeaderValue>,
+    roles: Option<HeaderValue>,
+}
+
+impl UserHeaderValues {
+    /// The values for one user.
+    pub fn new(username: &str, email: Option<&str>, groups: &[String], roles: &[String]) -> Self {
+        Self {
+            username: HeaderValue::from_str(username).ok(),
+            email: email.and_then(|e| HeaderValue::from_str(e).ok()),
+            groups: HeaderValue::from_str(&groups.join(",")).ok(),
+            roles: HeaderValue::from_str(&roles.join(",")).ok(),
+        }
+    }
+}
+
 /// The configured identity header names (`[proxy.headers]`), parsed once at start-up.
 #[derive(Debug, Clone)]
 pub struct IdentityHeaders {
@@ -67,20 +89,22 @@ impl IdentityHeaders {
     /// Adds `who`'s headers to `h` (values that are not valid header values are left out); the access token only
     /// when `with_token`.
     pub fn insert(&self, h: &mut HeaderMap, who: &Identity, with_token: bool) {
-        let mut set = |name: &HeaderName, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                h.insert(name.clone(), v);
+        let values = who.header_values();
+        let mut set = |name: &HeaderName, value: &Option<HeaderValue>| {
+            if let Some(v) = value {
+                h.insert(name.clone(), v.clone());
             }
         };
-        set(&self.user, who.username());
-        set(&self.preferred_username, who.username());
-        if let Some(e) = who.email() {
-            set(&self.email, e);
-        }
-        set(&self.groups, &who.groups().join(","));
-        set(&self.roles, &who.roles().join(","));
-        if with_token && let (Some(name), Some(token)) = (&self.access_token, &who.token) {
-            set(name, token);
+        set(&self.user, &values.username);
+        set(&self.preferred_username, &values.username);
+        set(&self.email, &values.email);
+        set(&self.groups, &values.groups);
+        set(&self.roles, &values.roles);
+        if with_token
+            && let (Some(name), Some(token)) = (&self.access_token, &who.token)
+            && let Ok(v) = HeaderValue::from_str(token)
+        {
+            h.insert(name.clone(), v);
         }
     }
 }
