@@ -349,3 +349,32 @@ async fn a_size_limited_directory_read_changes_nothing_and_says_how_to_fix_it() 
     assert!(out.contains("nothing was changed"), "{out}");
     assert_eq!(writes(&server.stats().await.unwrap()), 0);
 }
+
+/// The target goes away between runs: the first writes fail as "unreachable", the run stops early instead of
+/// trying every user, exits non-zero, and keeps the last successful run's time so the next run reads the same
+/// changes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_target_stops_the_run_early() {
+    let slapd = Slapd::start().unwrap();
+    let server = ScimServer::start(ScimServerOptions { tokens: vec![TOKEN.into()], ..Default::default() }).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let toml = config(&slapd, state.path(), &bearer_target(&server, ""));
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    let before = std::fs::read_to_string(state.path().join("test.json")).unwrap();
+    drop(server);
+    for u in EVERYONE {
+        slapd
+            .modify(&format!("dn: uid={u},ou=people,dc=example,dc=org\nchangetype: modify\nreplace: mail\nmail: {u}@new.example.org\n"))
+            .unwrap();
+    }
+    let (ok, out) = sync(&toml, &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("stopped early") && out.contains("could not reach the target"), "{out}");
+    assert!(out.contains("unreachable: "), "{out}");
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("test.json")).unwrap()).unwrap();
+    let before: serde_json::Value = serde_json::from_str(&before).unwrap();
+    assert_eq!(after["last_success"], before["last_success"], "the failed run does not count as a success");
+    assert_eq!(after["retry"].as_array().unwrap().len(), 5, "every changed user is retried next run");
+}
