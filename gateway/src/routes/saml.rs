@@ -60,15 +60,22 @@ struct PostBinding {
     relay_state: Option<String>,
 }
 
+impl PostBinding {
+    /// The `SAMLRequest` field, which must be there.
+    fn saml_request(&self) -> Result<&str, AppError> {
+        if self.saml_request.is_empty() {
+            return Err(AppError::BadRequest("The POST has no SAMLRequest field.".into()));
+        }
+        Ok(&self.saml_request)
+    }
+}
+
 async fn sso_post(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
-    if form.saml_request.is_empty() {
-        return Err(AppError::BadRequest("The POST has no SAMLRequest field.".into()));
-    }
-    let (request, sp) = idp(&state)?.post_request(&form.saml_request)?;
+    let (request, sp) = idp(&state)?.post_request(form.saml_request()?)?;
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), form.relay_state).await
 }
@@ -199,11 +206,8 @@ async fn slo_post(
     headers: HeaderMap,
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
-    if form.saml_request.is_empty() {
-        return Err(AppError::BadRequest("The POST has no SAMLRequest field.".into()));
-    }
     let idp = idp(&state)?;
-    let (request, sp) = idp.logout_post(&form.saml_request)?;
+    let (request, sp) = idp.logout_post(form.saml_request()?)?;
     logout(&state, &headers, idp, sp, &request, form.relay_state).await
 }
 
