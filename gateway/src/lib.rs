@@ -100,36 +100,71 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::oidc::router())
         .merge(routes::saml::router())
         .merge(proxy::router())
-        .fallback(proxy::handle)
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
-/// `X-Request-Id`.
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The answer for a path no gateway route and no proxy route takes.
+async fn not_found(uri: axum::http::Uri) -> error::AppError {
+    error::AppError::NotFound(format!("There is nothing at {} on this gateway.", uri.path()))
+}
 
-/// A request id: a random per-process prefix and a counter (unique, cheap, not a secret).
+/// `X-Request-Id`.
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A request id: a random per-process prefix and a counter in hex (unique, cheap, not a secret).
 fn next_request_id() -> HeaderValue {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<String> = OnceLock::new();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| random::token()[..8].to_string());
-    let id = format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed));
-    HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("-"))
+    let prefix = PREFIX.get_or_init(|| {
+        let mut p = [b'0'; 8];
+        for (d, s) in p.iter_mut().zip(random::token().bytes().filter(u8::is_ascii_alphanumeric)) {
+            *d = s;
+        }
+        p
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let digits = (64 - n.leading_zeros() as usize).div_ceil(4).max(1);
+    let mut buf = [0u8; 8 + 1 + 16];
+    buf[..8].copy_from_slice(prefix);
+    buf[8] = b'-';
+    for i in 0..digits {
+        buf[8 + digits - i] = HEX[((n >> (4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf[..9 + digits]).unwrap_or(HeaderValue::from_static("-"))
 }
 
-/// One span per request (method, path without the query, request id), error responses turned into branded pages
-/// (or JSON), one log line when it ends, metrics, and the security headers every response carries.
-async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let request_id = req
-        .headers()
+/// The request's id: the client's `X-Request-Id` when it is a plausible one, else a new one.
+pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> HeaderValue {
+    headers
         .get(&X_REQUEST_ID)
         .filter(|v| v.len() <= 64 && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-'))
         .cloned()
-        .unwrap_or_else(next_request_id);
+        .unwrap_or_else(next_request_id)
+}
+
+/// The headers every response the gateway makes itself carries: the request id and the security headers (where
+/// the handler did not set its own).
+pub(crate) fn finish_own_response(mut resp: Response, request_id: HeaderValue) -> Response {
+    let h = resp.headers_mut();
+    h.insert(X_REQUEST_ID, request_id);
+    h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
+    h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+    h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("same-origin"));
+    resp
+}
+
+/// For the gateway's own routes (proxied requests have their own, lighter path in [`proxy::serve`]): one span per
+/// request (method, path without the query, request id), error responses turned into branded pages (or JSON), one
+/// log line when it ends, metrics, and the security headers.
+async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let request_id = request_id(req.headers());
     req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
@@ -141,17 +176,12 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         request_id = request_id.to_str().unwrap_or_default()
     );
     let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
-    let mut resp = error::brand_error_page(&state, resp, wants_json);
+    let resp = error::brand_error_page(&state, resp, wants_json);
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     span.in_scope(|| tracing::debug!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished"));
     state.metrics.observe(route.as_ref().map_or("unmatched", MatchedPath::as_str), method.as_str(), status, elapsed);
-    let h = resp.headers_mut();
-    h.insert(X_REQUEST_ID, request_id);
-    h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
-    h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
-    h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("same-origin"));
-    resp
+    finish_own_response(resp, request_id)
 }
 
 /// A running gateway: its address and a handle to stop it. Used by `main` and by the end-to-end tests.
@@ -218,6 +248,24 @@ pub async fn start_on(
             _ = rx => {},
         }
     };
-    let task = tokio::spawn(server::serve(listener, app, tls, stop, grace));
+    let task = tokio::spawn(server::serve(listener, state.clone(), app, tls, stop, grace));
     Ok(Running { addr, state, stop: Some(tx), task })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    #[test]
+    fn request_ids_are_distinct_and_header_safe() {
+        let (a, b) = (super::next_request_id(), super::next_request_id());
+        assert_ne!(a, b);
+        let a = a.to_str().unwrap();
+        assert!(a.len() >= 10 && a.as_bytes()[8] == b'-', "{a}");
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'), "{a}");
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(super::X_REQUEST_ID, "trace-42".parse().unwrap());
+        assert_eq!(super::request_id(&h), "trace-42", "a plausible client id is kept");
+        h.insert(super::X_REQUEST_ID, "no spaces please".parse().unwrap());
+        assert_ne!(super::request_id(&h), "no spaces please");
+    }
 }

@@ -87,6 +87,49 @@ async fn roles_decide_and_the_upstream_sees_only_our_identity_headers() {
 }
 
 #[tokio::test]
+async fn an_app_behind_a_route_for_everything_keeps_its_paths_and_its_own_headers() {
+    let up = EchoUpstream::start().await.unwrap();
+    let gw = gateway(&up, "").await;
+    let alice = logged_in(&gw, "alice").await;
+
+    // The app's home page is the app's, not the gateway's account page; the gateway keeps only its own endpoints.
+    let r = alice.get(gw.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("x-frame-options").is_none(), "the app's responses are not given our frame policy");
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["path"], "/");
+    let r = alice.get(gw.url("/login")).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "/login stays the gateway's");
+
+    // The request id and the client chain reach the app.
+    let r = alice
+        .get(gw.url("/api/x"))
+        .header("x-request-id", "trace-42")
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-request-id"], "trace-42");
+    assert_eq!(seen["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+
+    // The gateway's own answers on that route still carry its headers.
+    let carol = logged_in(&gw, "carol").await;
+    let r = carol.get(gw.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(r.headers().contains_key("x-request-id"));
+
+    // Proxied requests are counted under their route.
+    let metrics = http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"fedgate_http_requests_total{route="proxy */",method="GET",status="200"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"fedgate_http_requests_total{route="proxy */",method="GET",status="403"}"#));
+}
+
+#[tokio::test]
 async fn the_login_redirect_comes_back_to_the_proxied_page() {
     let up = EchoUpstream::start().await.unwrap();
     let gw = gateway(&up, "").await;

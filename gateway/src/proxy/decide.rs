@@ -105,25 +105,31 @@ pub enum Decision {
     Forbidden(String),
 }
 
-/// Does `pattern` (`host`, `*.suffix`, or empty) match `host`?
+/// Does `pattern` (`host`, `*.suffix`, or empty) match `host` (any port, any case)?
 pub fn host_matches(pattern: Option<&str>, host: &str) -> bool {
-    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    let host = host.split(':').next().unwrap_or(host);
     match pattern {
         None | Some("") => true,
         Some(p) => match p.strip_prefix("*.") {
-            Some(suffix) => host.ends_with(&format!(".{}", suffix.to_ascii_lowercase())),
-            None => host == p.to_ascii_lowercase(),
+            Some(suffix) => {
+                host.len() > suffix.len() + 1
+                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+            None => host.eq_ignore_ascii_case(p),
         },
     }
 }
 
+/// Does the path prefix `prefix` match `path` (whole segments: `/api` matches `/api` and `/api/x`, not `/apix`)?
 fn prefix_matches(prefix: &str, path: &str) -> bool {
-    prefix == "/" || path == prefix || path.starts_with(&format!("{}/", prefix.trim_end_matches('/')))
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty() || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The first route matching `host` and `path`.
-pub fn route<'a>(routes: &'a [RouteConfig], host: &str, path: &str) -> Option<&'a RouteConfig> {
-    routes.iter().find(|r| host_matches(r.host.as_deref(), host) && prefix_matches(&r.path_prefix, path))
+/// Does `route` take requests for `host` and `path`?
+pub fn route_matches(route: &RouteConfig, host: &str, path: &str) -> bool {
+    host_matches(route.host.as_deref(), host) && prefix_matches(&route.path_prefix, path)
 }
 
 /// The decision for `path` on `route` given who is asking.
@@ -182,11 +188,15 @@ mod tests {
         assert!(host_matches(Some("*.example.com"), "dash.example.com:8443"));
         assert!(!host_matches(Some("*.example.com"), "example.com.evil.org"));
         assert!(host_matches(Some("Dash.Example.com"), "dash.example.com"));
-        let routes = vec![
-            RouteConfig { path_prefix: "/api".into(), upstream: "a".into(), ..Default::default() },
-            RouteConfig { upstream: "b".into(), ..Default::default() },
-        ];
-        assert_eq!(route(&routes, "x", "/api/v1").unwrap().upstream, "a");
-        assert_eq!(route(&routes, "x", "/apix").unwrap().upstream, "b");
+        assert!(host_matches(Some("*.Example.com"), "a.b.EXAMPLE.com"));
+        assert!(!host_matches(Some("*.example.com"), "example.com"), "the bare domain is not a subdomain");
+        assert!(!host_matches(Some("*.example.com"), "xexample.com"));
+        let api = RouteConfig { path_prefix: "/api".into(), upstream: "a".into(), ..Default::default() };
+        let slash = RouteConfig { path_prefix: "/api/".into(), upstream: "a".into(), ..Default::default() };
+        let all = RouteConfig { upstream: "b".into(), ..Default::default() };
+        assert!(route_matches(&api, "x", "/api/v1") && route_matches(&api, "x", "/api"));
+        assert!(!route_matches(&api, "x", "/apix") && !route_matches(&api, "x", "/"));
+        assert!(route_matches(&slash, "x", "/api/v1") && route_matches(&slash, "x", "/api"));
+        assert!(route_matches(&all, "x", "/apix") && route_matches(&all, "x", "/"));
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -21,8 +22,10 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// `X-Forwarded-Host`.
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// How many names [`HOP_BY_HOP`] has.
+const HOP_BY_HOP_COUNT: usize = 7;
 /// Hop-by-hop headers (RFC 9110 §7.6.1) besides `Connection` and `Upgrade`, parsed at compile time.
-const HOP_BY_HOP: [HeaderName; 7] = [
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHENTICATE,
@@ -79,38 +82,43 @@ impl IdentityHeaders {
         })
     }
 
-    /// Every name, for stripping what a client sent.
-    fn all(&self) -> impl Iterator<Item = &HeaderName> {
-        [&self.user, &self.email, &self.preferred_username, &self.groups, &self.roles]
-            .into_iter()
-            .chain(self.access_token.as_ref())
-    }
-
-    /// Adds `who`'s headers to `h` (values that are not valid header values are left out); the access token only
-    /// when `with_token`.
-    pub fn insert(&self, h: &mut HeaderMap, who: &Identity, with_token: bool) {
-        let values = who.header_values();
-        let mut set = |name: &HeaderName, value: &Option<HeaderValue>| {
-            if let Some(v) = value {
+    /// Sets `who`'s headers in `h`, replacing whatever was there; names without a value for `who` (none at all
+    /// when `who` is `None`) are removed, so a client can never supply them. The access token only when
+    /// `with_token`.
+    pub fn set(&self, h: &mut HeaderMap, who: Option<&Identity>, with_token: bool) {
+        let values = who.map(Identity::header_values);
+        let values = values.as_deref();
+        let mut put = |name: &HeaderName, value: Option<&HeaderValue>| match value {
+            Some(v) => {
                 h.insert(name.clone(), v.clone());
             }
+            None => {
+                h.remove(name);
+            }
         };
-        set(&self.user, &values.username);
-        set(&self.preferred_username, &values.username);
-        set(&self.email, &values.email);
-        set(&self.groups, &values.groups);
-        set(&self.roles, &values.roles);
-        if with_token
-            && let (Some(name), Some(token)) = (&self.access_token, &who.token)
-            && let Ok(v) = HeaderValue::from_str(token)
-        {
-            h.insert(name.clone(), v);
+        put(&self.user, values.and_then(|v| v.username.as_ref()));
+        put(&self.preferred_username, values.and_then(|v| v.username.as_ref()));
+        put(&self.email, values.and_then(|v| v.email.as_ref()));
+        put(&self.groups, values.and_then(|v| v.groups.as_ref()));
+        put(&self.roles, values.and_then(|v| v.roles.as_ref()));
+        if let Some(name) = &self.access_token {
+            let token = who.filter(|_| with_token).and_then(|w| w.token.as_deref());
+            put(name, token.and_then(|t| HeaderValue::from_str(t).ok()).as_ref());
         }
     }
 }
 
-/// The pooled client of one route.
-pub type UpstreamClient = Client<crate::outbound::Connector, Body>;
+/// The client's address as `X-Forwarded-For` needs it, made once per connection.
+pub fn client_ip_value(peer: SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// The pooled client of one route: request bodies go upstream as they arrived, without boxing.
+type UpstreamClient = Client<crate::outbound::Connector, Incoming>;
+
+/// The body of every response the server sends: an upstream's, passed through as it arrives, or one the gateway
+/// made.
+pub type ResponseBody = http_body_util::Either<Incoming, Body>;
 
 /// A route with its upstream URL parsed and its client.
 pub struct Upstream {
@@ -123,6 +131,8 @@ pub struct Upstream {
     /// Scheme and authority parsed once, when requests can keep their path as it is (no base path, no prefix to
     /// strip).
     direct: Option<(axum::http::uri::Scheme, axum::http::uri::Authority)>,
+    /// The `route` label of this route's request metrics.
+    pub metrics_label: String,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -144,7 +154,13 @@ impl Upstream {
             (true, Ok(scheme), Ok(authority)) => Some((scheme, authority)),
             _ => None,
         };
-        Ok(Self { route, base, client, host, direct })
+        let metrics_label = format!("proxy {}{}", route.host.as_deref().unwrap_or("*"), route.path_prefix);
+        Ok(Self { route, base, client, host, direct, metrics_label })
+    }
+
+    /// Does this route take requests for `host` and `path`?
+    pub fn matches(&self, host: &str, path: &str) -> bool {
+        super::decide::route_matches(&self.route, host, path)
     }
 
     fn target(&self, uri: &Uri) -> Result<Uri, AppError> {
@@ -174,7 +190,7 @@ impl Upstream {
     }
 
     /// Forwards `req` (already stripped of client identity headers by [`prepare`]).
-    pub async fn forward(&self, mut req: Request<Body>) -> Result<Response<Body>, AppError> {
+    pub async fn forward(&self, mut req: Request<Incoming>) -> Result<Response<ResponseBody>, AppError> {
         let target = self.target(req.uri())?;
         if !self.route.preserve_host
             && let Some(v) = &self.host
@@ -188,13 +204,15 @@ impl Upstream {
         let upgrade = is_websocket(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let upstream = &self.route.upstream;
+        let request_id = req.headers().get(&crate::X_REQUEST_ID).cloned();
+        let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
         let resp = match tokio::time::timeout(self.route.response_timeout, self.client.request(req)).await {
             Err(_) => {
-                tracing::warn!(%upstream, timeout = ?self.route.response_timeout, "upstream did not answer in time");
+                tracing::warn!(%upstream, request_id, timeout = ?self.route.response_timeout, "upstream did not answer in time");
                 return Err(AppError::UpstreamTimeout(upstream.clone()));
             }
             Ok(Err(e)) => {
-                tracing::warn!(%upstream, error = %e, "upstream unreachable");
+                tracing::warn!(%upstream, request_id, error = %e, "upstream unreachable");
                 return Err(AppError::UpstreamUnavailable(upstream.clone()));
             }
             Ok(Ok(r)) => r,
@@ -216,10 +234,10 @@ impl Upstream {
                     Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
                 }
             });
-            return Ok(Response::from_parts(parts, Body::empty()));
+            return Ok(Response::from_parts(parts, ResponseBody::Right(Body::empty())));
         }
         strip_hop_by_hop(&mut parts.headers, false);
-        Ok(Response::from_parts(parts, Body::new(body)))
+        Ok(Response::from_parts(parts, ResponseBody::Left(body)))
     }
 }
 
@@ -228,48 +246,63 @@ fn is_websocket(h: &HeaderMap) -> bool {
 }
 
 /// Removes hop-by-hop headers (and those named by `Connection`). A WebSocket handshake keeps `Upgrade` and
-/// `Connection: upgrade`.
+/// `Connection: upgrade`. Most messages carry none of them, or only `Connection: keep-alive`, so it looks once
+/// at the names present and removes only those.
 pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        if !(keep_upgrade && n == header::UPGRADE) {
+    let (mut connection, mut upgrade, mut present) = (false, false, [false; HOP_BY_HOP_COUNT]);
+    for name in h.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if name == header::UPGRADE {
+            upgrade = true;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|n| n == name) {
+            present[i] = true;
+        }
+    }
+    if connection {
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| !["keep-alive", "close", "upgrade", ""].iter().any(|k| n.eq_ignore_ascii_case(k)))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in named {
             h.remove(n);
         }
     }
-    for n in &HOP_BY_HOP {
+    for (n, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         h.remove(n);
     }
     if keep_upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     } else {
-        h.remove(header::CONNECTION);
-        h.remove(header::UPGRADE);
+        if connection {
+            h.remove(header::CONNECTION);
+        }
+        if upgrade {
+            h.remove(header::UPGRADE);
+        }
     }
 }
 
-/// Everything done to a request before it leaves: hop-by-hop headers and every client-sent identity header
-/// removed (header names compare case-insensitively), our cookies taken out of `Cookie`, `X-Forwarded-*` set,
-/// and this identity's headers added.
-pub fn prepare(
-    req: &mut Request<Body>,
+/// Everything done to a request before it leaves: hop-by-hop headers removed, every identity header replaced by
+/// this identity's or removed (header names compare case-insensitively, so no client-sent copy survives), our
+/// cookies taken out of `Cookie`, `X-Forwarded-*` set (the client's address appended to any `X-Forwarded-For`).
+pub fn prepare<B>(
+    req: &mut Request<B>,
     names: &IdentityHeaders,
     who: Option<&Identity>,
-    peer: SocketAddr,
+    client_ip: &HeaderValue,
     proto: &'static str,
     our_cookies: &[&str],
 ) {
     let websocket = is_websocket(req.headers());
     let h = req.headers_mut();
     strip_hop_by_hop(h, websocket);
-    for n in names.all() {
-        h.remove(n);
-    }
+    names.set(h, who, true);
     let ours = |c: &str| our_cookies.iter().any(|o| c.split('=').next() == Some(*o));
     let has_ours =
         h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| v.split(';').map(str::trim).any(ours));
@@ -291,18 +324,72 @@ pub fn prepare(
             h.insert(header::COOKIE, v);
         }
     }
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", peer.ip())),
-        None => HeaderValue::from_str(&peer.ip().to_string()),
+    let xff = match h.get(&X_FORWARDED_FOR).map(|prev| prev.to_str()) {
+        None => Some(client_ip.clone()),
+        Some(Ok(prev)) => client_ip.to_str().ok().and_then(|ip| HeaderValue::from_str(&format!("{prev}, {ip}")).ok()),
+        Some(Err(_)) => Some(client_ip.clone()),
     };
-    if let Ok(v) = xff {
+    if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(host) = h.get(header::HOST).cloned() {
         h.insert(X_FORWARDED_HOST, host);
     }
-    if let Some(who) = who {
-        names.insert(h, who, true);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("accept"));
+
+        let mut ws = headers(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("proxy-authorization", "x")]);
+        strip_hop_by_hop(&mut ws, true);
+        assert_eq!(ws["connection"], "upgrade");
+        assert_eq!(ws["upgrade"], "websocket");
+        assert!(!ws.contains_key("proxy-authorization"));
+
+        let mut plain = headers(&[("accept", "*/*"), ("cookie", "a=b")]);
+        strip_hop_by_hop(&mut plain, false);
+        assert_eq!(plain.len(), 2);
+    }
+
+    #[test]
+    fn identity_headers_are_ours_or_absent() {
+        let names = IdentityHeaders::new(&HeaderNames::default()).unwrap();
+        let who = Identity::from_token("sub".into(), "alice".into(), vec!["g".into()], vec![], "tok".into());
+        let mut h =
+            headers(&[("X-Forwarded-User", "root"), ("x-forwarded-roles", "admin"), ("x-forwarded-email", "e")]);
+        names.set(&mut h, Some(&who), true);
+        assert_eq!(h.get_all("x-forwarded-user").iter().collect::<Vec<_>>(), ["alice"]);
+        assert_eq!(h["x-forwarded-roles"], "", "an empty list replaces the client's value");
+        assert!(!h.contains_key("x-forwarded-email"), "a token carries no e-mail, so the client's is removed");
+        let mut anon = headers(&[("x-forwarded-user", "root"), ("x-forwarded-groups", "admins")]);
+        names.set(&mut anon, None, true);
+        assert!(anon.is_empty(), "{anon:?}");
     }
 }

@@ -6,11 +6,8 @@ pub mod config;
 pub mod decide;
 pub mod forward;
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -18,7 +15,7 @@ use serde::Deserialize;
 
 pub use config::ProxyConfig;
 use decide::{Decision, Identity};
-pub use forward::Upstream;
+pub use forward::{ResponseBody, Upstream};
 
 use crate::error::AppError;
 use crate::routes::login::{current_session, to_login};
@@ -110,30 +107,73 @@ fn unauthenticated(state: &AppState, method: &Method, headers: &HeaderMap, host:
     r
 }
 
-/// The fallback handler: every request no gateway route claimed goes through a proxy route, or gets a 404 page.
-pub async fn handle(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut req: Request,
-) -> Result<Response, AppError> {
-    let host = req
-        .headers()
+/// The host a request was sent to (`Host`, or the authority of an HTTP/2 request).
+fn request_host<B>(req: &Request<B>) -> &str {
+    req.headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The upstream whose route takes `host` and `path` (first match wins).
+fn upstream_for<'a>(state: &'a AppState, host: &str, path: &str) -> Option<(usize, &'a Upstream)> {
+    state.upstreams.iter().enumerate().find(|(_, u)| u.matches(host, path))
+}
+
+/// Which proxy route takes `req`, if any: the first route matching its host and path, unless the path is one the
+/// gateway answers itself ([`crate::routes::is_own_path`]).
+pub fn claim<B>(state: &AppState, req: &Request<B>) -> Option<usize> {
     let path = req.uri().path();
-    let Some(upstream) =
-        state.upstreams.iter().find(|u| decide::route(std::slice::from_ref(&u.route), host, path).is_some())
-    else {
-        return Err(AppError::NotFound(format!("There is nothing at {path} on this gateway.")));
+    if crate::routes::is_own_path(path) {
+        return None;
+    }
+    upstream_for(state, request_host(req), path).map(|(i, _)| i)
+}
+
+/// Serves a request [`claim`]ed by the route of upstream `index`: identity, the route's decision, forwarding. The
+/// gateway's own answers (login redirect, 401, 403, 502, 504) get its pages and security headers; the upstream's
+/// responses pass as they are (minus hop-by-hop headers). Counted in the metrics under the route.
+pub async fn serve(
+    state: AppState,
+    index: usize,
+    client_ip: HeaderValue,
+    mut req: Request<hyper::body::Incoming>,
+) -> Response<ResponseBody> {
+    let start = std::time::Instant::now();
+    let Some(upstream) = state.upstreams.get(index) else {
+        let resp = crate::not_found(req.uri().clone()).await.into_response();
+        return crate::error::brand_error_page(&state, resp, false).map(ResponseBody::Right);
     };
-    let who = identity(&state, req.headers()).await?;
+    let request_id = crate::request_id(req.headers());
+    req.headers_mut().insert(crate::X_REQUEST_ID, request_id.clone());
+    let method = req.method().clone();
+    let wants_json = crate::error::wants_json(req.headers());
+    let resp = match forward_if_allowed(&state, upstream, &client_ip, req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let resp = crate::error::brand_error_page(&state, e.into_response(), wants_json);
+            crate::finish_own_response(resp, request_id).map(ResponseBody::Right)
+        }
+    };
+    state.metrics.observe(&upstream.metrics_label, method.as_str(), resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+async fn forward_if_allowed(
+    state: &AppState,
+    upstream: &Upstream,
+    client_ip: &HeaderValue,
+    mut req: Request<hyper::body::Incoming>,
+) -> Result<Response<ResponseBody>, AppError> {
+    let who = identity(state, req.headers()).await?;
+    let path = req.uri().path();
     let decision = decide::decide(&upstream.route, path, who.as_ref());
     match decision {
         Decision::Unauthenticated => {
             let pq = req.uri().path_and_query().map_or(path, |p| p.as_str());
-            return Ok(unauthenticated(&state, req.method(), req.headers(), host, pq));
+            let resp = unauthenticated(state, req.method(), req.headers(), request_host(&req), pq);
+            return Ok(resp.map(ResponseBody::Right));
         }
         Decision::Forbidden(needs) => {
             let user = who.as_ref().map(Identity::username).unwrap_or("");
@@ -144,9 +184,8 @@ pub async fn handle(
     }
     let forward_who = if decision == Decision::Forward { who.as_ref() } else { None };
     let our_cookies = [state.config.session.cookie_name.as_str(), crate::cookies::CSRF_COOKIE];
-    forward::prepare(&mut req, &state.identity_headers, forward_who, peer, proto(&state), &our_cookies);
-    let (parts, body) = req.into_parts();
-    upstream.forward(Request::from_parts(parts, Body::new(body))).await
+    forward::prepare(&mut req, &state.identity_headers, forward_who, client_ip, proto(state), &our_cookies);
+    upstream.forward(req).await
 }
 
 #[derive(Deserialize)]
@@ -189,8 +228,8 @@ async fn verify(
         };
     let path = uri.split('?').next().unwrap_or("/").to_string();
     let who = identity(&state, &headers).await?;
-    let decision = match decide::route(&state.config.proxy.effective_routes(), &host, &path) {
-        Some(route) => decide::decide(route, &path, who.as_ref()),
+    let decision = match upstream_for(&state, &host, &path) {
+        Some((_, upstream)) => decide::decide(&upstream.route, &path, who.as_ref()),
         None if who.is_some() => Decision::Forward,
         None => Decision::Unauthenticated,
     };
@@ -198,7 +237,7 @@ async fn verify(
         Decision::Forward | Decision::Public => {
             let mut resp = StatusCode::OK.into_response();
             if let (Decision::Forward, Some(w)) = (&decision, &who) {
-                state.identity_headers.insert(resp.headers_mut(), w, false);
+                state.identity_headers.set(resp.headers_mut(), Some(w), false);
             }
             Ok(resp)
         }
