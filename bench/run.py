@@ -436,6 +436,9 @@ http {{
 """
 
 
+PROXY_ROUNDS, PROXY_SECS = 5, 6
+
+
 def bench_proxy():
     print("proxy: authenticated proxied requests/s vs direct and vs plain nginx", flush=True)
     d = tempfile.mkdtemp(prefix="fedgate-bench-nginx.")
@@ -456,29 +459,39 @@ def bench_proxy():
         try:
             gw.start()
             cookie = login_cookie(gw, "bench", "bench-pw")
-            direct = wrk(f"http://127.0.0.1:{up_port}/app", secs=8, conns=32)
             worker = int(subprocess.run(["pgrep", "-P", str(procs[1].pid)], capture_output=True, text=True).stdout.split()[0])
-            c0 = cpu_seconds(worker)
-            nginx = wrk(f"http://127.0.0.1:{px_port}/app", secs=8, conns=32)
-            nginx_us = (cpu_seconds(worker) - c0) / max(nginx["rps"] * 8, 1) * 1e6
             bare_port = free_port()
             bare = subprocess.Popen([BARE_PROXY, str(bare_port), f"http://127.0.0.1:{up_port}"], stdout=subprocess.PIPE, text=True)
             STARTED.append(bare)
             bare.stdout.readline()
-            wrk(f"http://127.0.0.1:{bare_port}/app", secs=3, conns=32)
-            c0 = cpu_seconds(bare.pid)
-            floor = wrk(f"http://127.0.0.1:{bare_port}/app", secs=8, conns=32)
-            floor_us = (cpu_seconds(bare.pid) - c0) / max(floor["rps"] * 8, 1) * 1e6
+            # This machine's speed drifts by ±20 % over minutes, so the four targets take turns, PROXY_ROUNDS times,
+            # and each figure is the median of its rounds (a ratio from one pass can be off by a fifth).
+            targets = {
+                "direct": (f"http://127.0.0.1:{up_port}/app", [], None),
+                "nginx": (f"http://127.0.0.1:{px_port}/app", [], worker),
+                "bare": (f"http://127.0.0.1:{bare_port}/app", [], bare.pid),
+                "ours": (gw.base + "/app", [f"Cookie: {cookie}"], gw.p.pid),
+            }
+            runs = {k: [] for k in targets}
+            for k, (url, hdrs, _) in targets.items():
+                wrk(url, secs=2, conns=32, headers=hdrs)
+            for _ in range(PROXY_ROUNDS):
+                for k, (url, hdrs, pid) in targets.items():
+                    c0 = cpu_seconds(pid) if pid else 0
+                    r = wrk(url, secs=PROXY_SECS, conns=32, headers=hdrs)
+                    r["us"] = (cpu_seconds(pid) - c0) / max(r["rps"] * PROXY_SECS, 1) * 1e6 if pid else 0
+                    runs[k].append(r)
             stop(bare)
-            wrk(gw.base + "/app", secs=3, conns=32, headers=[f"Cookie: {cookie}"])
-            c0 = cpu_seconds(gw.p.pid)
-            ours = wrk(gw.base + "/app", secs=8, conns=32, headers=[f"Cookie: {cookie}"])
-            ours_us = (cpu_seconds(gw.p.pid) - c0) / max(ours["rps"] * 8, 1) * 1e6
+            med = lambda k, f: statistics.median(r[f] for r in runs[k])
+            ratios = sorted(a["rps"] / max(b["rps"], 1) for a, b in zip(runs["ours"], runs["nginx"]))
+            direct, nginx, floor, ours = ({f: med(k, f) for f in ("rps", "p50", "p99", "errors", "us")} for k in targets)
+            nginx_us, floor_us, ours_us = nginx["us"], floor["us"], ours["us"]
             row("peak RSS under proxy load (32 connections, after ~300k requests)", f"{hwm_kb(gw.p.pid) / 1024:.1f} MB", "—", "—", "VmHWM of the gateway process")
             row("proxied requests/s (session → identity headers → upstream)", f"{ours['rps']:.0f}/s (p50 {ours['p50']} / p99 {ours['p99']} ms)",
                 f"nginx proxy {nginx['rps']:.0f}/s (p99 {nginx['p99']} ms); direct {direct['rps']:.0f}/s (p99 {direct['p99']} ms)",
                 f"{ours['rps'] / max(nginx['rps'], 1):.0%} of nginx",
-                f"added p99 vs direct: {ours['p99'] - direct['p99']:.2f} ms; non-2xx {ours['errors']}")
+                f"medians of {PROXY_ROUNDS} alternating {PROXY_SECS} s runs (per-round ratios {', '.join(f'{x:.0%}' for x in ratios)}); "
+                f"added p99 vs direct: {ours['p99'] - direct['p99']:.2f} ms; non-2xx {ours['errors']:.0f}")
             row("CPU per proxied request (process CPU time / requests)", f"{ours_us:.1f} µs", f"nginx proxy worker {nginx_us:.1f} µs; bare hyper proxy {floor_us:.1f} µs",
                 f"{ours_us / max(nginx_us, 0.1):.1f}× nginx, {ours_us / max(floor_us, 0.1):.2f}× bare hyper", "user + kernel time of the proxy process alone; the loopback TCP work is in all three")
             row("bare hyper + hyper-util proxy, no auth (the floor of fedgate's HTTP stack)", f"{floor['rps']:.0f}/s (p99 {floor['p99']} ms)",

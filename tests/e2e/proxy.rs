@@ -130,6 +130,42 @@ async fn an_app_behind_a_route_for_everything_keeps_its_paths_and_its_own_header
 }
 
 #[tokio::test]
+async fn upstream_connections_are_kept_alive_and_replaced_when_they_end() {
+    let up = EchoUpstream::start().await.unwrap();
+    let gw = gateway(&up, "").await;
+    let alice = logged_in(&gw, "alice").await;
+    let peer = |v: serde_json::Value| v["peer"].as_str().unwrap().to_string();
+    let get = |path: &'static str| {
+        let (c, url) = (alice.clone(), gw.url(path));
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            r
+        }
+    };
+
+    // Sequential requests share one kept-alive connection, also after a chunked body read to the end.
+    let first = peer(get("/a").await.json().await.unwrap());
+    assert_eq!(peer(get("/b").await.json().await.unwrap()), first);
+    assert_eq!(get("/download?bytes=262144").await.bytes().await.unwrap().len(), 262_144);
+    assert_eq!(peer(get("/c").await.json().await.unwrap()), first, "reused after a streamed download");
+
+    // The upstream closes the connection: the next request goes on a new one, without an error.
+    assert_eq!(get("/close").await.text().await.unwrap(), "closing");
+    let second = peer(get("/d").await.json().await.unwrap());
+    assert_ne!(second, first);
+
+    // A download the client abandons halfway is not given back half-read: the next request still works.
+    let mut r = get("/download?bytes=67108864").await;
+    assert!(r.chunk().await.unwrap().is_some());
+    drop(r);
+    for path in ["/e", "/f"] {
+        let seen: serde_json::Value = get(path).await.json().await.unwrap();
+        assert_eq!(seen["path"], path);
+    }
+}
+
+#[tokio::test]
 async fn the_login_redirect_comes_back_to_the_proxied_page() {
     let up = EchoUpstream::start().await.unwrap();
     let gw = gateway(&up, "").await;

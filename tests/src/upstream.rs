@@ -1,14 +1,15 @@
 //! A real upstream app for proxy tests, on a free 127.0.0.1 port: it echoes what it received (method, path,
-//! headers) as JSON, streams large downloads, counts large uploads without keeping them, answers slowly on demand,
+//! headers, the client's address) as JSON, streams large downloads, counts large uploads without keeping them, answers slowly on demand,
 //! and echoes WebSocket messages. Stopped on drop.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{Query, Request};
+use axum::extract::{ConnectInfo, Query, Request};
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use futures_util::StreamExt as _;
@@ -20,7 +21,7 @@ pub struct EchoUpstream {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn echo(req: Request) -> impl IntoResponse {
+async fn echo(ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> impl IntoResponse {
     let headers: BTreeMap<String, String> = req
         .headers()
         .iter()
@@ -31,7 +32,13 @@ async fn echo(req: Request) -> impl IntoResponse {
         "path": req.uri().path(),
         "query": req.uri().query(),
         "headers": headers,
+        "peer": peer.to_string(),
     }))
+}
+
+/// Answers and closes the connection (`Connection: close`), as upstreams do at their keep-alive limits.
+async fn close() -> impl IntoResponse {
+    ([(axum::http::header::CONNECTION, "close")], "closing")
 }
 
 async fn download(Query(q): Query<BTreeMap<String, u64>>) -> impl IntoResponse {
@@ -79,11 +86,12 @@ impl EchoUpstream {
             .route("/upload", post(upload))
             .route("/slow", get(slow))
             .route("/ws", get(ws))
+            .route("/close", get(close))
             .fallback(any(echo));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
         });
         Ok(Self { base, task })
     }

@@ -4,9 +4,11 @@
 //! it is slow.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -14,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::config::{HeaderNames, RouteConfig};
 use super::decide::Identity;
+use super::pool::{Http1Pool, PooledBody};
 use crate::error::AppError;
 
 /// `X-Forwarded-For`.
@@ -113,12 +116,18 @@ pub fn client_ip_value(peer: SocketAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
-/// The pooled client of one route: request bodies go upstream as they arrived, without boxing.
-type UpstreamClient = Client<crate::outbound::Connector, Incoming>;
+/// How a route reaches its upstream.
+enum UpstreamClient {
+    /// Plain `http`: kept-alive HTTP/1.1 connections of our own ([`Http1Pool`]).
+    Plain(Arc<Http1Pool>),
+    /// `https`: hyper-util's pooled client with rustls (HTTP/2 by ALPN). Request bodies go upstream as they
+    /// arrived, without boxing.
+    Tls(Box<Client<crate::outbound::Connector, Incoming>>),
+}
 
 /// The body of every response the server sends: an upstream's, passed through as it arrives, or one the gateway
 /// made.
-pub type ResponseBody = http_body_util::Either<Incoming, Body>;
+pub type ResponseBody = http_body_util::Either<PooledBody, Body>;
 
 /// A route with its upstream URL parsed and its client.
 pub struct Upstream {
@@ -128,9 +137,10 @@ pub struct Upstream {
     client: UpstreamClient,
     /// The `Host` sent upstream (unless `preserve_host`), built once.
     host: Option<HeaderValue>,
-    /// Scheme and authority parsed once, when requests can keep their path as it is (no base path, no prefix to
-    /// strip).
-    direct: Option<(axum::http::uri::Scheme, axum::http::uri::Authority)>,
+    /// Requests keep their path as it is (no base path, no prefix to strip).
+    keeps_path: bool,
+    /// Scheme and authority of the upstream, parsed once (absolute-form URIs for the https client).
+    origin: Option<(axum::http::uri::Scheme, axum::http::uri::Authority)>,
     /// The `route` label of this route's request metrics.
     pub metrics_label: String,
 }
@@ -142,20 +152,29 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Builds the route's client (TLS roots from `ca_file` or the platform's webpki roots).
+    /// Builds the route's client: our own HTTP/1.1 pool for `http`, hyper-util's client with rustls for `https`
+    /// (roots from `ca_file` or the webpki roots).
     pub fn new(route: RouteConfig) -> anyhow::Result<Self> {
         let base = url::Url::parse(&route.upstream)?;
-        let connector = crate::outbound::connector(route.ca_file.as_deref(), route.connect_timeout)?;
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
+        let client = if base.scheme() == "http" {
+            let port = base.port_or_known_default().unwrap_or(80);
+            let host = base.host_str().ok_or_else(|| anyhow::anyhow!("{} has no host", route.upstream))?;
+            UpstreamClient::Plain(Http1Pool::new(format!("{host}:{port}"), route.connect_timeout))
+        } else {
+            let connector = crate::outbound::connector(route.ca_file.as_deref(), route.connect_timeout)?;
+            UpstreamClient::Tls(Box::new(
+                Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector),
+            ))
+        };
         let host = HeaderValue::from_str(base.authority()).ok();
         let keeps_path =
             base.path().trim_end_matches('/').is_empty() && !(route.strip_prefix && route.path_prefix != "/");
-        let direct = match (keeps_path, base.scheme().parse(), base.authority().parse()) {
-            (true, Ok(scheme), Ok(authority)) => Some((scheme, authority)),
+        let origin = match (base.scheme().parse(), base.authority().parse()) {
+            (Ok(scheme), Ok(authority)) => Some((scheme, authority)),
             _ => None,
         };
         let metrics_label = format!("proxy {}{}", route.host.as_deref().unwrap_or("*"), route.path_prefix);
-        Ok(Self { route, base, client, host, direct, metrics_label })
+        Ok(Self { route, base, client, host, keeps_path, origin, metrics_label })
     }
 
     /// Does this route take requests for `host` and `path`?
@@ -163,39 +182,50 @@ impl Upstream {
         super::decide::route_matches(&self.route, host, path)
     }
 
+    /// The URI to send: the path (prefix stripped, base path added) and query, in origin form for our HTTP/1.1
+    /// pool and in absolute form for hyper-util's client.
     fn target(&self, uri: &Uri) -> Result<Uri, AppError> {
-        if let Some((scheme, authority)) = &self.direct {
-            let mut parts = axum::http::uri::Parts::default();
-            parts.scheme = Some(scheme.clone());
-            parts.authority = Some(authority.clone());
-            parts.path_and_query =
-                Some(uri.path_and_query().cloned().unwrap_or_else(|| axum::http::uri::PathAndQuery::from_static("/")));
-            return Uri::from_parts(parts)
-                .map_err(|_| AppError::BadRequest("the request path cannot be forwarded".into()));
-        }
-        let mut path = uri.path().to_string();
-        if self.route.strip_prefix && self.route.path_prefix != "/" {
-            path = path.strip_prefix(self.route.path_prefix.trim_end_matches('/')).unwrap_or(&path).to_string();
-            if !path.starts_with('/') {
-                path.insert(0, '/');
+        let bad = || AppError::BadRequest("the request path cannot be forwarded".into());
+        let path_and_query = if self.keeps_path {
+            uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"))
+        } else {
+            let mut path = uri.path();
+            if self.route.strip_prefix && self.route.path_prefix != "/" {
+                path = path.strip_prefix(self.route.path_prefix.trim_end_matches('/')).unwrap_or(path);
             }
+            let slash = if path.starts_with('/') { "" } else { "/" };
+            let mut s = format!("{}{slash}{path}", self.base.path().trim_end_matches('/'));
+            if let Some(q) = uri.query() {
+                s.push('?');
+                s.push_str(q);
+            }
+            PathAndQuery::try_from(s).map_err(|_| bad())?
+        };
+        match (&self.client, &self.origin) {
+            (UpstreamClient::Plain(_), _) => Ok(Uri::from(path_and_query)),
+            (UpstreamClient::Tls(_), Some((scheme, authority))) => {
+                let mut parts = axum::http::uri::Parts::default();
+                parts.scheme = Some(scheme.clone());
+                parts.authority = Some(authority.clone());
+                parts.path_and_query = Some(path_and_query);
+                Uri::from_parts(parts).map_err(|_| bad())
+            }
+            (UpstreamClient::Tls(_), None) => Err(bad()),
         }
-        let base_path = self.base.path().trim_end_matches('/');
-        let mut s = format!("{}://{}{base_path}{path}", self.base.scheme(), self.base.authority());
-        if let Some(q) = uri.query() {
-            s.push('?');
-            s.push_str(q);
-        }
-        s.parse().map_err(|_| AppError::BadRequest("the request path cannot be forwarded".into()))
     }
 
     /// Forwards `req` (already stripped of client identity headers by [`prepare`]).
     pub async fn forward(&self, mut req: Request<Incoming>) -> Result<Response<ResponseBody>, AppError> {
         let target = self.target(req.uri())?;
-        if !self.route.preserve_host
-            && let Some(v) = &self.host
+        if !self.route.preserve_host {
+            if let Some(v) = &self.host {
+                req.headers_mut().insert(header::HOST, v.clone());
+            }
+        } else if !req.headers().contains_key(header::HOST)
+            && let Some(v) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         {
-            req.headers_mut().insert(header::HOST, v.clone());
+            // An HTTP/2 client names the host in the URI, not in a header; HTTP/1.1 wants the header.
+            req.headers_mut().insert(header::HOST, v);
         }
         *req.uri_mut() = target;
         // The client may have spoken HTTP/2 to us; the upstream connection's protocol is the pool's business
@@ -206,13 +236,21 @@ impl Upstream {
         let upstream = &self.route.upstream;
         let request_id = req.headers().get(&crate::X_REQUEST_ID).cloned();
         let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
-        let resp = match tokio::time::timeout(self.route.response_timeout, self.client.request(req)).await {
+        let sent = async {
+            match &self.client {
+                UpstreamClient::Plain(pool) => pool.send(req).await.map_err(|e| e.to_string()),
+                UpstreamClient::Tls(client) => {
+                    client.request(req).await.map(|r| r.map(PooledBody::from)).map_err(|e| e.to_string())
+                }
+            }
+        };
+        let resp = match tokio::time::timeout(self.route.response_timeout, sent).await {
             Err(_) => {
                 tracing::warn!(%upstream, request_id, timeout = ?self.route.response_timeout, "upstream did not answer in time");
                 return Err(AppError::UpstreamTimeout(upstream.clone()));
             }
-            Ok(Err(e)) => {
-                tracing::warn!(%upstream, request_id, error = %e, "upstream unreachable");
+            Ok(Err(error)) => {
+                tracing::warn!(%upstream, request_id, %error, "upstream unreachable");
                 return Err(AppError::UpstreamUnavailable(upstream.clone()));
             }
             Ok(Ok(r)) => r,

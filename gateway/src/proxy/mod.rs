@@ -5,6 +5,7 @@
 pub mod config;
 pub mod decide;
 pub mod forward;
+pub mod pool;
 
 use axum::Router;
 use axum::extract::{Query, Request, State};
