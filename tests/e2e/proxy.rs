@@ -387,3 +387,28 @@ async fn https_upstreams_are_verified_with_their_ca() {
     assert_eq!(c.get(untrusting.url("/over-tls")).send().await.unwrap().status(), StatusCode::BAD_GATEWAY);
     tls_upstream.shutdown().await.unwrap();
 }
+
+/// The systemd unit in docs/sidecar.md, checked by systemd itself (`systemd-analyze verify`) with the real binary in
+/// `ExecStart`; a broken copy (a binary that does not exist) is refused, so the check can fail.
+#[test]
+fn the_documented_systemd_unit_is_valid() {
+    let doc = include_str!("../../docs/sidecar.md");
+    let section = doc.split("## systemd").nth(1).expect("a systemd section");
+    let unit = section.split("```ini\n").nth(1).and_then(|s| s.split("\n```").next()).expect("an ini block");
+    assert!(unit.contains("ExecStart=/usr/local/bin/fedgate serve"), "{unit}");
+    let bin = e2e::gateway::fedgate_bin().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let verify = |text: &str| {
+        let path = dir.path().join("fedgate.service");
+        std::fs::write(&path, text).unwrap();
+        std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze (Debian package systemd; scripts/setup installs it) must be installed")
+    };
+    let out = verify(&unit.replace("/usr/local/bin/fedgate", &bin.display().to_string()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = verify(&unit.replace("/usr/local/bin/fedgate", "/nonexistent/fedgate"));
+    assert!(!out.status.success(), "a unit whose binary is missing must be refused");
+}

@@ -1,6 +1,7 @@
-//! Benchmark peer for scripts/bench (not a test): the floor of fedgate's own HTTP stack. A reverse proxy with
-//! nothing but hyper's server (HTTP/1.1, keep-alive) and hyper-util's pooled client on a multi-thread tokio runtime,
-//! as fedgate uses them, without routing, sessions, identity headers or header hygiene.
+//! Benchmark peer for scripts/bench (not a test): a reverse proxy with nothing but hyper's server (HTTP/1.1,
+//! keep-alive) and hyper-util's general pooled client on a multi-thread tokio runtime, without routing, sessions,
+//! identity headers or header hygiene. fedgate used exactly this stack until it got its own HTTP/1.1 pool for
+//! plain-http upstreams; the row shows what the pool buys and what fedgate's own work costs.
 //!   bare-proxy LISTEN_PORT UPSTREAM_URL      e.g. bare-proxy 8081 http://127.0.0.1:8080
 use std::convert::Infallible;
 
