@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
 /// The identity of a request: the session's user, or a valid fedgate access token (`Authorization: Bearer`).
 async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, AppError> {
     if let Some((id, s)) = current_session(state, headers).await? {
-        let token = upstream_token(state, &id, &s);
+        let token = upstream_token(state, id, &s);
         return Ok(Some(Identity::from_session(s, token)));
     }
     let bearer = headers

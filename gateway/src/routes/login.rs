@@ -25,15 +25,15 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The live session of this request, with its id.
-pub async fn current_session(
+pub async fn current_session<'h>(
     state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(String, std::sync::Arc<Session>)>, AppError> {
+    headers: &'h HeaderMap,
+) -> Result<Option<(&'h str, std::sync::Arc<Session>)>, AppError> {
     let Some(id) = cookies::get(headers, &state.config.session.cookie_name) else { return Ok(None) };
     if id.len() != 43 {
         return Ok(None);
     }
-    Ok(state.sessions.get(id, state.clock.now()).await?.map(|s| (id.to_string(), s)))
+    Ok(state.sessions.get(id, state.clock.now()).await?.map(|s| (id, s)))
 }
 
 /// Sends the browser to the login page, coming back to `target` afterwards.
@@ -157,7 +157,7 @@ async fn login_post(
             state.metrics.event("login", "success");
             // A new id at every login: an id planted before login is worthless after it (no session fixation).
             if let Some((old, _)) = current_session(&state, &headers).await? {
-                state.sessions.remove(&old).await?;
+                state.sessions.remove(old).await?;
             }
             let id = random::token();
             state.sessions.insert(&id, Session::new(user, AuthMethod::Password, now)).await?;
@@ -211,7 +211,7 @@ async fn logout_post(
     if !random::secure_eq(&session.csrf, &form.csrf) {
         return Err(AppError::Csrf);
     }
-    end_session(&state, &id, &session).await?;
+    end_session(&state, id, &session).await?;
     Ok(logged_out_page(&state))
 }
 

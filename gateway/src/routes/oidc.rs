@@ -135,7 +135,7 @@ async fn continue_authorization(
             if !session.signed_in_to.contains(&request.client_id) {
                 let mut updated = (*session).clone();
                 updated.signed_in_to.push(request.client_id.clone());
-                state.sessions.update(&id, updated).await?;
+                state.sessions.update(id, updated).await?;
             }
             tracing::info!(client_id = %request.client_id, username = %principal.username, "authorization code issued");
             Ok(Redirect::to(url.as_str()).into_response())
@@ -297,7 +297,7 @@ async fn logout(
     if let Some((id, session)) = current_session(state, headers).await? {
         // A hint for someone else must not end this browser's session.
         if request.subject.as_deref().is_none_or(|sub| sub == session.user.unique_id) {
-            end_session(state, &id, &session).await?;
+            end_session(state, id, &session).await?;
         }
     }
     let mut resp = match request.redirect {

@@ -171,7 +171,7 @@ async fn proceed_after_login(
     if !session.signed_in_to.iter().any(|s| s == sp_name) {
         let mut updated = (*session).clone();
         updated.signed_in_to.push(sp_name.to_string());
-        state.sessions.update(&id, updated).await?;
+        state.sessions.update(id, updated).await?;
     }
     tracing::info!(sp = sp_name, username = %principal.username, sp_initiated = request.is_some(), "SAML response issued");
     state.metrics.event("saml_response", sp_name);
@@ -228,7 +228,7 @@ async fn logout(
     if let Some((id, session)) = current_session(state, headers).await? {
         let principal = from_user(&session.user, session.auth_instant());
         if sp.is_subject_of_logout(request.name_id.as_deref(), &principal) {
-            end_session(state, &id, &session).await?;
+            end_session(state, id, &session).await?;
         } else {
             tracing::info!(sp = sp.name(), "SAML logout for a NameID that is not this browser's user: nothing ended");
             success = false;
