@@ -121,10 +121,15 @@ fn next_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // The prefix only has to differ between processes, so it comes from the process id and the start time, not
+    // from the random number generator (whose first use seeds itself for tens of milliseconds).
     let prefix = PREFIX.get_or_init(|| {
-        let mut p = [b'0'; 8];
-        for (d, s) in p.iter_mut().zip(random::token().bytes().filter(u8::is_ascii_alphanumeric)) {
-            *d = s;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let seed = (u64::from(std::process::id()) << 32) ^ now.as_secs() ^ u64::from(now.subsec_nanos());
+        let mixed = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+        let mut p = [0u8; 8];
+        for (i, d) in p.iter_mut().enumerate() {
+            *d = HEX[((mixed >> (28 - 4 * i)) & 0xf) as usize];
         }
         p
     });
@@ -239,6 +244,9 @@ pub async fn start_on(
     let addr = listener.local_addr()?;
     let grace: Duration = config.server.shutdown_grace;
     let state = build_state(config, clock)?;
+    // AWS-LC seeds its random generator from CPU jitter on first use (~30 ms here); do it now, beside start-up,
+    // so that the first login does not wait for it.
+    tokio::task::spawn_blocking(|| drop(random::token()));
     scim::spawn_periodic(&state);
     let app = router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
