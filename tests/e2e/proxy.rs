@@ -114,6 +114,12 @@ async fn an_app_behind_a_route_for_everything_keeps_its_paths_and_its_own_header
     assert_eq!(seen["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
 
     // The gateway's own answers on that route still carry its headers.
+    let r = browser().get(gw.url("/")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    let r = http().get(gw.url("/api/x")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     let carol = logged_in(&gw, "carol").await;
     let r = carol.get(gw.url("/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);

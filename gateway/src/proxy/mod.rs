@@ -151,7 +151,8 @@ pub async fn serve(
     let method = req.method().clone();
     let wants_json = crate::error::wants_json(req.headers());
     let resp = match forward_if_allowed(&state, upstream, &client_ip, req).await {
-        Ok(resp) => resp,
+        Ok(Answer::Upstream(resp)) => resp,
+        Ok(Answer::Own(resp)) => crate::finish_own_response(resp, request_id).map(ResponseBody::Right),
         Err(e) => {
             let resp = crate::error::brand_error_page(&state, e.into_response(), wants_json);
             crate::finish_own_response(resp, request_id).map(ResponseBody::Right)
@@ -161,20 +162,25 @@ pub async fn serve(
     resp
 }
 
+/// Who answered a proxied request: the upstream (passed on as it is) or the gateway (which adds its headers).
+enum Answer {
+    Upstream(Response<ResponseBody>),
+    Own(Response),
+}
+
 async fn forward_if_allowed(
     state: &AppState,
     upstream: &Upstream,
     client_ip: &HeaderValue,
     mut req: Request<hyper::body::Incoming>,
-) -> Result<Response<ResponseBody>, AppError> {
+) -> Result<Answer, AppError> {
     let who = identity(state, req.headers()).await?;
     let path = req.uri().path();
     let decision = decide::decide(&upstream.route, path, who.as_ref());
     match decision {
         Decision::Unauthenticated => {
             let pq = req.uri().path_and_query().map_or(path, |p| p.as_str());
-            let resp = unauthenticated(state, req.method(), req.headers(), request_host(&req), pq);
-            return Ok(resp.map(ResponseBody::Right));
+            return Ok(Answer::Own(unauthenticated(state, req.method(), req.headers(), request_host(&req), pq)));
         }
         Decision::Forbidden(needs) => {
             let user = who.as_ref().map(Identity::username).unwrap_or("");
@@ -186,7 +192,7 @@ async fn forward_if_allowed(
     let forward_who = if decision == Decision::Forward { who.as_ref() } else { None };
     let our_cookies = [state.config.session.cookie_name.as_str(), crate::cookies::CSRF_COOKIE];
     forward::prepare(&mut req, &state.identity_headers, forward_who, client_ip, proto(state), &our_cookies);
-    upstream.forward(req).await
+    upstream.forward(req).await.map(Answer::Upstream)
 }
 
 #[derive(Deserialize)]
