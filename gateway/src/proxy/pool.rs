@@ -66,7 +66,7 @@ impl Http1Pool {
     /// connection closed before taking it is sent again on a new connection.
     pub async fn send(self: &Arc<Self>, req: Request<Incoming>) -> Result<Response<PooledBody>, PoolError> {
         let mut req = req;
-        if let Some(mut sender) = self.checkout().await {
+        if let Some(mut sender) = self.checkout() {
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(self.wrap(resp, sender)),
                 Err(mut e) => match e.take_message() {
@@ -81,17 +81,25 @@ impl Http1Pool {
     }
 
     /// The most recently used idle connection that is still open and ready.
-    async fn checkout(&self) -> Option<SendRequest<Incoming>> {
+    fn checkout(self: &Arc<Self>) -> Option<SendRequest<Incoming>> {
         loop {
             let idle = self.idle.lock().ok()?.pop()?;
             if idle.since.elapsed() > IDLE_TIMEOUT || idle.sender.is_closed() {
                 continue;
             }
             let mut sender = idle.sender;
-            // Its last response was read to the end; the connection may still be finishing that exchange.
-            if sender.is_ready() || sender.ready().await.is_ok() {
+            if sender.is_ready() {
                 return Some(sender);
             }
+            // Its response was read to the end, but the connection is still busy with that exchange (say, the rest
+            // of an upload the upstream answered early): it goes back once ready, and this request does not wait
+            // behind it.
+            let pool = self.clone();
+            tokio::spawn(async move {
+                if sender.ready().await.is_ok() {
+                    pool.put_back(sender);
+                }
+            });
         }
     }
 
