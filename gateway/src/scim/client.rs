@@ -268,8 +268,7 @@ impl ScimClient {
                 tokio::time::sleep(Duration::from_millis(250 << failed)).await;
                 continue;
             }
-            let json: Value =
-                if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+            let json = body_json(&bytes);
             if !status.is_success() {
                 let detail =
                     json.get("detail").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| snippet(&bytes));
@@ -295,12 +294,10 @@ impl ScimClient {
             let url = format!("{}?startIndex={start}&count={page_size}", self.users_url(None));
             let (_, page) = self.send(Method::GET, &url, None).await?;
             let malformed = |reason: &str| ScimError::Malformed { url: url.clone(), reason: reason.to_string() };
-            let total = page.get("totalResults").and_then(Value::as_u64).ok_or_else(|| malformed("no totalResults"))?;
-            let resources = page.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default();
-            let n = resources.len();
+            let (total, page_users) = read_list_page(&page).map_err(malformed)?;
+            let n = page_users.len();
             let before = users.len();
-            for r in resources {
-                let user = TargetUser::from_json(r).ok_or_else(|| malformed("a user without id or userName"))?;
+            for user in page_users {
                 if seen.insert(user.id.clone()) {
                     users.push(user);
                 }
@@ -366,8 +363,27 @@ impl ScimClient {
     }
 }
 
+/// The JSON of a SCIM response body: `Null` when empty or not JSON.
+#[doc(hidden)]
+pub fn body_json(bytes: &[u8]) -> Value {
+    if bytes.is_empty() { Value::Null } else { serde_json::from_slice(bytes).unwrap_or(Value::Null) }
+}
+
+/// The users of one `ListResponse` page (RFC 7644 §3.4.2) and its `totalResults`, or what is malformed.
+#[doc(hidden)]
+pub fn read_list_page(page: &Value) -> Result<(u64, Vec<TargetUser>), &'static str> {
+    let total = page.get("totalResults").and_then(Value::as_u64).ok_or("no totalResults")?;
+    let resources = page.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default();
+    let users = resources
+        .into_iter()
+        .map(|r| TargetUser::from_json(r).ok_or("a user without id or userName"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((total, users))
+}
+
 /// `Retry-After` as seconds or an HTTP date, capped.
-fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+#[doc(hidden)]
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     let wait = match v.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
@@ -388,7 +404,9 @@ fn httpdate_to_system_time(v: &str) -> Option<std::time::SystemTime> {
     Some(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(dt.unix_timestamp()).ok()?))
 }
 
-fn snippet(bytes: &[u8]) -> String {
+/// The start of a body, for error messages.
+#[doc(hidden)]
+pub fn snippet(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let t = text.trim();
     if t.is_empty() { "(empty body)".into() } else { t.chars().take(200).collect() }
