@@ -1,6 +1,9 @@
 //! Writes the seeds that need the fixture keys (signed SAML requests, JWTs) into `corpus/<target>/seed-*`.
-//! The committed seeds were made with it; run it again only when a fixture key changes:
-//! `cd fuzz && cargo run --example make_seeds` (the other seeds are plain text, written by hand).
+//! The committed seeds were made with it; run it again only when a fixture key changes. `cargo run --example
+//! make_seeds` works but builds every dependency a second time without the fuzzing flags; reusing the fuzz build
+//! is quicker: add it as a `[[bin]]` for a moment, `cargo fuzz build make_seeds`, run
+//! `target/x86_64-unknown-linux-gnu/release/make_seeds`, remove the `[[bin]]`. The other seeds are plain text,
+//! written by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write as _;
