@@ -290,8 +290,10 @@ async fn nginx_auth_request_asks_the_gateway() {
     .await
     .unwrap()
     .unwrap();
-    let anon = http();
-    assert_eq!(anon.get(format!("{}/private", nginx.base)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Not signed in: the documented block sends the browser to the login page (error_page 401 = @login).
+    let r = browser().get(format!("{}/private", nginx.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert!(r.headers()["location"].to_str().unwrap().contains("/login?rd="));
     // The session cookie from the gateway (same host, cookies ignore ports) is what nginx forwards to /auth/verify.
     let c = logged_in(&gw, "alice").await;
     let r = c.get(format!("{}/private", nginx.base)).header("X-Forwarded-User", "mallory").send().await.unwrap();
