@@ -59,6 +59,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
         .proxy
         .effective_routes()
         .into_iter()
+        .filter(|r| !r.upstream.is_empty())
         .map(proxy::Upstream::new)
         .collect::<anyhow::Result<Vec<_>>>()
         .map_err(|e| anyhow::anyhow!("[proxy]: {e}"))?;
@@ -84,7 +85,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
         upstreams,
         upstream_tokens: moka::sync::Cache::builder()
             .max_capacity(100_000)
-            .time_to_live(Duration::from_secs(150))
+            .time_to_live(Duration::from_secs(60))
             .build(),
         pending: Default::default(),
     }))

@@ -54,7 +54,8 @@ fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-/// One connection's service. A request a proxy route claims goes straight to [`proxy::serve`], past the router
+/// One connection's service. Every request first gets its canonical path ([`proxy::claim`]); one a proxy route
+/// claims goes straight to [`proxy::serve`], past the router
 /// and its middleware, because that is the path every request of a proxied app takes; everything else goes to
 /// the gateway's router.
 #[derive(Clone)]
@@ -71,10 +72,17 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        if let Some(index) = proxy::claim(&self.state, &req) {
-            let (state, client_ip) = (self.state.clone(), self.client_ip.clone());
-            return Box::pin(async move { Ok(proxy::serve(state, index, client_ip, req).await) });
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        match proxy::claim(&self.state, &mut req) {
+            Ok(Some(index)) => {
+                let (state, client_ip) = (self.state.clone(), self.client_ip.clone());
+                return Box::pin(async move { Ok(proxy::serve(state, index, client_ip, req).await) });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let resp = proxy::refuse(&self.state, &req, e);
+                return Box::pin(async move { Ok(resp) });
+            }
         }
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));

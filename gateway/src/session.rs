@@ -66,6 +66,14 @@ impl Session {
     }
 }
 
+/// A session's public handle: derived from its secret id (SHA-256, base64url, 128 bits) so it can be shown to
+/// upstreams (the `sid` of the tokens the proxy hands them) without revealing the cookie.
+pub fn public_handle(session_id: &str) -> String {
+    use base64::Engine as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, session_id.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+}
+
 /// Lifetimes a store enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {

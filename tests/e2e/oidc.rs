@@ -122,7 +122,7 @@ async fn authorize(gw: &Gateway, c: &reqwest::Client, query: &str) -> reqwest::R
     c.get(gw.url(&format!("/oauth2/authorize?{query}"))).send().await.unwrap()
 }
 
-async fn logged_in(gw: &Gateway, user: &str, pw: &str) -> reqwest::Client {
+pub(crate) async fn logged_in(gw: &Gateway, user: &str, pw: &str) -> reqwest::Client {
     let c = browser();
     let html = c.get(gw.url("/login")).send().await.unwrap().text().await.unwrap();
     let csrf = csrf_from(&html).unwrap();
@@ -143,7 +143,7 @@ fn query_param(url: &str, name: &str) -> Option<String> {
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-async fn code_for(gw: &Gateway, c: &reqwest::Client, client_id: &str) -> String {
+pub(crate) async fn code_for(gw: &Gateway, c: &reqwest::Client, client_id: &str) -> String {
     let r = authorize(
         gw,
         c,
@@ -154,7 +154,7 @@ async fn code_for(gw: &Gateway, c: &reqwest::Client, client_id: &str) -> String 
     query_param(&loc, "code").unwrap_or_else(|| panic!("no code in {loc}"))
 }
 
-async fn redeem(gw: &Gateway, code: &str, secret: &str) -> reqwest::Response {
+pub(crate) async fn redeem(gw: &Gateway, code: &str, secret: &str) -> reqwest::Response {
     http()
         .post(gw.url("/oauth2/token"))
         .basic_auth("app", Some(secret))

@@ -280,7 +280,9 @@ async fn upstream_down_is_502_and_slow_is_504() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request_asks_the_gateway() {
     let up = EchoUpstream::start().await.unwrap();
-    let gw = Gateway::start(&demo_config()).await.unwrap();
+    // A forward-auth route for the documented block's server_name; nginx forwards, so no upstream.
+    let cfg = format!("{}\n[[proxy.routes]]\nhost = \"dash.example.com\"\nallow_roles = [\"admin\"]\n", demo_config());
+    let gw = Gateway::start(&cfg).await.unwrap();
     let nginx = tokio::task::spawn_blocking({
         let (g, u) = (gw.base.clone(), up.base.clone());
         move || Nginx::start(&g, &u)
@@ -288,8 +290,10 @@ async fn nginx_auth_request_asks_the_gateway() {
     .await
     .unwrap()
     .unwrap();
-    let anon = http();
-    assert_eq!(anon.get(format!("{}/private", nginx.base)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Not signed in: the documented block sends the browser to the login page (error_page 401 = @login).
+    let r = browser().get(format!("{}/private", nginx.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert!(r.headers()["location"].to_str().unwrap().contains("/login?rd="));
     // The session cookie from the gateway (same host, cookies ignore ports) is what nginx forwards to /auth/verify.
     let c = logged_in(&gw, "alice").await;
     let r = c.get(format!("{}/private", nginx.base)).header("X-Forwarded-User", "mallory").send().await.unwrap();
@@ -297,9 +301,13 @@ async fn nginx_auth_request_asks_the_gateway() {
     let seen: serde_json::Value = r.json().await.unwrap();
     assert_eq!(seen["headers"]["x-forwarded-user"], "alice");
     assert_eq!(seen["headers"]["x-forwarded-roles"], "admin");
-    // Traefik style: with ?rd= the answer is a redirect to the login page.
+    let bob = logged_in(&gw, "bob").await;
+    assert_eq!(bob.get(format!("{}/private", nginx.base)).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    // Traefik style (/auth/forward): with ?rd= the answer is a redirect to the login page.
+    let cfg = format!("{}\n[[proxy.routes]]\nhost = \"app.example.com\"\n", demo_config());
+    let gw = Gateway::start(&cfg).await.unwrap();
     let r = browser()
-        .get(gw.url("/auth/verify?rd=1"))
+        .get(gw.url("/auth/forward?rd=1"))
         .header("X-Forwarded-Proto", "https")
         .header("X-Forwarded-Host", "app.example.com")
         .header("X-Forwarded-Uri", "/x")
@@ -316,7 +324,7 @@ async fn bearer_access_tokens_from_fedgate_are_accepted() {
     let up = EchoUpstream::start().await.unwrap();
     let keys = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "{}\n[[proxy.routes]]\nupstream = \"{}\"\nallow_users = [\"robot\"]\n{}",
+        "{}\n[[proxy.routes]]\nupstream = \"{}\"\nallow_clients = [\"robot\"]\n{}",
         demo_config(),
         up.base,
         crate::oidc::oidc_toml(keys.path(), "ES256")

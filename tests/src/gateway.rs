@@ -203,3 +203,26 @@ pub async fn client_credentials_token(
         .await?;
     body["access_token"].as_str().map(str::to_string).context("no access_token in the token response")
 }
+
+/// Logs `user` (password `<user>-demo`, the demo directory) in at the gateway at `base` and returns the session
+/// cookie as `name=value`, for requests made without a cookie jar (raw attacks, other hosts).
+pub async fn session_cookie(base: &str, user: &str) -> anyhow::Result<String> {
+    let c = browser();
+    let html = c.get(format!("{base}/login")).send().await?.text().await?;
+    let csrf = csrf_from(&html).context("login form has no csrf field")?;
+    let password = format!("{user}-demo");
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[("username", user), ("password", password.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == reqwest::StatusCode::SEE_OTHER, "login of {user} answered {}", r.status());
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("fedgate_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+        .context("no session cookie after login")
+}

@@ -3,7 +3,9 @@
 pub mod gateway;
 pub mod nginx;
 pub mod node;
+pub mod raw_http;
 pub mod scim;
 pub mod slapd;
 pub mod tls;
 pub mod upstream;
+pub mod wsgi;

@@ -205,6 +205,13 @@ impl OidcConfig {
             let k = |f: &str| format!("clients[{i}].{f}");
             if c.client_id.is_empty() {
                 issues.push(ConfigIssue::new(k("client_id"), None, "missing client_id", "set a unique client_id"));
+            } else if c.client_id == super::UPSTREAM_AUDIENCE {
+                issues.push(ConfigIssue::new(
+                    k("client_id"),
+                    Some(c.client_id.clone()),
+                    "reserved for the tokens the proxy hands its upstreams",
+                    "choose another client_id",
+                ));
             } else if !seen.insert(c.client_id.as_str()) {
                 issues.push(ConfigIssue::new(
                     k("client_id"),

@@ -136,11 +136,14 @@ impl Provider {
     }
 
     /// A short-lived access token (RFC 9068 JWT, signed with the active key) for `principal`, addressed to
-    /// `audience`: what the authenticating proxy hands an upstream so it can verify the user against the JWKS.
+    /// [`UPSTREAM_AUDIENCE`]: what the authenticating proxy hands an upstream so it can verify the user against the
+    /// JWKS. `session` is the non-secret handle of the gateway session it was made for (its `sid`). Such a token is
+    /// never a credential at fedgate itself ([`Provider::verify_access_token`] refuses it), so an upstream that
+    /// leaks or replays it gains nothing here.
     pub fn upstream_token(
         &self,
         principal: &crate::Principal,
-        audience: &str,
+        session: &str,
         ttl: Duration,
         now: time::OffsetDateTime,
     ) -> Result<String, KeyError> {
@@ -148,14 +151,14 @@ impl Provider {
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
             sub: principal.subject.clone(),
-            aud: audience.to_string(),
+            aud: UPSTREAM_AUDIENCE.to_string(),
             exp: iat + secs(ttl),
             iat,
             jti: random_token(),
-            client_id: audience.to_string(),
+            client_id: UPSTREAM_AUDIENCE.to_string(),
             scope: "openid".into(),
             auth_time: Some(principal.auth_time.unix_timestamp()),
-            sid: None,
+            sid: Some(session.to_string()),
             preferred_username: Some(principal.username.clone()),
             groups: principal.groups.clone(),
             roles: principal.roles.clone(),
@@ -164,6 +167,9 @@ impl Provider {
         self.keys.active().sign_jwt(&header, &claims)
     }
 }
+
+/// The audience of the tokens the authenticating proxy hands its upstreams; no client may take this id.
+pub const UPSTREAM_AUDIENCE: &str = "fedgate-proxy";
 
 /// A fresh 256-bit random token, base64url.
 pub(crate) fn random_token() -> String {

@@ -17,6 +17,22 @@ pub struct ProxyConfig {
     pub routes: Vec<RouteConfig>,
     /// Names of the identity headers sent upstream.
     pub headers: HeaderNames,
+    /// Audiences (OIDC `client_id`s) whose user access tokens the proxy takes as `Authorization: Bearer`
+    /// instead of a session cookie. Empty (the default): bearer tokens are not an identity at the proxy.
+    pub token_audiences: Vec<String>,
+    /// What forward-auth (`/auth/verify`, `/auth/forward`) answers for a host and path no route covers.
+    pub forward_auth_unmatched: Unmatched,
+}
+
+/// What forward-auth does with a request no `[[proxy.routes]]` entry covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// 403: only what a route names is reachable (the default).
+    #[default]
+    Deny,
+    /// Any signed-in user may pass.
+    AnyUser,
 }
 
 /// One `[[proxy.routes]]` entry.
@@ -27,7 +43,8 @@ pub struct RouteConfig {
     pub host: Option<String>,
     /// Path prefix to match.
     pub path_prefix: String,
-    /// Where to send matching requests (`http://` or `https://`).
+    /// Where to send matching requests (`http://` or `https://`). Empty for a route only forward-auth asks about
+    /// (nginx or Traefik forwards the request itself).
     pub upstream: String,
     /// Roles allowed in (any of them).
     pub allow_roles: Vec<String>,
@@ -35,12 +52,20 @@ pub struct RouteConfig {
     pub allow_groups: Vec<String>,
     /// Users allowed in (by username).
     pub allow_users: Vec<String>,
+    /// OIDC clients whose own `client_credentials` tokens (no user) are let in, by `client_id`.
+    pub allow_clients: Vec<String>,
     /// Paths (prefixes) that need no login, e.g. the app's health check.
     pub public_paths: Vec<String>,
     /// Remove `path_prefix` before forwarding.
     pub strip_prefix: bool,
     /// Send the client's `Host` upstream instead of the upstream's.
     pub preserve_host: bool,
+    /// Let paths with an encoded slash (`%2F`) through, kept encoded. Only for an upstream that does not decode it
+    /// before routing: one that does may serve another path than the one decided on.
+    pub allow_encoded_slashes: bool,
+    /// Let paths with `;` parameters in a segment (`/a;jsessionid=1/b`) through. Servlet containers strip them
+    /// before matching, so `/admin;x/` would be `/admin/` to them but not to the route prefix `/admin`.
+    pub allow_path_parameters: bool,
     /// Time to connect to the upstream.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -60,9 +85,12 @@ impl Default for RouteConfig {
             allow_roles: Vec::new(),
             allow_groups: Vec::new(),
             allow_users: Vec::new(),
+            allow_clients: Vec::new(),
             public_paths: Vec::new(),
             strip_prefix: false,
             preserve_host: false,
+            allow_encoded_slashes: false,
+            allow_path_parameters: false,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
             ca_file: None,
@@ -150,7 +178,9 @@ impl ProxyConfig {
             check_url("proxy.upstream".into(), u, &mut out);
         }
         for (i, r) in self.routes.iter().enumerate() {
-            check_url(format!("proxy.routes[{i}].upstream"), &r.upstream, &mut out);
+            if !r.upstream.is_empty() {
+                check_url(format!("proxy.routes[{i}].upstream"), &r.upstream, &mut out);
+            }
             if !r.path_prefix.starts_with('/') {
                 out.push(ConfigProblem::new(
                     format!("proxy.routes[{i}].path_prefix"),

@@ -19,7 +19,18 @@ pub struct Identity {
 #[derive(Debug, Clone)]
 enum Who {
     Session(Arc<Session>),
-    Token { subject: String, username: String, groups: Vec<String>, roles: Vec<String> },
+    Token {
+        subject: String,
+        username: String,
+        groups: Vec<String>,
+        roles: Vec<String>,
+    },
+    /// A client's own `client_credentials` token: no user behind it.
+    Client {
+        client_id: String,
+        groups: Vec<String>,
+        roles: Vec<String>,
+    },
 }
 
 impl Identity {
@@ -39,19 +50,34 @@ impl Identity {
         Self { who: Who::Token { subject, username, groups, roles }, token: Some(token) }
     }
 
+    /// A service client, by its own `client_credentials` token.
+    pub fn from_client(client_id: String, groups: Vec<String>, roles: Vec<String>, token: String) -> Self {
+        Self { who: Who::Client { client_id, groups, roles }, token: Some(token) }
+    }
+
     /// Stable id.
     pub fn subject(&self) -> &str {
         match &self.who {
             Who::Session(s) => &s.user.unique_id,
             Who::Token { subject, .. } => subject,
+            Who::Client { client_id, .. } => client_id,
         }
     }
 
-    /// Username.
+    /// Username (a service client's `client_id`).
     pub fn username(&self) -> &str {
         match &self.who {
             Who::Session(s) => &s.user.username,
             Who::Token { username, .. } => username,
+            Who::Client { client_id, .. } => client_id,
+        }
+    }
+
+    /// The `client_id` of a service client; `None` for a user.
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.who {
+            Who::Client { client_id, .. } => Some(client_id),
+            _ => None,
         }
     }
 
@@ -59,7 +85,7 @@ impl Identity {
     pub fn email(&self) -> Option<&str> {
         match &self.who {
             Who::Session(s) => s.user.email.as_deref(),
-            Who::Token { .. } => None,
+            Who::Token { .. } | Who::Client { .. } => None,
         }
     }
 
@@ -67,7 +93,7 @@ impl Identity {
     pub fn groups(&self) -> &[String] {
         match &self.who {
             Who::Session(s) => &s.user.groups,
-            Who::Token { groups, .. } => groups,
+            Who::Token { groups, .. } | Who::Client { groups, .. } => groups,
         }
     }
 
@@ -77,7 +103,7 @@ impl Identity {
             Who::Session(s) => std::borrow::Cow::Borrowed(s.header_values.get_or_init(|| {
                 UserHeaderValues::new(&s.user.username, s.user.email.as_deref(), &s.user.groups, &s.user.roles)
             })),
-            Who::Token { username, groups, roles, .. } => {
+            Who::Token { username, groups, roles, .. } | Who::Client { client_id: username, groups, roles } => {
                 std::borrow::Cow::Owned(UserHeaderValues::new(username, None, groups, roles))
             }
         }
@@ -87,7 +113,7 @@ impl Identity {
     pub fn roles(&self) -> &[String] {
         match &self.who {
             Who::Session(s) => &s.user.roles,
-            Who::Token { roles, .. } => roles,
+            Who::Token { roles, .. } | Who::Client { roles, .. } => roles,
         }
     }
 }
@@ -138,6 +164,13 @@ pub fn decide(route: &RouteConfig, path: &str, who: Option<&Identity>) -> Decisi
         return Decision::Public;
     }
     let Some(who) = who else { return Decision::Unauthenticated };
+    if let Some(client) = who.client_id() {
+        // A token with no user behind it opens only routes that name its client.
+        if route.allow_clients.iter().any(|c| c == client) {
+            return Decision::Forward;
+        }
+        return Decision::Forbidden(format!("a signed-in user (the service client {client} is not in allow_clients)"));
+    }
     let open = route.allow_roles.is_empty() && route.allow_groups.is_empty() && route.allow_users.is_empty();
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let allowed = open

@@ -25,6 +25,14 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// `X-Forwarded-Host`.
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Real-IP`.
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// `Forwarded` (RFC 7239).
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+/// Headers about the client that only the gateway may set; besides the identity headers, a client's copy spelled
+/// with `_` for `-` is removed too.
+const CLIENT_FACTS: [&str; 6] =
+    ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"];
 /// How many names [`HOP_BY_HOP`] has.
 const HOP_BY_HOP_COUNT: usize = 7;
 /// Hop-by-hop headers (RFC 9110 §7.6.1) besides `Connection` and `Upgrade`, parsed at compile time.
@@ -69,12 +77,19 @@ pub struct IdentityHeaders {
     groups: HeaderName,
     roles: HeaderName,
     access_token: Option<HeaderName>,
+    /// Every name the gateway sets, lower-case with `-`, for recognising `_` spellings of them.
+    protected: Vec<String>,
 }
 
 impl IdentityHeaders {
     /// Parses the configured names; `Err` names the one that is not a valid header name.
     pub fn new(names: &HeaderNames) -> Result<Self, String> {
         let parse = |n: &str| HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("{n:?} is not a header name"));
+        let mut protected: Vec<String> = CLIENT_FACTS.iter().map(|n| n.to_string()).collect();
+        let ours = [&names.user, &names.email, &names.preferred_username, &names.groups, &names.roles];
+        protected.extend(
+            ours.into_iter().chain(names.access_token.as_ref()).map(|n| n.to_ascii_lowercase().replace('_', "-")),
+        );
         Ok(Self {
             user: parse(&names.user)?,
             email: parse(&names.email)?,
@@ -82,7 +97,42 @@ impl IdentityHeaders {
             groups: parse(&names.groups)?,
             roles: parse(&names.roles)?,
             access_token: names.access_token.as_deref().map(parse).transpose()?,
+            protected,
         })
+    }
+
+    /// Removes client-sent headers that could pass for the gateway's: any `X-Forwarded-*` it does not set itself
+    /// (`X-Forwarded-Port`, `-Prefix`, …), `Forwarded`, and every spelling of its own names with `_` for `-`
+    /// (`X_Forwarded_User`), which CGI, WSGI, PHP and Rack read as the same variable (`HTTP_X_FORWARDED_USER`).
+    /// The names the gateway sets keep their client copy only until [`Self::set`] and [`prepare`] replace it.
+    pub fn remove_client_claims(&self, h: &mut HeaderMap) {
+        let suspicious = |n: &str| n.contains('_') || n.starts_with("x-forwarded") || n == "forwarded";
+        if !h.keys().any(|n| suspicious(n.as_str())) {
+            return;
+        }
+        let doomed: Vec<HeaderName> = h
+            .keys()
+            .filter(|n| suspicious(n.as_str()))
+            .filter(|n| {
+                let name = n.as_str();
+                let dashed = name.replace('_', "-");
+                let set_by_us = !name.contains('_') && self.sets(name);
+                !set_by_us && (dashed.starts_with("x-forwarded-") || self.protected.contains(&dashed))
+            })
+            .cloned()
+            .collect();
+        for n in doomed {
+            h.remove(n);
+        }
+    }
+
+    /// Is `name` (lower case) a header the gateway sets on every forwarded request?
+    fn sets(&self, name: &str) -> bool {
+        [&self.user, &self.email, &self.preferred_username, &self.groups, &self.roles]
+            .into_iter()
+            .chain(self.access_token.as_ref())
+            .any(|n| n.as_str() == name)
+            || ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"].contains(&name)
     }
 
     /// Sets `who`'s headers in `h`, replacing whatever was there; names without a value for `who` (none at all
@@ -328,7 +378,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
 
 /// Everything done to a request before it leaves: hop-by-hop headers removed, every identity header replaced by
 /// this identity's or removed (header names compare case-insensitively, so no client-sent copy survives), our
-/// cookies taken out of `Cookie`, `X-Forwarded-*` set (the client's address appended to any `X-Forwarded-For`).
+/// cookies taken out of `Cookie`, `X-Forwarded-*` set (the client's address appended to any `X-Forwarded-For`),
+/// `X-Real-IP` set to the client's address, and the client's `Forwarded` and `_` spellings of all these removed.
 pub fn prepare<B>(
     req: &mut Request<B>,
     names: &IdentityHeaders,
@@ -340,6 +391,7 @@ pub fn prepare<B>(
     let websocket = is_websocket(req.headers());
     let h = req.headers_mut();
     strip_hop_by_hop(h, websocket);
+    names.remove_client_claims(h);
     names.set(h, who, true);
     let ours = |c: &str| our_cookies.iter().any(|o| c.split('=').next() == Some(*o));
     let has_ours =
@@ -373,7 +425,13 @@ pub fn prepare<B>(
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(host) = h.get(header::HOST).cloned() {
         h.insert(X_FORWARDED_HOST, host);
+    } else {
+        h.remove(X_FORWARDED_HOST);
     }
+    // The address the gateway saw, never the client's claim; `Forwarded` is not set by us, so a client's copy
+    // (which could name any address or host) is removed rather than trusted.
+    h.insert(X_REAL_IP, client_ip.clone());
+    h.remove(FORWARDED);
 }
 
 #[cfg(test)]
@@ -429,5 +487,35 @@ mod tests {
         let mut anon = headers(&[("x-forwarded-user", "root"), ("x-forwarded-groups", "admins")]);
         names.set(&mut anon, None, true);
         assert!(anon.is_empty(), "{anon:?}");
+    }
+
+    #[test]
+    fn client_claims_in_any_spelling_are_removed() {
+        let names = IdentityHeaders::new(&HeaderNames::default()).unwrap();
+        let mut req = Request::new(());
+        *req.headers_mut() = headers(&[
+            ("x_forwarded_user", "admin"),
+            ("X_Forwarded_Roles", "admin"),
+            ("x-forwarded_groups", "admins"),
+            ("x_real_ip", "10.0.0.1"),
+            ("x-real-ip", "10.0.0.1"),
+            ("forwarded", "for=10.0.0.1;host=admin.example.com"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-forwarded-for", "10.9.9.9"),
+            ("my_app_header", "kept"),
+            ("host", "app.example.com"),
+        ]);
+        let ip = HeaderValue::from_static("127.0.0.7");
+        prepare(&mut req, &names, None, &ip, "https", &[]);
+        let h = req.headers();
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            ["host", "my_app_header", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"]
+        );
+        assert_eq!(h["x-real-ip"], "127.0.0.7");
+        assert_eq!(h["x-forwarded-for"], "10.9.9.9, 127.0.0.7", "the client's chain, then the address we saw");
     }
 }

@@ -5,7 +5,10 @@
 pub mod config;
 pub mod decide;
 pub mod forward;
+pub mod path;
 pub mod pool;
+
+use std::borrow::Cow;
 
 use axum::Router;
 use axum::extract::{Query, Request, State};
@@ -22,12 +25,15 @@ use crate::error::AppError;
 use crate::routes::login::{current_session, to_login};
 use crate::state::AppState;
 
-/// `/auth/verify` (forward-auth).
+/// Forward-auth: `/auth/verify` for nginx `auth_request`, `/auth/forward` for Traefik / Caddy `forwardAuth`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/auth/verify", get(verify))
+    Router::new().route("/auth/verify", get(verify_nginx)).route("/auth/forward", get(verify_forwarded))
 }
 
-/// The identity of a request: the session's user, or a valid fedgate access token (`Authorization: Bearer`).
+/// The identity of a request: the session's user, or a fedgate access token (`Authorization: Bearer`) that is
+/// meant for the proxy: a user's token whose audience is in `proxy.token_audiences`, or a client's own
+/// `client_credentials` token (which only routes naming the client in `allow_clients` let in). The tokens the
+/// proxy hands upstreams are refused by the verification itself.
 async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, AppError> {
     if let Some((id, s)) = current_session(state, headers).await? {
         let token = upstream_token(state, id, &s);
@@ -38,17 +44,27 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
         .and_then(|v| v.to_str().ok())
         .filter(|a| a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer "))
         .map(|a| a[7..].trim());
-    if let (Some(token), Some(oidc)) = (bearer, &state.oidc)
-        && let Ok(c) = oidc.verify_access_token(token, state.clock.now()).await
-    {
-        let username = c.preferred_username.clone().unwrap_or_else(|| c.sub.clone());
-        return Ok(Some(Identity::from_token(c.sub, username, c.groups, c.roles, token.to_string())));
+    let (Some(token), Some(oidc)) = (bearer, &state.oidc) else { return Ok(None) };
+    let c = match oidc.verify_access_token(token, state.clock.now()).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "bearer token refused at the proxy");
+            return Ok(None);
+        }
+    };
+    if c.sid.is_none() {
+        return Ok(Some(Identity::from_client(c.client_id, c.groups, c.roles, token.to_string())));
     }
-    Ok(None)
+    if !state.config.proxy.token_audiences.iter().any(|a| *a == c.aud) {
+        tracing::debug!(aud = %c.aud, "bearer token for an audience not in proxy.token_audiences");
+        return Ok(None);
+    }
+    let username = c.preferred_username.clone().unwrap_or_else(|| c.sub.clone());
+    Ok(Some(Identity::from_token(c.sub, username, c.groups, c.roles, token.to_string())))
 }
 
 /// Lifetime of tokens minted for upstreams; they are cached per session for half of it.
-const UPSTREAM_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+const UPSTREAM_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A JWT for the upstream when `proxy.headers.access_token` is configured (cached per session, so RSA signing
 /// does not run on every proxied request).
@@ -59,7 +75,8 @@ fn upstream_token(state: &AppState, session_id: &str, session: &crate::session::
         return Some(t);
     }
     let principal = crate::principal::from_user(&session.user, session.auth_instant());
-    match oidc.upstream_token(&principal, "fedgate-proxy", UPSTREAM_TOKEN_TTL, state.clock.now()) {
+    let handle = crate::session::public_handle(session_id);
+    match oidc.upstream_token(&principal, &handle, UPSTREAM_TOKEN_TTL, state.clock.now()) {
         Ok(t) => {
             state.upstream_tokens.insert(session_id.to_string(), t.clone());
             Some(t)
@@ -122,14 +139,69 @@ fn upstream_for<'a>(state: &'a AppState, host: &str, path: &str) -> Option<(usiz
     state.upstreams.iter().enumerate().find(|(_, u)| u.matches(host, path))
 }
 
-/// Which proxy route takes `req`, if any: the first route matching its host and path, unless the path is one the
-/// gateway answers itself ([`crate::routes::is_own_path`]).
-pub fn claim<B>(state: &AppState, req: &Request<B>) -> Option<usize> {
-    let path = req.uri().path();
-    if crate::routes::is_own_path(path) {
-        return None;
+/// Puts the canonical form of `req`'s path ([`path::canonicalize`]) in its URI, so that the gateway's routing,
+/// the route's rules and the upstream all see the same path, and says which proxy route takes it: the first route
+/// matching its host and path, unless the path is one the gateway answers itself ([`crate::routes::is_own_path`]).
+/// A path that cannot be made unambiguous, or that holds what the taking route has not opted in to, is an error.
+pub fn claim<B>(state: &AppState, req: &mut Request<B>) -> Result<Option<usize>, AppError> {
+    let canonical = path::canonicalize(req.uri().path()).map_err(|e| refused_path(req.uri().path(), e))?;
+    let index = if crate::routes::is_own_path(&canonical.path) {
+        None
+    } else {
+        upstream_for(state, request_host(req), &canonical.path).map(|(i, _)| i)
+    };
+    let route = index.and_then(|i| state.upstreams.get(i)).map(|u| &u.route);
+    check_opt_ins(route, &canonical)?;
+    if let Cow::Owned(canonical) = canonical.path {
+        set_path(req, &canonical)?;
     }
-    upstream_for(state, request_host(req), path).map(|(i, _)| i)
+    Ok(index)
+}
+
+fn refused_path(raw: &str, e: path::PathError) -> AppError {
+    tracing::info!(path = ?raw, reason = %e, "refused an ambiguous request path");
+    AppError::BadRequest(format!("{e}; send the path in its plain form."))
+}
+
+/// Refuses an encoded slash or `;` parameters unless `route` opted in to them.
+fn check_opt_ins(route: Option<&config::RouteConfig>, canonical: &path::Canonical<'_>) -> Result<(), AppError> {
+    if canonical.encoded_slash && !route.is_some_and(|r| r.allow_encoded_slashes) {
+        return Err(AppError::BadRequest(
+            "the request path contains an encoded slash (%2F), which the app could read as a path separator; \
+             send a plain / (or set allow_encoded_slashes on the route)."
+                .into(),
+        ));
+    }
+    if canonical.parameters && !route.is_some_and(|r| r.allow_path_parameters) {
+        return Err(AppError::BadRequest(
+            "the request path has ';' parameters in a segment, which some servers strip before matching; \
+             leave them out (or set allow_path_parameters on the route)."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Replaces the path of `req`'s URI, keeping its query (and scheme and authority, if any).
+fn set_path<B>(req: &mut Request<B>, path: &str) -> Result<(), AppError> {
+    let bad = || AppError::BadRequest("the request path cannot be represented".into());
+    let pq = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(axum::http::uri::PathAndQuery::try_from(pq).map_err(|_| bad())?);
+    *req.uri_mut() = axum::http::Uri::from_parts(parts).map_err(|_| bad())?;
+    Ok(())
+}
+
+/// The gateway's answer to a request it refuses before routing (its error page or JSON, request id, security
+/// headers).
+pub fn refuse<B>(state: &AppState, req: &Request<B>, e: AppError) -> Response<ResponseBody> {
+    let request_id = crate::request_id(req.headers());
+    let wants_json = crate::error::wants_json(req.headers());
+    let resp = crate::error::brand_error_page(state, e.into_response(), wants_json);
+    crate::finish_own_response(resp, request_id).map(ResponseBody::Right)
 }
 
 /// Serves a request [`claim`]ed by the route of upstream `index`: identity, the route's decision, forwarding. The
@@ -200,57 +272,109 @@ struct VerifyQuery {
     rd: Option<String>,
 }
 
-/// Forward-auth: nginx `auth_request` (200 / 401 / 403) and Traefik `forwardAuth` (with `?rd=` or for browser
-/// navigations, 302 to the login page). The original request comes from `X-Original-URL` or
-/// `X-Forwarded-Proto/Host/Uri`.
-async fn verify(
+/// The request forward-auth is asked about, as the integration's own headers describe it.
+struct Original {
+    proto: String,
+    /// Host, with the port if any.
+    host: String,
+    /// Path and query, as the client sent them.
+    path_and_query: String,
+}
+
+/// nginx `auth_request`: the original request is `X-Original-URL` and nothing else, set by the documented
+/// `proxy_set_header` line (which replaces any copy the client sent). Answers 200 with the identity headers, 401
+/// or 403 (the only answers `auth_request` understands; a path that cannot be made unambiguous is a 403).
+async fn verify_nginx(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let url = headers.get("x-original-url").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+        AppError::BadRequest(
+            "/auth/verify needs X-Original-URL: add `proxy_set_header X-Original-URL \
+             $scheme://$server_name$request_uri;` to the auth_request location (Traefik and Caddy use /auth/forward)"
+                .into(),
+        )
+    })?;
+    let uri = axum::http::Uri::try_from(url)
+        .ok()
+        .filter(|u| u.scheme().is_some() && u.authority().is_some())
+        .ok_or_else(|| AppError::BadRequest("X-Original-URL is not an absolute URL".into()))?;
+    let original = Original {
+        proto: uri.scheme_str().unwrap_or("http").to_string(),
+        host: uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default(),
+        path_and_query: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+    };
+    forward_auth(&state, &headers, &original, None, StatusCode::FORBIDDEN).await
+}
+
+/// Traefik / Caddy `forwardAuth`: the original request is `X-Forwarded-Proto`, `X-Forwarded-Host` and
+/// `X-Forwarded-Uri`, which those proxies set themselves (replacing the client's). With `?rd=` an unauthenticated
+/// request is sent to the login page.
+async fn verify_forwarded(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<VerifyQuery>,
 ) -> Result<Response, AppError> {
-    let (proto, host, uri) =
-        match headers.get("x-original-url").and_then(|v| v.to_str().ok()).and_then(|u| url::Url::parse(u).ok()) {
-            Some(u) => {
-                let host = u
-                    .host_str()
-                    .map(|h| match u.port() {
-                        Some(p) => format!("{h}:{p}"),
-                        None => h.to_string(),
-                    })
-                    .unwrap_or_default();
-                let pq = match u.query() {
-                    Some(q) => format!("{}?{q}", u.path()),
-                    None => u.path().to_string(),
-                };
-                (u.scheme().to_string(), host, pq)
-            }
-            None => {
-                let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-                (
-                    get("x-forwarded-proto").unwrap_or_else(|| "http".into()),
-                    get("x-forwarded-host").or_else(|| get("host")).unwrap_or_default(),
-                    get("x-forwarded-uri").unwrap_or_else(|| "/".into()),
-                )
-            }
+    let get = |n: &str| {
+        headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "/auth/forward needs {n}, which Traefik and Caddy set (nginx auth_request uses /auth/verify)"
+            ))
+        })
+    };
+    let original = Original {
+        proto: get("x-forwarded-proto")?,
+        host: get("x-forwarded-host")?,
+        path_and_query: get("x-forwarded-uri")?,
+    };
+    forward_auth(&state, &headers, &original, q.rd, StatusCode::BAD_REQUEST).await
+}
+
+/// The decision for `original`: 200 with the identity headers, 401 (or with `rd`, 302 to the login page), 403;
+/// a path that cannot be made unambiguous gets `refusal`. A host and path no route covers is refused unless
+/// `proxy.forward_auth_unmatched` says otherwise.
+async fn forward_auth(
+    state: &AppState,
+    headers: &HeaderMap,
+    original: &Original,
+    rd: Option<String>,
+    refusal: StatusCode,
+) -> Result<Response, AppError> {
+    let raw_path = original.path_and_query.split('?').next().unwrap_or("/");
+    let refused = |e: AppError| {
+        let msg = match &e {
+            AppError::BadRequest(m) => m.clone(),
+            other => other.to_string(),
         };
-    let path = uri.split('?').next().unwrap_or("/").to_string();
-    let who = identity(&state, &headers).await?;
-    let decision = match upstream_for(&state, &host, &path) {
-        Some((_, upstream)) => decide::decide(&upstream.route, &path, who.as_ref()),
+        (refusal, format!("refused: {msg}\n")).into_response()
+    };
+    let canonical = match path::canonicalize(raw_path) {
+        Ok(c) => c,
+        Err(e) => return Ok(refused(refused_path(raw_path, e))),
+    };
+    let host = original.host.as_str();
+    let route = state.config.proxy.routes.iter().find(|r| decide::route_matches(r, host, &canonical.path));
+    if let Err(e) = check_opt_ins(route, &canonical) {
+        return Ok(refused(e));
+    }
+    let who = identity(state, headers).await?;
+    let decision = match route {
+        Some(route) => decide::decide(route, &canonical.path, who.as_ref()),
+        None if state.config.proxy.forward_auth_unmatched == config::Unmatched::Deny => {
+            tracing::info!(host, path = %canonical.path, "forward-auth: no route covers this request");
+            return Ok((StatusCode::FORBIDDEN, "forbidden: no [[proxy.routes]] entry covers this host and path\n")
+                .into_response());
+        }
         None if who.is_some() => Decision::Forward,
         None => Decision::Unauthenticated,
     };
     match decision {
         Decision::Forward | Decision::Public => {
             let mut resp = StatusCode::OK.into_response();
-            if let (Decision::Forward, Some(w)) = (&decision, &who) {
-                state.identity_headers.set(resp.headers_mut(), Some(w), false);
-            }
+            let forward_who = if decision == Decision::Forward { who.as_ref() } else { None };
+            state.identity_headers.set(resp.headers_mut(), forward_who, false);
             Ok(resp)
         }
         Decision::Unauthenticated => {
-            let original = format!("{proto}://{host}{uri}");
-            match q.rd {
+            let original = format!("{}://{host}{}", original.proto, original.path_and_query);
+            match rd {
                 Some(rd) if !rd.is_empty() => {
                     let back = if rd == "1" || rd == "true" { original } else { rd };
                     let q = serde_urlencoded::to_string([("rd", back.as_str())]).unwrap_or_default();

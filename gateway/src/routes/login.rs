@@ -218,6 +218,7 @@ async fn logout_post(
 /// Ends a session (logout from the page, or RP-initiated logout).
 pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Result<(), AppError> {
     state.sessions.remove(id).await?;
+    state.upstream_tokens.invalidate(id);
     tracing::info!(username = %session.user.username, signed_in_to = ?session.signed_in_to, "logout");
     state.metrics.event("logout", "success");
     Ok(())

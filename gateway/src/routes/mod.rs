@@ -8,8 +8,16 @@ pub mod oidc;
 pub mod saml;
 
 /// Paths the gateway answers itself, whatever the proxy routes say.
-const OWN_PATHS: &[&str] =
-    &["/login", "/logout", "/healthz", "/readyz", "/metrics", "/auth/verify", "/.well-known/openid-configuration"];
+const OWN_PATHS: &[&str] = &[
+    "/login",
+    "/logout",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/auth/verify",
+    "/auth/forward",
+    "/.well-known/openid-configuration",
+];
 
 /// Path prefixes the gateway keeps for itself (OIDC and SAML endpoints).
 const OWN_PREFIXES: &[&str] = &["/oauth2/", "/saml/"];
