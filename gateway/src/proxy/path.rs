@@ -54,8 +54,8 @@ fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Is `raw` already canonical with nothing to report? A single pass over the bytes, no allocation: no `%`, `\`
-/// or `;`, only ASCII, no empty segment and no `.` or `..` segment.
+/// Is `raw` already canonical with nothing to report? A single pass over the bytes, no allocation: no `%`, `\`,
+/// `;` or NUL, only ASCII, no empty segment and no `.` or `..` segment.
 fn is_plainly_canonical(raw: &str) -> bool {
     let b = raw.as_bytes();
     if b.first() != Some(&b'/') {
@@ -71,7 +71,7 @@ fn is_plainly_canonical(raw: &str) -> bool {
                 return false;
             }
             seg_start = i + 1;
-        } else if matches!(c, b'%' | b'\\' | b';') || !c.is_ascii() {
+        } else if matches!(c, b'%' | b'\\' | b';' | 0) || !c.is_ascii() {
             return false;
         }
     }
@@ -252,6 +252,15 @@ mod tests {
             ("*", PathError::NotAbsolute),
         ] {
             assert_eq!(canonicalize(raw).map(|c| c.path.into_owned()), Err(err), "{raw}");
+        }
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/proxy_path.rs`): a raw NUL took the fast path and came back as
+    /// canonical, while `%00` was refused.
+    #[test]
+    fn a_raw_nul_is_refused_like_an_encoded_one() {
+        for raw in ["/a\0b", "/\0", "/admin/\0/x", "/a\0%41"] {
+            assert_eq!(canonicalize(raw).map(|c| c.path.into_owned()), Err(PathError::Nul), "{raw:?}");
         }
     }
 
