@@ -55,7 +55,7 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
     if c.sid.is_none() {
         return Ok(Some(Identity::from_client(c.client_id, c.groups, c.roles, token.to_string())));
     }
-    if !state.config.proxy.token_audiences.iter().any(|a| *a == c.aud) {
+    if !state.config.proxy.token_audiences.contains(&c.aud) {
         tracing::debug!(aud = %c.aud, "bearer token for an audience not in proxy.token_audiences");
         return Ok(None);
     }
