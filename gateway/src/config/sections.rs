@@ -131,6 +131,9 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// Most sessions kept in memory; the least recently used go first beyond it.
     pub max_sessions: u64,
+    /// Memory, in bytes, for sign-in requests waiting for a login (OIDC authorization requests, SAML
+    /// AuthnRequests with their RelayState); the oldest go first beyond it. Anyone can create these.
+    pub max_pending_bytes: u64,
     /// Hosts (exact, or `.example.com` for subdomains) the login may redirect to besides the gateway itself.
     pub allowed_redirect_domains: Vec<String>,
 }
@@ -143,6 +146,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3600),
             max_sessions: 1_000_000,
+            max_pending_bytes: 32 << 20,
             allowed_redirect_domains: Vec::new(),
         }
     }
@@ -380,6 +384,14 @@ impl super::Config {
                 Some("0".into()),
                 "no session could ever be kept",
                 "set a positive bound, e.g. 1000000",
+            ));
+        }
+        if s.max_pending_bytes < crate::pending::MIN_BYTES {
+            out.push(ConfigProblem::new(
+                "session.max_pending_bytes",
+                Some(s.max_pending_bytes.to_string()),
+                format!("too small to keep sign-in requests waiting for a login (minimum {})", crate::pending::MIN_BYTES),
+                "use the default 33554432 (32 MiB); each waiting request takes about 1 KB",
             ));
         }
         if self.login.throttle && (self.login.max_failures == 0 || self.login.window.is_zero()) {
