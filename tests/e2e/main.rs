@@ -3,6 +3,7 @@
 mod browser;
 mod foundation;
 mod ldap;
+mod limits;
 mod login;
 mod oidc;
 mod proxy;
