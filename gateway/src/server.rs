@@ -461,3 +461,64 @@ pub async fn shutdown_signal() {
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("while binding server.listen = {addr}"))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn request(target: &str, hosts: &[&str]) -> Request<()> {
+        let mut b = Request::builder().uri(target);
+        for h in hosts {
+            b = b.header(header::HOST, *h);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn a_request_naming_two_hosts_is_ambiguous() {
+        assert!(ambiguous_host(&request("/x", &["a.example"])).is_none());
+        assert!(ambiguous_host(&request("/x", &[])).is_none());
+        assert!(ambiguous_host(&request("/x", &["a.example", "a.example"])).is_some(), "even twice the same");
+        assert!(ambiguous_host(&request("/x", &["a.example", "b.example"])).is_some());
+        for (target, host) in [
+            ("http://A.example/x", "a.example"),
+            ("http://a.example:80/x", "a.example"),
+            ("https://a.example/x", "a.example:443"),
+            ("http://a.example:8080/x", "a.example:8080"),
+            ("http://a.example/x", ""),
+        ] {
+            let hosts: &[&str] = if host.is_empty() { &[] } else { &[host] };
+            assert!(ambiguous_host(&request(target, hosts)).is_none(), "{target} with Host {host}");
+        }
+        for (target, host) in [
+            ("http://admin.example/x", "a.example"),
+            ("http://a.example:8080/x", "a.example"),
+            ("https://a.example/x", "a.example:80"),
+            ("http://user@a.example/x", "a.example"),
+            ("http://a.example/x", "a.example/evil"),
+        ] {
+            assert!(ambiguous_host(&request(target, &[host])).is_some(), "{target} with Host {host}");
+        }
+    }
+
+    #[test]
+    fn an_accept_episode_is_logged_once_at_its_start_and_end() {
+        let mut e = Episode::default();
+        assert!(e.begin(), "the first failure is logged");
+        for _ in 0..600 {
+            assert!(!e.begin(), "the following ones are not");
+        }
+        assert_eq!(e.end(), Some(601));
+        assert_eq!(e.end(), None, "nothing to report without failures");
+        assert!(!e.begin(), "a new episode within a minute of the last warning stays quiet");
+        assert_eq!(e.end(), None);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(open_file_limit().is_some_and(|n| n > 0));
+        }
+    }
+}
