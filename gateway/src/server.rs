@@ -256,7 +256,10 @@ impl Episode {
 /// server's resources.
 fn concerns_one_connection(e: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
-    matches!(e.kind(), K::ConnectionAborted | K::ConnectionReset | K::ConnectionRefused | K::Interrupted | K::WouldBlock)
+    matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionReset | K::ConnectionRefused | K::Interrupted | K::WouldBlock
+    )
 }
 
 /// Serves the gateway (`state`, and `router` for its own routes) on `listener` until `shutdown` resolves, then

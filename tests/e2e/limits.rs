@@ -157,8 +157,11 @@ async fn anonymous_floods_of_large_sign_in_requests_are_refused_and_memory_stays
 /// process within 20 MB of where it started, the newest request still resumes and the oldest has made room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pending_login_store_is_bounded_in_bytes() {
-    let body = federation_config("max_relay_state_bytes = 65536")
-        .replacen("[log]", "[session]\nmax_pending_bytes = 1048576\n[log]", 1);
+    let body = federation_config("max_relay_state_bytes = 65536").replacen(
+        "[log]",
+        "[session]\nmax_pending_bytes = 1048576\n[log]",
+        1,
+    );
     let gw = GatewayProcess::start(&body, &[], &[], false).await.unwrap();
     let (base, pid) = (gw.base.clone(), gw.pid());
     let c = browser();
@@ -195,7 +198,12 @@ async fn the_pending_login_store_is_bounded_in_bytes() {
 async fn idle_and_half_sent_connections_do_not_stop_the_server() {
     let mut gw = GatewayProcess::start_with(
         &demo_config(),
-        ProcessOptions { capture: true, open_files: Some(256), server: "header_read_timeout = \"1s\"", ..Default::default() },
+        ProcessOptions {
+            capture: true,
+            open_files: Some(256),
+            server: "header_read_timeout = \"1s\"",
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
@@ -260,10 +268,7 @@ async fn a_request_naming_two_hosts_is_refused() {
     let gw = GatewayProcess::start(&demo_config(), &["--upstream", &up.base], &[], false).await.unwrap();
     let addr = gw.base.trim_start_matches("http://").to_string();
     for (request, says) in [
-        (
-            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nHost: admin.internal\r\n\r\n"),
-            "more than one Host header",
-        ),
+        (format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nHost: admin.internal\r\n\r\n"), "more than one Host header"),
         (
             format!("GET /public/x HTTP/1.1\r\nHost: {addr}\r\nHost: admin.internal\r\nConnection: close\r\n\r\n"),
             "more than one Host header",
@@ -281,7 +286,8 @@ async fn a_request_naming_two_hosts_is_refused() {
     // One Host, or an absolute-form target that agrees with it, is served as before.
     let ok = raw(&addr, &format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    let ok = raw(&addr, &format!("GET http://{addr}/healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await;
+    let ok =
+        raw(&addr, &format!("GET http://{addr}/healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     drop(gw);
 }

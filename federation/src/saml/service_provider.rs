@@ -614,3 +614,22 @@ impl SamlConfig {
         out
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_state_limit_defaults_to_the_bindings_80_bytes_and_may_only_be_raised() {
+        let cfg = SamlConfig::default();
+        assert_eq!(cfg.max_relay_state_bytes, 80);
+        assert!(cfg.validate().is_empty());
+        for (bytes, ok) in [(79, false), (80, true), (2048, true), (MAX_RELAY_STATE_BYTES_LIMIT + 1, false)] {
+            let cfg = SamlConfig { max_relay_state_bytes: bytes, ..SamlConfig::default() };
+            let problems = cfg.validate();
+            assert_eq!(problems.is_empty(), ok, "{bytes}: {problems:?}");
+            assert!(problems.iter().all(|p| p.key == "max_relay_state_bytes"));
+        }
+    }
+}

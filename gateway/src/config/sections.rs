@@ -281,7 +281,8 @@ impl super::Config {
 
     fn validate_server_limits(&self, out: &mut Vec<ConfigProblem>) {
         let s = &self.server;
-        for (key, value) in [("server.header_read_timeout", s.header_read_timeout), ("server.idle_timeout", s.idle_timeout)]
+        for (key, value) in
+            [("server.header_read_timeout", s.header_read_timeout), ("server.idle_timeout", s.idle_timeout)]
         {
             if value < Duration::from_millis(100) || value > Duration::from_secs(3600) {
                 out.push(ConfigProblem::new(
@@ -304,11 +305,7 @@ impl super::Config {
             out.push(ConfigProblem::new(
                 "server.max_header_bytes",
                 Some(s.max_header_bytes.to_string()),
-                format!(
-                    "outside {}–{} bytes",
-                    crate::server::MIN_HEADER_BYTES,
-                    crate::server::MAX_HEADER_BYTES_LIMIT
-                ),
+                format!("outside {}–{} bytes", crate::server::MIN_HEADER_BYTES, crate::server::MAX_HEADER_BYTES_LIMIT),
                 "use the default 65536 (64 KiB)",
             ));
         }
@@ -442,7 +439,10 @@ impl super::Config {
             out.push(ConfigProblem::new(
                 "session.max_pending_bytes",
                 Some(s.max_pending_bytes.to_string()),
-                format!("too small to keep sign-in requests waiting for a login (minimum {})", crate::pending::MIN_BYTES),
+                format!(
+                    "too small to keep sign-in requests waiting for a login (minimum {})",
+                    crate::pending::MIN_BYTES
+                ),
                 "use the default 33554432 (32 MiB); each waiting request takes about 1 KB",
             ));
         }
