@@ -88,6 +88,16 @@ impl IdentityProvider {
         &self.sps
     }
 
+    /// Checks a `RelayState` received with a request against `max_relay_state_bytes`: a longer one is refused
+    /// (not truncated, which would hand the SP a value it never sent).
+    pub fn check_relay_state(&self, relay_state: Option<&str>) -> Result<(), SamlError> {
+        let max = self.cfg.max_relay_state_bytes;
+        match relay_state {
+            Some(r) if r.len() > max => Err(SamlError::RelayStateTooLong { len: r.len(), max }),
+            _ => Ok(()),
+        }
+    }
+
     /// The SP named `name` (IdP-initiated URL).
     pub fn by_name(&self, name: &str) -> Result<&ServiceProvider, SamlError> {
         self.sps.iter().find(|s| s.name() == name).ok_or_else(|| SamlError::UnknownSp(name.to_string()))

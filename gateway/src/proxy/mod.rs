@@ -195,15 +195,6 @@ fn set_path<B>(req: &mut Request<B>, path: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The gateway's answer to a request it refuses before routing (its error page or JSON, request id, security
-/// headers).
-pub fn refuse<B>(state: &AppState, req: &Request<B>, e: AppError) -> Response<ResponseBody> {
-    let request_id = crate::request_id(req.headers());
-    let wants_json = crate::error::wants_json(req.headers());
-    let resp = crate::error::brand_error_page(state, e.into_response(), wants_json);
-    crate::finish_own_response(resp, request_id).map(ResponseBody::Right)
-}
-
 /// Serves a request [`claim`]ed by the route of upstream `index`: identity, the route's decision, forwarding. The
 /// gateway's own answers (login redirect, 401, 403, 502, 504) get its pages and security headers; the upstream's
 /// responses pass as they are (minus hop-by-hop headers). Counted in the metrics under the route.

@@ -46,8 +46,9 @@ async fn sso_redirect(
     RawQuery(q): RawQuery,
 ) -> Result<Response, AppError> {
     let raw = q.unwrap_or_default();
-    let (request, sp) = idp(&state)?.redirect_request(&raw)?;
     let relay = relay_state_from(&raw);
+    idp(&state)?.check_relay_state(relay.as_deref())?;
+    let (request, sp) = idp(&state)?.redirect_request(&raw)?;
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), relay).await
 }
@@ -75,6 +76,7 @@ async fn sso_post(
     headers: HeaderMap,
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
+    idp(&state)?.check_relay_state(form.relay_state.as_deref())?;
     let (request, sp) = idp(&state)?.post_request(form.saml_request()?)?;
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), form.relay_state).await
@@ -93,6 +95,7 @@ async fn idp_initiated(
     Query(q): Query<InitQuery>,
 ) -> Result<Response, AppError> {
     let idp = idp(&state)?;
+    idp.check_relay_state(q.relay_state.as_deref())?;
     let sp = match idp.by_name(&name) {
         Ok(sp) => sp,
         Err(e) => {
