@@ -124,6 +124,22 @@ impl IdentityProvider {
         }
     }
 
+    /// Like [`Self::check_signature`], but an SP with a certificate must sign every LogoutRequest: an unsigned
+    /// one could be sent by any site the browser visits (logout CSRF).
+    fn check_logout_signature(
+        sp: &ServiceProvider,
+        signed: bool,
+        verify: impl FnOnce(&[u8]) -> Result<(), String>,
+    ) -> Result<(), SamlError> {
+        if sp.certificate_der.is_some() && !signed {
+            return Err(SamlError::BadSignature {
+                sp: sp.name().into(),
+                reason: "the LogoutRequest is not signed, and this service provider has a certificate".into(),
+            });
+        }
+        Self::check_signature(sp, signed, verify)
+    }
+
     /// Whether an HTTP-Redirect query carries a signature.
     fn query_signed(raw_query: &str) -> bool {
         raw_query.split('&').any(|p| p.starts_with("Signature="))
@@ -153,7 +169,7 @@ impl IdentityProvider {
     pub fn logout_redirect(&self, raw_query: &str) -> Result<(LogoutRequest, &ServiceProvider), SamlError> {
         let req = logout::parse(&authn_request::inflate(&Self::redirect_value(raw_query)?)?)?;
         let sp = self.by_issuer(&req.issuer)?;
-        Self::check_signature(sp, Self::query_signed(raw_query), |cert| {
+        Self::check_logout_signature(sp, Self::query_signed(raw_query), |cert| {
             authn_request::verify_redirect_signature(raw_query, cert)
         })?;
         Ok((req, sp))
@@ -164,7 +180,9 @@ impl IdentityProvider {
         let xml = authn_request::post_xml(saml_request)?;
         let req = logout::parse(&xml)?;
         let sp = self.by_issuer(&req.issuer)?;
-        Self::check_signature(sp, req.signed, |cert| authn_request::verify_post_signature(&xml, &req.id, cert))?;
+        Self::check_logout_signature(sp, req.signed, |cert| {
+            authn_request::verify_post_signature(&xml, &req.id, cert)
+        })?;
         Ok((req, sp))
     }
 

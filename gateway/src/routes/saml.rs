@@ -211,8 +211,9 @@ async fn slo_post(
     logout(&state, &headers, idp, sp, &request, form.relay_state).await
 }
 
-/// Ends this browser's session when the request names its user (or names nobody), then posts the signed
-/// LogoutResponse back to the SP. A NameID for someone else ends nothing and answers with a Responder status.
+/// Ends this browser's session only when the (signature-checked) request names its user and the session signed
+/// in to this SP, then posts the signed LogoutResponse back to the SP. A request that names nobody or someone else
+/// (a cross-site GET any page can trigger) ends nothing and answers with a Responder status.
 async fn logout(
     state: &AppState,
     headers: &HeaderMap,
@@ -227,10 +228,17 @@ async fn logout(
     let mut success = true;
     if let Some((id, session)) = current_session(state, headers).await? {
         let principal = from_user(&session.user, session.auth_instant());
-        if sp.is_subject_of_logout(request.name_id.as_deref(), &principal) {
+        let names_this_user = sp.is_subject_of_logout(request.name_id.as_deref(), &principal);
+        let signed_in_here = session.signed_in_to.iter().any(|s| s == sp.name());
+        if names_this_user && signed_in_here {
             end_session(state, id, &session).await?;
         } else {
-            tracing::info!(sp = sp.name(), "SAML logout for a NameID that is not this browser's user: nothing ended");
+            tracing::info!(
+                sp = sp.name(),
+                names_this_user,
+                signed_in_here,
+                "SAML logout not for this browser's session (other or no NameID, or never signed in to this SP): nothing ended"
+            );
             success = false;
         }
     }
