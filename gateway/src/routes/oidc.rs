@@ -284,23 +284,56 @@ async fn revoke(
     }
 }
 
-/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends the gateway session, then returns to the
-/// app's registered `post_logout_redirect_uri` or shows the signed-out page.
+/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2–4). The session ends at once only for a valid
+/// `id_token_hint` naming this session's user, from a client it signed in to; anything else (no hint, someone
+/// else's, a cross-site GET any page can trigger) gets a "Sign out?" page whose form posts back with the session's
+/// CSRF token (§4 lets the OP ask the user). Afterwards: the client's registered `post_logout_redirect_uri`
+/// (exact match, checked by the provider) with `state`, or the signed-out page.
 async fn logout(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let (state, headers) = (&state, &headers);
     let provider = oidc(state)?;
     let request = provider.logout(&params).map_err(AppError::OidcRequest)?;
-    if let Some((id, session)) = current_session(state, headers).await? {
-        // A hint for someone else must not end this browser's session.
-        if request.subject.as_deref().is_none_or(|sub| sub == session.user.unique_id) {
-            end_session(state, id, &session).await?;
+    let Some((id, session)) = current_session(state, headers).await? else {
+        return Ok(after_logout(state, request.redirect));
+    };
+    let hinted = request.subject.as_deref().is_some_and(|sub| sub == session.user.unique_id)
+        && request.client_id.as_ref().is_some_and(|c| session.signed_in_to.contains(c));
+    let confirmed = method == Method::POST
+        && params.get("csrf").ok().flatten().is_some_and(|c| crate::random::secure_eq(c, &session.csrf));
+    if !hinted && !confirmed {
+        let mut hidden = Vec::new();
+        if let Some(c) = &request.client_id {
+            hidden.push(("client_id", c.as_str()));
         }
+        for key in ["post_logout_redirect_uri", "state"] {
+            if let Ok(Some(v)) = params.get(key) {
+                hidden.push((key, v));
+            }
+        }
+        let html = crate::pages::logout_confirm_to(
+            &state.config.ui,
+            "/oauth2/logout",
+            &session.csrf,
+            &session.user.username,
+            &hidden,
+        );
+        let mut resp = axum::response::Html(html).into_response();
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::pages::CSP));
+        return Ok(resp);
     }
-    let mut resp = match request.redirect {
+    end_session(state, id, &session).await?;
+    Ok(after_logout(state, request.redirect))
+}
+
+/// The client's post-logout redirect (already checked), or the signed-out page; the session cookie is cleared.
+fn after_logout(state: &AppState, redirect: Option<url::Url>) -> Response {
+    let mut resp = match redirect {
         Some(url) => Redirect::to(url.as_str()).into_response(),
         None => crate::routes::login::logged_out_page(state),
     };
@@ -309,5 +342,5 @@ async fn logout(
     {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
-    Ok(resp)
+    resp
 }
