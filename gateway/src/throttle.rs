@@ -72,10 +72,24 @@ impl LoginThrottle {
     /// `max_failures` fall within the window.
     pub fn record_failure(&self, username: &str, account: Option<&str>, ip: IpAddr, now: OffsetDateTime) {
         let keys = [Some(user_key(username)), account.map(account_key), Some(ip_key(ip))];
-        self.record_keys(keys.into_iter().flatten(), now);
+        self.record_keys(keys.into_iter().flatten(), self.cfg.max_failures, now);
     }
 
-    fn record_keys(&self, keys: impl Iterator<Item = String>, now: OffsetDateTime) {
+    /// `Err(retry_after_seconds)` if OAuth client `client_id` (when known), or client authentication from `ip`,
+    /// is locked out.
+    pub fn check_client(&self, client_id: Option<&str>, ip: IpAddr, now: OffsetDateTime) -> Result<(), u64> {
+        let keys = [client_id.map(client_key), Some(client_ip_key(ip))];
+        self.check_keys(&keys.into_iter().flatten().collect::<Vec<_>>(), now)
+    }
+
+    /// Records a failed client authentication; locks the client id (pass only registered ones, so made-up ids
+    /// cannot fill the counter) or the IP at `client_max_failures`.
+    pub fn record_client_failure(&self, client_id: Option<&str>, ip: IpAddr, now: OffsetDateTime) {
+        let keys = [client_id.map(client_key), Some(client_ip_key(ip))];
+        self.record_keys(keys.into_iter().flatten(), self.cfg.client_max_failures, now);
+    }
+
+    fn record_keys(&self, keys: impl Iterator<Item = String>, limit: u32, now: OffsetDateTime) {
         if !self.cfg.throttle {
             return;
         }
@@ -93,7 +107,7 @@ impl LoginThrottle {
                 while f.times.front().is_some_and(|t| now - *t >= window) {
                     f.times.pop_front();
                 }
-                if f.times.len() >= self.cfg.max_failures as usize {
+                if f.times.len() >= limit as usize {
                     f.locked_until = Some(now.saturating_add(lockout));
                     f.times.clear();
                 }
@@ -129,6 +143,15 @@ fn account_key(account: &str) -> String {
     format!("a:{account}")
 }
 
+fn client_key(client_id: &str) -> String {
+    format!("c:{client_id}")
+}
+
+/// Apart from the login form's IP count: a client's failures do not lock people out of the form, nor back.
+fn client_ip_key(ip: IpAddr) -> String {
+    format!("cip:{ip}")
+}
+
 fn ip_key(ip: IpAddr) -> String {
     format!("ip:{ip}")
 }
@@ -144,6 +167,7 @@ mod tests {
             max_failures: 3,
             window: Duration::from_secs(60),
             lockout: Duration::from_secs(120),
+            client_max_failures: 4,
         }
     }
 
@@ -202,5 +226,21 @@ mod tests {
         assert_eq!(t.check_account("dn:uid=x", now), Err(120));
         t.record_success("d", Some("dn:uid=x"));
         assert!(t.check_account("dn:uid=x", now).is_ok());
+    }
+
+    #[test]
+    fn client_failures_lock_the_client_and_not_the_login_form() {
+        let t = LoginThrottle::new(cfg());
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let now = OffsetDateTime::now_utc();
+        for _ in 0..4 {
+            assert!(t.check_client(Some("app"), ip, now).is_ok());
+            t.record_client_failure(Some("app"), ip, now);
+        }
+        assert_eq!(t.check_client(Some("app"), "127.0.0.2".parse().unwrap(), now), Err(120));
+        assert!(t.check_client(Some("other"), ip, now).is_err(), "the IP is locked for client authentication");
+        assert!(t.check_client(Some("other"), "127.0.0.2".parse().unwrap(), now).is_ok());
+        assert!(t.check("alice", ip, now).is_ok(), "but not for the login form");
+        assert!(t.check_client(Some("app"), ip, now + Duration::from_secs(121)).is_ok());
     }
 }

@@ -439,3 +439,65 @@ async fn rp_initiated_logout_without_a_valid_hint_only_asks() {
     assert!(clears_cookie(&r));
     assert!(!signed_in(bob.clone()).await);
 }
+
+/// A plain client whose connections come from `ip` (anything in 127.0.0.0/8 is loopback).
+fn http_from(ip: &str) -> reqwest::Client {
+    gateway::install_crypto_provider();
+    reqwest::Client::builder().no_proxy().local_address(ip.parse::<std::net::IpAddr>().ok()).build().unwrap()
+}
+
+/// Brute force on a client secret: 30 wrong secrets for `robot` in a burst. Past `client_max_failures` (10) the
+/// gateway stops checking and answers 429 + Retry-After, and the right secret is refused too for a while, also
+/// from another address; other clients are unaffected. Runs the real binary.
+#[tokio::test]
+async fn wrong_client_secrets_are_throttled_per_client() {
+    let keys = tempfile::tempdir().unwrap();
+    let gw = e2e::gateway::GatewayProcess::start(
+        &format!("{}{}", demo_config(), oidc_toml(keys.path(), "ES256")),
+        &[],
+        &[],
+        false,
+    )
+    .await
+    .unwrap();
+    let token = |c: &reqwest::Client, secret: &str| {
+        c.post(format!("{}/oauth2/token", gw.base))
+            .basic_auth("robot", Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "roles")])
+            .send()
+    };
+    let attacker = http_from("127.0.0.60");
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        statuses.push(token(&attacker, &format!("guess-{i}")).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 10, "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    for from in ["127.0.0.60", "127.0.0.61"] {
+        let r = token(&http_from(from), SECRET).await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{from}");
+        let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(wait > 0 && wait <= 300, "{wait}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    // The same holds at introspection and revocation, and another client from another address is unaffected.
+    for path in ["/oauth2/introspect", "/oauth2/revoke"] {
+        let r = http_from("127.0.0.61")
+            .post(format!("{}{path}", gw.base))
+            .basic_auth("robot", Some(SECRET))
+            .form(&[("token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{path}");
+    }
+    let r = http_from("127.0.0.62")
+        .post(format!("{}/oauth2/introspect", gw.base))
+        .basic_auth("app", Some(SECRET))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

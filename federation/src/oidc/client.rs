@@ -91,6 +91,15 @@ fn parse_basic(header: &str) -> Result<(String, String), TokenError> {
     Ok((decode(id)?, decode(secret)?))
 }
 
+/// The `client_id` a request claims, from `Authorization: Basic` or else the `client_id` parameter, before any
+/// secret is checked (for counting failed authentications per client). `None` if it names none readably.
+pub fn claimed_id(params: &Params, authorization: Option<&str>) -> Option<String> {
+    match authorization {
+        Some(h) => parse_basic(h).ok().map(|(id, _)| id),
+        None => params.get("client_id").ok().flatten().map(str::to_string),
+    }
+}
+
 /// Authenticates the client of a token-endpoint request. Exactly one method may be used (RFC 6749 §2.3).
 pub fn authenticate<'c>(
     clients: &'c Clients,

@@ -162,6 +162,9 @@ pub struct LoginConfig {
     /// How long further attempts are refused once `max_failures` is reached; it always expires.
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    /// Failed OAuth client authentications (wrong `client_secret` at token, introspection, revocation) allowed
+    /// per `client_id`, or per client IP, within `window`; then that client (or IP) gets 429 for `lockout`.
+    pub client_max_failures: u32,
 }
 
 impl Default for LoginConfig {
@@ -171,6 +174,7 @@ impl Default for LoginConfig {
             max_failures: 5,
             window: Duration::from_secs(5 * 60),
             lockout: Duration::from_secs(5 * 60),
+            client_max_failures: 10,
         }
     }
 }
@@ -380,6 +384,14 @@ impl super::Config {
                 Some("0".into()),
                 "no session could ever be kept",
                 "set a positive bound, e.g. 1000000",
+            ));
+        }
+        if self.login.throttle && self.login.client_max_failures == 0 {
+            out.push(ConfigProblem::new(
+                "login.client_max_failures",
+                Some("0".into()),
+                "throttling needs client_max_failures ≥ 1",
+                "e.g. client_max_failures = 10; or throttle = false",
             ));
         }
         if self.login.throttle && (self.login.max_failures == 0 || self.login.window.is_zero()) {

@@ -2,12 +2,13 @@
 //! introspection, revocation and RP-initiated logout. The protocol logic is `federation::oidc`; this module only
 //! speaks HTTP and connects it to the login session.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequest, Query, RawForm, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, Query, RawForm, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -219,15 +220,53 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
 
 async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
+    let client = client_gate(&state, peer.ip(), &params, &headers)?;
     let refresh = DirectoryRefresh(&state);
-    match provider.token_with(&params, authorization(&headers), state.clock.now(), &refresh).await {
+    let result = provider.token_with(&params, authorization(&headers), state.clock.now(), &refresh).await;
+    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
         Ok(resp) => Ok(no_store(Json(resp))),
         Err(e) => Err(oauth_error(e)),
     }
+}
+
+/// Refuses at once (429) a client id or IP with too many failed client authentications, before any secret is
+/// checked; returns the client id the request claims, for [`client_outcome`].
+fn client_gate(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<Option<String>, AppError> {
+    let claimed = federation::oidc::client::claimed_id(params, authorization(headers));
+    if let Err(retry_after) = state.throttle.check_client(claimed.as_deref(), ip, state.clock.now()) {
+        tracing::info!(client_id = ?claimed, client_ip = %ip, retry_after, "client authentication throttled");
+        state.metrics.event("client_auth", "throttled");
+        return Err(AppError::ClientThrottled { retry_after });
+    }
+    Ok(claimed)
+}
+
+/// Counts an `invalid_client` answer against the client id (only a registered one, so made-up ids cannot fill the
+/// counter) and the IP.
+fn client_outcome<T>(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    claimed: Option<&str>,
+    result: Result<T, TokenError>,
+) -> Result<T, TokenError> {
+    if let Err(e) = &result
+        && e.code() == federation::oidc::ErrorCode::InvalidClient
+    {
+        let known = claimed.filter(|id| state.oidc.as_ref().is_some_and(|p| p.client(id).is_some()));
+        state.throttle.record_client_failure(known, ip, state.clock.now());
+        state.metrics.event("client_auth", "failure");
+    }
+    result
 }
 
 fn oauth_error(error: TokenError) -> AppError {
@@ -262,11 +301,14 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 
 async fn introspect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    match provider.introspect(&params, authorization(&headers), state.clock.now()).await {
+    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let result = provider.introspect(&params, authorization(&headers), state.clock.now()).await;
+    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
         Ok(v) => Ok(no_store(Json(v))),
         Err(e) => Err(oauth_error(e)),
     }
@@ -274,11 +316,14 @@ async fn introspect(
 
 async fn revoke(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    match provider.revoke(&params, authorization(&headers), state.clock.now()).await {
+    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let result = provider.revoke(&params, authorization(&headers), state.clock.now()).await;
+    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
         Ok(()) => Ok(no_store(())),
         Err(e) => Err(oauth_error(e)),
     }
