@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
 
-use super::config::{ClientConfig, ClientSecret};
+use super::config::ClientConfig;
 use super::error::{ErrorCode, TokenError};
 use super::params::Params;
 
@@ -24,10 +24,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> std::io::Result<Self> {
         let secret = match (&config.client_secret, &config.client_secret_file) {
             (Some(s), _) => Some(s.clone()),
-            (None, Some(path)) => {
-                let raw = std::fs::read_to_string(path)?;
-                Some(ClientSecret::new(raw.trim_end_matches(['\r', '\n'])))
-            }
+            (None, Some(path)) => Some(super::config::read_secret_file(path)?),
             (None, None) => None,
         };
         let secret_digest = secret.filter(|_| !config.public).map(|s| digest(s.expose().as_bytes()));
@@ -144,7 +141,7 @@ mod tests {
     fn clients() -> Clients {
         let conf = ClientConfig {
             client_id: "a b:c".into(),
-            client_secret: Some(ClientSecret::new("s3cret:+/%")),
+            client_secret: Some(crate::oidc::ClientSecret::new("s3cret:+/%")),
             ..ClientConfig::default()
         };
         let public = ClientConfig { client_id: "spa".into(), public: true, ..ClientConfig::default() };
