@@ -295,3 +295,48 @@ async fn an_unknown_user_costs_the_directory_what_a_wrong_password_costs() {
     );
     assert_eq!(wrong_searches - idle_searches, TRIES, "one search per attempt");
 }
+
+/// Where the login lands for `rd` (the `Location` of a successful login on a GatewayProcess at `base`).
+async fn lands_at(base: &str, rd: &str) -> String {
+    let c = browser();
+    let q = serde_urlencoded_pair("rd", rd);
+    let html = c.get(format!("{base}/login?{q}")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", &csrf), ("rd", rd)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// An allowed redirect origin is scheme + host + port: allowing `https://app.example.com` does not let the login
+/// send the browser to `http://app.example.com` (downgrade, readable by anyone on the path) or to another port
+/// (another service on that host). A bare host, as older configs have, still works for https.
+#[tokio::test]
+async fn allowed_redirects_match_scheme_and_port_not_only_the_host() {
+    let gw = GatewayProcess::start(
+        &format!(
+            "[session]\nallowed_redirect_domains = [\"https://app.example.com\", \"legacy.example.com\"]\n{}",
+            demo_config()
+        ),
+        &[],
+        &[],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(lands_at(&gw.base, "https://app.example.com/x").await, "https://app.example.com/x");
+    assert_eq!(lands_at(&gw.base, "https://legacy.example.com/y").await, "https://legacy.example.com/y");
+    for refused in [
+        "http://app.example.com/x",
+        "https://app.example.com:8443/x",
+        "http://legacy.example.com/y",
+        "https://legacy.example.com:8443/y",
+        "https://evil.example.com/",
+    ] {
+        assert_eq!(lands_at(&gw.base, refused).await, "/", "{refused}");
+    }
+}

@@ -131,7 +131,9 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// Most sessions kept in memory; the least recently used go first beyond it.
     pub max_sessions: u64,
-    /// Hosts (exact, or `.example.com` for subdomains) the login may redirect to besides the gateway itself.
+    /// Origins the login may redirect to besides the gateway itself: `https://app.example.com[:port]`
+    /// (`https://.example.com` for subdomains), or a bare host meaning https on 443 plus the gateway's own scheme
+    /// and port (see `redirect::allows`).
     pub allowed_redirect_domains: Vec<String>,
 }
 
@@ -385,6 +387,20 @@ impl super::Config {
                 "no session could ever be kept",
                 "set a positive bound, e.g. 1000000",
             ));
+        }
+        for entry in &self.session.allowed_redirect_domains {
+            if let Some((scheme, rest)) = entry.split_once("://") {
+                let authority = rest.strip_suffix('/').unwrap_or(rest);
+                let port_ok = authority.rsplit_once(':').filter(|(_, p)| !p.contains(']')).is_none_or(|(_, p)| p.parse::<u16>().is_ok());
+                if !matches!(scheme, "http" | "https") || authority.is_empty() || authority.contains('/') || !port_ok {
+                    out.push(ConfigProblem::new(
+                        "session.allowed_redirect_domains",
+                        Some(entry.clone()),
+                        "not an http(s) origin (scheme://host[:port], no path)",
+                        "e.g. \"https://app.example.com\", \"https://.example.com\" or a bare \"app.example.com\"",
+                    ));
+                }
+            }
         }
         if self.login.throttle && self.login.client_max_failures == 0 {
             out.push(ConfigProblem::new(
