@@ -390,12 +390,8 @@ async fn rp_initiated_logout_without_a_valid_hint_only_asks() {
     assert!(confirm_page.contains(r#"name="post_logout_redirect_uri" value="http://127.0.0.1:9/bye""#));
     // A forged cross-site form POST, without the page's token or with a made-up one: still only the question.
     for csrf in ["", "forged-token"] {
-        let r = alice
-            .post(gw.url("/oauth2/logout"))
-            .form(&[("client_id", "app"), ("csrf", csrf)])
-            .send()
-            .await
-            .unwrap();
+        let r =
+            alice.post(gw.url("/oauth2/logout")).form(&[("client_id", "app"), ("csrf", csrf)]).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert!(signed_in(alice.clone()).await, "{csrf:?}");
     }
@@ -423,7 +419,9 @@ async fn rp_initiated_logout_without_a_valid_hint_only_asks() {
 
     // bob's own client logs him out with his valid hint at once; an unregistered redirect is refused first.
     let r = bob
-        .get(gw.url(&format!("/oauth2/logout?id_token_hint={bob_token}&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fother")))
+        .get(gw.url(&format!(
+            "/oauth2/logout?id_token_hint={bob_token}&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fother"
+        )))
         .send()
         .await
         .unwrap();

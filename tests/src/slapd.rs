@@ -172,10 +172,7 @@ access to *
             conf.push_str("overlay memberof\nmemberof-group-oc groupOfNames\nmemberof-member-ad member\nmemberof-memberof-ad memberOf\n");
         }
         // cn=Monitor counts the operations slapd served, so tests can check the work a login costs the directory.
-        write!(
-            conf,
-            "\ndatabase monitor\naccess to *\n  by dn.exact=\"cn=admin,{suffix}\" read\n  by * none\n"
-        )?;
+        write!(conf, "\ndatabase monitor\naccess to *\n  by dn.exact=\"cn=admin,{suffix}\" read\n  by * none\n")?;
         std::fs::write(d.join("slapd.conf"), conf)?;
         Ok(())
     }
@@ -268,7 +265,9 @@ access to *
         text.lines()
             .find_map(|l| l.strip_prefix("monitorOpCompleted: "))
             .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("no monitorOpCompleted for {kind}: {text}{}", String::from_utf8_lossy(&out.stderr)))
+            .with_context(|| {
+                format!("no monitorOpCompleted for {kind}: {text}{}", String::from_utf8_lossy(&out.stderr))
+            })
     }
 
     /// `ldap://127.0.0.1:PORT`.

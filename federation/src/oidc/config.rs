@@ -455,9 +455,15 @@ mod tests {
         let file_issue = issues.iter().find(|i| i.key == "clients[0].client_secret_file").unwrap();
         assert!(file_issue.problem.contains("9 characters, shorter than 16"), "{file_issue:?}");
         assert!(file_issue.fix.contains("openssl rand"));
-        assert_eq!(file_issue.value.as_deref(), Some(short.display().to_string().as_str()), "the path, never the secret");
+        assert_eq!(
+            file_issue.value.as_deref(),
+            Some(short.display().to_string().as_str()),
+            "the path, never the secret"
+        );
         assert!(!issues.iter().any(|i| i.key.starts_with("clients[1]")), "{issues:#?}");
-        assert!(issues.iter().any(|i| i.key == "clients[2].client_secret_file" && i.problem.contains("cannot be read")));
+        assert!(
+            issues.iter().any(|i| i.key == "clients[2].client_secret_file" && i.problem.contains("cannot be read"))
+        );
         assert!(issues.iter().any(|i| i.key == "clients[3].client_secret" && i.problem.contains("5 characters")));
     }
 }

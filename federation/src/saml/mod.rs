@@ -180,9 +180,7 @@ impl IdentityProvider {
         let xml = authn_request::post_xml(saml_request)?;
         let req = logout::parse(&xml)?;
         let sp = self.by_issuer(&req.issuer)?;
-        Self::check_logout_signature(sp, req.signed, |cert| {
-            authn_request::verify_post_signature(&xml, &req.id, cert)
-        })?;
+        Self::check_logout_signature(sp, req.signed, |cert| authn_request::verify_post_signature(&xml, &req.id, cert))?;
         Ok((req, sp))
     }
 

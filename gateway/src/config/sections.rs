@@ -391,7 +391,10 @@ impl super::Config {
         for entry in &self.session.allowed_redirect_domains {
             if let Some((scheme, rest)) = entry.split_once("://") {
                 let authority = rest.strip_suffix('/').unwrap_or(rest);
-                let port_ok = authority.rsplit_once(':').filter(|(_, p)| !p.contains(']')).is_none_or(|(_, p)| p.parse::<u16>().is_ok());
+                let port_ok = authority
+                    .rsplit_once(':')
+                    .filter(|(_, p)| !p.contains(']'))
+                    .is_none_or(|(_, p)| p.parse::<u16>().is_ok());
                 if !matches!(scheme, "http" | "https") || authority.is_empty() || authority.contains('/') || !port_ok {
                     out.push(ConfigProblem::new(
                         "session.allowed_redirect_domains",
