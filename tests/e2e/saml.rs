@@ -741,10 +741,15 @@ fn redirect_query(xml: &str, key: Option<&aws_lc_rs::rsa::KeyPair>) -> String {
 }
 
 fn logout_request(issuer: &str, name_id: Option<&str>) -> String {
+    logout_request_for(issuer, name_id, None)
+}
+
+fn logout_request_for(issuer: &str, name_id: Option<&str>, session_index: Option<&str>) -> String {
     let name_id = name_id.map(|n| format!("<saml:NameID>{n}</saml:NameID>")).unwrap_or_default();
+    let index = session_index.map(|i| format!("<samlp:SessionIndex>{i}</samlp:SessionIndex>")).unwrap_or_default();
     format!(
-        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_csrf{}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>{issuer}</saml:Issuer>{name_id}</samlp:LogoutRequest>"#,
-        name_id.len()
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_csrf{}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>{issuer}</saml:Issuer>{name_id}{index}</samlp:LogoutRequest>"#,
+        name_id.len() + index.len()
     )
 }
 
@@ -761,6 +766,8 @@ async fn forged_logout_requests_end_no_session() {
     // alice (signed in by the fixture) signs in to the SP, as a user would before the SP asks to log her out.
     let r = c.get(gw.url("/saml/init/signed")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let session_index = get(&posted(&r.text().await.unwrap()).1, "saml:AuthnStatement", "SessionIndex");
+    assert!(!session_index.is_empty());
 
     // Unsigned, naming nobody: refused before anything else (this SP has a certificate).
     let r = slo(redirect_query(&logout_request(ENTITY, None), None)).send().await.unwrap();
@@ -789,8 +796,15 @@ async fn forged_logout_requests_end_no_session() {
         assert!(signed_in().await, "{name_id:?}");
     }
 
-    // The SP's own signed request for alice: the session ends.
-    let r = slo(redirect_query(&logout_request(ENTITY, Some("alice")), Some(&sp.key))).send().await.unwrap();
+    // Signed, naming alice, but a SessionIndex this session was never given (another of her sessions): nothing.
+    let other = logout_request_for(ENTITY, Some("alice"), Some("_not-this-session"));
+    let r = slo(redirect_query(&other, Some(&sp.key))).send().await.unwrap();
+    assert!(posted(&r.text().await.unwrap()).1.contains("status:Responder"));
+    assert!(signed_in().await, "another SessionIndex");
+
+    // The SP's own signed request for alice and her SessionIndex: the session ends.
+    let mine = logout_request_for(ENTITY, Some("alice"), Some(&session_index));
+    let r = slo(redirect_query(&mine, Some(&sp.key))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let (action, xml, _) = posted(&r.text().await.unwrap());
     assert_eq!(action, "http://127.0.0.1:9/signed/acs/slo");

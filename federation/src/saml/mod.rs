@@ -37,6 +37,9 @@ pub struct SignedResponse {
     pub saml_response: String,
     /// The XML itself (for tests and debugging; never log it).
     pub xml: String,
+    /// The assertion's `SessionIndex` (none for a LogoutResponse): a LogoutRequest that names a SessionIndex must
+    /// name one of these.
+    pub session_index: Option<String>,
 }
 
 /// The SAML IdP.
@@ -208,6 +211,7 @@ impl IdentityProvider {
             saml_response: base64::engine::general_purpose::STANDARD.encode(&xml),
             acs_url: slo_url,
             xml,
+            session_index: None,
         })
     }
 
@@ -240,14 +244,21 @@ impl IdentityProvider {
             return Err(SamlError::NotAllowed { sp: sp.name().into(), username: principal.username.clone() });
         }
         let acs_url = self.acs_for(sp, request)?.to_string();
+        let assertion_id = response::new_id();
         let params = response::ResponseParams {
             issuer: &self.entity_id,
             acs_url: &acs_url,
             in_response_to: request.map(|r| r.id.as_str()),
+            assertion_id: &assertion_id,
             window: response::Window { now, lifetime: self.cfg.assertion_lifetime, skew: self.cfg.clock_skew },
         };
         let xml = response::build(sp, principal, &params, &self.keys)?;
-        Ok(SignedResponse { saml_response: base64::engine::general_purpose::STANDARD.encode(&xml), acs_url, xml })
+        Ok(SignedResponse {
+            saml_response: base64::engine::general_purpose::STANDARD.encode(&xml),
+            acs_url,
+            xml,
+            session_index: Some(assertion_id),
+        })
     }
 
     /// The signing keys (tests verify signatures with the certificate).

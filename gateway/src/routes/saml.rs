@@ -168,9 +168,19 @@ async fn proceed_after_login(
     let sp = idp.by_name(sp_name)?;
     let principal = from_user(&session.user, session.auth_instant());
     let signed = idp.respond(sp, &principal, request.as_ref(), state.clock.now())?;
-    if !session.signed_in_to.iter().any(|s| s == sp_name) {
+    let new_sp = !session.signed_in_to.iter().any(|s| s == sp_name);
+    if new_sp || signed.session_index.is_some() {
         let mut updated = (*session).clone();
-        updated.signed_in_to.push(sp_name.to_string());
+        if new_sp {
+            updated.signed_in_to.push(sp_name.to_string());
+        }
+        if let Some(index) = &signed.session_index {
+            // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
+            if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
+                updated.saml_session_indexes.remove(0);
+            }
+            updated.saml_session_indexes.push(index.clone());
+        }
         state.sessions.update(id, updated).await?;
     }
     tracing::info!(sp = sp_name, username = %principal.username, sp_initiated = request.is_some(), "SAML response issued");
@@ -189,6 +199,9 @@ fn post_form(signed: &federation::saml::SignedResponse, relay_state: Option<&str
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+/// How many SAML `SessionIndex` values a session remembers.
+const MAX_SESSION_INDEXES: usize = 16;
 
 async fn slo_redirect(
     State(state): State<AppState>,
@@ -230,14 +243,18 @@ async fn logout(
         let principal = from_user(&session.user, session.auth_instant());
         let names_this_user = sp.is_subject_of_logout(request.name_id.as_deref(), &principal);
         let signed_in_here = session.signed_in_to.iter().any(|s| s == sp.name());
-        if names_this_user && signed_in_here {
+        // SAML core §3.7.1: with a SessionIndex, only the session that assertion was issued to is meant.
+        let index_matches =
+            request.session_index.as_ref().is_none_or(|i| session.saml_session_indexes.iter().any(|s| s == i));
+        if names_this_user && signed_in_here && index_matches {
             end_session(state, id, &session).await?;
         } else {
             tracing::info!(
                 sp = sp.name(),
                 names_this_user,
                 signed_in_here,
-                "SAML logout not for this browser's session (other or no NameID, or never signed in to this SP): nothing ended"
+                index_matches,
+                "SAML logout not for this browser's session (other or no NameID, never signed in to this SP, or another SessionIndex): nothing ended"
             );
             success = false;
         }

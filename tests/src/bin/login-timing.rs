@@ -32,7 +32,8 @@ fn stats(mut v: Vec<f64>) -> (f64, f64) {
 async fn main() -> anyhow::Result<()> {
     let tries: usize = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(200);
     let slapd = Slapd::start()?;
-    let gw = Gateway::start(&format!("[log]\nlevel = \"error\"\n[login]\nthrottle = false\n{}", slapd.ldap_toml(""))).await?;
+    let gw = Gateway::start(&format!("[log]\nlevel = \"error\"\n[login]\nthrottle = false\n{}", slapd.ldap_toml("")))
+        .await?;
     let c = browser();
     for _ in 0..20 {
         post_ms(&c, &gw, "alice").await?;
