@@ -776,6 +776,16 @@ async fn forged_logout_requests_end_no_session() {
     // Unsigned, naming alice: refused as well.
     let r = slo(redirect_query(&logout_request(ENTITY, Some("alice")), None)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The same by HTTP-POST (an auto-submitting form on any site): no enveloped signature, refused.
+    let xml = logout_request(ENTITY, Some("alice"));
+    let r = c
+        .post(gw.url("/saml/slo"))
+        .form(&[("SAMLRequest", base64::engine::general_purpose::STANDARD.encode(&xml))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("not signed"));
     assert!(signed_in().await, "unsigned LogoutRequests end nothing");
 
     // From the SP without a certificate ("app"), which alice never signed in to: unsigned is allowed there, but a
