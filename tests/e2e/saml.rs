@@ -435,6 +435,11 @@ struct SigningSp {
 }
 
 async fn signing_sp(name: &str, entity: &str, acs: &str) -> SigningSp {
+    signing_sp_with(name, entity, acs, true).await
+}
+
+/// [`signing_sp`], with `want_authn_requests_signed` as given (its certificate is configured either way).
+async fn signing_sp_with(name: &str, entity: &str, acs: &str, want_signed: bool) -> SigningSp {
     use aws_lc_rs::encoding::AsDer as _;
     let dir = tempfile::tempdir().unwrap();
     let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
@@ -447,7 +452,7 @@ async fn signing_sp(name: &str, entity: &str, acs: &str) -> SigningSp {
     let slapd = Slapd::start().unwrap();
     let keys = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "{}{}\n[[saml.service_providers]]\nname = \"{name}\"\nentity_id = \"{entity}\"\nacs_urls = [\"{acs}\"]\nslo_url = \"{acs}/slo\"\ncertificate_file = \"{}\"\nwant_authn_requests_signed = true\n",
+        "{}{}\n[[saml.service_providers]]\nname = \"{name}\"\nentity_id = \"{entity}\"\nacs_urls = [\"{acs}\"]\nslo_url = \"{acs}/slo\"\ncertificate_file = \"{}\"\nwant_authn_requests_signed = {want_signed}\n",
         slapd.ldap_toml(""),
         saml_toml(keys.path()),
         cert_path.display()
@@ -759,7 +764,9 @@ fn logout_request_for(issuer: &str, name_id: Option<&str>, session_index: Option
 #[tokio::test]
 async fn forged_logout_requests_end_no_session() {
     const ENTITY: &str = "http://127.0.0.1:9/signed";
-    let sp = signing_sp("signed", ENTITY, "http://127.0.0.1:9/signed/acs").await;
+    // The SP's certificate is configured, but it does not ask for signed AuthnRequests: LogoutRequests must still
+    // be signed (anyone can make a browser send one).
+    let sp = signing_sp_with("signed", ENTITY, "http://127.0.0.1:9/signed/acs", false).await;
     let (gw, c) = (&sp.gw, &sp.browser);
     let slo = |query: String| c.get(gw.url(&format!("/saml/slo?{query}")));
     let signed_in = || async { c.get(gw.url("/")).send().await.unwrap().status() == StatusCode::OK };
