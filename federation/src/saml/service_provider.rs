@@ -410,11 +410,12 @@ impl ServiceProvider {
         Ok(out)
     }
 
-    /// Whether a LogoutRequest naming `name_id` (or nobody) is about `p`: the NameID this SP would get for `p`,
-    /// compared case-insensitively.
+    /// Whether a LogoutRequest naming `name_id` is about `p`: the NameID this SP would get for `p`, compared
+    /// case-insensitively. A request that names nobody is about nobody (SAML core §3.7.1 requires the NameID; ending
+    /// a session on a request without one would let any page log the user out).
     pub fn is_subject_of_logout(&self, name_id: Option<&str>, p: &Principal) -> bool {
         match (name_id, self.name_id(p)) {
-            (None, _) => true,
+            (None, _) => false,
             (Some(asked), Ok(mine)) => asked.eq_ignore_ascii_case(&mine),
             (Some(_), Err(_)) => false,
         }

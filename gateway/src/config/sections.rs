@@ -150,7 +150,9 @@ pub struct SessionConfig {
     /// Memory, in bytes, for sign-in requests waiting for a login (OIDC authorization requests, SAML
     /// AuthnRequests with their RelayState); the oldest go first beyond it. Anyone can create these.
     pub max_pending_bytes: u64,
-    /// Hosts (exact, or `.example.com` for subdomains) the login may redirect to besides the gateway itself.
+    /// Origins the login may redirect to besides the gateway itself: `https://app.example.com[:port]`
+    /// (`https://.example.com` for subdomains), or a bare host meaning https on 443 plus the gateway's own scheme
+    /// and port (see `redirect::allows`).
     pub allowed_redirect_domains: Vec<String>,
 }
 
@@ -182,6 +184,9 @@ pub struct LoginConfig {
     /// How long further attempts are refused once `max_failures` is reached; it always expires.
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    /// Failed OAuth client authentications (wrong `client_secret` at token, introspection, revocation) allowed
+    /// per `client_id`, or per client IP, within `window`; then that client (or IP) gets 429 for `lockout`.
+    pub client_max_failures: u32,
 }
 
 impl Default for LoginConfig {
@@ -191,6 +196,7 @@ impl Default for LoginConfig {
             max_failures: 5,
             window: Duration::from_secs(5 * 60),
             lockout: Duration::from_secs(5 * 60),
+            client_max_failures: 10,
         }
     }
 }
@@ -444,6 +450,31 @@ impl super::Config {
                     crate::pending::MIN_BYTES
                 ),
                 "use the default 33554432 (32 MiB); each waiting request takes about 1 KB",
+            ));
+        }
+        for entry in &self.session.allowed_redirect_domains {
+            if let Some((scheme, rest)) = entry.split_once("://") {
+                let authority = rest.strip_suffix('/').unwrap_or(rest);
+                let port_ok = authority
+                    .rsplit_once(':')
+                    .filter(|(_, p)| !p.contains(']'))
+                    .is_none_or(|(_, p)| p.parse::<u16>().is_ok());
+                if !matches!(scheme, "http" | "https") || authority.is_empty() || authority.contains('/') || !port_ok {
+                    out.push(ConfigProblem::new(
+                        "session.allowed_redirect_domains",
+                        Some(entry.clone()),
+                        "not an http(s) origin (scheme://host[:port], no path)",
+                        "e.g. \"https://app.example.com\", \"https://.example.com\" or a bare \"app.example.com\"",
+                    ));
+                }
+            }
+        }
+        if self.login.throttle && self.login.client_max_failures == 0 {
+            out.push(ConfigProblem::new(
+                "login.client_max_failures",
+                Some("0".into()),
+                "throttling needs client_max_failures ≥ 1",
+                "e.g. client_max_failures = 10; or throttle = false",
             ));
         }
         if self.login.throttle && (self.login.max_failures == 0 || self.login.window.is_zero()) {

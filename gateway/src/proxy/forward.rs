@@ -104,8 +104,7 @@ impl IdentityHeaders {
     /// (`X_Forwarded_User`), which CGI, WSGI, PHP and Rack read as the same variable (`HTTP_X_FORWARDED_USER`).
     /// The names the gateway sets keep their client copy only until [`Self::set`] and [`prepare`] replace it.
     pub fn remove_client_claims(&self, h: &mut HeaderMap) {
-        let suspicious =
-            |n: &str| n.starts_with("x-forwarded") || n == "forwarded" || n.as_bytes().contains(&b'_');
+        let suspicious = |n: &str| n.starts_with("x-forwarded") || n == "forwarded" || n.as_bytes().contains(&b'_');
         if !h.keys().any(|n| suspicious(n.as_str())) {
             return;
         }
