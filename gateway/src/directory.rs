@@ -47,16 +47,33 @@ impl Directory {
         }
     }
 
-    /// Checks a username and password and returns the mapped user.
+    /// Checks a username and password and returns the mapped user ([`Directory::find`] then [`Directory::verify`]).
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<MappedUser, AuthError> {
+        let target = self.find(username).await?;
+        self.verify(target, password).await
+    }
+
+    /// Finds the account `username` names, before any password is checked, so the login path can count
+    /// failures per account ([`LoginTarget::account`]) whatever spelling the directory matched.
+    pub async fn find(&self, username: &str) -> Result<LoginTarget, AuthError> {
+        Ok(match self {
+            Self::Static(d) => LoginTarget::Static(d.users.get(&username.to_lowercase()).cloned()),
+            Self::Ldap(d) => LoginTarget::Ldap(d.find_login(username).await.map_err(from_ldap)?),
+        })
+    }
+
+    /// Checks `password` for the account found. An unknown user costs the same work as a wrong password: a bind
+    /// with a DN nobody has (LDAP), or a check against a dummy hash (static).
+    pub async fn verify(&self, target: LoginTarget, password: &str) -> Result<MappedUser, AuthError> {
         // An empty password is refused before any directory sees it: to LDAP it is an anonymous bind that "succeeds".
-        if password.is_empty() || username.trim().is_empty() {
-            tracing::debug!("empty username or password refused before reaching the directory");
+        if password.is_empty() {
+            tracing::debug!("empty password refused before reaching the directory");
             return Err(AuthError::InvalidCredentials);
         }
-        match self {
-            Self::Static(d) => d.authenticate(username, password).await,
-            Self::Ldap(d) => d.authenticate(username, password).await.map_err(from_ldap),
+        match (self, target) {
+            (Self::Static(d), LoginTarget::Static(user)) => d.verify(user, password).await,
+            (Self::Ldap(d), LoginTarget::Ldap(t)) => d.finish_login(t, password).await.map_err(from_ldap),
+            _ => Err(AuthError::Misconfigured("login target from another directory".into())),
         }
     }
 
@@ -73,6 +90,26 @@ impl Directory {
         match self {
             Self::Static(_) => Ok(()),
             Self::Ldap(d) => d.check().await.map_err(from_ldap),
+        }
+    }
+}
+
+/// The account a login names, found before the password is checked.
+#[derive(Debug)]
+pub enum LoginTarget {
+    /// A static user, or `None` for an unknown name.
+    Static(Option<Arc<StaticUser>>),
+    /// An LDAP entry (or none).
+    Ldap(ldap_mapper::LoginTarget),
+}
+
+impl LoginTarget {
+    /// A stable name for the account found (`static:<username>` or `dn:<dn>`, lower-cased), for counting failed
+    /// logins per account; `None` when the name matched no account.
+    pub fn account(&self) -> Option<String> {
+        match self {
+            Self::Static(u) => u.as_ref().map(|u| format!("static:{}", u.username.to_lowercase())),
+            Self::Ldap(t) => t.dn().map(|dn| format!("dn:{}", dn.to_lowercase())),
         }
     }
 }
@@ -109,8 +146,7 @@ impl StaticDirectory {
         Self { users, roles, dummy_hash: DUMMY_HASH.to_string() }
     }
 
-    async fn authenticate(&self, username: &str, password: &str) -> Result<MappedUser, AuthError> {
-        let user = self.users.get(&username.to_lowercase()).cloned();
+    async fn verify(&self, user: Option<Arc<StaticUser>>, password: &str) -> Result<MappedUser, AuthError> {
         let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let password = password.to_owned();
         // argon2 is deliberately slow: keep it off the async workers.

@@ -64,6 +64,13 @@ pub enum AppError {
         /// `WWW-Authenticate` value for 401 answers.
         challenge: Option<&'static str>,
     },
+    /// Too many failed client authentications for this client or from this IP: 429 + `Retry-After`, with an
+    /// RFC 6749 §5.2 `invalid_client` body, without the secret being checked.
+    #[error("too many failed client authentications")]
+    ClientThrottled {
+        /// Seconds until the next attempt is allowed.
+        retry_after: u64,
+    },
 }
 
 impl From<AuthError> for AppError {
@@ -162,6 +169,11 @@ impl AppError {
                 };
                 (status, title, message)
             }
+            Self::ClientThrottled { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                format!("Too many failed client authentications. Try again in {retry_after} seconds."),
+            ),
             Self::OAuth { error, .. } => (
                 StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
                 "OAuth error",
@@ -186,6 +198,18 @@ impl IntoResponse for AppError {
             resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             if let Some(c) = challenge {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+            }
+            return resp;
+        }
+        if let Self::ClientThrottled { retry_after } = &self {
+            let body = serde_json::json!({
+                "error": "invalid_client",
+                "error_description": format!("too many failed client authentications; retry after {retry_after} seconds"),
+            });
+            let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
             return resp;
         }

@@ -72,6 +72,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
     let oidc = config.oidc.as_ref().map(|cfg| routes::oidc::provider(cfg, &config.server.public_url)).transpose()?;
     let identity_headers = proxy::forward::IdentityHeaders::new(&config.proxy.headers)
         .map_err(|e| anyhow::anyhow!("[proxy.headers]: {e}"))?;
+    let pending = pending::PendingRequests::new(config.session.max_pending_bytes);
     Ok(AppState::new(Inner {
         config,
         directory,
@@ -87,7 +88,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(60))
             .build(),
-        pending: Default::default(),
+        pending,
     }))
 }
 

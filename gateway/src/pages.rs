@@ -125,12 +125,23 @@ pub fn message(ui: &UiConfig, title: &str, message: &str, link: Option<(&str, &s
 
 /// The logout confirmation page.
 pub fn logout_confirm(ui: &UiConfig, csrf: &str, username: &str) -> String {
+    logout_confirm_to(ui, "/logout", csrf, username, &[])
+}
+
+/// The "Sign out?" page posting to `action` with the session's CSRF token and `hidden` fields (RP-initiated
+/// logout carries `client_id`, `post_logout_redirect_uri` and `state` through it).
+pub fn logout_confirm_to(ui: &UiConfig, action: &str, csrf: &str, username: &str, hidden: &[(&str, &str)]) -> String {
+    let mut fields = String::new();
+    for (name, value) in hidden {
+        let _ = write!(fields, r#"<input type="hidden" name="{}" value="{}">"#, escape(name), escape(value));
+    }
     let body = format!(
         r#"<h1>Sign out</h1>
 <p>You are signed in as <strong>{}</strong>. Sign out of every app that uses this login?</p>
-<form method="post" action="/logout"><input type="hidden" name="csrf" value="{}">
+<form method="post" action="{}"><input type="hidden" name="csrf" value="{}">{fields}
 <button type="submit">Sign out</button></form>"#,
         escape(username),
+        escape(action),
         escape(csrf)
     );
     layout(ui, "Sign out", &body)

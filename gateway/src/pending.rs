@@ -24,7 +24,8 @@ pub enum Pending {
     },
 }
 
-/// The waiting requests. Bounded and short-lived.
+/// The waiting requests. Anyone can create them without logging in, so they are bounded by bytes (each entry
+/// weighed by [`Pending::weight`]), not only by count, and short-lived.
 #[derive(Clone)]
 pub struct PendingRequests {
     cache: Cache<String, Pending>,
@@ -32,13 +33,77 @@ pub struct PendingRequests {
 
 impl std::fmt::Debug for PendingRequests {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingRequests").field("len", &self.cache.entry_count()).finish()
+        f.debug_struct("PendingRequests")
+            .field("len", &self.cache.entry_count())
+            .field("bytes", &self.cache.weighted_size())
+            .finish()
     }
 }
 
+/// The least `session.max_pending_bytes`: room for a few hundred requests.
+pub const MIN_BYTES: u64 = 256 * 1024;
+
+/// How long a request waits for its login.
+const TTL: Duration = Duration::from_secs(15 * 60);
+
+/// What an entry costs besides its strings: the key, the enum, the cache's own bookkeeping (measured roughly; the
+/// bound is on the order of magnitude, not the byte).
+const ENTRY_OVERHEAD: usize = 256;
+
 impl Default for PendingRequests {
     fn default() -> Self {
-        Self { cache: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(15 * 60)).build() }
+        Self::new(32 << 20)
+    }
+}
+
+impl PendingRequests {
+    /// A store holding at most about `max_bytes` of requests; beyond it the least recently used go first.
+    pub fn new(max_bytes: u64) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|id: &String, p: &Pending| u32::try_from(id.len() + p.weight()).unwrap_or(u32::MAX))
+            // Least recently used first: under a flood the newest requests (a person's among them) are kept,
+            // where TinyLFU admission would refuse every new one once the store is full.
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .time_to_live(TTL)
+            .build();
+        Self { cache }
+    }
+
+    /// The bytes held now (after pending evictions are applied); for tests and diagnostics.
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
+    }
+}
+
+impl Pending {
+    /// Approximately how many bytes this request occupies, allocations included.
+    pub fn weight(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let heap = match self {
+            Self::Oidc(r) => {
+                std::mem::size_of::<federation::oidc::AuthorizationRequest>()
+                    + r.client_id.len()
+                    + r.redirect_uri.len()
+                    + r.scopes.iter().map(|s| s.len() + std::mem::size_of::<String>()).sum::<usize>()
+                    + opt(&r.state)
+                    + opt(&r.nonce)
+                    + opt(&r.code_challenge)
+                    + opt(&r.login_hint)
+            }
+            Self::Saml { sp, request, relay_state } => {
+                sp.len()
+                    + opt(relay_state)
+                    + request.as_ref().map_or(0, |r| {
+                        std::mem::size_of::<federation::saml::AuthnRequest>()
+                            + r.id.len()
+                            + r.issuer.len()
+                            + opt(&r.acs_url)
+                    })
+            }
+        };
+        ENTRY_OVERHEAD + heap
     }
 }
 
@@ -68,4 +133,31 @@ pub struct ResumeQuery {
     /// The pending request's id.
     #[serde(default)]
     pub id: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn saml(relay_bytes: usize) -> Pending {
+        Pending::Saml { sp: "wiki".into(), request: None, relay_state: Some("r".repeat(relay_bytes)) }
+    }
+
+    #[test]
+    fn the_store_is_bounded_by_bytes_and_keeps_the_newest() {
+        let store = PendingRequests::new(MIN_BYTES);
+        let ids: Vec<String> = (0..2000).map(|_| store.put(saml(1000))).collect();
+        let held = store.weighted_size();
+        assert!(held <= MIN_BYTES, "{held} bytes held, bound {MIN_BYTES}");
+        assert!(held > MIN_BYTES / 2, "the bound is used, not undercut: {held}");
+        assert!(store.get(ids.last().unwrap()).is_some(), "the newest request is kept");
+        assert!(store.get(&ids[0]).is_none(), "the oldest went first");
+    }
+
+    #[test]
+    fn weight_counts_what_the_client_sent() {
+        assert!(saml(10_000).weight() >= 10_000);
+        assert!(saml(0).weight() < saml(80).weight());
+    }
 }

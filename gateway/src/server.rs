@@ -1,5 +1,7 @@
 //! The HTTP server: one accept loop for plain TCP and rustls TLS, HTTP/1.1 and HTTP/2 (ALPN or prior knowledge),
-//! WebSocket upgrades, and graceful shutdown (stop accepting, let in-flight requests finish within a grace period).
+//! WebSocket upgrades, graceful shutdown (stop accepting, let in-flight requests finish within a grace period),
+//! and the limits that keep slow, idle or numerous clients from using it up (connection count, header and idle
+//! timeouts, header size, HTTP/2 stream limits).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -7,24 +9,28 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::header;
+use axum::response::IntoResponse as _;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::config::TlsConfig;
+use crate::error::AppError;
 use crate::proxy::{self, ResponseBody};
 use crate::state::AppState;
 
@@ -54,10 +60,27 @@ fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
+/// The most `server.max_connections` may be set to.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+/// The least `server.max_header_bytes` (hyper's smallest HTTP/1 read buffer).
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
+/// The most `server.max_header_bytes` may be set to.
+pub const MAX_HEADER_BYTES_LIMIT: usize = 1 << 20;
+
+/// HTTP/2 streams a client may have open at once on one connection.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Streams a client may open and reset before the server has accepted them (the "rapid reset" attack,
+/// CVE-2023-44487), and streams the server may reset for protocol errors before it ends the connection.
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
+/// HTTP/2 keep-alive: a PING after this long without frames; the connection ends if the PING is not answered
+/// within the same time (a vanished peer frees its connection).
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+
 /// One connection's service. Every request first gets its canonical path ([`proxy::claim`]); one a proxy route
 /// claims goes straight to [`proxy::serve`], past the router
 /// and its middleware, because that is the path every request of a proxied app takes; everything else goes to
-/// the gateway's router.
+/// the gateway's router. Requests whose host is ambiguous go nowhere (see [`ambiguous_host`]).
 #[derive(Clone)]
 struct Dispatch {
     state: AppState,
@@ -65,6 +88,8 @@ struct Dispatch {
     peer: SocketAddr,
     /// The peer's address as `X-Forwarded-For` wants it, made once per connection.
     client_ip: axum::http::HeaderValue,
+    /// Requests started on this connection, read by its idle watch in [`serve_connection`].
+    requests: Arc<AtomicU64>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Dispatch {
@@ -73,16 +98,18 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(problem) = ambiguous_host(&req) {
+            let resp = refuse(&self.state, &req, AppError::BadRequest(problem.into()));
+            return Box::pin(std::future::ready(Ok(resp)));
+        }
         match proxy::claim(&self.state, &mut req) {
             Ok(Some(index)) => {
                 let (state, client_ip) = (self.state.clone(), self.client_ip.clone());
                 return Box::pin(async move { Ok(proxy::serve(state, index, client_ip, req).await) });
             }
             Ok(None) => {}
-            Err(e) => {
-                let resp = proxy::refuse(&self.state, &req, e);
-                return Box::pin(async move { Ok(resp) });
-            }
+            Err(e) => return Box::pin(std::future::ready(Ok(refuse(&self.state, &req, e)))),
         }
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));
@@ -97,8 +124,158 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
     }
 }
 
+/// Why a request's target host is ambiguous, if it is: two `Host` fields, or a `Host` that disagrees with the
+/// authority of an absolute-form target (RFC 9112 §3.2.2) or of HTTP/2's `:authority` (RFC 9113 §8.3.1). Routes,
+/// the proxy and forward-auth decide by host, and a server further on may read the other value, so a request
+/// that names two hosts is refused rather than resolved one way here and another way there.
+fn ambiguous_host<B>(req: &Request<B>) -> Option<&'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some("The request has more than one Host header, so the site it is meant for is ambiguous.");
+    }
+    match (host, req.uri().authority()) {
+        (Some(host), Some(authority)) if !same_authority(host.as_bytes(), authority, req.uri().scheme_str()) => {
+            Some("The request's Host header names a different site than its request target.")
+        }
+        _ => None,
+    }
+}
+
+/// Whether a `Host` value names the same host and port as `authority` (case-insensitive host; a missing port is
+/// the scheme's default).
+fn same_authority(host: &[u8], authority: &http::uri::Authority, scheme: Option<&str>) -> bool {
+    let Ok(host) = http::uri::Authority::try_from(host) else { return false };
+    let default_port = if scheme == Some("https") { 443 } else { 80 };
+    host.host().eq_ignore_ascii_case(authority.host())
+        && host.port_u16().unwrap_or(default_port) == authority.port_u16().unwrap_or(default_port)
+        && !authority.as_str().contains('@')
+}
+
+/// The gateway's own 400 page for a request refused before routing, with its request id and security headers.
+/// HTTP/1 connections are closed after it: what else the client sent on them is not to be trusted either.
+fn refuse<B>(state: &AppState, req: &Request<B>, problem: AppError) -> Response<ResponseBody> {
+    tracing::debug!(%problem, "request refused before routing");
+    let resp = problem.into_response();
+    let resp = crate::error::brand_error_page(state, resp, crate::error::wants_json(req.headers()));
+    let mut resp = crate::finish_own_response(resp, crate::request_id(req.headers()));
+    if req.version() < http::Version::HTTP_2 {
+        resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    resp.map(ResponseBody::Right)
+}
+
+/// The connection limits and timeouts of `[server]`, with the connection limit fitted to the open-file limit.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
+    max_header_bytes: usize,
+}
+
+impl Limits {
+    fn new(cfg: &crate::config::ServerConfig) -> Self {
+        let mut max_connections = cfg.max_connections.clamp(1, MAX_CONNECTIONS_LIMIT);
+        // Each client connection may need a second descriptor for its upstream; keep half for those, the
+        // directory, keys and logs, so that the limit is reached before the descriptors run out.
+        if let Some(files) = open_file_limit() {
+            let fit = usize::try_from(files / 2).unwrap_or(usize::MAX).max(1);
+            if fit < max_connections {
+                tracing::warn!(
+                    max_connections,
+                    open_file_limit = files,
+                    serving = fit,
+                    "server.max_connections is more than the open-file limit allows; serving at most half that \
+                     many connections at once (raise LimitNOFILE or `ulimit -n` to serve more)"
+                );
+                max_connections = fit;
+            }
+        }
+        Self {
+            header_read_timeout: cfg.header_read_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_connections,
+            max_header_bytes: cfg.max_header_bytes.clamp(MIN_HEADER_BYTES, MAX_HEADER_BYTES_LIMIT),
+        }
+    }
+
+    /// The HTTP/1.1 + HTTP/2 connection builder with these limits.
+    fn builder(&self) -> Builder<TokioExecutor> {
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_bytes);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+            .keep_alive_interval(H2_KEEP_ALIVE)
+            .keep_alive_timeout(H2_KEEP_ALIVE);
+        builder
+    }
+}
+
+/// The soft open-file limit (`ulimit -n`) where the platform tells it (`/proc/self/limits`); `None` when unknown
+/// or unlimited.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find_map(|l| l.strip_prefix("Max open files"))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+/// A run of failures of one kind in the accept loop, logged once when it starts (and not again within a minute)
+/// and once when it ends, instead of once per failure.
+#[derive(Default)]
+struct Episode {
+    failures: u64,
+    warned: bool,
+    last_warning: Option<std::time::Instant>,
+}
+
+impl Episode {
+    /// Counts a failure; true when this one should be logged.
+    fn begin(&mut self) -> bool {
+        self.failures += 1;
+        if self.failures > 1 {
+            return false;
+        }
+        self.warned = self.last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+        if self.warned {
+            self.last_warning = Some(std::time::Instant::now());
+        }
+        self.warned
+    }
+
+    /// Ends the run; the number of failures when its start was logged.
+    fn end(&mut self) -> Option<u64> {
+        let failures = std::mem::take(&mut self.failures);
+        (failures > 0 && std::mem::take(&mut self.warned)).then_some(failures)
+    }
+}
+
+/// An accept error that concerns only the connection being accepted (it went away before we took it), not the
+/// server's resources.
+fn concerns_one_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionReset | K::ConnectionRefused | K::Interrupted | K::WouldBlock
+    )
+}
+
 /// Serves the gateway (`state`, and `router` for its own routes) on `listener` until `shutdown` resolves, then
 /// drains connections for up to `grace`.
+///
+/// Limits (`[server]`): at most `max_connections` at once (more wait in the listen queue); a connection must send
+/// its first request header within `header_read_timeout` (TLS handshake included), and on HTTP/1.1 each next one
+/// within that time too; a connection starting no request for `idle_timeout` is closed once its requests finish.
+/// Running out of file descriptors pauses accepting with a growing delay and logs once, not once per attempt.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -107,35 +284,79 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
     grace: Duration,
 ) -> anyhow::Result<()> {
-    let graceful = GracefulShutdown::new();
+    let limits = Limits::new(&state.config.server);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop, stopping) = tokio::sync::watch::channel(());
     let ticker = tokio::spawn(keep_timer_driver_busy());
-    let builder = Arc::new(Builder::new(TokioExecutor::new()));
+    let builder = Arc::new(limits.builder());
+    let (mut full, mut exhausted) = (Episode::default(), Episode::default());
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     tokio::pin!(shutdown);
     loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if full.begin() {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "connection limit reached: new connections wait until one closes"
+                    );
+                }
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        if let Some(waits) = full.end() {
+            tracing::info!(waits, "below the connection limit again");
+        }
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
+                Err(e) if concerns_one_connection(&e) => {
+                    tracing::debug!(error = %e, "a connection went away before it was accepted");
+                    continue;
+                }
                 Err(e) => {
-                    // Running out of file descriptors must not end the server; back off briefly.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors (EMFILE, ENFILE) or memory: the listener must keep working, so wait
+                    // for connections to close instead of spinning, and say so once.
+                    if exhausted.begin() {
+                        tracing::warn!(error = %e, "accept failed; pausing new connections until resources free up");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {},
+                        () = &mut shutdown => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        backoff = ACCEPT_BACKOFF_MIN;
+        if let Some(failures) = exhausted.end() {
+            tracing::info!(failures, "accepting connections again");
+        }
         let _ = stream.set_nodelay(true);
         let client_ip = proxy::forward::client_ip_value(peer);
-        let hyper_service = Dispatch { state: state.clone(), router: router.clone(), peer, client_ip };
+        let requests = Arc::new(AtomicU64::new(0));
+        let service =
+            Dispatch { state: state.clone(), router: router.clone(), peer, client_ip, requests: requests.clone() };
         let builder = builder.clone();
         let tls = tls.clone();
-        let watcher = graceful.watcher();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
+            let _permit = permit;
+            let started = std::time::Instant::now();
             let result = match tls {
-                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                Some(acceptor) => match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await
+                {
                     Ok(Ok(tls_stream)) => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), hyper_service);
-                        watcher.watch(conn.into_owned()).await
+                        serve_connection(tls_stream, &builder, service, &requests, limits, started, stopping).await
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -146,10 +367,7 @@ pub async fn serve(
                         return;
                     }
                 },
-                None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
-                    watcher.watch(conn.into_owned()).await
-                }
+                None => serve_connection(stream, &builder, service, &requests, limits, started, stopping).await,
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -159,11 +377,60 @@ pub async fn serve(
     drop(listener);
     ticker.abort();
     tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+    let _ = stop.send(());
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = permits.acquire_many(all) => tracing::info!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!(grace = ?grace, "grace period over; closing remaining connections"),
     }
     Ok(())
+}
+
+/// The first pause after a failed accept, and the longest.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Serves one connection until it ends. It is asked to close (requests in progress finish first; hyper then
+/// ends it) when the server shuts down, when no first request started within `header_read_timeout` of `started`
+/// (hyper's own header timeout starts only once it knows the protocol, and not at all for HTTP/2), or when no
+/// new request started for `idle_timeout`.
+async fn serve_connection<I>(
+    io: I,
+    builder: &Builder<TokioExecutor>,
+    service: Dispatch,
+    requests: &AtomicU64,
+    limits: Limits,
+    started: std::time::Instant,
+    mut stopping: tokio::sync::watch::Receiver<()>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    // Checked a few times per period, so a connection closes between the timeout and 1.25 times it.
+    let period = (limits.header_read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(25));
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut seen, mut quiet_since, mut closing) = (0, started, false);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            _ = check.tick(), if !closing => {
+                let now = requests.load(Ordering::Relaxed);
+                if now != seen {
+                    (seen, quiet_since) = (now, std::time::Instant::now());
+                } else if quiet_since.elapsed() >= if now == 0 { limits.header_read_timeout } else { limits.idle_timeout } {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            Ok(()) = stopping.changed(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
 }
 
 /// Keeps one timer of the runtime always due within a second. Every proxied request arms a response timeout; when
@@ -203,4 +470,65 @@ pub async fn shutdown_signal() {
 /// Binds the listener, with the address in the error.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("while binding server.listen = {addr}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn request(target: &str, hosts: &[&str]) -> Request<()> {
+        let mut b = Request::builder().uri(target);
+        for h in hosts {
+            b = b.header(header::HOST, *h);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn a_request_naming_two_hosts_is_ambiguous() {
+        assert!(ambiguous_host(&request("/x", &["a.example"])).is_none());
+        assert!(ambiguous_host(&request("/x", &[])).is_none());
+        assert!(ambiguous_host(&request("/x", &["a.example", "a.example"])).is_some(), "even twice the same");
+        assert!(ambiguous_host(&request("/x", &["a.example", "b.example"])).is_some());
+        for (target, host) in [
+            ("http://A.example/x", "a.example"),
+            ("http://a.example:80/x", "a.example"),
+            ("https://a.example/x", "a.example:443"),
+            ("http://a.example:8080/x", "a.example:8080"),
+            ("http://a.example/x", ""),
+        ] {
+            let hosts: &[&str] = if host.is_empty() { &[] } else { &[host] };
+            assert!(ambiguous_host(&request(target, hosts)).is_none(), "{target} with Host {host}");
+        }
+        for (target, host) in [
+            ("http://admin.example/x", "a.example"),
+            ("http://a.example:8080/x", "a.example"),
+            ("https://a.example/x", "a.example:80"),
+            ("http://user@a.example/x", "a.example"),
+            ("http://a.example/x", "a.example/evil"),
+        ] {
+            assert!(ambiguous_host(&request(target, &[host])).is_some(), "{target} with Host {host}");
+        }
+    }
+
+    #[test]
+    fn an_accept_episode_is_logged_once_at_its_start_and_end() {
+        let mut e = Episode::default();
+        assert!(e.begin(), "the first failure is logged");
+        for _ in 0..600 {
+            assert!(!e.begin(), "the following ones are not");
+        }
+        assert_eq!(e.end(), Some(601));
+        assert_eq!(e.end(), None, "nothing to report without failures");
+        assert!(!e.begin(), "a new episode within a minute of the last warning stays quiet");
+        assert_eq!(e.end(), None);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(open_file_limit().is_some_and(|n| n > 0));
+        }
+    }
 }

@@ -40,6 +40,10 @@ pub struct Session {
     pub csrf: String,
     /// OIDC clients and SAML SPs this session signed in to (for logout).
     pub signed_in_to: Vec<String>,
+    /// `SessionIndex` values of the SAML assertions issued to this session (the latest few), so an SP's
+    /// LogoutRequest naming a SessionIndex ends only the session it was issued to.
+    #[serde(default)]
+    pub saml_session_indexes: Vec<String>,
     /// The proxy's identity header values for `user`, built on first use; derived, never stored.
     #[serde(skip)]
     pub header_values: std::sync::OnceLock<crate::proxy::forward::UserHeaderValues>,
@@ -56,6 +60,7 @@ impl Session {
             last_seen: t,
             csrf: crate::random::token(),
             signed_in_to: Vec::new(),
+            saml_session_indexes: Vec::new(),
             header_values: std::sync::OnceLock::new(),
         }
     }

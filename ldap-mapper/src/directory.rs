@@ -71,6 +71,27 @@ pub struct LdapDirectory {
     bind_pool: Pool,
     roles: RoleMap,
     cache: Cache<String, MappedUser>,
+    /// A DN under `users_dn` that names nobody, bound to for unknown users (see [`LdapDirectory::finish_login`]).
+    absent_dn: String,
+}
+
+/// The entry a login names, found before the password is checked (see [`LdapDirectory::find_login`]).
+#[derive(Debug)]
+pub struct LoginTarget {
+    typed: String,
+    found: Option<(SearchEntry, String)>,
+}
+
+impl LoginTarget {
+    /// The DN of the one entry the typed name matched; `None` for an unknown (or ambiguous) name.
+    pub fn dn(&self) -> Option<&str> {
+        self.found.as_ref().map(|(e, _)| e.dn.as_str())
+    }
+
+    /// The entry's username (the mapped `username_attribute`), if an entry was found.
+    pub fn username(&self) -> Option<&str> {
+        self.found.as_ref().map(|(_, n)| n.as_str())
+    }
 }
 
 impl fmt::Debug for LdapDirectory {
@@ -94,7 +115,14 @@ impl LdapDirectory {
         let connector = Connector::new(&cfg)?;
         let cache =
             Cache::builder().max_capacity(100_000).time_to_live(cfg.cache_ttl.max(Duration::from_secs(1))).build();
+        // Random per process, so nobody can create the entry in advance; `cn` exists in every schema.
+        let absent_dn = {
+            use std::hash::{BuildHasher as _, Hasher as _};
+            let tag = std::collections::hash_map::RandomState::new().build_hasher().finish();
+            format!("cn=fedgate-absent-{tag:016x},{}", cfg.users_dn)
+        };
         Ok(Self {
+            absent_dn,
             mapping: cfg.mapping(),
             search_pool: Pool::new(cfg.pool_size),
             bind_pool: Pool::new(cfg.pool_size),
@@ -194,30 +222,58 @@ impl LdapDirectory {
         }
     }
 
-    /// Checks `username` / `password` and returns the mapped user.
+    /// Checks `username` / `password` and returns the mapped user: [`LdapDirectory::find_login`] then
+    /// [`LdapDirectory::finish_login`].
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<MappedUser> {
-        // An empty password is an anonymous bind to LDAP, which "succeeds": refuse it before any I/O.
-        if password.is_empty() || username.is_empty() {
-            tracing::info!(reason = "empty username or password", "ldap login refused");
-            return Err(Error::InvalidCredentials);
-        }
-        if username.len() > MAX_USERNAME || username.chars().any(char::is_control) {
+        let target = self.find_login(username).await?;
+        self.finish_login(target, password).await
+    }
+
+    /// The first half of a login: finds the one entry `username` names, with the service account, before any
+    /// password is checked. The caller can key brute-force counting on the entry found ([`LoginTarget::dn`]),
+    /// whatever spelling of the name the directory's matching rules accepted.
+    pub async fn find_login(&self, username: &str) -> Result<LoginTarget> {
+        let typed = username.to_string();
+        if username.is_empty() || username.len() > MAX_USERNAME || username.chars().any(char::is_control) {
             tracing::info!(
-                reason = "username too long or has control characters",
+                reason = "username empty, too long or with control characters",
                 len = username.len(),
                 "ldap login refused"
             );
-            return Err(Error::InvalidCredentials);
+            return Ok(LoginTarget { typed, found: None });
         }
-        let entry = with_service!(self, |conn| self.find_user(conn, username).await)?;
+        let entry = match with_service!(self, |conn| self.find_user(conn, username).await) {
+            Ok(entry) => entry,
+            // Several matches: already logged; it goes on like an unknown user (same directory work).
+            Err(Error::InvalidCredentials) => None,
+            Err(e) => return Err(e),
+        };
         let Some(entry) = entry else {
-            tracing::info!(username, reason = "no such user under users_dn", "ldap login refused");
-            return Err(Error::InvalidCredentials);
+            return Ok(LoginTarget { typed, found: None });
         };
         // Checked before the bind: an entry we cannot map is an operator problem, whatever the password.
         let name = mapping::username(&entry, &self.mapping).inspect_err(|e| {
             tracing::error!(error = %e, "cannot map this entry to a user; fix ldap.username_attribute (see `fedgate ldap probe`)");
         })?;
+        Ok(LoginTarget { typed, found: Some((entry, name)) })
+    }
+
+    /// The second half of a login: binds as the entry found with `password`. For a name that found no entry it
+    /// binds with the password as a DN that does not exist, so an unknown user costs the directory the same
+    /// search + bind as a wrong password and the two cannot be told apart by timing.
+    pub async fn finish_login(&self, target: LoginTarget, password: &str) -> Result<MappedUser> {
+        // An empty password is an anonymous bind to LDAP, which "succeeds": refuse it before any I/O.
+        if password.is_empty() {
+            tracing::info!(reason = "empty password", "ldap login refused");
+            return Err(Error::InvalidCredentials);
+        }
+        let username = target.typed.as_str();
+        let Some((entry, name)) = target.found else {
+            // The result does not matter: nobody has this DN, and the answer is "invalid credentials" regardless.
+            let _ = self.bind_as(&self.absent_dn, password).await;
+            tracing::info!(username, reason = "no such user under users_dn", "ldap login refused");
+            return Err(Error::InvalidCredentials);
+        };
         self.bind_as(&entry.dn, password).await.inspect_err(|e| {
             if matches!(e, Error::InvalidCredentials) {
                 tracing::info!(username, dn = %entry.dn, reason = "wrong password", "ldap login refused");

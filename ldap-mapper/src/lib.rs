@@ -14,7 +14,7 @@ pub mod roles;
 pub mod user;
 
 pub use config::{ConfigIssue, LdapConfig, Preset, Secret};
-pub use directory::{LdapDirectory, ProbeReport};
+pub use directory::{LdapDirectory, LoginTarget, ProbeReport};
 pub use error::{Error, Result};
 pub use roles::RoleMap;
 pub use user::MappedUser;

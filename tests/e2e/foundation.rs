@@ -189,3 +189,36 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let (exited_ok, _) = gw.wait_output().await.unwrap();
     assert!(exited_ok);
 }
+
+/// A client secret kept in `client_secret_file` must be as long as an inline one: a 9-character secret in the file
+/// is a config problem naming the key, the length and the fix (and never the secret), and `serve` refuses to start.
+#[test]
+fn a_short_secret_in_client_secret_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("app-secret");
+    std::fs::write(&secret, "tooshort1\n").unwrap();
+    let path = dir.path().join("fedgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[oidc]\nkeys_dir = \"{}\"\n[[oidc.clients]]\nclient_id = \"app\"\nclient_secret_file = \"{}\"\nredirect_uris = [\"https://app.example.com/cb\"]\n",
+            dir.path().join("keys").display(),
+            secret.display()
+        ),
+    )
+    .unwrap();
+    for args in [&["check-config", "--config"][..], &["serve", "--config"][..]] {
+        let out = std::process::Command::new(fedgate_bin().unwrap())
+            .args(args)
+            .arg(&path)
+            .env_remove("FEDGATE_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("oidc.clients[0].client_secret_file"), "{stderr}");
+        assert!(stderr.contains("9 characters, shorter than 16"), "{stderr}");
+        assert!(stderr.contains("openssl rand"), "{stderr}");
+        assert!(!stderr.contains("tooshort1"), "the secret is never echoed: {stderr}");
+    }
+}

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use e2e::gateway::{Gateway, browser, csrf_from, demo_config};
-use e2e::slapd::Slapd;
+use e2e::gateway::{Gateway, GatewayProcess, browser, csrf_from, demo_config};
+use e2e::slapd::{Slapd, SlapdOptions};
 use reqwest::StatusCode;
 
 /// A gateway logging in against a real slapd (users alice, bob… with passwords `<user>-password`), plus `extra`.
@@ -200,4 +200,143 @@ async fn repeated_failures_are_throttled_and_the_lockout_expires() {
     assert!((1..=120).contains(&retry), "{retry}");
     gw.clock.advance(Duration::from_secs(121));
     assert_eq!(login(&c, &gw, "alice", "alice-password", "/").await.status(), StatusCode::SEE_OTHER);
+}
+
+/// A browser-like client whose connections come from `ip` (any 127.0.0.0/8 address is loopback on Linux), so a
+/// test can spread attempts over many client addresses as a distributed attacker would.
+fn browser_from(ip: &str) -> reqwest::Client {
+    gateway::install_crypto_provider();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .local_address(ip.parse::<std::net::IpAddr>().ok())
+        .build()
+        .unwrap()
+}
+
+/// Fetches the login form at `base` and posts credentials.
+async fn login_at(c: &reqwest::Client, base: &str, user: &str, password: &str) -> reqwest::Response {
+    let html = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).expect("login form has a csrf field");
+    c.post(format!("{base}/login"))
+        .form(&[("username", user), ("password", password), ("csrf", &csrf), ("rd", "/")])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn spellings_the_directory_takes_for_one_user_share_one_lockout() {
+    let slapd = Slapd::start_with(SlapdOptions { bulk_users: 12, ..Default::default() }).unwrap();
+    let gw = GatewayProcess::start(&slapd.ldap_toml(""), &[], &[], false).await.unwrap();
+    let spellings = ["ｕｓｅｒ１２", "uſer12", "user¹²"];
+    // The premise: slapd's matching rules take each spelling for user12 (password pw-12).
+    for (i, typed) in spellings.iter().enumerate() {
+        let r = login_at(&browser_from(&format!("127.0.0.{}", 20 + i)), &gw.base, typed, "pw-12").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{typed} signs in as user12");
+    }
+    // The attack: five wrong passwords, spread over the spellings and over five client addresses, so that neither
+    // one typed name nor one address reaches the limit of five on its own.
+    for i in 0..5 {
+        let typed = spellings[i % spellings.len()];
+        let r = login_at(&browser_from(&format!("127.0.0.{}", 30 + i)), &gw.base, typed, "guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{typed}");
+    }
+    // The sixth try, with the right password, from yet another address, is refused: the account is locked.
+    for typed in ["user12", "uſer12", "USER12"] {
+        let r = login_at(&browser_from("127.0.0.40"), &gw.base, typed, "pw-12").await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{typed}");
+        assert!(r.headers().get("retry-after").is_some());
+        assert!(set_cookie(&r, "fedgate_session").is_none());
+    }
+    // Other accounts are untouched.
+    let r = login_at(&browser_from("127.0.0.41"), &gw.base, "user11", "pw-11").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+/// Binds and searches slapd completes while `f` runs (less the monitor readings' own operations, which are the
+/// same for every call, so two results compare exactly).
+async fn directory_work<F: std::future::Future<Output = ()>>(slapd: &Slapd, f: F) -> (u64, u64) {
+    let (b0, s0) = (slapd.completed_operations("Bind").unwrap(), slapd.completed_operations("Search").unwrap());
+    f.await;
+    let (b1, s1) = (slapd.completed_operations("Bind").unwrap(), slapd.completed_operations("Search").unwrap());
+    (b1 - b0, s1 - s0)
+}
+
+#[tokio::test]
+async fn an_unknown_user_costs_the_directory_what_a_wrong_password_costs() {
+    let slapd = Slapd::start().unwrap();
+    let gw = GatewayProcess::start(&format!("[login]\nthrottle = false\n{}", slapd.ldap_toml("")), &[], &[], false)
+        .await
+        .unwrap();
+    let c = browser();
+    // Warm the connection pools, so that neither measurement pays for opening connections.
+    for user in ["alice", "nobody-here"] {
+        assert_eq!(login_at(&c, &gw.base, user, "wrong").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    const TRIES: u64 = 20;
+    let attempts = |user: &'static str| {
+        let (c, base) = (c.clone(), gw.base.clone());
+        async move {
+            for _ in 0..TRIES {
+                assert_eq!(login_at(&c, &base, user, "wrong").await.status(), StatusCode::UNAUTHORIZED);
+            }
+        }
+    };
+    let (wrong_binds, wrong_searches) = directory_work(&slapd, attempts("alice")).await;
+    let (unknown_binds, unknown_searches) = directory_work(&slapd, attempts("nobody-here")).await;
+    let (idle_binds, idle_searches) = directory_work(&slapd, async {}).await;
+    assert_eq!(wrong_binds - idle_binds, TRIES, "one bind per wrong password");
+    assert_eq!(
+        (unknown_binds, unknown_searches),
+        (wrong_binds, wrong_searches),
+        "an unknown user does the same search + bind as a wrong password"
+    );
+    assert_eq!(wrong_searches - idle_searches, TRIES, "one search per attempt");
+}
+
+/// Where the login lands for `rd` (the `Location` of a successful login on a GatewayProcess at `base`).
+async fn lands_at(base: &str, rd: &str) -> String {
+    let c = browser();
+    let q = serde_urlencoded_pair("rd", rd);
+    let html = c.get(format!("{base}/login?{q}")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", &csrf), ("rd", rd)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// An allowed redirect origin is scheme + host + port: allowing `https://app.example.com` does not let the login
+/// send the browser to `http://app.example.com` (downgrade, readable by anyone on the path) or to another port
+/// (another service on that host). A bare host, as older configs have, still works for https.
+#[tokio::test]
+async fn allowed_redirects_match_scheme_and_port_not_only_the_host() {
+    let gw = GatewayProcess::start(
+        &format!(
+            "[session]\nallowed_redirect_domains = [\"https://app.example.com\", \"legacy.example.com\"]\n{}",
+            demo_config()
+        ),
+        &[],
+        &[],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(lands_at(&gw.base, "https://app.example.com/x").await, "https://app.example.com/x");
+    assert_eq!(lands_at(&gw.base, "https://legacy.example.com/y").await, "https://legacy.example.com/y");
+    for refused in [
+        "http://app.example.com/x",
+        "https://app.example.com:8443/x",
+        "http://legacy.example.com/y",
+        "https://legacy.example.com:8443/y",
+        "https://evil.example.com/",
+    ] {
+        assert_eq!(lands_at(&gw.base, refused).await, "/", "{refused}");
+    }
 }

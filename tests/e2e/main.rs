@@ -4,6 +4,7 @@ mod attacks;
 mod browser;
 mod foundation;
 mod ldap;
+mod limits;
 mod login;
 mod oidc;
 mod proxy;

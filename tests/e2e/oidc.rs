@@ -343,3 +343,159 @@ async fn client_credentials_and_key_rotation() {
     v.validate_exp = false;
     jsonwebtoken::decode::<serde_json::Value>(&old, key.decoding_key(), &v).expect("old token verifies after rotation");
 }
+
+/// An ID token for `user` issued to client `app` (code flow on the browser `c`, where `user` is signed in).
+async fn id_token_for(gw: &Gateway, c: &reqwest::Client) -> String {
+    let code = code_for(gw, c, "app").await;
+    let tokens: serde_json::Value = redeem(gw, &code, SECRET).await.json().await.unwrap();
+    tokens["id_token"].as_str().unwrap().to_string()
+}
+
+/// Logout CSRF: any page can make the browser GET `/oauth2/logout` (or auto-submit a form to it). Without a valid
+/// `id_token_hint` for this session's user the gateway only asks "Sign out?"; the session ends when the user
+/// posts that page's form (its CSRF token), or at once for the client's own valid hint.
+#[tokio::test]
+async fn rp_initiated_logout_without_a_valid_hint_only_asks() {
+    let (gw, _k) = gateway("RS256").await;
+    let alice = logged_in(&gw, "alice", "alice-demo").await;
+    id_token_for(&gw, &alice).await; // alice signs in to `app`, like a user an app would log out
+    let bob = logged_in(&gw, "bob", "bob-demo").await;
+    let bob_token = id_token_for(&gw, &bob).await;
+    let signed_in = |c: reqwest::Client| {
+        let url = gw.url("/");
+        async move { c.get(url).send().await.unwrap().status() == StatusCode::OK }
+    };
+    let clears_cookie = |r: &reqwest::Response| {
+        r.headers().get_all("set-cookie").iter().any(|v| v.to_str().unwrap().starts_with("fedgate_session=;"))
+    };
+    const BYE: &str = "http%3A%2F%2F127.0.0.1%3A9%2Fbye";
+
+    // Cross-site GETs: no hint; a client, its registered redirect and a state; someone else's (valid) hint.
+    let mut confirm_page = String::new();
+    for query in [
+        String::new(),
+        format!("?client_id=app&post_logout_redirect_uri={BYE}&state=s1"),
+        format!("?id_token_hint={bob_token}"),
+    ] {
+        let r = alice.get(gw.url(&format!("/oauth2/logout{query}"))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{query}");
+        assert!(!clears_cookie(&r), "{query}");
+        let html = r.text().await.unwrap();
+        assert!(html.contains("action=\"/oauth2/logout\"") && html.contains("Sign out"), "{html}");
+        assert!(signed_in(alice.clone()).await, "{query}");
+        if query.contains("state=s1") {
+            confirm_page = html;
+        }
+    }
+    assert!(confirm_page.contains(r#"name="post_logout_redirect_uri" value="http://127.0.0.1:9/bye""#));
+    // A forged cross-site form POST, without the page's token or with a made-up one: still only the question.
+    for csrf in ["", "forged-token"] {
+        let r =
+            alice.post(gw.url("/oauth2/logout")).form(&[("client_id", "app"), ("csrf", csrf)]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(signed_in(alice.clone()).await, "{csrf:?}");
+    }
+    // The gateway's own /logout by GET only asks too.
+    let r = alice.get(gw.url("/logout")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(signed_in(alice.clone()).await);
+
+    // The user confirms: the form goes back with its token, the session ends, the app's registered URI gets state.
+    let csrf = csrf_from(&confirm_page).unwrap();
+    let r = alice
+        .post(gw.url("/oauth2/logout"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("client_id", "app"),
+            ("post_logout_redirect_uri", "http://127.0.0.1:9/bye"),
+            ("state", "s1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "http://127.0.0.1:9/bye?state=s1");
+    assert!(!signed_in(alice.clone()).await);
+
+    // bob's own client logs him out with his valid hint at once; an unregistered redirect is refused first.
+    let r = bob
+        .get(gw.url(&format!(
+            "/oauth2/logout?id_token_hint={bob_token}&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fother"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(signed_in(bob.clone()).await);
+    let r = bob
+        .get(gw.url(&format!("/oauth2/logout?id_token_hint={bob_token}&post_logout_redirect_uri={BYE}&state=s2")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "http://127.0.0.1:9/bye?state=s2");
+    assert!(clears_cookie(&r));
+    assert!(!signed_in(bob.clone()).await);
+}
+
+/// A plain client whose connections come from `ip` (anything in 127.0.0.0/8 is loopback).
+fn http_from(ip: &str) -> reqwest::Client {
+    gateway::install_crypto_provider();
+    reqwest::Client::builder().no_proxy().local_address(ip.parse::<std::net::IpAddr>().ok()).build().unwrap()
+}
+
+/// Brute force on a client secret: 30 wrong secrets for `robot` in a burst. Past `client_max_failures` (10) the
+/// gateway stops checking and answers 429 + Retry-After, and the right secret is refused too for a while, also
+/// from another address; other clients are unaffected. Runs the real binary.
+#[tokio::test]
+async fn wrong_client_secrets_are_throttled_per_client() {
+    let keys = tempfile::tempdir().unwrap();
+    let gw = e2e::gateway::GatewayProcess::start(
+        &format!("{}{}", demo_config(), oidc_toml(keys.path(), "ES256")),
+        &[],
+        &[],
+        false,
+    )
+    .await
+    .unwrap();
+    let token = |c: &reqwest::Client, secret: &str| {
+        c.post(format!("{}/oauth2/token", gw.base))
+            .basic_auth("robot", Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "roles")])
+            .send()
+    };
+    let attacker = http_from("127.0.0.60");
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        statuses.push(token(&attacker, &format!("guess-{i}")).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 10, "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    for from in ["127.0.0.60", "127.0.0.61"] {
+        let r = token(&http_from(from), SECRET).await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{from}");
+        let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(wait > 0 && wait <= 300, "{wait}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    // The same holds at introspection and revocation, and another client from another address is unaffected.
+    for path in ["/oauth2/introspect", "/oauth2/revoke"] {
+        let r = http_from("127.0.0.61")
+            .post(format!("{}{path}", gw.base))
+            .basic_auth("robot", Some(SECRET))
+            .form(&[("token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{path}");
+    }
+    let r = http_from("127.0.0.62")
+        .post(format!("{}/oauth2/introspect", gw.base))
+        .basic_auth("app", Some(SECRET))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -435,6 +435,11 @@ struct SigningSp {
 }
 
 async fn signing_sp(name: &str, entity: &str, acs: &str) -> SigningSp {
+    signing_sp_with(name, entity, acs, true).await
+}
+
+/// [`signing_sp`], with `want_authn_requests_signed` as given (its certificate is configured either way).
+async fn signing_sp_with(name: &str, entity: &str, acs: &str, want_signed: bool) -> SigningSp {
     use aws_lc_rs::encoding::AsDer as _;
     let dir = tempfile::tempdir().unwrap();
     let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
@@ -447,7 +452,7 @@ async fn signing_sp(name: &str, entity: &str, acs: &str) -> SigningSp {
     let slapd = Slapd::start().unwrap();
     let keys = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "{}{}\n[[saml.service_providers]]\nname = \"{name}\"\nentity_id = \"{entity}\"\nacs_urls = [\"{acs}\"]\ncertificate_file = \"{}\"\nwant_authn_requests_signed = true\n",
+        "{}{}\n[[saml.service_providers]]\nname = \"{name}\"\nentity_id = \"{entity}\"\nacs_urls = [\"{acs}\"]\nslo_url = \"{acs}/slo\"\ncertificate_file = \"{}\"\nwant_authn_requests_signed = {want_signed}\n",
         slapd.ldap_toml(""),
         saml_toml(keys.path()),
         cert_path.display()
@@ -634,7 +639,7 @@ async fn sp_initiated_single_logout() {
     std::fs::write(&md, metadata).unwrap();
     let md_s = md.to_str().unwrap().to_string();
     let c = browser();
-    crate::login::login(&c, &e.gw, "bob", "bob-password", "").await;
+    idp_initiated(&e, &c, "app", "bob").await;
     let run = |args: Vec<String>, stdin: Option<String>| {
         tokio::task::spawn_blocking(move || {
             pysaml2(&args.iter().map(String::as_str).collect::<Vec<_>>(), stdin.as_deref())
@@ -717,4 +722,109 @@ async fn node_saml_accepts_our_responses() {
     let tampered = xml.replace(">alice<", ">mallory<");
     let err = check(tampered).await.unwrap().unwrap_err().to_string();
     assert!(err.contains("node-saml refused"), "{err}");
+}
+
+/// `?SAMLRequest=…&RelayState=…&SigAlg=…&Signature=…` for `xml`, signed (HTTP-Redirect binding, RSA-SHA256) with
+/// `key` when given.
+fn redirect_query(xml: &str, key: Option<&aws_lc_rs::rsa::KeyPair>) -> String {
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let Some(key) = key else { return format!("SAMLRequest={}&RelayState=r", enc(&deflate_b64(xml))) };
+    let signed_part = format!(
+        "SAMLRequest={}&RelayState=r&SigAlg={}",
+        enc(&deflate_b64(xml)),
+        enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    );
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        signed_part.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{signed_part}&Signature={}", enc(&base64::engine::general_purpose::STANDARD.encode(&sig)))
+}
+
+fn logout_request(issuer: &str, name_id: Option<&str>) -> String {
+    logout_request_for(issuer, name_id, None)
+}
+
+fn logout_request_for(issuer: &str, name_id: Option<&str>, session_index: Option<&str>) -> String {
+    let name_id = name_id.map(|n| format!("<saml:NameID>{n}</saml:NameID>")).unwrap_or_default();
+    let index = session_index.map(|i| format!("<samlp:SessionIndex>{i}</samlp:SessionIndex>")).unwrap_or_default();
+    format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_csrf{}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>{issuer}</saml:Issuer>{name_id}{index}</samlp:LogoutRequest>"#,
+        name_id.len() + index.len()
+    )
+}
+
+/// Logout CSRF: any page can make the browser GET `/saml/slo` with a LogoutRequest it made up. An unsigned one from
+/// an SP that has a certificate is refused; one that names nobody, someone else, or an SP this session never signed
+/// in to ends nothing. Only the SP's signed request naming the signed-in user ends the session.
+#[tokio::test]
+async fn forged_logout_requests_end_no_session() {
+    const ENTITY: &str = "http://127.0.0.1:9/signed";
+    // The SP's certificate is configured, but it does not ask for signed AuthnRequests: LogoutRequests must still
+    // be signed (anyone can make a browser send one).
+    let sp = signing_sp_with("signed", ENTITY, "http://127.0.0.1:9/signed/acs", false).await;
+    let (gw, c) = (&sp.gw, &sp.browser);
+    let slo = |query: String| c.get(gw.url(&format!("/saml/slo?{query}")));
+    let signed_in = || async { c.get(gw.url("/")).send().await.unwrap().status() == StatusCode::OK };
+    // alice (signed in by the fixture) signs in to the SP, as a user would before the SP asks to log her out.
+    let r = c.get(gw.url("/saml/init/signed")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let session_index = get(&posted(&r.text().await.unwrap()).1, "saml:AuthnStatement", "SessionIndex");
+    assert!(!session_index.is_empty());
+
+    // Unsigned, naming nobody: refused before anything else (this SP has a certificate).
+    let r = slo(redirect_query(&logout_request(ENTITY, None), None)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("not signed"));
+    // Unsigned, naming alice: refused as well.
+    let r = slo(redirect_query(&logout_request(ENTITY, Some("alice")), None)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The same by HTTP-POST (an auto-submitting form on any site): no enveloped signature, refused.
+    let xml = logout_request(ENTITY, Some("alice"));
+    let r = c
+        .post(gw.url("/saml/slo"))
+        .form(&[("SAMLRequest", base64::engine::general_purpose::STANDARD.encode(&xml))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("not signed"));
+    assert!(signed_in().await, "unsigned LogoutRequests end nothing");
+
+    // From the SP without a certificate ("app"), which alice never signed in to: unsigned is allowed there, but a
+    // request naming nobody, or even naming alice, ends nothing and the SP hears Responder.
+    for name_id in [None, Some("alice")] {
+        let r = slo(redirect_query(&logout_request(SP_ENTITY, name_id), None)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let (_, xml, _) = posted(&r.text().await.unwrap());
+        assert!(xml.contains("status:Responder"), "{name_id:?}: {xml}");
+        assert!(signed_in().await, "{name_id:?}");
+    }
+
+    // Signed by the SP but naming nobody, or someone else: nothing ended.
+    for name_id in [None, Some("bob")] {
+        let r = slo(redirect_query(&logout_request(ENTITY, name_id), Some(&sp.key))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(posted(&r.text().await.unwrap()).1.contains("status:Responder"));
+        assert!(signed_in().await, "{name_id:?}");
+    }
+
+    // Signed, naming alice, but a SessionIndex this session was never given (another of her sessions): nothing.
+    let other = logout_request_for(ENTITY, Some("alice"), Some("_not-this-session"));
+    let r = slo(redirect_query(&other, Some(&sp.key))).send().await.unwrap();
+    assert!(posted(&r.text().await.unwrap()).1.contains("status:Responder"));
+    assert!(signed_in().await, "another SessionIndex");
+
+    // The SP's own signed request for alice and her SessionIndex: the session ends.
+    let mine = logout_request_for(ENTITY, Some("alice"), Some(&session_index));
+    let r = slo(redirect_query(&mine, Some(&sp.key))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (action, xml, _) = posted(&r.text().await.unwrap());
+    assert_eq!(action, "http://127.0.0.1:9/signed/acs/slo");
+    assert!(xml.contains("status:Success"), "{xml}");
+    assert!(!signed_in().await);
 }

@@ -136,29 +136,63 @@ pub struct GatewayProcess {
     pub base: String,
     /// The child; stdout and stderr are piped when the process was started with `capture`.
     pub child: tokio::process::Child,
+    /// What the process printed so far, once [`GatewayProcess::collect_output`] started collecting it.
+    output: Option<Arc<std::sync::Mutex<String>>>,
     _dir: tempfile::TempDir,
+}
+
+/// How to start a [`GatewayProcess`] besides its configuration.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessOptions<'a> {
+    /// Extra arguments to `fedgate serve`.
+    pub args: &'a [&'a str],
+    /// Extra environment.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Pipe stdout and stderr (read them with [`GatewayProcess::wait_output`] or
+    /// [`GatewayProcess::collect_output`]).
+    pub capture: bool,
+    /// Start under this open-file limit (`ulimit -n`, soft and hard).
+    pub open_files: Option<u64>,
+    /// Lines added to `[server]` (timeouts, limits).
+    pub server: &'a str,
 }
 
 impl GatewayProcess {
     /// Starts `fedgate serve` with `extra_args`, extra environment, and (with `capture`) piped output; waits for
     /// `/readyz`.
     pub async fn start(body: &str, extra_args: &[&str], env: &[(&str, &str)], capture: bool) -> anyhow::Result<Self> {
+        Self::start_with(body, ProcessOptions { args: extra_args, env, capture, ..Default::default() }).await
+    }
+
+    /// Starts `fedgate serve` as `options` say; waits for `/readyz`.
+    pub async fn start_with(body: &str, options: ProcessOptions<'_>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let base = format!("http://127.0.0.1:{port}");
         let cfg = dir.path().join("fedgate.toml");
-        std::fs::write(&cfg, format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{body}"))?;
-        let out = || if capture { std::process::Stdio::piped() } else { std::process::Stdio::null() };
-        let mut cmd = tokio::process::Command::new(fedgate_bin()?);
-        cmd.arg("serve").args(extra_args).arg("--config").arg(&cfg).current_dir(dir.path());
-        cmd.envs(env.iter().copied()).stdout(out()).stderr(out()).kill_on_drop(true);
+        std::fs::write(
+            &cfg,
+            format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{}\n{body}", options.server),
+        )?;
+        let out = || if options.capture { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+        let mut cmd = match options.open_files {
+            // The shell lowers the limit, then becomes fedgate.
+            Some(n) => {
+                let mut c = tokio::process::Command::new("sh");
+                c.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(fedgate_bin()?);
+                c
+            }
+            None => tokio::process::Command::new(fedgate_bin()?),
+        };
+        cmd.arg("serve").args(options.args).arg("--config").arg(&cfg).current_dir(dir.path());
+        cmd.envs(options.env.iter().copied()).stdout(out()).stderr(out()).kill_on_drop(true);
         let child = cmd.spawn().context("starting fedgate")?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while http().get(format!("{base}/readyz")).send().await.is_err() {
             anyhow::ensure!(std::time::Instant::now() < deadline, "fedgate at {base} never answered /readyz");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        Ok(Self { base, child, _dir: dir })
+        Ok(Self { base, child, output: None, _dir: dir })
     }
 
     /// The process id.
@@ -171,11 +205,40 @@ impl GatewayProcess {
         let _ = std::process::Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
     }
 
+    /// Starts reading stdout and stderr as the process writes them (so a chatty process never blocks on a full
+    /// pipe); [`GatewayProcess::output_so_far`] shows what arrived.
+    pub fn collect_output(&mut self) {
+        use tokio::io::AsyncBufReadExt as _;
+        let buffer = self.output.get_or_insert_with(Default::default).clone();
+        fn pump(r: impl tokio::io::AsyncRead + Unpin + Send + 'static, buffer: Arc<std::sync::Mutex<String>>) {
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(r).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(mut b) = buffer.lock() {
+                        b.push_str(&line);
+                        b.push('\n');
+                    }
+                }
+            });
+        }
+        if let Some(s) = self.child.stdout.take() {
+            pump(s, buffer.clone());
+        }
+        if let Some(s) = self.child.stderr.take() {
+            pump(s, buffer);
+        }
+    }
+
+    /// What the process printed since [`GatewayProcess::collect_output`].
+    pub fn output_so_far(&self) -> String {
+        self.output.as_ref().and_then(|b| b.lock().ok().map(|b| b.clone())).unwrap_or_default()
+    }
+
     /// Waits (bounded) for the process to exit; returns whether it exited successfully and what it printed.
     pub async fn wait_output(mut self) -> anyhow::Result<(bool, String)> {
         use tokio::io::AsyncReadExt as _;
         let status = tokio::time::timeout(std::time::Duration::from_secs(15), self.child.wait()).await??;
-        let mut out = String::new();
+        let mut out = self.output_so_far();
         if let Some(mut s) = self.child.stdout.take() {
             s.read_to_string(&mut out).await?;
         }
@@ -184,6 +247,19 @@ impl GatewayProcess {
         }
         Ok((status.success(), out))
     }
+}
+
+/// A field of `/proc/PID/status` in kB (`VmRSS:`, `VmHWM:`); 0 when unreadable.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// A `client_credentials` access token from the gateway at `base`.

@@ -171,6 +171,8 @@ access to *
         if !self.options.ad {
             conf.push_str("overlay memberof\nmemberof-group-oc groupOfNames\nmemberof-member-ad member\nmemberof-memberof-ad memberOf\n");
         }
+        // cn=Monitor counts the operations slapd served, so tests can check the work a login costs the directory.
+        write!(conf, "\ndatabase monitor\naccess to *\n  by dn.exact=\"cn=admin,{suffix}\" read\n  by * none\n")?;
         std::fs::write(d.join("slapd.conf"), conf)?;
         Ok(())
     }
@@ -248,6 +250,24 @@ access to *
             bail!("ldapmodify failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(())
+    }
+
+    /// How many operations of `kind` (`Bind`, `Search`, …) slapd has completed so far, read from `cn=Monitor`.
+    /// Each reading is itself one bind and one search, counted before it reports: subtract them from a difference.
+    pub fn completed_operations(&self, kind: &str) -> anyhow::Result<u64> {
+        let out = Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-H", &self.url(), "-D", &format!("cn=admin,{}", self.base_dn())])
+            .args(["-w", "admin-password", "-s", "base", "-b", &format!("cn={kind},cn=Operations,cn=Monitor")])
+            .arg("monitorOpCompleted")
+            .output()
+            .context("running ldapsearch (apt-get install ldap-utils)")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("monitorOpCompleted: "))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| {
+                format!("no monitorOpCompleted for {kind}: {text}{}", String::from_utf8_lossy(&out.stderr))
+            })
     }
 
     /// `ldap://127.0.0.1:PORT`.

@@ -15,8 +15,43 @@ use super::params::Params;
 use super::store::{CodeGrant, Grant};
 use crate::Principal;
 
-/// Longest accepted `state`, `nonce` or `login_hint`.
-const MAX_PARAM_LEN: usize = 1024;
+/// Longest accepted value of each authorization request parameter, in bytes. Anyone can send an authorization
+/// request, and the validated request is kept while the user logs in, so every value that can reach it is bounded;
+/// a longer one is refused with an error naming it. `client_id` and `redirect_uri` are checked before the client is
+/// known (shown on the gateway); the others go back to the client as `invalid_request`.
+const MAX_LEN: &[(&str, usize)] = &[
+    ("client_id", 256),
+    ("redirect_uri", 2048),
+    ("state", 1024),
+    ("nonce", 1024),
+    ("login_hint", 1024),
+    ("scope", 2048),
+    ("code_challenge", 128),
+    ("code_challenge_method", 16),
+    ("response_type", 64),
+    ("response_mode", 32),
+    ("prompt", 64),
+    ("max_age", 20),
+];
+
+/// The limit [`MAX_LEN`] sets for `name`.
+fn max_len(name: &str) -> usize {
+    MAX_LEN.iter().find(|(n, _)| *n == name).map_or(usize::MAX, |(_, max)| *max)
+}
+
+/// The first of `names` whose value is longer than its limit, as an `invalid_request` naming it.
+fn too_long<'a>(params: &Params, names: impl IntoIterator<Item = &'a str>) -> Option<ProtocolError> {
+    names.into_iter().find_map(|name| {
+        let len = params.get(name).ok().flatten()?.len();
+        let max = max_len(name);
+        (len > max).then(|| {
+            ProtocolError::new(
+                ErrorCode::InvalidRequest,
+                format!("{name} is too long ({len} bytes; the limit is {max})"),
+            )
+        })
+    })
+}
 
 /// The OIDC `prompt` values we act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +182,9 @@ impl Provider {
     /// Validates an authorization request (the query or form parameters) received at `now`.
     pub fn authorize(&self, params: &Params, now: OffsetDateTime) -> Result<AuthorizationRequest, AuthorizeError> {
         let display = |code, d: &str| AuthorizeError::Display(ProtocolError::new(code, d));
+        if let Some(e) = too_long(params, ["client_id", "redirect_uri"]) {
+            return Err(AuthorizeError::Display(e));
+        }
         let client_id = params
             .get("client_id")
             .map_err(AuthorizeError::Display)?
@@ -161,7 +199,8 @@ impl Provider {
             return Err(display(ErrorCode::InvalidRequest, "redirect_uri is not registered for this client"));
         }
         // From here on, errors go back to the client.
-        let state = params.get("state").ok().flatten().map(str::to_string);
+        // A `state` too long to keep is not echoed either.
+        let state = params.get("state").ok().flatten().filter(|s| s.len() <= max_len("state")).map(str::to_string);
         let redirect = |error: ProtocolError| AuthorizeError::Redirect {
             redirect_uri: redirect_uri.to_string(),
             error,
@@ -170,8 +209,8 @@ impl Provider {
         let fail = |code, d: &str| redirect(ProtocolError::new(code, d));
         let get = |name: &str| params.get(name).map_err(redirect);
 
-        if state.as_ref().is_some_and(|s| s.len() > MAX_PARAM_LEN) {
-            return Err(fail(ErrorCode::InvalidRequest, "state is too long"));
+        if let Some(e) = too_long(params, MAX_LEN.iter().map(|(name, _)| *name)) {
+            return Err(redirect(e));
         }
         get("state")?;
         match get("response_type")? {
@@ -247,11 +286,6 @@ impl Provider {
         };
         let nonce = get("nonce")?.map(str::to_string);
         let login_hint = get("login_hint")?.map(str::to_string);
-        if nonce.as_ref().is_some_and(|n| n.len() > MAX_PARAM_LEN)
-            || login_hint.as_ref().is_some_and(|n| n.len() > MAX_PARAM_LEN)
-        {
-            return Err(fail(ErrorCode::InvalidRequest, "nonce or login_hint is too long"));
-        }
         Ok(AuthorizationRequest {
             client_id: client_id.to_string(),
             redirect_uri: redirect_uri.to_string(),

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
 
-use super::config::{ClientConfig, ClientSecret};
+use super::config::ClientConfig;
 use super::error::{ErrorCode, TokenError};
 use super::params::Params;
 
@@ -24,10 +24,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> std::io::Result<Self> {
         let secret = match (&config.client_secret, &config.client_secret_file) {
             (Some(s), _) => Some(s.clone()),
-            (None, Some(path)) => {
-                let raw = std::fs::read_to_string(path)?;
-                Some(ClientSecret::new(raw.trim_end_matches(['\r', '\n'])))
-            }
+            (None, Some(path)) => Some(super::config::read_secret_file(path)?),
             (None, None) => None,
         };
         let secret_digest = secret.filter(|_| !config.public).map(|s| digest(s.expose().as_bytes()));
@@ -91,6 +88,15 @@ fn parse_basic(header: &str) -> Result<(String, String), TokenError> {
     Ok((decode(id)?, decode(secret)?))
 }
 
+/// The `client_id` a request claims, from `Authorization: Basic` or else the `client_id` parameter, before any
+/// secret is checked (for counting failed authentications per client). `None` if it names none readably.
+pub fn claimed_id(params: &Params, authorization: Option<&str>) -> Option<String> {
+    match authorization {
+        Some(h) => parse_basic(h).ok().map(|(id, _)| id),
+        None => params.get("client_id").ok().flatten().map(str::to_string),
+    }
+}
+
 /// Authenticates the client of a token-endpoint request. Exactly one method may be used (RFC 6749 §2.3).
 pub fn authenticate<'c>(
     clients: &'c Clients,
@@ -135,7 +141,7 @@ mod tests {
     fn clients() -> Clients {
         let conf = ClientConfig {
             client_id: "a b:c".into(),
-            client_secret: Some(ClientSecret::new("s3cret:+/%")),
+            client_secret: Some(crate::oidc::ClientSecret::new("s3cret:+/%")),
             ..ClientConfig::default()
         };
         let public = ClientConfig { client_id: "spa".into(), public: true, ..ClientConfig::default() };

@@ -47,6 +47,15 @@ impl fmt::Display for SigningAlgorithm {
     }
 }
 
+/// The shortest client secret accepted, inline or in `client_secret_file`.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// Reads a `client_secret_file`: its content without the trailing newline.
+pub fn read_secret_file(path: &std::path::Path) -> std::io::Result<ClientSecret> {
+    let raw = std::fs::read_to_string(path)?;
+    Ok(ClientSecret::new(raw.trim_end_matches(['\r', '\n'])))
+}
+
 /// A client secret: printed as `[redacted]` by `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -246,14 +255,42 @@ impl OidcConfig {
                 ));
             }
             if let Some(s) = &c.client_secret
-                && s.expose().len() < 16
+                && s.expose().chars().count() < MIN_SECRET_LEN
             {
                 issues.push(ConfigIssue::new(
                     k("client_secret"),
                     None,
-                    "client secret is shorter than 16 characters",
+                    format!(
+                        "client secret is {} characters, shorter than {MIN_SECRET_LEN}",
+                        s.expose().chars().count()
+                    ),
                     "use a long random secret (e.g. `openssl rand -base64 32`)",
                 ));
+            }
+            // The file is read here too, so a short secret in it is caught like an inline one (its content is never
+            // echoed; the path is not secret).
+            if let Some(path) = &c.client_secret_file {
+                match read_secret_file(path) {
+                    Ok(s) if s.expose().chars().count() < MIN_SECRET_LEN => issues.push(ConfigIssue::new(
+                        k("client_secret_file"),
+                        Some(path.display().to_string()),
+                        format!(
+                            "the secret in this file is {} characters, shorter than {MIN_SECRET_LEN}",
+                            s.expose().chars().count()
+                        ),
+                        format!(
+                            "write a long random secret to the file (e.g. `openssl rand -base64 32 > {}`)",
+                            path.display()
+                        ),
+                    )),
+                    Ok(_) => {}
+                    Err(e) => issues.push(ConfigIssue::new(
+                        k("client_secret_file"),
+                        Some(path.display().to_string()),
+                        format!("cannot be read: {e}"),
+                        "point it at a readable file holding the client secret",
+                    )),
+                }
             }
             for g in &c.grant_types {
                 if !GRANT_TYPES.contains(&g.as_str()) {
@@ -401,5 +438,39 @@ mod tests {
         assert!(has("clients[3].redirect_uris", "fragment"));
         assert!(has("clients[3].grant_types", "unknown grant type"));
         assert!(issues.iter().all(|i| i.value.as_deref() != Some("0123456789abcdef0123")));
+    }
+
+    #[test]
+    fn a_short_secret_in_client_secret_file_is_a_problem_like_an_inline_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (short, long) = (dir.join("short"), dir.join("long"));
+        std::fs::write(&short, "tooshort1\n").unwrap();
+        std::fs::write(&long, "0123456789abcdef0123\n").unwrap();
+        let with_file = |id: &str, path: &std::path::Path| {
+            let mut c = client();
+            c.client_id = id.into();
+            c.client_secret = None;
+            c.client_secret_file = Some(path.to_path_buf());
+            c
+        };
+        let mut inline = client();
+        inline.client_id = "inline".into();
+        inline.client_secret = Some(ClientSecret::new("short"));
+        let clients = vec![with_file("a", &short), with_file("b", &long), with_file("c", &dir.join("missing")), inline];
+        let issues = OidcConfig { clients, ..OidcConfig::default() }.validate();
+        let file_issue = issues.iter().find(|i| i.key == "clients[0].client_secret_file").unwrap();
+        assert!(file_issue.problem.contains("9 characters, shorter than 16"), "{file_issue:?}");
+        assert!(file_issue.fix.contains("openssl rand"));
+        assert_eq!(
+            file_issue.value.as_deref(),
+            Some(short.display().to_string().as_str()),
+            "the path, never the secret"
+        );
+        assert!(!issues.iter().any(|i| i.key.starts_with("clients[1]")), "{issues:#?}");
+        assert!(
+            issues.iter().any(|i| i.key == "clients[2].client_secret_file" && i.problem.contains("cannot be read"))
+        );
+        assert!(issues.iter().any(|i| i.key == "clients[3].client_secret" && i.problem.contains("5 characters")));
     }
 }

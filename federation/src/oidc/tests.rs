@@ -243,6 +243,39 @@ fn authorize_request_errors_go_back_to_the_client() {
 }
 
 #[test]
+fn over_long_authorize_parameters_are_refused_by_name() {
+    let p = provider(SigningAlgorithm::ES256);
+    let cb = "https://app.example/cb";
+    let long = "x".repeat(5000);
+    // Before the client and its redirect URI are known: shown on the gateway, never redirected.
+    for name in ["client_id", "redirect_uri"] {
+        let e = p.authorize(&q(&auth_params("app", cb, &[(name, long.as_str())])), now()).unwrap_err();
+        let AuthorizeError::Display(e) = e else { panic!("{name}: expected a page, got {e:?}") };
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(e.description.starts_with(&format!("{name} is too long (5000 bytes")), "{}", e.description);
+    }
+    // After: back to the client as invalid_request, naming the parameter; an over-long state is not echoed.
+    let many_scopes = "openid ".repeat(1000);
+    for (name, value) in [
+        ("state", long.as_str()),
+        ("nonce", long.as_str()),
+        ("login_hint", long.as_str()),
+        ("scope", many_scopes.as_str()),
+        ("code_challenge", long.as_str()),
+        ("prompt", long.as_str()),
+    ] {
+        let e = p.authorize(&q(&auth_params("app", cb, &[(name, value)])), now()).unwrap_err();
+        let (code, pairs) = redirect_error(e);
+        assert_eq!(code, "invalid_request", "{name}");
+        assert!(pairs["error_description"].starts_with(&format!("{name} is too long")), "{pairs:?}");
+        assert_eq!(pairs.get("state").map(String::as_str), (name != "state").then_some("st&te"), "{name}");
+    }
+    // At the limit is fine.
+    let state = "s".repeat(1024);
+    assert!(p.authorize(&q(&auth_params("app", cb, &[("state", state.as_str())])), now()).is_ok());
+}
+
+#[test]
 fn prompt_and_max_age_decide_login() {
     let p = provider(SigningAlgorithm::ES256);
     let cb = "https://app.example/cb";

@@ -212,10 +212,17 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
     msg.ok_or_else(|| SamlError::Malformed(format!("no {root} element")))
 }
 
+/// Longest accepted AuthnRequest `ID`. The request is kept while the user logs in and its ID is echoed as
+/// `InResponseTo`; IDs carry 128–160 random bits (SAML Core §1.3.4), a few dozen characters.
+pub const MAX_ID: usize = 256;
+
 /// Parses AuthnRequest XML.
 pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
     let m = read_message(xml, "AuthnRequest")?;
     let id = m.attr("ID").ok_or_else(|| SamlError::Malformed("AuthnRequest has no ID".into()))?.to_string();
+    if id.len() > MAX_ID {
+        return Err(SamlError::Malformed(format!("its ID is too long ({} bytes; the limit is {MAX_ID})", id.len())));
+    }
     let issuer = m.child("Issuer").unwrap_or_default().to_string();
     if issuer.is_empty() {
         return Err(SamlError::Malformed("AuthnRequest has no Issuer".into()));
@@ -343,6 +350,10 @@ mod tests {
         assert!(bomb.len() < MAX_ENCODED, "a small bomb: {} bytes", bomb.len());
         assert!(matches!(decode_redirect(&bomb), Err(SamlError::Inflate(m)) if m.contains("more than")));
         assert!(matches!(decode_post(&"A".repeat(MAX_ENCODED + 4)), Err(SamlError::TooLarge(..))));
+        let long_id = REQ.replace("a2eg9c2g", &"i".repeat(MAX_ID + 1));
+        assert!(
+            matches!(decode_redirect(&deflate(&long_id)), Err(SamlError::Malformed(m)) if m.contains("ID is too long"))
+        );
         let no_issuer = r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="x"/>"#;
         assert!(matches!(
             decode_post(&base64::engine::general_purpose::STANDARD.encode(no_issuer)),

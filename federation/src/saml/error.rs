@@ -19,6 +19,17 @@ pub enum SamlError {
     /// Not well-formed XML, or not an AuthnRequest.
     #[error("SAMLRequest is not a SAML AuthnRequest: {0}")]
     Malformed(String),
+    /// `RelayState` is longer than `max_relay_state_bytes` (SAML 2.0 Bindings §3.4.3, §3.5.3).
+    #[error(
+        "RelayState is too long ({len} bytes; the limit is {max}, see SAML 2.0 Bindings §3.4.3); \
+         the service provider must send a shorter RelayState"
+    )]
+    RelayStateTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
     /// No configured SP has this entity ID.
     #[error("no service provider with entity ID {0:?} is configured")]
     UnknownIssuer(String),

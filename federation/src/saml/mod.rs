@@ -37,6 +37,9 @@ pub struct SignedResponse {
     pub saml_response: String,
     /// The XML itself (for tests and debugging; never log it).
     pub xml: String,
+    /// The assertion's `SessionIndex` (none for a LogoutResponse): a LogoutRequest that names a SessionIndex must
+    /// name one of these.
+    pub session_index: Option<String>,
 }
 
 /// The SAML IdP.
@@ -88,6 +91,16 @@ impl IdentityProvider {
         &self.sps
     }
 
+    /// Checks a `RelayState` received with a request against `max_relay_state_bytes`: a longer one is refused
+    /// (not truncated, which would hand the SP a value it never sent).
+    pub fn check_relay_state(&self, relay_state: Option<&str>) -> Result<(), SamlError> {
+        let max = self.cfg.max_relay_state_bytes;
+        match relay_state {
+            Some(r) if r.len() > max => Err(SamlError::RelayStateTooLong { len: r.len(), max }),
+            _ => Ok(()),
+        }
+    }
+
     /// The SP named `name` (IdP-initiated URL).
     pub fn by_name(&self, name: &str) -> Result<&ServiceProvider, SamlError> {
         self.sps.iter().find(|s| s.name() == name).ok_or_else(|| SamlError::UnknownSp(name.to_string()))
@@ -124,6 +137,22 @@ impl IdentityProvider {
         }
     }
 
+    /// Like [`Self::check_signature`], but an SP with a certificate must sign every LogoutRequest: an unsigned
+    /// one could be sent by any site the browser visits (logout CSRF).
+    fn check_logout_signature(
+        sp: &ServiceProvider,
+        signed: bool,
+        verify: impl FnOnce(&[u8]) -> Result<(), String>,
+    ) -> Result<(), SamlError> {
+        if sp.certificate_der.is_some() && !signed {
+            return Err(SamlError::BadSignature {
+                sp: sp.name().into(),
+                reason: "the LogoutRequest is not signed, and this service provider has a certificate".into(),
+            });
+        }
+        Self::check_signature(sp, signed, verify)
+    }
+
     /// Whether an HTTP-Redirect query carries a signature.
     fn query_signed(raw_query: &str) -> bool {
         raw_query.split('&').any(|p| p.starts_with("Signature="))
@@ -153,7 +182,7 @@ impl IdentityProvider {
     pub fn logout_redirect(&self, raw_query: &str) -> Result<(LogoutRequest, &ServiceProvider), SamlError> {
         let req = logout::parse(&authn_request::inflate(&Self::redirect_value(raw_query)?)?)?;
         let sp = self.by_issuer(&req.issuer)?;
-        Self::check_signature(sp, Self::query_signed(raw_query), |cert| {
+        Self::check_logout_signature(sp, Self::query_signed(raw_query), |cert| {
             authn_request::verify_redirect_signature(raw_query, cert)
         })?;
         Ok((req, sp))
@@ -164,7 +193,7 @@ impl IdentityProvider {
         let xml = authn_request::post_xml(saml_request)?;
         let req = logout::parse(&xml)?;
         let sp = self.by_issuer(&req.issuer)?;
-        Self::check_signature(sp, req.signed, |cert| authn_request::verify_post_signature(&xml, &req.id, cert))?;
+        Self::check_logout_signature(sp, req.signed, |cert| authn_request::verify_post_signature(&xml, &req.id, cert))?;
         Ok((req, sp))
     }
 
@@ -192,6 +221,7 @@ impl IdentityProvider {
             saml_response: base64::engine::general_purpose::STANDARD.encode(&xml),
             acs_url: slo_url,
             xml,
+            session_index: None,
         })
     }
 
@@ -224,14 +254,21 @@ impl IdentityProvider {
             return Err(SamlError::NotAllowed { sp: sp.name().into(), username: principal.username.clone() });
         }
         let acs_url = self.acs_for(sp, request)?.to_string();
+        let assertion_id = response::new_id();
         let params = response::ResponseParams {
             issuer: &self.entity_id,
             acs_url: &acs_url,
             in_response_to: request.map(|r| r.id.as_str()),
+            assertion_id: &assertion_id,
             window: response::Window { now, lifetime: self.cfg.assertion_lifetime, skew: self.cfg.clock_skew },
         };
         let xml = response::build(sp, principal, &params, &self.keys)?;
-        Ok(SignedResponse { saml_response: base64::engine::general_purpose::STANDARD.encode(&xml), acs_url, xml })
+        Ok(SignedResponse {
+            saml_response: base64::engine::general_purpose::STANDARD.encode(&xml),
+            acs_url,
+            xml,
+            session_index: Some(assertion_id),
+        })
     }
 
     /// The signing keys (tests verify signatures with the certificate).

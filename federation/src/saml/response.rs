@@ -33,6 +33,9 @@ pub struct ResponseParams<'a> {
     pub acs_url: &'a str,
     /// The AuthnRequest ID, for SP-initiated SSO.
     pub in_response_to: Option<&'a str>,
+    /// The assertion's `ID`, also its `SessionIndex` (a fresh [`new_id`]; the caller keeps it to match a later
+    /// LogoutRequest).
+    pub assertion_id: &'a str,
     /// Timing.
     pub window: Window,
 }
@@ -63,7 +66,7 @@ pub fn build(
     let issue = instant(w.now);
     let not_before = instant(w.now - w.skew);
     let not_on_or_after = instant(w.now + w.lifetime);
-    let assertion_id = new_id();
+    let assertion_id = params.assertion_id.to_string();
 
     let mut subject_confirmation_data = Element::new(ns::SAML, "SubjectConfirmationData")
         .attr("NotOnOrAfter", not_on_or_after.clone())

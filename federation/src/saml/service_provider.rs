@@ -32,9 +32,17 @@ pub struct SamlConfig {
     pub clock_skew: Duration,
     /// `WantAuthnRequestsSigned` in metadata.
     pub want_authn_requests_signed: bool,
+    /// Longest `RelayState` accepted from an SP or a browser, in bytes. The bindings (SAML 2.0 Bindings §3.4.3,
+    /// §3.5.3) cap it at 80; a higher value accommodates SPs that put a whole URL there.
+    pub max_relay_state_bytes: usize,
     /// The service providers.
     pub service_providers: Vec<SpConfig>,
 }
+
+/// `RelayState` length the bindings allow (SAML 2.0 Bindings §3.4.3, §3.5.3): the least `max_relay_state_bytes`.
+pub const SPEC_RELAY_STATE_BYTES: usize = 80;
+/// The most `max_relay_state_bytes` may be set to.
+pub const MAX_RELAY_STATE_BYTES_LIMIT: usize = 64 * 1024;
 
 impl Default for SamlConfig {
     fn default() -> Self {
@@ -47,6 +55,7 @@ impl Default for SamlConfig {
             assertion_lifetime: Duration::from_secs(300),
             clock_skew: Duration::from_secs(60),
             want_authn_requests_signed: false,
+            max_relay_state_bytes: SPEC_RELAY_STATE_BYTES,
             service_providers: Vec::new(),
         }
     }
@@ -401,11 +410,12 @@ impl ServiceProvider {
         Ok(out)
     }
 
-    /// Whether a LogoutRequest naming `name_id` (or nobody) is about `p`: the NameID this SP would get for `p`,
-    /// compared case-insensitively.
+    /// Whether a LogoutRequest naming `name_id` is about `p`: the NameID this SP would get for `p`, compared
+    /// case-insensitively. A request that names nobody is about nobody (SAML core §3.7.1 requires the NameID; ending
+    /// a session on a request without one would let any page log the user out).
     pub fn is_subject_of_logout(&self, name_id: Option<&str>, p: &Principal) -> bool {
         match (name_id, self.name_id(p)) {
-            (None, _) => true,
+            (None, _) => false,
             (Some(asked), Ok(mine)) => asked.eq_ignore_ascii_case(&mine),
             (Some(_), Err(_)) => false,
         }
@@ -572,6 +582,17 @@ impl SamlConfig {
         if !(Duration::from_secs(30)..=Duration::from_secs(3600)).contains(&self.assertion_lifetime) {
             out.push(ConfigIssue::new("assertion_lifetime", None, "outside 30s–1h", "use about \"5m\""));
         }
+        if !(SPEC_RELAY_STATE_BYTES..=MAX_RELAY_STATE_BYTES_LIMIT).contains(&self.max_relay_state_bytes) {
+            out.push(ConfigIssue::new(
+                "max_relay_state_bytes",
+                Some(self.max_relay_state_bytes.to_string()),
+                format!(
+                    "outside {SPEC_RELAY_STATE_BYTES}–{MAX_RELAY_STATE_BYTES_LIMIT} bytes (the SAML bindings allow \
+                     {SPEC_RELAY_STATE_BYTES})"
+                ),
+                "leave it at 80, or raise it only as far as an SP that sends longer RelayState values needs",
+            ));
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, sp) in self.service_providers.iter().enumerate() {
             if !names.insert(sp.name.clone()) {
@@ -592,5 +613,24 @@ impl SamlConfig {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_state_limit_defaults_to_the_bindings_80_bytes_and_may_only_be_raised() {
+        let cfg = SamlConfig::default();
+        assert_eq!(cfg.max_relay_state_bytes, 80);
+        assert!(cfg.validate().is_empty());
+        for (bytes, ok) in [(79, false), (80, true), (2048, true), (MAX_RELAY_STATE_BYTES_LIMIT + 1, false)] {
+            let cfg = SamlConfig { max_relay_state_bytes: bytes, ..SamlConfig::default() };
+            let problems = cfg.validate();
+            assert_eq!(problems.is_empty(), ok, "{bytes}: {problems:?}");
+            assert!(problems.iter().all(|p| p.key == "max_relay_state_bytes"));
+        }
     }
 }

@@ -24,6 +24,18 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Largest request body accepted by the gateway's own endpoints (not the proxy), in bytes.
     pub max_body_bytes: usize,
+    /// How long a client has to send a request's header: from the connection's start (TLS handshake included)
+    /// to its first request, and on HTTP/1.1 also from one request's end to the next one's header.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no new request starts for this long is closed (requests in progress finish first).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most client connections served at once; further ones wait in the listen queue until one closes. Capped
+    /// at half the process's open-file limit, so that upstream connections and files always find a descriptor.
+    pub max_connections: usize,
+    /// Largest request header (request line and all fields; the HTTP/2 header list), in bytes: 431 beyond it.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +46,10 @@ impl Default for ServerConfig {
             tls: None,
             shutdown_grace: Duration::from_secs(10),
             max_body_bytes: 1 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -131,7 +147,12 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// Most sessions kept in memory; the least recently used go first beyond it.
     pub max_sessions: u64,
-    /// Hosts (exact, or `.example.com` for subdomains) the login may redirect to besides the gateway itself.
+    /// Memory, in bytes, for sign-in requests waiting for a login (OIDC authorization requests, SAML
+    /// AuthnRequests with their RelayState); the oldest go first beyond it. Anyone can create these.
+    pub max_pending_bytes: u64,
+    /// Origins the login may redirect to besides the gateway itself: `https://app.example.com[:port]`
+    /// (`https://.example.com` for subdomains), or a bare host meaning https on 443 plus the gateway's own scheme
+    /// and port (see `redirect::allows`).
     pub allowed_redirect_domains: Vec<String>,
 }
 
@@ -143,6 +164,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3600),
             max_sessions: 1_000_000,
+            max_pending_bytes: 32 << 20,
             allowed_redirect_domains: Vec::new(),
         }
     }
@@ -162,6 +184,9 @@ pub struct LoginConfig {
     /// How long further attempts are refused once `max_failures` is reached; it always expires.
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    /// Failed OAuth client authentications (wrong `client_secret` at token, introspection, revocation) allowed
+    /// per `client_id`, or per client IP, within `window`; then that client (or IP) gets 429 for `lockout`.
+    pub client_max_failures: u32,
 }
 
 impl Default for LoginConfig {
@@ -171,6 +196,7 @@ impl Default for LoginConfig {
             max_failures: 5,
             window: Duration::from_secs(5 * 60),
             lockout: Duration::from_secs(5 * 60),
+            client_max_failures: 10,
         }
     }
 }
@@ -235,6 +261,7 @@ impl super::Config {
                 "use one of error, warn, info, debug, trace, or directives like \"info,gateway=debug\"",
             ));
         }
+        self.validate_server_limits(&mut out);
         self.validate_directory(&mut out);
         self.validate_session(&mut out);
         out.extend(self.proxy.validate());
@@ -256,6 +283,38 @@ impl super::Config {
             self.validate_scim(scim, &mut out);
         }
         out
+    }
+
+    fn validate_server_limits(&self, out: &mut Vec<ConfigProblem>) {
+        let s = &self.server;
+        for (key, value) in
+            [("server.header_read_timeout", s.header_read_timeout), ("server.idle_timeout", s.idle_timeout)]
+        {
+            if value < Duration::from_millis(100) || value > Duration::from_secs(3600) {
+                out.push(ConfigProblem::new(
+                    key,
+                    Some(humantime::format_duration(value).to_string()),
+                    "outside 100ms–1h",
+                    "use the defaults, header_read_timeout = \"10s\" and idle_timeout = \"60s\"",
+                ));
+            }
+        }
+        if s.max_connections == 0 || s.max_connections > crate::server::MAX_CONNECTIONS_LIMIT {
+            out.push(ConfigProblem::new(
+                "server.max_connections",
+                Some(s.max_connections.to_string()),
+                format!("outside 1–{}", crate::server::MAX_CONNECTIONS_LIMIT),
+                "use the default 4096, or what the open-file limit (ulimit -n) allows",
+            ));
+        }
+        if !(crate::server::MIN_HEADER_BYTES..=crate::server::MAX_HEADER_BYTES_LIMIT).contains(&s.max_header_bytes) {
+            out.push(ConfigProblem::new(
+                "server.max_header_bytes",
+                Some(s.max_header_bytes.to_string()),
+                format!("outside {}–{} bytes", crate::server::MIN_HEADER_BYTES, crate::server::MAX_HEADER_BYTES_LIMIT),
+                "use the default 65536 (64 KiB)",
+            ));
+        }
     }
 
     fn validate_scim(&self, scim: &federation::scim::ScimConfig, out: &mut Vec<ConfigProblem>) {
@@ -380,6 +439,42 @@ impl super::Config {
                 Some("0".into()),
                 "no session could ever be kept",
                 "set a positive bound, e.g. 1000000",
+            ));
+        }
+        if s.max_pending_bytes < crate::pending::MIN_BYTES {
+            out.push(ConfigProblem::new(
+                "session.max_pending_bytes",
+                Some(s.max_pending_bytes.to_string()),
+                format!(
+                    "too small to keep sign-in requests waiting for a login (minimum {})",
+                    crate::pending::MIN_BYTES
+                ),
+                "use the default 33554432 (32 MiB); each waiting request takes about 1 KB",
+            ));
+        }
+        for entry in &self.session.allowed_redirect_domains {
+            if let Some((scheme, rest)) = entry.split_once("://") {
+                let authority = rest.strip_suffix('/').unwrap_or(rest);
+                let port_ok = authority
+                    .rsplit_once(':')
+                    .filter(|(_, p)| !p.contains(']'))
+                    .is_none_or(|(_, p)| p.parse::<u16>().is_ok());
+                if !matches!(scheme, "http" | "https") || authority.is_empty() || authority.contains('/') || !port_ok {
+                    out.push(ConfigProblem::new(
+                        "session.allowed_redirect_domains",
+                        Some(entry.clone()),
+                        "not an http(s) origin (scheme://host[:port], no path)",
+                        "e.g. \"https://app.example.com\", \"https://.example.com\" or a bare \"app.example.com\"",
+                    ));
+                }
+            }
+        }
+        if self.login.throttle && self.login.client_max_failures == 0 {
+            out.push(ConfigProblem::new(
+                "login.client_max_failures",
+                Some("0".into()),
+                "throttling needs client_max_failures ≥ 1",
+                "e.g. client_max_failures = 10; or throttle = false",
             ));
         }
         if self.login.throttle && (self.login.max_failures == 0 || self.login.window.is_zero()) {

@@ -27,8 +27,6 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `X-Real-IP`.
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-/// `Forwarded` (RFC 7239).
-const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// Headers about the client that only the gateway may set; besides the identity headers, a client's copy spelled
 /// with `_` for `-` is removed too.
 const CLIENT_FACTS: [&str; 6] =
@@ -106,7 +104,7 @@ impl IdentityHeaders {
     /// (`X_Forwarded_User`), which CGI, WSGI, PHP and Rack read as the same variable (`HTTP_X_FORWARDED_USER`).
     /// The names the gateway sets keep their client copy only until [`Self::set`] and [`prepare`] replace it.
     pub fn remove_client_claims(&self, h: &mut HeaderMap) {
-        let suspicious = |n: &str| n.contains('_') || n.starts_with("x-forwarded") || n == "forwarded";
+        let suspicious = |n: &str| n.starts_with("x-forwarded") || n == "forwarded" || n.as_bytes().contains(&b'_');
         if !h.keys().any(|n| suspicious(n.as_str())) {
             return;
         }
@@ -428,10 +426,8 @@ pub fn prepare<B>(
     } else {
         h.remove(X_FORWARDED_HOST);
     }
-    // The address the gateway saw, never the client's claim; `Forwarded` is not set by us, so a client's copy
-    // (which could name any address or host) is removed rather than trusted.
+    // The address the gateway saw, never the client's claim (a client's `Forwarded` went in `remove_client_claims`).
     h.insert(X_REAL_IP, client_ip.clone());
-    h.remove(FORWARDED);
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
     if c.sid.is_none() {
         return Ok(Some(Identity::from_client(c.client_id, c.groups, c.roles, token.to_string())));
     }
-    if !state.config.proxy.token_audiences.iter().any(|a| *a == c.aud) {
+    if !state.config.proxy.token_audiences.contains(&c.aud) {
         tracing::debug!(aud = %c.aud, "bearer token for an audience not in proxy.token_audiences");
         return Ok(None);
     }
@@ -193,15 +193,6 @@ fn set_path<B>(req: &mut Request<B>, path: &str) -> Result<(), AppError> {
     parts.path_and_query = Some(axum::http::uri::PathAndQuery::try_from(pq).map_err(|_| bad())?);
     *req.uri_mut() = axum::http::Uri::from_parts(parts).map_err(|_| bad())?;
     Ok(())
-}
-
-/// The gateway's answer to a request it refuses before routing (its error page or JSON, request id, security
-/// headers).
-pub fn refuse<B>(state: &AppState, req: &Request<B>, e: AppError) -> Response<ResponseBody> {
-    let request_id = crate::request_id(req.headers());
-    let wants_json = crate::error::wants_json(req.headers());
-    let resp = crate::error::brand_error_page(state, e.into_response(), wants_json);
-    crate::finish_own_response(resp, request_id).map(ResponseBody::Right)
 }
 
 /// Serves a request [`claim`]ed by the route of upstream `index`: identity, the route's decision, forwarding. The

@@ -150,9 +150,23 @@ async fn login_post(
         state.metrics.event("login", "throttled");
         return Err(AppError::Throttled { retry_after });
     }
-    match state.directory.authenticate(username, &form.password).await {
+    // Found first, so failures count against the account whatever spelling of its name the directory matched
+    // (a name with no account is counted under its folded form only).
+    let target = match state.directory.find(username).await {
+        Ok(t) => t,
+        Err(e) => return Err(directory_error(&state, username, ip, e)),
+    };
+    let account = target.account();
+    if let Some(a) = &account
+        && let Err(retry_after) = state.throttle.check_account(a, now)
+    {
+        tracing::info!(username, client_ip = %ip, outcome = "throttled", retry_after, "login attempt");
+        state.metrics.event("login", "throttled");
+        return Err(AppError::Throttled { retry_after });
+    }
+    match state.directory.verify(target, &form.password).await {
         Ok(user) => {
-            state.throttle.record_success(username);
+            state.throttle.record_success(username, account.as_deref());
             tracing::info!(username = %user.username, client_ip = %ip, outcome = "success", "login attempt");
             state.metrics.event("login", "success");
             // A new id at every login: an id planted before login is worthless after it (no session fixation).
@@ -172,17 +186,19 @@ async fn login_post(
             Ok(resp)
         }
         Err(AuthError::InvalidCredentials) => {
-            state.throttle.record_failure(username, ip, now);
+            state.throttle.record_failure(username, account.as_deref(), ip, now);
             tracing::info!(username, client_ip = %ip, outcome = "failure", reason = "invalid credentials", "login attempt");
             state.metrics.event("login", "failure");
             Ok(render_form(&state, &rd, username, Some("Invalid username or password."), StatusCode::UNAUTHORIZED))
         }
-        Err(e) => {
-            tracing::warn!(username, client_ip = %ip, outcome = "error", reason = %e, "login attempt");
-            state.metrics.event("login", "directory_error");
-            Err(e.into())
-        }
+        Err(e) => Err(directory_error(&state, username, ip, e)),
     }
+}
+
+fn directory_error(state: &AppState, username: &str, ip: std::net::IpAddr, e: AuthError) -> AppError {
+    tracing::warn!(username, client_ip = %ip, outcome = "error", reason = %e, "login attempt");
+    state.metrics.event("login", "directory_error");
+    e.into()
 }
 
 async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {

@@ -2,12 +2,13 @@
 //! introspection, revocation and RP-initiated logout. The protocol logic is `federation::oidc`; this module only
 //! speaks HTTP and connects it to the login session.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequest, Query, RawForm, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, Query, RawForm, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -219,15 +220,53 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
 
 async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
+    let client = client_gate(&state, peer.ip(), &params, &headers)?;
     let refresh = DirectoryRefresh(&state);
-    match provider.token_with(&params, authorization(&headers), state.clock.now(), &refresh).await {
+    let result = provider.token_with(&params, authorization(&headers), state.clock.now(), &refresh).await;
+    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
         Ok(resp) => Ok(no_store(Json(resp))),
         Err(e) => Err(oauth_error(e)),
     }
+}
+
+/// Refuses at once (429) a client id or IP with too many failed client authentications, before any secret is
+/// checked; returns the client id the request claims, for [`client_outcome`].
+fn client_gate(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<Option<String>, AppError> {
+    let claimed = federation::oidc::client::claimed_id(params, authorization(headers));
+    if let Err(retry_after) = state.throttle.check_client(claimed.as_deref(), ip, state.clock.now()) {
+        tracing::info!(client_id = ?claimed, client_ip = %ip, retry_after, "client authentication throttled");
+        state.metrics.event("client_auth", "throttled");
+        return Err(AppError::ClientThrottled { retry_after });
+    }
+    Ok(claimed)
+}
+
+/// Counts an `invalid_client` answer against the client id (only a registered one, so made-up ids cannot fill the
+/// counter) and the IP.
+fn client_outcome<T>(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    claimed: Option<&str>,
+    result: Result<T, TokenError>,
+) -> Result<T, TokenError> {
+    if let Err(e) = &result
+        && e.code() == federation::oidc::ErrorCode::InvalidClient
+    {
+        let known = claimed.filter(|id| state.oidc.as_ref().is_some_and(|p| p.client(id).is_some()));
+        state.throttle.record_client_failure(known, ip, state.clock.now());
+        state.metrics.event("client_auth", "failure");
+    }
+    result
 }
 
 fn oauth_error(error: TokenError) -> AppError {
@@ -262,11 +301,14 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 
 async fn introspect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    match provider.introspect(&params, authorization(&headers), state.clock.now()).await {
+    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let result = provider.introspect(&params, authorization(&headers), state.clock.now()).await;
+    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
         Ok(v) => Ok(no_store(Json(v))),
         Err(e) => Err(oauth_error(e)),
     }
@@ -274,33 +316,69 @@ async fn introspect(
 
 async fn revoke(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    match provider.revoke(&params, authorization(&headers), state.clock.now()).await {
+    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let result = provider.revoke(&params, authorization(&headers), state.clock.now()).await;
+    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
         Ok(()) => Ok(no_store(())),
         Err(e) => Err(oauth_error(e)),
     }
 }
 
-/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends the gateway session, then returns to the
-/// app's registered `post_logout_redirect_uri` or shows the signed-out page.
+/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2–4). The session ends at once only for a valid
+/// `id_token_hint` naming this session's user, from a client it signed in to; anything else (no hint, someone
+/// else's, a cross-site GET any page can trigger) gets a "Sign out?" page whose form posts back with the session's
+/// CSRF token (§4 lets the OP ask the user). Afterwards: the client's registered `post_logout_redirect_uri`
+/// (exact match, checked by the provider) with `state`, or the signed-out page.
 async fn logout(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let (state, headers) = (&state, &headers);
     let provider = oidc(state)?;
     let request = provider.logout(&params).map_err(AppError::OidcRequest)?;
-    if let Some((id, session)) = current_session(state, headers).await? {
-        // A hint for someone else must not end this browser's session.
-        if request.subject.as_deref().is_none_or(|sub| sub == session.user.unique_id) {
-            end_session(state, id, &session).await?;
+    let Some((id, session)) = current_session(state, headers).await? else {
+        return Ok(after_logout(state, request.redirect));
+    };
+    let hinted = request.subject.as_deref().is_some_and(|sub| sub == session.user.unique_id)
+        && request.client_id.as_ref().is_some_and(|c| session.signed_in_to.contains(c));
+    let confirmed = method == Method::POST
+        && params.get("csrf").ok().flatten().is_some_and(|c| crate::random::secure_eq(c, &session.csrf));
+    if !hinted && !confirmed {
+        let mut hidden = Vec::new();
+        if let Some(c) = &request.client_id {
+            hidden.push(("client_id", c.as_str()));
         }
+        for key in ["post_logout_redirect_uri", "state"] {
+            if let Ok(Some(v)) = params.get(key) {
+                hidden.push((key, v));
+            }
+        }
+        let html = crate::pages::logout_confirm_to(
+            &state.config.ui,
+            "/oauth2/logout",
+            &session.csrf,
+            &session.user.username,
+            &hidden,
+        );
+        let mut resp = axum::response::Html(html).into_response();
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::pages::CSP));
+        return Ok(resp);
     }
-    let mut resp = match request.redirect {
+    end_session(state, id, &session).await?;
+    Ok(after_logout(state, request.redirect))
+}
+
+/// The client's post-logout redirect (already checked), or the signed-out page; the session cookie is cleared.
+fn after_logout(state: &AppState, redirect: Option<url::Url>) -> Response {
+    let mut resp = match redirect {
         Some(url) => Redirect::to(url.as_str()).into_response(),
         None => crate::routes::login::logged_out_page(state),
     };
@@ -309,5 +387,5 @@ async fn logout(
     {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
-    Ok(resp)
+    resp
 }

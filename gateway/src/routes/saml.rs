@@ -46,8 +46,9 @@ async fn sso_redirect(
     RawQuery(q): RawQuery,
 ) -> Result<Response, AppError> {
     let raw = q.unwrap_or_default();
-    let (request, sp) = idp(&state)?.redirect_request(&raw)?;
     let relay = relay_state_from(&raw);
+    idp(&state)?.check_relay_state(relay.as_deref())?;
+    let (request, sp) = idp(&state)?.redirect_request(&raw)?;
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), relay).await
 }
@@ -75,6 +76,7 @@ async fn sso_post(
     headers: HeaderMap,
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
+    idp(&state)?.check_relay_state(form.relay_state.as_deref())?;
     let (request, sp) = idp(&state)?.post_request(form.saml_request()?)?;
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), form.relay_state).await
@@ -93,6 +95,7 @@ async fn idp_initiated(
     Query(q): Query<InitQuery>,
 ) -> Result<Response, AppError> {
     let idp = idp(&state)?;
+    idp.check_relay_state(q.relay_state.as_deref())?;
     let sp = match idp.by_name(&name) {
         Ok(sp) => sp,
         Err(e) => {
@@ -168,9 +171,19 @@ async fn proceed_after_login(
     let sp = idp.by_name(sp_name)?;
     let principal = from_user(&session.user, session.auth_instant());
     let signed = idp.respond(sp, &principal, request.as_ref(), state.clock.now())?;
-    if !session.signed_in_to.iter().any(|s| s == sp_name) {
+    let new_sp = !session.signed_in_to.iter().any(|s| s == sp_name);
+    if new_sp || signed.session_index.is_some() {
         let mut updated = (*session).clone();
-        updated.signed_in_to.push(sp_name.to_string());
+        if new_sp {
+            updated.signed_in_to.push(sp_name.to_string());
+        }
+        if let Some(index) = &signed.session_index {
+            // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
+            if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
+                updated.saml_session_indexes.remove(0);
+            }
+            updated.saml_session_indexes.push(index.clone());
+        }
         state.sessions.update(id, updated).await?;
     }
     tracing::info!(sp = sp_name, username = %principal.username, sp_initiated = request.is_some(), "SAML response issued");
@@ -189,6 +202,9 @@ fn post_form(signed: &federation::saml::SignedResponse, relay_state: Option<&str
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+/// How many SAML `SessionIndex` values a session remembers.
+const MAX_SESSION_INDEXES: usize = 16;
 
 async fn slo_redirect(
     State(state): State<AppState>,
@@ -211,8 +227,9 @@ async fn slo_post(
     logout(&state, &headers, idp, sp, &request, form.relay_state).await
 }
 
-/// Ends this browser's session when the request names its user (or names nobody), then posts the signed
-/// LogoutResponse back to the SP. A NameID for someone else ends nothing and answers with a Responder status.
+/// Ends this browser's session only when the (signature-checked) request names its user and the session signed
+/// in to this SP, then posts the signed LogoutResponse back to the SP. A request that names nobody or someone else
+/// (a cross-site GET any page can trigger) ends nothing and answers with a Responder status.
 async fn logout(
     state: &AppState,
     headers: &HeaderMap,
@@ -227,10 +244,21 @@ async fn logout(
     let mut success = true;
     if let Some((id, session)) = current_session(state, headers).await? {
         let principal = from_user(&session.user, session.auth_instant());
-        if sp.is_subject_of_logout(request.name_id.as_deref(), &principal) {
+        let names_this_user = sp.is_subject_of_logout(request.name_id.as_deref(), &principal);
+        let signed_in_here = session.signed_in_to.iter().any(|s| s == sp.name());
+        // SAML core §3.7.1: with a SessionIndex, only the session that assertion was issued to is meant.
+        let index_matches =
+            request.session_index.as_ref().is_none_or(|i| session.saml_session_indexes.iter().any(|s| s == i));
+        if names_this_user && signed_in_here && index_matches {
             end_session(state, id, &session).await?;
         } else {
-            tracing::info!(sp = sp.name(), "SAML logout for a NameID that is not this browser's user: nothing ended");
+            tracing::info!(
+                sp = sp.name(),
+                names_this_user,
+                signed_in_here,
+                index_matches,
+                "SAML logout not for this browser's session (other or no NameID, never signed in to this SP, or another SessionIndex): nothing ended"
+            );
             success = false;
         }
     }
