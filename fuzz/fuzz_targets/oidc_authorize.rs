@@ -5,8 +5,8 @@
 //!
 //! Checks: no panic; what is accepted names a registered client and exactly one of its registered redirect URIs,
 //! has `openid` among known, allowed, unique scopes, a well-formed S256 challenge when PKCE is used (always for
-//! public or PKCE-required clients), and bounded `state`/`nonce`/`login_hint`; an error is only ever redirected to
-//! a registered redirect URI, with `state` echoed.
+//! public or PKCE-required clients), and every kept value bounded (it is stored before anyone logs in); an error
+//! is only ever redirected to a registered redirect URI, with `state` echoed only when within its bound.
 #![no_main]
 
 use federation::oidc::{AuthorizeError, LoginDecision, Params};
@@ -34,6 +34,8 @@ fuzz_target!(|data: &[u8]| {
             for v in [&req.state, &req.nonce, &req.login_hint].into_iter().flatten() {
                 assert!(v.len() <= 1024);
             }
+            assert!(req.client_id.len() <= 256 && req.redirect_uri.len() <= 2048);
+            assert!(req.scopes.iter().map(|s| s.len() + 1).sum::<usize>() <= 2049);
             for auth_time in [None, Some(now()), Some(now() - time::Duration::hours(30))] {
                 if let LoginDecision::Fail(url) = req.login_decision(auth_time, now()) {
                     assert!(url.as_str().starts_with(req.redirect_uri.split(['?', '#']).next().unwrap_or("")));
@@ -46,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e @ AuthorizeError::Redirect { .. }) => {
             let AuthorizeError::Redirect { redirect_uri, state, .. } = &e else { unreachable!() };
+            assert!(state.as_ref().is_none_or(|s| s.len() <= 1024), "an over-long state is echoed");
             let client_id = params.get("client_id").ok().flatten().expect("redirected without a client");
             let client = provider.client(client_id).expect("redirected for an unknown client");
             assert!(client.redirect_uris.contains(redirect_uri), "error redirected to {redirect_uri}");
