@@ -145,10 +145,19 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
     let mut msg: Option<ProtocolMessage> = None;
     let mut depth = 0usize;
     let mut field: Option<(String, String)> = None;
+    let mut root_closed = false;
     loop {
         let event = reader.read_event_into(&mut buf).map_err(|e| SamlError::Malformed(e.to_string()))?;
+        let empty = matches!(event, Event::Empty(_));
         match event {
             Event::DocType(_) => return Err(SamlError::Doctype),
+            // One root: what follows it would be read by this parser as the root's, but not by a signature
+            // checker's, and two readings of one message are what signature-wrapping attacks live on.
+            Event::Start(_) | Event::Empty(_) | Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)
+                if root_closed =>
+            {
+                return Err(SamlError::Malformed(format!("content after the {root} element")));
+            }
             Event::Start(e) | Event::Empty(e) if msg.is_none() => {
                 if e.local_name().as_ref() != root.as_bytes() {
                     return Err(SamlError::Malformed(format!(
@@ -164,7 +173,8 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                         .push((String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(), v.into_owned()));
                 }
                 msg = Some(m);
-                depth = 1;
+                depth = usize::from(!empty);
+                root_closed = empty;
             }
             Event::Start(e) => {
                 depth += 1;
@@ -203,6 +213,7 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                     m.children.push((name, value));
                 }
                 depth = depth.saturating_sub(1);
+                root_closed = depth == 0 && msg.is_some();
             }
             Event::Eof => break,
             _ => {}
@@ -325,6 +336,20 @@ mod tests {
     }
 
     const REQ: &str = r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="a2eg9c2g" Version="2.0" IssueInstant="2020-09-28T13:09:57.896Z" AssertionConsumerServiceURL="https://signin.aliyun.com/saml/SSO" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" ForceAuthn="false" IsPassive="false"><saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">https://signin.aliyun.com/1234567890123456/saml/SSO</saml2:Issuer></samlp:AuthnRequest>"#;
+
+    #[test]
+    fn content_after_the_root_element_is_refused() {
+        let issuer =
+            r#"<saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">https://evil.example/</saml2:Issuer>"#;
+        let empty_root = format!(
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="a1" Version="2.0"/>{issuer}"#
+        );
+        for xml in [empty_root, format!("{REQ}{issuer}"), format!("{REQ}trailing text")] {
+            let err = parse(xml.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("content after the AuthnRequest"), "{xml}: {err}");
+        }
+        assert!(parse(format!("{REQ}\n  ").as_bytes()).is_ok(), "white space after the root is fine");
+    }
 
     #[test]
     fn decodes_the_aliyun_request_by_both_bindings() {
