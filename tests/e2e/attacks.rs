@@ -408,3 +408,34 @@ async fn user_tokens_count_only_for_configured_audiences() {
     let r = http().get(gw2.url("/dashboard")).bearer_auth(at).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a token for client app is not for this proxy");
 }
+
+/// Failed logins are counted per typed name; a name as long as the body limit allows must not become a counter
+/// key (nor a log line, nor an LDAP filter): 300 attempts with 200 KB names are refused up front and the gateway's
+/// memory stays flat, and a real user still signs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_usernames_are_refused_before_they_are_kept() {
+    let gw = GatewayProcess::start(&demo_config(), &[], &[], false).await.unwrap();
+    let c = e2e::gateway::browser();
+    let html = c.get(format!("{}/login", gw.base)).send().await.unwrap().text().await.unwrap();
+    let mut csrf = e2e::gateway::csrf_from(&html).unwrap();
+    let before = e2e::gateway::status_kb(gw.pid(), "VmRSS");
+    let huge = "u".repeat(200_000);
+    for i in 0..300 {
+        let name = format!("{huge}{i}");
+        let r = c
+            .post(format!("{}/login", gw.base))
+            .form(&[("username", name.as_str()), ("password", "x"), ("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "attempt {i}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("too long"), "{}", &body[..body.len().min(500)]);
+        assert!(!body.contains(&huge), "the name is not echoed back");
+        csrf = e2e::gateway::csrf_from(&body).expect("the form comes back with a fresh token");
+    }
+    let after = e2e::gateway::status_kb(gw.pid(), "VmRSS");
+    println!("RSS {before} kB before, {after} kB after 300 logins with 200 KB usernames");
+    assert!(after.saturating_sub(before) < 20_000, "RSS grew from {before} kB to {after} kB");
+    assert!(session_cookie(&gw.base, "alice").await.is_ok(), "a real user still signs in");
+}

@@ -36,6 +36,11 @@ pub async fn current_session<'h>(
     Ok(state.sessions.get(id, state.clock.now()).await?.map(|s| (id, s)))
 }
 
+/// Longest username the login form takes (LDAP uid / sAMAccountName / UPN are far shorter).
+const MAX_USERNAME_BYTES: usize = 256;
+/// Longest password the login form takes.
+const MAX_PASSWORD_BYTES: usize = 4096;
+
 /// Sends the browser to the login page, coming back to `target` afterwards.
 pub fn to_login(target: &str) -> Response {
     let q = serde_urlencoded::to_string([("rd", target)]).unwrap_or_default();
@@ -143,6 +148,13 @@ async fn login_post(
     }
     let rd = safe_target(&form.rd, &cfg.server.public_url, &cfg.redirect_allowlist()).unwrap_or_default();
     let username = form.username.trim();
+    if username.len() > MAX_USERNAME_BYTES || form.password.len() > MAX_PASSWORD_BYTES {
+        // Never kept, logged or sent to the directory: the throttle would otherwise key on (and hold) any size.
+        let msg = format!(
+            "The username (at most {MAX_USERNAME_BYTES} bytes) or password (at most {MAX_PASSWORD_BYTES} bytes) is too long."
+        );
+        return Ok(render_form(&state, &rd, "", Some(&msg), StatusCode::BAD_REQUEST));
+    }
     let ip = peer.ip();
     let now = state.clock.now();
     if let Err(retry_after) = state.throttle.check(username, ip, now) {
