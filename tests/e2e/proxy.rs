@@ -1,6 +1,6 @@
 //! The authenticating reverse proxy in front of a real upstream, and forward-auth behind a real nginx.
 
-use e2e::gateway::{Gateway, browser, demo_config, http};
+use e2e::gateway::{Gateway, browser, demo_config, http, status_kb};
 use e2e::nginx::Nginx;
 use e2e::upstream::EchoUpstream;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -182,16 +182,6 @@ async fn the_login_redirect_comes_back_to_the_proxied_page() {
     assert_eq!(r.headers()["location"], "/reports?id=7");
     let seen: serde_json::Value = c.get(gw.url("/reports?id=7")).send().await.unwrap().json().await.unwrap();
     assert_eq!(seen["query"], "id=7");
-}
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The real binary as its own process, so its memory can be read on its own.
