@@ -30,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::config::TlsConfig;
+use crate::config::{MAX_CONNECTIONS_LIMIT, MAX_HEADER_BYTES_LIMIT, MIN_HEADER_BYTES};
 use crate::error::AppError;
 use crate::proxy::{self, ResponseBody};
 use crate::state::AppState;
@@ -59,13 +60,6 @@ fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     anyhow::ensure!(!certs.is_empty(), "server.tls.cert_file = {} holds no certificate", path.display());
     Ok(certs)
 }
-
-/// The most `server.max_connections` may be set to.
-pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
-/// The least `server.max_header_bytes` (hyper's smallest HTTP/1 read buffer).
-pub const MIN_HEADER_BYTES: usize = 8 * 1024;
-/// The most `server.max_header_bytes` may be set to.
-pub const MAX_HEADER_BYTES_LIMIT: usize = 1 << 20;
 
 /// HTTP/2 streams a client may have open at once on one connection.
 const H2_MAX_CONCURRENT_STREAMS: u32 = 100;

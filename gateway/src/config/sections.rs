@@ -9,6 +9,13 @@ use url::Url;
 
 use super::ConfigProblem;
 
+/// The most `server.max_connections` may be set to.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+/// The least `server.max_header_bytes` (hyper's smallest HTTP/1 read buffer).
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
+/// The most `server.max_header_bytes` may be set to.
+pub const MAX_HEADER_BYTES_LIMIT: usize = 1 << 20;
+
 /// `[server]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -299,19 +306,19 @@ impl super::Config {
                 ));
             }
         }
-        if s.max_connections == 0 || s.max_connections > crate::server::MAX_CONNECTIONS_LIMIT {
+        if s.max_connections == 0 || s.max_connections > MAX_CONNECTIONS_LIMIT {
             out.push(ConfigProblem::new(
                 "server.max_connections",
                 Some(s.max_connections.to_string()),
-                format!("outside 1–{}", crate::server::MAX_CONNECTIONS_LIMIT),
+                format!("outside 1–{}", MAX_CONNECTIONS_LIMIT),
                 "use the default 4096, or what the open-file limit (ulimit -n) allows",
             ));
         }
-        if !(crate::server::MIN_HEADER_BYTES..=crate::server::MAX_HEADER_BYTES_LIMIT).contains(&s.max_header_bytes) {
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES_LIMIT).contains(&s.max_header_bytes) {
             out.push(ConfigProblem::new(
                 "server.max_header_bytes",
                 Some(s.max_header_bytes.to_string()),
-                format!("outside {}–{} bytes", crate::server::MIN_HEADER_BYTES, crate::server::MAX_HEADER_BYTES_LIMIT),
+                format!("outside {}–{} bytes", MIN_HEADER_BYTES, MAX_HEADER_BYTES_LIMIT),
                 "use the default 65536 (64 KiB)",
             ));
         }
