@@ -1,4 +1,4 @@
-//! The gateway's cookie parsing (`gateway::cookies::get`) and the session-id extraction every request goes
+//! The gateway's cookie parsing (`gateway::http::cookies::get`) and the session-id extraction every request goes
 //! through (`routes::login::current_session`: the session cookie's value, used only when it is 43 characters).
 //! Each input line is one `Cookie` header (those `http` accepts as a header value); the first line also names a
 //! cookie to look up.
@@ -6,7 +6,7 @@
 //! Checks: no panic; a value found never contains `;`, and `name=value` occurs in one of the headers.
 #![no_main]
 
-use gateway::cookies::{self, CSRF_COOKIE};
+use gateway::http::cookies::{self, CSRF_COOKIE};
 use http::{HeaderMap, HeaderValue, header};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,4 +1,4 @@
-//! The proxy's canonical path (`gateway::proxy::path::canonicalize`), which every routing, public-path, role and
+//! The proxy's canonical path (`gateway::http::path::canonicalize`), which every routing, public-path, role and
 //! forward-auth decision is made on and which is forwarded upstream. Input: the path as raw UTF-8 (hyper and the
 //! forward-auth headers only hand it over as a `&str`).
 //!
@@ -10,7 +10,7 @@
 //! what the output holds.
 #![no_main]
 
-use gateway::proxy::path::canonicalize;
+use gateway::http::path::canonicalize;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

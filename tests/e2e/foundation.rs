@@ -111,7 +111,9 @@ async fn serves_https_with_http2_and_secure_cookies() {
     let mut config = gateway::config::load_str(&cfg).unwrap();
     config.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
     let running =
-        gateway::start(config, std::sync::Arc::new(gateway::clock::SystemClock), std::future::pending()).await.unwrap();
+        gateway::start(config, std::sync::Arc::new(gateway::domain::clock::SystemClock), std::future::pending())
+            .await
+            .unwrap();
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca_pem).unwrap()).unwrap();
     let client = reqwest::Client::builder().add_root_certificate(ca).no_proxy().build().unwrap();
     let r = client.get(format!("https://127.0.0.1:{port}/healthz")).send().await.unwrap();

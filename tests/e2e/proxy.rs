@@ -376,7 +376,9 @@ async fn https_upstreams_are_verified_with_their_ca() {
     let mut config = gateway::config::load_str(&tls_cfg).unwrap();
     config.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
     let tls_upstream =
-        gateway::start(config, std::sync::Arc::new(gateway::clock::SystemClock), std::future::pending()).await.unwrap();
+        gateway::start(config, std::sync::Arc::new(gateway::domain::clock::SystemClock), std::future::pending())
+            .await
+            .unwrap();
     let front = |ca: Option<&std::path::Path>| {
         let ca = ca.map(|p| format!("ca_file = \"{}\"\n", p.display())).unwrap_or_default();
         format!("{}\n[[proxy.routes]]\nupstream = \"https://127.0.0.1:{port}\"\n{ca}", demo_config())

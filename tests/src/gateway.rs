@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use gateway::clock::ManualClock;
 use gateway::config::Config;
+use gateway::domain::clock::ManualClock;
 
 /// A running in-process gateway. Stopped on drop.
 pub struct Gateway {

@@ -5,6 +5,7 @@
 //! module only loads and combines them.
 
 mod problems;
+pub mod proxy;
 mod sections;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use problems::{ConfigError, ConfigProblem};
+pub use proxy::{HeaderNames, ProxyConfig, RouteConfig, Unmatched};
 pub use sections::*;
 
 /// The environment variable that names the configuration file when `--config` is not given.
@@ -48,7 +50,7 @@ pub struct Config {
     /// `[saml]`: the SAML 2.0 identity provider (enabled when the section is present).
     pub saml: Option<federation::saml::SamlConfig>,
     /// `[proxy]`: the authenticating reverse proxy and forward-auth.
-    pub proxy: crate::proxy::ProxyConfig,
+    pub proxy: crate::config::ProxyConfig,
     /// `[scim]`: provisioning directory users to SCIM servers (`fedgate scim sync`).
     pub scim: Option<federation::scim::ScimConfig>,
 }
@@ -60,8 +62,8 @@ impl Config {
         Self {
             directory: Some(StaticDirectoryConfig { users: vec![StaticUser::default()], ..Default::default() }),
             ldap: Some(ldap_mapper::LdapConfig::default()),
-            proxy: crate::proxy::ProxyConfig {
-                routes: vec![crate::proxy::config::RouteConfig::default()],
+            proxy: crate::config::ProxyConfig {
+                routes: vec![crate::config::proxy::RouteConfig::default()],
                 ..Default::default()
             },
             saml: Some(federation::saml::SamlConfig {

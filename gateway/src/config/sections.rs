@@ -9,6 +9,8 @@ use url::Url;
 
 use super::ConfigProblem;
 
+/// The least `session.max_pending_bytes`: room for a few hundred protocol requests waiting for a login.
+pub const MIN_PENDING_BYTES: u64 = 256 * 1024;
 /// The most `server.max_connections` may be set to.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// The least `server.max_header_bytes` (hyper's smallest HTTP/1 read buffer).
@@ -448,14 +450,11 @@ impl super::Config {
                 "set a positive bound, e.g. 1000000",
             ));
         }
-        if s.max_pending_bytes < crate::pending::MIN_BYTES {
+        if s.max_pending_bytes < MIN_PENDING_BYTES {
             out.push(ConfigProblem::new(
                 "session.max_pending_bytes",
                 Some(s.max_pending_bytes.to_string()),
-                format!(
-                    "too small to keep sign-in requests waiting for a login (minimum {})",
-                    crate::pending::MIN_BYTES
-                ),
+                format!("too small to keep sign-in requests waiting for a login (minimum {})", MIN_PENDING_BYTES),
                 "use the default 33554432 (32 MiB); each waiting request takes about 1 KB",
             ));
         }

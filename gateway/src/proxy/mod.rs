@@ -2,32 +2,31 @@
 //! existing nginx / Traefik. A request gets an identity from the session cookie or a fedgate access token, the
 //! matching route decides ([`decide::decide`]), and only then is it forwarded with identity headers the gateway set.
 
-pub mod config;
 pub mod decide;
-pub mod forward;
-pub mod path;
-pub mod pool;
 
 use std::borrow::Cow;
 
-use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-pub use config::ProxyConfig;
 use decide::{Decision, Identity};
-pub use forward::{ResponseBody, Upstream};
 
-use crate::error::AppError;
-use crate::routes::login::{current_session, to_login};
+use crate::config::{RouteConfig, Unmatched};
+use crate::http::error::{AppError, ForwardAuthDenial as Denial};
+use crate::http::path;
+use crate::http::paths::OwnPaths;
+use crate::http::paths::OwnRoutes;
+use crate::http::request::RequestContext;
 use crate::state::AppState;
+use crate::state::sign_in::{current_session, to_login};
+use crate::upstream::{ResponseBody, Upstream, forward};
 
 /// Forward-auth: `/auth/verify` for nginx `auth_request`, `/auth/forward` for Traefik / Caddy `forwardAuth`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/auth/verify", get(verify_nginx)).route("/auth/forward", get(verify_forwarded))
+pub fn router() -> OwnRoutes<AppState> {
+    OwnRoutes::new().route("/auth/verify", get(verify_nginx)).route("/auth/forward", get(verify_forwarded))
 }
 
 /// The identity of a request: the session's user, or a fedgate access token (`Authorization: Bearer`) that is
@@ -68,14 +67,14 @@ const UPSTREAM_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(1
 
 /// A JWT for the upstream when `proxy.headers.access_token` is configured (cached per session, so RSA signing
 /// does not run on every proxied request).
-fn upstream_token(state: &AppState, session_id: &str, session: &crate::session::Session) -> Option<String> {
+fn upstream_token(state: &AppState, session_id: &str, session: &crate::domain::session::Session) -> Option<String> {
     state.config.proxy.headers.access_token.as_ref()?;
     let oidc = state.oidc.as_ref()?;
     if let Some(t) = state.upstream_tokens.get(session_id) {
         return Some(t);
     }
-    let principal = crate::principal::from_user(&session.user, session.auth_instant());
-    let handle = crate::session::public_handle(session_id);
+    let principal = crate::domain::principal::from_user(&session.user, session.auth_instant());
+    let handle = crate::domain::session::public_handle(session_id);
     match oidc.upstream_token(&principal, &handle, UPSTREAM_TOKEN_TTL, state.clock.now()) {
         Ok(t) => {
             state.upstream_tokens.insert(session_id.to_string(), t.clone());
@@ -141,11 +140,11 @@ fn upstream_for<'a>(state: &'a AppState, host: &str, path: &str) -> Option<(usiz
 
 /// Puts the canonical form of `req`'s path ([`path::canonicalize`]) in its URI, so that the gateway's routing,
 /// the route's rules and the upstream all see the same path, and says which proxy route takes it: the first route
-/// matching its host and path, unless the path is one the gateway answers itself ([`crate::routes::is_own_path`]).
+/// matching its host and path, unless the path is one the gateway answers itself (`own`).
 /// A path that cannot be made unambiguous, or that holds what the taking route has not opted in to, is an error.
-pub fn claim<B>(state: &AppState, req: &mut Request<B>) -> Result<Option<usize>, AppError> {
+pub fn claim<B>(state: &AppState, own: &OwnPaths, req: &mut Request<B>) -> Result<Option<usize>, AppError> {
     let canonical = path::canonicalize(req.uri().path()).map_err(|e| refused_path(req.uri().path(), e))?;
-    let index = if crate::routes::is_own_path(&canonical.path) {
+    let index = if own.contains(&canonical.path) {
         None
     } else {
         upstream_for(state, request_host(req), &canonical.path).map(|(i, _)| i)
@@ -164,7 +163,7 @@ fn refused_path(raw: &str, e: path::PathError) -> AppError {
 }
 
 /// Refuses an encoded slash or `;` parameters unless `route` opted in to them.
-fn check_opt_ins(route: Option<&config::RouteConfig>, canonical: &path::Canonical<'_>) -> Result<(), AppError> {
+fn check_opt_ins(route: Option<&RouteConfig>, canonical: &path::Canonical<'_>) -> Result<(), AppError> {
     if canonical.encoded_slash && !route.is_some_and(|r| r.allow_encoded_slashes) {
         return Err(AppError::BadRequest(
             "the request path contains an encoded slash (%2F), which the app could read as a path separator; \
@@ -204,24 +203,20 @@ pub async fn serve(
     client_ip: HeaderValue,
     mut req: Request<hyper::body::Incoming>,
 ) -> Response<ResponseBody> {
-    let start = std::time::Instant::now();
+    let ctx = RequestContext::begin(&mut req);
     let Some(upstream) = state.upstreams.get(index) else {
-        let resp = crate::not_found(req.uri().clone()).await.into_response();
-        return crate::error::brand_error_page(&state, resp, false).map(ResponseBody::Right);
+        let resp = AppError::NotFound(format!("There is nothing at {} on this gateway.", req.uri().path()));
+        return ctx.own_response(resp.into_response(), &state.config.ui).map(ResponseBody::Right);
     };
-    let request_id = crate::request_id(req.headers());
-    req.headers_mut().insert(crate::X_REQUEST_ID, request_id.clone());
-    let method = req.method().clone();
-    let wants_json = crate::error::wants_json(req.headers());
-    let resp = match forward_if_allowed(&state, upstream, &client_ip, req).await {
+    let answer =
+        tracing::Instrument::instrument(forward_if_allowed(&state, upstream, &client_ip, req), ctx.span().clone())
+            .await;
+    let resp = match answer {
         Ok(Answer::Upstream(resp)) => resp,
-        Ok(Answer::Own(resp)) => crate::finish_own_response(resp, request_id).map(ResponseBody::Right),
-        Err(e) => {
-            let resp = crate::error::brand_error_page(&state, e.into_response(), wants_json);
-            crate::finish_own_response(resp, request_id).map(ResponseBody::Right)
-        }
+        Ok(Answer::Own(resp)) => ctx.own_response(resp, &state.config.ui).map(ResponseBody::Right),
+        Err(e) => ctx.own_response(e.into_response(), &state.config.ui).map(ResponseBody::Right),
     };
-    state.metrics.observe(&upstream.metrics_label, method.as_str(), resp.status().as_u16(), start.elapsed());
+    ctx.finish(&state.metrics, &upstream.metrics_label, resp.status());
     resp
 }
 
@@ -253,9 +248,9 @@ async fn forward_if_allowed(
         Decision::Forward | Decision::Public => {}
     }
     let forward_who = if decision == Decision::Forward { who.as_ref() } else { None };
-    let our_cookies = [state.config.session.cookie_name.as_str(), crate::cookies::CSRF_COOKIE];
+    let our_cookies = [state.config.session.cookie_name.as_str(), crate::http::cookies::CSRF_COOKIE];
     forward::prepare(&mut req, &state.identity_headers, forward_who, client_ip, proto(state), &our_cookies);
-    upstream.forward(req).await.map(Answer::Upstream)
+    Ok(Answer::Upstream(upstream.forward(req).await?))
 }
 
 #[derive(Deserialize)]
@@ -330,28 +325,22 @@ async fn forward_auth(
 ) -> Result<Response, AppError> {
     let raw_path = original.path_and_query.split('?').next().unwrap_or("/");
     let refused = |e: AppError| {
-        let msg = match &e {
-            AppError::BadRequest(m) => m.clone(),
+        let message = match e {
+            AppError::BadRequest(m) => m,
             other => other.to_string(),
         };
-        (refusal, format!("refused: {msg}\n")).into_response()
+        AppError::ForwardAuth(Denial::Path { status: refusal, message })
     };
-    let canonical = match path::canonicalize(raw_path) {
-        Ok(c) => c,
-        Err(e) => return Ok(refused(refused_path(raw_path, e))),
-    };
+    let canonical = path::canonicalize(raw_path).map_err(|e| refused(refused_path(raw_path, e)))?;
     let host = original.host.as_str();
-    let route = state.config.proxy.routes.iter().find(|r| decide::route_matches(r, host, &canonical.path));
-    if let Err(e) = check_opt_ins(route, &canonical) {
-        return Ok(refused(e));
-    }
+    let route = state.config.proxy.routes.iter().find(|r| r.matches(host, &canonical.path));
+    check_opt_ins(route, &canonical).map_err(refused)?;
     let who = identity(state, headers).await?;
     let decision = match route {
         Some(route) => decide::decide(route, &canonical.path, who.as_ref()),
-        None if state.config.proxy.forward_auth_unmatched == config::Unmatched::Deny => {
+        None if state.config.proxy.forward_auth_unmatched == Unmatched::Deny => {
             tracing::info!(host, path = %canonical.path, "forward-auth: no route covers this request");
-            return Ok((StatusCode::FORBIDDEN, "forbidden: no [[proxy.routes]] entry covers this host and path\n")
-                .into_response());
+            return Err(AppError::ForwardAuth(Denial::Unmatched));
         }
         None if who.is_some() => Decision::Forward,
         None => Decision::Unauthenticated,
@@ -363,20 +352,19 @@ async fn forward_auth(
             state.identity_headers.set(resp.headers_mut(), forward_who, false);
             Ok(resp)
         }
-        Decision::Unauthenticated => {
-            let original = format!("{}://{host}{}", original.proto, original.path_and_query);
-            match rd {
-                Some(rd) if !rd.is_empty() => {
-                    let back = if rd == "1" || rd == "true" { original } else { rd };
-                    let q = serde_urlencoded::to_string([("rd", back.as_str())]).unwrap_or_default();
-                    let login = format!("{}/login?{q}", state.config.server.public_url.as_str().trim_end_matches('/'));
-                    Ok(Redirect::to(&login).into_response())
-                }
-                _ => Ok((StatusCode::UNAUTHORIZED, "unauthorized\n").into_response()),
+        Decision::Unauthenticated => match rd {
+            Some(rd) if !rd.is_empty() => {
+                let back = if rd == "1" || rd == "true" {
+                    format!("{}://{host}{}", original.proto, original.path_and_query)
+                } else {
+                    rd
+                };
+                let q = serde_urlencoded::to_string([("rd", back.as_str())]).unwrap_or_default();
+                let login = format!("{}/login?{q}", state.config.server.public_url.as_str().trim_end_matches('/'));
+                Ok(Redirect::to(&login).into_response())
             }
-        }
-        Decision::Forbidden(needs) => {
-            Ok((StatusCode::FORBIDDEN, format!("forbidden: needs {needs}\n")).into_response())
-        }
+            _ => Err(AppError::ForwardAuth(Denial::Unauthenticated)),
+        },
+        Decision::Forbidden(needs) => Err(AppError::ForwardAuth(Denial::Forbidden(needs))),
     }
 }

@@ -24,7 +24,7 @@ const ERROR_RETRIES: u32 = 2;
 /// Largest response body read.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-type HttpClient = Client<crate::outbound::Connector, Full<Bytes>>;
+type HttpClient = Client<crate::http::outbound::Connector, Full<Bytes>>;
 
 /// A failed SCIM call.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -106,7 +106,7 @@ impl ScimClient {
     /// Builds the client of `target` (reads secret files and the CA file).
     pub fn new(target: &TargetConfig) -> anyhow::Result<Self> {
         let connector =
-            crate::outbound::connector(target.ca_file.as_deref(), target.timeout.min(Duration::from_secs(10)))
+            crate::http::outbound::connector(target.ca_file.as_deref(), target.timeout.min(Duration::from_secs(10)))
                 .map_err(|e| anyhow::anyhow!("scim target {}: {e}", target.name))?;
         let auth = target.auth().map_err(|e| anyhow::anyhow!("scim target {}: {e}", target.name))?;
         Ok(Self {

@@ -23,14 +23,14 @@ pub fn spawn_periodic(state: &AppState) {
                 let Some(scim) = &state.config.scim else { return };
                 let Some(target) = scim.target(&name) else { return };
                 let Some(every) = target.interval else { return };
-                let crate::directory::Directory::Ldap(dir) = &state.directory else {
+                let crate::domain::directory::Directory::Ldap(dir) = &state.directory else {
                     tracing::warn!(target = %name, "scim sync needs an [ldap] directory; periodic sync stopped");
                     return;
                 };
                 let now = state.clock.now().unix_timestamp();
                 match run(dir, scim, target, SyncOptions::default(), now).await {
                     Ok(report) => {
-                        state.metrics.scim_run(&report, now);
+                        state.metrics.scim_run(&report.metrics(), now);
                         tracing::info!(target = %name, "{}", report.to_string().trim_end());
                     }
                     Err(e) => {

@@ -67,6 +67,21 @@ pub struct Report {
 }
 
 impl Report {
+    /// The counts `/metrics` keeps of this run.
+    pub fn metrics(&self) -> crate::http::metrics::ScimRun<'_> {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        crate::http::metrics::ScimRun {
+            target: &self.target,
+            completed: self.aborted.is_none(),
+            created: count(self.created),
+            updated: count(self.updated),
+            deprovisioned: count(self.deprovisioned),
+            failed: count(self.failed.len()),
+        }
+    }
+}
+
+impl Report {
     /// Whether everything went through.
     pub fn is_clean(&self) -> bool {
         self.failed.is_empty() && self.aborted.is_none()
@@ -117,7 +132,32 @@ enum Outcome {
     /// The user was deleted.
     Removed(Option<String>),
     /// It failed.
-    Failed { key: Option<String>, user: String, error: String },
+    Failed { key: Option<String>, user: String, error: Failure },
+}
+
+/// Why one user's change failed.
+enum Failure {
+    /// The target answered with an error, or could not be reached.
+    Scim(ScimError),
+    /// Not tried: too many requests in a row could not reach the target.
+    NotAttempted,
+}
+
+impl Failure {
+    /// Whether the target could not be reached (several in a row stop the run).
+    fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Scim(e) if e.is_unreachable())
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Scim(e) if e.is_unreachable() => write!(f, "unreachable: {e}"),
+            Self::Scim(e) => write!(f, "{e}"),
+            Self::NotAttempted => f.write_str("not attempted: the target is unreachable"),
+        }
+    }
 }
 
 /// Runs one sync of `target`. `now` is the Unix time the run starts.
@@ -151,7 +191,7 @@ pub async fn run(
         let mut desired = Vec::new();
         let mut unbuildable = HashSet::new();
         for u in users {
-            match DesiredUser::build(&crate::principal::from_user(&u, auth_time), target) {
+            match DesiredUser::build(&crate::domain::principal::from_user(&u, auth_time), target) {
                 Ok(d) => desired.push(d),
                 Err(reason) => {
                     report.failed.push((u.username.clone(), reason));
@@ -244,7 +284,7 @@ pub async fn run(
                     }
                     next.retry.insert(k);
                 }
-                report.failed.push((user, error));
+                report.failed.push((user, error.to_string()));
             }
         }
     }
@@ -278,11 +318,11 @@ async fn apply(client: &ScimClient, actions: Vec<Action>, state: &SyncState, use
             async move {
                 if abort.load(Ordering::Relaxed) {
                     let (key, user) = describe(&action);
-                    return Outcome::Failed { key, user, error: "not attempted: the target is unreachable".into() };
+                    return Outcome::Failed { key, user, error: Failure::NotAttempted };
                 }
                 let outcome = apply_one(client, action, &by_id, use_patch).await;
                 match &outcome {
-                    Outcome::Failed { error, .. } if error.starts_with(UNREACHABLE) => {
+                    Outcome::Failed { error, .. } if error.is_unreachable() => {
                         if streak.fetch_add(1, Ordering::Relaxed) + 1 >= UNREACHABLE_LIMIT {
                             abort.store(true, Ordering::Relaxed);
                         }
@@ -308,9 +348,6 @@ async fn apply(client: &ScimClient, actions: Vec<Action>, state: &SyncState, use
     Applied { results, aborted }
 }
 
-/// Prefix of errors that mean the target could not be reached.
-const UNREACHABLE: &str = "unreachable: ";
-
 fn describe(action: &Action) -> (Option<String>, String) {
     match action {
         Action::Create(u) | Action::Update { user: u, .. } => (Some(u.key.clone()), u.user_name.clone()),
@@ -318,9 +355,8 @@ fn describe(action: &Action) -> (Option<String>, String) {
     }
 }
 
-fn failure(action_key: Option<String>, user: String, e: &ScimError) -> Outcome {
-    let error = if e.is_unreachable() { format!("{UNREACHABLE}{e}") } else { e.to_string() };
-    Outcome::Failed { key: action_key, user, error }
+fn failure(action_key: Option<String>, user: String, e: ScimError) -> Outcome {
+    Outcome::Failed { key: action_key, user, error: Failure::Scim(e) }
 }
 
 async fn write(
@@ -377,7 +413,7 @@ async fn apply_one(client: &ScimClient, action: Action, by_id: &HashMap<&str, &K
         }
     }
     .await;
-    result.unwrap_or_else(|e| failure(key, name, &e))
+    result.unwrap_or_else(|e| failure(key, name, e))
 }
 
 /// Creates a user; one that already exists by `userName` is adopted and brought up to date.

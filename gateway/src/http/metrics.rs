@@ -36,6 +36,23 @@ fn shard() -> usize {
     SHARD.with(|s| *s)
 }
 
+/// What a SCIM sync run reports to the metrics (the provisioning module's report, reduced to counts).
+#[derive(Debug, Clone, Copy)]
+pub struct ScimRun<'a> {
+    /// Target name.
+    pub target: &'a str,
+    /// The run went to its end (it may still have failed for single users).
+    pub completed: bool,
+    /// Users created or adopted.
+    pub created: u64,
+    /// Users updated.
+    pub updated: u64,
+    /// Users deactivated or deleted.
+    pub deprovisioned: u64,
+    /// Users that failed.
+    pub failed: u64,
+}
+
 /// The gateway's counters. Updating them from a request allocates nothing once a route has been seen.
 #[derive(Default)]
 pub struct Metrics {
@@ -95,19 +112,19 @@ impl Metrics {
     }
 
     /// Records a finished SCIM sync that started at Unix time `started`.
-    pub fn scim_run(&self, report: &crate::scim::Report, started: i64) {
+    pub fn scim_run(&self, run: &ScimRun<'_>, started: i64) {
         if let Ok(mut m) = self.scim.lock() {
-            let s = m.entry(report.target.clone()).or_default();
-            if report.aborted.is_none() {
+            let s = m.entry(run.target.to_string()).or_default();
+            if run.completed {
                 s.last_success = Some(started);
                 s.runs_ok += 1;
             } else {
                 s.runs_failed += 1;
             }
-            s.created += report.created as u64;
-            s.updated += report.updated as u64;
-            s.deprovisioned += report.deprovisioned as u64;
-            s.failed += report.failed.len() as u64;
+            s.created += run.created;
+            s.updated += run.updated;
+            s.deprovisioned += run.deprovisioned;
+            s.failed += run.failed;
         }
     }
 

@@ -44,9 +44,10 @@ pub struct Session {
     /// LogoutRequest naming a SessionIndex ends only the session it was issued to.
     #[serde(default)]
     pub saml_session_indexes: Vec<String>,
-    /// The proxy's identity header values for `user`, built on first use; derived, never stored.
+    /// Values a layer above derives from `user` once per cached session (the proxy's identity header values);
+    /// never stored.
     #[serde(skip)]
-    pub header_values: std::sync::OnceLock<crate::proxy::forward::UserHeaderValues>,
+    pub derived: Derived,
 }
 
 impl Session {
@@ -58,16 +59,50 @@ impl Session {
             auth_time: t,
             method,
             last_seen: t,
-            csrf: crate::random::token(),
+            csrf: crate::domain::random::token(),
             signed_in_to: Vec::new(),
             saml_session_indexes: Vec::new(),
-            header_values: std::sync::OnceLock::new(),
+            derived: Derived::default(),
         }
     }
 
     /// When the user authenticated.
     pub fn auth_instant(&self) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(self.auth_time).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+/// A value derived from a session once and kept beside it in the cache (e.g. the proxy's identity header values,
+/// validated once instead of on every request). Its type belongs to the layer that derives it, so the session
+/// does not depend on that layer. It never takes part in equality and is not cloned or stored.
+#[derive(Default)]
+pub struct Derived(std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Derived {
+    /// The value, built by `init` on first use; `None` if a value of another type was stored first.
+    pub fn get_or_init<T: std::any::Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(init())).downcast_ref()
+    }
+}
+
+impl Clone for Derived {
+    /// A clone starts empty: the value is cheap to derive again and belongs to the cached original.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Derived {}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
     }
 }
 
@@ -205,7 +240,7 @@ impl SessionStore for MemoryStore {
 pub async fn conformance(store: &dyn SessionStore, lifetimes: Lifetimes, user: MappedUser) -> Result<(), String> {
     let t0 = OffsetDateTime::now_utc();
     let at = |d: Duration| t0 + d;
-    let id = crate::random::token();
+    let id = crate::domain::random::token();
     let fail = |what: &str| Err::<(), String>(what.to_string());
 
     if store.get(&id, t0).await.map_err(|e| e.to_string())?.is_some() {
@@ -225,13 +260,13 @@ pub async fn conformance(store: &dyn SessionStore, lifetimes: Lifetimes, user: M
         return fail("using a session must reset its idle timeout");
     }
     // Idle expiry.
-    let idle_id = crate::random::token();
+    let idle_id = crate::domain::random::token();
     store.insert(&idle_id, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
     if store.get(&idle_id, at(lifetimes.idle + Duration::from_secs(1))).await.map_err(|e| e.to_string())?.is_some() {
         return fail("a session unused past the idle timeout must be gone");
     }
     // Absolute expiry, however active.
-    let abs_id = crate::random::token();
+    let abs_id = crate::domain::random::token();
     store.insert(&abs_id, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
     let mut t = Duration::ZERO;
     while t + lifetimes.idle / 2 < lifetimes.absolute {

@@ -25,13 +25,22 @@ const MAX_IDLE: usize = 256;
 /// Why a request could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    /// Connecting failed or timed out.
-    #[error("cannot connect to {authority}: {reason}")]
+    /// Connecting failed.
+    #[error("cannot connect to {authority}")]
     Connect {
         /// `host:port`.
         authority: String,
-        /// What went wrong.
-        reason: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Connecting took longer than the connect timeout.
+    #[error("no connection to {authority} within {timeout:?}")]
+    ConnectTimeout {
+        /// `host:port`.
+        authority: String,
+        /// The timeout.
+        timeout: Duration,
     },
     /// The connection failed while the request was under way.
     #[error(transparent)]
@@ -104,11 +113,11 @@ impl Http1Pool {
     }
 
     async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
-        let failed = |reason: String| PoolError::Connect { authority: self.authority.clone(), reason };
+        let authority = || self.authority.clone();
         let stream = tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(&self.authority))
             .await
-            .map_err(|_| failed(format!("no answer within {:?}", self.connect_timeout)))?
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|_| PoolError::ConnectTimeout { authority: authority(), timeout: self.connect_timeout })?
+            .map_err(|source| PoolError::Connect { authority: authority(), source })?;
         let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {

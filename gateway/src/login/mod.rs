@@ -1,39 +1,34 @@
-//! `GET|POST /login` and `GET|POST /logout`: the one path every protocol starts from.
+//! `GET|POST /login` and `GET|POST /logout`: the one path every protocol starts from; the account page.
+
+pub mod account;
+pub mod apps;
 
 use std::net::SocketAddr;
 
 use axum::Form;
-use axum::Router;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::cookies::{self, CSRF_COOKIE, CookieAttrs};
-use crate::directory::AuthError;
-use crate::error::AppError;
-use crate::pages::{self, LoginForm};
-use crate::random;
-use crate::redirect::safe_target;
-use crate::session::{AuthMethod, Session};
+use crate::domain::directory::AuthError;
+use crate::domain::random;
+use crate::domain::session::{AuthMethod, Session};
+use crate::http::cookies::{self, CSRF_COOKIE, CookieAttrs};
+use crate::http::error::AppError;
+use crate::http::pages::{self, LoginForm};
+use crate::http::paths::OwnRoutes;
+use crate::http::redirect::safe_target;
 use crate::state::AppState;
+use crate::state::sign_in::{current_session, end_session, logged_out_page, no_store, session_cookie_attrs};
 
 /// The login and logout routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/login", get(login_get).post(login_post)).route("/logout", get(logout_get).post(logout_post))
-}
-
-/// The live session of this request, with its id.
-pub async fn current_session<'h>(
-    state: &AppState,
-    headers: &'h HeaderMap,
-) -> Result<Option<(&'h str, std::sync::Arc<Session>)>, AppError> {
-    let Some(id) = cookies::get(headers, &state.config.session.cookie_name) else { return Ok(None) };
-    if id.len() != 43 {
-        return Ok(None);
-    }
-    Ok(state.sessions.get(id, state.clock.now()).await?.map(|s| (id, s)))
+pub fn router() -> OwnRoutes<AppState> {
+    OwnRoutes::new()
+        .route("/login", get(login_get).post(login_post))
+        .route("/logout", get(logout_get).post(logout_post))
+        .merge(account::router())
 }
 
 /// Longest username the login form takes (LDAP uid / sAMAccountName / UPN are far shorter).
@@ -41,29 +36,8 @@ const MAX_USERNAME_BYTES: usize = 256;
 /// Longest password the login form takes.
 const MAX_PASSWORD_BYTES: usize = 4096;
 
-/// Sends the browser to the login page, coming back to `target` afterwards.
-pub fn to_login(target: &str) -> Response {
-    let q = serde_urlencoded::to_string([("rd", target)]).unwrap_or_default();
-    Redirect::to(&format!("/login?{q}")).into_response()
-}
-
 fn attrs(state: &AppState, same_site: &'static str) -> CookieAttrs<'static> {
     CookieAttrs { secure: state.secure_cookies(), same_site, domain: None, max_age: None }
-}
-
-pub(crate) fn session_cookie_attrs(state: &AppState) -> CookieAttrs<'_> {
-    CookieAttrs {
-        secure: state.secure_cookies(),
-        same_site: "Lax",
-        domain: state.config.session.cookie_domain.as_deref(),
-        max_age: None,
-    }
-}
-
-fn no_store(resp: &mut Response) {
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(pages::CSP));
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,11 +84,11 @@ fn app_name(state: &AppState, rd: &str) -> Option<String> {
     let url = url::Url::parse("http://gateway.invalid").ok()?.join(rd).ok()?;
     let id = url.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.into_owned())?;
     match state.pending.get(&id)? {
-        crate::pending::Pending::Oidc(req) => {
+        crate::domain::pending::Pending::Oidc(req) => {
             let client = state.oidc.as_ref()?.client(&req.client_id)?;
             Some(client.name.clone().unwrap_or_else(|| client.client_id.clone()))
         }
-        crate::pending::Pending::Saml { sp, .. } => {
+        crate::domain::pending::Pending::Saml { sp, .. } => {
             let sp = state.saml.as_ref()?.by_name(&sp).ok()?;
             Some(sp.config.display_name.clone().unwrap_or_else(|| sp.name().to_string()))
         }
@@ -241,24 +215,4 @@ async fn logout_post(
     }
     end_session(&state, id, &session).await?;
     Ok(logged_out_page(&state))
-}
-
-/// Ends a session (logout from the page, or RP-initiated logout).
-pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Result<(), AppError> {
-    state.sessions.remove(id).await?;
-    state.upstream_tokens.invalidate(id);
-    tracing::info!(username = %session.user.username, signed_in_to = ?session.signed_in_to, "logout");
-    state.metrics.event("logout", "success");
-    Ok(())
-}
-
-pub(crate) fn logged_out_page(state: &AppState) -> Response {
-    let html =
-        pages::message(&state.config.ui, "Signed out", "You have been signed out.", Some(("/login", "Sign in again")));
-    let mut resp = Html(html).into_response();
-    if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    no_store(&mut resp);
-    resp
 }

@@ -41,7 +41,7 @@ impl std::fmt::Debug for PendingRequests {
 }
 
 /// The least `session.max_pending_bytes`: room for a few hundred requests.
-pub const MIN_BYTES: u64 = 256 * 1024;
+pub use crate::config::MIN_PENDING_BYTES as MIN_BYTES;
 
 /// How long a request waits for its login.
 const TTL: Duration = Duration::from_secs(15 * 60);
@@ -110,7 +110,7 @@ impl Pending {
 impl PendingRequests {
     /// Keeps `request` and returns its id.
     pub fn put(&self, request: Pending) -> String {
-        let id = crate::random::token();
+        let id = crate::domain::random::token();
         self.cache.insert(id.clone(), request);
         id
     }

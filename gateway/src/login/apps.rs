@@ -17,7 +17,7 @@ pub struct AppLink {
 pub fn visible_to(state: &AppState, user: &MappedUser) -> Vec<AppLink> {
     let mut out = Vec::new();
     if let Some(idp) = &state.saml {
-        let principal = crate::principal::from_user(user, time::OffsetDateTime::UNIX_EPOCH);
+        let principal = crate::domain::principal::from_user(user, time::OffsetDateTime::UNIX_EPOCH);
         for sp in idp.service_providers().iter().filter(|sp| sp.allows(&principal)) {
             out.push(AppLink {
                 name: sp.config.display_name.clone().unwrap_or_else(|| sp.name().to_string()),

@@ -3,7 +3,6 @@
 //! HTTP and connects it to the login session.
 
 use axum::Form;
-use axum::Router;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -11,15 +10,17 @@ use axum::routing::get;
 use federation::saml::{AuthnRequest, IdentityProvider, LogoutRequest, ServiceProvider};
 use serde::Deserialize;
 
-use crate::error::AppError;
-use crate::pending::Pending;
-use crate::principal::from_user;
-use crate::routes::login::{current_session, end_session, session_cookie_attrs, to_login};
+use crate::domain::pending::Pending;
+use crate::domain::principal::from_user;
+use crate::http::error::AppError;
+use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
+use crate::state::sign_in::{current_session, end_session, session_cookie_attrs, to_login};
 
 /// The SAML routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OwnRoutes<AppState> {
+    OwnRoutes::new()
+        .reserve_prefix("/saml/")
         .route("/saml/metadata", get(metadata))
         .route("/saml/sso", get(sso_redirect).post(sso_post))
         .route("/saml/init/{sp}", get(idp_initiated))
@@ -111,7 +112,7 @@ async fn idp_initiated(
 async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<crate::pending::ResumeQuery>,
+    Query(q): Query<crate::domain::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
     match state.pending.get(&q.id) {
         Some(Pending::Saml { sp, request, relay_state }) => {
@@ -265,7 +266,9 @@ async fn logout(
     state.metrics.event("saml_logout", if success { "success" } else { "mismatch" });
     let signed = idp.logout_response(sp, request, success, state.clock.now())?;
     let mut resp = post_form(&signed, relay_state.as_deref());
-    if success && let Some(c) = crate::cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
+    if success
+        && let Some(c) = crate::http::cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state))
+    {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(resp)

@@ -3,12 +3,14 @@
 //! Handlers return `Result<_, AppError>`. Internal detail is logged here, once; the body says what the person can
 //! do about it. Pages are branded later by [`brand_error_page`], which has the `[ui]` settings.
 
+use std::time::Duration;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::directory::AuthError;
-use crate::session::StoreError;
-use crate::state::AppState;
+use crate::config::UiConfig;
+use crate::domain::directory::AuthError;
+use crate::domain::session::StoreError;
 
 /// Everything a gateway handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -45,14 +47,11 @@ pub enum AppError {
     #[error("invalid OpenID Connect request: {0}")]
     OidcRequest(federation::oidc::ProtocolError),
     /// The OIDC grant store failed.
-    #[error("grant store failed: {0}")]
-    OidcStore(String),
-    /// The proxied upstream could not be reached.
-    #[error("upstream unavailable: {0}")]
-    UpstreamUnavailable(String),
-    /// The proxied upstream did not answer in time.
-    #[error("upstream timed out: {0}")]
-    UpstreamTimeout(String),
+    #[error("grant store failed")]
+    OidcStore(#[source] federation::oidc::StoreError),
+    /// A proxied request failed, on the upstream's side or the client's.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
     /// A SAML request or mapping failure.
     #[error("saml: {0}")]
     Saml(#[from] federation::saml::SamlError),
@@ -64,6 +63,9 @@ pub enum AppError {
         /// `WWW-Authenticate` value for 401 answers.
         challenge: Option<&'static str>,
     },
+    /// Forward-auth's answer when the request it was asked about may not pass.
+    #[error("forward-auth refused: {0}")]
+    ForwardAuth(ForwardAuthDenial),
     /// Too many failed client authentications for this client or from this IP: 429 + `Retry-After`, with an
     /// RFC 6749 §5.2 `invalid_client` body, without the secret being checked.
     #[error("too many failed client authentications")]
@@ -71,6 +73,82 @@ pub enum AppError {
         /// Seconds until the next attempt is allowed.
         retry_after: u64,
     },
+}
+
+/// Why a request could not be forwarded, by the side that failed (pingora's error source): the upstream could not
+/// be reached, broke off or was too slow (502 / 504, logged as a warning), or the client's request cannot be
+/// forwarded (400).
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No connection to the upstream (refused, unreachable, TLS failed, connect timeout).
+    #[error("cannot connect to upstream {upstream}")]
+    Connect {
+        /// The route's `upstream`.
+        upstream: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The upstream took the request but its answer failed (connection closed, malformed response).
+    #[error("upstream {upstream} failed to answer")]
+    Response {
+        /// The route's `upstream`.
+        upstream: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The upstream did not answer within the route's `response_timeout`.
+    #[error("upstream {upstream} did not answer within {timeout:?}")]
+    Timeout {
+        /// The route's `upstream`.
+        upstream: String,
+        /// The route's `response_timeout`.
+        timeout: Duration,
+    },
+    /// The client's request cannot be sent on (its target cannot be expressed for the upstream).
+    #[error("the request cannot be forwarded: {0}")]
+    Client(&'static str),
+}
+
+impl ProxyError {
+    /// Whether the upstream failed (rather than the client's request).
+    pub fn is_upstream(&self) -> bool {
+        !matches!(self, Self::Client(_))
+    }
+}
+
+/// Why forward-auth (`/auth/verify`, `/auth/forward`) refuses the request it was asked about. Answered in plain
+/// text, never as a page: nginx `auth_request` reads only the status, Traefik and Caddy pass the body on.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardAuthDenial {
+    /// Nobody is signed in (401).
+    #[error("unauthorized")]
+    Unauthenticated,
+    /// Signed in, but the route needs what is named (403).
+    #[error("forbidden: needs {0}")]
+    Forbidden(String),
+    /// No `[[proxy.routes]]` entry covers the host and path, and `proxy.forward_auth_unmatched` is `deny` (403).
+    #[error("forbidden: no [[proxy.routes]] entry covers this host and path")]
+    Unmatched,
+    /// The path cannot be made unambiguous; `status` is what the integration understands (nginx 403, else 400).
+    #[error("refused: {message}")]
+    Path {
+        /// The answer's status.
+        status: StatusCode,
+        /// What is wrong with the path.
+        message: String,
+    },
+}
+
+impl ForwardAuthDenial {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::Unmatched => StatusCode::FORBIDDEN,
+            Self::Path { status, .. } => *status,
+        }
+    }
 }
 
 impl From<AuthError> for AppError {
@@ -136,13 +214,16 @@ impl AppError {
                     e.description
                 ),
             ),
-            Self::UpstreamUnavailable(_) => (
+            Self::Proxy(ProxyError::Client(m)) => {
+                (StatusCode::BAD_REQUEST, "Bad request", format!("The request cannot be forwarded: {m}."))
+            }
+            Self::Proxy(ProxyError::Connect { .. } | ProxyError::Response { .. }) => (
                 StatusCode::BAD_GATEWAY,
                 "Application unavailable",
                 "The application behind this gateway is not answering. You are signed in; try again in a moment."
                     .into(),
             ),
-            Self::UpstreamTimeout(_) => (
+            Self::Proxy(ProxyError::Timeout { .. }) => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "Application too slow",
                 "The application behind this gateway did not answer in time. Try again in a moment.".into(),
@@ -169,6 +250,7 @@ impl AppError {
                 };
                 (status, title, message)
             }
+            Self::ForwardAuth(d) => (d.status(), "Access denied", d.to_string()),
             Self::ClientThrottled { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
@@ -201,6 +283,10 @@ impl IntoResponse for AppError {
             }
             return resp;
         }
+        if let Self::ForwardAuth(denial) = &self {
+            tracing::debug!(%denial, "forward-auth refused");
+            return (denial.status(), format!("{denial}\n")).into_response();
+        }
         if let Self::ClientThrottled { retry_after } = &self {
             let body = serde_json::json!({
                 "error": "invalid_client",
@@ -218,7 +304,8 @@ impl IntoResponse for AppError {
             Self::DirectoryUnavailable(d) => tracing::warn!(detail = %d, "directory unavailable"),
             Self::DirectoryMisconfigured(d) => tracing::error!(detail = %d, "directory misconfigured"),
             Self::Session(e) => tracing::error!(error = %e, "session store failed"),
-            Self::OidcStore(e) => tracing::error!(error = %e, "grant store failed"),
+            Self::OidcStore(e) => tracing::error!(error = %Chain(e), "grant store failed"),
+            Self::Proxy(e) if e.is_upstream() => tracing::warn!(error = %Chain(e), "proxied request failed"),
             Self::Saml(e @ federation::saml::SamlError::Mapping { .. }) => {
                 tracing::warn!(error = %e, "SAML response refused: fix the user's directory data or the SP's nameid_template / role_mapping")
             }
@@ -236,6 +323,21 @@ impl IntoResponse for AppError {
     }
 }
 
+/// An error with its causes, `a: b: c`, for log lines.
+pub struct Chain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// Whether the client asked for JSON rather than a page (`Accept` names JSON and not HTML).
 pub fn wants_json(headers: &axum::http::HeaderMap) -> bool {
     headers
@@ -246,7 +348,7 @@ pub fn wants_json(headers: &axum::http::HeaderMap) -> bool {
 
 /// Turns an error response marked with an [`ErrorPage`] into the branded HTML page (or JSON when the client asked
 /// for JSON); any other response passes unchanged. Called once per request by the gateway's outer middleware.
-pub fn brand_error_page(state: &AppState, resp: Response, wants_json: bool) -> Response {
+pub fn brand_error_page(ui: &UiConfig, resp: Response, wants_json: bool) -> Response {
     let Some(page) = resp.extensions().get::<ErrorPage>().cloned() else { return resp };
     let (mut parts, _) = resp.into_parts();
     let body = if wants_json {
@@ -254,7 +356,7 @@ pub fn brand_error_page(state: &AppState, resp: Response, wants_json: bool) -> R
         serde_json::json!({ "error": page.title, "message": page.message }).to_string()
     } else {
         parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        crate::pages::message(&state.config.ui, page.title, &page.message, Some(("/", "Go to your account page")))
+        crate::http::pages::message(ui, page.title, &page.message, Some(("/", "Go to your account page")))
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))

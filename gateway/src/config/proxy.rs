@@ -219,3 +219,60 @@ impl ProxyConfig {
         out
     }
 }
+
+/// Does `pattern` (`host`, `*.suffix`, or empty) match `host` (any port, any case)?
+pub fn host_matches(pattern: Option<&str>, host: &str) -> bool {
+    let host = host.split(':').next().unwrap_or(host);
+    match pattern {
+        None | Some("") => true,
+        Some(p) => match p.strip_prefix("*.") {
+            Some(suffix) => {
+                host.len() > suffix.len() + 1
+                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+            None => host.eq_ignore_ascii_case(p),
+        },
+    }
+}
+
+/// Does the path prefix `prefix` match `path` (whole segments: `/api` matches `/api` and `/api/x`, not `/apix`)?
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty() || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl RouteConfig {
+    /// Does this route take requests for `host` and `path`?
+    pub fn matches(&self, host: &str, path: &str) -> bool {
+        host_matches(self.host.as_deref(), host) && prefix_matches(&self.path_prefix, path)
+    }
+
+    /// Is `path` one of the route's `public_paths` (whole segments)?
+    pub fn is_public_path(&self, path: &str) -> bool {
+        self.public_paths.iter().any(|p| prefix_matches(p, path))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_hosts_and_prefixes() {
+        assert!(host_matches(Some("*.example.com"), "dash.example.com:8443"));
+        assert!(!host_matches(Some("*.example.com"), "example.com.evil.org"));
+        assert!(host_matches(Some("Dash.Example.com"), "dash.example.com"));
+        assert!(host_matches(Some("*.Example.com"), "a.b.EXAMPLE.com"));
+        assert!(!host_matches(Some("*.example.com"), "example.com"), "the bare domain is not a subdomain");
+        assert!(!host_matches(Some("*.example.com"), "xexample.com"));
+        let api = RouteConfig { path_prefix: "/api".into(), upstream: "a".into(), ..Default::default() };
+        let slash = RouteConfig { path_prefix: "/api/".into(), upstream: "a".into(), ..Default::default() };
+        let all = RouteConfig { upstream: "b".into(), ..Default::default() };
+        assert!(api.matches("x", "/api/v1") && api.matches("x", "/api"));
+        assert!(!api.matches("x", "/apix") && !api.matches("x", "/"));
+        assert!(slash.matches("x", "/api/v1") && slash.matches("x", "/api"));
+        assert!(all.matches("x", "/apix") && all.matches("x", "/"));
+    }
+}

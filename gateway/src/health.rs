@@ -1,18 +1,18 @@
 //! `/healthz` (the process is alive), `/readyz` (every dependency is usable) and `/metrics` (Prometheus).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
+use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
 
 /// The health routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+pub fn router() -> OwnRoutes<AppState> {
+    OwnRoutes::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
 async fn healthz() -> &'static str {

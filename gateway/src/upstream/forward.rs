@@ -14,10 +14,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use super::config::{HeaderNames, RouteConfig};
-use super::decide::Identity;
 use super::pool::{Http1Pool, PooledBody};
-use crate::error::AppError;
+use crate::config::{HeaderNames, RouteConfig};
+use crate::domain::identity::Identity;
+use crate::http::error::ProxyError;
 
 /// `X-Forwarded-For`.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -43,6 +43,37 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
 ];
+
+/// The [`ProxyError`] for a failure of the plain-HTTP pool.
+fn pool_error(upstream: &str, e: super::pool::PoolError) -> ProxyError {
+    use super::pool::PoolError as P;
+    let upstream = upstream.to_string();
+    match e {
+        e @ (P::Connect { .. } | P::ConnectTimeout { .. }) => ProxyError::Connect { upstream, source: Box::new(e) },
+        P::Http(e) => ProxyError::Response { upstream, source: Box::new(e) },
+    }
+}
+
+/// The [`ProxyError`] for a failure of the TLS client.
+fn client_error(upstream: &str, e: hyper_util::client::legacy::Error) -> ProxyError {
+    let upstream = upstream.to_string();
+    if e.is_connect() {
+        ProxyError::Connect { upstream, source: Box::new(e) }
+    } else {
+        ProxyError::Response { upstream, source: Box::new(e) }
+    }
+}
+
+/// The identity header values of `who`: built once per session (kept beside it in the session cache), or for
+/// this token.
+pub fn header_values(who: &Identity) -> std::borrow::Cow<'_, UserHeaderValues> {
+    use std::borrow::Cow;
+    let build = || UserHeaderValues::new(who.username(), who.email(), who.groups(), who.roles());
+    match who.session() {
+        Some(s) => s.derived.get_or_init(build).map_or_else(|| Cow::Owned(build()), Cow::Borrowed),
+        None => Cow::Owned(build()),
+    }
+}
 
 /// A user's identity header values (username, e-mail, groups and roles joined by commas), validated once; `None`
 /// where a value is missing or cannot be a header value.
@@ -137,7 +168,7 @@ impl IdentityHeaders {
     /// when `who` is `None`) are removed, so a client can never supply them. The access token only when
     /// `with_token`.
     pub fn set(&self, h: &mut HeaderMap, who: Option<&Identity>, with_token: bool) {
-        let values = who.map(Identity::header_values);
+        let values = who.map(header_values);
         let values = values.as_deref();
         let mut put = |name: &HeaderName, value: Option<&HeaderValue>| match value {
             Some(v) => {
@@ -170,7 +201,7 @@ enum UpstreamClient {
     Plain(Arc<Http1Pool>),
     /// `https`: hyper-util's pooled client with rustls (HTTP/2 by ALPN). Request bodies go upstream as they
     /// arrived, without boxing.
-    Tls(Box<Client<crate::outbound::Connector, Incoming>>),
+    Tls(Box<Client<crate::http::outbound::Connector, Incoming>>),
 }
 
 /// The body of every response the server sends: an upstream's, passed through as it arrives, or one the gateway
@@ -209,7 +240,7 @@ impl Upstream {
             let host = base.host_str().ok_or_else(|| anyhow::anyhow!("{} has no host", route.upstream))?;
             UpstreamClient::Plain(Http1Pool::new(format!("{host}:{port}"), route.connect_timeout))
         } else {
-            let connector = crate::outbound::connector(route.ca_file.as_deref(), route.connect_timeout)?;
+            let connector = crate::http::outbound::connector(route.ca_file.as_deref(), route.connect_timeout)?;
             UpstreamClient::Tls(Box::new(
                 Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector),
             ))
@@ -227,13 +258,13 @@ impl Upstream {
 
     /// Does this route take requests for `host` and `path`?
     pub fn matches(&self, host: &str, path: &str) -> bool {
-        super::decide::route_matches(&self.route, host, path)
+        self.route.matches(host, path)
     }
 
     /// The URI to send: the path (prefix stripped, base path added) and query, in origin form for our HTTP/1.1
     /// pool and in absolute form for hyper-util's client.
-    fn target(&self, uri: &Uri) -> Result<Uri, AppError> {
-        let bad = || AppError::BadRequest("the request path cannot be forwarded".into());
+    fn target(&self, uri: &Uri) -> Result<Uri, ProxyError> {
+        let bad = || ProxyError::Client("its path cannot be expressed for the upstream");
         let path_and_query = if self.keeps_path {
             uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"))
         } else {
@@ -263,7 +294,7 @@ impl Upstream {
     }
 
     /// Forwards `req` (already stripped of client identity headers by [`prepare`]).
-    pub async fn forward(&self, mut req: Request<Incoming>) -> Result<Response<ResponseBody>, AppError> {
+    pub async fn forward(&self, mut req: Request<Incoming>) -> Result<Response<ResponseBody>, ProxyError> {
         let target = self.target(req.uri())?;
         if !self.route.preserve_host {
             if let Some(v) = &self.host {
@@ -282,27 +313,18 @@ impl Upstream {
         let upgrade = is_websocket(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let upstream = &self.route.upstream;
-        let request_id = req.headers().get(&crate::X_REQUEST_ID).cloned();
-        let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
         let sent = async {
             match &self.client {
-                UpstreamClient::Plain(pool) => pool.send(req).await.map_err(|e| e.to_string()),
+                UpstreamClient::Plain(pool) => pool.send(req).await.map_err(|e| pool_error(upstream, e)),
                 UpstreamClient::Tls(client) => {
-                    client.request(req).await.map(|r| r.map(PooledBody::from)).map_err(|e| e.to_string())
+                    client.request(req).await.map(|r| r.map(PooledBody::from)).map_err(|e| client_error(upstream, e))
                 }
             }
         };
-        let resp = match tokio::time::timeout(self.route.response_timeout, sent).await {
-            Err(_) => {
-                tracing::warn!(%upstream, request_id, timeout = ?self.route.response_timeout, "upstream did not answer in time");
-                return Err(AppError::UpstreamTimeout(upstream.clone()));
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(%upstream, request_id, %error, "upstream unreachable");
-                return Err(AppError::UpstreamUnavailable(upstream.clone()));
-            }
-            Ok(Ok(r)) => r,
-        };
+        let timeout = self.route.response_timeout;
+        let resp = tokio::time::timeout(timeout, sent)
+            .await
+            .map_err(|_| ProxyError::Timeout { upstream: upstream.clone(), timeout })??;
         let (mut parts, body) = resp.into_parts();
         if parts.status == axum::http::StatusCode::SWITCHING_PROTOCOLS
             && let Some(client_upgrade) = client_upgrade

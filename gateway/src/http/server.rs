@@ -13,11 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::header;
-use axum::response::IntoResponse as _;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -27,13 +23,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 
-use crate::config::TlsConfig;
-use crate::config::{MAX_CONNECTIONS_LIMIT, MAX_HEADER_BYTES_LIMIT, MIN_HEADER_BYTES};
-use crate::error::AppError;
-use crate::proxy::{self, ResponseBody};
-use crate::state::AppState;
+use crate::config::{MAX_CONNECTIONS_LIMIT, MAX_HEADER_BYTES_LIMIT, MIN_HEADER_BYTES, ServerConfig, TlsConfig};
 
 /// Builds the rustls server configuration from PEM files (ALPN: h2, http/1.1).
 pub fn tls_acceptor(cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
@@ -71,50 +62,22 @@ const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
 /// within the same time (a vanished peer frees its connection).
 const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
-/// One connection's service. Every request first gets its canonical path ([`proxy::claim`]); one a proxy route
-/// claims goes straight to [`proxy::serve`], past the router
-/// and its middleware, because that is the path every request of a proxied app takes; everything else goes to
-/// the gateway's router. Requests whose host is ambiguous go nowhere (see [`ambiguous_host`]).
+/// A connection's service, counting the requests it starts for the connection's idle watch in
+/// [`serve_connection`].
 #[derive(Clone)]
-struct Dispatch {
-    state: AppState,
-    router: Router,
-    peer: SocketAddr,
-    /// The peer's address as `X-Forwarded-For` wants it, made once per connection.
-    client_ip: axum::http::HeaderValue,
-    /// Requests started on this connection, read by its idle watch in [`serve_connection`].
+struct Counted<S> {
+    inner: S,
     requests: Arc<AtomicU64>,
 }
 
-impl hyper::service::Service<Request<Incoming>> for Dispatch {
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+impl<S: hyper::service::Service<R>, R> hyper::service::Service<R> for Counted<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
 
-    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: R) -> Self::Future {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(problem) = ambiguous_host(&req) {
-            let resp = refuse(&self.state, &req, AppError::BadRequest(problem.into()));
-            return Box::pin(std::future::ready(Ok(resp)));
-        }
-        match proxy::claim(&self.state, &mut req) {
-            Ok(Some(index)) => {
-                let (state, client_ip) = (self.state.clone(), self.client_ip.clone());
-                return Box::pin(async move { Ok(proxy::serve(state, index, client_ip, req).await) });
-            }
-            Ok(None) => {}
-            Err(e) => return Box::pin(std::future::ready(Ok(refuse(&self.state, &req, e)))),
-        }
-        let mut req = req.map(Body::new);
-        req.extensions_mut().insert(ConnectInfo(self.peer));
-        let router = self.router.clone();
-        Box::pin(async move {
-            let resp = match router.oneshot(req).await {
-                Ok(resp) => resp,
-                Err(never) => match never {},
-            };
-            Ok(resp.map(ResponseBody::Right))
-        })
+        self.inner.call(req)
     }
 }
 
@@ -122,7 +85,7 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
 /// authority of an absolute-form target (RFC 9112 §3.2.2) or of HTTP/2's `:authority` (RFC 9113 §8.3.1). Routes,
 /// the proxy and forward-auth decide by host, and a server further on may read the other value, so a request
 /// that names two hosts is refused rather than resolved one way here and another way there.
-fn ambiguous_host<B>(req: &Request<B>) -> Option<&'static str> {
+pub fn ambiguous_host<B>(req: &Request<B>) -> Option<&'static str> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -146,19 +109,6 @@ fn same_authority(host: &[u8], authority: &http::uri::Authority, scheme: Option<
         && !authority.as_str().contains('@')
 }
 
-/// The gateway's own 400 page for a request refused before routing, with its request id and security headers.
-/// HTTP/1 connections are closed after it: what else the client sent on them is not to be trusted either.
-fn refuse<B>(state: &AppState, req: &Request<B>, problem: AppError) -> Response<ResponseBody> {
-    tracing::debug!(%problem, "request refused before routing");
-    let resp = problem.into_response();
-    let resp = crate::error::brand_error_page(state, resp, crate::error::wants_json(req.headers()));
-    let mut resp = crate::finish_own_response(resp, crate::request_id(req.headers()));
-    if req.version() < http::Version::HTTP_2 {
-        resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-    }
-    resp.map(ResponseBody::Right)
-}
-
 /// The connection limits and timeouts of `[server]`, with the connection limit fitted to the open-file limit.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -169,7 +119,7 @@ struct Limits {
 }
 
 impl Limits {
-    fn new(cfg: &crate::config::ServerConfig) -> Self {
+    fn new(cfg: &ServerConfig) -> Self {
         let mut max_connections = cfg.max_connections.clamp(1, MAX_CONNECTIONS_LIMIT);
         // Each client connection may need a second descriptor for its upstream; keep half for those, the
         // directory, keys and logs, so that the limit is reached before the descriptors run out.
@@ -293,22 +243,30 @@ fn concerns_one_connection(e: &std::io::Error) -> bool {
     )
 }
 
-/// Serves the gateway (`state`, and `router` for its own routes) on `listener` until `shutdown` resolves, then
-/// drains connections for up to `grace`.
+/// Serves `listener` until `shutdown` resolves, then drains connections for up to `shutdown_grace`. Each connection's
+/// requests go to the service `make_service` makes for it from the peer's address.
 ///
 /// Limits (`[server]`): at most `max_connections` at once (more wait in the listen queue); a connection must send
 /// its first request header within `header_read_timeout` (TLS handshake included), and on HTTP/1.1 each next one
 /// within that time too; a connection starting no request for `idle_timeout` is closed once its requests finish.
 /// Running out of file descriptors pauses accepting with a growing delay and logs once, not once per attempt.
-pub async fn serve(
+pub async fn serve<M, S, B>(
     listener: TcpListener,
-    state: AppState,
-    router: Router,
+    config: &ServerConfig,
     tls: Option<TlsAcceptor>,
+    make_service: M,
     shutdown: impl std::future::Future<Output = ()> + Send,
-    grace: Duration,
-) -> anyhow::Result<()> {
-    let limits = Limits::new(&state.config.server);
+) -> anyhow::Result<()>
+where
+    M: Fn(SocketAddr) -> S,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let limits = Limits::new(config);
+    let grace = config.shutdown_grace;
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopping) = tokio::sync::watch::channel(());
     let ticker = tokio::spawn(keep_timer_driver_busy());
@@ -366,10 +324,8 @@ pub async fn serve(
             tracing::info!(failures, "accepting connections again");
         }
         let _ = stream.set_nodelay(true);
-        let client_ip = proxy::forward::client_ip_value(peer);
         let requests = Arc::new(AtomicU64::new(0));
-        let service =
-            Dispatch { state: state.clone(), router: router.clone(), peer, client_ip, requests: requests.clone() };
+        let service = Counted { inner: make_service(peer), requests: requests.clone() };
         let builder = builder.clone();
         let tls = tls.clone();
         let stopping = stopping.clone();
@@ -418,10 +374,10 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// ends it) when the server shuts down, when no first request started within `header_read_timeout` of `started`
 /// (hyper's own header timeout starts only once it knows the protocol, and not at all for HTTP/2), or when no
 /// new request started for `idle_timeout`.
-async fn serve_connection<I>(
+async fn serve_connection<I, S, B>(
     io: I,
     builder: &Builder<TokioExecutor>,
-    service: Dispatch,
+    service: Counted<S>,
     requests: &AtomicU64,
     limits: Limits,
     started: std::time::Instant,
@@ -429,6 +385,11 @@ async fn serve_connection<I>(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);

@@ -2,20 +2,20 @@
 
 use std::fmt::Write as _;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::error::AppError;
-use crate::pages::{self, escape};
-use crate::routes::login::{current_session, to_login};
+use crate::http::error::AppError;
+use crate::http::pages::{self, escape};
+use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
+use crate::state::sign_in::{current_session, to_login};
 
 /// The account route.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(account))
+pub fn router() -> OwnRoutes<AppState> {
+    OwnRoutes::new().route_unless_proxied("/", get(account))
 }
 
 async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
@@ -39,7 +39,7 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         chips(&u.roles),
         session.auth_instant().date(),
     );
-    let apps = crate::apps::visible_to(&state, u);
+    let apps = crate::login::apps::visible_to(&state, u);
     if !apps.is_empty() {
         body.push_str("<h2>Your apps</h2>\n<ul class=\"apps\">\n");
         for app in apps {

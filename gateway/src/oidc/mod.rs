@@ -5,50 +5,38 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use axum::Json;
-use axum::Router;
 use axum::extract::{ConnectInfo, FromRequest, Query, RawForm, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use federation::Principal;
 use federation::oidc::{
-    AuthorizationRequest, AuthorizeError, KeySet, LoginDecision, MemoryGrantStore, OidcConfig, Params,
-    PrincipalRefresh, Provider, TokenError,
+    AuthorizationRequest, AuthorizeError, LoginDecision, Params, PrincipalRefresh, Provider, TokenError,
 };
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::error::AppError;
-use crate::pending::Pending;
-use crate::principal::from_user;
-use crate::routes::login::{current_session, end_session, to_login};
+use crate::domain::pending::Pending;
+use crate::domain::principal::from_user;
+use crate::http::error::AppError;
+use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
-
-/// Builds the provider: loads the signing keys from `keys_dir` (generating them on first start).
-pub fn provider(cfg: &OidcConfig, public_url: &url::Url) -> anyhow::Result<Arc<Provider>> {
-    let keys = KeySet::load_or_generate(&cfg.keys_dir, cfg.signing_algorithm).with_context(|| {
-        format!("while loading the OIDC signing keys from oidc.keys_dir = {}", cfg.keys_dir.display())
-    })?;
-    let store = Arc::new(MemoryGrantStore::default());
-    let provider = Provider::new(cfg.clone(), public_url.clone(), keys, store)
-        .context("while setting up the OpenID Connect provider")?;
-    Ok(Arc::new(provider))
-}
+use crate::state::sign_in::{current_session, end_session, to_login};
 
 /// The OIDC routes. The JSON endpoints browsers call directly (discovery, JWKS, token, userinfo) allow CORS.
-pub fn router() -> Router<AppState> {
+pub fn router() -> OwnRoutes<AppState> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
-    let browser_json = Router::new()
+    let browser_json = OwnRoutes::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/oauth2/jwks", get(jwks))
         .route("/oauth2/token", post(token))
         .route("/oauth2/userinfo", get(userinfo).post(userinfo))
-        .layer(cors);
-    Router::new()
+        .map_router(|r| r.layer(cors));
+    OwnRoutes::new()
+        .reserve_prefix("/oauth2/")
         .merge(browser_json)
         .route("/oauth2/authorize", get(authorize).post(authorize))
         .route("/oauth2/authorize/resume", get(resume))
@@ -108,7 +96,7 @@ async fn authorize(
 fn authorize_failure(e: AuthorizeError) -> Result<Response, AppError> {
     match e {
         AuthorizeError::Display(error) => Err(AppError::OidcRequest(error)),
-        AuthorizeError::Store(e) => Err(AppError::OidcStore(e.to_string())),
+        AuthorizeError::Store(e) => Err(AppError::OidcStore(e)),
         redirect @ AuthorizeError::Redirect { .. } => match redirect.redirect_url() {
             Some(url) => Ok(Redirect::to(url.as_str()).into_response()),
             None => Err(AppError::BadRequest(redirect.to_string())),
@@ -170,7 +158,7 @@ fn to_login_with(target: &str, force: bool, login_hint: Option<&str>) -> Respons
 async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<crate::pending::ResumeQuery>,
+    Query(q): Query<crate::domain::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
     match state.pending.get(&q.id) {
         Some(Pending::Oidc(request)) => {
@@ -349,7 +337,7 @@ async fn logout(
     let hinted = request.subject.as_deref().is_some_and(|sub| sub == session.user.unique_id)
         && request.client_id.as_ref().is_some_and(|c| session.signed_in_to.contains(c));
     let confirmed = method == Method::POST
-        && params.get("csrf").ok().flatten().is_some_and(|c| crate::random::secure_eq(c, &session.csrf));
+        && params.get("csrf").ok().flatten().is_some_and(|c| crate::domain::random::secure_eq(c, &session.csrf));
     if !hinted && !confirmed {
         let mut hidden = Vec::new();
         if let Some(c) = &request.client_id {
@@ -360,7 +348,7 @@ async fn logout(
                 hidden.push((key, v));
             }
         }
-        let html = crate::pages::logout_confirm_to(
+        let html = crate::http::pages::logout_confirm_to(
             &state.config.ui,
             "/oauth2/logout",
             &session.csrf,
@@ -369,7 +357,7 @@ async fn logout(
         );
         let mut resp = axum::response::Html(html).into_response();
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::pages::CSP));
+        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::http::pages::CSP));
         return Ok(resp);
     }
     end_session(state, id, &session).await?;
@@ -380,11 +368,12 @@ async fn logout(
 fn after_logout(state: &AppState, redirect: Option<url::Url>) -> Response {
     let mut resp = match redirect {
         Some(url) => Redirect::to(url.as_str()).into_response(),
-        None => crate::routes::login::logged_out_page(state),
+        None => crate::state::sign_in::logged_out_page(state),
     };
-    if let Some(c) =
-        crate::cookies::clear(&state.config.session.cookie_name, crate::routes::login::session_cookie_attrs(state))
-    {
+    if let Some(c) = crate::http::cookies::clear(
+        &state.config.session.cookie_name,
+        crate::state::sign_in::session_cookie_attrs(state),
+    ) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp

@@ -1,0 +1,147 @@
+//! What every handler can reach: configuration, directory, sessions, throttle, metrics, clock, the protocol
+//! engines and the proxy's upstreams; built once from the configuration ([`build`]). [`sign_in`] is the browser's
+//! sign-in session as every feature sees it.
+
+pub mod sign_in;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::domain::clock::Clock;
+use crate::domain::directory::Directory;
+use crate::domain::directory::StaticDirectory;
+use crate::domain::pending::PendingRequests;
+use crate::domain::session::SessionStore;
+use crate::domain::session::{Lifetimes, MemoryStore};
+use crate::domain::throttle::LoginThrottle;
+use crate::http::metrics::Metrics;
+
+/// Shared state, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The contents of [`AppState`].
+pub struct Inner {
+    /// The validated configuration.
+    pub config: Config,
+    /// Where users log in.
+    pub directory: Directory,
+    /// Where sessions live.
+    pub sessions: Box<dyn SessionStore>,
+    /// Failed-login counters.
+    pub throttle: LoginThrottle,
+    /// Request and event counters.
+    pub metrics: Metrics,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// The OpenID Connect provider, when `[oidc]` is configured.
+    pub oidc: Option<Arc<federation::oidc::Provider>>,
+    /// The SAML identity provider, when `[saml]` is configured.
+    pub saml: Option<Arc<federation::saml::IdentityProvider>>,
+    /// The identity header names of `[proxy.headers]`, parsed.
+    pub identity_headers: crate::upstream::IdentityHeaders,
+    /// Proxy routes with their upstream clients.
+    pub upstreams: Vec<crate::upstream::Upstream>,
+    /// Access tokens minted for upstreams, per session id (half the token lifetime).
+    pub upstream_tokens: moka::sync::Cache<String, String>,
+    /// Protocol requests waiting for a login.
+    pub pending: PendingRequests,
+}
+
+impl AppState {
+    /// Wraps the parts.
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// Whether cookies must carry `Secure` (the public URL is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.config.server.public_url.scheme() == "https"
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("directory", &self.directory).finish()
+    }
+}
+
+/// Builds the application state from a validated configuration. Does no network I/O, so start-up stays fast and
+/// a directory that is down at start-up is reported by `/readyz` instead of preventing the start.
+pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let roles = ldap_mapper::RoleMap::new(config.roles.clone());
+    let directory = match (&config.directory, config.ldap_configured()) {
+        (None, true) => match config.ldap.clone() {
+            Some(ldap) => Directory::Ldap(Box::new(
+                ldap_mapper::LdapDirectory::new(ldap, roles).map_err(|e| anyhow::anyhow!("[ldap]: {e}"))?,
+            )),
+            None => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
+        },
+        (Some(d), _) => Directory::Static(StaticDirectory::new(d, roles)),
+        (None, _) => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
+    };
+    let lifetimes = Lifetimes { idle: config.session.idle_timeout, absolute: config.session.absolute_timeout };
+    let sessions = Box::new(MemoryStore::new(config.session.max_sessions, lifetimes));
+    let throttle = LoginThrottle::new(config.login.clone());
+    let upstreams = config
+        .proxy
+        .effective_routes()
+        .into_iter()
+        .filter(|r| !r.upstream.is_empty())
+        .map(crate::upstream::Upstream::new)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(|e| anyhow::anyhow!("[proxy]: {e}"))?;
+    let saml = config
+        .saml
+        .as_ref()
+        .map(|cfg| federation::saml::IdentityProvider::new(cfg.clone(), &config.server.public_url).map(Arc::new))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("[saml]: {e}"))?;
+    let oidc = config.oidc.as_ref().map(|cfg| oidc_provider(cfg, &config.server.public_url)).transpose()?;
+    let identity_headers = crate::upstream::IdentityHeaders::new(&config.proxy.headers)
+        .map_err(|e| anyhow::anyhow!("[proxy.headers]: {e}"))?;
+    let pending = PendingRequests::new(config.session.max_pending_bytes);
+    Ok(AppState::new(Inner {
+        config,
+        directory,
+        sessions,
+        throttle,
+        metrics: Default::default(),
+        clock,
+        oidc,
+        saml,
+        identity_headers,
+        upstreams,
+        upstream_tokens: moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(60))
+            .build(),
+        pending,
+    }))
+}
+
+/// The OpenID Connect provider of `[oidc]`, its signing keys loaded (or made, the first time).
+fn oidc_provider(
+    cfg: &federation::oidc::OidcConfig,
+    public_url: &url::Url,
+) -> anyhow::Result<Arc<federation::oidc::Provider>> {
+    use anyhow::Context as _;
+    let keys = federation::oidc::KeySet::load_or_generate(&cfg.keys_dir, cfg.signing_algorithm).with_context(|| {
+        format!("while loading the OIDC signing keys from oidc.keys_dir = {}", cfg.keys_dir.display())
+    })?;
+    let store = Arc::new(federation::oidc::MemoryGrantStore::default());
+    let provider = federation::oidc::Provider::new(cfg.clone(), public_url.clone(), keys, store)
+        .context("while setting up the OpenID Connect provider")?;
+    Ok(Arc::new(provider))
+}

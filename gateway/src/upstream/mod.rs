@@ -1,0 +1,8 @@
+//! The forwarding engine under the proxy: upstream clients and their connection pools, request and response
+//! header hygiene, identity headers. It forwards what it is given; who may be forwarded is decided above it
+//! (`proxy`).
+
+pub mod forward;
+pub mod pool;
+
+pub use forward::{IdentityHeaders, ResponseBody, Upstream};
