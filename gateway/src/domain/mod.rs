@@ -3,10 +3,10 @@
 //! login. It depends on `config` only.
 
 pub mod clock;
-pub mod directory;
-pub mod identity;
-pub mod pending;
-pub mod principal;
-pub mod random;
-pub mod session;
-pub mod throttle;
+pub(crate) mod directory;
+pub(crate) mod identity;
+pub(crate) mod pending;
+pub(crate) mod principal;
+pub(crate) mod random;
+pub(crate) mod session;
+pub(crate) mod throttle;

@@ -40,9 +40,6 @@ impl std::fmt::Debug for PendingRequests {
     }
 }
 
-/// The least `session.max_pending_bytes`: room for a few hundred requests.
-pub use crate::config::MIN_PENDING_BYTES as MIN_BYTES;
-
 /// How long a request waits for its login.
 const TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -146,11 +143,15 @@ mod tests {
 
     #[test]
     fn the_store_is_bounded_by_bytes_and_keeps_the_newest() {
-        let store = PendingRequests::new(MIN_BYTES);
+        let store = PendingRequests::new(crate::config::MIN_PENDING_BYTES);
         let ids: Vec<String> = (0..2000).map(|_| store.put(saml(1000))).collect();
         let held = store.weighted_size();
-        assert!(held <= MIN_BYTES, "{held} bytes held, bound {MIN_BYTES}");
-        assert!(held > MIN_BYTES / 2, "the bound is used, not undercut: {held}");
+        assert!(
+            held <= crate::config::MIN_PENDING_BYTES,
+            "{held} bytes held, bound {}",
+            crate::config::MIN_PENDING_BYTES
+        );
+        assert!(held > crate::config::MIN_PENDING_BYTES / 2, "the bound is used, not undercut: {held}");
         assert!(store.get(ids.last().unwrap()).is_some(), "the newest request is kept");
         assert!(store.get(&ids[0]).is_none(), "the oldest went first");
     }

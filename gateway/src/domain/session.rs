@@ -237,7 +237,12 @@ impl SessionStore for MemoryStore {
 
 /// The behaviour every [`SessionStore`] must show, given a store built with `lifetimes` and a session template.
 /// Returns the first broken expectation. Call it from each implementation's tests.
-pub async fn conformance(store: &dyn SessionStore, lifetimes: Lifetimes, user: MappedUser) -> Result<(), String> {
+#[cfg(test)]
+pub(crate) async fn conformance(
+    store: &dyn SessionStore,
+    lifetimes: Lifetimes,
+    user: MappedUser,
+) -> Result<(), String> {
     let t0 = OffsetDateTime::now_utc();
     let at = |d: Duration| t0 + d;
     let id = crate::domain::random::token();
