@@ -9,7 +9,7 @@ use ldap3::{Ldap, SearchEntry};
 use moka::future::Cache;
 
 use crate::client::{Connector, Pool, RC_INVALID_CREDENTIALS, unavailable};
-use crate::config::{GroupStrategy, LdapConfig, Mapping, Scope};
+use crate::config::{GroupStrategy, LdapConfig, Mapping, Scope, Secret};
 use crate::error::{Error, Result};
 use crate::mapping;
 use crate::{MappedUser, RoleMap};
@@ -65,7 +65,7 @@ pub use listing::{ListQuery, Listing};
 pub struct LdapDirectory {
     cfg: LdapConfig,
     mapping: Mapping,
-    bind_password: String,
+    bind_password: Secret,
     connector: Connector,
     search_pool: Pool,
     bind_pool: Pool,
@@ -76,7 +76,6 @@ pub struct LdapDirectory {
 }
 
 /// The entry a login names, found before the password is checked (see [`LdapDirectory::find_login`]).
-#[derive(Debug)]
 pub struct LoginTarget {
     typed: String,
     found: Option<(SearchEntry, String)>,
@@ -94,6 +93,18 @@ impl LoginTarget {
     }
 }
 
+/// Shows the typed name, DN and username only: the entry holds every attribute the service account may read, a
+/// `userPassword` hash included.
+impl fmt::Debug for LoginTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginTarget")
+            .field("typed", &self.typed)
+            .field("dn", &self.dn())
+            .field("username", &self.username())
+            .finish()
+    }
+}
+
 impl fmt::Debug for LdapDirectory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LdapDirectory").field("urls", &self.cfg.urls).field("users_dn", &self.cfg.users_dn).finish()
@@ -105,12 +116,13 @@ impl LdapDirectory {
     /// connection (a directory that is down at start-up shows in `/readyz`, it does not stop the gateway).
     pub fn new(cfg: LdapConfig, roles: RoleMap) -> Result<Self> {
         let bind_password = match (&cfg.bind_password, &cfg.bind_password_file) {
-            (Some(p), _) => p.expose().to_string(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| Error::Tls(format!("reading ldap.bind_password_file = {}: {e}", path.display())))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-            (None, None) => String::new(),
+            (Some(p), _) => p.clone(),
+            (None, Some(path)) => Secret::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| Error::Tls(format!("reading ldap.bind_password_file = {}: {e}", path.display())))?
+                    .trim_end_matches(['\r', '\n']),
+            ),
+            (None, None) => Secret::default(),
         };
         let connector = Connector::new(&cfg)?;
         let cache =
@@ -148,7 +160,7 @@ impl LdapDirectory {
         if !self.cfg.bind_dn.is_empty() {
             let res = conn
                 .with_timeout(self.connector.op_timeout)
-                .simple_bind(&self.cfg.bind_dn, &self.bind_password)
+                .simple_bind(&self.cfg.bind_dn, self.bind_password.expose())
                 .await
                 .map_err(|e| unavailable("service bind", e))?;
             if res.rc != 0 {
@@ -598,5 +610,56 @@ impl fmt::Display for ProbeReport {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use super::*;
+
+    #[test]
+    fn no_password_shows_in_debug_output() {
+        let file = std::env::temp_dir().join(format!("fedgate-ldap-mapper-debug-{}", std::process::id()));
+        std::fs::write(&file, "file-secret-4711\n").unwrap();
+        let from_file = LdapConfig {
+            users_dn: "ou=people,dc=example,dc=org".into(),
+            bind_dn: "cn=fedgate,ou=services,dc=example,dc=org".into(),
+            bind_password_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let inline = LdapConfig {
+            bind_password: Some(Secret::new("inline-secret-0815")),
+            bind_password_file: None,
+            ..from_file.clone()
+        };
+        let roles = || RoleMap::new(BTreeMap::new());
+        let dir = LdapDirectory::new(from_file.clone(), roles()).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(dir.bind_password.expose(), "file-secret-4711", "read, trailing newline trimmed");
+        let dir2 = LdapDirectory::new(inline.clone(), roles()).unwrap();
+        // A service account allowed to read userPassword gets the hash with the entry.
+        let entry = SearchEntry {
+            dn: "uid=alice,ou=people,dc=example,dc=org".into(),
+            attrs: HashMap::from([("userPassword".to_string(), vec!["{SSHA}hash-secret-42".to_string()])]),
+            bin_attrs: HashMap::new(),
+        };
+        let target = LoginTarget { typed: "alice".into(), found: Some((entry, "alice".into())) };
+        let shown = [
+            format!("{from_file:?}"),
+            format!("{inline:?}"),
+            format!("{dir:?}"),
+            format!("{dir2:?}"),
+            format!("{:?} {:?} {:?}", dir.connector, dir.search_pool, dir.bind_pool),
+            format!("{target:?}"),
+        ];
+        for text in &shown {
+            for secret in ["file-secret-4711", "inline-secret-0815", "hash-secret-42"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        assert!(shown[5].contains("uid=alice,ou=people"), "still says who: {}", shown[5]);
     }
 }
