@@ -125,8 +125,13 @@ fn from_ldap(e: ldap_mapper::Error) -> AuthError {
     use ldap_mapper::Error as E;
     match e {
         E::InvalidCredentials | E::AccountDisabled(_) => AuthError::InvalidCredentials,
-        E::Unavailable(d) => AuthError::Unavailable(d),
-        E::ServiceBind { .. } | E::Refused { .. } | E::Tls(_) => AuthError::Unavailable(e.to_string()),
+        E::Unavailable(_)
+        | E::ServiceBind { .. }
+        | E::Refused { .. }
+        | E::BindPasswordFile { .. }
+        | E::CaFile { .. }
+        | E::CaCertificate { .. }
+        | E::TlsSettings(_) => AuthError::Unavailable(e.chain()),
         E::Misconfigured { .. } => AuthError::Misconfigured(e.to_string()),
     }
 }

@@ -2,6 +2,7 @@
 //! backoff for URLs that just failed, per-operation timeouts, and a small pool of reusable connections. A pooled
 //! connection that died is dropped and replaced on the next use.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::config::LdapConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unavailable};
 
 /// Result code 49: invalid credentials.
 pub const RC_INVALID_CREDENTIALS: u32 = 49;
@@ -46,17 +47,20 @@ impl Connector {
         let tls = match &cfg.ca_file {
             Some(path) => {
                 let mut roots = rustls::RootCertStore::empty();
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| Error::Tls(format!("reading ldap.ca_file = {}: {e}", path.display())))?;
-                for cert in certs {
-                    let cert =
-                        cert.map_err(|e| Error::Tls(format!("ldap.ca_file = {} is not PEM: {e}", path.display())))?;
-                    roots.add(cert).map_err(|e| Error::Tls(format!("ldap.ca_file = {}: {e}", path.display())))?;
+                let ca_file = |source| Error::CaFile { path: path.clone(), source };
+                for cert in CertificateDer::pem_file_iter(path).map_err(ca_file)? {
+                    roots
+                        .add(cert.map_err(ca_file)?)
+                        .map_err(|source| Error::CaCertificate { path: path.clone(), source })?;
+                }
+                if roots.is_empty() {
+                    // Otherwise every TLS connection would fail later with "unknown issuer".
+                    return Err(ca_file(rustls::pki_types::pem::Error::NoItemsFound));
                 }
                 let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
                 let config = rustls::ClientConfig::builder_with_provider(provider)
                     .with_safe_default_protocol_versions()
-                    .map_err(|e| Error::Tls(e.to_string()))?
+                    .map_err(Error::TlsSettings)?
                     .with_root_certificates(roots)
                     .with_no_client_auth();
                 Some(Arc::new(config))
@@ -102,8 +106,9 @@ impl Connector {
     }
 
     /// Connects to the first URL that answers.
-    pub async fn connect(&self) -> Result<Ldap> {
-        let mut errors = Vec::new();
+    pub async fn connect(&self) -> Result<Conn> {
+        let mut tried = Vec::new();
+        let mut last = None;
         for url in self.order() {
             let mut settings = LdapConnSettings::new()
                 .set_conn_timeout(self.connect_timeout)
@@ -120,22 +125,64 @@ impl Connector {
                         }
                     });
                     self.mark(&url, true);
-                    return Ok(ldap);
+                    return Ok(Conn { ldap, url: url.into() });
                 }
                 Err(e) => {
                     tracing::warn!(%url, error = %e, "ldap connect failed; trying the next URL");
                     self.mark(&url, false);
-                    errors.push(format!("{url}: {e}"));
+                    tried.push(url);
+                    last = Some(e);
                 }
             }
         }
-        Err(Error::Unavailable(if errors.is_empty() { "no ldap URL configured".into() } else { errors.join("; ") }))
+        Err(match last {
+            Some(source) => Unavailable::Connect { urls: tried, source: Box::new(source) },
+            None => Unavailable::NoUrl,
+        }
+        .into())
+    }
+}
+
+/// One open connection and the directory URL it goes to (named in errors). Derefs to [`Ldap`].
+pub struct Conn {
+    ldap: Ldap,
+    url: Arc<str>,
+}
+
+impl Conn {
+    /// The URL this connection goes to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `Unavailable` for a transport-level failure (or timeout) of `operation` on this connection.
+    pub fn failed(&self, operation: &'static str, source: ldap3::LdapError) -> Error {
+        Unavailable::Operation { operation, url: self.url.to_string(), source: Box::new(source) }.into()
+    }
+}
+
+impl Deref for Conn {
+    type Target = Ldap;
+    fn deref(&self) -> &Ldap {
+        &self.ldap
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Ldap {
+        &mut self.ldap
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("url", &self.url).finish_non_exhaustive()
     }
 }
 
 /// A pool of idle connections of one kind.
 pub struct Pool {
-    idle: Mutex<Vec<Ldap>>,
+    idle: Mutex<Vec<Conn>>,
     max_idle: usize,
 }
 
@@ -152,7 +199,7 @@ impl Pool {
     }
 
     /// An idle connection that is still open, if any.
-    pub fn take(&self) -> Option<Ldap> {
+    pub fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         while let Some(mut c) = idle.pop() {
             if !c.is_closed() {
@@ -163,7 +210,7 @@ impl Pool {
     }
 
     /// Returns a healthy connection to the pool.
-    pub fn put(&self, conn: Ldap) {
+    pub fn put(&self, conn: Conn) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < self.max_idle
         {
@@ -177,9 +224,4 @@ impl Pool {
             idle.clear();
         }
     }
-}
-
-/// Maps a transport-level ldap3 error to `Unavailable`.
-pub fn unavailable(what: &str, e: ldap3::LdapError) -> Error {
-    Error::Unavailable(format!("{what}: {e}"))
 }

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use ldap3::{Ldap, SearchEntry};
+use ldap3::SearchEntry;
 use moka::future::Cache;
 
-use crate::client::{Connector, Pool, RC_INVALID_CREDENTIALS, unavailable};
+use crate::client::{Conn, Connector, Pool, RC_INVALID_CREDENTIALS};
 use crate::config::{GroupStrategy, LdapConfig, Mapping, Scope, Secret};
 use crate::error::{Error, Result};
 use crate::mapping;
@@ -27,8 +27,8 @@ const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 /// restarted). A macro rather than a closure-taking method, so the futures stay `Send` for the HTTP server.
 macro_rules! with_service {
     ($dir:expr, |$conn:ident| $body:expr) => {{
-        let mut outcome = Err(Error::Unavailable("retries exhausted".into()));
-        for attempt in 0..2 {
+        let mut retried = false;
+        loop {
             let mut conn = $dir.service().await?;
             let result = {
                 let $conn = &mut conn;
@@ -37,23 +37,22 @@ macro_rules! with_service {
             match result {
                 Ok(v) => {
                     $dir.search_pool.put(conn);
-                    outcome = Ok(v);
-                    break;
+                    break Ok(v);
                 }
-                Err(e) if e.is_unavailable() && attempt == 0 => {
-                    tracing::debug!(error = %e, "ldap connection failed; retrying on a fresh one");
+                Err(e) if e.is_unavailable() && !retried => {
+                    tracing::debug!(error = %e.chain(), "ldap connection failed; retrying on a fresh one");
+                    retried = true;
+                    drop(conn);
                     $dir.search_pool.clear();
                 }
                 Err(e) => {
                     if !e.is_unavailable() {
                         $dir.search_pool.put(conn);
                     }
-                    outcome = Err(e);
-                    break;
+                    break Err(e);
                 }
             }
         }
-        outcome
     }};
 }
 
@@ -119,7 +118,7 @@ impl LdapDirectory {
             (Some(p), _) => p.clone(),
             (None, Some(path)) => Secret::new(
                 std::fs::read_to_string(path)
-                    .map_err(|e| Error::Tls(format!("reading ldap.bind_password_file = {}: {e}", path.display())))?
+                    .map_err(|source| Error::BindPasswordFile { path: path.clone(), source })?
                     .trim_end_matches(['\r', '\n']),
             ),
             (None, None) => Secret::default(),
@@ -152,7 +151,7 @@ impl LdapDirectory {
     }
 
     /// A connection bound as the service account (pooled, or new).
-    async fn service(&self) -> Result<Ldap> {
+    async fn service(&self) -> Result<Conn> {
         if let Some(c) = self.search_pool.take() {
             return Ok(c);
         }
@@ -162,7 +161,7 @@ impl LdapDirectory {
                 .with_timeout(self.connector.op_timeout)
                 .simple_bind(&self.cfg.bind_dn, self.bind_password.expose())
                 .await
-                .map_err(|e| unavailable("service bind", e))?;
+                .map_err(|e| conn.failed("service bind", e))?;
             if res.rc != 0 {
                 return Err(Error::ServiceBind { bind_dn: self.cfg.bind_dn.clone(), rc: res.rc, text: res.text });
             }
@@ -172,7 +171,7 @@ impl LdapDirectory {
 
     async fn search(
         &self,
-        conn: &mut Ldap,
+        conn: &mut Conn,
         base: &str,
         scope: Scope,
         filter: &str,
@@ -183,7 +182,7 @@ impl LdapDirectory {
 
     async fn search_scoped(
         &self,
-        conn: &mut Ldap,
+        conn: &mut Conn,
         base: &str,
         scope: ldap3::Scope,
         filter: &str,
@@ -193,7 +192,7 @@ impl LdapDirectory {
             .with_timeout(self.connector.op_timeout)
             .search(base, scope, filter, attrs.to_vec())
             .await
-            .map_err(|e| unavailable("search", e))?;
+            .map_err(|e| conn.failed("search", e))?;
         match res.rc {
             0 | 4 => Ok(entries.into_iter().map(SearchEntry::construct).collect()),
             32 => Err(Error::Refused {
@@ -214,7 +213,7 @@ impl LdapDirectory {
     }
 
     /// Finds the one entry for `username`. Zero or several matches are `InvalidCredentials` (logged precisely).
-    async fn find_user(&self, conn: &mut Ldap, username: &str) -> Result<Option<SearchEntry>> {
+    async fn find_user(&self, conn: &mut Conn, username: &str) -> Result<Option<SearchEntry>> {
         let filter = crate::filter::and_equals(&self.mapping.user_filter, &self.mapping.username, username);
         let attrs = self.user_attrs();
         let mut entries = self.search(conn, &self.cfg.users_dn, self.mapping.scope, &filter, &attrs).await?;
@@ -306,7 +305,8 @@ impl LdapDirectory {
 
     /// Binds as `dn` with `password` on a bind connection (pooled; a failed bind leaves it reusable).
     async fn bind_as(&self, dn: &str, password: &str) -> Result<()> {
-        for attempt in 0..2 {
+        let mut retried = false;
+        loop {
             let mut conn = match self.bind_pool.take() {
                 Some(c) => c,
                 None => self.connector.connect().await?,
@@ -323,14 +323,15 @@ impl LdapDirectory {
                         }
                     };
                 }
-                Err(e) if attempt == 0 => {
-                    tracing::debug!(error = %e, "bind connection failed; retrying on a fresh one");
+                Err(e) if !retried => {
+                    tracing::debug!(url = conn.url(), error = %e, "bind connection failed; retrying on a fresh one");
+                    retried = true;
+                    drop(conn);
                     self.bind_pool.clear();
                 }
-                Err(e) => return Err(unavailable("bind", e)),
+                Err(e) => return Err(conn.failed("bind", e)),
             }
         }
-        Err(Error::Unavailable("retries exhausted".into()))
     }
 
     /// The current data of `username` (service account only, no password). Served from the cache when fresh, so
@@ -367,7 +368,7 @@ impl LdapDirectory {
     }
 
     /// Maps an entry (with its groups and roles).
-    async fn map(&self, conn: &mut Ldap, entry: &SearchEntry, username: &str) -> Result<MappedUser> {
+    async fn map(&self, conn: &mut Conn, entry: &SearchEntry, username: &str) -> Result<MappedUser> {
         let m = &self.mapping;
         let unique_id = mapping::unique_id(entry, &m.unique_id).ok_or_else(|| Error::Misconfigured {
             dn: entry.dn.clone(),
@@ -405,7 +406,7 @@ impl LdapDirectory {
     }
 
     /// Group names and DNs of a user, nested groups included when configured (bounded).
-    async fn groups(&self, conn: &mut Ldap, entry: &SearchEntry, username: &str) -> Result<(Vec<String>, Vec<String>)> {
+    async fn groups(&self, conn: &mut Conn, entry: &SearchEntry, username: &str) -> Result<(Vec<String>, Vec<String>)> {
         let m = &self.mapping;
         let mut dns: BTreeSet<String> = BTreeSet::new();
         let mut names: BTreeSet<String> = BTreeSet::new();
@@ -531,13 +532,13 @@ impl LdapDirectory {
         if let Ok(name) = mapping::username(&entry, &m) {
             match with_service!(self, |conn| self.map(conn, &entry, &name).await) {
                 Ok(u) => report.user = Some(u),
-                Err(e) => report.problems.push(e.to_string()),
+                Err(e) => report.problems.push(e.chain()),
             }
         }
         if let Some(pw) = password {
             report.bind = Some(match self.authenticate(username, pw).await {
                 Ok(_) => "ok: the password binds".into(),
-                Err(e) => format!("failed: {e}"),
+                Err(e) => format!("failed: {}", e.chain()),
             });
         }
         Ok(report)
@@ -661,5 +662,27 @@ mod tests {
             }
         }
         assert!(shown[5].contains("uid=alice,ou=people"), "still says who: {}", shown[5]);
+    }
+
+    #[test]
+    fn an_unreadable_password_file_names_the_file_and_keeps_the_io_error() {
+        let missing = std::env::temp_dir().join("fedgate-ldap-mapper-no-such-file");
+        let cfg = LdapConfig {
+            users_dn: "ou=people,dc=example,dc=org".into(),
+            bind_password_file: Some(missing.clone()),
+            ..Default::default()
+        };
+        let err = LdapDirectory::new(cfg, RoleMap::new(BTreeMap::new())).unwrap_err();
+        assert!(matches!(&err, Error::BindPasswordFile { path, .. } if *path == missing), "{err:?}");
+        assert!(err.to_string().contains("ldap.bind_password_file"), "{err}");
+        let io = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<std::io::Error>()).unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        let ca = LdapConfig {
+            users_dn: "ou=people,dc=example,dc=org".into(),
+            ca_file: Some(missing.clone()),
+            ..Default::default()
+        };
+        let err = LdapDirectory::new(ca, RoleMap::new(BTreeMap::new())).unwrap_err();
+        assert!(matches!(&err, Error::CaFile { path, .. } if *path == missing), "{err:?}");
     }
 }

@@ -125,7 +125,9 @@ async fn ldaps_and_starttls_with_the_test_ca_and_a_wrong_ca_fails_clearly() {
     );
     let err = bad.authenticate("alice", "alice-password").await.unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
-    assert!(err.to_string().to_lowercase().contains("certificate"), "the error says why: {err}");
+    let why = err.chain();
+    assert!(why.contains(&slapd.ldaps_url().unwrap()), "the error names the URL: {why}");
+    assert!(why.to_lowercase().contains("certificate"), "the error says why: {why}");
 }
 
 #[tokio::test]
