@@ -8,7 +8,7 @@ use std::time::Duration;
 use ldap3::SearchEntry;
 use moka::future::Cache;
 
-use crate::client::{Conn, Connector, Pool, RC_INVALID_CREDENTIALS};
+use crate::client::{Checkout, Conn, Connector, Pool, RC_INVALID_CREDENTIALS};
 use crate::config::{GroupStrategy, LdapConfig, Mapping, Scope, Secret};
 use crate::error::{Error, Result};
 use crate::mapping;
@@ -135,8 +135,8 @@ impl LdapDirectory {
         Ok(Self {
             absent_dn,
             mapping: cfg.mapping(),
-            search_pool: Pool::new(cfg.pool_size),
-            bind_pool: Pool::new(cfg.pool_size),
+            search_pool: Pool::new("service", &cfg),
+            bind_pool: Pool::new("bind", &cfg),
             cfg,
             bind_password,
             connector,
@@ -152,11 +152,8 @@ impl LdapDirectory {
 
     /// A connection bound as the service account (pooled, or new).
     async fn service(&self) -> Result<Conn> {
-        if let Some(c) = self.search_pool.take() {
-            return Ok(c);
-        }
-        let mut conn = self.connector.connect().await?;
-        if !self.cfg.bind_dn.is_empty() {
+        let Checkout { mut conn, fresh } = self.search_pool.get(&self.connector).await?;
+        if fresh && !self.cfg.bind_dn.is_empty() {
             let res = conn
                 .with_timeout(self.connector.op_timeout)
                 .simple_bind(&self.cfg.bind_dn, self.bind_password.expose())
@@ -307,10 +304,7 @@ impl LdapDirectory {
     async fn bind_as(&self, dn: &str, password: &str) -> Result<()> {
         let mut retried = false;
         loop {
-            let mut conn = match self.bind_pool.take() {
-                Some(c) => c,
-                None => self.connector.connect().await?,
-            };
+            let Checkout { mut conn, .. } = self.bind_pool.get(&self.connector).await?;
             match conn.with_timeout(self.connector.op_timeout).simple_bind(dn, password).await {
                 Ok(res) => {
                     self.bind_pool.put(conn);

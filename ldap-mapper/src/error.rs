@@ -5,6 +5,7 @@
 //! [`source`](std::error::Error::source), so the cause chain is kept. [`Error::chain`] renders both on one line.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// An ldap-mapper error.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +17,8 @@ pub enum Error {
     /// The account exists and the password may be right, but the directory marks it disabled or expired (AD).
     #[error("account disabled or expired: {0}")]
     AccountDisabled(String),
-    /// The directory could not be asked: no URL answered, or an operation failed or timed out.
+    /// The directory could not be asked: no URL answered, an operation failed or timed out, or every connection
+    /// of a pool stayed busy.
     #[error(transparent)]
     Unavailable(Unavailable),
     /// The directory answered with data the configuration cannot map (e.g. an entry without the username
@@ -114,6 +116,19 @@ pub enum Unavailable {
         #[source]
         source: Box<ldap3::LdapError>,
     },
+    /// Every connection of a pool was busy for all of `pool_wait_timeout`.
+    #[error(
+        "all {max} {pool} connections to the directory stayed busy for {waited:?}; raise ldap.max_connections \
+         (or ldap.pool_wait_timeout)"
+    )]
+    PoolExhausted {
+        /// Which pool (`service` searches or user `bind`s).
+        pool: &'static str,
+        /// Its `max_connections`.
+        max: usize,
+        /// How long the caller waited.
+        waited: Duration,
+    },
 }
 
 impl From<Unavailable> for Error {
@@ -161,5 +176,12 @@ mod tests {
         assert!(source.downcast_ref::<std::io::Error>().is_some());
         assert!(e.chain().ends_with(": permission denied"), "{}", e.chain());
         assert!(!e.is_unavailable(), "a file problem is not a directory outage");
+        let busy = Error::from(Unavailable::PoolExhausted { pool: "bind", max: 4, waited: Duration::from_secs(5) });
+        assert!(busy.is_unavailable());
+        assert_eq!(
+            busy.chain(),
+            "all 4 bind connections to the directory stayed busy for 5s; raise \
+             ldap.max_connections (or ldap.pool_wait_timeout)"
+        );
     }
 }
