@@ -4,53 +4,14 @@
 //! [`LdapConfig::validate`] reports every problem at once, keys relative to `[ldap]`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// One configuration problem; [`LdapConfig::validate`] reports keys relative to `[ldap]`.
+pub use fedgate_types::ConfigIssue;
+/// A secret string whose `Debug` never shows it (the service account's `bind_password`).
+pub use fedgate_types::Secret;
 use serde::{Deserialize, Serialize};
-
-/// A secret string whose `Debug` never shows it.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// One configuration problem (keys relative to `[ldap]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// Key path, e.g. `users_dn`.
-    pub key: String,
-    /// The offending value (never a secret).
-    pub value: Option<String>,
-    /// What is wrong.
-    pub problem: String,
-    /// What to do.
-    pub fix: String,
-}
-
-impl ConfigIssue {
-    fn new(key: impl Into<String>, value: Option<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { key: key.into(), value, problem: problem.into(), fix: fix.into() }
-    }
-}
 
 /// Defaults for a directory flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
