@@ -4,6 +4,7 @@
 //! from a directory user), the configuration it needs, keys, and `now`, and returns documents, tokens and decisions.
 //! Storage sits behind small traits so the gateway can choose the backend.
 
+pub mod key_file;
 pub mod oidc;
 pub mod principal;
 pub mod saml;

@@ -331,7 +331,7 @@ impl Provider {
                 Some(&AccessToken::new(access_token.clone())),
                 None,
             )
-            .map_err(|e| TokenError::Keys(KeyError::Sign { kid: format!("{} ({e})", key.kid()) }))?;
+            .map_err(|source| TokenError::Keys(KeyError::IdToken { kid: key.kid().to_string(), source }))?;
             Some(token.to_string())
         } else {
             None

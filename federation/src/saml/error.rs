@@ -77,7 +77,7 @@ pub enum SamlError {
     NoSingleLogout(String),
     /// Keys or certificates could not be loaded, generated or used.
     #[error("SAML keys: {0}")]
-    Keys(String),
+    Keys(#[from] super::keys::KeyError),
     /// SP metadata or configuration could not be used.
     #[error("SAML configuration: {0}")]
     Config(String),
