@@ -149,12 +149,19 @@ pub enum KeyError {
     Serialize(#[source] serde_json::Error),
 }
 
-/// Errors from a grant store.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Errors from a grant store. The gateway carries it as it is (with its cause) rather than as a string.
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backing store could not be reached.
+    /// The backing store could not be reached or failed; the cause is the backend's own error.
     #[error("grant store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl StoreError {
+    /// The backing store failed with `cause`.
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Unavailable(cause.into())
+    }
 }
 
 /// Why a token-endpoint-style call (token, introspect, revoke, userinfo) failed.
