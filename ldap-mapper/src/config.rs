@@ -226,6 +226,16 @@ impl LdapConfig {
         }
     }
 
+    /// The service account's password: `bind_password`, else the content of `bind_password_file` without its
+    /// trailing line break, else empty (anonymous search). `Err` names the file that cannot be read.
+    pub fn bind_secret(&self) -> Result<Secret, fedgate_types::SecretFileError> {
+        match (&self.bind_password, &self.bind_password_file) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(path)) => Secret::from_file(path),
+            (None, None) => Ok(Secret::default()),
+        }
+    }
+
     /// Every problem in the section, at once.
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
@@ -441,6 +451,23 @@ mod tests {
         let space = bad.validate().into_iter().find(|i| i.key == "groups_dn").unwrap();
         assert!(space.problem.contains("leading space in RDN 2"), "{}", space.problem);
         assert!(cfg().validate().is_empty(), "{:?}", cfg().validate());
+    }
+
+    #[test]
+    fn bind_secret_comes_from_the_key_or_the_file() {
+        assert_eq!(cfg().bind_secret().unwrap().expose(), "x");
+        let dir = std::env::temp_dir().join(format!("ldap-mapper-bind-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let from_file = LdapConfig { bind_password: None, bind_password_file: Some(file.clone()), ..cfg() };
+        assert_eq!(from_file.bind_secret().unwrap().expose(), "from-file");
+        std::fs::remove_file(&file).unwrap();
+        let err = from_file.bind_secret().unwrap_err();
+        assert_eq!(err.path, file);
+        assert_eq!(err.source.kind(), std::io::ErrorKind::NotFound);
+        let _ = std::fs::remove_dir(&dir);
+        assert!(LdapConfig { bind_password: None, ..cfg() }.bind_secret().unwrap().is_empty());
     }
 
     #[test]
