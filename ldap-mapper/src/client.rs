@@ -403,17 +403,24 @@ mod tests {
 
     /// Sockets connected to `port` as the kernel sees them on our side (the server's own count lags: it sees a
     /// close only when its task reads the EOF, possibly after it accepted the next connection).
+    ///
+    /// The kernel lists the table a page per read, so one listing is no snapshot: a socket closing early in it and
+    /// one opening later could both be seen. Only sockets in two listings in a row count: they were open together.
     fn established_to(port: u16) -> usize {
         let remote = format!(":{port:04X}");
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-        table
-            .lines()
-            .skip(1)
-            .filter(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.len() > 3 && f[2].ends_with(&remote) && f[3] == "01"
-            })
-            .count()
+        let listing = || -> std::collections::HashSet<(String, String)> {
+            let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() > 3 && f[2].ends_with(&remote) && f[3] == "01").then(|| (f[1].into(), f[2].into()))
+                })
+                .collect()
+        };
+        let first = listing();
+        listing().intersection(&first).count()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

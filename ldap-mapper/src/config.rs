@@ -4,53 +4,14 @@
 //! [`LdapConfig::validate`] reports every problem at once, keys relative to `[ldap]`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// One configuration problem; [`LdapConfig::validate`] reports keys relative to `[ldap]`.
+pub use fedgate_types::ConfigIssue;
+/// A secret string whose `Debug` never shows it (the service account's `bind_password`).
+pub use fedgate_types::Secret;
 use serde::{Deserialize, Serialize};
-
-/// A secret string whose `Debug` never shows it.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// One configuration problem (keys relative to `[ldap]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// Key path, e.g. `users_dn`.
-    pub key: String,
-    /// The offending value (never a secret).
-    pub value: Option<String>,
-    /// What is wrong.
-    pub problem: String,
-    /// What to do.
-    pub fix: String,
-}
-
-impl ConfigIssue {
-    fn new(key: impl Into<String>, value: Option<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { key: key.into(), value, problem: problem.into(), fix: fix.into() }
-    }
-}
 
 /// Defaults for a directory flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,6 +232,16 @@ impl LdapConfig {
             group_name: pick(&self.group_name_attribute, "cn", "cn"),
             nested_groups: self.nested_groups.unwrap_or(true),
             active_directory: ad,
+        }
+    }
+
+    /// The service account's password: `bind_password`, else the content of `bind_password_file` without its
+    /// trailing line break, else empty (anonymous search). `Err` names the file that cannot be read.
+    pub fn bind_secret(&self) -> Result<Secret, fedgate_types::SecretFileError> {
+        match (&self.bind_password, &self.bind_password_file) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(path)) => Secret::from_file(path),
+            (None, None) => Ok(Secret::default()),
         }
     }
 
@@ -541,6 +512,23 @@ mod tests {
             (documented.connect_timeout, documented.operation_timeout, documented.cache_ttl),
             (d.connect_timeout, d.operation_timeout, d.cache_ttl)
         );
+    }
+
+    #[test]
+    fn bind_secret_comes_from_the_key_or_the_file() {
+        assert_eq!(cfg().bind_secret().unwrap().expose(), "x");
+        let dir = std::env::temp_dir().join(format!("ldap-mapper-bind-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let from_file = LdapConfig { bind_password: None, bind_password_file: Some(file.clone()), ..cfg() };
+        assert_eq!(from_file.bind_secret().unwrap().expose(), "from-file");
+        std::fs::remove_file(&file).unwrap();
+        let err = from_file.bind_secret().unwrap_err();
+        assert_eq!(err.path, file);
+        assert_eq!(err.source.kind(), std::io::ErrorKind::NotFound);
+        let _ = std::fs::remove_dir(&dir);
+        assert!(LdapConfig { bind_password: None, ..cfg() }.bind_secret().unwrap().is_empty());
     }
 
     #[test]

@@ -270,21 +270,27 @@ async fn chromium_logs_in_with_an_ldap_user() {
 }
 
 /// TCP connections to 127.0.0.1:`port` in state ESTABLISHED, counted on the connecting side in `/proc/net/tcp`
-/// (slapd listens on IPv4 loopback; each connection shows once with `port` as its remote end).
+/// (slapd listens on IPv4 loopback; each connection shows once with `port` as its remote end). The kernel lists
+/// the table a page per read, so one listing is no snapshot (a socket closing early in it and one opening later
+/// could both be seen); only connections in two listings in a row count: those were open at the same time.
 fn established_to(port: u16) -> usize {
     let remote = format!(":{port:04X}");
-    std::fs::read_to_string("/proc/net/tcp")
-        .map(|table| {
-            table
-                .lines()
-                .skip(1)
-                .filter(|l| {
-                    let f: Vec<&str> = l.split_whitespace().collect();
-                    f.len() > 3 && f[2].ends_with(&remote) && f[3] == "01"
-                })
-                .count()
-        })
-        .unwrap_or(0)
+    let listing = || -> std::collections::HashSet<(String, String)> {
+        std::fs::read_to_string("/proc/net/tcp")
+            .map(|table| {
+                table
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        (f.len() > 3 && f[2].ends_with(&remote) && f[3] == "01").then(|| (f[1].into(), f[2].into()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let first = listing();
+    listing().intersection(&first).count()
 }
 
 /// Samples [`established_to`] in a loop on its own thread until dropped; `peak` is the most seen at once.

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn problems(toml: &str) -> Vec<ConfigProblem> {
+fn problems(toml: &str) -> Vec<ConfigIssue> {
     match load_str(toml) {
         Ok(_) => Vec::new(),
         Err(e) => e.problems,
@@ -68,7 +68,7 @@ fn semantic_problems_are_collected_too() {
 
 #[test]
 fn secrets_are_never_echoed() {
-    let p = ConfigProblem::new("ldap.bind_password", Some("hunter2".into()), "x", "y");
+    let p = ConfigIssue::new("ldap.bind_password", Some("hunter2".into()), "x", "y");
     assert_eq!(p.value.as_deref(), Some("<redacted>"));
     let shown = format!("{p}");
     assert!(!shown.contains("hunter2"));

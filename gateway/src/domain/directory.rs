@@ -166,7 +166,7 @@ impl StaticDirectory {
     }
 
     async fn verify(&self, user: Option<Arc<StaticUser>>, password: &str) -> Result<MappedUser, AuthError> {
-        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.expose().to_owned());
         let password = password.to_owned();
         // argon2 is deliberately slow: keep it off the async workers.
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))

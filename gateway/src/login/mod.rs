@@ -13,7 +13,6 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use crate::domain::directory::AuthError;
-use crate::domain::random;
 use crate::domain::session::{AuthMethod, Session};
 use crate::http::cookies::{self, CSRF_COOKIE, CookieAttrs};
 use crate::http::error::AppError;
@@ -22,6 +21,7 @@ use crate::http::paths::OwnRoutes;
 use crate::http::redirect::safe_target;
 use crate::state::AppState;
 use crate::state::sign_in::{current_session, end_session, logged_out_page, no_store, session_cookie_attrs};
+use fedgate_types::random;
 
 /// The login and logout routes.
 pub fn router() -> OwnRoutes<AppState> {

@@ -337,7 +337,7 @@ async fn logout(
     let hinted = request.subject.as_deref().is_some_and(|sub| sub == session.user.unique_id)
         && request.client_id.as_ref().is_some_and(|c| session.signed_in_to.contains(c));
     let confirmed = method == Method::POST
-        && params.get("csrf").ok().flatten().is_some_and(|c| crate::domain::random::secure_eq(c, &session.csrf));
+        && params.get("csrf").ok().flatten().is_some_and(|c| fedgate_types::random::secure_eq(c, &session.csrf));
     if !hinted && !confirmed {
         let mut hidden = Vec::new();
         if let Some(c) = &request.client_id {
