@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
@@ -70,8 +70,8 @@ async fn login_get(
 fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, status: StatusCode) -> Response {
     let csrf = random::token();
     let app = app_name(state, rd);
-    let html = pages::login(&state.config.ui, &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() });
-    let mut resp = (status, Html(html)).into_response();
+    let page = pages::login(&state.config.ui, &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() });
+    let mut resp = (status, page).into_response();
     if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, attrs(state, "Strict")) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -191,7 +191,7 @@ async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Result
     let Some((_, session)) = current_session(&state, &headers).await? else {
         return Ok(logged_out_page(&state));
     };
-    let mut resp = Html(pages::logout_confirm(&state.config.ui, &session.csrf, &session.user.username)).into_response();
+    let mut resp = pages::logout_confirm(&state.config.ui, &session.csrf, &session.user.username).into_response();
     no_store(&mut resp);
     Ok(resp)
 }

@@ -2,7 +2,7 @@
 //! the login page, and the end of a session. Shared by login, account, OIDC, SAML and the proxy.
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
 use crate::domain::session::Session;
@@ -56,9 +56,9 @@ pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Resul
 
 /// The "signed out" page, clearing the session cookie.
 pub fn logged_out_page(state: &AppState) -> Response {
-    let html =
-        pages::message(&state.config.ui, "Signed out", "You have been signed out.", Some(("/login", "Sign in again")));
-    let mut resp = Html(html).into_response();
+    let again = pages::Link { href: "/login", text: "Sign in again" };
+    let mut resp =
+        pages::message(&state.config.ui, "Signed out", "You have been signed out.", Some(again)).into_response();
     if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
