@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::domain::directory::AuthError;
 use crate::domain::random;
 use crate::domain::session::{AuthMethod, Session};
-use crate::http::cookies::{self, CSRF_COOKIE, CookieAttrs};
+use crate::http::cookies::{self, CSRF_COOKIE, CookieAttrs, SameSite};
 use crate::http::error::AppError;
 use crate::http::pages::{self, LoginForm};
 use crate::http::paths::OwnRoutes;
@@ -36,8 +36,9 @@ const MAX_USERNAME_BYTES: usize = 256;
 /// Longest password the login form takes.
 const MAX_PASSWORD_BYTES: usize = 4096;
 
-fn attrs(state: &AppState, same_site: &'static str) -> CookieAttrs<'static> {
-    CookieAttrs { secure: state.secure_cookies(), same_site, domain: None, max_age: None }
+/// The CSRF cookie's attributes: `Strict`, since only the login form, on this site, posts it back.
+fn csrf_cookie_attrs(state: &AppState) -> CookieAttrs<'static> {
+    CookieAttrs { secure: state.secure_cookies(), same_site: SameSite::Strict, domain: None, max_age: None }
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,7 +73,7 @@ fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, 
     let app = app_name(state, rd);
     let page = pages::login(&state.config.ui, &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() });
     let mut resp = (status, page).into_response();
-    if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, attrs(state, "Strict")) {
+    if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, csrf_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     no_store(&mut resp);
@@ -166,7 +167,7 @@ async fn login_post(
             if let Some(c) = cookies::set(&cfg.session.cookie_name, &id, session_cookie_attrs(&state)) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
-            if let Some(c) = cookies::clear(CSRF_COOKIE, attrs(&state, "Strict")) {
+            if let Some(c) = cookies::clear(CSRF_COOKIE, csrf_cookie_attrs(&state)) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
             Ok(resp)

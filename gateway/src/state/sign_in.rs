@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
 use crate::domain::session::Session;
-use crate::http::cookies::{self, CookieAttrs};
+use crate::http::cookies::{self, CookieAttrs, SameSite};
 use crate::http::error::AppError;
 use crate::http::pages;
 
@@ -32,7 +32,7 @@ pub fn to_login(target: &str) -> Response {
 pub fn session_cookie_attrs(state: &AppState) -> CookieAttrs<'_> {
     CookieAttrs {
         secure: state.secure_cookies(),
-        same_site: "Lax",
+        same_site: SameSite::Lax,
         domain: state.config.session.cookie_domain.as_deref(),
         max_age: None,
     }
