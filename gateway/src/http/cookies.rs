@@ -1,6 +1,7 @@
-//! Reading and writing the gateway's cookies; the `cookie` crate writes them. Every cookie the gateway sets is
-//! `HttpOnly`, has `Path=/` and a `SameSite`, and is `Secure` whenever the public URL is https; names, values and
-//! domains are checked first, so nothing in them can add an attribute.
+//! Reading and writing the gateway's cookies, with the `cookie` crate. Every cookie the gateway sets is `HttpOnly`,
+//! has `Path=/` and a `SameSite`, and is `Secure` whenever the public URL is https; names, values and domains are
+//! checked first, so nothing in them can add an attribute. The `Cookie` header is read on every proxied request:
+//! reading borrows from the headers, allocates nothing, and parses only the pairs that can be the one asked for.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::Cookie;
@@ -9,16 +10,29 @@ pub use cookie::SameSite;
 /// The CSRF cookie paired with the login form (double-submit).
 pub const CSRF_COOKIE: &str = "fedgate_csrf";
 
-/// The value of cookie `name` in the request, if present.
+/// The value of cookie `name` in the request: the first pair sent as `name=value`, reading every `Cookie` header in
+/// order. Headers that are not visible ASCII and pairs without a name or an `=` are skipped.
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
+        // The pairs `Cookie::split_parse` would parse, but only those that can be named `name` reach the parser
+        // (about 700 instructions a pair; an app's own cookies on the same host would otherwise cost that each).
         .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .filter(|pair| pair.trim_start().starts_with(name))
+        .filter_map(|pair| Cookie::parse(pair).ok())
+        .find_map(|c| value_if_named(&c, name))
+}
+
+/// The value of `c` if it is named `name` and was sent as `name=value`, with nothing around the `=`.
+fn value_if_named<'a>(c: &Cookie<'a>, name: &str) -> Option<&'a str> {
+    let (n, v) = (c.name_raw()?, c.value_raw()?);
+    // The crate trims blanks around `=`, which RFC 6265 §4.2.1 does not allow there. Such a pair is not read: the
+    // proxy takes our cookies out of requests by their untrimmed names, so what is read as ours must be exactly
+    // what it removes. (Both slices borrow from the same header, so adjacency shows what was sent.)
+    let as_sent = std::ptr::eq(n.as_ptr().wrapping_add(n.len() + 1), v.as_ptr());
+    (n == name && as_sent).then_some(v)
 }
 
 /// Attributes of a cookie to set.
@@ -95,7 +109,46 @@ mod tests {
     fn reads_cookies() {
         let h = headers(&["a=1; fedgate_session=abc; b=2"]);
         assert_eq!(get(&h, "fedgate_session"), Some("abc"));
+        assert_eq!(get(&h, "a"), Some("1"));
         assert_eq!(get(&h, "missing"), None);
+        assert_eq!(get(&headers(&["s="]), "s"), Some(""));
+        assert_eq!(get(&headers(&["s=a=b"]), "s"), Some("a=b"), "the value runs past a second '='");
+        assert_eq!(get(&headers(&[r#"s="q""#]), "s"), Some(r#""q""#), "quotes are part of the value");
+    }
+
+    #[test]
+    fn names_sharing_a_prefix_are_different_cookies() {
+        let h = headers(&["fedgate_session_old=1; fedgate_sessionx=2; fedgate_session=3"]);
+        assert_eq!(get(&h, "fedgate_session"), Some("3"));
+        assert_eq!(get(&h, "fedgate_session_old"), Some("1"));
+        assert_eq!(get(&h, "fedgate_sess"), None);
+    }
+
+    #[test]
+    fn the_first_pair_wins_across_headers() {
+        let h = headers(&["a=1; s=first", "s=second"]);
+        assert_eq!(get(&h, "s"), Some("first"));
+        assert_eq!(get(&headers(&["a=1", "s=second; s=third"]), "s"), Some("second"));
+    }
+
+    #[test]
+    fn malformed_pairs_and_headers_are_skipped() {
+        let mut h = headers(&[";;", "junk; =x; s; ;  ; S=upper"]);
+        h.append(header::COOKIE, HeaderValue::from_bytes(b"s=\xff").unwrap());
+        h.append(header::COOKIE, HeaderValue::from_static("  s=good  ; t=1"));
+        assert_eq!(get(&h, "s"), Some("good"), "names are case-sensitive; a non-ASCII header is skipped whole");
+        assert_eq!(get(&headers(&["s", "=s"]), "s"), None);
+        assert_eq!(get(&HeaderMap::new(), "s"), None);
+        assert_eq!(get(&headers(&[""]), ""), None, "an empty name is never a cookie");
+    }
+
+    #[test]
+    fn only_pairs_sent_as_name_equals_value_are_read() {
+        // What the proxy strips (names compared untrimmed) must include everything read as ours.
+        assert_eq!(get(&headers(&["s =x; s=good"]), "s"), Some("good"));
+        assert_eq!(get(&headers(&["s= x; s=good"]), "s"), Some("good"));
+        assert_eq!(get(&headers(&["s\t=\tx"]), "s"), None);
+        assert_eq!(get(&headers(&["s=a b"]), "s"), Some("a b"), "blanks inside a value are kept as sent");
     }
 
     #[test]
