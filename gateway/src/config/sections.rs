@@ -431,6 +431,20 @@ impl super::Config {
                 "use letters, digits, '-' and '_' only, e.g. \"fedgate_session\"",
             ));
         }
+        if let Some(domain) = &s.cookie_domain {
+            let host = domain.strip_prefix('.').unwrap_or(domain);
+            if host.is_empty()
+                || host.len() > 253
+                || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+            {
+                out.push(ConfigProblem::new(
+                    "session.cookie_domain",
+                    Some(domain.clone()),
+                    "not a host name, so no session cookie could be set",
+                    "use the parent domain the apps share, e.g. \"example.com\", or leave it unset",
+                ));
+            }
+        }
         if s.idle_timeout.is_zero() || s.absolute_timeout < s.idle_timeout {
             out.push(ConfigIssue::new(
                 "session.absolute_timeout",

@@ -58,10 +58,10 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn semantic_problems_are_collected_too() {
     let p = problems(&format!(
-        "{DEMO_USER}\n[session]\nidle_timeout = \"2h\"\nabsolute_timeout = \"1h\"\ncookie_name = \"bad name\"\n[roles]\nadmin = []\n"
+        "{DEMO_USER}\n[session]\nidle_timeout = \"2h\"\nabsolute_timeout = \"1h\"\ncookie_name = \"bad name\"\ncookie_domain = \"example.com; SameSite=None\"\n[roles]\nadmin = []\n"
     ));
     let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
-    for k in ["session.absolute_timeout", "session.cookie_name", "roles.admin"] {
+    for k in ["session.absolute_timeout", "session.cookie_name", "session.cookie_domain", "roles.admin"] {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
 }

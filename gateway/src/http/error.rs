@@ -354,7 +354,8 @@ pub fn brand_error_page(ui: &UiConfig, resp: Response, wants_json: bool) -> Resp
         serde_json::json!({ "error": page.title, "message": page.message }).to_string()
     } else {
         parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        crate::http::pages::message(ui, page.title, &page.message, Some(("/", "Go to your account page")))
+        let home = crate::http::pages::Link { href: "/", text: "Go to your account page" };
+        crate::http::pages::message(ui, page.title, &page.message, Some(home)).into_string()
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))

@@ -348,14 +348,14 @@ async fn logout(
                 hidden.push((key, v));
             }
         }
-        let html = crate::http::pages::logout_confirm_to(
+        let page = crate::http::pages::logout_confirm_to(
             &state.config.ui,
             "/oauth2/logout",
             &session.csrf,
             &session.user.username,
             &hidden,
         );
-        let mut resp = axum::response::Html(html).into_response();
+        let mut resp = page.into_response();
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::http::pages::CSP));
         return Ok(resp);
