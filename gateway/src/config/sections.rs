@@ -437,7 +437,7 @@ impl super::Config {
                 || host.len() > 253
                 || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
             {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     "session.cookie_domain",
                     Some(domain.clone()),
                     "not a host name, so no session cookie could be set",
