@@ -5,9 +5,9 @@ import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEDGATE = os.path.join(ROOT, "target", "release", "fedgate")
-# FEDGATE_BASELINE=/path/to/an/older/fedgate: the proxy benchmarks also measure that binary in the same run, so a
+# BENCH_BASELINE=/path/to/an/older/fedgate: the proxy benchmarks also measure that binary in the same run, so a
 # change can be compared with what it replaces on the same machine at the same time.
-BASELINE = os.environ.get("FEDGATE_BASELINE")
+BASELINE = os.environ.get("BENCH_BASELINE")  # not FEDGATE_*: the gateway reads those as configuration
 ROWS = []  # (measurement, fedgate, peer/limit, ratio, note)
 STARTED = []  # Popen objects to stop
 
@@ -115,7 +115,12 @@ class Gateway:
         self.p = subprocess.Popen([self.binary, "serve", "--config", self.cfg], env=self.env,
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
         STARTED.append(self.p)
-        wait_http(self.base + "/readyz")
+        try:
+            wait_http(self.base + "/readyz")
+        except RuntimeError:
+            with open(os.path.join(self.dir, "log")) as log:
+                sys.stderr.write(f"{self.binary} did not get ready; its log:\n{log.read()[-3000:]}")
+            raise
         return time.monotonic() - t0
 
     def stop(self):
@@ -510,7 +515,7 @@ def bench_proxy():
                 f"fedgate = {ours['rps'] / max(floor['rps'], 1):.0%} of it, with session lookup, route rules, header hygiene, identity headers and metrics on top (its own HTTP/1.1 pool instead of hyper-util's client)")
             if base_gw:
                 base = {f: med("baseline", f) for f in ("rps", "p99", "us")}
-                row("same, baseline binary (FEDGATE_BASELINE) in the same rounds", f"{base['rps']:.0f}/s (p99 {base['p99']} ms), {base['us']:.1f} µs CPU",
+                row("same, baseline binary (BENCH_BASELINE) in the same rounds", f"{base['rps']:.0f}/s (p99 {base['p99']} ms), {base['us']:.1f} µs CPU",
                     f"this build {ours['rps']:.0f}/s, {ours_us:.1f} µs CPU", f"{ours['rps'] / max(base['rps'], 1):.0%} of baseline req/s",
                     "per-round ratios " + ", ".join(f"{a['rps'] / max(b['rps'], 1):.0%}" for a, b in zip(runs["ours"], runs["baseline"])))
         finally:
@@ -582,7 +587,7 @@ def bench_proxy_instructions():
             base = callgrind_instructions([BASELINE, "serve", "--config", gw.cfg], gw.port, "/readyz",
                                           lambda: {"Cookie": login_cookie(gw, "bench", "bench-pw")}, env=gw.env)
             gw.stop()
-            row("same, baseline binary (FEDGATE_BASELINE)", f"{base:,.0f}", f"this build {ours:,.0f}", f"{ours - base:+,.0f} instructions",
+            row("same, baseline binary (BENCH_BASELINE)", f"{base:,.0f}", f"this build {ours:,.0f}", f"{ours - base:+,.0f} instructions",
                 "the same requests, same run")
         row("user-space instructions per proxied request (callgrind, 2000 requests on 4 kept-alive connections)",
             f"{ours:,.0f}", f"bare hyper + hyper-util proxy {bare:,.0f}", f"{ours / max(bare, 1):.2f}× bare",
