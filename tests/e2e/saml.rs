@@ -678,12 +678,16 @@ async fn sp_initiated_single_logout() {
     let r = c.get(e.gw.url("/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "the gateway session is gone");
 
-    // An SP that registered no SingleLogoutService.
+    // An SP that registered no SingleLogoutService, for a browser that is not signed in there: nothing to
+    // answer it with, and nothing ended.
+    let other = browser();
+    crate::login::login(&other, &e.gw, "alice", "alice-password", "").await;
     let logout = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_l1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>http://127.0.0.1:9/admins</saml:Issuer><saml:NameID>bob</saml:NameID></samlp:LogoutRequest>"#;
     let enc = url::form_urlencoded::byte_serialize(deflate_b64(logout).as_bytes()).collect::<String>();
-    let r = c.get(e.gw.url(&format!("/saml/slo?SAMLRequest={enc}"))).send().await.unwrap();
+    let r = other.get(e.gw.url(&format!("/saml/slo?SAMLRequest={enc}"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.text().await.unwrap().contains("no slo_url"));
+    assert!(r.text().await.unwrap().contains("nothing was signed out"));
+    assert_eq!(other.get(e.gw.url("/")).send().await.unwrap().status(), StatusCode::OK);
 }
 
 /// A second independent SP library, node-saml (the engine of passport-saml), accepts our IdP-initiated response:
@@ -827,4 +831,213 @@ async fn forged_logout_requests_end_no_session() {
     assert_eq!(action, "http://127.0.0.1:9/signed/acs/slo");
     assert!(xml.contains("status:Success"), "{xml}");
     assert!(!signed_in().await);
+}
+
+fn authn_request_with_policy(issuer: &str, acs: &str, format: &str) -> String {
+    authn_request(issuer, acs).replace(
+        "</saml2:Issuer>",
+        &format!(r#"</saml2:Issuer><samlp:NameIDPolicy Format="{format}" AllowCreate="true"/>"#),
+    )
+}
+
+const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+const EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+const SP2_ENTITY: &str = "http://127.0.0.1:9/sp2";
+const SP2_ACS: &str = "http://127.0.0.1:9/sp2/acs";
+
+/// The Response XML an SP-initiated HTTP-Redirect AuthnRequest from `issuer` asking for `format` gets, for the
+/// signed-in browser `c`.
+async fn response_for_policy(gw: &Gateway, c: &reqwest::Client, issuer: &str, acs: &str, format: &str) -> String {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLRequest", &deflate_b64(&authn_request_with_policy(issuer, acs, format)))
+        .finish();
+    let r = c.get(gw.url(&format!("/saml/sso?{q}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (action, xml, _) = posted(&r.text().await.unwrap());
+    assert_eq!(action, acs);
+    xml
+}
+
+/// `NameIDPolicy/@Format` is honoured: transient is a fresh opaque value per session (the same within one),
+/// persistent a pairwise opaque value (the same for one user at one SP across a gateway restart, different at
+/// another SP), emailAddress the user's mail; a format fedgate cannot issue gets a signed `InvalidNameIDPolicy`
+/// status and no assertion; a RAM preset keeps the format RAM documents whatever is asked.
+#[tokio::test]
+async fn nameid_policy_is_honoured_or_refused_with_invalid_nameid_policy() {
+    let slapd = Slapd::start().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}{}\n[[saml.service_providers]]\nname = \"app2\"\nentity_id = \"{SP2_ENTITY}\"\nacs_urls = [\"{SP2_ACS}\"]\n",
+        slapd.ldap_toml(""),
+        saml_toml(keys.path())
+    );
+    let cert = keys.path().join("saml-signing.crt");
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+
+    // Transient: opaque, the same within this session.
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, TRANSIENT).await;
+    xmlsec1_verifies_assertion(&xml, &cert);
+    assert_eq!(get(&xml, "saml:NameID", "Format"), TRANSIENT);
+    let transient = get(&xml, "saml:NameID", "");
+    assert!(transient.len() >= 32 && !transient.contains("alice"), "{transient}");
+    let again = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, TRANSIENT).await;
+    assert_eq!(get(&again, "saml:NameID", ""), transient, "one session, one transient NameID per SP");
+
+    // Persistent: pairwise, opaque.
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, PERSISTENT).await;
+    xmlsec1_verifies_assertion(&xml, &cert);
+    assert_eq!(get(&xml, "saml:NameID", "Format"), PERSISTENT);
+    let persistent = get(&xml, "saml:NameID", "");
+    let xml2 = response_for_policy(&gw, &c, SP2_ENTITY, SP2_ACS, PERSISTENT).await;
+    let persistent2 = get(&xml2, "saml:NameID", "");
+    assert!(!persistent.contains("alice") && persistent.len() >= 32, "{persistent}");
+    assert_ne!(persistent, persistent2, "pairwise: another SP gets another value");
+
+    // emailAddress: the user's mail; unspecified: the SP's configured NameID.
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, EMAIL).await;
+    assert_eq!(
+        (get(&xml, "saml:NameID", "Format"), get(&xml, "saml:NameID", "")),
+        (EMAIL.into(), "alice@example.org".into())
+    );
+    let xml =
+        response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified").await;
+    assert_eq!(get(&xml, "saml:NameID", ""), "alice");
+
+    // A format fedgate cannot issue: a signed Requester/InvalidNameIDPolicy response, no assertion.
+    let xml =
+        response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName")
+            .await;
+    assert!(!xml.contains("Assertion"), "{xml}");
+    assert!(xml.contains(r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy">"#), "{xml}");
+    assert_eq!(get(&xml, "samlp:Response", "InResponseTo"), "a2eg9c2gjji188814h7j2d7358fh3g9");
+    xmlsec1_verifies(&xml, &cert, "urn:oasis:names:tc:SAML:2.0:protocol:Response", None);
+
+    // The RAM preset forces the format RAM documents.
+    let ram = format!("https://signin.aliyun.com/{ACCOUNT}/saml/SSO");
+    let xml = response_for_policy(&gw, &c, &ram, "https://signin.aliyun.com/saml/SSO", TRANSIENT).await;
+    assert_eq!(get(&xml, "saml:NameID", "Format"), EMAIL);
+    assert_eq!(get(&xml, "saml:NameID", ""), format!("alice@{ACCOUNT}.onaliyun.com"));
+
+    // A restart (same keys directory): a new session gets a new transient NameID, the same persistent one.
+    gw.stop().await.unwrap();
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, PERSISTENT).await;
+    assert_eq!(get(&xml, "saml:NameID", ""), persistent, "stable across a restart");
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, TRANSIENT).await;
+    assert_ne!(get(&xml, "saml:NameID", ""), transient, "a new session, a new transient NameID");
+    // Bob's persistent NameID at the same SP is his own.
+    let b = browser();
+    crate::login::login(&b, &gw, "bob", "bob-password", "").await;
+    let xml = response_for_policy(&gw, &b, SP_ENTITY, SP_ACS, PERSISTENT).await;
+    assert_ne!(get(&xml, "saml:NameID", ""), persistent);
+}
+
+/// Verifies an HTTP-Redirect binding signature on `url`'s query with the IdP certificate, by openssl.
+fn openssl_verifies_redirect(url: &str, field: &str, cert: &Path) {
+    let query = url.split_once('?').unwrap().1;
+    let (signed, signature) = query.rsplit_once("&Signature=").unwrap();
+    assert!(signed.starts_with(&format!("{field}=")) && signed.contains("&SigAlg="), "{signed}");
+    let dir = tempfile::tempdir().unwrap();
+    let sig = base64::engine::general_purpose::STANDARD.decode(percent_decode(signature)).unwrap();
+    std::fs::write(dir.path().join("sig"), sig).unwrap();
+    std::fs::write(dir.path().join("data"), signed).unwrap();
+    let pubkey = Command::new("openssl").args(["x509", "-pubkey", "-noout", "-in"]).arg(cert).output().unwrap();
+    std::fs::write(dir.path().join("pub.pem"), pubkey.stdout).unwrap();
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(dir.path().join("pub.pem"))
+        .arg("-signature")
+        .arg(dir.path().join("sig"))
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// The inflated XML of `field` in an HTTP-Redirect URL.
+fn redirect_xml(url: &str, field: &str) -> String {
+    let value = url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == field).unwrap().1.into_owned();
+    let raw = base64::engine::general_purpose::STANDARD.decode(value).unwrap();
+    let mut xml = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(raw.as_slice()), &mut xml).unwrap();
+    xml
+}
+
+/// An SP whose metadata lists only an HTTP-Redirect SingleLogoutService (mod_auth_mellon, SimpleSAMLphp) completes
+/// SP-initiated logout without `slo_url`: the LogoutResponse goes back by HTTP-Redirect, its query signed. A
+/// LogoutRequest with `<aslo:Asynchronous/>` gets no response. An SP with no logout endpoint at all still ends
+/// the session.
+#[tokio::test]
+async fn redirect_only_slo_metadata_asynchronous_and_no_endpoint() {
+    let slapd = Slapd::start().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let md = keys.path().join("mellon.xml");
+    std::fs::write(
+        &md,
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="http://127.0.0.1:9/mellon"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="http://127.0.0.1:9/mellon/logout"/><md:AssertionConsumerService index="0" Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="http://127.0.0.1:9/mellon/postResponse"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        "{}{}\n[[saml.service_providers]]\nname = \"mellon\"\nmetadata_file = \"{}\"\n",
+        slapd.ldap_toml(""),
+        saml_toml(keys.path()),
+        md.display()
+    );
+    let cert = keys.path().join("saml-signing.crt");
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let signed_in = |c: &reqwest::Client| {
+        let r = c.get(gw.url("/"));
+        async move { r.send().await.unwrap().status() == StatusCode::OK }
+    };
+    const MELLON: &str = "http://127.0.0.1:9/mellon";
+
+    // Redirect binding both ways.
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let r = c.get(gw.url("/saml/init/mellon")).send().await.unwrap();
+    let name_id = get(&posted(&r.text().await.unwrap()).1, "saml:NameID", "");
+    let r = c
+        .get(gw.url(&format!("/saml/slo?{}", redirect_query(&logout_request(MELLON, Some(&name_id)), None))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("http://127.0.0.1:9/mellon/logout?SAMLResponse="), "{location}");
+    assert!(location.contains("&RelayState=r&SigAlg="), "RelayState echoed inside the signed part: {location}");
+    openssl_verifies_redirect(&location, "SAMLResponse", &cert);
+    let xml = redirect_xml(&location, "SAMLResponse");
+    assert!(xml.contains("status:Success") && xml.contains(r#"InResponseTo="_csrf"#), "{xml}");
+    assert!(xml.contains(r#"Destination="http://127.0.0.1:9/mellon/logout""#), "{xml}");
+    assert!(!xml.contains("Signature"), "the query carries the signature, not the XML");
+    assert!(!signed_in(&c).await);
+
+    // Asynchronous: the session ends, the SP gets no LogoutResponse.
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    c.get(gw.url("/saml/init/mellon")).send().await.unwrap();
+    let asynchronous = logout_request(MELLON, Some("alice")).replace(
+        "</saml:Issuer>",
+        r#"</saml:Issuer><samlp:Extensions><aslo:Asynchronous xmlns:aslo="urn:oasis:names:tc:SAML:2.0:protocol:ext:async-slo"/></samlp:Extensions>"#,
+    );
+    let r = c.get(gw.url(&format!("/saml/slo?{}", redirect_query(&asynchronous, None)))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Signed out") && !body.contains("SAMLResponse"), "{body}");
+    assert!(!signed_in(&c).await);
+
+    // No SingleLogoutService at all ("admins-only"): its own LogoutRequest still ends the session.
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    assert_eq!(c.get(gw.url("/saml/init/admins-only")).send().await.unwrap().status(), StatusCode::OK);
+    let request = logout_request("http://127.0.0.1:9/admins", Some("alice"));
+    let r = c.get(gw.url(&format!("/saml/slo?{}", redirect_query(&request, None)))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("Signed out"));
+    assert!(!signed_in(&c).await, "ended although the SP has no logout endpoint");
 }

@@ -28,6 +28,8 @@ pub struct AuthnRequest {
     pub is_passive: bool,
     /// Whether the XML carries an enveloped `Signature`.
     pub signed: bool,
+    /// `NameIDPolicy/@Format`, if the SP asked for a format (SAML core §3.4.1.1).
+    pub nameid_policy_format: Option<String>,
 }
 
 fn b64(s: &str) -> Result<Vec<u8>, SamlError> {
@@ -122,6 +124,10 @@ pub struct ProtocolMessage {
     pub children: Vec<(String, String)>,
     /// Whether a `Signature` is a direct child of the root.
     pub signed: bool,
+    /// `(local name, attributes)` of each direct child element (attributes by local name).
+    pub child_attributes: Vec<(String, Vec<(String, String)>)>,
+    /// Local names of the elements inside the root's `Extensions` child (e.g. `Asynchronous`).
+    pub extensions: Vec<String>,
 }
 
 impl ProtocolMessage {
@@ -134,6 +140,23 @@ impl ProtocolMessage {
     pub fn child(&self, name: &str) -> Option<&str> {
         self.children.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+
+    /// Attribute `attr` of the first direct child element called `name`.
+    pub fn child_attr(&self, name: &str, attr: &str) -> Option<&str> {
+        let (_, attrs) = self.child_attributes.iter().find(|(k, _)| k == name)?;
+        attrs.iter().find(|(k, _)| k == attr).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The attributes of a start tag, by local name, unescaped.
+fn attributes_of(e: &quick_xml::events::BytesStart<'_>) -> Result<Vec<(String, String)>, SamlError> {
+    let mut out = Vec::new();
+    for a in e.attributes() {
+        let a = a.map_err(|e| SamlError::Malformed(e.to_string()))?;
+        let v = a.unescape_value().map_err(|e| SamlError::Malformed(e.to_string()))?;
+        out.push((String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(), v.into_owned()));
+    }
+    Ok(out)
 }
 
 /// Reads a protocol message whose root element is `root` (local name). quick-xml expands no entities; a DOCTYPE or
@@ -165,13 +188,7 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                         String::from_utf8_lossy(e.local_name().as_ref())
                     )));
                 }
-                let mut m = ProtocolMessage::default();
-                for a in e.attributes() {
-                    let a = a.map_err(|e| SamlError::Malformed(e.to_string()))?;
-                    let v = a.unescape_value().map_err(|e| SamlError::Malformed(e.to_string()))?;
-                    m.attributes
-                        .push((String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(), v.into_owned()));
-                }
+                let m = ProtocolMessage { attributes: attributes_of(&e)?, ..ProtocolMessage::default() };
                 msg = Some(m);
                 depth = usize::from(!empty);
                 root_closed = empty;
@@ -180,20 +197,24 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                 depth += 1;
                 if depth == 2 {
                     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                    if name == "Signature"
-                        && let Some(m) = msg.as_mut()
-                    {
-                        m.signed = true;
+                    if let Some(m) = msg.as_mut() {
+                        m.signed |= name == "Signature";
+                        m.child_attributes.push((name.clone(), attributes_of(&e)?));
                     }
                     field = Some((name, String::new()));
+                } else if depth == 3 {
+                    note_extension(msg.as_mut(), field.as_ref(), &e);
                 }
             }
             Event::Empty(e) => {
                 if depth == 1
-                    && e.local_name().as_ref() == b"Signature"
                     && let Some(m) = msg.as_mut()
                 {
-                    m.signed = true;
+                    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    m.signed |= name == "Signature";
+                    m.child_attributes.push((name, attributes_of(&e)?));
+                } else if depth == 2 {
+                    note_extension(msg.as_mut(), field.as_ref(), &e);
                 }
             }
             Event::Text(t) if depth == 2 => {
@@ -223,6 +244,19 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
     msg.ok_or_else(|| SamlError::Malformed(format!("no {root} element")))
 }
 
+/// Records `e` (an element inside a direct child of the root) when that child is `Extensions`.
+fn note_extension(
+    msg: Option<&mut ProtocolMessage>,
+    field: Option<&(String, String)>,
+    e: &quick_xml::events::BytesStart<'_>,
+) {
+    if let (Some(m), Some((parent, _))) = (msg, field)
+        && parent == "Extensions"
+    {
+        m.extensions.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+    }
+}
+
 /// Longest accepted AuthnRequest `ID`. The request is kept while the user logs in and its ID is echoed as
 /// `InResponseTo`; IDs carry 128–160 random bits (SAML Core §1.3.4), a few dozen characters.
 pub const MAX_ID: usize = 256;
@@ -245,6 +279,7 @@ pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
         force_authn: m.attr("ForceAuthn") == Some("true"),
         is_passive: m.attr("IsPassive") == Some("true"),
         signed: m.signed,
+        nameid_policy_format: m.child_attr("NameIDPolicy", "Format").map(str::to_string),
     })
 }
 

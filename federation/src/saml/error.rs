@@ -62,6 +62,17 @@ pub enum SamlError {
         /// What is missing or invalid, naming the user field.
         reason: String,
     },
+    /// The AuthnRequest's `NameIDPolicy/@Format` cannot be produced for this user and SP: answered with the status
+    /// `InvalidNameIDPolicy` (SAML core §3.4.1.1), never with another format.
+    #[error("cannot issue the NameID format {requested:?} that {sp:?} asks for: {reason}")]
+    InvalidNameIdPolicy {
+        /// The SP.
+        sp: String,
+        /// The format URI asked for.
+        requested: String,
+        /// Why not.
+        reason: String,
+    },
     /// The user is not in the SP's allowed groups.
     #[error("{username:?} is not allowed to use {sp:?} (not in its allowed_groups)")]
     NotAllowed {

@@ -1,10 +1,11 @@
-//! Importing an SP's metadata (`metadata_file`): entity ID, HTTP-POST ACS locations and the signing certificate,
-//! e.g. the document Alibaba Cloud RAM publishes. Parsed with quick-xml; a DOCTYPE is refused, never expanded.
+//! Importing an SP's metadata (`metadata_file`): entity ID, HTTP-POST ACS locations, the signing certificate and
+//! the SingleLogoutService endpoints (HTTP-POST and HTTP-Redirect), e.g. the document Alibaba Cloud RAM publishes. Parsed with quick-xml; a DOCTYPE is refused, never expanded.
 
 use base64::Engine as _;
 use quick_xml::events::Event;
 
 use super::error::SamlError;
+use super::service_provider::{SloBinding, SloEndpoint};
 
 /// What we take from SP metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,8 +16,8 @@ pub struct SpMetadata {
     pub acs_urls: Vec<String>,
     /// DER of the first `KeyDescriptor` certificate usable for signing.
     pub signing_cert_der: Option<Vec<u8>>,
-    /// `SingleLogoutService/@ResponseLocation` (else `@Location`) for the HTTP-POST binding.
-    pub slo_url: Option<String>,
+    /// The first `SingleLogoutService` of each binding we speak (HTTP-POST, HTTP-Redirect), in document order.
+    pub slo: Vec<SloEndpoint>,
 }
 
 /// Parses SP metadata XML.
@@ -53,12 +54,18 @@ pub fn parse(xml: &[u8]) -> Result<SpMetadata, SamlError> {
                             }
                         }
                     }
-                    b"SingleLogoutService"
-                        if md.slo_url.is_none()
-                            && attr(b"Binding").as_deref()
-                                == Some("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST") =>
-                    {
-                        md.slo_url = attr(b"ResponseLocation").or_else(|| attr(b"Location"));
+                    b"SingleLogoutService" => {
+                        let binding = match attr(b"Binding").as_deref() {
+                            Some(b) if b == SloBinding::Post.uri() => Some(SloBinding::Post),
+                            Some(b) if b == SloBinding::Redirect.uri() => Some(SloBinding::Redirect),
+                            _ => None,
+                        };
+                        if let (Some(binding), Some(location)) = (binding, attr(b"Location"))
+                            && !md.slo.iter().any(|e| e.binding == binding)
+                        {
+                            let response_location = attr(b"ResponseLocation").unwrap_or_else(|| location.clone());
+                            md.slo.push(SloEndpoint { binding, location, response_location });
+                        }
                     }
                     b"KeyDescriptor" => {
                         in_key = true;
@@ -120,6 +127,24 @@ mod tests {
         assert_eq!(md.entity_id, "https://signin.aliyun.com/1234567890123456/saml/SSO");
         assert_eq!(md.acs_urls, vec!["https://signin.aliyun.com/saml/SSO"]);
         assert_eq!(md.signing_cert_der, Some(vec![0, 1, 2, 3, 4, 5]));
+        assert!(md.slo.is_empty());
+    }
+
+    #[test]
+    fn reads_redirect_and_post_single_logout_services() {
+        let redirect_only = ALIYUN.replace(
+            "<md:NameIDFormat>",
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="https://sp/soap"/><md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://sp/slo" ResponseLocation="https://sp/slo-resp"/><md:NameIDFormat>"#,
+        );
+        let md = parse(redirect_only.as_bytes()).unwrap();
+        assert_eq!(
+            md.slo,
+            vec![SloEndpoint {
+                binding: SloBinding::Redirect,
+                location: "https://sp/slo".into(),
+                response_location: "https://sp/slo-resp".into()
+            }]
+        );
     }
 
     #[test]

@@ -146,3 +146,33 @@ pub fn logout_confirm_to(ui: &UiConfig, action: &str, csrf: &str, username: &str
     );
     layout(ui, "Sign out", &body)
 }
+
+/// The signed-out page: the relying parties' front-channel logout URLs in hidden iframes (OIDC Front-Channel
+/// Logout 1.0), the apps that could not be signed out, and, when `next` is given, a link there that the page
+/// follows by itself after a few seconds (no script: a meta refresh).
+pub fn signed_out(ui: &UiConfig, frames: &[&str], failed: &[&str], next: Option<&str>) -> String {
+    let mut body = String::from("<h1>Signed out</h1>\n<p>You have been signed out.</p>\n");
+    if !failed.is_empty() {
+        body.push_str(r#"<div class="error" role="alert">These apps could not be signed out; close the browser to end their sessions:<ul>"#);
+        for app in failed {
+            let _ = write!(body, "<li>{}</li>", escape(app));
+        }
+        body.push_str("</ul></div>\n");
+    }
+    for src in frames {
+        let _ = write!(body, r#"<iframe src="{}" title="sign-out" hidden width="0" height="0"></iframe>"#, escape(src));
+    }
+    match next {
+        Some(href) => {
+            let _ = write!(
+                body,
+                r#"<meta http-equiv="refresh" content="{}; url={}"><p><a href="{}">Continue</a></p>"#,
+                if frames.is_empty() { 0 } else { 2 },
+                escape(href),
+                escape(href)
+            );
+        }
+        None => body.push_str(r#"<p><a href="/login">Sign in again</a></p>"#),
+    }
+    layout(ui, "Signed out", &body)
+}

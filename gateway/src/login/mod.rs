@@ -21,7 +21,9 @@ use crate::http::pages::{self, LoginForm};
 use crate::http::paths::OwnRoutes;
 use crate::http::redirect::safe_target;
 use crate::state::AppState;
-use crate::state::sign_in::{current_session, end_session, logged_out_page, no_store, session_cookie_attrs};
+use crate::state::sign_in::{
+    current_session, end_session, logged_out_page, logged_out_page_with, no_store, session_cookie_attrs,
+};
 
 /// The login and logout routes.
 pub fn router() -> OwnRoutes<AppState> {
@@ -213,6 +215,6 @@ async fn logout_post(
     if !random::secure_eq(&session.csrf, &form.csrf) {
         return Err(AppError::Csrf);
     }
-    end_session(&state, id, &session).await?;
-    Ok(logged_out_page(&state))
+    let ended = end_session(&state, id, &session).await?;
+    Ok(logged_out_page_with(&state, &ended, None))
 }

@@ -7,11 +7,12 @@ use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use federation::saml::{AuthnRequest, IdentityProvider, LogoutRequest, ServiceProvider};
+use federation::saml::{AuthnRequest, IdentityProvider, LogoutRequest, Outbound, ServiceProvider};
 use serde::Deserialize;
 
 use crate::domain::pending::Pending;
 use crate::domain::principal::from_user;
+use crate::domain::session::SamlSignIn;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
@@ -171,19 +172,32 @@ async fn proceed_after_login(
     };
     let sp = idp.by_name(sp_name)?;
     let principal = from_user(&session.user, session.auth_instant());
-    let signed = idp.respond(sp, &principal, request.as_ref(), state.clock.now())?;
-    let new_sp = !session.signed_in_to.iter().any(|s| s == sp_name);
-    if new_sp || signed.session_index.is_some() {
+    let transient_format = federation::saml::NameIdFormat::Transient.uri();
+    let earlier_transient = session
+        .saml_sps
+        .iter()
+        .find(|r| r.sp == sp_name && r.nameid_format == transient_format)
+        .map(|r| r.name_id.as_str());
+    let signed = idp.respond_in_session(sp, &principal, request.as_ref(), earlier_transient, state.clock.now())?;
+    if let (Some(index), Some(name_id)) = (&signed.session_index, &signed.name_id) {
         let mut updated = (*session).clone();
-        if new_sp {
+        if !updated.signed_in_to.iter().any(|s| s == sp_name) {
             updated.signed_in_to.push(sp_name.to_string());
         }
-        if let Some(index) = &signed.session_index {
-            // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
-            if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
-                updated.saml_session_indexes.remove(0);
-            }
-            updated.saml_session_indexes.push(index.clone());
+        // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
+        if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
+            updated.saml_session_indexes.remove(0);
+        }
+        updated.saml_session_indexes.push(index.clone());
+        let record = SamlSignIn {
+            sp: sp_name.to_string(),
+            nameid_format: name_id.format.uri().to_string(),
+            name_id: name_id.value.clone(),
+            session_index: index.clone(),
+        };
+        match updated.saml_sps.iter_mut().find(|r| r.sp == sp_name) {
+            Some(r) => *r = record,
+            None => updated.saml_sps.push(record),
         }
         state.sessions.update(id, updated).await?;
     }
@@ -194,7 +208,24 @@ async fn proceed_after_login(
 
 /// The auto-submitting HTTP-POST binding page for `signed`, with its strict CSP, never cached.
 fn post_form(signed: &federation::saml::SignedResponse, relay_state: Option<&str>) -> Response {
-    let (html, csp) = federation::saml::post_form::render(&signed.acs_url, &signed.saml_response, relay_state);
+    post_field(&signed.acs_url, "SAMLResponse", &signed.saml_response, relay_state)
+}
+
+/// An outbound SAML message by its binding: the auto-submitting form (HTTP-POST) or a redirect (HTTP-Redirect).
+fn deliver(message: &Outbound, relay_state: Option<&str>) -> Response {
+    match message {
+        Outbound::Post { url, field, value, .. } => post_field(url, field, value, relay_state),
+        Outbound::Redirect { url, .. } => {
+            let mut resp = axum::response::Redirect::to(url).into_response();
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+    }
+}
+
+/// The auto-submitting HTTP-POST binding page posting `field` = `value` to `url`, with its strict CSP.
+fn post_field(url: &str, field: &str, value: &str, relay_state: Option<&str>) -> Response {
+    let (html, csp) = federation::saml::post_form::render_field(url, field, value, relay_state);
     let mut resp = Html(html).into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {
@@ -229,8 +260,10 @@ async fn slo_post(
 }
 
 /// Ends this browser's session only when the (signature-checked) request names its user and the session signed
-/// in to this SP, then posts the signed LogoutResponse back to the SP. A request that names nobody or someone else
-/// (a cross-site GET any page can trigger) ends nothing and answers with a Responder status.
+/// in to this SP, then answers the SP with a signed LogoutResponse by its SingleLogoutService binding. A request
+/// that names nobody or someone else (a cross-site GET any page can trigger) ends nothing and answers with a
+/// Responder status. An SP without a SingleLogoutService, or one that asked for no answer (`<aslo:Asynchronous/>`),
+/// gets none: the browser sees the signed-out page (or, when nothing was ended, an error).
 async fn logout(
     state: &AppState,
     headers: &HeaderMap,
@@ -239,13 +272,18 @@ async fn logout(
     request: &LogoutRequest,
     relay_state: Option<String>,
 ) -> Result<Response, AppError> {
-    if sp.slo_url.is_none() {
-        return Err(federation::saml::SamlError::NoSingleLogout(sp.name().into()).into());
-    }
     let mut success = true;
     if let Some((id, session)) = current_session(state, headers).await? {
         let principal = from_user(&session.user, session.auth_instant());
-        let names_this_user = sp.is_subject_of_logout(request.name_id.as_deref(), &principal);
+        // The NameID this session gave the SP (transient and persistent ones are not the username); sessions from
+        // before those records existed fall back to the SP's configured NameID.
+        let names_this_user = match (request.name_id.as_deref(), session.saml_sps.iter().find(|r| r.sp == sp.name())) {
+            (Some(asked), Some(record)) => {
+                crate::domain::random::secure_eq(&asked.to_lowercase(), &record.name_id.to_lowercase())
+            }
+            (asked, None) => sp.is_subject_of_logout(asked, &principal),
+            (None, Some(_)) => false,
+        };
         let signed_in_here = session.signed_in_to.iter().any(|s| s == sp.name());
         // SAML core §3.7.1: with a SessionIndex, only the session that assertion was issued to is meant.
         let index_matches =
@@ -264,8 +302,25 @@ async fn logout(
         }
     }
     state.metrics.event("saml_logout", if success { "success" } else { "mismatch" });
-    let signed = idp.logout_response(sp, request, success, state.clock.now())?;
-    let mut resp = post_form(&signed, relay_state.as_deref());
+    let answer = if request.asynchronous || sp.slo.is_none() {
+        tracing::info!(
+            sp = sp.name(),
+            asynchronous = request.asynchronous,
+            "no LogoutResponse: the SP asked for none or has no SingleLogoutService"
+        );
+        None
+    } else {
+        Some(idp.logout_response(sp, request, success, relay_state.as_deref(), state.clock.now())?)
+    };
+    let mut resp = match answer {
+        Some(message) => deliver(&message, relay_state.as_deref()),
+        None if success => crate::state::sign_in::logged_out_page(state),
+        None => {
+            return Err(AppError::BadRequest(
+                "This sign-out request is not for the session of this browser, so nothing was signed out.".into(),
+            ));
+        }
+    };
     if success
         && let Some(c) = crate::http::cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state))
     {

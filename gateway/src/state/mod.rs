@@ -49,6 +49,8 @@ pub struct Inner {
     pub upstream_tokens: moka::sync::Cache<String, String>,
     /// Protocol requests waiting for a login.
     pub pending: PendingRequests,
+    /// Delivers OIDC back-channel logout tokens.
+    pub logout_poster: crate::http::outbound::FormPoster,
 }
 
 impl AppState {
@@ -128,6 +130,7 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
             .time_to_live(Duration::from_secs(60))
             .build(),
         pending,
+        logout_poster: crate::http::outbound::FormPoster::new(sign_in::BACKCHANNEL_TIMEOUT)?,
     }))
 }
 
