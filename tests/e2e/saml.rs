@@ -138,7 +138,7 @@ fn xmlsec1_verifies_assertion(xml: &str, cert: &Path) {
 
 /// `xmlsec1 --verify` with only our certificate, `ID` declared as the id attribute of `id_node`; the signature at
 /// `node_xpath`, or the first one.
-fn xmlsec1_verifies(xml: &str, cert: &Path, id_node: &str, node_xpath: Option<&str>) {
+pub(crate) fn xmlsec1_verifies(xml: &str, cert: &Path, id_node: &str, node_xpath: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("r.xml");
     std::fs::write(&f, xml).unwrap();
@@ -938,7 +938,7 @@ async fn nameid_policy_is_honoured_or_refused_with_invalid_nameid_policy() {
 }
 
 /// Verifies an HTTP-Redirect binding signature on `url`'s query with the IdP certificate, by openssl.
-fn openssl_verifies_redirect(url: &str, field: &str, cert: &Path) {
+pub(crate) fn openssl_verifies_redirect(url: &str, field: &str, cert: &Path) {
     let query = url.split_once('?').unwrap().1;
     let (signed, signature) = query.rsplit_once("&Signature=").unwrap();
     assert!(signed.starts_with(&format!("{field}=")) && signed.contains("&SigAlg="), "{signed}");
@@ -960,7 +960,7 @@ fn openssl_verifies_redirect(url: &str, field: &str, cert: &Path) {
 }
 
 /// The inflated XML of `field` in an HTTP-Redirect URL.
-fn redirect_xml(url: &str, field: &str) -> String {
+pub(crate) fn redirect_xml(url: &str, field: &str) -> String {
     let value = url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == field).unwrap().1.into_owned();
     let raw = base64::engine::general_purpose::STANDARD.decode(value).unwrap();
     let mut xml = String::new();

@@ -113,6 +113,9 @@ pub fn verify_post_signature(xml: &[u8], root_id: &str, cert_der: &[u8]) -> Resu
     }
 }
 
+/// An element's attributes: (local name, value).
+pub type XmlAttributes = Vec<(String, String)>;
+
 /// What a SAML protocol request carries that we read: the root's attributes, and the text of the root's direct
 /// children (`Issuer`, `NameID`, `SessionIndex`, …). Nothing deeper is read, so content hidden inside a
 /// `Signature` (or any other element) cannot stand in for a signed field.
@@ -128,6 +131,9 @@ pub struct ProtocolMessage {
     pub child_attributes: Vec<(String, Vec<(String, String)>)>,
     /// Local names of the elements inside the root's `Extensions` child (e.g. `Asynchronous`).
     pub extensions: Vec<String>,
+    /// `(parent, local name, attributes)` of the elements one level below the root's children (e.g. `Status` →
+    /// `StatusCode`).
+    pub grandchildren: Vec<(String, String, XmlAttributes)>,
 }
 
 impl ProtocolMessage {
@@ -244,16 +250,20 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
     msg.ok_or_else(|| SamlError::Malformed(format!("no {root} element")))
 }
 
-/// Records `e` (an element inside a direct child of the root) when that child is `Extensions`.
+/// Records `e`, an element inside a direct child of the root (and, inside `Extensions`, its name).
 fn note_extension(
     msg: Option<&mut ProtocolMessage>,
     field: Option<&(String, String)>,
     e: &quick_xml::events::BytesStart<'_>,
 ) {
-    if let (Some(m), Some((parent, _))) = (msg, field)
-        && parent == "Extensions"
-    {
-        m.extensions.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+    if let (Some(m), Some((parent, _))) = (msg, field) {
+        let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+        if parent == "Extensions" {
+            m.extensions.push(name.clone());
+        }
+        if m.grandchildren.len() < 16 {
+            m.grandchildren.push((parent.clone(), name, attributes_of(e).unwrap_or_default()));
+        }
     }
 }
 
@@ -286,6 +296,11 @@ pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
 /// Verifies an HTTP-Redirect binding signature (SAML bindings §3.4.4.1): the signed octets are the raw query
 /// parameters `SAMLRequest=…&RelayState=…&SigAlg=…` exactly as received (URL-encoded), in that order.
 pub fn verify_redirect_signature(raw_query: &str, cert_der: &[u8]) -> Result<(), String> {
+    verify_redirect_signature_of(raw_query, "SAMLRequest", cert_der)
+}
+
+/// [`verify_redirect_signature`] for the message in `field` (`SAMLRequest` or `SAMLResponse`).
+pub fn verify_redirect_signature_of(raw_query: &str, field: &str, cert_der: &[u8]) -> Result<(), String> {
     let mut parts: Vec<(&str, &str)> = Vec::new();
     for pair in raw_query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -294,7 +309,7 @@ pub fn verify_redirect_signature(raw_query: &str, cert_der: &[u8]) -> Result<(),
     let get = |k: &str| parts.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
     let sig_alg_raw = get("SigAlg").ok_or("no SigAlg parameter")?;
     let signature_raw = get("Signature").ok_or("no Signature parameter")?;
-    let mut signed = format!("SAMLRequest={}", get("SAMLRequest").ok_or("no SAMLRequest parameter")?);
+    let mut signed = format!("{field}={}", get(field).ok_or_else(|| format!("no {field} parameter"))?);
     if let Some(rs) = get("RelayState") {
         signed.push_str(&format!("&RelayState={rs}"));
     }

@@ -100,6 +100,64 @@ pub struct LogoutRequest {
     pub asynchronous: bool,
 }
 
+/// What we use from an SP's LogoutResponse (the answer to our LogoutRequest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutResponse {
+    /// `InResponseTo`: our LogoutRequest's ID.
+    pub in_response_to: Option<String>,
+    /// `Issuer`: the SP's entity ID.
+    pub issuer: String,
+    /// Whether the top-level status is Success.
+    pub success: bool,
+    /// Whether the XML carries an enveloped `Signature`.
+    pub signed: bool,
+    /// The root `ID`.
+    pub id: String,
+}
+
+/// Parses LogoutResponse XML.
+pub fn parse_response(xml: &[u8]) -> Result<LogoutResponse, SamlError> {
+    let m = read_message(xml, "LogoutResponse")?;
+    let issuer = m.child("Issuer").unwrap_or_default().to_string();
+    if issuer.is_empty() {
+        return Err(SamlError::Malformed("LogoutResponse has no Issuer".into()));
+    }
+    let status = m.grandchildren.iter().find(|(parent, name, _)| parent == "Status" && name == "StatusCode");
+    let success = status.is_some_and(|(_, _, attrs)| attrs.iter().any(|(k, v)| k == "Value" && v == SUCCESS));
+    Ok(LogoutResponse {
+        in_response_to: m.attr("InResponseTo").map(str::to_string),
+        issuer,
+        success,
+        signed: m.signed,
+        id: m.attr("ID").unwrap_or_default().to_string(),
+    })
+}
+
+/// The (unsigned) LogoutRequest we send an SP for the NameID (`format`, `name_id`) and `session_index` it was
+/// given (SAML core §3.7.1); [`deliver`] signs it. Returns the element and its ID.
+pub fn request_element(
+    issuer: &str,
+    destination: &str,
+    format: &str,
+    name_id: &str,
+    session_index: Option<&str>,
+    now: OffsetDateTime,
+) -> (Element, String) {
+    let id = new_id();
+    let mut request = Element::new(ns::SAMLP, "LogoutRequest")
+        .attr("ID", id.clone())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", instant(now))
+        .attr("Destination", destination)
+        .attr("NotOnOrAfter", instant(now + time::Duration::minutes(5)))
+        .child(Element::new(ns::SAML, "Issuer").text(issuer))
+        .child(Element::new(ns::SAML, "NameID").attr("Format", format).text(name_id));
+    if let Some(index) = session_index {
+        request = request.child(Element::new(ns::SAMLP, "SessionIndex").text(index));
+    }
+    (request, id)
+}
+
 /// Parses LogoutRequest XML.
 pub fn parse(xml: &[u8]) -> Result<LogoutRequest, SamlError> {
     let m = read_message(xml, "LogoutRequest")?;

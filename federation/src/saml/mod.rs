@@ -273,6 +273,66 @@ impl IdentityProvider {
         )
     }
 
+    /// A signed LogoutRequest for the NameID and SessionIndex `sp` was given, to its SingleLogoutService by its
+    /// binding, carrying `relay_state`; with the request's ID. An SP without a SingleLogoutService gets
+    /// [`SamlError::NoSingleLogout`].
+    pub fn logout_request(
+        &self,
+        sp: &ServiceProvider,
+        nameid_format: &str,
+        name_id: &str,
+        session_index: Option<&str>,
+        relay_state: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(String, Outbound), SamlError> {
+        let slo = sp.slo.as_ref().ok_or_else(|| SamlError::NoSingleLogout(sp.name().into()))?;
+        let (message, id) =
+            logout::request_element(&self.entity_id, &slo.location, nameid_format, name_id, session_index, now);
+        let out = logout::deliver(
+            message,
+            slo.binding,
+            &slo.location,
+            "SAMLRequest",
+            relay_state,
+            &self.keys,
+            sp.config.signature_algorithm,
+        )?;
+        Ok((id, out))
+    }
+
+    /// An SP's LogoutResponse by HTTP-Redirect (`raw_query` as received); signed when the SP has a certificate.
+    pub fn logout_response_redirect(
+        &self,
+        raw_query: &str,
+    ) -> Result<(logout::LogoutResponse, &ServiceProvider), SamlError> {
+        let value = raw_query
+            .split('&')
+            .find_map(|p| p.strip_prefix("SAMLResponse="))
+            .ok_or_else(|| SamlError::Malformed("no SAMLResponse parameter".into()))?;
+        let value =
+            percent_encoding::percent_decode_str(&value.replace('+', " ")).decode_utf8_lossy().replace(' ', "+");
+        let resp = logout::parse_response(&authn_request::inflate(&value)?)?;
+        let sp = self.by_issuer(&resp.issuer)?;
+        Self::check_logout_signature(sp, Self::query_signed(raw_query), |cert| {
+            authn_request::verify_redirect_signature_of(raw_query, "SAMLResponse", cert)
+        })?;
+        Ok((resp, sp))
+    }
+
+    /// An SP's LogoutResponse by HTTP-POST (`SAMLResponse` form value); signed when the SP has a certificate.
+    pub fn logout_response_post(
+        &self,
+        saml_response: &str,
+    ) -> Result<(logout::LogoutResponse, &ServiceProvider), SamlError> {
+        let xml = authn_request::post_xml(saml_response)?;
+        let resp = logout::parse_response(&xml)?;
+        let sp = self.by_issuer(&resp.issuer)?;
+        Self::check_logout_signature(sp, resp.signed, |cert| {
+            authn_request::verify_post_signature(&xml, &resp.id, cert)
+        })?;
+        Ok((resp, sp))
+    }
+
     /// The ACS URL for a request: the requested one only if registered, else the SP's first.
     pub fn acs_for<'a>(&self, sp: &'a ServiceProvider, req: Option<&'a AuthnRequest>) -> Result<&'a str, SamlError> {
         match req.and_then(|r| r.acs_url.as_deref()) {

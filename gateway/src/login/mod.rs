@@ -21,9 +21,8 @@ use crate::http::pages::{self, LoginForm};
 use crate::http::paths::OwnRoutes;
 use crate::http::redirect::safe_target;
 use crate::state::AppState;
-use crate::state::sign_in::{
-    current_session, end_session, logged_out_page, logged_out_page_with, no_store, session_cookie_attrs,
-};
+use crate::state::sign_in::{current_session, end_session, logged_out_page, no_store, session_cookie_attrs};
+use crate::state::single_logout;
 
 /// The login and logout routes.
 pub fn router() -> OwnRoutes<AppState> {
@@ -216,5 +215,5 @@ async fn logout_post(
         return Err(AppError::Csrf);
     }
     let ended = end_session(&state, id, &session).await?;
-    Ok(logged_out_page_with(&state, &ended, None))
+    single_logout::after_session_end(&state, &session, ended, None, single_logout::Finish::Page { next: None })
 }

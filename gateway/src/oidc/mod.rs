@@ -375,20 +375,21 @@ async fn logout(
         return Ok(resp);
     }
     let ended = end_session(state, id, &session).await?;
-    Ok(after_logout_with(state, request.redirect, &ended))
+    let next = request.redirect.map(String::from);
+    crate::state::single_logout::after_session_end(
+        state,
+        &session,
+        ended,
+        None,
+        crate::state::single_logout::Finish::Page { next },
+    )
 }
 
 /// The client's post-logout redirect (already checked), or the signed-out page; the session cookie is cleared.
 fn after_logout(state: &AppState, redirect: Option<url::Url>) -> Response {
-    after_logout_with(state, redirect, &crate::state::sign_in::Ended::default())
-}
-
-/// Like [`after_logout`]; with front-channel logout URLs to load, the signed-out page loads them in iframes and
-/// then goes on to the redirect.
-fn after_logout_with(state: &AppState, redirect: Option<url::Url>, ended: &crate::state::sign_in::Ended) -> Response {
     let mut resp = match redirect {
-        Some(url) if ended.frontchannel.is_empty() => Redirect::to(url.as_str()).into_response(),
-        next => crate::state::sign_in::logged_out_page_with(state, ended, next.as_ref().map(url::Url::as_str)),
+        Some(url) => Redirect::to(url.as_str()).into_response(),
+        None => crate::state::sign_in::logged_out_page(state),
     };
     if let Some(c) = crate::http::cookies::clear(
         &state.config.session.cookie_name,

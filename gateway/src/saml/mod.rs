@@ -4,10 +4,10 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use federation::saml::{AuthnRequest, IdentityProvider, LogoutRequest, Outbound, ServiceProvider};
+use federation::saml::{AuthnRequest, IdentityProvider, LogoutRequest, ServiceProvider};
 use serde::Deserialize;
 
 use crate::domain::pending::Pending;
@@ -17,6 +17,7 @@ use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
 use crate::state::sign_in::{current_session, end_session, session_cookie_attrs, to_login};
+use crate::state::single_logout::{self, Finish, deliver};
 
 /// The SAML routes.
 pub fn router() -> OwnRoutes<AppState> {
@@ -59,6 +60,9 @@ async fn sso_redirect(
 struct PostBinding {
     #[serde(rename = "SAMLRequest", default)]
     saml_request: String,
+    /// An SP's LogoutResponse to our LogoutRequest (at `/saml/slo`).
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
     #[serde(rename = "RelayState")]
     relay_state: Option<String>,
 }
@@ -208,31 +212,7 @@ async fn proceed_after_login(
 
 /// The auto-submitting HTTP-POST binding page for `signed`, with its strict CSP, never cached.
 fn post_form(signed: &federation::saml::SignedResponse, relay_state: Option<&str>) -> Response {
-    post_field(&signed.acs_url, "SAMLResponse", &signed.saml_response, relay_state)
-}
-
-/// An outbound SAML message by its binding: the auto-submitting form (HTTP-POST) or a redirect (HTTP-Redirect).
-fn deliver(message: &Outbound, relay_state: Option<&str>) -> Response {
-    match message {
-        Outbound::Post { url, field, value, .. } => post_field(url, field, value, relay_state),
-        Outbound::Redirect { url, .. } => {
-            let mut resp = axum::response::Redirect::to(url).into_response();
-            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
-        }
-    }
-}
-
-/// The auto-submitting HTTP-POST binding page posting `field` = `value` to `url`, with its strict CSP.
-fn post_field(url: &str, field: &str, value: &str, relay_state: Option<&str>) -> Response {
-    let (html, csp) = federation::saml::post_form::render_field(url, field, value, relay_state);
-    let mut resp = Html(html).into_response();
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    single_logout::post_field(&signed.acs_url, "SAMLResponse", &signed.saml_response, relay_state)
 }
 
 /// How many SAML `SessionIndex` values a session remembers.
@@ -245,6 +225,12 @@ async fn slo_redirect(
 ) -> Result<Response, AppError> {
     let raw = q.unwrap_or_default();
     let idp = idp(&state)?;
+    if raw.split('&').any(|p| p.starts_with("SAMLResponse=")) {
+        let (response, sp) = idp.logout_response_redirect(&raw)?;
+        let relay = relay_state_from(&raw);
+        let irt = response.in_response_to.as_deref();
+        return single_logout::on_response(&state, relay.as_deref(), sp.name(), irt, response.success);
+    }
     let (request, sp) = idp.logout_redirect(&raw)?;
     logout(&state, &headers, idp, sp, &request, relay_state_from(&raw)).await
 }
@@ -255,6 +241,11 @@ async fn slo_post(
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
     let idp = idp(&state)?;
+    if let Some(value) = form.saml_response.as_deref().filter(|v| !v.is_empty()) {
+        let (response, sp) = idp.logout_response_post(value)?;
+        let irt = response.in_response_to.as_deref();
+        return single_logout::on_response(&state, form.relay_state.as_deref(), sp.name(), irt, response.success);
+    }
     let (request, sp) = idp.logout_post(form.saml_request()?)?;
     logout(&state, &headers, idp, sp, &request, form.relay_state).await
 }
@@ -273,6 +264,7 @@ async fn logout(
     relay_state: Option<String>,
 ) -> Result<Response, AppError> {
     let mut success = true;
+    let mut ended = None;
     if let Some((id, session)) = current_session(state, headers).await? {
         let principal = from_user(&session.user, session.auth_instant());
         // The NameID this session gave the SP (transient and persistent ones are not the username); sessions from
@@ -289,7 +281,7 @@ async fn logout(
         let index_matches =
             request.session_index.as_ref().is_none_or(|i| session.saml_session_indexes.iter().any(|s| s == i));
         if names_this_user && signed_in_here && index_matches {
-            end_session(state, id, &session).await?;
+            ended = Some((end_session(state, id, &session).await?, session));
         } else {
             tracing::info!(
                 sp = sp.name(),
@@ -312,6 +304,14 @@ async fn logout(
     } else {
         Some(idp.logout_response(sp, request, success, relay_state.as_deref(), state.clock.now())?)
     };
+    // The session ended: the other SPs of the session are signed out through the browser, then this one answered.
+    if let Some((ended, session)) = ended {
+        let finish = match answer {
+            Some(message) => Finish::Respond { message, relay_state },
+            None => Finish::Page { next: None },
+        };
+        return single_logout::after_session_end(state, &session, ended, Some(sp.name()), finish);
+    }
     let mut resp = match answer {
         Some(message) => deliver(&message, relay_state.as_deref()),
         None if success => crate::state::sign_in::logged_out_page(state),

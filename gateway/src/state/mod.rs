@@ -3,6 +3,7 @@
 //! sign-in session as every feature sees it.
 
 pub mod sign_in;
+pub mod single_logout;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct Inner {
     pub pending: PendingRequests,
     /// Delivers OIDC back-channel logout tokens.
     pub logout_poster: crate::http::outbound::FormPoster,
+    /// SAML single logouts on their way through the session's SPs.
+    pub logout_chains: single_logout::Chains,
 }
 
 impl AppState {
@@ -131,6 +134,7 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
             .build(),
         pending,
         logout_poster: crate::http::outbound::FormPoster::new(sign_in::BACKCHANNEL_TIMEOUT)?,
+        logout_chains: single_logout::chains(10_000),
     }))
 }
 
