@@ -148,7 +148,7 @@ impl Provider {
             aud: client_id.to_string(),
             iat,
             exp: iat + LOGOUT_TOKEN_TTL,
-            jti: super::random_token(),
+            jti: fedgate_types::random::token(),
             events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
             sid: sid.map(str::to_string),
         };

@@ -61,8 +61,8 @@ pub fn deliver(
         SloBinding::Redirect => {
             let xml = message.to_canonical();
             let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-            deflater.write_all(xml.as_bytes()).map_err(|e| SamlError::Keys(format!("deflating: {e}")))?;
-            let deflated = deflater.finish().map_err(|e| SamlError::Keys(format!("deflating: {e}")))?;
+            deflater.write_all(xml.as_bytes()).map_err(SamlError::Deflate)?;
+            let deflated = deflater.finish().map_err(SamlError::Deflate)?;
             let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
             let mut query = format!("{field}={}", enc(&b64.encode(deflated)));
             if let Some(r) = relay_state {

@@ -56,31 +56,49 @@ impl std::fmt::Debug for PersistentKey {
     }
 }
 
+/// The file in `keys_dir` holding the generated secret of pairwise `persistent` NameIDs.
+pub const PERSISTENT_SECRET_FILE: &str = "saml-persistent-nameid.secret";
+
 impl PersistentKey {
-    /// From `persistent_nameid_secret_file` (SHA-256 of its content, at least 32 bytes), else derived from the
-    /// signing key: SHA-256 of its RSA PKCS#1 v1.5 signature over a fixed label. That signature is deterministic, so
-    /// every replica and restart with the same key derives the same secret, and only the key's holder can.
-    fn new(cfg: &SamlConfig, keys: &SigningKeys) -> Result<Self, SamlError> {
+    /// From `persistent_nameid_secret_file` (SHA-256 of its content, at least 32 bytes), else from
+    /// `keys_dir/saml-persistent-nameid.secret`, generated (32 random bytes, hex, mode 0600) on the first start.
+    /// The secret is independent of the signing key, so rotating that key keeps every persistent NameID; replicas
+    /// that share `keys_dir` (as they must for the signing key) issue the same ones.
+    fn new(cfg: &SamlConfig) -> Result<Self, SamlError> {
         let material = match &cfg.persistent_nameid_secret_file {
-            Some(path) => {
-                let bytes = std::fs::read(path).map_err(|e| {
-                    SamlError::Keys(format!("reading saml.persistent_nameid_secret_file = {}: {e}", path.display()))
-                })?;
-                if bytes.trim_ascii().len() < 32 {
-                    return Err(SamlError::Keys(format!(
-                        "saml.persistent_nameid_secret_file = {} holds fewer than 32 bytes",
-                        path.display()
-                    )));
+            Some(path) => read_secret(path)?,
+            None => {
+                let path = cfg.keys_dir.join(PERSISTENT_SECRET_FILE);
+                if !path.exists() {
+                    crate::key_file::create_dir(&cfg.keys_dir).map_err(keys::KeyError::File)?;
+                    let mut bytes = [0u8; 32];
+                    fedgate_types::random::fill(&mut bytes);
+                    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                    match crate::key_file::write_new(&path, hex.as_bytes(), crate::key_file::PRIVATE_MODE) {
+                        Ok(()) => tracing::info!(file = %path.display(), "generated the SAML persistent NameID secret"),
+                        // Another replica created it first: use theirs.
+                        Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(keys::KeyError::File(e).into()),
+                    }
                 }
-                bytes.trim_ascii().to_vec()
+                read_secret(&path)?
             }
-            None => keys.sign(Algorithm::RsaSha256, b"fedgate SAML persistent NameID key v1")?,
         };
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &material);
         let mut key = [0u8; 32];
         key.copy_from_slice(digest.as_ref());
         Ok(Self(key))
     }
+}
+
+/// A persistent NameID secret file's content without surrounding whitespace: at least 32 bytes.
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, SamlError> {
+    let bytes = crate::key_file::read_private(path).map_err(keys::KeyError::File)?;
+    let secret = bytes.trim_ascii();
+    if secret.len() < 32 {
+        return Err(keys::KeyError::ShortSecret { path: path.to_path_buf() }.into());
+    }
+    Ok(secret.to_vec())
 }
 
 /// The SAML IdP.
@@ -109,7 +127,7 @@ impl IdentityProvider {
             keys.publish_extra(extra)?;
         }
         let sps = cfg.service_providers.iter().cloned().map(ServiceProvider::new).collect::<Result<_, _>>()?;
-        let persistent_key = PersistentKey::new(&cfg, &keys)?;
+        let persistent_key = PersistentKey::new(&cfg)?;
         Ok(Self {
             sso_url: format!("{base}/saml/sso"),
             slo_url: format!("{base}/saml/slo"),
@@ -346,7 +364,7 @@ impl IdentityProvider {
                 .acs_urls
                 .first()
                 .map(String::as_str)
-                .ok_or_else(|| SamlError::Config(format!("service provider {:?} has no ACS URL", sp.name()))),
+                .ok_or_else(|| error::ConfigError::NoAcsUrl(sp.name().into()).into()),
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::ConfigError;
 use super::signature::Algorithm;
 use crate::{ConfigIssue, Principal};
 
@@ -36,9 +37,9 @@ pub struct SamlConfig {
     /// §3.5.3) cap it at 80; a higher value accommodates SPs that put a whole URL there.
     pub max_relay_state_bytes: usize,
     /// A file holding the secret (at least 32 bytes) that keys `persistent` NameIDs (HMAC-SHA256 over the SP's
-    /// entity ID and the user's subject). Without it the secret is derived from the SAML signing key, so persistent
-    /// NameIDs stay the same across restarts and replicas that share the key, but change when the key is rotated:
-    /// set this before the first rotation.
+    /// entity ID and the user's subject). Without it the secret is generated once in `keys_dir`
+    /// (`saml-persistent-nameid.secret`), so persistent NameIDs stay the same across restarts, key rotations and
+    /// replicas that share `keys_dir`.
     pub persistent_nameid_secret_file: Option<PathBuf>,
     /// The service providers.
     pub service_providers: Vec<SpConfig>,
@@ -391,14 +392,18 @@ impl ServiceProvider {
         };
         let metadata = match &config.metadata_file {
             Some(path) => {
-                let xml = std::fs::read(path).map_err(|e| {
-                    super::SamlError::Config(format!(
-                        "service provider {:?}: reading metadata_file {}: {e}",
-                        config.name,
-                        path.display()
-                    ))
+                let xml = std::fs::read(path).map_err(|source| ConfigError::File {
+                    sp: config.name.clone(),
+                    key: "metadata_file",
+                    path: path.clone(),
+                    source,
                 })?;
-                Some(super::sp_metadata::parse(&xml)?)
+                let metadata = super::sp_metadata::parse(&xml).map_err(|source| ConfigError::Metadata {
+                    sp: config.name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                Some(metadata)
             }
             None => None,
         };
@@ -413,12 +418,14 @@ impl ServiceProvider {
         let certificate_der = match &config.certificate_file {
             Some(path) => {
                 use rustls::pki_types::pem::PemObject as _;
-                let cert = rustls::pki_types::CertificateDer::from_pem_file(path).map_err(|e| {
-                    super::SamlError::Config(format!(
-                        "service provider {:?}: reading certificate_file {}: {e}",
-                        config.name,
-                        path.display()
-                    ))
+                let pem = std::fs::read(path).map_err(|source| ConfigError::File {
+                    sp: config.name.clone(),
+                    key: "certificate_file",
+                    path: path.clone(),
+                    source,
+                })?;
+                let cert = rustls::pki_types::CertificateDer::from_pem_slice(&pem).map_err(|source| {
+                    ConfigError::Certificate { sp: config.name.clone(), path: path.clone(), source }
                 })?;
                 Some(cert.to_vec())
             }

@@ -1,4 +1,4 @@
-//! The core layer: what the gateway knows and decides without HTTP. Time, randomness, who a user is (principal,
+//! The core layer: what the gateway knows and decides without HTTP. Time, who a user is (principal,
 //! identity), sessions and their store, login throttling, the directory, and the protocol requests waiting for a
 //! login. It depends on `config` only.
 
@@ -7,6 +7,5 @@ pub(crate) mod directory;
 pub(crate) mod identity;
 pub(crate) mod pending;
 pub(crate) mod principal;
-pub(crate) mod random;
 pub(crate) mod session;
 pub(crate) mod throttle;

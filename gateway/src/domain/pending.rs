@@ -107,7 +107,7 @@ impl Pending {
 impl PendingRequests {
     /// Keeps `request` and returns its id.
     pub fn put(&self, request: Pending) -> String {
-        let id = crate::domain::random::token();
+        let id = fedgate_types::random::token();
         self.cache.insert(id.clone(), request);
         id
     }

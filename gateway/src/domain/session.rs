@@ -67,7 +67,7 @@ impl Session {
             auth_time: t,
             method,
             last_seen: t,
-            csrf: crate::domain::random::token(),
+            csrf: fedgate_types::random::token(),
             signed_in_to: Vec::new(),
             saml_session_indexes: Vec::new(),
             saml_sps: Vec::new(),
@@ -277,7 +277,7 @@ pub(crate) async fn conformance(
 ) -> Result<(), String> {
     let t0 = OffsetDateTime::now_utc();
     let at = |d: Duration| t0 + d;
-    let id = crate::domain::random::token();
+    let id = fedgate_types::random::token();
     let fail = |what: &str| Err::<(), String>(what.to_string());
 
     if store.get(&id, t0).await.map_err(|e| e.to_string())?.is_some() {
@@ -297,13 +297,13 @@ pub(crate) async fn conformance(
         return fail("using a session must reset its idle timeout");
     }
     // Idle expiry.
-    let idle_id = crate::domain::random::token();
+    let idle_id = fedgate_types::random::token();
     store.insert(&idle_id, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
     if store.get(&idle_id, at(lifetimes.idle + Duration::from_secs(1))).await.map_err(|e| e.to_string())?.is_some() {
         return fail("a session unused past the idle timeout must be gone");
     }
     // Absolute expiry, however active.
-    let abs_id = crate::domain::random::token();
+    let abs_id = fedgate_types::random::token();
     store.insert(&abs_id, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
     let mut t = Duration::ZERO;
     while t + lifetimes.idle / 2 < lifetimes.absolute {

@@ -271,7 +271,7 @@ async fn logout(
         // before those records existed fall back to the SP's configured NameID.
         let names_this_user = match (request.name_id.as_deref(), session.saml_sps.iter().find(|r| r.sp == sp.name())) {
             (Some(asked), Some(record)) => {
-                crate::domain::random::secure_eq(&asked.to_lowercase(), &record.name_id.to_lowercase())
+                fedgate_types::random::secure_eq(&asked.to_lowercase(), &record.name_id.to_lowercase())
             }
             (asked, None) => sp.is_subject_of_logout(asked, &principal),
             (None, Some(_)) => false,

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
 use crate::domain::session::Session;
-use crate::http::cookies::{self, CookieAttrs};
+use crate::http::cookies::{self, CookieAttrs, SameSite};
 use crate::http::error::AppError;
 use crate::http::pages;
 
@@ -34,7 +34,7 @@ pub fn to_login(target: &str) -> Response {
 pub fn session_cookie_attrs(state: &AppState) -> CookieAttrs<'_> {
     CookieAttrs {
         secure: state.secure_cookies(),
-        same_site: "Lax",
+        same_site: SameSite::Lax,
         domain: state.config.session.cookie_domain.as_deref(),
         max_age: None,
     }
@@ -149,8 +149,7 @@ pub fn logged_out_page(state: &AppState) -> Response {
 pub fn logged_out_page_with(state: &AppState, ended: &Ended, next: Option<&str>) -> Response {
     let frames: Vec<&str> = ended.frontchannel.iter().map(url::Url::as_str).collect();
     let failed: Vec<&str> = ended.failed.iter().map(String::as_str).collect();
-    let html = pages::signed_out(&state.config.ui, &frames, &failed, next);
-    let mut resp = Html(html).into_response();
+    let mut resp = pages::signed_out(&state.config.ui, &frames, &failed, next).into_response();
     if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -171,7 +171,7 @@ fn send(
     record: &SamlSignIn,
 ) -> Result<(String, Outbound, String), federation::saml::SamlError> {
     let sp = idp.by_name(&record.sp)?;
-    let chain_id = crate::domain::random::token();
+    let chain_id = fedgate_types::random::token();
     let (id, message) = idp.logout_request(
         sp,
         &record.nameid_format,
