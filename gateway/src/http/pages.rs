@@ -193,6 +193,30 @@ pub fn signed_out(ui: &UiConfig, frames: &[&str], failed: &[&str], next: Option<
     )
 }
 
+/// The "Signing out" page: each app's sign-out in a hidden iframe (`frames`, fedgate URLs and front-channel logout
+/// URLs), the SAML apps being signed out named, and a meta refresh to `next` after `wait_secs` (the pages run no
+/// script).
+pub fn signing_out(ui: &UiConfig, frames: &[&str], apps: &[&str], next: &str, wait_secs: u64) -> Markup {
+    let refresh = format!("{wait_secs}; url={next}");
+    layout(
+        ui,
+        "Signing out",
+        Width::Narrow,
+        html! {
+            meta http-equiv="refresh" content=(refresh);
+            h1 { "Signing out" }
+            p { "You have been signed out here. Signing you out of these apps too:" }
+            ul class="apps" {
+                @for app in apps { li { (app) } }
+            }
+            @for src in frames {
+                iframe src=(src) title="sign-out" hidden width="0" height="0" {}
+            }
+            p { a href=(next) { "Continue" } }
+        },
+    )
+}
+
 /// The logout confirmation page.
 pub fn logout_confirm(ui: &UiConfig, csrf: &str, username: &str) -> Markup {
     logout_confirm_to(ui, "/logout", csrf, username, &[])

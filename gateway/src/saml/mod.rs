@@ -28,6 +28,8 @@ pub fn router() -> OwnRoutes<AppState> {
         .route("/saml/init/{sp}", get(idp_initiated))
         .route("/saml/resume", get(resume))
         .route("/saml/slo", get(slo_redirect).post(slo_post))
+        .route(single_logout::FRAME_PATH, get(slo_frame))
+        .route(single_logout::DONE_PATH, get(slo_done))
 }
 
 fn idp(state: &AppState) -> Result<&std::sync::Arc<IdentityProvider>, AppError> {
@@ -217,6 +219,23 @@ fn post_form(signed: &federation::saml::SignedResponse, relay_state: Option<&str
 
 /// How many SAML `SessionIndex` values a session remembers.
 const MAX_SESSION_INDEXES: usize = 16;
+
+#[derive(Deserialize)]
+struct ChainQuery {
+    chain: String,
+    #[serde(default)]
+    sp: String,
+}
+
+/// One SP's LogoutRequest of a logout in progress, in an iframe of the "Signing out" page.
+async fn slo_frame(State(state): State<AppState>, Query(q): Query<ChainQuery>) -> Result<Response, AppError> {
+    single_logout::frame(&state, &q.chain, &q.sp)
+}
+
+/// Where the "Signing out" page moves on to: the SPs that did not answer are listed, then the logout's finish.
+async fn slo_done(State(state): State<AppState>, Query(q): Query<ChainQuery>) -> Result<Response, AppError> {
+    single_logout::done(&state, &q.chain)
+}
 
 async fn slo_redirect(
     State(state): State<AppState>,

@@ -1,9 +1,14 @@
 //! The rest of a logout after the session ended: a signed LogoutRequest to every other SAML SP of the session that
-//! has a SingleLogoutService, one after another through the browser (SAML profiles §4.4.3.4, the front-channel
-//! bindings), then the last step: the LogoutResponse to the SP that started it, the client's post-logout
-//! redirect, or the signed-out page listing the apps that could not be signed out. An SP that answers with an
-//! error, or with something that does not verify, is listed and the chain goes on. The chain lives in a small
-//! in-memory cache under a random id that travels as the `RelayState`.
+//! has a SingleLogoutService, all at once, each in a hidden iframe of fedgate's "Signing out" page (the
+//! front-channel bindings of SAML profiles §4.4.3.4, the way SimpleSAMLphp's iframe logout does it), beside the
+//! OIDC clients' front-channel logout iframes. The page moves on by itself after [`WAIT`]: an SP that answered
+//! with an error, with something that does not verify, or not at all (stopped, unreachable, too slow) is listed
+//! on the final page, and never holds up the others. The final step is the LogoutResponse to the SP that started
+//! the logout, the client's post-logout redirect, or the signed-out page. A chain lives in a small in-memory cache
+//! under a random id that travels as the `RelayState`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -13,11 +18,21 @@ use super::AppState;
 use super::sign_in::{Ended, logged_out_page_with, session_cookie_attrs};
 use crate::domain::session::{SamlSignIn, Session};
 use crate::http::error::AppError;
+use crate::http::pages;
+
+/// How long the "Signing out" page waits for the SPs' answers before it moves on (a meta refresh: the pages run
+/// no script). An SP that has not answered by then is listed as not signed out.
+pub const WAIT: Duration = Duration::from_secs(3);
+
+/// The path of one SP's LogoutRequest within a chain (loaded in an iframe).
+pub const FRAME_PATH: &str = "/saml/slo/frame";
+/// The path the "Signing out" page moves on to.
+pub const DONE_PATH: &str = "/saml/slo/done";
 
 /// How the logout ends once every SP had its turn.
 #[derive(Debug, Clone)]
 pub enum Finish {
-    /// The signed-out page (front-channel iframes, failed apps), then `next` if given.
+    /// The signed-out page (failed apps), then `next` if given.
     Page {
         /// The client's post-logout redirect, if any.
         next: Option<String>,
@@ -31,21 +46,30 @@ pub enum Finish {
     },
 }
 
-/// A logout on its way through the session's SAML SPs.
+/// One SP asked within a chain.
 #[derive(Debug, Clone)]
+struct Hop {
+    sp: String,
+    request_id: String,
+    message: Outbound,
+    /// None until the SP answered; then whether it signed the user out.
+    answered: Option<bool>,
+}
+
+/// A logout on its way through the session's SAML SPs.
+#[derive(Debug)]
 pub struct Chain {
-    todo: Vec<SamlSignIn>,
-    waiting: Option<(String, String)>,
+    hops: Vec<Hop>,
     ended: Ended,
     finish: Finish,
 }
 
-/// The store of chains in progress.
-pub type Chains = moka::sync::Cache<String, Chain>;
+/// The store of chains in progress (shared with the iframes' answers, hence the lock).
+pub type Chains = moka::sync::Cache<String, Arc<Mutex<Chain>>>;
 
 /// A store for chains: at most `capacity`, each kept 10 minutes.
 pub fn chains(capacity: u64) -> Chains {
-    moka::sync::Cache::builder().max_capacity(capacity).time_to_live(std::time::Duration::from_secs(600)).build()
+    moka::sync::Cache::builder().max_capacity(capacity).time_to_live(Duration::from_secs(600)).build()
 }
 
 /// An outbound SAML message by its binding: the auto-submitting form (HTTP-POST) or a redirect (HTTP-Redirect).
@@ -73,8 +97,8 @@ pub fn post_field(url: &str, field: &str, value: &str, relay_state: Option<&str>
     resp
 }
 
-/// After `session` ended: starts the chain through its SAML SPs with a SingleLogoutService (all but
-/// `except_sp`, which started the logout), and clears the session cookie.
+/// After `session` ended: asks its SAML SPs with a SingleLogoutService (all but `except_sp`, which started the
+/// logout) on the "Signing out" page, or, with none to ask, goes straight to the finish; clears the session cookie.
 pub fn after_session_end(
     state: &AppState,
     session: &Session,
@@ -82,25 +106,96 @@ pub fn after_session_end(
     except_sp: Option<&str>,
     finish: Finish,
 ) -> Result<Response, AppError> {
-    let todo: Vec<SamlSignIn> = match &state.saml {
-        Some(idp) => session
-            .saml_sps
-            .iter()
-            .filter(|r| Some(r.sp.as_str()) != except_sp)
-            .filter(|r| idp.by_name(&r.sp).is_ok_and(|sp| sp.slo.is_some()))
-            .cloned()
-            .collect(),
-        None => Vec::new(),
+    let mut chain = Chain { hops: Vec::new(), ended, finish };
+    let chain_id = fedgate_types::random::token();
+    if let Some(idp) = state.saml.as_deref() {
+        for record in session.saml_sps.iter().filter(|r| Some(r.sp.as_str()) != except_sp) {
+            if !idp.by_name(&record.sp).is_ok_and(|sp| sp.slo.is_some()) {
+                continue;
+            }
+            match request(state, idp, record, &chain_id) {
+                Ok((request_id, message)) => {
+                    chain.hops.push(Hop { sp: record.sp.clone(), request_id, message, answered: None });
+                }
+                Err(e) => {
+                    tracing::warn!(sp = %record.sp, error = %e, "cannot make a SAML LogoutRequest");
+                    chain.ended.failed.push(display_name(state, &record.sp));
+                }
+            }
+        }
+    }
+    let mut resp = if chain.hops.is_empty() {
+        finish_chain(state, chain)
+    } else {
+        let page = signing_out_page(state, &chain, &chain_id);
+        // Loaded on this page already.
+        chain.ended.frontchannel.clear();
+        state.metrics.event("saml_logout_request", "sent");
+        state.logout_chains.insert(chain_id, Arc::new(Mutex::new(chain)));
+        page
     };
-    let mut resp = next(state, Chain { todo, waiting: None, ended, finish })?;
     if let Some(c) = crate::http::cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(resp)
 }
 
-/// An SP's LogoutResponse to our LogoutRequest (`relay_state` names the chain): unless it is the awaited
-/// answer from that SP with status Success, the SP is listed as not signed out. Then the next step.
+/// The "Signing out" page: one iframe per SP (its LogoutRequest) and per OIDC front-channel logout URL, moving on
+/// to [`DONE_PATH`] after [`WAIT`]. Its CSP lets the frames load fedgate, the SPs' logout endpoints and the
+/// clients' front-channel URLs, nothing else.
+fn signing_out_page(state: &AppState, chain: &Chain, chain_id: &str) -> Response {
+    let q = |pairs: &[(&str, &str)]| url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    let frames: Vec<String> = chain
+        .hops
+        .iter()
+        .map(|h| format!("{FRAME_PATH}?{}", q(&[("chain", chain_id), ("sp", &h.sp)])))
+        .chain(chain.ended.frontchannel.iter().map(|u| u.to_string()))
+        .collect();
+    let names: Vec<String> = chain.hops.iter().map(|h| display_name(state, &h.sp)).collect();
+    let next = format!("{DONE_PATH}?{}", q(&[("chain", chain_id)]));
+    let frame_refs: Vec<&str> = frames.iter().map(String::as_str).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut resp = pages::signing_out(&state.config.ui, &frame_refs, &name_refs, &next, WAIT.as_secs()).into_response();
+    let mut origins: std::collections::BTreeSet<String> = std::collections::BTreeSet::from(["'self'".to_string()]);
+    for hop in &chain.hops {
+        let url = match &hop.message {
+            Outbound::Post { url, .. } | Outbound::Redirect { url, .. } => url,
+        };
+        if let Ok(u) = url::Url::parse(url) {
+            origins.insert(u.origin().ascii_serialization());
+        }
+    }
+    origins.extend(chain.ended.frontchannel.iter().map(|u| u.origin().ascii_serialization()));
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let csp = format!("{}; frame-src {}", pages::CSP, origins.into_iter().collect::<Vec<_>>().join(" "));
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    resp
+}
+
+/// One SP's LogoutRequest of chain `chain_id`, for its iframe: the auto-submitting form (HTTP-POST) or the
+/// redirect (HTTP-Redirect). Framing is allowed for fedgate's own page only.
+pub fn frame(state: &AppState, chain_id: &str, sp: &str) -> Result<Response, AppError> {
+    let gone = || AppError::BadRequest("This sign-out expired or was already finished.".into());
+    let chain = state.logout_chains.get(chain_id).ok_or_else(gone)?;
+    let message = {
+        let chain = chain.lock().map_err(|_| gone())?;
+        chain.hops.iter().find(|h| h.sp == sp).map(|h| h.message.clone()).ok_or_else(gone)?
+    };
+    let mut resp = deliver(&message, Some(chain_id));
+    if let Some(csp) = resp.headers().get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()) {
+        let framed = csp.replace("frame-ancestors 'none'", "frame-ancestors 'self'");
+        if let Ok(v) = HeaderValue::from_str(&framed) {
+            resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// An SP's LogoutResponse to our LogoutRequest (`relay_state` names the chain, `in_response_to` must be the
+/// request that SP was sent): recorded for the chain's final page. Answers with a small page for the iframe.
 pub fn on_response(
     state: &AppState,
     relay_state: Option<&str>,
@@ -108,19 +203,57 @@ pub fn on_response(
     in_response_to: Option<&str>,
     success: bool,
 ) -> Result<Response, AppError> {
-    let Some(mut chain) = relay_state.and_then(|id| state.logout_chains.remove(id)) else {
-        return Err(AppError::BadRequest(
-            "This sign-out answer belongs to no sign-out in progress (it expired or was already used).".into(),
-        ));
+    let chain = relay_state.and_then(|id| state.logout_chains.get(id)).ok_or_else(|| {
+        AppError::BadRequest(
+            "This sign-out answer belongs to no sign-out in progress (it expired or was already finished).".into(),
+        )
+    })?;
+    let recorded = {
+        let mut chain = chain.lock().map_err(|_| AppError::BadRequest("This sign-out is broken.".into()))?;
+        match chain.hops.iter_mut().find(|h| h.sp == sp && h.answered.is_none()) {
+            Some(hop) => {
+                let matches = in_response_to == Some(hop.request_id.as_str());
+                hop.answered = Some(matches && success);
+                if !(matches && success) {
+                    tracing::info!(sp, matches, success, "SAML single logout: an SP was not signed out");
+                }
+                matches && success
+            }
+            None => false,
+        }
     };
-    let expected = chain.waiting.take();
-    let matches = expected.as_ref().is_some_and(|(s, id)| s == sp && in_response_to == Some(id.as_str()));
-    if !(matches && success) {
-        tracing::info!(sp, matches, success, "SAML single logout: an SP was not signed out");
-        let name = expected.map(|(s, _)| s).unwrap_or_else(|| sp.to_string());
-        chain.ended.failed.push(display_name(state, &name));
+    state.metrics.event("saml_logout_response", if recorded { "success" } else { "failure" });
+    let name = display_name(state, sp);
+    let text = if recorded { format!("Signed out of {name}.") } else { format!("{name} could not sign you out.") };
+    let mut resp = pages::message(&state.config.ui, "Signing out", &text, None).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let csp = pages::CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'");
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    next(state, chain)
+    Ok(resp)
+}
+
+/// The end of chain `chain_id`: every SP that did not answer Success is listed as not signed out, then the
+/// chain's finish.
+pub fn done(state: &AppState, chain_id: &str) -> Result<Response, AppError> {
+    let chain = state.logout_chains.remove(chain_id).ok_or_else(|| {
+        AppError::BadRequest("This sign-out expired or was already finished.".into())
+    })?;
+    let mut chain = {
+        let mut c = chain.lock().map_err(|_| AppError::BadRequest("This sign-out is broken.".into()))?;
+        Chain { hops: std::mem::take(&mut c.hops), ended: std::mem::take(&mut c.ended), finish: c.finish.clone() }
+    };
+    for hop in std::mem::take(&mut chain.hops) {
+        if hop.answered != Some(true) {
+            if hop.answered.is_none() {
+                tracing::warn!(sp = %hop.sp, "SAML single logout: the SP did not answer in time");
+            }
+            chain.ended.failed.push(display_name(state, &hop.sp));
+        }
+    }
+    Ok(finish_chain(state, chain))
 }
 
 fn display_name(state: &AppState, sp: &str) -> String {
@@ -132,24 +265,9 @@ fn display_name(state: &AppState, sp: &str) -> String {
         .unwrap_or_else(|| sp.to_string())
 }
 
-/// The next LogoutRequest of `chain`, or its finish.
-fn next(state: &AppState, mut chain: Chain) -> Result<Response, AppError> {
-    while let Some(record) = chain.todo.pop() {
-        let Some(idp) = state.saml.as_deref() else { break };
-        match send(state, idp, &record) {
-            Ok((request_id, message, chain_id)) => {
-                chain.waiting = Some((record.sp.clone(), request_id));
-                state.logout_chains.insert(chain_id.clone(), chain);
-                state.metrics.event("saml_logout_request", "sent");
-                return Ok(deliver(&message, Some(&chain_id)));
-            }
-            Err(e) => {
-                tracing::warn!(sp = %record.sp, error = %e, "cannot send a SAML LogoutRequest");
-                chain.ended.failed.push(display_name(state, &record.sp));
-            }
-        }
-    }
-    Ok(match chain.finish {
+/// The chain's last step.
+fn finish_chain(state: &AppState, chain: Chain) -> Response {
+    match chain.finish {
         // The SP that started the logout gets its answer (it shows its own page); apps not signed out are logged.
         Finish::Respond { message, relay_state } => {
             if !chain.ended.failed.is_empty() {
@@ -162,23 +280,23 @@ fn next(state: &AppState, mut chain: Chain) -> Result<Response, AppError> {
             Redirect::to(&next).into_response()
         }
         Finish::Page { next } => logged_out_page_with(state, &chain.ended, next.as_deref()),
-    })
+    }
 }
 
-fn send(
+/// A signed LogoutRequest to the SP of `record` (the NameID and SessionIndex it was given), RelayState `chain_id`.
+fn request(
     state: &AppState,
     idp: &IdentityProvider,
     record: &SamlSignIn,
-) -> Result<(String, Outbound, String), federation::saml::SamlError> {
+    chain_id: &str,
+) -> Result<(String, Outbound), federation::saml::SamlError> {
     let sp = idp.by_name(&record.sp)?;
-    let chain_id = fedgate_types::random::token();
-    let (id, message) = idp.logout_request(
+    idp.logout_request(
         sp,
         &record.nameid_format,
         &record.name_id,
         Some(&record.session_index),
-        Some(&chain_id),
+        Some(chain_id),
         state.clock.now(),
-    )?;
-    Ok((id, message, chain_id))
+    )
 }
