@@ -71,7 +71,7 @@ impl SamlSp {
 
     /// Its metadata, written to `dir/<port>.xml` for the gateway's `metadata_file`.
     pub async fn metadata_file(&self, dir: &Path) -> anyhow::Result<PathBuf> {
-        let xml = reqwest::get(self.url("/metadata")).await?.error_for_status()?.text().await?;
+        let xml = crate::gateway::http().get(self.url("/metadata")).send().await?.error_for_status()?.text().await?;
         let path = dir.join(format!("{}.xml", self.base.rsplit(':').next().unwrap_or("sp")));
         std::fs::write(&path, xml)?;
         Ok(path)
@@ -80,13 +80,13 @@ impl SamlSp {
     /// Loads the IdP's metadata from `idp_metadata_url` (the gateway starts after the SP).
     pub async fn setup(&self, idp_metadata_url: &str) -> anyhow::Result<()> {
         let url = format!("{}?{}", self.url("/setup"), serde_pair("idp", idp_metadata_url));
-        reqwest::get(url).await?.error_for_status()?;
+        crate::gateway::http().get(url).send().await?.error_for_status()?;
         Ok(())
     }
 
     /// How many sessions the SP holds.
     pub async fn active_sessions(&self) -> anyhow::Result<u64> {
-        let v: serde_json::Value = reqwest::get(self.url("/sessions")).await?.json().await?;
+        let v: serde_json::Value = crate::gateway::http().get(self.url("/sessions")).send().await?.json().await?;
         v["active"].as_u64().context("no active count")
     }
 
