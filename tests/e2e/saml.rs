@@ -935,6 +935,21 @@ async fn nameid_policy_is_honoured_or_refused_with_invalid_nameid_policy() {
     crate::login::login(&b, &gw, "bob", "bob-password", "").await;
     let xml = response_for_policy(&gw, &b, SP_ENTITY, SP_ACS, PERSISTENT).await;
     assert_ne!(get(&xml, "saml:NameID", ""), persistent);
+
+    // The pairwise key is a secret of its own in keys_dir (mode 0600), not derived from the signing key: a new
+    // signing key (rotation) keeps every persistent NameID.
+    use std::os::unix::fs::PermissionsExt as _;
+    let secret = keys.path().join("saml-persistent-nameid.secret");
+    assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    gw.stop().await.unwrap();
+    std::fs::remove_file(keys.path().join("saml-signing.key")).unwrap();
+    std::fs::remove_file(&cert).unwrap();
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, PERSISTENT).await;
+    xmlsec1_verifies_assertion(&xml, &cert);
+    assert_eq!(get(&xml, "saml:NameID", ""), persistent, "stable across a signing key rotation");
 }
 
 /// Verifies an HTTP-Redirect binding signature on `url`'s query with the IdP certificate, by openssl.
