@@ -217,6 +217,12 @@ fn post_form(signed: &federation::saml::SignedResponse, relay_state: Option<&str
     single_logout::post_field(&signed.acs_url, "SAMLResponse", &signed.saml_response, relay_state)
 }
 
+/// Whether a NameID format's values are opaque (compared exactly, never case-folded).
+fn opaque(format_uri: &str) -> bool {
+    use federation::saml::NameIdFormat;
+    [NameIdFormat::Transient.uri(), NameIdFormat::Persistent.uri()].contains(&format_uri)
+}
+
 /// How many SAML `SessionIndex` values a session remembers.
 const MAX_SESSION_INDEXES: usize = 16;
 
@@ -289,8 +295,12 @@ async fn logout(
         // The NameID this session gave the SP (transient and persistent ones are not the username); sessions from
         // before those records existed fall back to the SP's configured NameID.
         let names_this_user = match (request.name_id.as_deref(), session.saml_sps.iter().find(|r| r.sp == sp.name())) {
+            // Opaque values (transient, persistent) exactly; a username or mail address whatever its case.
+            (Some(asked), Some(record)) if opaque(&record.nameid_format) => {
+                fedgate_types::random::secure_eq(asked, &record.name_id)
+            }
             (Some(asked), Some(record)) => {
-                fedgate_types::random::secure_eq(&asked.to_lowercase(), &record.name_id.to_lowercase())
+                fedgate_types::random::secure_eq(asked.to_lowercase(), record.name_id.to_lowercase())
             }
             (asked, None) => sp.is_subject_of_logout(asked, &principal),
             (None, Some(_)) => false,
