@@ -468,3 +468,43 @@ async fn saml_logout_chain_reaches_every_sp_and_lists_the_ones_that_failed() {
     assert!(xml.contains("InResponseTo=\"_from-a\"") && xml.contains("status:Success"), "{xml}");
     assert_eq!(c.get(gw.url("/")).send().await.unwrap().status(), StatusCode::SEE_OTHER);
 }
+
+/// The back-channel POSTs never delay the browser: a client whose back-channel endpoint takes 30 s to answer (past
+/// the 5 s timeout, so fedgate retries) still gets its logout token, and the logout page answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_back_channel_endpoint_does_not_delay_the_browser() {
+    let got: Received = Arc::default();
+    let store = got.clone();
+    let app = axum::Router::new().route(
+        "/bc/{client}",
+        axum::routing::post(
+            move |axum::extract::Path(client): axum::extract::Path<String>,
+                  axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                let store = store.clone();
+                async move {
+                    store.lock().unwrap().push((client, form.get("logout_token").cloned().unwrap_or_default()));
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let keys = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(&config(&base, keys.path(), &[])).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-demo", "").await;
+    let rp1 = sign_in_to(&gw, &c, "rp1").await;
+    let html = c.get(gw.url("/logout")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let started = std::time::Instant::now();
+    let r = c.post(gw.url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("Signed out"));
+    assert!(took < Duration::from_secs(1), "the logout page took {took:?}");
+    let tokens = tokens_for(&got, &["rp1"]).await;
+    verify_logout_token(&gw, &tokens[0].1, "rp1", rp1["id_token"].as_str().unwrap()).await;
+}
