@@ -1056,3 +1056,51 @@ async fn redirect_only_slo_metadata_asynchronous_and_no_endpoint() {
     assert!(r.text().await.unwrap().contains("Signed out"));
     assert!(!signed_in(&c).await, "ended although the SP has no logout endpoint");
 }
+
+/// `encrypt_assertions`: the signed assertion travels as an `EncryptedAssertion` (AES-256-GCM, key wrapped with
+/// RSA-OAEP for the SP's certificate); pysaml2 decrypts it with the SP's key (by xmlsec1) and accepts the
+/// signature, the NameID and the attributes inside. Nothing of the user is readable in the Response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysaml2_decrypts_encrypted_assertions() {
+    use aws_lc_rs::encoding::AsDer as _;
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(rsa.as_der().unwrap().as_ref().to_vec());
+    let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().self_signed(&rc_key).unwrap();
+    let (cert_path, key_path, md) = (dir.path().join("sp.crt"), dir.path().join("sp.key"), dir.path().join("idp.xml"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, rc_key.serialize_pem()).unwrap();
+    // The SP's certificate_file is its encryption certificate too.
+    let keys = tempfile::tempdir().unwrap();
+    let slapd = Slapd::start().unwrap();
+    let cfg = format!(
+        "{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"{SP_ENTITY}\"\n\
+         acs_urls = [\"{SP_ACS}\"]\ncertificate_file = \"{}\"\nencrypt_assertions = true\n\
+         attributes = {{ mail = \"{{email}}\" }}\n",
+        slapd.ldap_toml(""),
+        keys.path().display(),
+        cert_path.display()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let metadata = e2e::gateway::http().get(gw.url("/saml/metadata")).send().await.unwrap();
+    std::fs::write(&md, metadata.text().await.unwrap()).unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "bob", "bob-password", "").await;
+    let html = c.get(gw.url("/saml/init/app")).send().await.unwrap().text().await.unwrap();
+    let (_, xml, _) = posted(&html);
+    assert!(xml.contains("<saml:EncryptedAssertion") && !xml.contains("<saml:Assertion"), "{xml}");
+    assert!(xml.contains("xmlenc11#aes256-gcm") && xml.contains("xmlenc#rsa-oaep-mgf1p"), "{xml}");
+    assert!(!xml.contains("bob"), "nothing of the user in clear: {xml}");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let (md_s, key, cert) = (md.display().to_string(), key_path.display().to_string(), cert_path.display().to_string());
+    let seen = tokio::task::spawn_blocking(move || {
+        pysaml2(&["consume-encrypted", &md_s, SP_ENTITY, SP_ACS, &key, &cert], Some(&b64))
+    })
+    .await
+    .unwrap();
+    // What pysaml2 read came out of the encrypted data only (the Response holds none of it in clear).
+    assert_eq!(seen["assertion_signed"], true, "{seen}");
+    assert_eq!(seen["name_id"], "bob");
+    assert_eq!(seen["attributes"]["mail"], serde_json::json!(["bob@example.org"]));
+}

@@ -154,7 +154,12 @@ fn follow_in<'a>(
                 Err(e) => {
                     let url = e.url().map(|u| u.to_string()).unwrap_or_default();
                     trail.push(format!("{url} (failed)"));
-                    return Landed { url, status: reqwest::StatusCode::BAD_GATEWAY, body: e.to_string(), trail: trail.clone() };
+                    return Landed {
+                        url,
+                        status: reqwest::StatusCode::BAD_GATEWAY,
+                        body: e.to_string(),
+                        trail: trail.clone(),
+                    };
                 }
             };
             let url = r.url().clone();
@@ -220,7 +225,12 @@ fn attr_of(tag: &str, attr: &str) -> Option<String> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&#x27;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// A form that submits itself (`.submit()` in the page): its action and hidden fields.

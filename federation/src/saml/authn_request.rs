@@ -333,7 +333,7 @@ pub fn verify_redirect_signature_of(raw_query: &str, field: &str, cert_der: &[u8
 }
 
 /// Just enough DER to find an X.509 certificate's RSA public key (PKCS#1 `RSAPublicKey` in the SPKI bit string).
-mod der {
+pub(crate) mod der {
     /// One TLV: (tag, contents, rest).
     fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         let (&tag, rest) = input.split_first()?;
@@ -351,6 +351,22 @@ mod der {
             return None;
         }
         Some((tag, &rest[..len], &rest[len..]))
+    }
+
+    /// Certificate → tbsCertificate → the whole `SubjectPublicKeyInfo` (tag and length included).
+    pub fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+        let (_, cert, _) = tlv(cert)?;
+        let (_, tbs, _) = tlv(cert)?;
+        let mut rest = tbs;
+        let (tag, _, r) = tlv(rest)?;
+        if tag == 0xa0 {
+            rest = r;
+        }
+        for _ in 0..5 {
+            rest = tlv(rest)?.2;
+        }
+        let (_, _, after) = tlv(rest)?;
+        Some(&rest[..rest.len() - after.len()])
     }
 
     /// Certificate → tbsCertificate → subjectPublicKeyInfo → BIT STRING contents (without the unused-bits byte).

@@ -97,6 +97,15 @@ pub enum SamlError {
     /// An outgoing HTTP-Redirect message could not be DEFLATE-compressed.
     #[error("compressing an outgoing SAML message failed: {0}")]
     Deflate(#[source] std::io::Error),
+    /// The assertion could not be encrypted for the SP.
+    #[error("encrypting the assertion for {sp:?}: {source}")]
+    Encrypt {
+        /// The SP.
+        sp: String,
+        /// The cause.
+        #[source]
+        source: super::encrypt::EncryptError,
+    },
     /// Keys or certificates could not be loaded, generated or used.
     #[error("SAML keys: {0}")]
     Keys(#[from] super::keys::KeyError),
@@ -143,6 +152,9 @@ pub enum ConfigError {
         #[source]
         source: super::sp_metadata::MetadataError,
     },
+    /// `encrypt_assertions` without any certificate to encrypt for.
+    #[error("service provider {0:?} has encrypt_assertions = true but no encryption certificate")]
+    NoEncryptionCertificate(String),
     /// Neither the configuration, the preset nor the metadata gives the SP an ACS URL.
     #[error("service provider {0:?} has no ACS URL")]
     NoAcsUrl(String),
@@ -151,6 +163,6 @@ pub enum ConfigError {
 impl SamlError {
     /// True when the request (not our configuration) is at fault: answer 4xx.
     pub fn is_bad_request(&self) -> bool {
-        !matches!(self, Self::Keys(_) | Self::Config(_) | Self::Deflate(_))
+        !matches!(self, Self::Keys(_) | Self::Config(_) | Self::Deflate(_) | Self::Encrypt { .. })
     }
 }

@@ -6,6 +6,7 @@
 //! an attribute into a signed assertion), lacks `NotOnOrAfter`/`SessionIndex`, and needs libxmlsec1 to build.
 
 pub mod authn_request;
+pub mod encrypt;
 pub mod error;
 pub mod keys;
 mod legacy_sha1;

@@ -157,6 +157,11 @@ pub fn build(
     }
     let alg = sp.config.signature_algorithm;
     sign_enveloped(&mut assertion, 1, keys, alg)?;
+    let assertion = match &sp.encryption_cert_der {
+        Some(cert) => super::encrypt::encrypted_assertion(&assertion, cert)
+            .map_err(|source| SamlError::Encrypt { sp: sp.name().to_string(), source })?,
+        None => assertion,
+    };
 
     let mut response =
         Element::new(ns::SAMLP, "Response")

@@ -252,6 +252,12 @@ pub struct SpConfig {
     pub certificate_file: Option<PathBuf>,
     /// Refuse AuthnRequests that are not signed by `certificate_file`.
     pub want_authn_requests_signed: bool,
+    /// Send the assertion as an `EncryptedAssertion` (AES-256-GCM, the key wrapped with RSA-OAEP for the SP's
+    /// encryption certificate), for SPs that require it.
+    pub encrypt_assertions: bool,
+    /// The SP's encryption certificate (PEM). Default: the `KeyDescriptor use="encryption"` of its metadata, else
+    /// its signing certificate (`certificate_file` or the metadata's).
+    pub encryption_certificate_file: Option<PathBuf>,
     /// Alibaba: the account ID.
     pub account_id: Option<String>,
     /// Alibaba: site.
@@ -290,6 +296,8 @@ impl Default for SpConfig {
             default_relay_state: None,
             certificate_file: None,
             want_authn_requests_signed: false,
+            encrypt_assertions: false,
+            encryption_certificate_file: None,
             account_id: None,
             site: Site::Cn,
             auxiliary_domain: None,
@@ -323,6 +331,8 @@ pub struct ServiceProvider {
     pub nameid_template: String,
     /// The certificate for AuthnRequest signatures (DER), if configured.
     pub certificate_der: Option<Vec<u8>>,
+    /// The certificate whose RSA key encrypted assertions are for (DER), when `encrypt_assertions` is set.
+    pub encryption_cert_der: Option<Vec<u8>>,
     /// Where LogoutResponses go (the `ResponseLocation` of [`Self::slo`]).
     pub slo_url: Option<String>,
     /// The SP's SingleLogoutService (from `slo_url` + `slo_binding`, or the SP's metadata).
@@ -416,20 +426,17 @@ impl ServiceProvider {
             (None, true) => Vec::new(),
         };
         let certificate_der = match &config.certificate_file {
-            Some(path) => {
-                use rustls::pki_types::pem::PemObject as _;
-                let pem = std::fs::read(path).map_err(|source| ConfigError::File {
-                    sp: config.name.clone(),
-                    key: "certificate_file",
-                    path: path.clone(),
-                    source,
-                })?;
-                let cert = rustls::pki_types::CertificateDer::from_pem_slice(&pem).map_err(|source| {
-                    ConfigError::Certificate { sp: config.name.clone(), path: path.clone(), source }
-                })?;
-                Some(cert.to_vec())
-            }
+            Some(path) => Some(read_certificate(&config.name, "certificate_file", path)?),
             None => metadata.as_ref().and_then(|m| m.signing_cert_der.clone()),
+        };
+        let encryption_cert_der = match (&config.encryption_certificate_file, config.encrypt_assertions) {
+            (_, false) => None,
+            (Some(path), true) => Some(read_certificate(&config.name, "encryption_certificate_file", path)?),
+            (None, true) => {
+                let cert =
+                    metadata.as_ref().and_then(|m| m.encryption_cert_der.clone()).or_else(|| certificate_der.clone());
+                Some(cert.ok_or_else(|| ConfigError::NoEncryptionCertificate(config.name.clone()))?)
+            }
         };
         let slo = match (&config.slo_url, &metadata) {
             (Some(url), _) => Some(SloEndpoint {
@@ -463,6 +470,7 @@ impl ServiceProvider {
             entity_id,
             acs_urls,
             certificate_der,
+            encryption_cert_der,
             config,
         })
     }
@@ -652,6 +660,23 @@ impl ServiceProvider {
     }
 }
 
+/// The DER of the PEM certificate in `path`, named by the SP and the configuration key for errors.
+fn read_certificate(sp: &str, key: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    use rustls::pki_types::pem::PemObject as _;
+    let pem = std::fs::read(path).map_err(|source| ConfigError::File {
+        sp: sp.to_string(),
+        key,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(&pem).map_err(|source| ConfigError::Certificate {
+        sp: sp.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(cert.to_vec())
+}
+
 /// A pairwise persistent NameID: HMAC-SHA256(`key`, entity ID ‖ 0x00 ‖ subject), base64url without padding (43
 /// characters, SAML core §8.3.7 allows up to 256).
 pub fn pairwise_id(key: &[u8], sp_entity_id: &str, subject: &str) -> String {
@@ -795,6 +820,18 @@ impl SpConfig {
                 Some(path.display().to_string()),
                 "file not found",
                 "download the SP's metadata XML and point metadata_file at it",
+            ));
+        }
+        if self.encrypt_assertions
+            && self.encryption_certificate_file.is_none()
+            && self.certificate_file.is_none()
+            && self.metadata_file.is_none()
+        {
+            out.push(ConfigIssue::new(
+                "encrypt_assertions",
+                Some("true".into()),
+                "encrypted assertions need the SP's encryption certificate",
+                "set encryption_certificate_file (PEM), or metadata_file with the SP's KeyDescriptor",
             ));
         }
         if self.want_authn_requests_signed && self.certificate_file.is_none() && self.metadata_file.is_none() {

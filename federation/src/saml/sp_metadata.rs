@@ -35,6 +35,8 @@ pub struct SpMetadata {
     pub acs_urls: Vec<String>,
     /// DER of the first `KeyDescriptor` certificate usable for signing.
     pub signing_cert_der: Option<Vec<u8>>,
+    /// DER of the first `KeyDescriptor` certificate usable for encryption (`use="encryption"` or no `use`).
+    pub encryption_cert_der: Option<Vec<u8>>,
     /// The first `SingleLogoutService` of each binding we speak (HTTP-POST, HTTP-Redirect), in document order.
     pub slo: Vec<SloEndpoint>,
 }
@@ -47,6 +49,7 @@ pub fn parse(xml: &[u8]) -> Result<SpMetadata, MetadataError> {
     let mut md = SpMetadata::default();
     let (mut default_acs, mut other_acs) = (Vec::new(), Vec::new());
     let (mut in_key, mut key_for_signing, mut in_cert) = (false, false, false);
+    let (mut key_for_encryption, mut in_enc_cert) = (false, false);
     loop {
         let event = reader.read_event_into(&mut buf)?;
         match event {
@@ -88,21 +91,32 @@ pub fn parse(xml: &[u8]) -> Result<SpMetadata, MetadataError> {
                     b"KeyDescriptor" => {
                         in_key = true;
                         key_for_signing = attr(b"use").is_none_or(|u| u == "signing");
+                        key_for_encryption = attr(b"use").is_none_or(|u| u == "encryption");
                     }
-                    b"X509Certificate" => in_cert = in_key && key_for_signing,
+                    b"X509Certificate" => {
+                        in_cert = in_key && key_for_signing;
+                        in_enc_cert = in_key && key_for_encryption;
+                    }
                     _ => {}
                 }
             }
-            Event::Text(t) if in_cert && md.signing_cert_der.is_none() => {
+            Event::Text(t)
+                if (in_cert && md.signing_cert_der.is_none()) || (in_enc_cert && md.encryption_cert_der.is_none()) =>
+            {
                 let text = t.decode().map_err(quick_xml::Error::from)?;
                 let b64: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-                md.signing_cert_der = Some(
-                    base64::engine::general_purpose::STANDARD.decode(b64).map_err(MetadataError::CertificateBase64)?,
-                );
+                let der =
+                    base64::engine::general_purpose::STANDARD.decode(b64).map_err(MetadataError::CertificateBase64)?;
+                if in_cert && md.signing_cert_der.is_none() {
+                    md.signing_cert_der = Some(der.clone());
+                }
+                if in_enc_cert && md.encryption_cert_der.is_none() {
+                    md.encryption_cert_der = Some(der);
+                }
             }
             Event::End(e) => match e.local_name().as_ref() {
                 b"KeyDescriptor" => in_key = false,
-                b"X509Certificate" => in_cert = false,
+                b"X509Certificate" => (in_cert, in_enc_cert) = (false, false),
                 _ => {}
             },
             Event::Eof => break,
@@ -144,6 +158,21 @@ mod tests {
         assert_eq!(md.acs_urls, vec!["https://signin.aliyun.com/saml/SSO"]);
         assert_eq!(md.signing_cert_der, Some(vec![0, 1, 2, 3, 4, 5]));
         assert!(md.slo.is_empty());
+        assert_eq!(md.encryption_cert_der, None, "a signing-only KeyDescriptor is not for encryption");
+    }
+
+    #[test]
+    fn reads_the_encryption_certificate() {
+        let both = ALIYUN.replace(
+            "<md:NameIDFormat>",
+            r#"<md:KeyDescriptor use="encryption"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>BQQDAgEA</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:NameIDFormat>"#,
+        );
+        let md = parse(both.as_bytes()).unwrap();
+        assert_eq!(md.signing_cert_der, Some(vec![0, 1, 2, 3, 4, 5]));
+        assert_eq!(md.encryption_cert_der, Some(vec![5, 4, 3, 2, 1, 0]));
+        let unmarked = ALIYUN.replace(r#"<md:KeyDescriptor use="signing">"#, "<md:KeyDescriptor>");
+        let md = parse(unmarked.as_bytes()).unwrap();
+        assert_eq!(md.encryption_cert_der, md.signing_cert_der, "no use: both");
     }
 
     #[test]

@@ -238,9 +238,10 @@ pub fn on_response(
 /// The end of chain `chain_id`: every SP that did not answer Success is listed as not signed out, then the
 /// chain's finish.
 pub fn done(state: &AppState, chain_id: &str) -> Result<Response, AppError> {
-    let chain = state.logout_chains.remove(chain_id).ok_or_else(|| {
-        AppError::BadRequest("This sign-out expired or was already finished.".into())
-    })?;
+    let chain = state
+        .logout_chains
+        .remove(chain_id)
+        .ok_or_else(|| AppError::BadRequest("This sign-out expired or was already finished.".into()))?;
     let mut chain = {
         let mut c = chain.lock().map_err(|_| AppError::BadRequest("This sign-out is broken.".into()))?;
         Chain { hops: std::mem::take(&mut c.hops), ended: std::mem::take(&mut c.ended), finish: c.finish.clone() }
