@@ -443,7 +443,9 @@ mod tests {
                 let (connector, pool) = (connector.clone(), pool.clone());
                 tokio::spawn(async move {
                     let c = pool.get(&connector).await?;
-                    tokio::time::sleep(Duration::from_micros(200)).await;
+                    // Held long enough (200 × 2 ms over 2 connections) for the sampler's two listings to see them
+                    // on a loaded machine.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
                     // Some connections die in use: their slot frees when the socket closes.
                     if i % 7 != 0 {
                         pool.put(c.conn);
