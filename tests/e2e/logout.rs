@@ -508,3 +508,56 @@ async fn a_slow_back_channel_endpoint_does_not_delay_the_browser() {
     let tokens = tokens_for(&got, &["rp1"]).await;
     verify_logout_token(&gw, &tokens[0].1, "rp1", rp1["id_token"].as_str().unwrap()).await;
 }
+
+/// The same fan-out in a real browser (Chromium): the "Signing out" page's iframes load through fedgate's CSP,
+/// each SP's logout endpoint gets its LogoutRequest (HTTP-POST for A, HTTP-Redirect for B) and signs the user
+/// out, the page moves on by itself; started at fedgate and at SP A (which gets its LogoutResponse last).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_out_of_every_saml_sp() {
+    use e2e::saml_sp::{SamlSp, SloBinding};
+    e2e::node::chromium().unwrap();
+    let (base, _got) = receiver().await;
+    let keys = tempfile::tempdir().unwrap();
+    let (sp_a, sp_b) = (SamlSp::start(SloBinding::Post).unwrap(), SamlSp::start(SloBinding::Redirect).unwrap());
+    let md_a = sp_a.metadata_file(keys.path()).await.unwrap();
+    let md_b = sp_b.metadata_file(keys.path()).await.unwrap();
+    let gw = Gateway::start(&config(&base, keys.path(), &[("a", &md_a), ("b", &md_b)])).await.unwrap();
+    for sp in [&sp_a, &sp_b] {
+        sp.setup(&gw.url("/saml/metadata")).await.unwrap();
+    }
+    for start in ["fedgate".to_string(), sp_a.base.clone()] {
+        let env = [
+            ("BASE", gw.base.clone()),
+            ("USER_NAME", "alice".to_string()),
+            ("PASSWORD", "alice-demo".to_string()),
+            ("SPS", format!("{},{}", sp_a.base, sp_b.base)),
+            ("START", start.clone()),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            e2e::node::run("browser-slo.mjs", &env, 120)
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let seen: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+        assert_eq!(seen["ok"], true, "{start}: {seen}");
+        assert_eq!(seen["csp"], serde_json::json!([]), "{start}: {seen}");
+        let text = seen["final_text"].as_str().unwrap();
+        if start == "fedgate" {
+            assert!(text.contains("You have been signed out") && !text.contains("could not"), "{seen}");
+            let mut asked: Vec<&str> =
+                seen["slo_requests"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+            asked.sort_unstable();
+            let (post_a, get_b) = (format!("POST {}/slo", sp_a.base), format!("GET {}/slo", sp_b.base));
+            let mut want = vec![post_a.as_str(), get_b.as_str()];
+            want.sort_unstable();
+            assert_eq!(asked, want, "both at once, each by its binding: {seen}");
+        } else {
+            assert!(text.contains("\"logged_out\": true"), "SP A accepted fedgate's LogoutResponse: {seen}");
+        }
+        for sp in [&sp_a, &sp_b] {
+            assert_eq!(sp.active_sessions().await.unwrap(), 0, "{start}: {}", sp.base);
+        }
+    }
+}
