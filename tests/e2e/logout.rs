@@ -20,11 +20,12 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// What the back-channel receiver got: (client in the path, `logout_token`).
 type Received = Arc<Mutex<Vec<(String, String)>>>;
 
-/// A back-channel logout receiver on a free loopback port: `POST /bc/{client}` with a form `logout_token`.
+/// A back-channel logout receiver on a free loopback port: `POST /bc/{client}` with a form `logout_token`; also
+/// the clients' post-logout page, `GET /bye`.
 async fn receiver() -> (String, Received) {
     let got: Received = Arc::default();
     let store = got.clone();
-    let app = axum::Router::new().route(
+    let app = axum::Router::new().route("/bye", axum::routing::get(|| async { "bye from rp2" })).route(
         "/bc/{client}",
         axum::routing::post(
             move |axum::extract::Path(client): axum::extract::Path<String>,
@@ -66,7 +67,7 @@ fn config(receiver: &str, keys: &std::path::Path, sps: &[(&str, &std::path::Path
         demo_config(),
         keys.join("oidc").display(),
         client("rp1", &format!("frontchannel_logout_uri = \"{receiver}/fc/rp1\"\n")),
-        client("rp2", ""),
+        client("rp2", &format!("post_logout_redirect_uris = [\"{receiver}/bye\"]\n")),
         keys.join("saml").display(),
     )
 }
@@ -210,13 +211,21 @@ async fn logout_anywhere_ends_every_oidc_and_saml_session() {
                 let csrf = csrf_from(&html).unwrap();
                 follow(&c, c.post(gw.url("/logout")).form(&[("csrf", csrf.as_str())])).await
             }
-            Start::RpInitiated => follow(&c, c.get(gw.url(&format!("/oauth2/logout?id_token_hint={id2}")))).await,
+            Start::RpInitiated => {
+                let q = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("id_token_hint", &id2)
+                    .append_pair("post_logout_redirect_uri", &format!("{base}/bye"))
+                    .finish();
+                follow(&c, c.get(gw.url(&format!("/oauth2/logout?{q}")))).await
+            }
             Start::SpA => follow(&c, c.get(sp_a.url("/logout"))).await,
             Start::SpB => follow(&c, c.get(sp_b.url("/logout"))).await,
         };
         assert_eq!(landed.status, StatusCode::OK, "{start:?}: {landed:?}");
         match start {
-            Start::LogoutPage | Start::RpInitiated => {
+            // After the SPs, the client's post-logout redirect.
+            Start::RpInitiated => assert_eq!(landed.body, "bye from rp2", "{start:?}: {landed:?}"),
+            Start::LogoutPage => {
                 assert!(landed.body.contains("Signed out"), "{start:?}: {landed:?}");
                 assert!(!landed.body.contains("could not be signed out"), "{start:?}: {landed:?}");
             }
