@@ -36,6 +36,10 @@ pub struct SamlConfig {
     /// Longest `RelayState` accepted from an SP or a browser, in bytes. The bindings (SAML 2.0 Bindings §3.4.3,
     /// §3.5.3) cap it at 80; a higher value accommodates SPs that put a whole URL there.
     pub max_relay_state_bytes: usize,
+    /// How long fedgate's "Signing out" page waits for the SPs' LogoutResponses (each SP in an iframe) before it
+    /// moves on and names the SPs that did not answer.
+    #[serde(with = "humantime_serde")]
+    pub logout_wait: Duration,
     /// A file holding the secret (at least 32 bytes) that keys `persistent` NameIDs (HMAC-SHA256 over the SP's
     /// entity ID and the user's subject). Without it the secret is generated once in `keys_dir`
     /// (`saml-persistent-nameid.secret`), so persistent NameIDs stay the same across restarts, key rotations and
@@ -62,6 +66,7 @@ impl Default for SamlConfig {
             clock_skew: Duration::from_secs(60),
             want_authn_requests_signed: false,
             max_relay_state_bytes: SPEC_RELAY_STATE_BYTES,
+            logout_wait: Duration::from_secs(3),
             persistent_nameid_secret_file: None,
             service_providers: Vec::new(),
         }
@@ -872,6 +877,14 @@ impl SamlConfig {
                 "leave it at 80, or raise it only as far as an SP that sends longer RelayState values needs",
             ));
         }
+        if !(Duration::from_secs(1)..=Duration::from_secs(30)).contains(&self.logout_wait) {
+            out.push(ConfigIssue::new(
+                "logout_wait",
+                Some(humantime_serde::re::humantime::format_duration(self.logout_wait).to_string()),
+                "outside 1s–30s (the browser waits this long on every logout with SAML SPs)",
+                "use about \"3s\"; more only for SPs that take longer to answer",
+            ));
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, sp) in self.service_providers.iter().enumerate() {
             if !names.insert(sp.name.clone()) {
@@ -911,6 +924,19 @@ mod tests {
             assert_eq!(problems.is_empty(), ok, "{bytes}: {problems:?}");
             assert!(problems.iter().all(|p| p.key == "max_relay_state_bytes"));
         }
+    }
+
+    #[test]
+    fn logout_wait_is_3s_and_bounded() {
+        assert_eq!(SamlConfig::default().logout_wait, Duration::from_secs(3));
+        for (secs, ok) in [(0, false), (1, true), (30, true), (31, false)] {
+            let cfg = SamlConfig { logout_wait: Duration::from_secs(secs), ..SamlConfig::default() };
+            let problems = cfg.validate();
+            assert_eq!(problems.is_empty(), ok, "{secs}: {problems:?}");
+            assert!(problems.iter().all(|p| p.key == "logout_wait"));
+        }
+        let cfg = SpConfig { name: "x".into(), encrypt_assertions: true, ..SpConfig::default() };
+        assert!(cfg.validate().iter().any(|p| p.key == "encrypt_assertions"), "no certificate to encrypt for");
     }
 
     fn principal() -> Principal {

@@ -1,7 +1,7 @@
 //! The rest of a logout after the session ended: a signed LogoutRequest to every other SAML SP of the session that
 //! has a SingleLogoutService, all at once, each in a hidden iframe of fedgate's "Signing out" page (the
 //! front-channel bindings of SAML profiles §4.4.3.4, the way SimpleSAMLphp's iframe logout does it), beside the
-//! OIDC clients' front-channel logout iframes. The page moves on by itself after [`WAIT`]: an SP that answered
+//! OIDC clients' front-channel logout iframes. The page moves on by itself after `[saml] logout_wait`: an SP that answered
 //! with an error, with something that does not verify, or not at all (stopped, unreachable, too slow) is listed
 //! on the final page, and never holds up the others. The final step is the LogoutResponse to the SP that started
 //! the logout, the client's post-logout redirect, or the signed-out page. A chain lives in a small in-memory cache
@@ -19,10 +19,6 @@ use super::sign_in::{Ended, logged_out_page_with, session_cookie_attrs};
 use crate::domain::session::{SamlSignIn, Session};
 use crate::http::error::AppError;
 use crate::http::pages;
-
-/// How long the "Signing out" page waits for the SPs' answers before it moves on (a meta refresh: the pages run
-/// no script). An SP that has not answered by then is listed as not signed out.
-pub const WAIT: Duration = Duration::from_secs(3);
 
 /// The path of one SP's LogoutRequest within a chain (loaded in an iframe).
 pub const FRAME_PATH: &str = "/saml/slo/frame";
@@ -141,7 +137,7 @@ pub fn after_session_end(
 }
 
 /// The "Signing out" page: one iframe per SP (its LogoutRequest) and per OIDC front-channel logout URL, moving on
-/// to [`DONE_PATH`] after [`WAIT`]. Its CSP lets the frames load fedgate, the SPs' logout endpoints and the
+/// to [`DONE_PATH`] after `[saml] logout_wait` (a meta refresh: the pages run no script). Its CSP lets the frames load fedgate, the SPs' logout endpoints and the
 /// clients' front-channel URLs, nothing else.
 fn signing_out_page(state: &AppState, chain: &Chain, chain_id: &str) -> Response {
     let q = |pairs: &[(&str, &str)]| url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
@@ -155,7 +151,8 @@ fn signing_out_page(state: &AppState, chain: &Chain, chain_id: &str) -> Response
     let next = format!("{DONE_PATH}?{}", q(&[("chain", chain_id)]));
     let frame_refs: Vec<&str> = frames.iter().map(String::as_str).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut resp = pages::signing_out(&state.config.ui, &frame_refs, &name_refs, &next, WAIT.as_secs()).into_response();
+    let wait = state.config.saml.as_ref().map_or(3, |c| c.logout_wait.as_secs().max(1));
+    let mut resp = pages::signing_out(&state.config.ui, &frame_refs, &name_refs, &next, wait).into_response();
     let mut origins: std::collections::BTreeSet<String> = std::collections::BTreeSet::from(["'self'".to_string()]);
     for hop in &chain.hops {
         let url = match &hop.message {
