@@ -1,6 +1,7 @@
 //! The SAML 2.0 IdP endpoints: metadata, SP-initiated SSO (HTTP-Redirect and HTTP-POST), IdP-initiated SSO
-//! (`/saml/init/{sp}`), the resume step after login, and SP-initiated Single Logout (`/saml/slo`). Protocol logic is `federation::saml`; this module speaks
-//! HTTP and connects it to the login session.
+//! (`/saml/init/{sp}`), the resume step after login, Single Logout (`/saml/slo`: an SP's LogoutRequest, or its
+//! LogoutResponse to ours) and the steps of fedgate's own logout fan-out (`/saml/slo/frame`, `/saml/slo/done`).
+//! Protocol logic is `federation::saml`; this module speaks HTTP and connects it to the login session.
 
 use axum::Form;
 use axum::extract::{Path, Query, RawQuery, State};

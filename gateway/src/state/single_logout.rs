@@ -1,9 +1,9 @@
 //! The rest of a logout after the session ended: a signed LogoutRequest to every other SAML SP of the session that
 //! has a SingleLogoutService, all at once, each in a hidden iframe of fedgate's "Signing out" page (the
 //! front-channel bindings of SAML profiles §4.4.3.4, the way SimpleSAMLphp's iframe logout does it), beside the
-//! OIDC clients' front-channel logout iframes. The page moves on by itself after `[saml] logout_wait`: an SP that answered
-//! with an error, with something that does not verify, or not at all (stopped, unreachable, too slow) is listed
-//! on the final page, and never holds up the others. The final step is the LogoutResponse to the SP that started
+//! OIDC clients' front-channel logout iframes. The page moves on by itself after `[saml] logout_wait`: an SP that
+//! answered with an error, with something that does not verify, or not at all (stopped, unreachable, too slow) is
+//! listed on the final page, and never holds up the others. The final step is the LogoutResponse to the SP that started
 //! the logout, the client's post-logout redirect, or the signed-out page. A chain lives in a small in-memory cache
 //! under a random id that travels as the `RelayState`.
 
@@ -137,8 +137,8 @@ pub fn after_session_end(
 }
 
 /// The "Signing out" page: one iframe per SP (its LogoutRequest) and per OIDC front-channel logout URL, moving on
-/// to [`DONE_PATH`] after `[saml] logout_wait` (a meta refresh: the pages run no script). Its CSP lets the frames load fedgate, the SPs' logout endpoints and the
-/// clients' front-channel URLs, nothing else.
+/// to [`DONE_PATH`] after `[saml] logout_wait` (a meta refresh: the pages run no script). Its CSP lets the frames
+/// load fedgate, the SPs' logout endpoints and the clients' front-channel URLs, nothing else.
 fn signing_out_page(state: &AppState, chain: &Chain, chain_id: &str) -> Response {
     let q = |pairs: &[(&str, &str)]| url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
     let frames: Vec<String> = chain
