@@ -1104,3 +1104,42 @@ async fn pysaml2_decrypts_encrypted_assertions() {
     assert_eq!(seen["name_id"], "bob");
     assert_eq!(seen["attributes"]["mail"], serde_json::json!(["bob@example.org"]));
 }
+
+/// Attribute `NameFormat` and `FriendlyName` as an independent SP reads them: pysaml2 maps a `uri` attribute named by
+/// its OID (`urn:oid:0.9.2342.19200300.100.1.3`) to `mail` through its attribute map for that NameFormat, and a
+/// `basic` one by its plain name; the FriendlyName travels beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysaml2_reads_attributes_by_their_name_format() {
+    let keys = tempfile::tempdir().unwrap();
+    let slapd = Slapd::start().unwrap();
+    let cfg = format!(
+        "{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"{SP_ENTITY}\"\n\
+         acs_urls = [\"{SP_ACS}\"]\nattribute_name_format = \"uri\"\n\
+         attributes = {{ \"urn:oid:0.9.2342.19200300.100.1.3\" = {{ value = \"{{email}}\", friendly_name = \"mail\" }}, \
+         uid = {{ value = \"{{username}}\", name_format = \"basic\" }} }}\n",
+        slapd.ldap_toml(""),
+        keys.path().display(),
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let md = keys.path().join("idp.xml");
+    let metadata = e2e::gateway::http().get(gw.url("/saml/metadata")).send().await.unwrap();
+    std::fs::write(&md, metadata.text().await.unwrap()).unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "bob", "bob-password", "").await;
+    let html = c.get(gw.url("/saml/init/app")).send().await.unwrap().text().await.unwrap();
+    let (_, xml, _) = posted(&html);
+    assert!(
+        xml.contains(r#"<saml:Attribute FriendlyName="mail" Name="urn:oid:0.9.2342.19200300.100.1.3" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri">"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<saml:Attribute Name="uid" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic">"#),
+        "{xml}"
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let md_s = md.display().to_string();
+    let seen =
+        tokio::task::spawn_blocking(move || pysaml2(&["consume", &md_s, SP_ENTITY, SP_ACS], Some(&b64))).await.unwrap();
+    assert_eq!(seen["attributes"]["mail"], serde_json::json!(["bob@example.org"]), "{seen}");
+    assert_eq!(seen["attributes"]["uid"], serde_json::json!(["bob"]), "{seen}");
+}
