@@ -13,6 +13,11 @@
   saml_sp.py consume IDP_METADATA SP_ENTITY ACS [REQ_ID]   -> reads SAMLResponse (base64) on stdin, validates it
                                                               (signature via xmlsec1, audience, recipient, time,
                                                               InResponseTo when REQ_ID is given) and prints JSON
+  saml_sp.py consume-encrypted IDP_METADATA SP_ENTITY ACS KEY CERT
+                                                           -> like consume, for a Response whose assertion is an
+                                                              EncryptedAssertion: pysaml2 decrypts it with KEY (by
+                                                              xmlsec1), then checks the assertion's signature; JSON
+                                                              also says whether the assertion was signed
 """
 import json, sys
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -22,7 +27,7 @@ from saml2.config import SPConfig
 
 def client(metadata, entity, acs, key=None, cert=None):
     conf = SPConfig()
-    extra = {"key_file": key, "cert_file": cert} if key else {}
+    extra = {"key_file": key, "cert_file": cert, "encryption_keypairs": [{"key_file": key, "cert_file": cert}]} if key else {}
     conf.load({
         **extra,
         "entityid": entity,
@@ -45,7 +50,7 @@ def client(metadata, entity, acs, key=None, cert=None):
 
 def main():
     mode, metadata, entity, acs = sys.argv[1:5]
-    key, cert = (sys.argv[5], sys.argv[6]) if mode == "post-request" else (None, None)
+    key, cert = (sys.argv[5], sys.argv[6]) if mode in ("post-request", "consume-encrypted") else (None, None)
     c = client(metadata, entity, acs, key, cert)
     idp = next(iter(c.metadata.identity_providers()))
     if mode == "request":
@@ -72,8 +77,8 @@ def main():
                               "signed": r.signature is not None}))
         except Exception as e:
             print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}))
-    elif mode == "consume":
-        outstanding = {sys.argv[5]: acs} if len(sys.argv) > 5 else None
+    elif mode in ("consume", "consume-encrypted"):
+        outstanding = {sys.argv[5]: acs} if mode == "consume" and len(sys.argv) > 5 else None
         resp = c.parse_authn_request_response(sys.stdin.read().strip(), BINDING_HTTP_POST, outstanding=outstanding)
         name_id = resp.assertion.subject.name_id
         print(json.dumps({
@@ -83,6 +88,7 @@ def main():
             "format": name_id.format,
             "in_response_to": resp.in_response_to,
             "attributes": resp.get_identity(),
+            "assertion_signed": resp.assertion.signature is not None,
         }))
 
 

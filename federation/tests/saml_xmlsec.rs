@@ -38,8 +38,15 @@ fn idp_with(dir: &Path, sign_response: bool, signature_algorithm: Algorithm) -> 
         acs_urls: vec!["https://app.example.com/saml/acs".into()],
         sign_response,
         attributes: BTreeMap::from([
-            ("displayName".to_string(), "{display_name}".to_string()),
-            ("groups".to_string(), "{groups}".to_string()),
+            (
+                "displayName".to_string(),
+                federation::saml::AttributeConfig::Detailed {
+                    value: "{display_name}".into(),
+                    name_format: Some(federation::saml::AttributeNameFormat::Basic),
+                    friendly_name: Some("Display <Name> & \"quoted\"".into()),
+                },
+            ),
+            ("groups".to_string(), federation::saml::AttributeConfig::Template("{groups}".into())),
         ]),
         ..Default::default()
     };

@@ -169,8 +169,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok((req, sp)) = &post_logout
         && !plain(&req.id)
-        && let Ok(resp) = idp.logout_response(sp, req, true, now())
+        && let Ok(
+            federation::saml::Outbound::Post { xml, .. } | federation::saml::Outbound::Redirect { xml, .. },
+        ) = idp.logout_response(sp, req, true, None, now())
     {
-        check_echo(&resp.xml, "LogoutResponse", &req.id);
+        check_echo(&xml, "LogoutResponse", &req.id);
     }
 });

@@ -6,6 +6,7 @@ mod foundation;
 mod ldap;
 mod limits;
 mod login;
+mod logout;
 mod oidc;
 mod proxy;
 mod saml;

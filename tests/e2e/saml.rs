@@ -138,7 +138,7 @@ fn xmlsec1_verifies_assertion(xml: &str, cert: &Path) {
 
 /// `xmlsec1 --verify` with only our certificate, `ID` declared as the id attribute of `id_node`; the signature at
 /// `node_xpath`, or the first one.
-fn xmlsec1_verifies(xml: &str, cert: &Path, id_node: &str, node_xpath: Option<&str>) {
+pub(crate) fn xmlsec1_verifies(xml: &str, cert: &Path, id_node: &str, node_xpath: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("r.xml");
     std::fs::write(&f, xml).unwrap();
@@ -678,12 +678,16 @@ async fn sp_initiated_single_logout() {
     let r = c.get(e.gw.url("/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "the gateway session is gone");
 
-    // An SP that registered no SingleLogoutService.
+    // An SP that registered no SingleLogoutService, for a browser that is not signed in there: nothing to
+    // answer it with, and nothing ended.
+    let other = browser();
+    crate::login::login(&other, &e.gw, "alice", "alice-password", "").await;
     let logout = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_l1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>http://127.0.0.1:9/admins</saml:Issuer><saml:NameID>bob</saml:NameID></samlp:LogoutRequest>"#;
     let enc = url::form_urlencoded::byte_serialize(deflate_b64(logout).as_bytes()).collect::<String>();
-    let r = c.get(e.gw.url(&format!("/saml/slo?SAMLRequest={enc}"))).send().await.unwrap();
+    let r = other.get(e.gw.url(&format!("/saml/slo?SAMLRequest={enc}"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.text().await.unwrap().contains("no slo_url"));
+    assert!(r.text().await.unwrap().contains("nothing was signed out"));
+    assert_eq!(other.get(e.gw.url("/")).send().await.unwrap().status(), StatusCode::OK);
 }
 
 /// A second independent SP library, node-saml (the engine of passport-saml), accepts our IdP-initiated response:
@@ -827,4 +831,315 @@ async fn forged_logout_requests_end_no_session() {
     assert_eq!(action, "http://127.0.0.1:9/signed/acs/slo");
     assert!(xml.contains("status:Success"), "{xml}");
     assert!(!signed_in().await);
+}
+
+fn authn_request_with_policy(issuer: &str, acs: &str, format: &str) -> String {
+    authn_request(issuer, acs).replace(
+        "</saml2:Issuer>",
+        &format!(r#"</saml2:Issuer><samlp:NameIDPolicy Format="{format}" AllowCreate="true"/>"#),
+    )
+}
+
+const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+const EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+const SP2_ENTITY: &str = "http://127.0.0.1:9/sp2";
+const SP2_ACS: &str = "http://127.0.0.1:9/sp2/acs";
+
+/// The Response XML an SP-initiated HTTP-Redirect AuthnRequest from `issuer` asking for `format` gets, for the
+/// signed-in browser `c`.
+async fn response_for_policy(gw: &Gateway, c: &reqwest::Client, issuer: &str, acs: &str, format: &str) -> String {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLRequest", &deflate_b64(&authn_request_with_policy(issuer, acs, format)))
+        .finish();
+    let r = c.get(gw.url(&format!("/saml/sso?{q}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (action, xml, _) = posted(&r.text().await.unwrap());
+    assert_eq!(action, acs);
+    xml
+}
+
+/// `NameIDPolicy/@Format` is honoured: transient is a fresh opaque value per session (the same within one),
+/// persistent a pairwise opaque value (the same for one user at one SP across a gateway restart, different at
+/// another SP), emailAddress the user's mail; a format fedgate cannot issue gets a signed `InvalidNameIDPolicy`
+/// status and no assertion; a RAM preset keeps the format RAM documents whatever is asked.
+#[tokio::test]
+async fn nameid_policy_is_honoured_or_refused_with_invalid_nameid_policy() {
+    let slapd = Slapd::start().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}{}\n[[saml.service_providers]]\nname = \"app2\"\nentity_id = \"{SP2_ENTITY}\"\nacs_urls = [\"{SP2_ACS}\"]\n",
+        slapd.ldap_toml(""),
+        saml_toml(keys.path())
+    );
+    let cert = keys.path().join("saml-signing.crt");
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+
+    // Transient: opaque, the same within this session.
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, TRANSIENT).await;
+    xmlsec1_verifies_assertion(&xml, &cert);
+    assert_eq!(get(&xml, "saml:NameID", "Format"), TRANSIENT);
+    let transient = get(&xml, "saml:NameID", "");
+    assert!(transient.len() >= 32 && !transient.contains("alice"), "{transient}");
+    let again = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, TRANSIENT).await;
+    assert_eq!(get(&again, "saml:NameID", ""), transient, "one session, one transient NameID per SP");
+
+    // Persistent: pairwise, opaque.
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, PERSISTENT).await;
+    xmlsec1_verifies_assertion(&xml, &cert);
+    assert_eq!(get(&xml, "saml:NameID", "Format"), PERSISTENT);
+    let persistent = get(&xml, "saml:NameID", "");
+    let xml2 = response_for_policy(&gw, &c, SP2_ENTITY, SP2_ACS, PERSISTENT).await;
+    let persistent2 = get(&xml2, "saml:NameID", "");
+    assert!(!persistent.contains("alice") && persistent.len() >= 32, "{persistent}");
+    assert_ne!(persistent, persistent2, "pairwise: another SP gets another value");
+
+    // emailAddress: the user's mail; unspecified: the SP's configured NameID.
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, EMAIL).await;
+    assert_eq!(
+        (get(&xml, "saml:NameID", "Format"), get(&xml, "saml:NameID", "")),
+        (EMAIL.into(), "alice@example.org".into())
+    );
+    let xml =
+        response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified").await;
+    assert_eq!(get(&xml, "saml:NameID", ""), "alice");
+
+    // A format fedgate cannot issue: a signed Requester/InvalidNameIDPolicy response, no assertion.
+    let xml =
+        response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName")
+            .await;
+    assert!(!xml.contains("Assertion"), "{xml}");
+    assert!(xml.contains(r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy">"#), "{xml}");
+    assert_eq!(get(&xml, "samlp:Response", "InResponseTo"), "a2eg9c2gjji188814h7j2d7358fh3g9");
+    xmlsec1_verifies(&xml, &cert, "urn:oasis:names:tc:SAML:2.0:protocol:Response", None);
+
+    // The RAM preset forces the format RAM documents.
+    let ram = format!("https://signin.aliyun.com/{ACCOUNT}/saml/SSO");
+    let xml = response_for_policy(&gw, &c, &ram, "https://signin.aliyun.com/saml/SSO", TRANSIENT).await;
+    assert_eq!(get(&xml, "saml:NameID", "Format"), EMAIL);
+    assert_eq!(get(&xml, "saml:NameID", ""), format!("alice@{ACCOUNT}.onaliyun.com"));
+
+    // A restart (same keys directory): a new session gets a new transient NameID, the same persistent one.
+    gw.stop().await.unwrap();
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, PERSISTENT).await;
+    assert_eq!(get(&xml, "saml:NameID", ""), persistent, "stable across a restart");
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, TRANSIENT).await;
+    assert_ne!(get(&xml, "saml:NameID", ""), transient, "a new session, a new transient NameID");
+    // Bob's persistent NameID at the same SP is his own.
+    let b = browser();
+    crate::login::login(&b, &gw, "bob", "bob-password", "").await;
+    let xml = response_for_policy(&gw, &b, SP_ENTITY, SP_ACS, PERSISTENT).await;
+    assert_ne!(get(&xml, "saml:NameID", ""), persistent);
+
+    // The pairwise key is a secret of its own in keys_dir (mode 0600), not derived from the signing key: a new
+    // signing key (rotation) keeps every persistent NameID.
+    use std::os::unix::fs::PermissionsExt as _;
+    let secret = keys.path().join("saml-persistent-nameid.secret");
+    assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    gw.stop().await.unwrap();
+    std::fs::remove_file(keys.path().join("saml-signing.key")).unwrap();
+    std::fs::remove_file(&cert).unwrap();
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let xml = response_for_policy(&gw, &c, SP_ENTITY, SP_ACS, PERSISTENT).await;
+    xmlsec1_verifies_assertion(&xml, &cert);
+    assert_eq!(get(&xml, "saml:NameID", ""), persistent, "stable across a signing key rotation");
+}
+
+/// Verifies an HTTP-Redirect binding signature on `url`'s query with the IdP certificate, by openssl.
+pub(crate) fn openssl_verifies_redirect(url: &str, field: &str, cert: &Path) {
+    let query = url.split_once('?').unwrap().1;
+    let (signed, signature) = query.rsplit_once("&Signature=").unwrap();
+    assert!(signed.starts_with(&format!("{field}=")) && signed.contains("&SigAlg="), "{signed}");
+    let dir = tempfile::tempdir().unwrap();
+    let sig = base64::engine::general_purpose::STANDARD.decode(percent_decode(signature)).unwrap();
+    std::fs::write(dir.path().join("sig"), sig).unwrap();
+    std::fs::write(dir.path().join("data"), signed).unwrap();
+    let pubkey = Command::new("openssl").args(["x509", "-pubkey", "-noout", "-in"]).arg(cert).output().unwrap();
+    std::fs::write(dir.path().join("pub.pem"), pubkey.stdout).unwrap();
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(dir.path().join("pub.pem"))
+        .arg("-signature")
+        .arg(dir.path().join("sig"))
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// The inflated XML of `field` in an HTTP-Redirect URL.
+pub(crate) fn redirect_xml(url: &str, field: &str) -> String {
+    let value = url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == field).unwrap().1.into_owned();
+    let raw = base64::engine::general_purpose::STANDARD.decode(value).unwrap();
+    let mut xml = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(raw.as_slice()), &mut xml).unwrap();
+    xml
+}
+
+/// An SP whose metadata lists only an HTTP-Redirect SingleLogoutService (mod_auth_mellon, SimpleSAMLphp) completes
+/// SP-initiated logout without `slo_url`: the LogoutResponse goes back by HTTP-Redirect, its query signed. A
+/// LogoutRequest with `<aslo:Asynchronous/>` gets no response. An SP with no logout endpoint at all still ends
+/// the session.
+#[tokio::test]
+async fn redirect_only_slo_metadata_asynchronous_and_no_endpoint() {
+    let slapd = Slapd::start().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let md = keys.path().join("mellon.xml");
+    std::fs::write(
+        &md,
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="http://127.0.0.1:9/mellon"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="http://127.0.0.1:9/mellon/logout"/><md:AssertionConsumerService index="0" Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="http://127.0.0.1:9/mellon/postResponse"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        "{}{}\n[[saml.service_providers]]\nname = \"mellon\"\nmetadata_file = \"{}\"\n",
+        slapd.ldap_toml(""),
+        saml_toml(keys.path()),
+        md.display()
+    );
+    let cert = keys.path().join("saml-signing.crt");
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let signed_in = |c: &reqwest::Client| {
+        let r = c.get(gw.url("/"));
+        async move { r.send().await.unwrap().status() == StatusCode::OK }
+    };
+    const MELLON: &str = "http://127.0.0.1:9/mellon";
+
+    // Redirect binding both ways.
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let r = c.get(gw.url("/saml/init/mellon")).send().await.unwrap();
+    let name_id = get(&posted(&r.text().await.unwrap()).1, "saml:NameID", "");
+    let r = c
+        .get(gw.url(&format!("/saml/slo?{}", redirect_query(&logout_request(MELLON, Some(&name_id)), None))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("http://127.0.0.1:9/mellon/logout?SAMLResponse="), "{location}");
+    assert!(location.contains("&RelayState=r&SigAlg="), "RelayState echoed inside the signed part: {location}");
+    openssl_verifies_redirect(&location, "SAMLResponse", &cert);
+    let xml = redirect_xml(&location, "SAMLResponse");
+    assert!(xml.contains("status:Success") && xml.contains(r#"InResponseTo="_csrf"#), "{xml}");
+    assert!(xml.contains(r#"Destination="http://127.0.0.1:9/mellon/logout""#), "{xml}");
+    assert!(!xml.contains("Signature"), "the query carries the signature, not the XML");
+    assert!(!signed_in(&c).await);
+
+    // Asynchronous: the session ends, the SP gets no LogoutResponse.
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    c.get(gw.url("/saml/init/mellon")).send().await.unwrap();
+    let asynchronous = logout_request(MELLON, Some("alice")).replace(
+        "</saml:Issuer>",
+        r#"</saml:Issuer><samlp:Extensions><aslo:Asynchronous xmlns:aslo="urn:oasis:names:tc:SAML:2.0:protocol:ext:async-slo"/></samlp:Extensions>"#,
+    );
+    let r = c.get(gw.url(&format!("/saml/slo?{}", redirect_query(&asynchronous, None)))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Signed out") && !body.contains("SAMLResponse"), "{body}");
+    assert!(!signed_in(&c).await);
+
+    // No SingleLogoutService at all ("admins-only"): its own LogoutRequest still ends the session.
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    assert_eq!(c.get(gw.url("/saml/init/admins-only")).send().await.unwrap().status(), StatusCode::OK);
+    let request = logout_request("http://127.0.0.1:9/admins", Some("alice"));
+    let r = c.get(gw.url(&format!("/saml/slo?{}", redirect_query(&request, None)))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("Signed out"));
+    assert!(!signed_in(&c).await, "ended although the SP has no logout endpoint");
+}
+
+/// `encrypt_assertions`: the signed assertion travels as an `EncryptedAssertion` (AES-256-GCM, key wrapped with
+/// RSA-OAEP for the SP's certificate); pysaml2 decrypts it with the SP's key (by xmlsec1) and accepts the
+/// signature, the NameID and the attributes inside. Nothing of the user is readable in the Response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysaml2_decrypts_encrypted_assertions() {
+    use aws_lc_rs::encoding::AsDer as _;
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(rsa.as_der().unwrap().as_ref().to_vec());
+    let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().self_signed(&rc_key).unwrap();
+    let (cert_path, key_path, md) = (dir.path().join("sp.crt"), dir.path().join("sp.key"), dir.path().join("idp.xml"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, rc_key.serialize_pem()).unwrap();
+    // The SP's certificate_file is its encryption certificate too.
+    let keys = tempfile::tempdir().unwrap();
+    let slapd = Slapd::start().unwrap();
+    let cfg = format!(
+        "{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"{SP_ENTITY}\"\n\
+         acs_urls = [\"{SP_ACS}\"]\ncertificate_file = \"{}\"\nencrypt_assertions = true\n\
+         attributes = {{ mail = \"{{email}}\" }}\n",
+        slapd.ldap_toml(""),
+        keys.path().display(),
+        cert_path.display()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let metadata = e2e::gateway::http().get(gw.url("/saml/metadata")).send().await.unwrap();
+    std::fs::write(&md, metadata.text().await.unwrap()).unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "bob", "bob-password", "").await;
+    let html = c.get(gw.url("/saml/init/app")).send().await.unwrap().text().await.unwrap();
+    let (_, xml, _) = posted(&html);
+    assert!(xml.contains("<saml:EncryptedAssertion") && !xml.contains("<saml:Assertion"), "{xml}");
+    assert!(xml.contains("xmlenc11#aes256-gcm") && xml.contains("xmlenc#rsa-oaep-mgf1p"), "{xml}");
+    assert!(!xml.contains("bob"), "nothing of the user in clear: {xml}");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let (md_s, key, cert) = (md.display().to_string(), key_path.display().to_string(), cert_path.display().to_string());
+    let seen = tokio::task::spawn_blocking(move || {
+        pysaml2(&["consume-encrypted", &md_s, SP_ENTITY, SP_ACS, &key, &cert], Some(&b64))
+    })
+    .await
+    .unwrap();
+    // What pysaml2 read came out of the encrypted data only (the Response holds none of it in clear).
+    assert_eq!(seen["assertion_signed"], true, "{seen}");
+    assert_eq!(seen["name_id"], "bob");
+    assert_eq!(seen["attributes"]["mail"], serde_json::json!(["bob@example.org"]));
+}
+
+/// Attribute `NameFormat` and `FriendlyName` as an independent SP reads them: pysaml2 maps a `uri` attribute named by
+/// its OID (`urn:oid:0.9.2342.19200300.100.1.3`) to `mail` through its attribute map for that NameFormat, and a
+/// `basic` one by its plain name; the FriendlyName travels beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysaml2_reads_attributes_by_their_name_format() {
+    let keys = tempfile::tempdir().unwrap();
+    let slapd = Slapd::start().unwrap();
+    let cfg = format!(
+        "{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"{SP_ENTITY}\"\n\
+         acs_urls = [\"{SP_ACS}\"]\nattribute_name_format = \"uri\"\n\
+         attributes = {{ \"urn:oid:0.9.2342.19200300.100.1.3\" = {{ value = \"{{email}}\", friendly_name = \"mail\" }}, \
+         uid = {{ value = \"{{username}}\", name_format = \"basic\" }} }}\n",
+        slapd.ldap_toml(""),
+        keys.path().display(),
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let md = keys.path().join("idp.xml");
+    let metadata = e2e::gateway::http().get(gw.url("/saml/metadata")).send().await.unwrap();
+    std::fs::write(&md, metadata.text().await.unwrap()).unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "bob", "bob-password", "").await;
+    let html = c.get(gw.url("/saml/init/app")).send().await.unwrap().text().await.unwrap();
+    let (_, xml, _) = posted(&html);
+    assert!(
+        xml.contains(r#"<saml:Attribute FriendlyName="mail" Name="urn:oid:0.9.2342.19200300.100.1.3" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri">"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<saml:Attribute Name="uid" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic">"#),
+        "{xml}"
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let md_s = md.display().to_string();
+    let seen =
+        tokio::task::spawn_blocking(move || pysaml2(&["consume", &md_s, SP_ENTITY, SP_ACS], Some(&b64))).await.unwrap();
+    assert_eq!(seen["attributes"]["mail"], serde_json::json!(["bob@example.org"]), "{seen}");
+    assert_eq!(seen["attributes"]["uid"], serde_json::json!(["bob"]), "{seen}");
 }

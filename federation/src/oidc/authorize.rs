@@ -308,6 +308,17 @@ impl Provider {
         principal: &Principal,
         now: OffsetDateTime,
     ) -> Result<Url, AuthorizeError> {
+        self.issue_code_with_sid(request, principal, now).await.map(|(url, _)| url)
+    }
+
+    /// Like [`Provider::issue_code`], also returning the `sid` the ID token of this code will carry (its token
+    /// family), which the gateway keeps with the session for back- and front-channel logout.
+    pub async fn issue_code_with_sid(
+        &self,
+        request: &AuthorizationRequest,
+        principal: &Principal,
+        now: OffsetDateTime,
+    ) -> Result<(Url, String), AuthorizeError> {
         let redirect = |code, d: &str| AuthorizeError::Redirect {
             redirect_uri: request.redirect_uri.clone(),
             error: ProtocolError::new(code, d),
@@ -332,6 +343,7 @@ impl Provider {
             expires_at: now.unix_timestamp() + super::secs(self.cfg.code_ttl),
             family_id: fedgate_types::random::token(),
         };
+        let sid = grant.family_id.clone();
         let ttl = self.cfg.code_ttl + std::time::Duration::from_secs(60);
         self.store.put(&super::store_key("code", &code), Grant::Code(grant), ttl).await?;
         let mut url = Url::parse(&request.redirect_uri)
@@ -344,6 +356,6 @@ impl Provider {
             }
             q.append_pair("iss", &self.issuer);
         }
-        Ok(url)
+        Ok((url, sid))
     }
 }

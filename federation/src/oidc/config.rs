@@ -91,6 +91,18 @@ impl Default for OidcConfig {
     }
 }
 
+/// What a user's access token carries for a client (`access_token_claims`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenClaimsMode {
+    /// RFC 9068's claims only: `iss`, `sub`, `aud`, `exp`, `iat`, `jti`, `client_id`, `scope`, `auth_time`, `sid`
+    /// (a few hundred bytes whatever the user's groups; the app reads the rest from userinfo or introspection).
+    Minimal,
+    /// Also `preferred_username`, `groups` and `roles` (what resource servers that authorize on the token read).
+    #[default]
+    Full,
+}
+
 /// One `[[oidc.clients]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -117,6 +129,16 @@ pub struct ClientConfig {
     pub require_pkce: bool,
     /// If set, only members of one of these groups may sign in to this client.
     pub allowed_groups: Option<Vec<String>>,
+    /// OIDC Back-Channel Logout 1.0: where fedgate POSTs a signed `logout_token` when the user's session ends.
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in the logout token (fedgate always sends it, with `sub`).
+    pub backchannel_logout_session_required: bool,
+    /// OIDC Front-Channel Logout 1.0: the page fedgate's signed-out page loads in an iframe (with `iss` and `sid`).
+    pub frontchannel_logout_uri: Option<String>,
+    /// The client needs `iss` and `sid` on the front-channel URL (fedgate always adds them).
+    pub frontchannel_logout_session_required: bool,
+    /// `full` (default: groups, roles and username in the access token) or `minimal` (RFC 9068 claims only).
+    pub access_token_claims: AccessTokenClaimsMode,
 }
 
 impl Default for ClientConfig {
@@ -133,6 +155,11 @@ impl Default for ClientConfig {
             scopes: vec!["openid".into(), "profile".into(), "email".into(), "groups".into(), "roles".into()],
             require_pkce: false,
             allowed_groups: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
+            frontchannel_logout_uri: None,
+            frontchannel_logout_session_required: false,
+            access_token_claims: AccessTokenClaimsMode::Full,
         }
     }
 }
@@ -302,6 +329,22 @@ impl OidcConfig {
                             "use an absolute URI without a fragment, written exactly as the client sends it",
                         ));
                     }
+                }
+            }
+            for (key, uri) in [
+                ("backchannel_logout_uri", &c.backchannel_logout_uri),
+                ("frontchannel_logout_uri", &c.frontchannel_logout_uri),
+            ] {
+                let Some(uri) = uri else { continue };
+                let ok =
+                    Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.fragment().is_none());
+                if !ok {
+                    issues.push(ConfigIssue::new(
+                        k(key),
+                        Some(uri.clone()),
+                        "not an absolute http(s) URI without a fragment",
+                        "use the logout URI the relying party documents, e.g. https://app.example/oidc/backchannel",
+                    ));
                 }
             }
             for s in &c.scopes {

@@ -50,6 +50,14 @@ pub struct ExtraProviderMetadata {
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// RFC 9207: the authorization response carries `iss`.
     pub authorization_response_iss_parameter_supported: bool,
+    /// OIDC Back-Channel Logout 1.0 §2.1.
+    pub backchannel_logout_supported: bool,
+    /// Back-channel logout tokens carry `sid`.
+    pub backchannel_logout_session_supported: bool,
+    /// OIDC Front-Channel Logout 1.0 §3.
+    pub frontchannel_logout_supported: bool,
+    /// Front-channel logout URLs carry `iss` and `sid`.
+    pub frontchannel_logout_session_supported: bool,
 }
 
 impl AdditionalProviderMetadata for ExtraProviderMetadata {}
@@ -119,6 +127,10 @@ pub fn document(
         introspection_endpoint_auth_methods_supported: auth_methods.clone(),
         revocation_endpoint_auth_methods_supported: auth_methods,
         authorization_response_iss_parameter_supported: true,
+        backchannel_logout_supported: true,
+        backchannel_logout_session_supported: true,
+        frontchannel_logout_supported: true,
+        frontchannel_logout_session_supported: true,
     };
     let doc = DiscoveryDocument::new(
         IssuerUrl::new(issuer.to_string())?,

@@ -1,11 +1,13 @@
-//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2–3): checking `id_token_hint` and
-//! `post_logout_redirect_uri`. Ending the gateway session is the gateway's job.
+//! Logout: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2–3: checking `id_token_hint` and
+//! `post_logout_redirect_uri`), the signed `logout_token` of Back-Channel Logout 1.0 §2.4 and the iframe URL of
+//! Front-Channel Logout 1.0 §3. Ending the gateway session, and delivering these, is the gateway's job.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use url::Url;
 
 use super::Provider;
-use super::error::{ErrorCode, ProtocolError};
+use super::error::{ErrorCode, KeyError, ProtocolError};
 use super::params::Params;
 
 /// A validated logout request.
@@ -84,5 +86,95 @@ impl Provider {
             sid: hint.and_then(|h| h.sid),
             redirect,
         })
+    }
+}
+
+/// The `events` member of a logout token (Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// How long a logout token is valid (its `exp`; the RP should refuse it later).
+const LOGOUT_TOKEN_TTL: i64 = 120;
+
+/// The claims of a logout token (Back-Channel Logout 1.0 §2.4): never a `nonce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutTokenClaims {
+    /// Issuer.
+    pub iss: String,
+    /// The user (the `sub` of the ID tokens).
+    pub sub: String,
+    /// The client.
+    pub aud: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Unique id (RPs may refuse a replay).
+    pub jti: String,
+    /// `{"http://schemas.openid.net/event/backchannel-logout": {}}`.
+    pub events: serde_json::Value,
+    /// The session (the `sid` of the ID token the client was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// A logout token and where to POST it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutNotice {
+    /// The client.
+    pub client_id: String,
+    /// Its `backchannel_logout_uri`.
+    pub uri: String,
+    /// The signed `logout_token` (typ `logout+jwt`).
+    pub token: String,
+}
+
+impl Provider {
+    /// The back-channel logout token for `client_id` about user `sub` and session `sid`, signed with the active
+    /// key (header `typ: logout+jwt`); `None` when the client has no `backchannel_logout_uri`.
+    pub fn logout_token(
+        &self,
+        client_id: &str,
+        sub: &str,
+        sid: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Option<LogoutNotice>, KeyError> {
+        let Some(uri) = self.clients.get(client_id).and_then(|c| c.config.backchannel_logout_uri.clone()) else {
+            return Ok(None);
+        };
+        let iat = now.unix_timestamp();
+        let claims = LogoutTokenClaims {
+            iss: self.issuer.clone(),
+            sub: sub.to_string(),
+            aud: client_id.to_string(),
+            iat,
+            exp: iat + LOGOUT_TOKEN_TTL,
+            jti: fedgate_types::random::token(),
+            events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
+            sid: sid.map(str::to_string),
+        };
+        let mut header = jsonwebtoken::Header::new(self.keys.active().jwt_algorithm());
+        header.typ = Some("logout+jwt".into());
+        let token = self.keys.active().sign_jwt(&header, &claims)?;
+        Ok(Some(LogoutNotice { client_id: client_id.to_string(), uri, token }))
+    }
+
+    /// The front-channel logout URL of `client_id` for session `sid` (with `iss` and `sid`, Front-Channel Logout
+    /// 1.0 §2), or `None` when the client has no `frontchannel_logout_uri`.
+    pub fn frontchannel_logout_url(&self, client_id: &str, sid: Option<&str>) -> Option<Url> {
+        let uri = self.clients.get(client_id)?.config.frontchannel_logout_uri.as_deref()?;
+        let mut url = Url::parse(uri).ok()?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("iss", &self.issuer);
+            if let Some(sid) = sid {
+                q.append_pair("sid", sid);
+            }
+        }
+        Some(url)
+    }
+
+    /// Ends the token family `sid` (the `sid` of an ID token): its refresh and access tokens stop working.
+    pub async fn end_sid(&self, sid: &str, now: OffsetDateTime) -> Result<(), super::TokenError> {
+        self.revoke_family(sid, now).await
     }
 }

@@ -34,11 +34,11 @@ use url::Url;
 
 pub use authorize::{AuthorizationRequest, AuthorizeError, LoginDecision, Prompt};
 pub use claims::{AccessTokenClaims, ExtraClaims};
-pub use config::{ClientConfig, OidcConfig, SigningAlgorithm};
+pub use config::{AccessTokenClaimsMode, ClientConfig, OidcConfig, SigningAlgorithm};
 pub use discovery::DiscoveryDocument;
 pub use error::{ErrorCode, KeyError, ProtocolError, StoreError, TokenError};
 pub use keys::{KeySet, SigningKey};
-pub use logout::LogoutRequest;
+pub use logout::{BACKCHANNEL_LOGOUT_EVENT, LogoutNotice, LogoutRequest, LogoutTokenClaims};
 pub use params::Params;
 pub use store::{GrantStore, MemoryGrantStore};
 pub use token::{KeepSnapshot, PrincipalRefresh, TokenResponse};

@@ -679,3 +679,61 @@ fn bad_input_never_panics() {
     let e = block_on(p.token(&q(&[]), Some("Basic !!!"), now())).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidClient);
 }
+
+fn provider_from(cfg: OidcConfig) -> Provider {
+    let keys = KeySet::generate(SigningAlgorithm::RS256).unwrap();
+    Provider::new(cfg, Url::parse("https://gw.example/").unwrap(), keys, Arc::new(MemoryGrantStore::new(10_000)))
+        .unwrap()
+}
+
+fn jwt_payload(token: &str) -> serde_json::Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[test]
+fn minimal_access_tokens_carry_only_rfc_9068_claims_and_userinfo_still_answers() {
+    let mut cfg = config(SigningAlgorithm::RS256);
+    cfg.clients[0].access_token_claims = AccessTokenClaimsMode::Minimal;
+    let p = provider_from(cfg);
+    let full = login(&provider(SigningAlgorithm::RS256)).access_token;
+    assert_eq!(jwt_payload(&full)["groups"], serde_json::json!(["staff", "dev"]), "full stays the default");
+    let minimal = login(&p).access_token;
+    let claims = jwt_payload(&minimal);
+    for absent in ["groups", "roles", "preferred_username"] {
+        assert!(claims.get(absent).is_none(), "{absent}: {claims}");
+    }
+    for present in ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "sid"] {
+        assert!(claims.get(present).is_some(), "{present}: {claims}");
+    }
+    assert!(minimal.len() < full.len());
+    let info = block_on(p.userinfo(&minimal, now())).unwrap();
+    assert_eq!(info["groups"], serde_json::json!(["staff", "dev"]), "the rest comes from userinfo");
+}
+
+#[test]
+fn logout_tokens_are_signed_logout_jwts_with_events_sid_and_no_nonce() {
+    let mut cfg = config(SigningAlgorithm::RS256);
+    cfg.clients[0].backchannel_logout_uri = Some("https://app.example/bc".into());
+    cfg.clients[0].frontchannel_logout_uri = Some("https://app.example/fc?x=1".into());
+    let p = provider_from(cfg);
+    assert!(p.logout_token("spa", "8f0c-uuid", Some("sid-1"), now()).unwrap().is_none(), "no URI, no token");
+    let notice = p.logout_token("app", "8f0c-uuid", Some("sid-1"), now()).unwrap().unwrap();
+    assert_eq!(notice.uri, "https://app.example/bc");
+    let header = jsonwebtoken::decode_header(&notice.token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let claims = verify_id_token_with_jsonwebtoken(&p, &notice.token);
+    assert_eq!(claims["events"], serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }));
+    assert_eq!((claims["sid"].as_str(), claims["sub"].as_str()), (Some("sid-1"), Some("8f0c-uuid")));
+    assert!(claims.get("nonce").is_none());
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120);
+    let fc = p.frontchannel_logout_url("app", Some("sid-1")).unwrap();
+    assert_eq!(fc.as_str(), "https://app.example/fc?x=1&iss=https%3A%2F%2Fgw.example&sid=sid-1");
+    assert!(p.frontchannel_logout_url("spa", None).is_none());
+    // The ID token carries the sid the logout token names.
+    let id = jwt_payload(&login(&p).id_token.unwrap());
+    assert!(id["sid"].as_str().is_some_and(|s| s.len() >= 40), "{id}");
+    let discovery = serde_json::to_value(p.discovery()).unwrap();
+    assert_eq!(discovery["backchannel_logout_supported"], true);
+    assert_eq!(discovery["frontchannel_logout_session_supported"], true);
+}

@@ -305,6 +305,14 @@ impl Provider {
             groups: p.groups.clone(),
             roles: p.roles.clone(),
         };
+        // `minimal`: RFC 9068's claims only, so the token stays small (mod_auth_openidc caches tokens under 512
+        // bytes of key); the app reads the user's details from userinfo or introspection.
+        let at_claims = match issue.client.config.access_token_claims {
+            super::config::AccessTokenClaimsMode::Full => at_claims,
+            super::config::AccessTokenClaimsMode::Minimal => {
+                AccessTokenClaims { preferred_username: None, groups: Vec::new(), roles: Vec::new(), ..at_claims }
+            }
+        };
         let access_token = self.sign_access_token(&at_claims)?;
 
         let id_token = if issue.scopes.iter().any(|s| s == "openid") {

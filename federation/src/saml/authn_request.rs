@@ -28,6 +28,8 @@ pub struct AuthnRequest {
     pub is_passive: bool,
     /// Whether the XML carries an enveloped `Signature`.
     pub signed: bool,
+    /// `NameIDPolicy/@Format`, if the SP asked for a format (SAML core §3.4.1.1).
+    pub nameid_policy_format: Option<String>,
 }
 
 fn b64(s: &str) -> Result<Vec<u8>, SamlError> {
@@ -111,6 +113,9 @@ pub fn verify_post_signature(xml: &[u8], root_id: &str, cert_der: &[u8]) -> Resu
     }
 }
 
+/// An element's attributes: (local name, value).
+pub type XmlAttributes = Vec<(String, String)>;
+
 /// What a SAML protocol request carries that we read: the root's attributes, and the text of the root's direct
 /// children (`Issuer`, `NameID`, `SessionIndex`, …). Nothing deeper is read, so content hidden inside a
 /// `Signature` (or any other element) cannot stand in for a signed field.
@@ -122,6 +127,13 @@ pub struct ProtocolMessage {
     pub children: Vec<(String, String)>,
     /// Whether a `Signature` is a direct child of the root.
     pub signed: bool,
+    /// `(local name, attributes)` of each direct child element (attributes by local name).
+    pub child_attributes: Vec<(String, Vec<(String, String)>)>,
+    /// Local names of the elements inside the root's `Extensions` child (e.g. `Asynchronous`).
+    pub extensions: Vec<String>,
+    /// `(parent, local name, attributes)` of the elements one level below the root's children (e.g. `Status` →
+    /// `StatusCode`).
+    pub grandchildren: Vec<(String, String, XmlAttributes)>,
 }
 
 impl ProtocolMessage {
@@ -134,6 +146,23 @@ impl ProtocolMessage {
     pub fn child(&self, name: &str) -> Option<&str> {
         self.children.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+
+    /// Attribute `attr` of the first direct child element called `name`.
+    pub fn child_attr(&self, name: &str, attr: &str) -> Option<&str> {
+        let (_, attrs) = self.child_attributes.iter().find(|(k, _)| k == name)?;
+        attrs.iter().find(|(k, _)| k == attr).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The attributes of a start tag, by local name, unescaped.
+fn attributes_of(e: &quick_xml::events::BytesStart<'_>) -> Result<Vec<(String, String)>, SamlError> {
+    let mut out = Vec::new();
+    for a in e.attributes() {
+        let a = a.map_err(|e| SamlError::Xml(e.into()))?;
+        let v = a.unescape_value().map_err(SamlError::Xml)?;
+        out.push((String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(), v.into_owned()));
+    }
+    Ok(out)
 }
 
 /// Reads a protocol message whose root element is `root` (local name). quick-xml expands no entities; a DOCTYPE or
@@ -165,13 +194,7 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                         String::from_utf8_lossy(e.local_name().as_ref())
                     )));
                 }
-                let mut m = ProtocolMessage::default();
-                for a in e.attributes() {
-                    let a = a.map_err(|e| SamlError::Xml(e.into()))?;
-                    let v = a.unescape_value().map_err(SamlError::Xml)?;
-                    m.attributes
-                        .push((String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(), v.into_owned()));
-                }
+                let m = ProtocolMessage { attributes: attributes_of(&e)?, ..ProtocolMessage::default() };
                 msg = Some(m);
                 depth = usize::from(!empty);
                 root_closed = empty;
@@ -180,20 +203,24 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                 depth += 1;
                 if depth == 2 {
                     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                    if name == "Signature"
-                        && let Some(m) = msg.as_mut()
-                    {
-                        m.signed = true;
+                    if let Some(m) = msg.as_mut() {
+                        m.signed |= name == "Signature";
+                        m.child_attributes.push((name.clone(), attributes_of(&e)?));
                     }
                     field = Some((name, String::new()));
+                } else if depth == 3 {
+                    note_extension(msg.as_mut(), field.as_ref(), &e);
                 }
             }
             Event::Empty(e) => {
                 if depth == 1
-                    && e.local_name().as_ref() == b"Signature"
                     && let Some(m) = msg.as_mut()
                 {
-                    m.signed = true;
+                    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    m.signed |= name == "Signature";
+                    m.child_attributes.push((name, attributes_of(&e)?));
+                } else if depth == 2 {
+                    note_extension(msg.as_mut(), field.as_ref(), &e);
                 }
             }
             Event::Text(t) if depth == 2 => {
@@ -223,6 +250,23 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
     msg.ok_or_else(|| SamlError::Malformed(format!("no {root} element")))
 }
 
+/// Records `e`, an element inside a direct child of the root (and, inside `Extensions`, its name).
+fn note_extension(
+    msg: Option<&mut ProtocolMessage>,
+    field: Option<&(String, String)>,
+    e: &quick_xml::events::BytesStart<'_>,
+) {
+    if let (Some(m), Some((parent, _))) = (msg, field) {
+        let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+        if parent == "Extensions" {
+            m.extensions.push(name.clone());
+        }
+        if m.grandchildren.len() < 16 {
+            m.grandchildren.push((parent.clone(), name, attributes_of(e).unwrap_or_default()));
+        }
+    }
+}
+
 /// Longest accepted AuthnRequest `ID`. The request is kept while the user logs in and its ID is echoed as
 /// `InResponseTo`; IDs carry 128–160 random bits (SAML Core §1.3.4), a few dozen characters.
 pub const MAX_ID: usize = 256;
@@ -245,12 +289,18 @@ pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
         force_authn: m.attr("ForceAuthn") == Some("true"),
         is_passive: m.attr("IsPassive") == Some("true"),
         signed: m.signed,
+        nameid_policy_format: m.child_attr("NameIDPolicy", "Format").map(str::to_string),
     })
 }
 
 /// Verifies an HTTP-Redirect binding signature (SAML bindings §3.4.4.1): the signed octets are the raw query
 /// parameters `SAMLRequest=…&RelayState=…&SigAlg=…` exactly as received (URL-encoded), in that order.
 pub fn verify_redirect_signature(raw_query: &str, cert_der: &[u8]) -> Result<(), String> {
+    verify_redirect_signature_of(raw_query, "SAMLRequest", cert_der)
+}
+
+/// [`verify_redirect_signature`] for the message in `field` (`SAMLRequest` or `SAMLResponse`).
+pub fn verify_redirect_signature_of(raw_query: &str, field: &str, cert_der: &[u8]) -> Result<(), String> {
     let mut parts: Vec<(&str, &str)> = Vec::new();
     for pair in raw_query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -259,7 +309,7 @@ pub fn verify_redirect_signature(raw_query: &str, cert_der: &[u8]) -> Result<(),
     let get = |k: &str| parts.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
     let sig_alg_raw = get("SigAlg").ok_or("no SigAlg parameter")?;
     let signature_raw = get("Signature").ok_or("no Signature parameter")?;
-    let mut signed = format!("SAMLRequest={}", get("SAMLRequest").ok_or("no SAMLRequest parameter")?);
+    let mut signed = format!("{field}={}", get(field).ok_or_else(|| format!("no {field} parameter"))?);
     if let Some(rs) = get("RelayState") {
         signed.push_str(&format!("&RelayState={rs}"));
     }
@@ -283,7 +333,7 @@ pub fn verify_redirect_signature(raw_query: &str, cert_der: &[u8]) -> Result<(),
 }
 
 /// Just enough DER to find an X.509 certificate's RSA public key (PKCS#1 `RSAPublicKey` in the SPKI bit string).
-mod der {
+pub(crate) mod der {
     /// One TLV: (tag, contents, rest).
     fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         let (&tag, rest) = input.split_first()?;
@@ -301,6 +351,22 @@ mod der {
             return None;
         }
         Some((tag, &rest[..len], &rest[len..]))
+    }
+
+    /// Certificate → tbsCertificate → the whole `SubjectPublicKeyInfo` (tag and length included).
+    pub fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+        let (_, cert, _) = tlv(cert)?;
+        let (_, tbs, _) = tlv(cert)?;
+        let mut rest = tbs;
+        let (tag, _, r) = tlv(rest)?;
+        if tag == 0xa0 {
+            rest = r;
+        }
+        for _ in 0..5 {
+            rest = tlv(rest)?.2;
+        }
+        let (_, _, after) = tlv(rest)?;
+        Some(&rest[..rest.len() - after.len()])
     }
 
     /// Certificate → tbsCertificate → subjectPublicKeyInfo → BIT STRING contents (without the unused-bits byte).

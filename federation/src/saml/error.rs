@@ -70,6 +70,17 @@ pub enum SamlError {
         /// What is missing or invalid, naming the user field.
         reason: String,
     },
+    /// The AuthnRequest's `NameIDPolicy/@Format` cannot be produced for this user and SP: answered with the status
+    /// `InvalidNameIDPolicy` (SAML core §3.4.1.1), never with another format.
+    #[error("cannot issue the NameID format {requested:?} that {sp:?} asks for: {reason}")]
+    InvalidNameIdPolicy {
+        /// The SP.
+        sp: String,
+        /// The format URI asked for.
+        requested: String,
+        /// Why not.
+        reason: String,
+    },
     /// The user is not in the SP's allowed groups.
     #[error("{username:?} is not allowed to use {sp:?} (not in its allowed_groups)")]
     NotAllowed {
@@ -83,6 +94,18 @@ pub enum SamlError {
         "service provider {0:?} has no slo_url (SingleLogoutService) configured, so it cannot log out through this IdP"
     )]
     NoSingleLogout(String),
+    /// An outgoing HTTP-Redirect message could not be DEFLATE-compressed.
+    #[error("compressing an outgoing SAML message failed: {0}")]
+    Deflate(#[source] std::io::Error),
+    /// The assertion could not be encrypted for the SP.
+    #[error("encrypting the assertion for {sp:?}: {source}")]
+    Encrypt {
+        /// The SP.
+        sp: String,
+        /// The cause.
+        #[source]
+        source: super::encrypt::EncryptError,
+    },
     /// Keys or certificates could not be loaded, generated or used.
     #[error("SAML keys: {0}")]
     Keys(#[from] super::keys::KeyError),
@@ -129,6 +152,9 @@ pub enum ConfigError {
         #[source]
         source: super::sp_metadata::MetadataError,
     },
+    /// `encrypt_assertions` without any certificate to encrypt for.
+    #[error("service provider {0:?} has encrypt_assertions = true but no encryption certificate")]
+    NoEncryptionCertificate(String),
     /// Neither the configuration, the preset nor the metadata gives the SP an ACS URL.
     #[error("service provider {0:?} has no ACS URL")]
     NoAcsUrl(String),
@@ -137,6 +163,6 @@ pub enum ConfigError {
 impl SamlError {
     /// True when the request (not our configuration) is at fault: answer 4xx.
     pub fn is_bad_request(&self) -> bool {
-        !matches!(self, Self::Keys(_) | Self::Config(_))
+        !matches!(self, Self::Keys(_) | Self::Config(_) | Self::Deflate(_) | Self::Encrypt { .. })
     }
 }

@@ -69,6 +69,12 @@ pub enum KeyError {
     /// RSA-SHA1 signing (through AWS-LC directly) failed.
     #[error("RSA-SHA1 signing failed: {0}")]
     SignSha1(&'static str),
+    /// The persistent NameID secret file holds fewer than 32 bytes.
+    #[error("the persistent NameID secret {} holds fewer than 32 bytes", path.display())]
+    ShortSecret {
+        /// The file.
+        path: PathBuf,
+    },
     /// The element to sign has no `ID` attribute for the signature's reference (a bug in the caller).
     #[error("the element to sign has no ID")]
     NoId,

@@ -6,6 +6,7 @@
 //! an attribute into a signed assertion), lacks `NotOnOrAfter`/`SessionIndex`, and needs libxmlsec1 to build.
 
 pub mod authn_request;
+pub mod encrypt;
 pub mod error;
 pub mod keys;
 mod legacy_sha1;
@@ -24,8 +25,11 @@ use time::OffsetDateTime;
 pub use authn_request::AuthnRequest;
 pub use error::SamlError;
 pub use keys::SigningKeys;
-pub use logout::LogoutRequest;
-pub use service_provider::{Preset, SamlConfig, ServiceProvider, Site, SpConfig};
+pub use logout::{LogoutRequest, Outbound};
+pub use service_provider::{
+    AttributeConfig, AttributeNameFormat, IssuedNameId, NameIdFormat, Preset, SamlConfig, ServiceProvider, Site,
+    SloBinding, SloEndpoint, SpConfig,
+};
 pub use signature::Algorithm;
 
 /// A response ready to be posted to the SP.
@@ -37,9 +41,65 @@ pub struct SignedResponse {
     pub saml_response: String,
     /// The XML itself (for tests and debugging; never log it).
     pub xml: String,
-    /// The assertion's `SessionIndex` (none for a LogoutResponse): a LogoutRequest that names a SessionIndex must
-    /// name one of these.
+    /// The assertion's `SessionIndex` (none for a LogoutResponse or an error status): a LogoutRequest that names a
+    /// SessionIndex must name one of these.
     pub session_index: Option<String>,
+    /// The NameID the assertion carries (none for an error status such as `InvalidNameIDPolicy`).
+    pub name_id: Option<IssuedNameId>,
+}
+
+/// The key of pairwise `persistent` NameIDs; `Debug` never shows it.
+struct PersistentKey([u8; 32]);
+
+impl std::fmt::Debug for PersistentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PersistentKey([redacted])")
+    }
+}
+
+/// The file in `keys_dir` holding the generated secret of pairwise `persistent` NameIDs.
+pub const PERSISTENT_SECRET_FILE: &str = "saml-persistent-nameid.secret";
+
+impl PersistentKey {
+    /// From `persistent_nameid_secret_file` (SHA-256 of its content, at least 32 bytes), else from
+    /// `keys_dir/saml-persistent-nameid.secret`, generated (32 random bytes, hex, mode 0600) on the first start.
+    /// The secret is independent of the signing key, so rotating that key keeps every persistent NameID; replicas
+    /// that share `keys_dir` (as they must for the signing key) issue the same ones.
+    fn new(cfg: &SamlConfig) -> Result<Self, SamlError> {
+        let material = match &cfg.persistent_nameid_secret_file {
+            Some(path) => read_secret(path)?,
+            None => {
+                let path = cfg.keys_dir.join(PERSISTENT_SECRET_FILE);
+                if !path.exists() {
+                    crate::key_file::create_dir(&cfg.keys_dir).map_err(keys::KeyError::File)?;
+                    let mut bytes = [0u8; 32];
+                    fedgate_types::random::fill(&mut bytes);
+                    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                    match crate::key_file::write_new(&path, hex.as_bytes(), crate::key_file::PRIVATE_MODE) {
+                        Ok(()) => tracing::info!(file = %path.display(), "generated the SAML persistent NameID secret"),
+                        // Another replica created it first: use theirs.
+                        Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(keys::KeyError::File(e).into()),
+                    }
+                }
+                read_secret(&path)?
+            }
+        };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &material);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        Ok(Self(key))
+    }
+}
+
+/// A persistent NameID secret file's content without surrounding whitespace: at least 32 bytes.
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, SamlError> {
+    let bytes = crate::key_file::read_private(path).map_err(keys::KeyError::File)?;
+    let secret = bytes.trim_ascii();
+    if secret.len() < 32 {
+        return Err(keys::KeyError::ShortSecret { path: path.to_path_buf() }.into());
+    }
+    Ok(secret.to_vec())
 }
 
 /// The SAML IdP.
@@ -50,6 +110,7 @@ pub struct IdentityProvider {
     sso_url: String,
     slo_url: String,
     keys: SigningKeys,
+    persistent_key: PersistentKey,
     sps: Vec<ServiceProvider>,
 }
 
@@ -67,7 +128,16 @@ impl IdentityProvider {
             keys.publish_extra(extra)?;
         }
         let sps = cfg.service_providers.iter().cloned().map(ServiceProvider::new).collect::<Result<_, _>>()?;
-        Ok(Self { sso_url: format!("{base}/saml/sso"), slo_url: format!("{base}/saml/slo"), entity_id, keys, sps, cfg })
+        let persistent_key = PersistentKey::new(&cfg)?;
+        Ok(Self {
+            sso_url: format!("{base}/saml/sso"),
+            slo_url: format!("{base}/saml/slo"),
+            entity_id,
+            keys,
+            persistent_key,
+            sps,
+            cfg,
+        })
     }
 
     /// The IdP entity ID (= `Issuer`).
@@ -197,32 +267,89 @@ impl IdentityProvider {
         Ok((req, sp))
     }
 
-    /// The signed LogoutResponse for `request`, to the SP's SingleLogoutService; `success` says whether the
-    /// session was ended (or there was none).
+    /// The signed LogoutResponse for `request`, to the SP's SingleLogoutService by its binding; `success` says
+    /// whether the session was ended (or there was none). An SP without a SingleLogoutService gets
+    /// [`SamlError::NoSingleLogout`].
     pub fn logout_response(
         &self,
         sp: &ServiceProvider,
         request: &LogoutRequest,
         success: bool,
+        relay_state: Option<&str>,
         now: OffsetDateTime,
-    ) -> Result<SignedResponse, SamlError> {
-        let slo_url = sp.slo_url.clone().ok_or_else(|| SamlError::NoSingleLogout(sp.name().into()))?;
+    ) -> Result<Outbound, SamlError> {
+        let slo = sp.slo.as_ref().ok_or_else(|| SamlError::NoSingleLogout(sp.name().into()))?;
         let status = if success { logout::SUCCESS } else { logout::RESPONDER };
-        let xml = logout::build_response(
-            &self.entity_id,
-            &slo_url,
-            &request.id,
-            status,
-            now,
+        let message = logout::response_element(&self.entity_id, &slo.response_location, &request.id, status, now);
+        logout::deliver(
+            message,
+            slo.binding,
+            &slo.response_location,
+            "SAMLResponse",
+            relay_state,
+            &self.keys,
+            sp.config.signature_algorithm,
+        )
+    }
+
+    /// A signed LogoutRequest for the NameID and SessionIndex `sp` was given, to its SingleLogoutService by its
+    /// binding, carrying `relay_state`; with the request's ID. An SP without a SingleLogoutService gets
+    /// [`SamlError::NoSingleLogout`].
+    pub fn logout_request(
+        &self,
+        sp: &ServiceProvider,
+        nameid_format: &str,
+        name_id: &str,
+        session_index: Option<&str>,
+        relay_state: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(String, Outbound), SamlError> {
+        let slo = sp.slo.as_ref().ok_or_else(|| SamlError::NoSingleLogout(sp.name().into()))?;
+        let (message, id) =
+            logout::request_element(&self.entity_id, &slo.location, nameid_format, name_id, session_index, now);
+        let out = logout::deliver(
+            message,
+            slo.binding,
+            &slo.location,
+            "SAMLRequest",
+            relay_state,
             &self.keys,
             sp.config.signature_algorithm,
         )?;
-        Ok(SignedResponse {
-            saml_response: base64::engine::general_purpose::STANDARD.encode(&xml),
-            acs_url: slo_url,
-            xml,
-            session_index: None,
-        })
+        Ok((id, out))
+    }
+
+    /// An SP's LogoutResponse by HTTP-Redirect (`raw_query` as received); signed when the SP has a certificate.
+    pub fn logout_response_redirect(
+        &self,
+        raw_query: &str,
+    ) -> Result<(logout::LogoutResponse, &ServiceProvider), SamlError> {
+        let value = raw_query
+            .split('&')
+            .find_map(|p| p.strip_prefix("SAMLResponse="))
+            .ok_or_else(|| SamlError::Malformed("no SAMLResponse parameter".into()))?;
+        let value =
+            percent_encoding::percent_decode_str(&value.replace('+', " ")).decode_utf8_lossy().replace(' ', "+");
+        let resp = logout::parse_response(&authn_request::inflate(&value)?)?;
+        let sp = self.by_issuer(&resp.issuer)?;
+        Self::check_logout_signature(sp, Self::query_signed(raw_query), |cert| {
+            authn_request::verify_redirect_signature_of(raw_query, "SAMLResponse", cert)
+        })?;
+        Ok((resp, sp))
+    }
+
+    /// An SP's LogoutResponse by HTTP-POST (`SAMLResponse` form value); signed when the SP has a certificate.
+    pub fn logout_response_post(
+        &self,
+        saml_response: &str,
+    ) -> Result<(logout::LogoutResponse, &ServiceProvider), SamlError> {
+        let xml = authn_request::post_xml(saml_response)?;
+        let resp = logout::parse_response(&xml)?;
+        let sp = self.by_issuer(&resp.issuer)?;
+        Self::check_logout_signature(sp, resp.signed, |cert| {
+            authn_request::verify_post_signature(&xml, &resp.id, cert)
+        })?;
+        Ok((resp, sp))
     }
 
     /// The ACS URL for a request: the requested one only if registered, else the SP's first.
@@ -250,6 +377,22 @@ impl IdentityProvider {
         request: Option<&AuthnRequest>,
         now: OffsetDateTime,
     ) -> Result<SignedResponse, SamlError> {
+        self.respond_in_session(sp, principal, request, None, now)
+    }
+
+    /// The signed response for `principal` (SP-initiated when `request` is given), honouring the request's
+    /// `NameIDPolicy/@Format` ([`ServiceProvider::nameid_format_for`]). `earlier_transient` is the transient NameID
+    /// this browser session already has at this SP, if any (kept for the session; a new session gets a new one).
+    /// A format that cannot be issued is answered with a signed `InvalidNameIDPolicy` status response (no
+    /// assertion, `name_id` and `session_index` empty), which the gateway posts to the SP like any response.
+    pub fn respond_in_session(
+        &self,
+        sp: &ServiceProvider,
+        principal: &crate::Principal,
+        request: Option<&AuthnRequest>,
+        earlier_transient: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<SignedResponse, SamlError> {
         if !sp.allows(principal) {
             return Err(SamlError::NotAllowed { sp: sp.name().into(), username: principal.username.clone() });
         }
@@ -262,12 +405,25 @@ impl IdentityProvider {
             assertion_id: &assertion_id,
             window: response::Window { now, lifetime: self.cfg.assertion_lifetime, skew: self.cfg.clock_skew },
         };
-        let xml = response::build(sp, principal, &params, &self.keys)?;
+        let name_id = sp
+            .nameid_format_for(request.and_then(|r| r.nameid_policy_format.as_deref()))
+            .and_then(|format| sp.issue_name_id(principal, format, &self.persistent_key.0, earlier_transient));
+        let (xml, name_id, session_index) = match name_id {
+            Ok(name_id) => {
+                (response::build(sp, principal, &name_id, &params, &self.keys)?, Some(name_id), Some(assertion_id))
+            }
+            Err(e @ SamlError::InvalidNameIdPolicy { .. }) => {
+                tracing::info!(sp = sp.name(), username = %principal.username, reason = %e, "answering InvalidNameIDPolicy");
+                (response::build_status(sp, &params, response::INVALID_NAMEID_POLICY, &self.keys)?, None, None)
+            }
+            Err(e) => return Err(e),
+        };
         Ok(SignedResponse {
             saml_response: base64::engine::general_purpose::STANDARD.encode(&xml),
             acs_url,
             xml,
-            session_index: Some(assertion_id),
+            session_index,
+            name_id,
         })
     }
 

@@ -12,15 +12,22 @@ fn escape(s: &str) -> String {
 
 /// The HTML page and the CSP header value for posting `saml_response` (and `relay_state`) to `acs_url`.
 pub fn render(acs_url: &str, saml_response: &str, relay_state: Option<&str>) -> (String, String) {
+    render_field(acs_url, "SAMLResponse", saml_response, relay_state)
+}
+
+/// Like [`render`], posting `value` as the form field `field` (`SAMLResponse` or `SAMLRequest`).
+pub fn render_field(acs_url: &str, field: &str, value: &str, relay_state: Option<&str>) -> (String, String) {
+    let saml_response = value;
     let relay = relay_state
         .map(|r| format!("<input type=\"hidden\" name=\"RelayState\" value=\"{}\">", escape(r)))
         .unwrap_or_default();
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signing in…</title></head>\
-         <body><form method=\"post\" action=\"{acs}\"><input type=\"hidden\" name=\"SAMLResponse\" value=\"{resp}\">{relay}\
+         <body><form method=\"post\" action=\"{acs}\"><input type=\"hidden\" name=\"{field}\" value=\"{resp}\">{relay}\
          <noscript><p>Scripts are off: press the button to continue.</p><button type=\"submit\">Continue</button></noscript>\
          </form><script>{SCRIPT}</script></body></html>",
         acs = escape(acs_url),
+        field = escape(field),
         resp = escape(saml_response),
     );
     let hash = base64::engine::general_purpose::STANDARD

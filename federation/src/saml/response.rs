@@ -8,7 +8,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::error::SamlError;
 use super::keys::SigningKeys;
-use super::service_provider::ServiceProvider;
+use super::service_provider::{IssuedNameId, ServiceProvider};
 use super::signature::sign_enveloped;
 use super::xml::{Element, ns};
 use crate::Principal;
@@ -53,14 +53,45 @@ pub fn instant(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// Builds and signs the response. Returns the XML (canonical, UTF-8, no declaration).
+/// Top-level status of a request we could not answer with an assertion (SAML core §3.2.2.2).
+pub const REQUESTER: &str = "urn:oasis:names:tc:SAML:2.0:status:Requester";
+/// Second-level status: the requested NameID format cannot be issued (SAML core §3.2.2.2).
+pub const INVALID_NAMEID_POLICY: &str = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy";
+
+/// A signed Response without an assertion: top-level status `Requester` with the second-level `status` (e.g.
+/// [`INVALID_NAMEID_POLICY`]), to the ACS of the request it answers.
+pub fn build_status(
+    sp: &ServiceProvider,
+    params: &ResponseParams<'_>,
+    status: &str,
+    keys: &SigningKeys,
+) -> Result<String, SamlError> {
+    let mut response = Element::new(ns::SAMLP, "Response")
+        .attr("ID", new_id())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", instant(params.window.now))
+        .attr("Destination", params.acs_url)
+        .attr_opt("InResponseTo", params.in_response_to)
+        .child(Element::new(ns::SAML, "Issuer").text(params.issuer))
+        .child(
+            Element::new(ns::SAMLP, "Status").child(
+                Element::new(ns::SAMLP, "StatusCode")
+                    .attr("Value", REQUESTER)
+                    .child(Element::new(ns::SAMLP, "StatusCode").attr("Value", status)),
+            ),
+        );
+    sign_enveloped(&mut response, 1, keys, sp.config.signature_algorithm)?;
+    Ok(response.to_canonical())
+}
+
+/// Builds and signs the response carrying `name_id`. Returns the XML (canonical, UTF-8, no declaration).
 pub fn build(
     sp: &ServiceProvider,
     p: &Principal,
+    name_id: &IssuedNameId,
     params: &ResponseParams<'_>,
     keys: &SigningKeys,
 ) -> Result<String, SamlError> {
-    let name_id = sp.name_id(p)?;
     let attributes = sp.attributes(p)?;
     let w = params.window;
     let issue = instant(w.now);
@@ -81,7 +112,9 @@ pub fn build(
         .child(Element::new(ns::SAML, "Issuer").text(params.issuer))
         .child(
             Element::new(ns::SAML, "Subject")
-                .child(Element::new(ns::SAML, "NameID").attr("Format", sp.nameid_format.uri()).text(name_id))
+                .child(
+                    Element::new(ns::SAML, "NameID").attr("Format", name_id.format.uri()).text(name_id.value.clone()),
+                )
                 .child(
                     Element::new(ns::SAML, "SubjectConfirmation")
                         .attr("Method", "urn:oasis:names:tc:SAML:2.0:cm:bearer")
@@ -110,11 +143,12 @@ pub fn build(
         );
     if !attributes.is_empty() {
         let mut statement = Element::new(ns::SAML, "AttributeStatement");
-        for (name, values) in attributes {
+        for a in attributes {
             let mut attr = Element::new(ns::SAML, "Attribute")
-                .attr("Name", name)
-                .attr("NameFormat", "urn:oasis:names:tc:SAML:2.0:attrname-format:uri");
-            for v in values {
+                .attr("Name", a.name)
+                .attr("NameFormat", a.name_format.uri())
+                .attr_opt("FriendlyName", a.friendly_name);
+            for v in a.values {
                 attr = attr.child(Element::new(ns::SAML, "AttributeValue").text(v));
             }
             statement = statement.child(attr);
@@ -123,6 +157,11 @@ pub fn build(
     }
     let alg = sp.config.signature_algorithm;
     sign_enveloped(&mut assertion, 1, keys, alg)?;
+    let assertion = match &sp.encryption_cert_der {
+        Some(cert) => super::encrypt::encrypted_assertion(&assertion, cert)
+            .map_err(|source| SamlError::Encrypt { sp: sp.name().to_string(), source })?,
+        None => assertion,
+    };
 
     let mut response =
         Element::new(ns::SAMLP, "Response")

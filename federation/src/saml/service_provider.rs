@@ -36,6 +36,15 @@ pub struct SamlConfig {
     /// Longest `RelayState` accepted from an SP or a browser, in bytes. The bindings (SAML 2.0 Bindings §3.4.3,
     /// §3.5.3) cap it at 80; a higher value accommodates SPs that put a whole URL there.
     pub max_relay_state_bytes: usize,
+    /// How long fedgate's "Signing out" page waits for the SPs' LogoutResponses (each SP in an iframe) before it
+    /// moves on and names the SPs that did not answer.
+    #[serde(with = "humantime_serde")]
+    pub logout_wait: Duration,
+    /// A file holding the secret (at least 32 bytes) that keys `persistent` NameIDs (HMAC-SHA256 over the SP's
+    /// entity ID and the user's subject). Without it the secret is generated once in `keys_dir`
+    /// (`saml-persistent-nameid.secret`), so persistent NameIDs stay the same across restarts, key rotations and
+    /// replicas that share `keys_dir`.
+    pub persistent_nameid_secret_file: Option<PathBuf>,
     /// The service providers.
     pub service_providers: Vec<SpConfig>,
 }
@@ -57,6 +66,8 @@ impl Default for SamlConfig {
             clock_skew: Duration::from_secs(60),
             want_authn_requests_signed: false,
             max_relay_state_bytes: SPEC_RELAY_STATE_BYTES,
+            logout_wait: Duration::from_secs(3),
+            persistent_nameid_secret_file: None,
             service_providers: Vec::new(),
         }
     }
@@ -98,6 +109,11 @@ pub enum NameIdFormat {
 }
 
 impl NameIdFormat {
+    /// The format named by `uri` (SAML core §8.3), if fedgate can produce it.
+    pub fn from_uri(uri: &str) -> Option<Self> {
+        [Self::Email, Self::Unspecified, Self::Persistent, Self::Transient].into_iter().find(|f| f.uri() == uri)
+    }
+
     /// The format URI.
     pub fn uri(self) -> &'static str {
         match self {
@@ -107,6 +123,90 @@ impl NameIdFormat {
             Self::Transient => "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
         }
     }
+}
+
+/// The `NameFormat` of an `<Attribute>` (SAML core §8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AttributeNameFormat {
+    /// `urn:oasis:names:tc:SAML:2.0:attrname-format:uri` (names are URIs or URNs, e.g. `urn:oid:0.9.2342.19200300.100.1.3`).
+    #[default]
+    Uri,
+    /// `urn:oasis:names:tc:SAML:2.0:attrname-format:basic` (plain names such as `mail`).
+    Basic,
+    /// `urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified`.
+    Unspecified,
+}
+
+impl AttributeNameFormat {
+    /// The format URI.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Self::Uri => "urn:oasis:names:tc:SAML:2.0:attrname-format:uri",
+            Self::Basic => "urn:oasis:names:tc:SAML:2.0:attrname-format:basic",
+            Self::Unspecified => "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified",
+        }
+    }
+}
+
+/// One configured attribute: a template (`mail = "{email}"`), or a table with its `NameFormat` and `FriendlyName`
+/// (`mail = { value = "{email}", name_format = "basic", friendly_name = "mail" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeConfig {
+    /// Just the template; the SP's `attribute_name_format`, no `FriendlyName`.
+    Template(String),
+    /// The template with its own `NameFormat` and `FriendlyName`.
+    Detailed {
+        /// The template (a bare `{groups}` or `{roles}` gives one value per item).
+        value: String,
+        /// `NameFormat`; default the SP's `attribute_name_format`.
+        #[serde(default)]
+        name_format: Option<AttributeNameFormat>,
+        /// `FriendlyName`.
+        #[serde(default)]
+        friendly_name: Option<String>,
+    },
+}
+
+impl AttributeConfig {
+    /// The template.
+    pub fn template(&self) -> &str {
+        match self {
+            Self::Template(t) | Self::Detailed { value: t, .. } => t,
+        }
+    }
+}
+
+/// The SAML binding of an SP's SingleLogoutService.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SloBinding {
+    /// HTTP-Redirect: the message deflated in the query, signed with `SigAlg`/`Signature` (SAML bindings §3.4).
+    Redirect,
+    /// HTTP-POST: an auto-submitting form carrying the XML with an enveloped signature (SAML bindings §3.5).
+    Post,
+}
+
+impl SloBinding {
+    /// The binding URI.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Self::Redirect => "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect",
+            Self::Post => "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST",
+        }
+    }
+}
+
+/// An SP's SingleLogoutService: where LogoutRequests go, where LogoutResponses go, and by which binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SloEndpoint {
+    /// The binding.
+    pub binding: SloBinding,
+    /// `Location`: where LogoutRequests are sent.
+    pub location: String,
+    /// `ResponseLocation`, else `Location`: where LogoutResponses are sent.
+    pub response_location: String,
 }
 
 /// One `[[saml.service_providers]]` entry.
@@ -126,15 +226,25 @@ pub struct SpConfig {
     pub metadata_file: Option<PathBuf>,
     /// Registered ACS URLs; responses go only to one of these. The first is the default.
     pub acs_urls: Vec<String>,
-    /// Where the SP receives LogoutResponses (its SingleLogoutService, HTTP-POST); enables SP-initiated logout.
+    /// The SP's SingleLogoutService (LogoutRequests and LogoutResponses go there); without it, the one in the SP's
+    /// metadata (HTTP-POST preferred, else HTTP-Redirect).
     pub slo_url: Option<String>,
-    /// NameID format.
+    /// The binding of `slo_url`: `post` (default for `slo_url`) or `redirect`; with metadata, picks that binding's
+    /// endpoint.
+    pub slo_binding: Option<SloBinding>,
+    /// NameID format when the AuthnRequest asks for none (or for `unspecified`).
     pub nameid_format: Option<NameIdFormat>,
+    /// Always use `nameid_format`, whatever `NameIDPolicy/@Format` the AuthnRequest asks for (Keycloak's "Force
+    /// Name ID Format"). Default: true for the Alibaba presets (RAM documents the format it needs), else false.
+    pub force_nameid_format: Option<bool>,
+    /// `NameFormat` of the configured attributes that do not set their own: `uri` (default), `basic`, `unspecified`.
+    pub attribute_name_format: AttributeNameFormat,
     /// NameID template over user fields: `{username}`, `{email}`, `{email_local}`, `{subject}`, `{display_name}`,
     /// `{given_name}`, `{family_name}`, `{auxiliary_domain}`. Lower-cased.
     pub nameid_template: Option<String>,
-    /// Attributes: SAML attribute name → template (a bare `{groups}` or `{roles}` gives one value per item).
-    pub attributes: BTreeMap<String, String>,
+    /// Attributes: SAML attribute name → template (a bare `{groups}` or `{roles}` gives one value per item), or a
+    /// table `{ value, name_format, friendly_name }`.
+    pub attributes: BTreeMap<String, AttributeConfig>,
     /// Also sign the Response (the Assertion is always signed).
     pub sign_response: bool,
     /// `rsa-sha256` (default) or `rsa-sha1`.
@@ -147,6 +257,12 @@ pub struct SpConfig {
     pub certificate_file: Option<PathBuf>,
     /// Refuse AuthnRequests that are not signed by `certificate_file`.
     pub want_authn_requests_signed: bool,
+    /// Send the assertion as an `EncryptedAssertion` (AES-256-GCM, the key wrapped with RSA-OAEP for the SP's
+    /// encryption certificate), for SPs that require it.
+    pub encrypt_assertions: bool,
+    /// The SP's encryption certificate (PEM). Default: the `KeyDescriptor use="encryption"` of its metadata, else
+    /// its signing certificate (`certificate_file` or the metadata's).
+    pub encryption_certificate_file: Option<PathBuf>,
     /// Alibaba: the account ID.
     pub account_id: Option<String>,
     /// Alibaba: site.
@@ -173,7 +289,10 @@ impl Default for SpConfig {
             metadata_file: None,
             acs_urls: Vec::new(),
             slo_url: None,
+            slo_binding: None,
             nameid_format: None,
+            force_nameid_format: None,
+            attribute_name_format: AttributeNameFormat::Uri,
             nameid_template: None,
             attributes: BTreeMap::new(),
             sign_response: false,
@@ -182,6 +301,8 @@ impl Default for SpConfig {
             default_relay_state: None,
             certificate_file: None,
             want_authn_requests_signed: false,
+            encrypt_assertions: false,
+            encryption_certificate_file: None,
             account_id: None,
             site: Site::Cn,
             auxiliary_domain: None,
@@ -215,12 +336,41 @@ pub struct ServiceProvider {
     pub nameid_template: String,
     /// The certificate for AuthnRequest signatures (DER), if configured.
     pub certificate_der: Option<Vec<u8>>,
-    /// Where LogoutResponses go (from `slo_url` or the SP's metadata).
+    /// The certificate whose RSA key encrypted assertions are for (DER), when `encrypt_assertions` is set.
+    pub encryption_cert_der: Option<Vec<u8>>,
+    /// Where LogoutResponses go (the `ResponseLocation` of [`Self::slo`]).
     pub slo_url: Option<String>,
+    /// The SP's SingleLogoutService (from `slo_url` + `slo_binding`, or the SP's metadata).
+    pub slo: Option<SloEndpoint>,
 }
 
-/// One attribute to emit: name and values.
-pub type Attribute = (String, Vec<String>);
+/// One attribute to emit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    /// `Name`.
+    pub name: String,
+    /// `NameFormat`.
+    pub name_format: AttributeNameFormat,
+    /// `FriendlyName`, if any.
+    pub friendly_name: Option<String>,
+    /// The values, one `AttributeValue` each.
+    pub values: Vec<String>,
+}
+
+impl Attribute {
+    fn uri(name: &str, values: Vec<String>) -> Self {
+        Self { name: name.to_string(), name_format: AttributeNameFormat::Uri, friendly_name: None, values }
+    }
+}
+
+/// A NameID as issued: its format and value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedNameId {
+    /// The format.
+    pub format: NameIdFormat,
+    /// The value.
+    pub value: String,
+}
 
 impl ServiceProvider {
     /// Applies the preset. Call [`SpConfig::validate`] first.
@@ -281,22 +431,35 @@ impl ServiceProvider {
             (None, true) => Vec::new(),
         };
         let certificate_der = match &config.certificate_file {
-            Some(path) => {
-                use rustls::pki_types::pem::PemObject as _;
-                let pem = std::fs::read(path).map_err(|source| ConfigError::File {
-                    sp: config.name.clone(),
-                    key: "certificate_file",
-                    path: path.clone(),
-                    source,
-                })?;
-                let cert = rustls::pki_types::CertificateDer::from_pem_slice(&pem).map_err(|source| {
-                    ConfigError::Certificate { sp: config.name.clone(), path: path.clone(), source }
-                })?;
-                Some(cert.to_vec())
-            }
+            Some(path) => Some(read_certificate(&config.name, "certificate_file", path)?),
             None => metadata.as_ref().and_then(|m| m.signing_cert_der.clone()),
         };
-        let slo_url = config.slo_url.clone().or_else(|| metadata.as_ref().and_then(|m| m.slo_url.clone()));
+        let encryption_cert_der = match (&config.encryption_certificate_file, config.encrypt_assertions) {
+            (_, false) => None,
+            (Some(path), true) => Some(read_certificate(&config.name, "encryption_certificate_file", path)?),
+            (None, true) => {
+                let cert =
+                    metadata.as_ref().and_then(|m| m.encryption_cert_der.clone()).or_else(|| certificate_der.clone());
+                Some(cert.ok_or_else(|| ConfigError::NoEncryptionCertificate(config.name.clone()))?)
+            }
+        };
+        let slo = match (&config.slo_url, &metadata) {
+            (Some(url), _) => Some(SloEndpoint {
+                binding: config.slo_binding.unwrap_or(SloBinding::Post),
+                location: url.clone(),
+                response_location: url.clone(),
+            }),
+            (None, Some(m)) => {
+                let wanted = config.slo_binding;
+                let pick = |b: SloBinding| m.slo.iter().find(|e| e.binding == b).cloned();
+                match wanted {
+                    Some(b) => pick(b),
+                    None => pick(SloBinding::Post).or_else(|| pick(SloBinding::Redirect)),
+                }
+            }
+            (None, None) => None,
+        };
+        let slo_url = slo.as_ref().map(|e| e.response_location.clone());
         if config.signature_algorithm == Algorithm::RsaSha1 {
             tracing::warn!(
                 sp = %config.name,
@@ -306,11 +469,13 @@ impl ServiceProvider {
         }
         Ok(Self {
             slo_url,
+            slo,
             nameid_format: config.nameid_format.unwrap_or(format),
             nameid_template: config.nameid_template.clone().unwrap_or(template),
             entity_id,
             acs_urls,
             certificate_der,
+            encryption_cert_der,
             config,
         })
     }
@@ -363,6 +528,63 @@ impl ServiceProvider {
         Ok(value)
     }
 
+    /// Whether the configured `nameid_format` is used whatever the AuthnRequest asks for.
+    pub fn forces_nameid_format(&self) -> bool {
+        self.config.force_nameid_format.unwrap_or(self.config.preset.is_some())
+    }
+
+    /// The NameID format to issue for a request whose `NameIDPolicy/@Format` is `requested` (SAML core §3.4.1.1):
+    /// the configured one when none (or `unspecified`) is asked for or the SP forces its format; otherwise the one
+    /// asked for, if fedgate can produce it; else [`super::SamlError::InvalidNameIdPolicy`], never another format.
+    pub fn nameid_format_for(&self, requested: Option<&str>) -> Result<NameIdFormat, super::SamlError> {
+        match requested {
+            None => Ok(self.nameid_format),
+            Some(uri) if uri == NameIdFormat::Unspecified.uri() || self.forces_nameid_format() => {
+                Ok(self.nameid_format)
+            }
+            Some(uri) => NameIdFormat::from_uri(uri).ok_or_else(|| super::SamlError::InvalidNameIdPolicy {
+                sp: self.name().to_string(),
+                requested: uri.to_string(),
+                reason: "fedgate issues emailAddress, persistent, transient and unspecified NameIDs only".into(),
+            }),
+        }
+    }
+
+    /// The NameID of `format` for `p`: the configured template for the configured format; for another format, the
+    /// user's e-mail address (`emailAddress`), `persistent` (a pairwise opaque value: HMAC-SHA256 keyed with
+    /// `persistent_key` over this SP's entity ID and the user's subject, so it is stable for one user at one SP
+    /// and unlinkable across SPs), or `transient` (`earlier_transient` when this session already has one for this
+    /// SP, else a fresh random value). A format the user's data cannot fill is
+    /// [`super::SamlError::InvalidNameIdPolicy`].
+    pub fn issue_name_id(
+        &self,
+        p: &Principal,
+        format: NameIdFormat,
+        persistent_key: &[u8],
+        earlier_transient: Option<&str>,
+    ) -> Result<IssuedNameId, super::SamlError> {
+        let value = match format {
+            f if f == self.nameid_format => self.name_id(p)?,
+            NameIdFormat::Unspecified => self.name_id(p)?,
+            NameIdFormat::Email => match p.email.as_deref().map(str::trim) {
+                Some(e) if e.len() > 2 && e.contains('@') => e.to_lowercase(),
+                _ => {
+                    return Err(super::SamlError::InvalidNameIdPolicy {
+                        sp: self.name().to_string(),
+                        requested: format.uri().to_string(),
+                        reason: format!("{:?} has no e-mail address", p.username),
+                    });
+                }
+            },
+            NameIdFormat::Persistent => pairwise_id(persistent_key, &self.entity_id, &p.subject),
+            NameIdFormat::Transient => match earlier_transient {
+                Some(t) => t.to_string(),
+                None => super::response::new_id(),
+            },
+        };
+        Ok(IssuedNameId { format, value })
+    }
+
     /// The attributes for `p` (preset attributes first).
     pub fn attributes(&self, p: &Principal) -> Result<Vec<Attribute>, super::SamlError> {
         let mut out = Vec::new();
@@ -387,9 +609,9 @@ impl ServiceProvider {
                     ),
                 ));
             }
-            out.push((ROLE_ATTR.to_string(), roles));
-            out.push((
-                ROLE_SESSION_NAME_ATTR.to_string(),
+            out.push(Attribute::uri(ROLE_ATTR, roles));
+            out.push(Attribute::uri(
+                ROLE_SESSION_NAME_ATTR,
                 vec![role_session_name(&p.username).ok_or_else(|| {
                     self.mapping_error(
                         p,
@@ -398,11 +620,11 @@ impl ServiceProvider {
                 })?],
             ));
             if let Some(d) = self.config.session_duration {
-                out.push((SESSION_DURATION_ATTR.to_string(), vec![d.clamp(900, 43_200).to_string()]));
+                out.push(Attribute::uri(SESSION_DURATION_ATTR, vec![d.clamp(900, 43_200).to_string()]));
             }
         }
-        for (name, template) in &self.config.attributes {
-            let values = match template.as_str() {
+        for (name, attr) in &self.config.attributes {
+            let values = match attr.template() {
                 "{groups}" => p.groups.clone(),
                 "{roles}" => p.roles.clone(),
                 t => match self.render(t, p) {
@@ -411,7 +633,13 @@ impl ServiceProvider {
                 },
             };
             if !values.is_empty() {
-                out.push((name.clone(), values));
+                let (name_format, friendly_name) = match attr {
+                    AttributeConfig::Template(_) => (self.config.attribute_name_format, None),
+                    AttributeConfig::Detailed { name_format, friendly_name, .. } => {
+                        (name_format.unwrap_or(self.config.attribute_name_format), friendly_name.clone())
+                    }
+                };
+                out.push(Attribute { name: name.clone(), name_format, friendly_name, values });
             }
         }
         Ok(out)
@@ -435,6 +663,35 @@ impl ServiceProvider {
             .as_ref()
             .is_none_or(|allowed| p.groups.iter().any(|g| allowed.iter().any(|a| a.eq_ignore_ascii_case(g))))
     }
+}
+
+/// The DER of the PEM certificate in `path`, named by the SP and the configuration key for errors.
+fn read_certificate(sp: &str, key: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    use rustls::pki_types::pem::PemObject as _;
+    let pem = std::fs::read(path).map_err(|source| ConfigError::File {
+        sp: sp.to_string(),
+        key,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(&pem).map_err(|source| ConfigError::Certificate {
+        sp: sp.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(cert.to_vec())
+}
+
+/// A pairwise persistent NameID: HMAC-SHA256(`key`, entity ID ‖ 0x00 ‖ subject), base64url without padding (43
+/// characters, SAML core §8.3.7 allows up to 256).
+pub fn pairwise_id(key: &[u8], sp_entity_id: &str, subject: &str) -> String {
+    use base64::Engine as _;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+    ctx.update(sp_entity_id.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(subject.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ctx.sign().as_ref())
 }
 
 /// RoleSessionName: the username reduced to `[A-Za-z0-9._@-]`, 2–64 characters.
@@ -526,6 +783,14 @@ impl SpConfig {
                 "copy the ACS Location from the SP's metadata",
             ));
         }
+        if self.slo_binding.is_some() && self.slo_url.is_none() && self.metadata_file.is_none() {
+            out.push(ConfigIssue::new(
+                "slo_binding",
+                None,
+                "slo_binding without slo_url or metadata_file",
+                "set slo_url (the SP's SingleLogoutService Location), or remove slo_binding",
+            ));
+        }
         if let Some(u) = &self.slo_url
             && !url::Url::parse(u).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false)
         {
@@ -539,8 +804,8 @@ impl SpConfig {
         for (key, template) in self
             .nameid_template
             .iter()
-            .map(|t| ("nameid_template".to_string(), t))
-            .chain(self.attributes.iter().map(|(k, t)| (format!("attributes.{k}"), t)))
+            .map(|t| ("nameid_template".to_string(), t.as_str()))
+            .chain(self.attributes.iter().map(|(k, t)| (format!("attributes.{k}"), t.template())))
         {
             out.extend(crate::template::check(&key, template));
         }
@@ -560,6 +825,18 @@ impl SpConfig {
                 Some(path.display().to_string()),
                 "file not found",
                 "download the SP's metadata XML and point metadata_file at it",
+            ));
+        }
+        if self.encrypt_assertions
+            && self.encryption_certificate_file.is_none()
+            && self.certificate_file.is_none()
+            && self.metadata_file.is_none()
+        {
+            out.push(ConfigIssue::new(
+                "encrypt_assertions",
+                Some("true".into()),
+                "encrypted assertions need the SP's encryption certificate",
+                "set encryption_certificate_file (PEM), or metadata_file with the SP's KeyDescriptor",
             ));
         }
         if self.want_authn_requests_signed && self.certificate_file.is_none() && self.metadata_file.is_none() {
@@ -598,6 +875,14 @@ impl SamlConfig {
                      {SPEC_RELAY_STATE_BYTES})"
                 ),
                 "leave it at 80, or raise it only as far as an SP that sends longer RelayState values needs",
+            ));
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(30)).contains(&self.logout_wait) {
+            out.push(ConfigIssue::new(
+                "logout_wait",
+                Some(humantime_serde::re::humantime::format_duration(self.logout_wait).to_string()),
+                "outside 1s–30s (the browser waits this long on every logout with SAML SPs)",
+                "use about \"3s\"; more only for SPs that take longer to answer",
             ));
         }
         let mut names = std::collections::BTreeSet::new();
@@ -639,5 +924,99 @@ mod tests {
             assert_eq!(problems.is_empty(), ok, "{bytes}: {problems:?}");
             assert!(problems.iter().all(|p| p.key == "max_relay_state_bytes"));
         }
+    }
+
+    #[test]
+    fn logout_wait_is_3s_and_bounded() {
+        assert_eq!(SamlConfig::default().logout_wait, Duration::from_secs(3));
+        for (secs, ok) in [(0, false), (1, true), (30, true), (31, false)] {
+            let cfg = SamlConfig { logout_wait: Duration::from_secs(secs), ..SamlConfig::default() };
+            let problems = cfg.validate();
+            assert_eq!(problems.is_empty(), ok, "{secs}: {problems:?}");
+            assert!(problems.iter().all(|p| p.key == "logout_wait"));
+        }
+        let cfg = SpConfig { name: "x".into(), encrypt_assertions: true, ..SpConfig::default() };
+        assert!(cfg.validate().iter().any(|p| p.key == "encrypt_assertions"), "no certificate to encrypt for");
+    }
+
+    fn principal() -> Principal {
+        Principal {
+            subject: "uuid-1".into(),
+            username: "alice".into(),
+            email: Some("Alice@Example.org".into()),
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            groups: vec![],
+            roles: vec![],
+            claims: Default::default(),
+            auth_time: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn sp(entity: &str, preset: Option<Preset>) -> ServiceProvider {
+        ServiceProvider::new(SpConfig {
+            name: "sp".into(),
+            entity_id: Some(entity.into()),
+            acs_urls: vec!["https://sp/acs".into()],
+            preset,
+            account_id: preset.map(|_| "1234567890123456".into()),
+            ..SpConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn nameid_policy_is_honoured_unless_forced_and_never_replaced_by_another_format() {
+        let generic = sp("https://sp", None);
+        let p = principal();
+        let key = [7u8; 32];
+        let issue = |format: Option<&str>, transient: Option<&str>| {
+            generic
+                .nameid_format_for(format)
+                .and_then(|f| generic.issue_name_id(&p, f, &key, transient))
+                .map(|n| (n.format, n.value))
+        };
+        assert_eq!(issue(None, None).unwrap(), (NameIdFormat::Unspecified, "alice".into()));
+        assert_eq!(
+            issue(Some(NameIdFormat::Email.uri()), None).unwrap(),
+            (NameIdFormat::Email, "alice@example.org".into())
+        );
+        let persistent = issue(Some(NameIdFormat::Persistent.uri()), None).unwrap();
+        assert_eq!(persistent.1, pairwise_id(&key, "https://sp", "uuid-1"));
+        assert_ne!(persistent.1, pairwise_id(&key, "https://other-sp", "uuid-1"));
+        assert_ne!(persistent.1, pairwise_id(&[8u8; 32], "https://sp", "uuid-1"));
+        let t1 = issue(Some(NameIdFormat::Transient.uri()), None).unwrap().1;
+        assert_ne!(t1, issue(Some(NameIdFormat::Transient.uri()), None).unwrap().1, "fresh each time");
+        assert_eq!(issue(Some(NameIdFormat::Transient.uri()), Some(&t1)).unwrap().1, t1, "kept within a session");
+        let err = issue(Some("urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName"), None).unwrap_err();
+        assert!(matches!(err, crate::saml::SamlError::InvalidNameIdPolicy { .. }), "{err}");
+        let no_mail = Principal { email: None, ..principal() };
+        let err = generic.issue_name_id(&no_mail, NameIdFormat::Email, &key, None).unwrap_err();
+        assert!(matches!(err, crate::saml::SamlError::InvalidNameIdPolicy { .. }), "{err}");
+        // The RAM presets force their format; force_nameid_format = false lets the request choose.
+        let ram = sp("x", Some(Preset::AliyunRamUser));
+        assert!(ram.forces_nameid_format());
+        assert_eq!(ram.nameid_format_for(Some(NameIdFormat::Transient.uri())).unwrap(), NameIdFormat::Email);
+        assert_eq!(ram.nameid_format_for(Some("urn:x:unknown")).unwrap(), NameIdFormat::Email);
+    }
+
+    #[test]
+    fn attributes_take_their_name_format_and_friendly_name() {
+        let cfg: SpConfig = serde_json::from_value(serde_json::json!({
+            "name": "sp", "entity_id": "https://sp", "acs_urls": ["https://sp/acs"],
+            "attribute_name_format": "basic",
+            "attributes": {
+                "mail": "{email}",
+                "urn:oid:0.9.2342.19200300.100.1.1": {"value": "{username}", "name_format": "uri", "friendly_name": "uid"}
+            }
+        }))
+        .unwrap();
+        let attrs = ServiceProvider::new(cfg).unwrap().attributes(&principal()).unwrap();
+        assert_eq!(attrs[0].name, "mail");
+        assert_eq!((attrs[0].name_format, attrs[0].friendly_name.as_deref()), (AttributeNameFormat::Basic, None));
+        assert_eq!(attrs[1].name_format, AttributeNameFormat::Uri);
+        assert_eq!(attrs[1].friendly_name.as_deref(), Some("uid"));
+        assert_eq!(attrs[1].values, vec!["alice".to_string()]);
     }
 }

@@ -1,8 +1,10 @@
-//! Importing an SP's metadata (`metadata_file`): entity ID, HTTP-POST ACS locations and the signing certificate,
-//! e.g. the document Alibaba Cloud RAM publishes. Parsed with quick-xml; a DOCTYPE is refused, never expanded.
+//! Importing an SP's metadata (`metadata_file`): entity ID, HTTP-POST ACS locations, the signing certificate and
+//! the SingleLogoutService endpoints (HTTP-POST and HTTP-Redirect), e.g. the document Alibaba Cloud RAM publishes. Parsed with quick-xml; a DOCTYPE is refused, never expanded.
 
 use base64::Engine as _;
 use quick_xml::events::Event;
+
+use super::service_provider::{SloBinding, SloEndpoint};
 
 /// Why SP metadata cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +35,10 @@ pub struct SpMetadata {
     pub acs_urls: Vec<String>,
     /// DER of the first `KeyDescriptor` certificate usable for signing.
     pub signing_cert_der: Option<Vec<u8>>,
-    /// `SingleLogoutService/@ResponseLocation` (else `@Location`) for the HTTP-POST binding.
-    pub slo_url: Option<String>,
+    /// DER of the first `KeyDescriptor` certificate usable for encryption (`use="encryption"` or no `use`).
+    pub encryption_cert_der: Option<Vec<u8>>,
+    /// The first `SingleLogoutService` of each binding we speak (HTTP-POST, HTTP-Redirect), in document order.
+    pub slo: Vec<SloEndpoint>,
 }
 
 /// Parses SP metadata XML.
@@ -45,6 +49,7 @@ pub fn parse(xml: &[u8]) -> Result<SpMetadata, MetadataError> {
     let mut md = SpMetadata::default();
     let (mut default_acs, mut other_acs) = (Vec::new(), Vec::new());
     let (mut in_key, mut key_for_signing, mut in_cert) = (false, false, false);
+    let (mut key_for_encryption, mut in_enc_cert) = (false, false);
     loop {
         let event = reader.read_event_into(&mut buf)?;
         match event {
@@ -70,31 +75,48 @@ pub fn parse(xml: &[u8]) -> Result<SpMetadata, MetadataError> {
                             }
                         }
                     }
-                    b"SingleLogoutService"
-                        if md.slo_url.is_none()
-                            && attr(b"Binding").as_deref()
-                                == Some("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST") =>
-                    {
-                        md.slo_url = attr(b"ResponseLocation").or_else(|| attr(b"Location"));
+                    b"SingleLogoutService" => {
+                        let binding = match attr(b"Binding").as_deref() {
+                            Some(b) if b == SloBinding::Post.uri() => Some(SloBinding::Post),
+                            Some(b) if b == SloBinding::Redirect.uri() => Some(SloBinding::Redirect),
+                            _ => None,
+                        };
+                        if let (Some(binding), Some(location)) = (binding, attr(b"Location"))
+                            && !md.slo.iter().any(|e| e.binding == binding)
+                        {
+                            let response_location = attr(b"ResponseLocation").unwrap_or_else(|| location.clone());
+                            md.slo.push(SloEndpoint { binding, location, response_location });
+                        }
                     }
                     b"KeyDescriptor" => {
                         in_key = true;
                         key_for_signing = attr(b"use").is_none_or(|u| u == "signing");
+                        key_for_encryption = attr(b"use").is_none_or(|u| u == "encryption");
                     }
-                    b"X509Certificate" => in_cert = in_key && key_for_signing,
+                    b"X509Certificate" => {
+                        in_cert = in_key && key_for_signing;
+                        in_enc_cert = in_key && key_for_encryption;
+                    }
                     _ => {}
                 }
             }
-            Event::Text(t) if in_cert && md.signing_cert_der.is_none() => {
+            Event::Text(t)
+                if (in_cert && md.signing_cert_der.is_none()) || (in_enc_cert && md.encryption_cert_der.is_none()) =>
+            {
                 let text = t.decode().map_err(quick_xml::Error::from)?;
                 let b64: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-                md.signing_cert_der = Some(
-                    base64::engine::general_purpose::STANDARD.decode(b64).map_err(MetadataError::CertificateBase64)?,
-                );
+                let der =
+                    base64::engine::general_purpose::STANDARD.decode(b64).map_err(MetadataError::CertificateBase64)?;
+                if in_cert && md.signing_cert_der.is_none() {
+                    md.signing_cert_der = Some(der.clone());
+                }
+                if in_enc_cert && md.encryption_cert_der.is_none() {
+                    md.encryption_cert_der = Some(der);
+                }
             }
             Event::End(e) => match e.local_name().as_ref() {
                 b"KeyDescriptor" => in_key = false,
-                b"X509Certificate" => in_cert = false,
+                b"X509Certificate" => (in_cert, in_enc_cert) = (false, false),
                 _ => {}
             },
             Event::Eof => break,
@@ -135,6 +157,39 @@ mod tests {
         assert_eq!(md.entity_id, "https://signin.aliyun.com/1234567890123456/saml/SSO");
         assert_eq!(md.acs_urls, vec!["https://signin.aliyun.com/saml/SSO"]);
         assert_eq!(md.signing_cert_der, Some(vec![0, 1, 2, 3, 4, 5]));
+        assert!(md.slo.is_empty());
+        assert_eq!(md.encryption_cert_der, None, "a signing-only KeyDescriptor is not for encryption");
+    }
+
+    #[test]
+    fn reads_the_encryption_certificate() {
+        let both = ALIYUN.replace(
+            "<md:NameIDFormat>",
+            r#"<md:KeyDescriptor use="encryption"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>BQQDAgEA</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:NameIDFormat>"#,
+        );
+        let md = parse(both.as_bytes()).unwrap();
+        assert_eq!(md.signing_cert_der, Some(vec![0, 1, 2, 3, 4, 5]));
+        assert_eq!(md.encryption_cert_der, Some(vec![5, 4, 3, 2, 1, 0]));
+        let unmarked = ALIYUN.replace(r#"<md:KeyDescriptor use="signing">"#, "<md:KeyDescriptor>");
+        let md = parse(unmarked.as_bytes()).unwrap();
+        assert_eq!(md.encryption_cert_der, md.signing_cert_der, "no use: both");
+    }
+
+    #[test]
+    fn reads_redirect_and_post_single_logout_services() {
+        let redirect_only = ALIYUN.replace(
+            "<md:NameIDFormat>",
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="https://sp/soap"/><md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://sp/slo" ResponseLocation="https://sp/slo-resp"/><md:NameIDFormat>"#,
+        );
+        let md = parse(redirect_only.as_bytes()).unwrap();
+        assert_eq!(
+            md.slo,
+            vec![SloEndpoint {
+                binding: SloBinding::Redirect,
+                location: "https://sp/slo".into(),
+                response_location: "https://sp/slo-resp".into()
+            }]
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub mod ns {
     pub const SAML: (&str, &str) = ("saml", "urn:oasis:names:tc:SAML:2.0:assertion");
     /// XML-DSig.
     pub const DS: (&str, &str) = ("ds", "http://www.w3.org/2000/09/xmldsig#");
+    /// XML Encryption.
+    pub const XENC: (&str, &str) = ("xenc", "http://www.w3.org/2001/04/xmlenc#");
     /// SAML 2.0 metadata.
     pub const MD: (&str, &str) = ("md", "urn:oasis:names:tc:SAML:2.0:metadata");
 }

@@ -44,6 +44,14 @@ pub struct Session {
     /// LogoutRequest naming a SessionIndex ends only the session it was issued to.
     #[serde(default)]
     pub saml_session_indexes: Vec<String>,
+    /// Per SAML SP this session signed in to: the NameID it was given and its latest SessionIndex, so a logout can
+    /// recognise the SP's LogoutRequest (transient and persistent NameIDs are not the username) and send one to it.
+    #[serde(default)]
+    pub saml_sps: Vec<SamlSignIn>,
+    /// Per OIDC client this session signed in to: the `sid` values of the ID tokens it was given, for
+    /// back-channel and front-channel logout.
+    #[serde(default)]
+    pub oidc_clients: Vec<OidcSignIn>,
     /// Values a layer above derives from `user` once per cached session (the proxy's identity header values);
     /// never stored.
     #[serde(skip)]
@@ -62,6 +70,8 @@ impl Session {
             csrf: fedgate_types::random::token(),
             signed_in_to: Vec::new(),
             saml_session_indexes: Vec::new(),
+            saml_sps: Vec::new(),
+            oidc_clients: Vec::new(),
             derived: Derived::default(),
         }
     }
@@ -70,6 +80,28 @@ impl Session {
     pub fn auth_instant(&self) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(self.auth_time).unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
+}
+
+/// One SAML SP's sign-in within a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlSignIn {
+    /// The SP's configured name.
+    pub sp: String,
+    /// The NameID `Format` URI it was given.
+    pub nameid_format: String,
+    /// The NameID value.
+    pub name_id: String,
+    /// The latest `SessionIndex` it was given.
+    pub session_index: String,
+}
+
+/// One OIDC client's sign-ins within a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcSignIn {
+    /// The client.
+    pub client_id: String,
+    /// The `sid` of each ID token family issued to it in this session (the latest few).
+    pub sids: Vec<String>,
 }
 
 /// A value derived from a session once and kept beside it in the cache (e.g. the proxy's identity header values,

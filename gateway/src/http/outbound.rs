@@ -40,3 +40,55 @@ pub fn connector(ca_file: Option<&Path>, connect_timeout: Duration) -> anyhow::R
         .enable_http2()
         .wrap_connector(http))
 }
+
+/// Posts `application/x-www-form-urlencoded` bodies to URIs relying parties registered (OIDC back-channel logout),
+/// each attempt bounded by a timeout.
+#[derive(Clone)]
+pub struct FormPoster {
+    client: hyper_util::client::legacy::Client<Connector, http_body_util::Full<bytes::Bytes>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for FormPoster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FormPoster").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+/// Why a POST failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// The URI is not usable.
+    #[error("not a usable URI: {0}")]
+    Uri(String),
+    /// No answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection or the exchange failed.
+    #[error("the request failed")]
+    Transport(#[source] hyper_util::client::legacy::Error),
+}
+
+impl FormPoster {
+    /// A poster trusting the public web roots, giving each attempt `timeout` (connect included).
+    pub fn new(timeout: Duration) -> anyhow::Result<Self> {
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector(None, timeout)?);
+        Ok(Self { client, timeout })
+    }
+
+    /// POSTs `body` (already form-encoded) to `uri`; the answer's status.
+    pub async fn post(&self, uri: &str, body: String) -> Result<hyper::StatusCode, PostError> {
+        let request = hyper::Request::post(uri)
+            .header(hyper::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(hyper::header::CACHE_CONTROL, "no-store")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| PostError::Uri(e.to_string()))?;
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_) => Err(PostError::Timeout(self.timeout)),
+            Ok(Err(e)) => Err(PostError::Transport(e)),
+            Ok(Ok(response)) => Ok(response.status()),
+        }
+    }
+}

@@ -159,6 +159,64 @@ pub fn message(ui: &UiConfig, title: &str, message: &str, link: Option<Link<'_>>
     )
 }
 
+/// The signed-out page: the relying parties' front-channel logout URLs in hidden iframes (OIDC Front-Channel
+/// Logout 1.0), the apps that could not be signed out, and, when `next` is given, a link there that the page
+/// follows by itself (no script: a meta refresh, after two seconds when there are iframes to load first).
+pub fn signed_out(ui: &UiConfig, frames: &[&str], failed: &[&str], next: Option<&str>) -> Markup {
+    let refresh = next.map(|href| format!("{}; url={href}", if frames.is_empty() { 0 } else { 2 }));
+    layout(
+        ui,
+        "Signed out",
+        Width::Narrow,
+        html! {
+            @if let Some(refresh) = &refresh {
+                meta http-equiv="refresh" content=(refresh);
+            }
+            h1 { "Signed out" }
+            p { "You have been signed out." }
+            @if !failed.is_empty() {
+                div class="error" role="alert" {
+                    "These apps could not be signed out; close the browser to end their sessions:"
+                    ul class="apps" {
+                        @for app in failed { li { (app) } }
+                    }
+                }
+            }
+            @for src in frames {
+                iframe src=(src) title="sign-out" hidden width="0" height="0" {}
+            }
+            @match next {
+                Some(href) => p { a href=(href) { "Continue" } },
+                None => p { a href="/login" { "Sign in again" } },
+            }
+        },
+    )
+}
+
+/// The "Signing out" page: each app's sign-out in a hidden iframe (`frames`, fedgate URLs and front-channel logout
+/// URLs), the SAML apps being signed out named, and a meta refresh to `next` after `wait_secs` (the pages run no
+/// script).
+pub fn signing_out(ui: &UiConfig, frames: &[&str], apps: &[&str], next: &str, wait_secs: u64) -> Markup {
+    let refresh = format!("{wait_secs}; url={next}");
+    layout(
+        ui,
+        "Signing out",
+        Width::Narrow,
+        html! {
+            meta http-equiv="refresh" content=(refresh);
+            h1 { "Signing out" }
+            p { "You have been signed out here. Signing you out of these apps too:" }
+            ul class="apps" {
+                @for app in apps { li { (app) } }
+            }
+            @for src in frames {
+                iframe src=(src) title="sign-out" hidden width="0" height="0" {}
+            }
+            p { a href=(next) { "Continue" } }
+        },
+    )
+}
+
 /// The logout confirmation page.
 pub fn logout_confirm(ui: &UiConfig, csrf: &str, username: &str) -> Markup {
     logout_confirm_to(ui, "/logout", csrf, username, &[])

@@ -21,6 +21,7 @@ use crate::http::paths::OwnRoutes;
 use crate::http::redirect::safe_target;
 use crate::state::AppState;
 use crate::state::sign_in::{current_session, end_session, logged_out_page, no_store, session_cookie_attrs};
+use crate::state::single_logout;
 use fedgate_types::random;
 
 /// The login and logout routes.
@@ -214,6 +215,6 @@ async fn logout_post(
     if !random::secure_eq(&session.csrf, &form.csrf) {
         return Err(AppError::Csrf);
     }
-    end_session(&state, id, &session).await?;
-    Ok(logged_out_page(&state))
+    let ended = end_session(&state, id, &session).await?;
+    single_logout::after_session_end(&state, &session, ended, None, single_logout::Finish::Page { next: None })
 }

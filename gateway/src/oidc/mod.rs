@@ -18,6 +18,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use crate::domain::pending::Pending;
 use crate::domain::principal::from_user;
+use crate::domain::session::OidcSignIn;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
@@ -117,15 +118,25 @@ async fn continue_authorization(
         LoginDecision::Proceed => {
             let Some((id, session)) = session else { return Err(AppError::BadRequest("no session".into())) };
             let principal = from_user(&session.user, session.auth_instant());
-            let url = match provider.issue_code(&request, &principal, now).await {
-                Ok(url) => url,
+            let (url, sid) = match provider.issue_code_with_sid(&request, &principal, now).await {
+                Ok(issued) => issued,
                 Err(e) => return authorize_failure(e),
             };
-            if !session.signed_in_to.contains(&request.client_id) {
-                let mut updated = (*session).clone();
+            let mut updated = (*session).clone();
+            if !updated.signed_in_to.contains(&request.client_id) {
                 updated.signed_in_to.push(request.client_id.clone());
-                state.sessions.update(id, updated).await?;
             }
+            // The sid of the ID token this code yields, for back- and front-channel logout (the latest few).
+            match updated.oidc_clients.iter_mut().find(|c| c.client_id == request.client_id) {
+                Some(c) => {
+                    if c.sids.len() >= MAX_SIDS_PER_CLIENT {
+                        c.sids.remove(0);
+                    }
+                    c.sids.push(sid);
+                }
+                None => updated.oidc_clients.push(OidcSignIn { client_id: request.client_id.clone(), sids: vec![sid] }),
+            }
+            state.sessions.update(id, updated).await?;
             tracing::info!(client_id = %request.client_id, username = %principal.username, "authorization code issued");
             Ok(Redirect::to(url.as_str()).into_response())
         }
@@ -138,6 +149,9 @@ async fn continue_authorization(
         }
     }
 }
+
+/// How many `sid` values a session remembers per client (one per authorization in this session).
+const MAX_SIDS_PER_CLIENT: usize = 8;
 
 /// The login page URL, optionally forcing a fresh login and prefilling the username.
 fn to_login_with(target: &str, force: bool, login_hint: Option<&str>) -> Response {
@@ -360,8 +374,15 @@ async fn logout(
         resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::http::pages::CSP));
         return Ok(resp);
     }
-    end_session(state, id, &session).await?;
-    Ok(after_logout(state, request.redirect))
+    let ended = end_session(state, id, &session).await?;
+    let next = request.redirect.map(String::from);
+    crate::state::single_logout::after_session_end(
+        state,
+        &session,
+        ended,
+        None,
+        crate::state::single_logout::Finish::Page { next },
+    )
 }
 
 /// The client's post-logout redirect (already checked), or the signed-out page; the session cookie is cleared.

@@ -1,21 +1,24 @@
 //! The SAML 2.0 IdP endpoints: metadata, SP-initiated SSO (HTTP-Redirect and HTTP-POST), IdP-initiated SSO
-//! (`/saml/init/{sp}`), the resume step after login, and SP-initiated Single Logout (`/saml/slo`). Protocol logic is `federation::saml`; this module speaks
-//! HTTP and connects it to the login session.
+//! (`/saml/init/{sp}`), the resume step after login, Single Logout (`/saml/slo`: an SP's LogoutRequest, or its
+//! LogoutResponse to ours) and the steps of fedgate's own logout fan-out (`/saml/slo/frame`, `/saml/slo/done`).
+//! Protocol logic is `federation::saml`; this module speaks HTTP and connects it to the login session.
 
 use axum::Form;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use federation::saml::{AuthnRequest, IdentityProvider, LogoutRequest, ServiceProvider};
 use serde::Deserialize;
 
 use crate::domain::pending::Pending;
 use crate::domain::principal::from_user;
+use crate::domain::session::SamlSignIn;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
 use crate::state::sign_in::{current_session, end_session, session_cookie_attrs, to_login};
+use crate::state::single_logout::{self, Finish, deliver};
 
 /// The SAML routes.
 pub fn router() -> OwnRoutes<AppState> {
@@ -26,6 +29,8 @@ pub fn router() -> OwnRoutes<AppState> {
         .route("/saml/init/{sp}", get(idp_initiated))
         .route("/saml/resume", get(resume))
         .route("/saml/slo", get(slo_redirect).post(slo_post))
+        .route(single_logout::FRAME_PATH, get(slo_frame))
+        .route(single_logout::DONE_PATH, get(slo_done))
 }
 
 fn idp(state: &AppState) -> Result<&std::sync::Arc<IdentityProvider>, AppError> {
@@ -58,6 +63,9 @@ async fn sso_redirect(
 struct PostBinding {
     #[serde(rename = "SAMLRequest", default)]
     saml_request: String,
+    /// An SP's LogoutResponse to our LogoutRequest (at `/saml/slo`).
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
     #[serde(rename = "RelayState")]
     relay_state: Option<String>,
 }
@@ -171,19 +179,32 @@ async fn proceed_after_login(
     };
     let sp = idp.by_name(sp_name)?;
     let principal = from_user(&session.user, session.auth_instant());
-    let signed = idp.respond(sp, &principal, request.as_ref(), state.clock.now())?;
-    let new_sp = !session.signed_in_to.iter().any(|s| s == sp_name);
-    if new_sp || signed.session_index.is_some() {
+    let transient_format = federation::saml::NameIdFormat::Transient.uri();
+    let earlier_transient = session
+        .saml_sps
+        .iter()
+        .find(|r| r.sp == sp_name && r.nameid_format == transient_format)
+        .map(|r| r.name_id.as_str());
+    let signed = idp.respond_in_session(sp, &principal, request.as_ref(), earlier_transient, state.clock.now())?;
+    if let (Some(index), Some(name_id)) = (&signed.session_index, &signed.name_id) {
         let mut updated = (*session).clone();
-        if new_sp {
+        if !updated.signed_in_to.iter().any(|s| s == sp_name) {
             updated.signed_in_to.push(sp_name.to_string());
         }
-        if let Some(index) = &signed.session_index {
-            // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
-            if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
-                updated.saml_session_indexes.remove(0);
-            }
-            updated.saml_session_indexes.push(index.clone());
+        // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
+        if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
+            updated.saml_session_indexes.remove(0);
+        }
+        updated.saml_session_indexes.push(index.clone());
+        let record = SamlSignIn {
+            sp: sp_name.to_string(),
+            nameid_format: name_id.format.uri().to_string(),
+            name_id: name_id.value.clone(),
+            session_index: index.clone(),
+        };
+        match updated.saml_sps.iter_mut().find(|r| r.sp == sp_name) {
+            Some(r) => *r = record,
+            None => updated.saml_sps.push(record),
         }
         state.sessions.update(id, updated).await?;
     }
@@ -194,18 +215,34 @@ async fn proceed_after_login(
 
 /// The auto-submitting HTTP-POST binding page for `signed`, with its strict CSP, never cached.
 fn post_form(signed: &federation::saml::SignedResponse, relay_state: Option<&str>) -> Response {
-    let (html, csp) = federation::saml::post_form::render(&signed.acs_url, &signed.saml_response, relay_state);
-    let mut resp = Html(html).into_response();
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    single_logout::post_field(&signed.acs_url, "SAMLResponse", &signed.saml_response, relay_state)
+}
+
+/// Whether a NameID format's values are opaque (compared exactly, never case-folded).
+fn opaque(format_uri: &str) -> bool {
+    use federation::saml::NameIdFormat;
+    [NameIdFormat::Transient.uri(), NameIdFormat::Persistent.uri()].contains(&format_uri)
 }
 
 /// How many SAML `SessionIndex` values a session remembers.
 const MAX_SESSION_INDEXES: usize = 16;
+
+#[derive(Deserialize)]
+struct ChainQuery {
+    chain: String,
+    #[serde(default)]
+    sp: String,
+}
+
+/// One SP's LogoutRequest of a logout in progress, in an iframe of the "Signing out" page.
+async fn slo_frame(State(state): State<AppState>, Query(q): Query<ChainQuery>) -> Result<Response, AppError> {
+    single_logout::frame(&state, &q.chain, &q.sp)
+}
+
+/// Where the "Signing out" page moves on to: the SPs that did not answer are listed, then the logout's finish.
+async fn slo_done(State(state): State<AppState>, Query(q): Query<ChainQuery>) -> Result<Response, AppError> {
+    single_logout::done(&state, &q.chain)
+}
 
 async fn slo_redirect(
     State(state): State<AppState>,
@@ -214,6 +251,12 @@ async fn slo_redirect(
 ) -> Result<Response, AppError> {
     let raw = q.unwrap_or_default();
     let idp = idp(&state)?;
+    if raw.split('&').any(|p| p.starts_with("SAMLResponse=")) {
+        let (response, sp) = idp.logout_response_redirect(&raw)?;
+        let relay = relay_state_from(&raw);
+        let irt = response.in_response_to.as_deref();
+        return single_logout::on_response(&state, relay.as_deref(), sp.name(), irt, response.success);
+    }
     let (request, sp) = idp.logout_redirect(&raw)?;
     logout(&state, &headers, idp, sp, &request, relay_state_from(&raw)).await
 }
@@ -224,13 +267,20 @@ async fn slo_post(
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
     let idp = idp(&state)?;
+    if let Some(value) = form.saml_response.as_deref().filter(|v| !v.is_empty()) {
+        let (response, sp) = idp.logout_response_post(value)?;
+        let irt = response.in_response_to.as_deref();
+        return single_logout::on_response(&state, form.relay_state.as_deref(), sp.name(), irt, response.success);
+    }
     let (request, sp) = idp.logout_post(form.saml_request()?)?;
     logout(&state, &headers, idp, sp, &request, form.relay_state).await
 }
 
 /// Ends this browser's session only when the (signature-checked) request names its user and the session signed
-/// in to this SP, then posts the signed LogoutResponse back to the SP. A request that names nobody or someone else
-/// (a cross-site GET any page can trigger) ends nothing and answers with a Responder status.
+/// in to this SP, then answers the SP with a signed LogoutResponse by its SingleLogoutService binding. A request
+/// that names nobody or someone else (a cross-site GET any page can trigger) ends nothing and answers with a
+/// Responder status. An SP without a SingleLogoutService, or one that asked for no answer (`<aslo:Asynchronous/>`),
+/// gets none: the browser sees the signed-out page (or, when nothing was ended, an error).
 async fn logout(
     state: &AppState,
     headers: &HeaderMap,
@@ -239,19 +289,29 @@ async fn logout(
     request: &LogoutRequest,
     relay_state: Option<String>,
 ) -> Result<Response, AppError> {
-    if sp.slo_url.is_none() {
-        return Err(federation::saml::SamlError::NoSingleLogout(sp.name().into()).into());
-    }
     let mut success = true;
+    let mut ended = None;
     if let Some((id, session)) = current_session(state, headers).await? {
         let principal = from_user(&session.user, session.auth_instant());
-        let names_this_user = sp.is_subject_of_logout(request.name_id.as_deref(), &principal);
+        // The NameID this session gave the SP (transient and persistent ones are not the username); sessions from
+        // before those records existed fall back to the SP's configured NameID.
+        let names_this_user = match (request.name_id.as_deref(), session.saml_sps.iter().find(|r| r.sp == sp.name())) {
+            // Opaque values (transient, persistent) exactly; a username or mail address whatever its case.
+            (Some(asked), Some(record)) if opaque(&record.nameid_format) => {
+                fedgate_types::random::secure_eq(asked, &record.name_id)
+            }
+            (Some(asked), Some(record)) => {
+                fedgate_types::random::secure_eq(asked.to_lowercase(), record.name_id.to_lowercase())
+            }
+            (asked, None) => sp.is_subject_of_logout(asked, &principal),
+            (None, Some(_)) => false,
+        };
         let signed_in_here = session.signed_in_to.iter().any(|s| s == sp.name());
         // SAML core §3.7.1: with a SessionIndex, only the session that assertion was issued to is meant.
         let index_matches =
             request.session_index.as_ref().is_none_or(|i| session.saml_session_indexes.iter().any(|s| s == i));
         if names_this_user && signed_in_here && index_matches {
-            end_session(state, id, &session).await?;
+            ended = Some((end_session(state, id, &session).await?, session));
         } else {
             tracing::info!(
                 sp = sp.name(),
@@ -264,8 +324,33 @@ async fn logout(
         }
     }
     state.metrics.event("saml_logout", if success { "success" } else { "mismatch" });
-    let signed = idp.logout_response(sp, request, success, state.clock.now())?;
-    let mut resp = post_form(&signed, relay_state.as_deref());
+    let answer = if request.asynchronous || sp.slo.is_none() {
+        tracing::info!(
+            sp = sp.name(),
+            asynchronous = request.asynchronous,
+            "no LogoutResponse: the SP asked for none or has no SingleLogoutService"
+        );
+        None
+    } else {
+        Some(idp.logout_response(sp, request, success, relay_state.as_deref(), state.clock.now())?)
+    };
+    // The session ended: the other SPs of the session are signed out through the browser, then this one answered.
+    if let Some((ended, session)) = ended {
+        let finish = match answer {
+            Some(message) => Finish::Respond { message, relay_state },
+            None => Finish::Page { next: None },
+        };
+        return single_logout::after_session_end(state, &session, ended, Some(sp.name()), finish);
+    }
+    let mut resp = match answer {
+        Some(message) => deliver(&message, relay_state.as_deref()),
+        None if success => crate::state::sign_in::logged_out_page(state),
+        None => {
+            return Err(AppError::BadRequest(
+                "This sign-out request is not for the session of this browser, so nothing was signed out.".into(),
+            ));
+        }
+    };
     if success
         && let Some(c) = crate::http::cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state))
     {

@@ -3,6 +3,7 @@
 //! sign-in session as every feature sees it.
 
 pub mod sign_in;
+pub mod single_logout;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -49,6 +50,10 @@ pub struct Inner {
     pub upstream_tokens: moka::sync::Cache<String, String>,
     /// Protocol requests waiting for a login.
     pub pending: PendingRequests,
+    /// Delivers OIDC back-channel logout tokens.
+    pub logout_poster: crate::http::outbound::FormPoster,
+    /// SAML single logouts on their way through the session's SPs.
+    pub logout_chains: single_logout::Chains,
 }
 
 impl AppState {
@@ -128,6 +133,8 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
             .time_to_live(Duration::from_secs(60))
             .build(),
         pending,
+        logout_poster: crate::http::outbound::FormPoster::new(sign_in::BACKCHANNEL_TIMEOUT)?,
+        logout_chains: single_logout::chains(10_000),
     }))
 }
 

@@ -1,6 +1,8 @@
 //! The browser's sign-in session as the features see it: the session a request's cookie points at, the way to
 //! the login page, and the end of a session. Shared by login, account, OIDC, SAML and the proxy.
 
+use std::time::Duration;
+
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -45,23 +47,124 @@ pub fn no_store(resp: &mut Response) {
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(pages::CSP));
 }
 
-/// Ends a session (logout from the page, or RP-initiated logout).
-pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Result<(), AppError> {
+/// How long one back-channel logout POST may take (connect included).
+pub const BACKCHANNEL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per back-channel logout token (network errors, timeouts and 5xx answers are retried).
+const BACKCHANNEL_ATTEMPTS: u32 = 3;
+
+/// What ending a session leaves for the browser: the front-channel logout URLs of the OIDC clients it used, to
+/// load in iframes on the signed-out page.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// `frontchannel_logout_uri` of each client, with `iss` and `sid`.
+    pub frontchannel: Vec<url::Url>,
+    /// Apps that could not be signed out (named for the signed-out page).
+    pub failed: Vec<String>,
+}
+
+/// Ends a session (logout from the page, RP-initiated logout, or an SP's LogoutRequest) and tells the OIDC
+/// clients it signed in to: their token families are revoked, and each client with a `backchannel_logout_uri`
+/// gets a signed logout token per `sid`, POSTed in the background (timeout, retries) so the browser never waits.
+pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Result<Ended, AppError> {
     state.sessions.remove(id).await?;
     state.upstream_tokens.invalidate(id);
     tracing::info!(username = %session.user.username, signed_in_to = ?session.signed_in_to, "logout");
     state.metrics.event("logout", "success");
-    Ok(())
+    let mut ended = Ended::default();
+    let Some(provider) = state.oidc.clone() else { return Ok(ended) };
+    let now = state.clock.now();
+    let mut notices = Vec::new();
+    for client in &session.oidc_clients {
+        let sids: Vec<Option<&str>> =
+            if client.sids.is_empty() { vec![None] } else { client.sids.iter().map(|s| Some(s.as_str())).collect() };
+        for sid in sids {
+            if let Some(url) = provider.frontchannel_logout_url(&client.client_id, sid) {
+                ended.frontchannel.push(url);
+            }
+            match provider.logout_token(&client.client_id, &session.user.unique_id, sid, now) {
+                Ok(Some(notice)) => notices.push(notice),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(client_id = %client.client_id, error = %e, "cannot sign a logout token"),
+            }
+        }
+    }
+    let sids: Vec<String> = session.oidc_clients.iter().flat_map(|c| c.sids.iter().cloned()).collect();
+    let (poster, metrics) = (state.logout_poster.clone(), state.clone());
+    tokio::spawn(async move {
+        for sid in &sids {
+            if let Err(e) = provider.end_sid(sid, now).await {
+                tracing::warn!(error = %e, "cannot revoke the tokens of a logged-out session");
+            }
+        }
+        let sends = notices.into_iter().map(|notice| {
+            let (poster, metrics) = (poster.clone(), metrics.clone());
+            async move {
+                let delivered = send_logout_token(&poster, &notice).await;
+                metrics.metrics.event("backchannel_logout", if delivered { "delivered" } else { "failed" });
+            }
+        });
+        futures_util::future::join_all(sends).await;
+    });
+    Ok(ended)
+}
+
+/// POSTs one logout token (Back-Channel Logout 1.0 §2.5), retrying network errors, timeouts and 5xx answers
+/// with a growing pause; whether the client acknowledged it (2xx).
+async fn send_logout_token(
+    poster: &crate::http::outbound::FormPoster,
+    notice: &federation::oidc::LogoutNotice,
+) -> bool {
+    let body = url::form_urlencoded::Serializer::new(String::new()).append_pair("logout_token", &notice.token).finish();
+    for attempt in 1..=BACKCHANNEL_ATTEMPTS {
+        match poster.post(&notice.uri, body.clone()).await {
+            Ok(status) if status.is_success() => {
+                tracing::info!(client_id = %notice.client_id, attempt, "back-channel logout delivered");
+                return true;
+            }
+            Ok(status) if status.is_client_error() => {
+                tracing::warn!(client_id = %notice.client_id, %status, "back-channel logout refused by the client");
+                return false;
+            }
+            Ok(status) => {
+                tracing::warn!(client_id = %notice.client_id, %status, attempt, "back-channel logout failed");
+            }
+            Err(e) => {
+                tracing::warn!(client_id = %notice.client_id, error = %e, attempt, "back-channel logout failed");
+            }
+        }
+        if attempt < BACKCHANNEL_ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(attempt - 1)).await;
+        }
+    }
+    false
 }
 
 /// The "signed out" page, clearing the session cookie.
 pub fn logged_out_page(state: &AppState) -> Response {
-    let again = pages::Link { href: "/login", text: "Sign in again" };
-    let mut resp =
-        pages::message(&state.config.ui, "Signed out", "You have been signed out.", Some(again)).into_response();
+    logged_out_page_with(state, &Ended::default(), None)
+}
+
+/// The "signed out" page, loading the front-channel logout URLs of `ended` in iframes and then going on to `next`
+/// (after a short pause, so the iframes load first), clearing the session cookie.
+pub fn logged_out_page_with(state: &AppState, ended: &Ended, next: Option<&str>) -> Response {
+    let frames: Vec<&str> = ended.frontchannel.iter().map(url::Url::as_str).collect();
+    let failed: Vec<&str> = ended.failed.iter().map(String::as_str).collect();
+    let mut resp = pages::signed_out(&state.config.ui, &frames, &failed, next).into_response();
     if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     no_store(&mut resp);
+    if !frames.is_empty() {
+        let origins: Vec<String> = ended
+            .frontchannel
+            .iter()
+            .map(|u| u.origin().ascii_serialization())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&format!("{}; frame-src {}", pages::CSP, origins.join(" "))) {
+            resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
     resp
 }
