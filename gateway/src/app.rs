@@ -55,7 +55,12 @@ async fn not_found(uri: axum::http::Uri) -> AppError {
 async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ctx = RequestContext::begin(&mut req);
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let resp = tracing::Instrument::instrument(next.run(req), ctx.span().clone()).await;
+    let run = next.run(req);
+    let resp = if ctx.span().is_disabled() {
+        run.await
+    } else {
+        tracing::Instrument::instrument(run, ctx.span().clone()).await
+    };
     let resp = ctx.own_response(resp, &state.config.ui);
     ctx.finish(&state.metrics, route.as_ref().map_or("unmatched", MatchedPath::as_str), resp.status());
     resp
