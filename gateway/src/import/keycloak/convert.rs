@@ -614,7 +614,8 @@ impl Converter<'_> {
         let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut client_roles = BTreeSet::new();
         for (group, (realm_roles, crs)) in &grants {
-            for r in realm_roles.iter().filter(|r| !default_role(&self.realm.realm, r)) {
+            // RAM role strings are the aliyun-ram-role preset's role_mapping, not fedgate roles.
+            for r in realm_roles.iter().filter(|r| !default_role(&self.realm.realm, r) && parse_ram_role(r).is_none()) {
                 roles.entry(r.clone()).or_default().insert(group.clone());
             }
             for (client, rs) in crs {

@@ -109,6 +109,7 @@ impl Report {
             for (path, what) in &self.files {
                 let _ = writeln!(out, "- `{path}`: {what}");
             }
+            out.push('\n');
         }
         out
     }
