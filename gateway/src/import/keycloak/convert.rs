@@ -950,10 +950,10 @@ impl Converter<'_> {
             }
         }
         for m in mappers {
-            if let Some(scope) = self.oidc_mapper(&subject, m) {
-                if !scopes.contains(&scope) {
-                    scopes.push(scope);
-                }
+            if let Some(scope) = self.oidc_mapper(&subject, m)
+                && !scopes.contains(&scope)
+            {
+                scopes.push(scope);
             }
         }
         sec.kv("scopes", arr(&scopes));
@@ -1691,10 +1691,11 @@ fn parse_ram_role(value: &str) -> Option<(String, String, String)> {
 /// `https://signin[-intl].aliyun.com/<account>/saml/SSO` → (account, intl).
 fn ram_user(entity: &str) -> Option<(String, bool)> {
     for (host, intl) in [("https://signin.aliyun.com/", false), ("https://signin-intl.aliyun.com/", true)] {
-        if let Some(account) = entity.strip_prefix(host).and_then(|r| r.strip_suffix("/saml/SSO")) {
-            if !account.is_empty() && account.bytes().all(|b| b.is_ascii_digit()) {
-                return Some((account.to_string(), intl));
-            }
+        if let Some(account) = entity.strip_prefix(host).and_then(|r| r.strip_suffix("/saml/SSO"))
+            && !account.is_empty()
+            && account.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Some((account.to_string(), intl));
         }
     }
     None

@@ -24,9 +24,9 @@ pub fn inline(map: &BTreeMap<String, String>) -> String {
 
 /// A duration in seconds as humantime (`"90s"`, `"5m"`, `"12h"`).
 pub fn duration(seconds: u64) -> String {
-    let text = if seconds != 0 && seconds % 3600 == 0 {
+    let text = if seconds != 0 && seconds.is_multiple_of(3600) {
         format!("{}h", seconds / 3600)
-    } else if seconds != 0 && seconds % 60 == 0 {
+    } else if seconds != 0 && seconds.is_multiple_of(60) {
         format!("{}m", seconds / 60)
     } else {
         format!("{seconds}s")
