@@ -167,8 +167,11 @@ async fn oidc_login(gw: &Gateway, secret: &str, user: &str) -> Value {
     serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap()
 }
 
-fn check_oidc(seen: &Value, user: &str, roles: Value) {
+fn check_oidc(seen: &Value, user: &str, roles: Value, sub: Option<&str>) {
     assert_eq!(seen["ok"], true, "{seen}");
+    if let Some(sub) = sub {
+        assert_eq!(seen["id_token"]["sub"], sub, "the `sub` Keycloak issued is kept: {seen}");
+    }
     assert_eq!(seen["id_token"]["preferred_username"], user, "{seen}");
     assert_eq!(seen["id_token"]["roles"], roles, "[roles] came from the groups' realm roles: {seen}");
     assert_eq!(seen["logout"]["location"], format!("{BYE}?state=bye"), "post.logout.redirect.uris kept: {seen}");
@@ -254,7 +257,7 @@ async fn partial_export_masked_secrets_block_then_the_filled_config_signs_users_
         "custom authentication flow",
         "one-time passwords (OTP)",
         "http://127.0.0.1:9/*",
-        "f:8a2b6f0e-1d2c-4c2e-9b4a-1d2c3e4f5a6b:<username>",
+        "f:8a2b6f0e-1d2c-4c2e-9b4a-1d2c3e4f5a6b:<username>` (import off); kept by ldap.subject_template",
         "the private key is masked",
     ] {
         assert!(report.contains(item), "{item:?} missing from the report:\n{report}");
@@ -271,7 +274,7 @@ async fn partial_export_masked_secrets_block_then_the_filled_config_signs_users_
     assert!(ok, "{out}\n{config}");
 
     let gw = Gateway::start(&config).await.unwrap();
-    check_oidc(&oidc_login(&gw, SECRET, "alice").await, "alice", json!(["admin"]));
+    check_oidc(&oidc_login(&gw, SECRET, "alice").await, "alice", json!(["admin"]), Some(&format!("f:{LDAP_ID}:alice")));
     let (seen, _) = saml_login(&gw, "bob").await;
     assert_eq!(seen["name_id"], "bob", "{seen}");
     assert_eq!(seen["attributes"]["mail"], json!(["bob@example.org"]));
@@ -320,7 +323,12 @@ async fn full_export_keeps_the_signing_key_and_the_keycloak_ids() {
     let gw = Gateway::start(&imported.config()).await.unwrap();
     let jwks: Value = http().get(gw.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str(), "the gateway signs with the realm's key: {jwks}");
-    check_oidc(&oidc_login(&gw, SECRET, "alice").await, "alice", json!(["admin"]));
+    check_oidc(
+        &oidc_login(&gw, SECRET, "alice").await,
+        "alice",
+        json!(["admin"]),
+        Some("0b8f7a52-1111-4e5e-9c33-3a1f1d2f5b7e"),
+    );
     let (seen, metadata) = saml_login(&gw, "alice").await;
     assert_eq!(seen["name_id"], "alice", "{seen}");
     assert!(metadata.contains(&certificate[..64]), "SAML metadata publishes the realm certificate");
@@ -365,7 +373,9 @@ async fn legacy_export_with_user_federation_providers_signs_users_in() {
     let gw = Gateway::start(&imported.config()).await.unwrap();
     let jwks: Value = http().get(gw.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str(), "the legacy realm key signs: {jwks}");
-    check_oidc(&oidc_login(&gw, &secret, "alice").await, "alice", json!(["admin"]));
+    let seen = oidc_login(&gw, &secret, "alice").await;
+    check_oidc(&seen, "alice", json!(["admin"]), None);
+    assert_eq!(seen["id_token"]["sub"].as_str().unwrap().len(), 36, "no user export: the entryUUID: {seen}");
     let (seen, _) = saml_login(&gw, "bob").await;
     assert_eq!(seen["name_id"], "bob", "{seen}");
 }

@@ -457,7 +457,9 @@ impl Converter<'_> {
             format!("{} → [ldap] (fedgate queries the directory at each login; there is no sync)", urls.join(" ")),
             "",
         );
-        self.subjects(comp, attrs.get("unique_id_attribute").cloned());
+        for (key, value) in self.subjects(comp, attrs.get("unique_id_attribute").cloned()) {
+            sec.kv(key, value);
+        }
         sec.finish()
     }
 
@@ -538,23 +540,31 @@ impl Converter<'_> {
         out
     }
 
-    /// How Keycloak computed `sub` for LDAP users, the map file when users are given, and what it means.
-    fn subjects(&mut self, comp: &Component, uuid_attr: Option<String>) {
+    /// How Keycloak computed `sub` for LDAP users, and the `[ldap]` keys that keep it: `subject_template` for
+    /// `f:<component>:<username>` (import off), or `subject_map_file` with the map built from the user export.
+    fn subjects(&mut self, comp: &Component, uuid_attr: Option<String>) -> Vec<(&'static str, String)> {
         let import = comp.flag("importEnabled", true);
         let subject = format!("LDAP provider `{}`", comp.name);
         let id = comp.id.clone().unwrap_or_default();
+        if !import && !id.is_empty() {
+            let template = format!("f:{id}:{{username}}");
+            self.add(
+                Severity::Converted,
+                "`sub` of LDAP users",
+                format!("Keycloak issued `sub = f:{id}:<username>` (import off); kept by ldap.subject_template"),
+                "",
+            );
+            return vec![("subject_template", s(&template))];
+        }
         if !import {
             self.add(
                 Severity::Attention,
                 "`sub` of LDAP users",
-                format!(
-                    "Keycloak issued `sub = f:{id}:<username>` (import off); fedgate issues the LDAP {} value",
-                    uuid_attr.as_deref().unwrap_or("unique id")
-                ),
-                "apps that key accounts by `sub` (GitLab, Harbor, Rancher, Kubernetes RBAC) will see new users; \
-                 re-link those accounts, or keep them keyed by username/email",
+                "Keycloak issued `f:<provider id>:<username>`, but this export does not carry the provider's id",
+                "set ldap.subject_template = \"f:<id>:{username}\" with the id from Keycloak's admin console (User \
+                 federation ▸ the provider's URL), or apps keyed by `sub` see new users",
             );
-            return;
+            return Vec::new();
         }
         let linked: Vec<&User> =
             self.users.iter().filter(|u| comp.id.is_none() || u.federation_link == comp.id).collect();
@@ -564,9 +574,10 @@ impl Converter<'_> {
                 &subject,
                 "import was on, so Keycloak gave each LDAP user a random id as `sub`, and no user export was given",
                 "export the users too (`kc.sh export --realm … --users different_files`) and import again with \
-                 --users, so the old ids are kept in sub-map.json; otherwise apps keyed by `sub` see new users",
+                 --users, so the old ids are kept in sub-map.json; otherwise apps keyed by `sub` (GitLab, Harbor, \
+                 Rancher, Kubernetes RBAC) see new users",
             );
-            return;
+            return Vec::new();
         }
         let mut by_ldap_id = BTreeMap::new();
         let mut by_username = BTreeMap::new();
@@ -597,16 +608,24 @@ impl Converter<'_> {
         let path =
             self.file("sub-map.json", text.into_bytes(), false, "Keycloak user ids (`sub`) by LDAP id and username");
         self.add(
-            Severity::Attention,
+            Severity::Converted,
             "`sub` of LDAP users",
             format!(
-                "{} Keycloak user ids saved in {}; this fedgate release still issues the LDAP unique id as `sub`",
-                by_username.len(),
-                path.display()
+                "{} Keycloak user ids kept through ldap.subject_map_file; users created after the export get the \
+                 LDAP unique id",
+                by_username.len()
             ),
-            "keep the file: it is what a later fedgate uses to keep Keycloak's `sub`; until then apps keyed by \
-             `sub` see new users",
+            "",
         );
+        if !persistent.is_empty() {
+            self.add(
+                Severity::Attention,
+                "SAML persistent NameIDs",
+                "Keycloak's per-user `G-…` NameIDs are saved in sub-map.json but not sent by this fedgate release",
+                "SPs that matched users on them see new users; match on another attribute (e-mail, username)",
+            );
+        }
+        vec![("subject_map_file", s(&path.display().to_string()))]
     }
 
     fn roles(&mut self) -> String {
@@ -1333,7 +1352,7 @@ impl Converter<'_> {
                     self.add(
                         Severity::Attention,
                         &subject,
-                        "persistent NameID: Keycloak sent a per-user `G-…` value; fedgate sends the LDAP unique id",
+                        "persistent NameID: Keycloak sent a per-user `G-…` value; fedgate sends the user's `sub`",
                         "the SP sees new users unless it matches on another attribute; the old values are in \
                          sub-map.json when users were exported",
                     );

@@ -60,7 +60,8 @@ fn ldap_provider_and_group_mapper_become_the_ldap_section() {
     assert_eq!(ldap["claims"]["department"].as_str(), Some("departmentNumber"));
     assert!(ldap["claims"].get("createTimestamp").is_none(), "Keycloak's bookkeeping attributes are not claims");
     assert!(has(&c, Severity::Blocking, "bindCredential", "masked"));
-    assert!(has(&c, Severity::Attention, "`sub`", "f:8a2b6f0e-ldap-4c2e-9b4a-1d2c3e4f5a6b:<username>"));
+    assert!(has(&c, Severity::Converted, "`sub`", "f:8a2b6f0e-ldap-4c2e-9b4a-1d2c3e4f5a6b:<username>"));
+    assert_eq!(ldap["subject_template"].as_str(), Some("f:8a2b6f0e-ldap-4c2e-9b4a-1d2c3e4f5a6b:{username}"));
 }
 
 #[test]
@@ -328,6 +329,8 @@ fn a_full_export_keeps_the_key_and_writes_the_sub_map() {
     assert_eq!(map["by_ldap_id"]["6a3c1b7e-aaaa-4f00-8000-000000000001"], "0b8f7a52-1111-4e5e-9c33-3a1f1d2f5b7e");
     assert_eq!(map["by_username"]["alice"], "0b8f7a52-1111-4e5e-9c33-3a1f1d2f5b7e");
     assert_eq!(map["saml_persistent_nameids"]["https://wiki.example.com/saml"]["alice"], "G-1234");
+    assert_eq!(t["ldap"]["subject_map_file"].as_str(), Some("/out/sub-map.json"));
+    assert!(t["ldap"].get("subject_template").is_none());
     assert!(map["by_username"].get("breakglass").is_none(), "local users are not LDAP users");
     assert!(has(&c, Severity::Attention, "users", "1 user(s) stored in Keycloak itself"));
     assert!(has(&c, Severity::Unsupported, "one-time passwords", "1 user(s) have an OTP device"));
