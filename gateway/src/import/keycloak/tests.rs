@@ -243,7 +243,7 @@ fn ram_role_sso_is_recognised_as_the_preset() {
     assert_eq!(ram["session_duration"].as_integer(), Some(3600));
     assert!(ram.get("attributes").is_none() && ram.get("entity_id").is_none(), "the preset fills them");
     assert_eq!(
-        super::convert::parse_ram_role_for_tests("acs:ram::1:saml-provider/p,acs:ram::1:role/R"),
+        super::convert::parse_ram_role("acs:ram::1:saml-provider/p,acs:ram::1:role/R"),
         Some(("1".into(), "R".into(), "p".into())),
         "either order"
     );
