@@ -157,6 +157,9 @@ fn secrets_in_clear_are_kept_placeholders_and_short_ones_are_blocking() {
     v["clients"][3]["secret"] = json!("${vault.app_secret}");
     let c = run(v.clone(), None);
     assert!(has(&c, Severity::Blocking, "OIDC client `app` secret", "placeholder `${vault.app_secret}`"));
+    v["components"]["org.keycloak.storage.UserStorageProvider"][0]["config"]["bindDn"] = json!(["${env.LDAP_BIND_DN}"]);
+    let c = run(v.clone(), None);
+    assert!(has(&c, Severity::Blocking, "LDAP provider `ldap`", "bindDn is a placeholder `${env.LDAP_BIND_DN}`"));
     v["clients"][3]["secret"] = json!("password");
     let c = run(v, None);
     assert!(has(&c, Severity::Blocking, "OIDC client `app` secret", "8 characters"));

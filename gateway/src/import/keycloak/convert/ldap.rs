@@ -100,6 +100,16 @@ impl Converter<'_> {
             );
             sec.kv("bind_password_file", s(&path.display().to_string()));
         }
+        for key in ["connectionUrl", "bindDn", "usersDn", "customUserSearchFilter"] {
+            if let Some(v) = comp.get(key).filter(|v| v.contains("${")) {
+                self.add(
+                    Severity::Blocking,
+                    &subject,
+                    format!("{key} is a placeholder `{v}` that Keycloak resolved from its environment"),
+                    "replace it in config.toml ([ldap]) with the real value",
+                );
+            }
+        }
         let users_dn = comp.get("usersDn").unwrap_or_default();
         if users_dn.is_empty() {
             self.add(Severity::Blocking, &subject, "no usersDn", "set ldap.users_dn");

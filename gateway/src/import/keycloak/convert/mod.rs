@@ -14,7 +14,7 @@ pub(super) use saml::parse_ram_role;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use federation::saml::service_provider::{ROLE_ATTR, ROLE_SESSION_NAME_ATTR, SESSION_DURATION_ATTR};
+use federation::saml::service_provider::{ROLE_ATTR, SESSION_DURATION_ATTR};
 
 use super::export::{Client, Component, KEY_PROVIDER_TYPE, ProtocolMapper, Realm, User};
 use super::report::{Report, Severity};
@@ -108,7 +108,11 @@ struct Converter<'a> {
 
 /// The signing key found in the export.
 struct Key {
+    /// `keys/oidc/active.pem`.
     key_file: PathBuf,
+    /// The same key for SAML, `keys/saml/idp.key`.
+    saml_key_file: PathBuf,
+    /// `keys/saml/idp.crt`, when the export has the certificate.
     cert_file: Option<PathBuf>,
 }
 

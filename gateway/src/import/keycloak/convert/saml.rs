@@ -35,10 +35,9 @@ impl Converter<'_> {
             );
         }
         match key {
-            Some(Key { key_file, cert_file: Some(cert) }) => {
-                let key_saml =
-                    key_file.parent().and_then(|p| p.parent()).map(|k| k.join("saml/idp.key")).unwrap_or_default();
-                head.kv("cert_file", s(&cert.display().to_string())).kv("key_file", s(&key_saml.display().to_string()));
+            Some(Key { saml_key_file, cert_file: Some(cert), .. }) => {
+                head.kv("cert_file", s(&cert.display().to_string()))
+                    .kv("key_file", s(&saml_key_file.display().to_string()));
             }
             _ => {
                 head.kv("keys_dir", s(&self.abs("keys/saml").display().to_string()));
@@ -363,7 +362,6 @@ impl Converter<'_> {
             .find(|m| m.get("attribute.name").is_some_and(|n| n == SESSION_DURATION_ATTR))
             .and_then(|m| m.get("attribute.value"))
             .and_then(|v| v.parse().ok());
-        let _ = ROLE_SESSION_NAME_ATTR;
         Some(ram)
     }
 }

@@ -65,13 +65,12 @@ impl Converter<'_> {
             true,
             "the realm's RSA signing key (OIDC)",
         );
-        let saml_key = self.file(
+        let saml_key_file = self.file(
             "keys/saml/idp.key",
             keys::pem("PRIVATE KEY", &der).into_bytes(),
             true,
             "the realm's RSA signing key (SAML)",
         );
-        let _ = saml_key;
         let cert_file = match cert.as_deref().and_then(keys::decode).filter(|d| keys::is_certificate(d)) {
             Some(der) => Some(self.file(
                 "keys/saml/idp.crt",
@@ -96,6 +95,6 @@ impl Converter<'_> {
              with the same public key; the JWKS `kid` is fedgate's (the key's thumbprint), so RPs refetch the JWKS once",
             "",
         );
-        Some(Key { key_file, cert_file })
+        Some(Key { key_file, saml_key_file, cert_file })
     }
 }
