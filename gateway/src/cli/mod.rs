@@ -77,8 +77,8 @@ enum Command {
 #[derive(Subcommand)]
 enum ImportCommand {
     /// Convert a Keycloak realm export into DIR/config.toml, secret and key files, and DIR/IMPORT-REPORT.md
-    /// listing what needs attention. Exits 2 when something blocks a cut-over (masked secrets, brokered identity
-    /// providers, …), 1 on bad input.
+    /// listing what needs attention. Exits 2 when something blocks a cut-over (masked secrets, brokered
+    /// identity providers, …), 1 on bad input.
     ///
     /// Examples:
     ///   fedgate import keycloak corp-realm.json --out fedgate-corp
