@@ -394,3 +394,18 @@ fn rcgen_cert_b64() -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(out.stdout)
 }
+
+#[test]
+fn unreadable_or_foreign_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.json");
+    let e = read_json::<Realm>(&missing).unwrap_err();
+    assert!(matches!(e, ImportError::Read { .. }) && e.to_string().contains("absent.json"), "{e}");
+    let html = dir.path().join("export.html");
+    std::fs::write(&html, "<html>not json</html>").unwrap();
+    let e = read_json::<Realm>(&html).unwrap_err();
+    assert!(e.to_string().contains("is not a Keycloak export"), "{e}");
+    assert!(std::error::Error::source(&e).is_some(), "the parser's reason is kept as the source");
+    let users: UsersFile = serde_json::from_str(r#"[{"id": "1", "username": "a"}]"#).unwrap();
+    assert_eq!(users.into_users().len(), 1, "a bare list of users is read too");
+}
