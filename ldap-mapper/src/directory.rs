@@ -590,7 +590,7 @@ impl fmt::Display for ProbeReport {
         if let Some(u) = &self.user {
             writeln!(f, "\nmapped user:")?;
             writeln!(f, "  username:     {}", u.username)?;
-            writeln!(f, "  unique id:    {}", u.unique_id)?;
+            writeln!(f, "  sub:          {}", u.unique_id)?;
             writeln!(f, "  email:        {}", u.email.as_deref().unwrap_or("-"))?;
             writeln!(f, "  display name: {}", u.display_name.as_deref().unwrap_or("-"))?;
             writeln!(f, "  groups:       {}", u.groups.join(", "))?;
