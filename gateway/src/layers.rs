@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["http"],
     &["upstream"],
     &["state"],
-    &["login", "oidc", "saml", "proxy", "scim", "health"],
+    &["login", "oidc", "saml", "proxy", "scim", "health", "import"],
     &["app"],
     &["cli"],
 ];

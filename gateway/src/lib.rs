@@ -8,7 +8,7 @@
 //! |---|---|
 //! | 7 command line | [`cli`] |
 //! | 6 composition | [`app`] |
-//! | 5 features | [`login`], [`oidc`], [`saml`], [`proxy`], [`scim`], [`health`] |
+//! | 5 features | [`login`], [`oidc`], [`saml`], [`proxy`], [`scim`], [`health`], [`import`] |
 //! | 4 shared state | [`state`] |
 //! | 3 forwarding engine | [`upstream`] |
 //! | 2 HTTP | [`http`] |
@@ -21,6 +21,7 @@ pub mod config;
 pub mod domain;
 pub(crate) mod health;
 pub mod http;
+pub mod import;
 pub(crate) mod login;
 pub(crate) mod oidc;
 pub(crate) mod proxy;

@@ -122,6 +122,12 @@ pub struct LdapConfig {
     /// How long a mapped user is reused for refresh / userinfo without asking the directory.
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// Keycloak compatibility: the `sub-map.json` `fedgate import keycloak --users` wrote; users in it keep the
+    /// `sub` Keycloak issued (matched by unique id, then username).
+    pub subject_map_file: Option<PathBuf>,
+    /// The `sub` of users not in `subject_map_file`: `{unique_id}` and `{username}` (lower-cased), e.g.
+    /// `f:<ldap-component-id>:{username}` as Keycloak issued with LDAP import off. Default: the unique id.
+    pub subject_template: Option<String>,
 }
 
 impl Default for LdapConfig {
@@ -157,6 +163,8 @@ impl Default for LdapConfig {
             group_name_attribute: None,
             nested_groups: None,
             cache_ttl: Duration::from_secs(300),
+            subject_map_file: None,
+            subject_template: None,
         }
     }
 }
@@ -325,6 +333,26 @@ impl LdapConfig {
                 Some(path.display().to_string()),
                 "file not found",
                 "point it at a readable file holding only the password",
+            ));
+        }
+        if let Some(path) = &self.subject_map_file
+            && !path.is_file()
+        {
+            out.push(ConfigIssue::new(
+                "subject_map_file",
+                Some(path.display().to_string()),
+                "file not found",
+                "point it at the sub-map.json `fedgate import keycloak --users` wrote, or remove the key",
+            ));
+        }
+        if let Some(t) = &self.subject_template
+            && let Some(problem) = crate::subject::template_problem(t)
+        {
+            out.push(ConfigIssue::new(
+                "subject_template",
+                Some(t.clone()),
+                problem,
+                "use {unique_id} and/or {username}, e.g. \"f:<ldap-component-id>:{username}\"",
             ));
         }
         if let Some(path) = &self.ca_file

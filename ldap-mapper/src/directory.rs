@@ -69,6 +69,7 @@ pub struct LdapDirectory {
     search_pool: Pool,
     bind_pool: Pool,
     roles: RoleMap,
+    subjects: crate::subject::Subjects,
     cache: Cache<String, MappedUser>,
     /// A DN under `users_dn` that names nobody, bound to for unknown users (see [`LdapDirectory::finish_login`]).
     absent_dn: String,
@@ -124,6 +125,7 @@ impl LdapDirectory {
             (None, None) => Secret::default(),
         };
         let connector = Connector::new(&cfg)?;
+        let subjects = crate::subject::Subjects::new(&cfg)?;
         let cache =
             Cache::builder().max_capacity(100_000).time_to_live(cfg.cache_ttl.max(Duration::from_secs(1))).build();
         // Random per process, so nobody can create the entry in advance; `cn` exists in every schema.
@@ -141,6 +143,7 @@ impl LdapDirectory {
             bind_password,
             connector,
             roles,
+            subjects,
             cache,
         })
     }
@@ -371,6 +374,9 @@ impl LdapDirectory {
             available: mapping::attribute_names(entry).join(", "),
         })?;
         let (groups, group_dns) = self.groups(conn, entry, username).await?;
+        // The subject rule applies to sign-ins and lookups (what becomes `sub`), not to SCIM listings, whose
+        // state is keyed by the entry's own unique id.
+        let unique_id = self.subjects.subject(&unique_id, username);
         self.assemble(entry, username, unique_id, groups, group_dns)
     }
 
@@ -584,7 +590,7 @@ impl fmt::Display for ProbeReport {
         if let Some(u) = &self.user {
             writeln!(f, "\nmapped user:")?;
             writeln!(f, "  username:     {}", u.username)?;
-            writeln!(f, "  unique id:    {}", u.unique_id)?;
+            writeln!(f, "  sub:          {}", u.unique_id)?;
             writeln!(f, "  email:        {}", u.email.as_deref().unwrap_or("-"))?;
             writeln!(f, "  display name: {}", u.display_name.as_deref().unwrap_or("-"))?;
             writeln!(f, "  groups:       {}", u.groups.join(", "))?;

@@ -84,6 +84,9 @@ pub enum Error {
         #[source]
         source: rustls::Error,
     },
+    /// `subject_map_file` could not be read or parsed.
+    #[error(transparent)]
+    SubjectMap(#[from] crate::subject::SubjectMapError),
     /// rustls could not build the TLS client settings for the directory.
     #[error("cannot build the TLS settings for the directory")]
     TlsSettings(#[source] rustls::Error),

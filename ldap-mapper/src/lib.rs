@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod mapping;
 pub mod roles;
+pub mod subject;
 pub mod user;
 
 pub use config::{ConfigIssue, LdapConfig, Preset, Secret};

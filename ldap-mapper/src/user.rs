@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct MappedUser {
     /// Login name (from `username_attribute`); never empty.
     pub username: String,
-    /// Stable unique id (from `unique_id_attribute`, e.g. `entryUUID` or AD `objectGUID`), used as OIDC `sub`.
+    /// Stable unique id (from `unique_id_attribute`, e.g. `entryUUID` or AD `objectGUID`), used as OIDC `sub`; for a
+    /// sign-in or lookup, `subject_map_file` / `subject_template` may replace it with the `sub` Keycloak issued.
     pub unique_id: String,
     /// The entry's DN (empty for the static directory).
     pub dn: String,

@@ -3,6 +3,7 @@
 mod attacks;
 mod browser;
 mod foundation;
+mod import;
 mod ldap;
 mod limits;
 mod login;

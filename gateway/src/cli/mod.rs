@@ -1,4 +1,5 @@
-//! The `fedgate` command line: `serve`, `check-config`, `hash-password`, `ldap probe`, `keys rotate`, `scim sync`.
+//! The `fedgate` command line: `serve`, `check-config`, `hash-password`, `ldap probe`, `keys rotate`, `scim sync`,
+//! `import keycloak`.
 //! `main.rs` only calls [`run`].
 
 pub mod telemetry;
@@ -24,6 +25,7 @@ use crate::domain::clock::SystemClock;
                   fedgate serve --config /etc/fedgate/config.toml\n  \
                   fedgate check-config --config config.toml\n  \
                   echo -n 's3cret' | fedgate hash-password\n  \
+                  fedgate import keycloak realm-export.json --out /etc/fedgate\n  \
                   FEDGATE_SERVER__LISTEN=0.0.0.0:8080 fedgate serve"
 )]
 struct Cli {
@@ -64,6 +66,38 @@ enum Command {
     Scim {
         #[command(subcommand)]
         command: ScimCommand,
+    },
+    /// Convert another identity server's configuration into a fedgate configuration.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Convert a Keycloak realm export into DIR/config.toml, secret and key files, and DIR/IMPORT-REPORT.md
+    /// listing what needs attention. Exits 2 when something blocks a cut-over (masked secrets, brokered
+    /// identity providers, …), 1 on bad input.
+    ///
+    /// Examples:
+    ///   fedgate import keycloak corp-realm.json --out fedgate-corp
+    ///   kc.sh export --dir exp --realm corp --users different_files
+    ///   fedgate import keycloak exp/corp-realm.json --users exp/corp-users-0.json \
+    ///       --public-url https://sso.example.com/ --out fedgate-corp
+    #[command(verbatim_doc_comment)]
+    Keycloak {
+        /// The realm export (admin console "Partial export", `kc.sh export`, or a pre-17 export).
+        export: PathBuf,
+        /// Users exported by `kc.sh export` (`<realm>-users-0.json`), to keep Keycloak's `sub` values.
+        #[arg(long)]
+        users: Option<PathBuf>,
+        /// The URL apps reached Keycloak at (default: the realm's frontendUrl).
+        #[arg(long)]
+        public_url: Option<url::Url>,
+        /// Output directory (created; must not hold a config.toml yet).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -134,7 +168,65 @@ pub fn run() -> ExitCode {
         Command::Scim { command: ScimCommand::Sync { target, dry_run, full, config } } => {
             scim_sync(config, target.as_deref(), crate::scim::SyncOptions { full, dry_run })
         }
+        Command::Import { command: ImportCommand::Keycloak { export, users, public_url, out } } => {
+            import_keycloak(&export, users.as_deref(), public_url, &out)
+        }
     }
+}
+
+fn import_keycloak(
+    export: &std::path::Path,
+    users: Option<&std::path::Path>,
+    public_url: Option<url::Url>,
+    out: &std::path::Path,
+) -> ExitCode {
+    use crate::import::keycloak;
+    let run = || -> Result<keycloak::Report, keycloak::ImportError> {
+        let realm: keycloak::export::Realm = keycloak::read_json(export)?;
+        let users = match users {
+            Some(p) => Some(keycloak::read_json::<keycloak::export::UsersFile>(p)?.into_users()),
+            None => None,
+        };
+        std::fs::create_dir_all(out).map_err(|source| keycloak::ImportError::Write { path: out.into(), source })?;
+        let out_dir =
+            std::fs::canonicalize(out).map_err(|source| keycloak::ImportError::Write { path: out.into(), source })?;
+        let options = keycloak::Options { out_dir: out_dir.clone(), public_url };
+        keycloak::write(keycloak::convert(&realm, users.as_deref(), &options), &out_dir)
+    };
+    match run() {
+        Ok(report) => {
+            println!(
+                "wrote {}: {} blocking, {} to review, {} not supported, {} converted",
+                out.join("config.toml").display(),
+                report.blocking(),
+                report.count(keycloak::Severity::Attention),
+                report.count(keycloak::Severity::Unsupported),
+                report.count(keycloak::Severity::Converted),
+            );
+            println!("read {} before switching", out.join("IMPORT-REPORT.md").display());
+            if report.blocking() > 0 {
+                eprintln!("fedgate: {} item(s) block the cut-over; see the report's first section", report.blocking());
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("fedgate: import failed: {}", error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn scim_sync(path: Option<PathBuf>, only: Option<&str>, options: crate::scim::SyncOptions) -> ExitCode {

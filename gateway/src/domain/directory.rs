@@ -145,6 +145,7 @@ fn from_ldap(e: ldap_mapper::Error) -> AuthError {
         | E::BindPasswordFile { .. }
         | E::CaFile { .. }
         | E::CaCertificate { .. }
+        | E::SubjectMap(_)
         | E::TlsSettings(_) => AuthError::Unavailable(DirectoryFailure::Ldap(e)),
         E::Misconfigured { .. } => AuthError::Misconfigured(DirectoryFailure::Ldap(e)),
     }

@@ -1,0 +1,373 @@
+//! Token lifetimes and OpenID Connect clients → `[oidc]` and `[[oidc.clients]]`.
+
+use super::*;
+
+impl Converter<'_> {
+    pub(super) fn oidc(&mut self, key: Option<&Key>) -> String {
+        let r = self.realm;
+        let mut head = Section::new("[oidc]", &["From the realm's token lifetimes."]);
+        let keys_dir =
+            key.and_then(|k| k.key_file.parent().map(|p| p.to_path_buf())).unwrap_or_else(|| self.abs("keys/oidc"));
+        head.kv("keys_dir", s(&keys_dir.display().to_string()));
+        head.kv("signing_algorithm", s("RS256"));
+        let access = r.access_token_lifespan.filter(|v| *v > 0).unwrap_or(300);
+        head.kv("access_token_ttl", duration(access)).kv("id_token_ttl", duration(access));
+        let refresh = r.sso_session_idle_timeout.filter(|v| *v > 0).unwrap_or(1800);
+        head.kv("refresh_token_ttl", duration(refresh));
+        let code = r.access_code_lifespan.filter(|v| *v > 0).unwrap_or(60).min(600);
+        head.kv("code_ttl", duration(code));
+        self.add(
+            Severity::Converted,
+            "realm",
+            format!("access/ID token {access}s, refresh token {refresh}s (SSO idle), code {code}s → [oidc]"),
+            "",
+        );
+        if r.offline_session_idle_timeout.is_some() {
+            self.add(
+                Severity::Attention,
+                "realm offline sessions",
+                "offline tokens live as long as ordinary refresh tokens in fedgate (oidc.refresh_token_ttl)",
+                "raise oidc.refresh_token_ttl if apps (Harbor CLI secrets, Grafana) rely on long offline tokens",
+            );
+        }
+        let mut clients = String::new();
+        for client in &r.clients {
+            if skip_client(client) {
+                continue;
+            }
+            if client.enabled == Some(false) {
+                self.add(
+                    Severity::Attention,
+                    format!("client `{}`", client.client_id),
+                    "disabled; not converted",
+                    "nothing to do",
+                );
+                continue;
+            }
+            if client.protocol.as_deref().unwrap_or("openid-connect") == "openid-connect" {
+                clients.push_str(&self.oidc_client(client));
+            }
+        }
+        let mut text = head.finish();
+        if !self.scope_claims.is_empty() {
+            let mut sc = Section::new(
+                "[oidc.scope_claims]",
+                &["Scopes releasing the LDAP claims Keycloak's mappers put in tokens."],
+            );
+            for (scope, claims) in &self.scope_claims {
+                sc.kv(&s(scope), arr(claims));
+            }
+            text.push_str(&sc.finish());
+        }
+        text + &clients
+    }
+    fn oidc_client(&mut self, c: &Client) -> String {
+        let subject = format!("OIDC client `{}`", c.client_id);
+        if c.bearer_only {
+            self.add(
+                Severity::Attention,
+                &subject,
+                "bearer-only (an API that only checks tokens); nothing to register",
+                "point the API at fedgate's issuer and JWKS; list it in proxy.token_audiences if fedgate proxies it",
+            );
+            return String::new();
+        }
+        let mut sec = Section::new("[[oidc.clients]]", &[&format!("From the Keycloak client \"{}\".", c.client_id)]);
+        sec.kv("client_id", s(&c.client_id));
+        if let Some(n) = c.name.as_deref().filter(|n| !n.is_empty() && !n.starts_with("${")) {
+            sec.kv("name", s(n));
+        }
+        match c.client_authenticator_type.as_deref().unwrap_or("client-secret") {
+            "client-secret" => {}
+            other => self.add(
+                Severity::Blocking,
+                &subject,
+                format!("client authentication `{other}`; fedgate accepts client secrets (basic or post) only"),
+                "switch the client to a client secret (the secret file below) before switching",
+            ),
+        }
+        if c.public_client {
+            sec.kv("public", "true");
+        } else {
+            let rel = format!("secrets/oidc-{}", file_safe(&c.client_id));
+            let path = self.secret(
+                &format!("{subject} secret"),
+                c.secret.as_deref(),
+                &rel,
+                federation::oidc::config::MIN_SECRET_LEN,
+            );
+            sec.kv("client_secret_file", s(&path.display().to_string()));
+        }
+        let (redirects, dropped) = self.redirect_uris(c, &c.redirect_uris);
+        let code_flow = c.standard_flow_enabled.unwrap_or(true);
+        let service = c.service_accounts_enabled.unwrap_or(false) && !c.public_client;
+        let mut grants = Vec::new();
+        if code_flow && !redirects.is_empty() {
+            grants.extend(["authorization_code", "refresh_token"]);
+        } else if code_flow {
+            self.add(
+                Severity::Blocking,
+                &subject,
+                format!("no exact redirect URI (Keycloak had {}); the code flow is left off", dropped.join(", ")),
+                "list the app's exact callback URLs in redirect_uris and add \"authorization_code\", \"refresh_token\" \
+                 to grant_types",
+            );
+        }
+        if service {
+            grants.push("client_credentials");
+        }
+        sec.kv("redirect_uris", arr(&redirects));
+        sec.kv("post_logout_redirect_uris", arr(&self.post_logout(c, &redirects)));
+        sec.kv("grant_types", arr(&grants));
+        let mut scopes = vec!["openid".to_string(), "profile".into(), "email".into(), "groups".into(), "roles".into()];
+        let listed = !c.default_client_scopes.is_empty() || !c.optional_client_scopes.is_empty();
+        let all_scopes: Vec<&String> = c.default_client_scopes.iter().chain(&c.optional_client_scopes).collect();
+        if !listed || all_scopes.iter().any(|s| *s == "offline_access") {
+            scopes.push("offline_access".into());
+        }
+        let mut mappers: Vec<&ProtocolMapper> = c.protocol_mappers.iter().collect();
+        for scope in self.realm.client_scopes.iter().filter(|s| all_scopes.contains(&&s.name)) {
+            if !BUILT_IN_SCOPES.contains(&scope.name.as_str()) {
+                mappers.extend(scope.protocol_mappers.iter());
+            }
+        }
+        for m in mappers {
+            if let Some(scope) = self.oidc_mapper(&subject, m)
+                && !scopes.contains(&scope)
+            {
+                scopes.push(scope);
+            }
+        }
+        sec.kv("scopes", arr(&scopes));
+        match c.attr("pkce.code.challenge.method").as_deref() {
+            Some("S256") => {
+                sec.kv("require_pkce", "true");
+            }
+            Some("plain") => self.add(
+                Severity::Blocking,
+                &subject,
+                "PKCE method `plain`; fedgate accepts S256 only",
+                "switch the app to S256 (every current OIDC library does it)",
+            ),
+            _ => {}
+        }
+        self.oidc_unsupported(c, &subject);
+        self.add(Severity::Converted, &subject, format!("→ [[oidc.clients]] with grants {}", grants.join(", ")), "");
+        sec.finish()
+    }
+    fn oidc_unsupported(&mut self, c: &Client, subject: &str) {
+        let flags: [(bool, &str, &str, Severity); 7] = [
+            (
+                c.implicit_flow_enabled == Some(true),
+                "implicit flow",
+                "use the code flow with PKCE",
+                Severity::Unsupported,
+            ),
+            (
+                c.direct_access_grants_enabled == Some(true),
+                "direct access grants (password grant)",
+                "scripts that post a password to the token endpoint must use the code flow or client_credentials",
+                Severity::Unsupported,
+            ),
+            (
+                c.flag("oauth2.device.authorization.grant.enabled"),
+                "device authorization grant",
+                "use the code flow on a browser",
+                Severity::Unsupported,
+            ),
+            (
+                c.flag("standard.token.exchange.enabled") || c.flag("token.exchange.grant.enabled"),
+                "token exchange",
+                "not available; the app must obtain its own tokens",
+                Severity::Unsupported,
+            ),
+            (c.flag("oidc.ciba.grant.enabled"), "CIBA", "not available", Severity::Unsupported),
+            (
+                c.consent_required == Some(true),
+                "consent screen",
+                "fedgate signs in without a consent screen",
+                Severity::Unsupported,
+            ),
+            (
+                c.attr("access.token.lifespan").is_some(),
+                "a client-specific access-token lifetime",
+                "fedgate uses oidc.access_token_ttl for every client",
+                Severity::Attention,
+            ),
+        ];
+        for (on, what, action, severity) in flags {
+            if on {
+                self.add(severity, subject, what, action);
+            }
+        }
+        if c.attr("backchannel.logout.url").is_some() || c.attr("frontchannel.logout.url").is_some() {
+            self.add(
+                Severity::Unsupported,
+                subject,
+                "back-/front-channel logout URL (not in this fedgate release)",
+                "the app's session outlives a fedgate logout until its own session ends",
+            );
+        }
+        if c.flag("tls.client.certificate.bound.access.tokens") {
+            self.add(Severity::Unsupported, subject, "certificate-bound access tokens (mTLS)", "not available");
+        }
+        if ["access.token.signed.response.alg", "id.token.signed.response.alg"]
+            .iter()
+            .any(|k| c.attr(k).is_some_and(|a| a != "RS256"))
+        {
+            self.add(
+                Severity::Attention,
+                subject,
+                "tokens signed with an algorithm other than RS256",
+                "fedgate signs every token with oidc.signing_algorithm (RS256 here)",
+            );
+        }
+        if c.attr("id.token.encrypted.response.alg").is_some() {
+            self.add(
+                Severity::Blocking,
+                subject,
+                "encrypted ID tokens",
+                "the app must accept signed, unencrypted ID tokens",
+            );
+        }
+    }
+    /// Converts one OIDC protocol mapper; returns a scope the client needs for it.
+    fn oidc_mapper(&mut self, subject: &str, m: &ProtocolMapper) -> Option<String> {
+        let msub = format!("{subject} mapper `{}`", m.name);
+        match m.protocol_mapper.as_str() {
+            "oidc-usermodel-property-mapper"
+            | "oidc-full-name-mapper"
+            | "oidc-allowed-origins-mapper"
+            | "oidc-acr-mapper"
+            | "oidc-sub-mapper"
+            | "oidc-address-mapper"
+            | "oidc-usersessionmodel-note-mapper" => None,
+            "oidc-usermodel-attribute-mapper" => {
+                let attr = m.get("user.attribute")?;
+                let claim = m.get("claim.name").unwrap_or_else(|| attr.clone());
+                let Some(ldap_attr) = self.model_to_ldap.get(&attr).cloned() else {
+                    if !matches!(attr.as_str(), "email" | "firstName" | "lastName" | "username") {
+                        self.add(
+                            Severity::Attention,
+                            &msub,
+                            format!("claim `{claim}` from user attribute `{attr}`, which no LDAP mapper fills"),
+                            "add the LDAP attribute to [ldap.claims] and a scope for it in [oidc.scope_claims]",
+                        );
+                    }
+                    return None;
+                };
+                let name = claim_name(&claim);
+                self.ldap_claims.insert(name.clone(), ldap_attr.clone());
+                self.scope_claims.insert(name.clone(), vec![name.clone()]);
+                self.add(
+                    Severity::Attention,
+                    &msub,
+                    format!("claim `{name}` (LDAP `{ldap_attr}`): Keycloak sent it unasked; fedgate sends it for scope `{name}`"),
+                    &format!("have the app request scope `{name}`"),
+                );
+                Some(name)
+            }
+            "oidc-group-membership-mapper" => {
+                let claim = m.get("claim.name").unwrap_or_else(|| "groups".into());
+                let full = m.get("full.path").is_none_or(|v| v == "true");
+                if claim != "groups" || full {
+                    self.add(
+                        Severity::Attention,
+                        &msub,
+                        format!(
+                            "Keycloak sent `{claim}` with {}; fedgate sends `groups` with plain names for scope `groups`",
+                            if full { "`/full/path` values" } else { "group names" }
+                        ),
+                        "make the app read plain group names from `groups`",
+                    );
+                }
+                Some("groups".into())
+            }
+            "oidc-usermodel-realm-role-mapper" => {
+                let claim = m.get("claim.name").unwrap_or_default();
+                if claim != "roles" {
+                    self.add(
+                        Severity::Attention,
+                        &msub,
+                        format!("realm roles in `{claim}`; fedgate sends them as `roles` (scope `roles`)"),
+                        "make the app read `roles`",
+                    );
+                }
+                Some("roles".into())
+            }
+            "oidc-audience-mapper" => {
+                self.add(
+                    Severity::Unsupported,
+                    &msub,
+                    format!(
+                        "extra audience `{}` in access tokens",
+                        m.get("included.client.audience")
+                            .or_else(|| m.get("included.custom.audience"))
+                            .unwrap_or_default()
+                    ),
+                    "fedgate's access tokens name the requesting client as `aud`; the API must accept that",
+                );
+                None
+            }
+            other => {
+                self.add(
+                    Severity::Unsupported,
+                    &msub,
+                    format!("protocol mapper `{other}`"),
+                    "the claim it produced is not in fedgate's tokens",
+                );
+                None
+            }
+        }
+    }
+    /// Exact redirect URIs (relative ones resolved against `rootUrl`); the Keycloak wildcards are reported.
+    fn redirect_uris(&mut self, c: &Client, uris: &[String]) -> (Vec<String>, Vec<String>) {
+        let mut exact = Vec::new();
+        let mut dropped = Vec::new();
+        for uri in uris {
+            let resolved = if uri.starts_with('/') {
+                c.root_url
+                    .as_deref()
+                    .and_then(|r| url::Url::parse(r).ok())
+                    .and_then(|r| r.join(uri).ok())
+                    .map(|u| u.to_string())
+            } else {
+                Some(uri.clone())
+            };
+            match resolved {
+                Some(u) if !u.contains('*') && url::Url::parse(&u).is_ok_and(|p| p.fragment().is_none()) => {
+                    exact.push(u)
+                }
+                _ => dropped.push(uri.clone()),
+            }
+        }
+        if !dropped.is_empty() {
+            self.add(
+                Severity::Attention,
+                format!("client `{}`", c.client_id),
+                format!("redirect URIs with wildcards or not absolute were left out: {}", dropped.join(", ")),
+                "add the exact URLs the app sends as redirect_uri / post_logout_redirect_uri (fedgate matches exactly)",
+            );
+        }
+        (exact, dropped)
+    }
+    /// `post.logout.redirect.uris`: `##`-separated; empty = the redirect URIs, `+` = those plus the rest, `-` = none.
+    fn post_logout(&mut self, c: &Client, redirects: &[String]) -> Vec<String> {
+        let raw = c.attr("post.logout.redirect.uris").unwrap_or_default();
+        let items: Vec<String> = raw.split("##").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        if items.is_empty() {
+            return redirects.to_vec();
+        }
+        if items.iter().any(|i| i == "-") {
+            return Vec::new();
+        }
+        let plus = items.iter().any(|i| i == "+");
+        let listed: Vec<String> = items.into_iter().filter(|i| i != "+").collect();
+        let (mut out, _) = self.redirect_uris(c, &listed);
+        if plus {
+            out.extend(redirects.iter().cloned());
+        }
+        out.dedup();
+        out
+    }
+}

@@ -1,0 +1,135 @@
+//! Which `sub` a directory user gets. By default it is the entry's unique id (`unique_id_attribute`). A gateway
+//! that replaced Keycloak can keep the subjects Keycloak issued, so that accounts apps keyed by `sub` (GitLab,
+//! Harbor, Rancher, Kubernetes RBAC) keep their owners: `subject_map_file` (the `sub-map.json` that
+//! `fedgate import keycloak --users` writes) maps LDAP unique ids and usernames to Keycloak's user ids, and
+//! `subject_template` builds the subject of everyone else (`f:<component-id>:{username}` is what Keycloak issued
+//! with LDAP import off).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::config::LdapConfig;
+
+/// The placeholders `subject_template` understands.
+pub const PLACEHOLDERS: &[&str] = &["unique_id", "username"];
+
+/// The subject rule of one directory.
+#[derive(Debug, Default, Clone)]
+pub struct Subjects {
+    by_id: HashMap<String, String>,
+    by_username: HashMap<String, String>,
+    template: Option<String>,
+}
+
+/// The parts of `sub-map.json` read here.
+#[derive(Deserialize)]
+struct MapFile {
+    #[serde(default)]
+    by_ldap_id: HashMap<String, String>,
+    #[serde(default)]
+    by_username: HashMap<String, String>,
+}
+
+/// `subject_map_file` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectMapError {
+    /// It could not be read.
+    #[error("cannot read ldap.subject_map_file = {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It is not the JSON `fedgate import keycloak` writes.
+    #[error("ldap.subject_map_file = {} is not a subject map (by_ldap_id / by_username JSON)", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Subjects {
+    /// The rule `cfg` configures; reads `subject_map_file`.
+    pub fn new(cfg: &LdapConfig) -> Result<Self, SubjectMapError> {
+        let mut out = Self { template: cfg.subject_template.clone(), ..Self::default() };
+        if let Some(path) = &cfg.subject_map_file {
+            let bytes = std::fs::read(path).map_err(|source| SubjectMapError::Read { path: path.clone(), source })?;
+            let map: MapFile = serde_json::from_slice(&bytes)
+                .map_err(|source| SubjectMapError::Parse { path: path.clone(), source })?;
+            out.by_id = map.by_ldap_id;
+            out.by_username = map.by_username.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
+        }
+        Ok(out)
+    }
+
+    /// The subject of the entry with `unique_id` and `username`: its entry in the map (by unique id, then by
+    /// username), else the template, else the unique id.
+    pub fn subject(&self, unique_id: &str, username: &str) -> String {
+        let username = username.to_lowercase();
+        if let Some(s) = self.by_id.get(unique_id).or_else(|| self.by_username.get(&username)) {
+            return s.clone();
+        }
+        match &self.template {
+            Some(t) => t.replace("{unique_id}", unique_id).replace("{username}", &username),
+            None => unique_id.to_string(),
+        }
+    }
+}
+
+/// Problems with a `subject_template`: an unknown placeholder, or none that tells users apart.
+pub fn template_problem(template: &str) -> Option<String> {
+    let names: Vec<&str> = template.split('{').skip(1).map(|p| p.split('}').next().unwrap_or("")).collect();
+    if let Some(bad) = names.iter().find(|n| !PLACEHOLDERS.contains(n)) {
+        return Some(format!("unknown placeholder {{{bad}}}"));
+    }
+    if names.is_empty() {
+        return Some("has no {unique_id} or {username}, so every user would get the same subject".into());
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_map_wins_then_the_template_then_the_unique_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub-map.json");
+        std::fs::write(
+            &path,
+            r#"{"source": "keycloak", "by_ldap_id": {"uuid-a": "kc-a"}, "by_username": {"Bob": "kc-b"}}"#,
+        )
+        .unwrap();
+        let cfg = LdapConfig {
+            subject_map_file: Some(path),
+            subject_template: Some("f:comp:{username}".into()),
+            ..LdapConfig::default()
+        };
+        let s = Subjects::new(&cfg).unwrap();
+        assert_eq!(s.subject("uuid-a", "alice"), "kc-a");
+        assert_eq!(s.subject("uuid-b", "bob"), "kc-b", "by username, case-insensitively");
+        assert_eq!(s.subject("uuid-c", "Carol"), "f:comp:carol", "Keycloak lower-cases usernames");
+        assert_eq!(Subjects::default().subject("uuid-c", "carol"), "uuid-c");
+    }
+
+    #[test]
+    fn a_bad_map_or_template_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.json");
+        std::fs::write(&path, "[1, 2]").unwrap();
+        let cfg = LdapConfig { subject_map_file: Some(path), ..LdapConfig::default() };
+        assert!(matches!(Subjects::new(&cfg), Err(SubjectMapError::Parse { .. })));
+        assert_eq!(template_problem("f:x:{username}"), None);
+        assert!(template_problem("fixed").unwrap().contains("same subject"));
+        assert!(template_problem("{email}").unwrap().contains("{email}"));
+    }
+}
