@@ -253,7 +253,6 @@ async fn partial_export_masked_secrets_block_then_the_filled_config_signs_users_
         "implicit flow",
         "device authorization grant",
         "token exchange",
-        "back-/front-channel logout",
         "custom authentication flow",
         "one-time passwords (OTP)",
         "http://127.0.0.1:9/*",
@@ -263,6 +262,10 @@ async fn partial_export_masked_secrets_block_then_the_filled_config_signs_users_
         assert!(report.contains(item), "{item:?} missing from the report:\n{report}");
     }
     let config = imported.config();
+    assert!(
+        config.contains("backchannel_logout_uri = \"http://127.0.0.1:9/backchannel\""),
+        "the client's back-channel logout URL is kept:\n{config}"
+    );
     assert!(!config.contains("**********") && !config.contains("account-console") && !config.contains("admin-cli"));
 
     // The admin does what the report says: the real bind password and the app's secret go into the named files.

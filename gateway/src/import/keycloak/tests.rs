@@ -138,7 +138,9 @@ fn oidc_clients_convert_and_built_in_ones_are_skipped() {
     assert!(has(&c, Severity::Blocking, "OIDC client `app` secret", "masked"));
     assert!(has(&c, Severity::Attention, "client `app`", "https://app.example.com/*"));
     assert!(has(&c, Severity::Unsupported, "OIDC client `app`", "direct access grants"));
-    assert!(has(&c, Severity::Unsupported, "OIDC client `app`", "back-/front-channel logout"));
+    assert_eq!(app["backchannel_logout_uri"].as_str(), Some("https://app.example.com/bcl"));
+    assert_eq!(app["backchannel_logout_session_required"].as_bool(), Some(true), "Keycloak's default");
+    assert!(!has(&c, Severity::Unsupported, "OIDC client `app`", "logout"), "back-channel logout is converted");
     assert!(has(&c, Severity::Unsupported, "mapper `aud`", "extra audience `api`"));
     assert!(has(&c, Severity::Attention, "OIDC client `app`", "client-specific access-token lifetime"));
 }
@@ -230,7 +232,30 @@ fn saml_signing_certificate_encryption_and_sha1() {
     assert_eq!(wiki["signature_algorithm"].as_str(), Some("rsa-sha1"));
     let pem = c.files.iter().find(|f| f.path == Path::new("saml-sp/wiki.crt")).unwrap();
     assert!(String::from_utf8_lossy(&pem.contents).starts_with("-----BEGIN CERTIFICATE-----\n"));
+    assert!(wiki.get("encrypt_assertions").is_none(), "no encryption certificate in the export");
     assert!(has(&c, Severity::Blocking, "SAML client `https://wiki.example.com/saml`", "encrypted assertions"));
+}
+
+#[test]
+fn saml_encryption_name_formats_and_friendly_names_are_kept() {
+    let mut v = partial();
+    v["clients"][5]["attributes"]["saml.encrypt"] = json!("true");
+    v["clients"][5]["attributes"]["saml.encryption.certificate"] = json!(rcgen_cert_b64());
+    let mail = &mut v["clients"][5]["protocolMappers"][0]["config"];
+    mail["attribute.nameformat"] = json!("URI Reference");
+    mail["friendly.name"] = json!("email");
+    let c = run(v, None);
+    let t = table(&c);
+    let wiki = &t["saml"]["service_providers"][0];
+    assert_eq!(wiki["encrypt_assertions"].as_bool(), Some(true));
+    assert_eq!(wiki["encryption_certificate_file"].as_str(), Some("/out/saml-sp/wiki-encryption.crt"));
+    assert!(!has(&c, Severity::Blocking, "SAML client `https://wiki.example.com/saml`", "encrypted assertions"));
+    assert_eq!(wiki["attribute_name_format"].as_str(), Some("basic"), "Keycloak's default NameFormat");
+    let mail = &wiki["attributes"]["mail"];
+    assert_eq!(mail["value"].as_str(), Some("{email}"));
+    assert_eq!(mail["name_format"].as_str(), Some("uri"));
+    assert_eq!(mail["friendly_name"].as_str(), Some("email"));
+    assert_eq!(wiki["attributes"]["groups"].as_str(), Some("{groups}"), "Basic and no FriendlyName: the template");
 }
 
 #[test]

@@ -139,6 +139,18 @@ impl Converter<'_> {
             }
         }
         sec.kv("scopes", arr(&scopes));
+        // Keycloak's logout notifications; both "session required" flags default to on there.
+        let required = |key: &str| if c.attr(key).as_deref() == Some("false") { "false" } else { "true" };
+        if let Some(url) = c.attr("backchannel.logout.url").filter(|u| !u.is_empty()) {
+            sec.kv("backchannel_logout_uri", s(&url));
+            sec.kv("backchannel_logout_session_required", required("backchannel.logout.session.required"));
+        }
+        if let Some(url) =
+            c.attr("frontchannel.logout.url").filter(|u| !u.is_empty() && c.frontchannel_logout != Some(false))
+        {
+            sec.kv("frontchannel_logout_uri", s(&url));
+            sec.kv("frontchannel_logout_session_required", required("frontchannel.logout.session.required"));
+        }
         match c.attr("pkce.code.challenge.method").as_deref() {
             Some("S256") => {
                 sec.kv("require_pkce", "true");
@@ -199,14 +211,6 @@ impl Converter<'_> {
             if on {
                 self.add(severity, subject, what, action);
             }
-        }
-        if c.attr("backchannel.logout.url").is_some() || c.attr("frontchannel.logout.url").is_some() {
-            self.add(
-                Severity::Unsupported,
-                subject,
-                "back-/front-channel logout URL (not in this fedgate release)",
-                "the app's session outlives a fedgate logout until its own session ends",
-            );
         }
         if c.flag("tls.client.certificate.bound.access.tokens") {
             self.add(Severity::Unsupported, subject, "certificate-bound access tokens (mTLS)", "not available");

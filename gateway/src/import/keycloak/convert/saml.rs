@@ -128,11 +128,10 @@ impl Converter<'_> {
                 acs_unique.push(format!("https://{}/acs-url-missing", sp_name(&c.client_id)));
             }
             sec.kv("acs_urls", arr(&acs_unique));
-            if let Some(slo) = c
-                .attr("saml_single_logout_service_url_post")
-                .or_else(|| c.attr("saml_single_logout_service_url_redirect"))
-            {
+            if let Some(slo) = c.attr("saml_single_logout_service_url_post") {
                 sec.kv("slo_url", s(&slo));
+            } else if let Some(slo) = c.attr("saml_single_logout_service_url_redirect") {
+                sec.kv("slo_url", s(&slo)).kv("slo_binding", s("redirect"));
             }
             let (format, template) = match c.attr("saml_name_id_format").as_deref() {
                 Some("email") => ("email", "{email}"),
@@ -153,7 +152,9 @@ impl Converter<'_> {
             let mut template = template.to_string();
             let attributes = self.saml_mappers(c, &subject, &mut template);
             sec.kv("nameid_template", s(&template));
-            sec.kv("attributes", inline(&attributes));
+            // Keycloak's attribute mappers send NameFormat Basic unless told otherwise.
+            sec.kv("attribute_name_format", s("basic"));
+            sec.kv("attributes", inline_values(&attributes));
         }
         if let Some(relay) = c.attr("saml_idp_initiated_sso_relay_state") {
             sec.kv("default_relay_state", s(&relay));
@@ -199,25 +200,34 @@ impl Converter<'_> {
             }
         }
         if c.flag("saml.encrypt") {
-            self.add(
-                Severity::Blocking,
-                &subject,
-                "encrypted assertions; fedgate sends signed, unencrypted assertions over TLS",
-                "turn off \"encrypt assertions\" at the SP (if it insists, keep Keycloak for it)",
-            );
+            match c
+                .attr("saml.encryption.certificate")
+                .as_deref()
+                .and_then(keys::decode)
+                .filter(|d| keys::is_certificate(d))
+            {
+                Some(der) => {
+                    let rel = format!("saml-sp/{name}-encryption.crt");
+                    let path = self.file(
+                        &rel,
+                        keys::pem("CERTIFICATE", &der).into_bytes(),
+                        false,
+                        &format!("the encryption certificate of SAML SP {name}"),
+                    );
+                    sec.kv("encrypt_assertions", "true")
+                        .kv("encryption_certificate_file", s(&path.display().to_string()));
+                }
+                None => self.add(
+                    Severity::Blocking,
+                    &subject,
+                    "encrypted assertions, but the export holds no encryption certificate",
+                    "set encryption_certificate_file (or metadata_file with the SP's encryption key) and \
+                     encrypt_assertions = true",
+                ),
+            }
         }
         if c.flag("saml.artifact.binding") {
             self.add(Severity::Unsupported, &subject, "artifact binding", "the SP must accept HTTP-POST responses");
-        }
-        if c.attr("saml_single_logout_service_url_redirect").is_some()
-            && c.attr("saml_single_logout_service_url_post").is_none()
-        {
-            self.add(
-                Severity::Attention,
-                &subject,
-                "the SP's logout URL is for HTTP-Redirect; fedgate sends LogoutResponses with HTTP-POST",
-                "check the SP accepts POST at that URL",
-            );
         }
         self.add(
             Severity::Converted,
@@ -227,20 +237,13 @@ impl Converter<'_> {
         );
         sec.finish()
     }
-    /// SAML attribute mappers → `attributes` (name → template); a NameID mapper changes `template`.
+    /// SAML attribute mappers → `attributes` (name → TOML value: the template, or a table with the mapper's
+    /// NameFormat and FriendlyName when they differ from Keycloak's default); a NameID mapper changes `template`.
     fn saml_mappers(&mut self, c: &Client, subject: &str, template: &mut String) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for m in &c.protocol_mappers {
             let msub = format!("{subject} mapper `{}`", m.name);
             let attr_name = m.get("attribute.name").unwrap_or_else(|| m.name.clone());
-            if m.get("attribute.nameformat").is_some_and(|f| f != "Basic") || m.get("friendly.name").is_some() {
-                self.add(
-                    Severity::Unsupported,
-                    &msub,
-                    "attribute NameFormat / FriendlyName (not in this fedgate release)",
-                    "attributes are sent with the name only; check the SP matches on the name",
-                );
-            }
             let value = match m.protocol_mapper.as_str() {
                 "saml-user-property-mapper" => match m.get("user.attribute").as_deref() {
                     Some("username") => Some("{username}".to_string()),
@@ -310,7 +313,7 @@ impl Converter<'_> {
                 }
             };
             if let Some(v) = value {
-                out.insert(attr_name, v);
+                out.insert(attr_name, attribute_value(&v, m));
             }
         }
         out
@@ -402,4 +405,34 @@ pub(super) fn ram_user(entity: &str) -> Option<(String, bool)> {
         }
     }
     None
+}
+
+/// One attribute's TOML value: `"template"`, or `{ value, name_format, friendly_name }` when the Keycloak mapper
+/// set a NameFormat other than Basic or a FriendlyName.
+fn attribute_value(template: &str, m: &ProtocolMapper) -> String {
+    let format = match m.get("attribute.nameformat").as_deref() {
+        Some("URI Reference") => Some("uri"),
+        Some("Unspecified") => Some("unspecified"),
+        _ => None,
+    };
+    let friendly = m.get("friendly.name").filter(|f| !f.is_empty());
+    if format.is_none() && friendly.is_none() {
+        return s(template);
+    }
+    let mut parts = vec![format!("value = {}", s(template))];
+    if let Some(f) = format {
+        parts.push(format!("name_format = {}", s(f)));
+    }
+    if let Some(f) = friendly {
+        parts.push(format!("friendly_name = {}", s(&f)));
+    }
+    format!("{{ {} }}", parts.join(", "))
+}
+
+/// An inline table whose values are TOML text already.
+fn inline_values(map: &BTreeMap<String, String>) -> String {
+    if map.is_empty() {
+        return "{}".into();
+    }
+    format!("{{ {} }}", map.iter().map(|(k, v)| format!("{} = {v}", s(k))).collect::<Vec<_>>().join(", "))
 }
