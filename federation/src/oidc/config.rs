@@ -103,6 +103,20 @@ pub enum AccessTokenClaimsMode {
     Full,
 }
 
+/// The claim layout of a client's tokens (`claims_profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimsProfile {
+    /// fedgate's own: claims per requested scope, flat `groups`/`roles`, access-token header `typ: at+jwt`.
+    #[default]
+    Fedgate,
+    /// Keycloak's: its default client scopes (`profile`, `email`, `roles`, `web-origins`, `acr`, `basic`) apply
+    /// without being requested; the access token carries `realm_access.roles`, `resource_access.<client>.roles`,
+    /// `azp`, `typ: Bearer`, `acr`, `email_verified`, `allowed-origins` and the profile claims, with JOSE header
+    /// `typ: JWT`; the ID token carries `typ: ID`, `azp`, `acr` and `email_verified`, but no roles.
+    Keycloak,
+}
+
 /// One `[[oidc.clients]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -139,6 +153,11 @@ pub struct ClientConfig {
     pub frontchannel_logout_session_required: bool,
     /// `full` (default: groups, roles and username in the access token) or `minimal` (RFC 9068 claims only).
     pub access_token_claims: AccessTokenClaimsMode,
+    /// `fedgate` (default) or `keycloak`: the claim layout of this client's tokens ([`ClaimsProfile`]).
+    pub claims_profile: ClaimsProfile,
+    /// Client roles (Keycloak's `resource_access.<client_id>.roles`): role name → the groups that grant it, like
+    /// `[roles]` does for realm roles. Only the `keycloak` profile puts them in tokens.
+    pub client_roles: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for ClientConfig {
@@ -160,6 +179,8 @@ impl Default for ClientConfig {
             frontchannel_logout_uri: None,
             frontchannel_logout_session_required: false,
             access_token_claims: AccessTokenClaimsMode::Full,
+            claims_profile: ClaimsProfile::Fedgate,
+            client_roles: BTreeMap::new(),
         }
     }
 }

@@ -68,6 +68,25 @@ pub fn post_xml(saml_request: &str) -> Result<Vec<u8>, SamlError> {
     Ok(xml)
 }
 
+/// Whether a `SAMLRequest` value (HTTP-Redirect when `deflated`, else HTTP-POST) is a `LogoutRequest`, by its
+/// document element's local name; for endpoints that take both kinds on one URL (Keycloak's `/protocol/saml`). Only
+/// dispatches: the message is parsed and checked afterwards by the handler it goes to.
+pub fn is_logout_request(saml_request: &str, deflated: bool) -> bool {
+    let xml = if deflated { inflate(saml_request) } else { post_xml(saml_request) };
+    let Ok(xml) = xml else { return false };
+    let text = String::from_utf8_lossy(&xml);
+    let mut rest = text.as_ref();
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        if rest.starts_with('?') || rest.starts_with('!') {
+            continue;
+        }
+        let name = rest.split(|c: char| c.is_whitespace() || c == '>' || c == '/').next().unwrap_or("");
+        return name.rsplit(':').next() == Some("LogoutRequest");
+    }
+    false
+}
+
 /// Decodes an HTTP-POST `SAMLRequest` value.
 pub fn decode_post(saml_request: &str) -> Result<AuthnRequest, SamlError> {
     parse(&post_xml(saml_request)?)
