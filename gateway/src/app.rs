@@ -52,7 +52,7 @@ fn keycloak_realm(state: &AppState) -> OwnRoutes<AppState> {
     let base = kc.realm_path();
     OwnRoutes::new()
         .reserve_owned_prefix(format!("{base}/"))
-        .merge(crate::oidc::realm_router(&base))
+        .merge(crate::oidc::realm_router(&base, &state.config))
         .merge(crate::saml::realm_router(&base))
         .merge(crate::login::realm_router(&base))
 }

@@ -3,6 +3,7 @@
 mod attacks;
 mod browser;
 mod foundation;
+mod keycloak;
 mod ldap;
 mod limits;
 mod login;

@@ -86,7 +86,7 @@ impl Env {
 }
 
 /// The fields of the auto-submitting form: (action, SAMLResponse XML, RelayState).
-fn posted(html: &str) -> (String, String, Option<String>) {
+pub(crate) fn posted(html: &str) -> (String, String, Option<String>) {
     let field = |name: &str| {
         let key = format!("name=\"{name}\" value=\"");
         html.find(&key).map(|i| {
@@ -101,7 +101,7 @@ fn posted(html: &str) -> (String, String, Option<String>) {
 }
 
 /// `attr` of the first `element` (prefixed name, e.g. `saml:Audience`) or its text when `attr` is empty.
-fn get(xml: &str, element: &str, attr: &str) -> String {
+pub(crate) fn get(xml: &str, element: &str, attr: &str) -> String {
     let start = [format!("<{element}>"), format!("<{element} ")]
         .iter()
         .filter_map(|p| xml.find(p.as_str()))
@@ -263,11 +263,11 @@ async fn aliyun_ram_role_sso_cn_and_intl_fields() {
     assert!(body.contains("ram-role-cn") && body.contains("role_mapping"), "{body}");
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().unwrap().1.into_owned()
 }
 
-fn pysaml2(args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+pub(crate) fn pysaml2(args: &[&str], stdin: Option<&str>) -> serde_json::Value {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     assert!(py.exists(), "{} missing: run scripts/setup (python venv with pysaml2)", py.display());
     let mut child = Command::new(py)
@@ -336,7 +336,7 @@ async fn pysaml2_accepts_sp_initiated_and_idp_initiated_responses() {
     assert_eq!(seen["issuer"], format!("{}/saml/metadata", e.gw.base));
 }
 
-fn deflate_b64(xml: &str) -> String {
+pub(crate) fn deflate_b64(xml: &str) -> String {
     let mut enc = flate2_encoder();
     enc.write_all(xml.as_bytes()).unwrap();
     base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap())

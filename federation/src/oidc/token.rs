@@ -376,6 +376,7 @@ impl Provider {
             if keycloak {
                 extra.roles = None;
                 extra.extra.insert("typ".into(), "ID".into());
+                extra.extra.insert("jti".into(), fedgate_types::random::token().into());
                 extra.extra.insert("acr".into(), acr.clone().into());
                 standard = standard.set_email_verified(Some(p.email.is_some()));
             }
@@ -407,7 +408,11 @@ impl Provider {
         };
 
         let refresh_token = if issue.client.allows_grant("refresh_token") {
-            let token = fedgate_types::random::token();
+            let token = if keycloak {
+                keycloak_refresh_token(&self.issuer, &client_id, p, issue, iat, super::secs(self.cfg.refresh_token_ttl))
+            } else {
+                fedgate_types::random::token()
+            };
             let record = RefreshGrant {
                 family_id: issue.family_id.to_string(),
                 client_id: client_id.clone(),
@@ -448,4 +453,30 @@ impl Provider {
         self.store.put(&key, Grant::Family(family), self.family_ttl()).await?;
         Ok(())
     }
+}
+
+/// A refresh token shaped like Keycloak's (keycloak-js decodes every token it gets as a JWT): a JWT-looking
+/// `header.payload.secret` whose payload says what Keycloak's does (`typ: Refresh`, `exp`, `sid`, …) and whose
+/// last part is a fresh random secret. It is unsigned (`alg: none`), so nothing takes it as a JWT of ours; like
+/// every refresh token it is only ever looked up in the grant store, by its hash.
+fn keycloak_refresh_token(issuer: &str, client_id: &str, p: &Principal, issue: &Issue<'_>, iat: i64, ttl: i64) -> String {
+    let header = serde_json::json!({ "alg": "none", "typ": "JWT" });
+    let payload = serde_json::json!({
+        "exp": iat + ttl,
+        "iat": iat,
+        "jti": fedgate_types::random::token(),
+        "iss": issuer,
+        "aud": issuer,
+        "sub": p.subject,
+        "typ": "Refresh",
+        "azp": client_id,
+        "sid": issue.family_id,
+        "scope": issue.scopes.join(" "),
+    });
+    format!(
+        "{}.{}.{}",
+        super::b64(header.to_string().as_bytes()),
+        super::b64(payload.to_string().as_bytes()),
+        fedgate_types::random::token()
+    )
 }

@@ -48,10 +48,21 @@ pub fn router() -> OwnRoutes<AppState> {
 
 /// Keycloak's OIDC URLs of the realm at `base` (`{path_prefix}/realms/{realm}`): discovery, the endpoints under
 /// `/protocol/openid-connect/`, and the static pages keycloak-js loads in iframes.
-pub fn realm_router(base: &str) -> OwnRoutes<AppState> {
+///
+/// keycloak-js calls the token endpoint with `credentials: 'include'`, which needs CORS for the exact origin with
+/// `Access-Control-Allow-Credentials`; as Keycloak does for a client's web origins, the browser JSON endpoints
+/// allow the origins of the registered redirect URIs (none of these endpoints reads a cookie).
+pub fn realm_router(base: &str, config: &crate::config::Config) -> OwnRoutes<AppState> {
     use federation::oidc::discovery::keycloak as kc;
+    let origins: Vec<HeaderValue> = config
+        .oidc
+        .iter()
+        .flat_map(|o| federation::oidc::claims::origins(o.clients.iter().flat_map(|c| &c.redirect_uris)))
+        .filter_map(|o| HeaderValue::from_str(&o).ok())
+        .collect();
     let cors = CorsLayer::new()
-        .allow_origin(Any)
+        .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+        .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
     let at = |path: &str| format!("{base}{path}");
