@@ -197,14 +197,8 @@ async fn openid_client_configured_with_only_the_realm_issuer() {
     let (gw, _k) = realm_gateway("/auth", "http://127.0.0.1:9", false).await;
     let issuer = realm_url(&gw, "/auth");
     // Discovery under the realm advertises the realm's endpoints; the root document names the same issuer.
-    let doc: Value = http()
-        .get(format!("{issuer}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value =
+        http().get(format!("{issuer}/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["issuer"], issuer);
     for (key, path) in [
         ("authorization_endpoint", "/auth"),
@@ -219,7 +213,8 @@ async fn openid_client_configured_with_only_the_realm_issuer() {
         assert_eq!(doc[key], format!("{issuer}/protocol/openid-connect{path}"), "{key}");
     }
     assert!(doc["response_modes_supported"].as_array().unwrap().contains(&json!("fragment")));
-    let root: Value = http().get(gw.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let root: Value =
+        http().get(gw.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(root["issuer"], issuer, "one issuer per realm, whatever the path");
     // The issuer does not follow the request's Host.
     let other_host: Value = http()
@@ -285,12 +280,7 @@ async fn keycloak_profile_tokens_have_keycloaks_claim_layout() {
     assert_eq!(intro["active"], true, "{intro}");
     assert_eq!(intro["realm_access"], json!({ "roles": ["admin"] }));
     assert_eq!(intro["resource_access"]["kc-app"]["roles"], json!(["editor", "viewer"]));
-    let info = http()
-        .get(format!("{realm}/protocol/openid-connect/userinfo"))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap();
+    let info = http().get(format!("{realm}/protocol/openid-connect/userinfo")).bearer_auth(at).send().await.unwrap();
     assert_eq!(info.status(), StatusCode::OK);
     let info: Value = info.json().await.unwrap();
     assert_eq!(info["preferred_username"], "alice");
@@ -442,10 +432,11 @@ async fn pysaml2_with_the_realm_descriptor_and_the_clients_url() {
         assert_eq!(got.as_deref(), Some(relay));
         let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
         let md_s = md_s.clone();
-        let seen =
-            tokio::task::spawn_blocking(move || crate::saml::pysaml2(&["consume", &md_s, SP_ENTITY, SP_ACS], Some(&b64)))
-                .await
-                .unwrap();
+        let seen = tokio::task::spawn_blocking(move || {
+            crate::saml::pysaml2(&["consume", &md_s, SP_ENTITY, SP_ACS], Some(&b64))
+        })
+        .await
+        .unwrap();
         assert_eq!(seen["name_id"], "bob");
     }
     let r = c.get(format!("{realm}/protocol/saml/clients/nope")).send().await.unwrap();

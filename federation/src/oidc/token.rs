@@ -17,8 +17,8 @@ use super::claims::{
     AccessTokenClaims, IdTokenClaimSet, KeycloakAccessClaims, OidcIdToken, RoleList, client_roles, keycloak_acr,
     origins, user_claims,
 };
-use super::config::ClaimsProfile;
 use super::client::{self, Client};
+use super::config::ClaimsProfile;
 use super::error::{ErrorCode, KeyError, Result, TokenError};
 use super::params::Params;
 use super::store::{CodeGrant, Family, Grant, RedeemedCode, RefreshGrant};
@@ -459,7 +459,14 @@ impl Provider {
 /// `header.payload.secret` whose payload says what Keycloak's does (`typ: Refresh`, `exp`, `sid`, …) and whose
 /// last part is a fresh random secret. It is unsigned (`alg: none`), so nothing takes it as a JWT of ours; like
 /// every refresh token it is only ever looked up in the grant store, by its hash.
-fn keycloak_refresh_token(issuer: &str, client_id: &str, p: &Principal, issue: &Issue<'_>, iat: i64, ttl: i64) -> String {
+fn keycloak_refresh_token(
+    issuer: &str,
+    client_id: &str,
+    p: &Principal,
+    issue: &Issue<'_>,
+    iat: i64,
+    ttl: i64,
+) -> String {
     let header = serde_json::json!({ "alg": "none", "typ": "JWT" });
     let payload = serde_json::json!({
         "exp": iat + ttl,

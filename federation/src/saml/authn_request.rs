@@ -411,6 +411,27 @@ pub(crate) mod der {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+
+    #[test]
+    fn logout_requests_are_told_from_authn_requests_by_their_root_element() {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let post = |xml: &str| base64::engine::general_purpose::STANDARD.encode(xml);
+        let deflated = |xml: &str| {
+            let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(xml.as_bytes()).unwrap();
+            base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap())
+        };
+        let logout = r#"<?xml version="1.0"?><!-- x --><samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1"/>"#;
+        let authn = r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_LogoutRequest"/>"#;
+        assert!(is_logout_request(&post(logout), false));
+        assert!(is_logout_request(&deflated(logout), true));
+        assert!(!is_logout_request(&post(authn), false));
+        assert!(!is_logout_request(&deflated(authn), true));
+        assert!(!is_logout_request("%%%not base64", true));
+        assert!(!is_logout_request(&post(logout), true), "not deflated");
+    }
+
     use super::*;
     use std::io::Write as _;
 
