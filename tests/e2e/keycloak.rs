@@ -45,7 +45,7 @@ client_roles = {{ editor = ["ai-admins"], viewer = ["staff"], nobody = ["nobody-
 [[oidc.clients]]
 client_id = "spa-kc"
 public = true
-redirect_uris = ["{spa_origin}/"]
+redirect_uris = ["{spa_origin}/", "{spa_origin}/sso"]
 post_logout_redirect_uris = ["{spa_origin}/bye"]
 claims_profile = "keycloak"
 [saml]
@@ -495,4 +495,7 @@ async fn keycloak_js_in_chromium_logs_in_refreshes_and_logs_out() {
     assert_eq!(seen["refresh"]["roles"], json!(["admin"]));
     assert_eq!(seen["after_logout_url"], format!("{app}/bye"));
     assert_eq!(seen["account_after_logout"], "/login", "the fedgate session ended: {seen}");
+    assert_eq!(seen["check_sso"]["authenticated"], true, "{seen}");
+    assert_eq!(seen["check_sso"]["roles"], json!(["admin"]), "{seen}");
+    assert_eq!(seen["check_sso_after_logout"]["authenticated"], false, "{seen}");
 }

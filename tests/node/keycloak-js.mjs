@@ -3,7 +3,8 @@
 //   BASE=http://127.0.0.1:PORT REALM=corp CLIENT_ID=spa-kc APP_PORT=… USER_NAME=alice PASSWORD=… \
 //     node keycloak-js.mjs
 // init({onLoad: 'login-required', pkceMethod: 'S256'}) → fedgate's login page → back in the app authenticated →
-// updateToken() refreshes → logout() ends the fedgate session. Prints one JSON line; exits non-zero on failure.
+// updateToken() refreshes → init({onLoad: 'check-sso'}) on another page finds the session without a login page →
+// logout() ends the fedgate session → check-sso now finds none. Prints one JSON line; exits non-zero on failure.
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -17,14 +18,14 @@ const kcLib = fileURLToPath(new URL('node_modules/keycloak-js/lib/keycloak.js', 
 const APP = `http://127.0.0.1:${APP_PORT}`;
 
 // The app: keycloak-js with the realm URL only (no discovery document), as a Keycloak SPA is configured.
-const page = `<!doctype html><html><head><meta charset="utf-8"><title>kc app</title></head><body>
+const page = (onLoad) => `<!doctype html><html><head><meta charset="utf-8"><title>kc app</title></head><body>
 <pre id="out">starting</pre>
 <script type="module">
 import Keycloak from '/keycloak.js';
 const kc = new Keycloak({ url: ${JSON.stringify(BASE)}, realm: ${JSON.stringify(REALM)}, clientId: ${JSON.stringify(CLIENT_ID)} });
 window.kc = kc;
 try {
-  const authenticated = await kc.init({ onLoad: 'login-required', pkceMethod: 'S256' });
+  const authenticated = await kc.init({ onLoad: '${onLoad}', pkceMethod: 'S256' });
   window.kcResult = { authenticated, responseMode: kc.responseMode };
 } catch (e) {
   window.kcResult = { error: String(e && (e.error || e.message || e)) };
@@ -36,9 +37,9 @@ const server = createServer((req, res) => {
   if (path === '/keycloak.js') {
     res.writeHead(200, { 'content-type': 'text/javascript' });
     res.end(readFileSync(kcLib));
-  } else if (path === '/' || path === '/bye') {
+  } else if (path === '/' || path === '/sso' || path === '/bye') {
     res.writeHead(200, { 'content-type': 'text/html' });
-    res.end(path === '/bye' ? '<!doctype html><p id="bye">bye</p>' : page);
+    res.end(path === '/bye' ? '<!doctype html><p id="bye">bye</p>' : page(path === '/sso' ? 'check-sso' : 'login-required'));
   } else {
     res.writeHead(404);
     res.end();
@@ -92,12 +93,21 @@ try {
   seen.refresh = refreshed;
   expect(refreshed.did === true && refreshed.changed, `updateToken refreshed: ${JSON.stringify(refreshed)}`);
 
+  const checkSso = async () => {
+    await tab.goto(`${APP}/sso`);
+    await tab.waitForFunction(() => window.kcResult !== undefined && location.pathname === '/sso');
+    return await tab.evaluate(() => ({ ...window.kcResult, roles: window.kc.tokenParsed?.realm_access?.roles }));
+  };
+  seen.check_sso = await checkSso();
+  expect(seen.check_sso.authenticated === true, `check-sso finds the session: ${JSON.stringify(seen.check_sso)}`);
+
   await tab.evaluate(() => window.kc.logout({ redirectUri: location.origin + '/bye' }));
   await tab.waitForURL(`${APP}/bye`);
   seen.after_logout_url = tab.url();
   // The fedgate session is gone: the account page asks for a login again.
   await tab.goto(`${BASE}/`);
   seen.account_after_logout = new URL(tab.url()).pathname;
+  seen.check_sso_after_logout = await checkSso();
   console.log(JSON.stringify({ ok: true, ...seen }));
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: String(e), ...seen }));
