@@ -43,6 +43,12 @@ post_logout_redirect_uris = ["http://127.0.0.1:9/bye"]
 claims_profile = "keycloak"
 client_roles = {{ editor = ["ai-admins"], viewer = ["staff"], nobody = ["nobody-group"] }}
 [[oidc.clients]]
+client_id = "kc-wild"
+client_secret = "{SECRET}"
+redirect_uri_rules = "keycloak"
+redirect_uris = ["http://127.0.0.1:9/wild/*"]
+post_logout_redirect_uris = ["+"]
+[[oidc.clients]]
 client_id = "spa-kc"
 public = true
 redirect_uris = ["{spa_origin}/", "{spa_origin}/sso"]
@@ -498,4 +504,43 @@ async fn keycloak_js_in_chromium_logs_in_refreshes_and_logs_out() {
     assert_eq!(seen["check_sso"]["authenticated"], true, "{seen}");
     assert_eq!(seen["check_sso"]["roles"], json!(["admin"]), "{seen}");
     assert_eq!(seen["check_sso_after_logout"]["authenticated"], false, "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_redirect_uri_wildcards_only_where_turned_on() {
+    let (gw, _k) = realm_gateway("", "http://127.0.0.1:9", false).await;
+    let c = crate::oidc::logged_in(&gw, "alice", "alice-demo").await;
+    let auth = |client: &str, redirect: &str| {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("response_type", "code"),
+                ("client_id", client),
+                ("redirect_uri", redirect),
+                ("scope", "openid"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ])
+            .finish();
+        c.get(format!("{}/protocol/openid-connect/auth?{q}", realm_url(&gw, ""))).send()
+    };
+    let r = auth("kc-wild", "http://127.0.0.1:9/wild/deep/page?x=1").await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(location(&r).starts_with("http://127.0.0.1:9/wild/deep/page?x=1&code="), "{}", location(&r));
+    for bad in ["http://127.0.0.1:9/wildcat", "http://127.0.0.1:9/other?http://127.0.0.1:9/wild/"] {
+        let r = auth("kc-wild", bad).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // Exact matching stays the default.
+    let r = auth("kc-app", &format!("{REDIRECT}/more")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Post-logout "+": the redirect URIs' pattern allows it (the confirmation page carries it on).
+    let logout = format!(
+        "{}/protocol/openid-connect/logout?client_id=kc-wild&post_logout_redirect_uri=http://127.0.0.1:9/wild/bye",
+        realm_url(&gw, "")
+    );
+    let page = c.get(&logout).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("http://127.0.0.1:9/wild/bye"));
+    let r = c.get(logout.replace("/wild/bye", "/elsewhere")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }

@@ -250,7 +250,7 @@ impl Provider {
             .get("redirect_uri")
             .map_err(AuthorizeError::Display)?
             .ok_or_else(|| display(ErrorCode::InvalidRequest, "redirect_uri is missing"))?;
-        if !client.config.redirect_uris.iter().any(|r| r == redirect_uri) {
+        if !client.config.allows_redirect_uri(redirect_uri) {
             return Err(display(ErrorCode::InvalidRequest, "redirect_uri is not registered for this client"));
         }
         // From here on, errors go back to the client.

@@ -34,7 +34,7 @@ use url::Url;
 
 pub use authorize::{AuthorizationRequest, AuthorizeError, LoginDecision, Prompt, ResponseMode};
 pub use claims::{AccessTokenClaims, ExtraClaims};
-pub use config::{AccessTokenClaimsMode, ClaimsProfile, ClientConfig, OidcConfig, SigningAlgorithm};
+pub use config::{AccessTokenClaimsMode, ClaimsProfile, ClientConfig, OidcConfig, RedirectUriRules, SigningAlgorithm};
 pub use discovery::DiscoveryDocument;
 pub use error::{ErrorCode, KeyError, ProtocolError, StoreError, TokenError};
 pub use keys::{KeySet, SigningKey};

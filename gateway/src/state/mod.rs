@@ -158,6 +158,16 @@ fn oidc_provider(
     keycloak: Option<&crate::config::KeycloakConfig>,
 ) -> anyhow::Result<Arc<federation::oidc::Provider>> {
     use anyhow::Context as _;
+    for c in &cfg.clients {
+        let wildcards = c.wildcard_uris();
+        if !wildcards.is_empty() {
+            tracing::warn!(
+                client_id = %c.client_id,
+                uris = ?wildcards,
+                "wildcard redirect URIs (redirect_uri_rules = \"keycloak\"): any URI under them receives codes; register exact URIs where you can"
+            );
+        }
+    }
     let keys = federation::oidc::KeySet::load_or_generate(&cfg.keys_dir, cfg.signing_algorithm).with_context(|| {
         format!("while loading the OIDC signing keys from oidc.keys_dir = {}", cfg.keys_dir.display())
     })?;
