@@ -544,3 +544,51 @@ async fn keycloak_redirect_uri_wildcards_only_where_turned_on() {
     let r = c.get(logout.replace("/wild/bye", "/elsewhere")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+/// `user`'s access token for `client` from a code flow at the realm's endpoints.
+async fn access_token(gw: &Gateway, client: &str, user: &str, password: &str) -> String {
+    let c = crate::oidc::logged_in(gw, user, password).await;
+    let url = format!(
+        "{}/protocol/openid-connect/auth?response_type=code&client_id={client}&redirect_uri={REDIRECT}&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        realm_url(gw, "")
+    );
+    let loc = location(&c.get(url).send().await.unwrap());
+    let code = pair(url::Url::parse(&loc).unwrap().query().unwrap_or(""), "code").unwrap();
+    redeem(gw, "", client, &code).await["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
+    let (gw, _k) = realm_gateway("", "http://127.0.0.1:9", false).await;
+    let tokens = json!({
+        "alice": access_token(&gw, "kc-app", "alice", "alice-demo").await,
+        "bob": access_token(&gw, "kc-app", "bob", "bob-demo").await,
+    });
+    let app_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let env = [
+        ("BASE", gw.base.clone()),
+        ("REALM", REALM.to_string()),
+        ("CLIENT_ID", "kc-app".to_string()),
+        ("APP_PORT", app_port.to_string()),
+        ("TOKENS", tokens.to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node::run("keycloak-connect.mjs", &env, 60)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    // alice: realm role admin, client roles editor and viewer; bob: realm role researcher, client role viewer.
+    let want = json!({
+        "alice": { "realm-admin": 200, "realm-researcher": 403, "client-editor": 200, "client-viewer": 200, "client-nobody": 403 },
+        "bob": { "realm-admin": 403, "realm-researcher": 200, "client-editor": 403, "client-viewer": 200, "client-nobody": 403 },
+        "forged": { "realm-admin": 403, "realm-researcher": 403, "client-editor": 403, "client-viewer": 403, "client-nobody": 403 },
+    });
+    for user in ["alice", "bob", "forged"] {
+        assert_eq!(seen[user], want[user], "{user}: {seen}");
+    }
+    assert!(seen["none"]["realm-admin"].as_u64().unwrap() >= 400, "{seen}");
+}
