@@ -815,3 +815,18 @@ fn keycloak_layout_discovery_lists_realm_endpoints() {
     let plain = serde_json::to_value(provider(SigningAlgorithm::RS256).discovery()).unwrap();
     assert!(plain.get("check_session_iframe").is_none());
 }
+
+#[test]
+fn keycloak_profile_service_accounts_are_named_like_keycloaks() {
+    let mut cfg = config(SigningAlgorithm::RS256);
+    let svc = cfg.clients.iter_mut().find(|c| c.client_id == "svc").unwrap();
+    svc.claims_profile = ClaimsProfile::Keycloak;
+    let p = provider_from(cfg);
+    let form = q(&[("grant_type", "client_credentials")]);
+    let r = block_on(p.token(&form, Some(&basic("svc", SECRET)), now())).unwrap();
+    assert_eq!(jsonwebtoken::decode_header(&r.access_token).unwrap().typ.as_deref(), Some("JWT"));
+    let claims = jwt_payload(&r.access_token);
+    assert_eq!(claims["preferred_username"], "service-account-svc");
+    assert_eq!((claims["typ"].as_str(), claims["azp"].as_str()), (Some("Bearer"), Some("svc")));
+    assert!(block_on(p.verify_access_token(&r.access_token, now())).is_ok());
+}
