@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> (Router, OwnPaths) {
         .merge(crate::oidc::router())
         .merge(crate::saml::router())
         .merge(crate::proxy::router())
+        .merge(keycloak_realm(&state))
         .into_parts();
     let router = router
         .fallback(not_found)
@@ -42,6 +43,18 @@ pub fn router(state: AppState) -> (Router, OwnPaths) {
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state);
     (router, own)
+}
+
+/// With `[keycloak]`: Keycloak's realm URLs (`{path_prefix}/realms/{realm}/...`) beside the root paths, the whole
+/// realm namespace reserved.
+fn keycloak_realm(state: &AppState) -> OwnRoutes<AppState> {
+    let Some(kc) = &state.config.keycloak else { return OwnRoutes::new() };
+    let base = kc.realm_path();
+    OwnRoutes::new()
+        .reserve_owned_prefix(format!("{base}/"))
+        .merge(crate::oidc::realm_router(&base, &state.config))
+        .merge(crate::saml::realm_router(&base))
+        .merge(crate::login::realm_router(&base))
 }
 
 /// The answer for a path no gateway route and no proxy route takes.

@@ -4,6 +4,7 @@ mod attacks;
 mod browser;
 mod foundation;
 mod import;
+mod keycloak;
 mod ldap;
 mod limits;
 mod login;

@@ -6,7 +6,7 @@ use e2e::gateway::{Gateway, browser, csrf_from, demo_config, http};
 use e2e::node;
 use reqwest::StatusCode;
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
 pub const SECRET: &str = "test-secret-0123456789abcdef";
 
 /// `[oidc]` with a fresh key directory, a confidential client `app`, a public client `spa`, a client limited to
@@ -58,8 +58,13 @@ async fn ldap_gateway(alg: &str) -> (e2e::slapd::Slapd, Gateway, tempfile::TempD
 }
 
 async fn run_rp(gw: &Gateway, alg: &str, user: &str, password: &str) -> serde_json::Value {
+    run_rp_at(&gw.base, alg, user, password).await
+}
+
+/// openid-client's code flow, configured with `issuer` only (discovery from there).
+pub(crate) async fn run_rp_at(issuer: &str, alg: &str, user: &str, password: &str) -> serde_json::Value {
     let env = [
-        ("ISSUER", gw.base.clone()),
+        ("ISSUER", issuer.to_string()),
         ("CLIENT_ID", "app".to_string()),
         ("CLIENT_SECRET", SECRET.to_string()),
         ("REDIRECT_URI", REDIRECT.to_string()),
@@ -78,7 +83,7 @@ async fn run_rp(gw: &Gateway, alg: &str, user: &str, password: &str) -> serde_js
     serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap()
 }
 
-fn check_rp(seen: &serde_json::Value, alg: &str, sub_len: usize) {
+pub(crate) fn check_rp(seen: &serde_json::Value, alg: &str, sub_len: usize) {
     assert_eq!(seen["ok"], true, "{seen}");
     assert_eq!(seen["id_token"]["alg"], alg);
     assert_eq!(seen["id_token"]["preferred_username"], "alice");

@@ -336,7 +336,7 @@ async fn pysaml2_accepts_sp_initiated_and_idp_initiated_responses() {
     assert_eq!(seen["issuer"], format!("{}/saml/metadata", e.gw.base));
 }
 
-fn deflate_b64(xml: &str) -> String {
+pub(crate) fn deflate_b64(xml: &str) -> String {
     let mut enc = flate2_encoder();
     enc.write_all(xml.as_bytes()).unwrap();
     base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap())

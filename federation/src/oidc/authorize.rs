@@ -86,6 +86,56 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     /// When the request arrived (unix seconds); `prompt=login` needs a login after this.
     pub received_at: i64,
+    /// How the response goes back to the client (`response_mode`).
+    #[serde(default)]
+    pub response_mode: ResponseMode,
+}
+
+/// How the authorization response reaches the client (OAuth 2.0 Multiple Response Type Encoding Practices §2.1,
+/// Form Post Response Mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ResponseMode {
+    /// In the redirect URI's query (the default for `code`).
+    #[default]
+    Query,
+    /// In the redirect URI's fragment (keycloak-js's default).
+    Fragment,
+    /// Posted by an auto-submitting form. The URL fedgate returns carries the fields in its fragment; the gateway
+    /// turns it into the form ([`ResponseMode::form_fields`]).
+    FormPost,
+}
+
+impl ResponseMode {
+    /// `redirect_uri` with `pairs` added as this mode wants them (query, or fragment for `fragment` and
+    /// `form_post`).
+    pub fn apply(self, mut url: Url, pairs: &[(&str, &str)]) -> Url {
+        match self {
+            Self::Query => {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in pairs {
+                    q.append_pair(k, v);
+                }
+            }
+            Self::Fragment | Self::FormPost => {
+                let mut f = url::form_urlencoded::Serializer::new(String::new());
+                for (k, v) in pairs {
+                    f.append_pair(k, v);
+                }
+                url.set_fragment(Some(&f.finish()));
+            }
+        }
+        url
+    }
+
+    /// For `form_post`: the URL to post to (without the fragment) and the fields carried in its fragment.
+    pub fn form_fields(url: &Url) -> (Url, Vec<(String, String)>) {
+        let fields = url::form_urlencoded::parse(url.fragment().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let mut action = url.clone();
+        action.set_fragment(None);
+        (action, fields)
+    }
 }
 
 /// What the gateway should do with a validated request given its session.
@@ -146,7 +196,12 @@ fn error_url(redirect_uri: &str, error: &ProtocolError, state: Option<&str>) -> 
 impl AuthorizationRequest {
     /// The URL that sends `code` (with its description) back to the client.
     pub fn error_redirect(&self, code: ErrorCode, description: &str) -> Option<Url> {
-        error_url(&self.redirect_uri, &ProtocolError::new(code, description), self.state.as_deref())
+        let url = Url::parse(&self.redirect_uri).ok()?;
+        let mut pairs = vec![("error", code.as_str()), ("error_description", description)];
+        if let Some(s) = &self.state {
+            pairs.push(("state", s));
+        }
+        Some(self.response_mode.apply(url, &pairs))
     }
 
     /// Decides between issuing a code, asking for a login, or failing, given when the current session's user
@@ -195,7 +250,7 @@ impl Provider {
             .get("redirect_uri")
             .map_err(AuthorizeError::Display)?
             .ok_or_else(|| display(ErrorCode::InvalidRequest, "redirect_uri is missing"))?;
-        if !client.config.redirect_uris.iter().any(|r| r == redirect_uri) {
+        if !client.config.allows_redirect_uri(redirect_uri) {
             return Err(display(ErrorCode::InvalidRequest, "redirect_uri is not registered for this client"));
         }
         // From here on, errors go back to the client.
@@ -221,9 +276,14 @@ impl Provider {
         if !client.allows_grant("authorization_code") {
             return Err(fail(ErrorCode::UnauthorizedClient, "the client may not use the authorization code flow"));
         }
-        if get("response_mode")?.is_some_and(|m| m != "query") {
-            return Err(fail(ErrorCode::InvalidRequest, "only response_mode=query is supported"));
-        }
+        let response_mode = match get("response_mode")? {
+            None | Some("query") => ResponseMode::Query,
+            Some("fragment") => ResponseMode::Fragment,
+            Some("form_post") => ResponseMode::FormPost,
+            Some(_) => {
+                return Err(fail(ErrorCode::InvalidRequest, "response_mode must be query, fragment or form_post"));
+            }
+        };
         if get("request")?.is_some() || get("request_uri")?.is_some() {
             return Err(fail(ErrorCode::InvalidRequest, "request objects are not supported"));
         }
@@ -242,6 +302,14 @@ impl Provider {
         }
         if !scopes.iter().any(|s| s == "openid") {
             return Err(fail(ErrorCode::InvalidScope, "the openid scope is required"));
+        }
+        // Keycloak's default client scopes apply whether requested or not.
+        if client.config.claims_profile == super::config::ClaimsProfile::Keycloak {
+            for s in super::claims::KEYCLOAK_DEFAULT_SCOPES {
+                if !scopes.iter().any(|x| x == s) {
+                    scopes.push((*s).to_string());
+                }
+            }
         }
 
         let challenge = get("code_challenge")?;
@@ -297,6 +365,7 @@ impl Provider {
             max_age,
             login_hint,
             received_at: now.unix_timestamp(),
+            response_mode,
         })
     }
 
@@ -346,16 +415,13 @@ impl Provider {
         let sid = grant.family_id.clone();
         let ttl = self.cfg.code_ttl + std::time::Duration::from_secs(60);
         self.store.put(&super::store_key("code", &code), Grant::Code(grant), ttl).await?;
-        let mut url = Url::parse(&request.redirect_uri)
+        let url = Url::parse(&request.redirect_uri)
             .map_err(|_| AuthorizeError::Display(ProtocolError::new(ErrorCode::InvalidRequest, "bad redirect_uri")))?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("code", &code);
-            if let Some(s) = &request.state {
-                q.append_pair("state", s);
-            }
-            q.append_pair("iss", &self.issuer);
+        let mut pairs = vec![("code", code.as_str())];
+        if let Some(s) = &request.state {
+            pairs.push(("state", s));
         }
-        Ok((url, sid))
+        pairs.push(("iss", &self.issuer));
+        Ok((request.response_mode.apply(url, &pairs), sid))
     }
 }

@@ -127,6 +127,81 @@ pub struct AccessTokenClaims {
     /// Roles (always included for users).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// The Keycloak profile's claims (`claims_profile = "keycloak"`), beside the ones above.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub keycloak: Option<KeycloakAccessClaims>,
+}
+
+/// Roles as Keycloak nests them (`{"roles": [...]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RoleList {
+    /// Role names.
+    pub roles: Vec<String>,
+}
+
+/// What a Keycloak access token carries beyond RFC 9068 (its default client scopes `roles`, `web-origins`,
+/// `profile`, `email`, `acr` and its token class fields), for `claims_profile = "keycloak"` clients.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KeycloakAccessClaims {
+    /// Token class: `Bearer`.
+    pub typ: String,
+    /// The client the token was issued to.
+    pub azp: String,
+    /// `"1"` right after a login, `"0"` for single sign-on.
+    pub acr: String,
+    /// The origins the client's redirect URIs are on (Keycloak's `+` web origin).
+    #[serde(rename = "allowed-origins")]
+    pub allowed_origins: Vec<String>,
+    /// Realm roles (fedgate's `[roles]`).
+    pub realm_access: RoleList,
+    /// Client roles per client (`[[oidc.clients]] client_roles`); empty clients are left out.
+    pub resource_access: BTreeMap<String, RoleList>,
+    /// Whether the e-mail address is verified (the directory is trusted, as Keycloak's LDAP `trustEmail`).
+    pub email_verified: bool,
+    /// Full name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Given name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    /// Family name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    /// E-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// The Keycloak scopes applied to every token of a `keycloak`-profile client without being requested, as they
+/// appear in its `scope` claim (`roles`, `web-origins`, `acr` and `basic` are not listed there, as in Keycloak).
+pub const KEYCLOAK_DEFAULT_SCOPES: &[&str] = &["profile", "email"];
+
+/// Keycloak's `acr`: `"1"` if the user logged in for this request (within `window` seconds of `iat`), else `"0"`.
+pub fn keycloak_acr(principal: &Principal, iat: i64, window: i64) -> String {
+    if iat - principal.auth_time.unix_timestamp() <= window { "1".into() } else { "0".into() }
+}
+
+/// The origins (`scheme://host[:port]`) of `uris`, deduplicated in order.
+pub fn origins<'a>(uris: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for u in uris {
+        if let Ok(url) = url::Url::parse(u) {
+            let o = url.origin().ascii_serialization();
+            if o != "null" && !out.contains(&o) {
+                out.push(o);
+            }
+        }
+    }
+    out
+}
+
+/// The client roles `principal` holds through `client_roles` (role → groups granting it).
+pub fn client_roles(principal: &Principal, client_roles: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    client_roles
+        .iter()
+        .filter(|(_, groups)| groups.iter().any(|g| principal.groups.contains(g)))
+        .map(|(role, _)| role.clone())
+        .collect()
 }
 
 impl AccessTokenClaims {

@@ -103,6 +103,48 @@ pub enum AccessTokenClaimsMode {
     Full,
 }
 
+/// The claim layout of a client's tokens (`claims_profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimsProfile {
+    /// fedgate's own: claims per requested scope, flat `groups`/`roles`, access-token header `typ: at+jwt`.
+    #[default]
+    Fedgate,
+    /// Keycloak's: its default client scopes (`profile`, `email`, `roles`, `web-origins`, `acr`, `basic`) apply
+    /// without being requested; the access token carries `realm_access.roles`, `resource_access.<client>.roles`,
+    /// `azp`, `typ: Bearer`, `acr`, `email_verified`, `allowed-origins` and the profile claims, with JOSE header
+    /// `typ: JWT`; the ID token carries `typ: ID`, `azp`, `acr` and `email_verified`, but no roles.
+    Keycloak,
+}
+
+/// How a client's redirect and post-logout redirect URIs are matched (`redirect_uri_rules`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedirectUriRules {
+    /// Character for character (RFC 6749 §3.1.2.2, OAuth 2.1).
+    #[default]
+    Exact,
+    /// Keycloak's (`RedirectUtils`, `OIDCAdvancedConfigWrapper`): a registered URI ending in `*` matches every URI
+    /// starting with the part before it (the request's query ignored), `*` alone matches any URI; in
+    /// `post_logout_redirect_uris`, `+` adds the redirect URIs, `-` allows none, and an empty list means the
+    /// redirect URIs. Wildcards are logged as a warning at start-up.
+    Keycloak,
+}
+
+/// Whether `uri` matches the registered `valid` under Keycloak's rules.
+fn keycloak_match(valid: &str, uri: &str) -> bool {
+    let Ok(parsed) = Url::parse(uri) else { return false };
+    if parsed.fragment().is_some() {
+        return false;
+    }
+    match valid.strip_suffix('*') {
+        Some("") => true,
+        Some(prefix) if !prefix.contains('?') => uri.split('?').next().unwrap_or("").starts_with(prefix),
+        Some(prefix) => uri.starts_with(prefix),
+        None => valid == uri,
+    }
+}
+
 /// One `[[oidc.clients]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -139,6 +181,14 @@ pub struct ClientConfig {
     pub frontchannel_logout_session_required: bool,
     /// `full` (default: groups, roles and username in the access token) or `minimal` (RFC 9068 claims only).
     pub access_token_claims: AccessTokenClaimsMode,
+    /// `fedgate` (default) or `keycloak`: the claim layout of this client's tokens ([`ClaimsProfile`]).
+    pub claims_profile: ClaimsProfile,
+    /// `exact` (default) or `keycloak`: how `redirect_uris` and `post_logout_redirect_uris` match
+    /// ([`RedirectUriRules`]).
+    pub redirect_uri_rules: RedirectUriRules,
+    /// Client roles (Keycloak's `resource_access.<client_id>.roles`): role name → the groups that grant it, like
+    /// `[roles]` does for realm roles. Only the `keycloak` profile puts them in tokens.
+    pub client_roles: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for ClientConfig {
@@ -160,7 +210,49 @@ impl Default for ClientConfig {
             frontchannel_logout_uri: None,
             frontchannel_logout_session_required: false,
             access_token_claims: AccessTokenClaimsMode::Full,
+            claims_profile: ClaimsProfile::Fedgate,
+            redirect_uri_rules: RedirectUriRules::Exact,
+            client_roles: BTreeMap::new(),
         }
+    }
+}
+
+impl ClientConfig {
+    /// Whether `uri` is one of the registered redirect URIs (by [`ClientConfig::redirect_uri_rules`]).
+    pub fn allows_redirect_uri(&self, uri: &str) -> bool {
+        match self.redirect_uri_rules {
+            RedirectUriRules::Exact => self.redirect_uris.iter().any(|r| r == uri),
+            RedirectUriRules::Keycloak => self.redirect_uris.iter().any(|r| keycloak_match(r, uri)),
+        }
+    }
+
+    /// Whether `uri` is an allowed `post_logout_redirect_uri` (by [`ClientConfig::redirect_uri_rules`]).
+    pub fn allows_post_logout_uri(&self, uri: &str) -> bool {
+        let list = &self.post_logout_redirect_uris;
+        match self.redirect_uri_rules {
+            RedirectUriRules::Exact => list.iter().any(|r| r == uri),
+            RedirectUriRules::Keycloak => {
+                if list.iter().any(|r| r == "-") {
+                    return false;
+                }
+                let with_redirects = list.is_empty() || list.iter().any(|r| r == "+");
+                list.iter().filter(|r| *r != "+").any(|r| keycloak_match(r, uri))
+                    || (with_redirects && self.redirect_uris.iter().any(|r| keycloak_match(r, uri)))
+            }
+        }
+    }
+
+    /// The registered URIs that are wildcards under Keycloak's rules (for the start-up warning).
+    pub fn wildcard_uris(&self) -> Vec<&str> {
+        if self.redirect_uri_rules != RedirectUriRules::Keycloak {
+            return Vec::new();
+        }
+        self.redirect_uris
+            .iter()
+            .chain(&self.post_logout_redirect_uris)
+            .filter(|r| r.ends_with('*'))
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -321,7 +413,33 @@ impl OidcConfig {
                 [("redirect_uris", &c.redirect_uris), ("post_logout_redirect_uris", &c.post_logout_redirect_uris)]
             {
                 for uri in list {
-                    if let Some(problem) = redirect_uri_problem(uri) {
+                    let keycloak = c.redirect_uri_rules == RedirectUriRules::Keycloak;
+                    if keycloak && (uri == "*" || (key == "post_logout_redirect_uris" && (uri == "+" || uri == "-"))) {
+                        continue;
+                    }
+                    if !keycloak && uri.ends_with('*') {
+                        issues.push(ConfigIssue::new(
+                            k(key),
+                            Some(uri.clone()),
+                            "ends with * but redirect URIs match exactly",
+                            "set redirect_uri_rules = \"keycloak\" for Keycloak's prefix match, or register the exact URI",
+                        ));
+                        continue;
+                    }
+                    let checked = if keycloak { uri.strip_suffix('*').unwrap_or(uri) } else { uri.as_str() };
+                    if keycloak
+                        && uri.ends_with('*')
+                        && checked.split_once("://").is_some_and(|(_, rest)| !rest.contains('/'))
+                    {
+                        issues.push(ConfigIssue::new(
+                            k(key),
+                            Some(uri.clone()),
+                            "the wildcard reaches into the host name (another site's host would match)",
+                            "end the part before * with a path, e.g. \"https://app.example.com/*\"",
+                        ));
+                        continue;
+                    }
+                    if let Some(problem) = redirect_uri_problem(checked) {
                         issues.push(ConfigIssue::new(
                             k(key),
                             Some(uri.clone()),
@@ -401,6 +519,43 @@ mod tests {
             redirect_uris: vec!["https://app.example/cb".into()],
             ..ClientConfig::default()
         }
+    }
+
+    #[test]
+    fn keycloak_redirect_uri_rules() {
+        let kc = ClientConfig {
+            redirect_uri_rules: RedirectUriRules::Keycloak,
+            redirect_uris: vec!["https://app.example/cb/*".into(), "https://other.example/exact".into()],
+            post_logout_redirect_uris: vec!["+".into(), "https://bye.example/".into()],
+            ..client()
+        };
+        assert!(kc.allows_redirect_uri("https://app.example/cb/x?y=1"));
+        assert!(kc.allows_redirect_uri("https://app.example/cb/"));
+        assert!(!kc.allows_redirect_uri("https://app.example/cbx"));
+        assert!(!kc.allows_redirect_uri("https://app.example/other?https://app.example/cb/"));
+        assert!(!kc.allows_redirect_uri("https://app.example/cb/x#frag"));
+        assert!(kc.allows_redirect_uri("https://other.example/exact"));
+        assert!(!kc.allows_redirect_uri("https://other.example/exact/more"));
+        assert!(kc.allows_post_logout_uri("https://bye.example/"));
+        assert!(kc.allows_post_logout_uri("https://app.example/cb/home"), "+ adds the redirect URIs");
+        assert_eq!(kc.wildcard_uris(), vec!["https://app.example/cb/*"]);
+        let none = ClientConfig { post_logout_redirect_uris: vec!["-".into()], ..kc.clone() };
+        assert!(!none.allows_post_logout_uri("https://app.example/cb/home"));
+        let empty = ClientConfig { post_logout_redirect_uris: Vec::new(), ..kc.clone() };
+        assert!(empty.allows_post_logout_uri("https://app.example/cb/home"), "empty means the redirect URIs");
+        let only = ClientConfig { post_logout_redirect_uris: vec!["https://bye.example/".into()], ..kc.clone() };
+        assert!(!only.allows_post_logout_uri("https://app.example/cb/home"));
+        let cfg = OidcConfig { clients: vec![kc.clone()], ..OidcConfig::default() };
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        let host = ClientConfig { redirect_uris: vec!["https://app.example*".into()], ..kc.clone() };
+        let issues = OidcConfig { clients: vec![host], ..OidcConfig::default() }.validate();
+        assert!(issues.iter().any(|i| i.problem.contains("host name")), "{issues:?}");
+        // Exact (the default): a literal match only, and a * is pointed out.
+        let exact = ClientConfig { redirect_uri_rules: RedirectUriRules::Exact, ..kc };
+        assert!(!exact.allows_redirect_uri("https://app.example/cb/x"));
+        assert!(exact.wildcard_uris().is_empty());
+        let issues = OidcConfig { clients: vec![exact], ..OidcConfig::default() }.validate();
+        assert!(issues.iter().any(|i| i.fix.contains("redirect_uri_rules")), "{issues:?}");
     }
 
     #[test]

@@ -33,6 +33,54 @@ pub const LOGOUT_PATH: &str = "/oauth2/logout";
 /// Path of this document.
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
+/// Keycloak's endpoint paths under a realm URL (`…/realms/{realm}`), for realm mode.
+pub mod keycloak {
+    /// Authorization endpoint.
+    pub const AUTHORIZE: &str = "/protocol/openid-connect/auth";
+    /// Token endpoint.
+    pub const TOKEN: &str = "/protocol/openid-connect/token";
+    /// Introspection endpoint.
+    pub const INTROSPECT: &str = "/protocol/openid-connect/token/introspect";
+    /// Userinfo endpoint.
+    pub const USERINFO: &str = "/protocol/openid-connect/userinfo";
+    /// JWKS.
+    pub const JWKS: &str = "/protocol/openid-connect/certs";
+    /// RP-initiated logout.
+    pub const LOGOUT: &str = "/protocol/openid-connect/logout";
+    /// Revocation endpoint.
+    pub const REVOKE: &str = "/protocol/openid-connect/revoke";
+    /// The session-check iframe keycloak-js loads.
+    pub const CHECK_SESSION_IFRAME: &str = "/protocol/openid-connect/login-status-iframe.html";
+}
+
+/// Where the endpoints are: fedgate's own paths under the public URL, or Keycloak's under a realm URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `/oauth2/...` under the issuer.
+    Fedgate,
+    /// `/protocol/openid-connect/...` under the issuer (the realm URL).
+    Keycloak,
+}
+
+impl Layout {
+    fn paths(self) -> [&'static str; 7] {
+        match self {
+            Self::Fedgate => {
+                [AUTHORIZE_PATH, TOKEN_PATH, USERINFO_PATH, JWKS_PATH, INTROSPECT_PATH, REVOKE_PATH, LOGOUT_PATH]
+            }
+            Self::Keycloak => [
+                keycloak::AUTHORIZE,
+                keycloak::TOKEN,
+                keycloak::USERINFO,
+                keycloak::JWKS,
+                keycloak::INTROSPECT,
+                keycloak::REVOKE,
+                keycloak::LOGOUT,
+            ],
+        }
+    }
+}
+
 /// Metadata fields openidconnect's `ProviderMetadata` has no field for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtraProviderMetadata {
@@ -58,6 +106,9 @@ pub struct ExtraProviderMetadata {
     pub frontchannel_logout_supported: bool,
     /// Front-channel logout URLs carry `iss` and `sid`.
     pub frontchannel_logout_session_supported: bool,
+    /// OIDC Session Management's iframe (Keycloak layout only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_session_iframe: Option<String>,
 }
 
 impl AdditionalProviderMetadata for ExtraProviderMetadata {}
@@ -117,13 +168,25 @@ pub fn document(
     claims: Vec<String>,
     active: &SigningKey,
 ) -> Result<DiscoveryDocument, url::ParseError> {
+    document_in(Layout::Fedgate, issuer, scopes, claims, active)
+}
+
+/// Like [`document`], with the endpoints where `layout` puts them.
+pub fn document_in(
+    layout: Layout,
+    issuer: &str,
+    scopes: &[String],
+    claims: Vec<String>,
+    active: &SigningKey,
+) -> Result<DiscoveryDocument, url::ParseError> {
     let url = |path: &str| format!("{issuer}{path}");
+    let [authorize, token, userinfo, jwks, introspect, revoke, logout] = layout.paths();
     let auth_methods = vec!["client_secret_basic".to_string(), "client_secret_post".to_string()];
     let extra = ExtraProviderMetadata {
         code_challenge_methods_supported: vec!["S256".into()],
-        end_session_endpoint: url(LOGOUT_PATH),
-        introspection_endpoint: url(INTROSPECT_PATH),
-        revocation_endpoint: url(REVOKE_PATH),
+        end_session_endpoint: url(logout),
+        introspection_endpoint: url(introspect),
+        revocation_endpoint: url(revoke),
         introspection_endpoint_auth_methods_supported: auth_methods.clone(),
         revocation_endpoint_auth_methods_supported: auth_methods,
         authorization_response_iss_parameter_supported: true,
@@ -131,20 +194,25 @@ pub fn document(
         backchannel_logout_session_supported: true,
         frontchannel_logout_supported: true,
         frontchannel_logout_session_supported: true,
+        check_session_iframe: (layout == Layout::Keycloak).then(|| url(keycloak::CHECK_SESSION_IFRAME)),
     };
     let doc = DiscoveryDocument::new(
         IssuerUrl::new(issuer.to_string())?,
-        AuthUrl::new(url(AUTHORIZE_PATH))?,
-        JsonWebKeySetUrl::new(url(JWKS_PATH))?,
+        AuthUrl::new(url(authorize))?,
+        JsonWebKeySetUrl::new(url(jwks))?,
         vec![ResponseTypes::new(vec![CoreResponseType::Code])],
         vec![CoreSubjectIdentifierType::Public],
         vec![active.core_algorithm()],
         extra,
     )
-    .set_token_endpoint(Some(TokenUrl::new(url(TOKEN_PATH))?))
-    .set_userinfo_endpoint(Some(UserInfoUrl::new(url(USERINFO_PATH))?))
+    .set_token_endpoint(Some(TokenUrl::new(url(token))?))
+    .set_userinfo_endpoint(Some(UserInfoUrl::new(url(userinfo))?))
     .set_scopes_supported(Some(scopes.iter().map(|s| Scope::new(s.clone())).collect()))
-    .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
+    .set_response_modes_supported(Some(vec![
+        CoreResponseMode::Query,
+        CoreResponseMode::Fragment,
+        CoreResponseMode::FormPost,
+    ]))
     .set_grant_types_supported(Some(vec![
         CoreGrantType::AuthorizationCode,
         CoreGrantType::RefreshToken,

@@ -19,10 +19,12 @@ impl Provider {
     /// does, with its `now`). `want_at_jwt` selects access tokens (`typ: at+jwt`) or anything else (ID tokens).
     pub(crate) fn decode_our_jwt<T: serde::de::DeserializeOwned>(&self, token: &str, want_at_jwt: bool) -> Option<T> {
         let header = jsonwebtoken::decode_header(token).ok()?;
-        let is_at = header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+        // RFC 9068's header `typ`, or (Keycloak profile) header `typ: JWT` with the payload's `typ: Bearer`.
+        let is_at = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt")
+                || t.eq_ignore_ascii_case("application/at+jwt")
+                || (t.eq_ignore_ascii_case("JWT") && payload_typ(token).as_deref() == Some("Bearer"))
+        });
         if is_at != want_at_jwt {
             return None;
         }
@@ -148,4 +150,16 @@ impl Provider {
         }
         Ok(())
     }
+}
+
+/// The payload's `typ` claim, read before the signature is checked (only to tell token kinds apart).
+fn payload_typ(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    #[derive(serde::Deserialize)]
+    struct Typ {
+        typ: Option<String>,
+    }
+    serde_json::from_slice::<Typ>(&bytes).ok()?.typ
 }

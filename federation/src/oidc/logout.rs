@@ -67,7 +67,7 @@ impl Provider {
                     .as_deref()
                     .and_then(|c| self.clients.get(c))
                     .ok_or_else(|| bad("post_logout_redirect_uri needs id_token_hint or client_id"))?;
-                if !client.config.post_logout_redirect_uris.iter().any(|r| r == uri) {
+                if !client.config.allows_post_logout_uri(uri) {
                     return Err(bad("post_logout_redirect_uri is not registered for this client"));
                 }
                 let mut url = Url::parse(uri).map_err(|_| bad("post_logout_redirect_uri is not a URL"))?;

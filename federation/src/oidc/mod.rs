@@ -32,9 +32,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::CoreJsonWebKeySet;
 use url::Url;
 
-pub use authorize::{AuthorizationRequest, AuthorizeError, LoginDecision, Prompt};
+pub use authorize::{AuthorizationRequest, AuthorizeError, LoginDecision, Prompt, ResponseMode};
 pub use claims::{AccessTokenClaims, ExtraClaims};
-pub use config::{AccessTokenClaimsMode, ClientConfig, OidcConfig, SigningAlgorithm};
+pub use config::{AccessTokenClaimsMode, ClaimsProfile, ClientConfig, OidcConfig, RedirectUriRules, SigningAlgorithm};
 pub use discovery::DiscoveryDocument;
 pub use error::{ErrorCode, KeyError, ProtocolError, StoreError, TokenError};
 pub use keys::{KeySet, SigningKey};
@@ -105,6 +105,22 @@ impl Provider {
         Ok(Self { cfg, issuer, keys, store, clients, known_scopes, discovery })
     }
 
+    /// Switches to Keycloak's realm layout: the issuer (given to [`Provider::new`]) is the realm URL
+    /// `{public_url}[/auth]/realms/{realm}`, and discovery advertises the endpoints under
+    /// `{issuer}/protocol/openid-connect/`.
+    pub fn with_keycloak_layout(mut self) -> Result<Self, SetupError> {
+        let extra_claims = self.cfg.scope_claims.values().flatten().cloned();
+        self.discovery = discovery::document_in(
+            discovery::Layout::Keycloak,
+            &self.issuer,
+            &self.known_scopes,
+            discovery::claims_supported(extra_claims),
+            self.keys.active(),
+        )
+        .map_err(|_| SetupError::Issuer(self.issuer.clone()))?;
+        Ok(self)
+    }
+
     /// The issuer identifier (`iss`), without a trailing slash.
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -162,6 +178,7 @@ impl Provider {
             preferred_username: Some(principal.username.clone()),
             groups: principal.groups.clone(),
             roles: principal.roles.clone(),
+            keycloak: None,
         };
         let header = jsonwebtoken::Header { typ: Some("at+jwt".into()), ..Default::default() };
         self.keys.active().sign_jwt(&header, &claims)

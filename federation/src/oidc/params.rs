@@ -38,6 +38,19 @@ impl Params {
     }
 }
 
+impl Params {
+    /// The same parameters with every `from` renamed to `to` (e.g. Keycloak's legacy logout `redirect_uri`).
+    #[must_use]
+    pub fn renamed(mut self, from: &str, to: &str) -> Self {
+        for (k, _) in &mut self.0 {
+            if k == from {
+                *k = to.to_string();
+            }
+        }
+        self
+    }
+}
+
 impl From<Vec<(String, String)>> for Params {
     fn from(pairs: Vec<(String, String)>) -> Self {
         Self(pairs)

@@ -737,3 +737,96 @@ fn logout_tokens_are_signed_logout_jwts_with_events_sid_and_no_nonce() {
     assert_eq!(discovery["backchannel_logout_supported"], true);
     assert_eq!(discovery["frontchannel_logout_session_supported"], true);
 }
+
+#[test]
+fn keycloak_profile_puts_keycloaks_claims_where_keycloak_does() {
+    let mut cfg = config(SigningAlgorithm::RS256);
+    cfg.clients[0].claims_profile = ClaimsProfile::Keycloak;
+    cfg.clients[0].client_roles =
+        BTreeMap::from([("editor".to_string(), vec!["dev".to_string()]), ("x".to_string(), vec!["none".to_string()])]);
+    let p = provider_from(cfg);
+    // Only openid asked for: Keycloak's default scopes apply anyway.
+    let code = code_for(&p, "app", "https://app.example/cb", &[("scope", "openid")]);
+    let tokens = redeem(&p, &code, &[], now()).unwrap();
+    assert_eq!(jsonwebtoken::decode_header(&tokens.access_token).unwrap().typ.as_deref(), Some("JWT"));
+    let at = jwt_payload(&tokens.access_token);
+    assert_eq!(at["typ"], "Bearer");
+    assert_eq!(at["azp"], "app");
+    assert_eq!(at["acr"], "1");
+    assert_eq!(at["scope"], "openid profile email");
+    assert_eq!(at["realm_access"], serde_json::json!({ "roles": ["admin"] }));
+    assert_eq!(at["resource_access"], serde_json::json!({ "app": { "roles": ["editor"] } }));
+    assert_eq!(at["allowed-origins"], serde_json::json!(["https://app.example"]));
+    assert_eq!(at["email_verified"], true);
+    assert!(at.get("roles").is_none() && at.get("groups").is_none(), "{at}");
+    let id = jwt_payload(tokens.id_token.as_deref().unwrap());
+    assert_eq!(id["typ"], "ID");
+    assert_eq!(id["email"], "alice@example.org");
+    assert!(id.get("realm_access").is_none() && id.get("roles").is_none(), "roles only in the access token: {id}");
+    // Told apart by the payload typ: the access token is one, the ID token is not.
+    assert!(block_on(p.verify_access_token(&tokens.access_token, now())).is_ok());
+    assert!(block_on(p.verify_access_token(tokens.id_token.as_deref().unwrap(), now())).is_err());
+    // The refresh token looks like Keycloak's (keycloak-js decodes it) and still rotates.
+    let rt = tokens.refresh_token.unwrap();
+    assert_eq!(jwt_payload(&rt)["typ"], "Refresh");
+    let again = refresh(&p, &rt, at_secs(60)).unwrap();
+    assert_eq!(jwt_payload(&again.access_token)["acr"], "0", "a refresh later is not a fresh login");
+    let intro = block_on(p.introspect(&q(&[("token", &again.access_token)]), Some(&basic("app", SECRET)), at_secs(61)));
+    assert_eq!(intro.unwrap()["realm_access"], serde_json::json!({ "roles": ["admin"] }), "introspection has roles");
+    assert!(refresh(&p, &rt, at_secs(62)).is_err(), "reuse refused");
+}
+
+fn at_secs(s: i64) -> OffsetDateTime {
+    at(s + 600)
+}
+
+#[test]
+fn response_modes_put_the_answer_where_asked() {
+    let p = provider(SigningAlgorithm::RS256);
+    for (mode, in_fragment) in [("query", false), ("fragment", true), ("form_post", true)] {
+        let req = p.authorize(&q(&auth_params("app", "https://app.example/cb", &[("response_mode", mode)])), now());
+        let url = block_on(p.issue_code(&req.unwrap(), &principal(), now())).unwrap();
+        assert_eq!(url.fragment().is_some_and(|f| f.contains("code=")), in_fragment, "{mode}: {url}");
+        assert_eq!(url.query().is_some_and(|f| f.contains("code=")), !in_fragment, "{mode}: {url}");
+    }
+    let (action, fields) = ResponseMode::form_fields(&Url::parse("https://app.example/cb?a=1#code=c&state=s").unwrap());
+    assert_eq!(action.as_str(), "https://app.example/cb?a=1");
+    assert_eq!(fields, vec![("code".to_string(), "c".to_string()), ("state".to_string(), "s".to_string())]);
+    let bad = p.authorize(&q(&auth_params("app", "https://app.example/cb", &[("response_mode", "jwt")])), now());
+    assert!(matches!(bad, Err(AuthorizeError::Redirect { .. })));
+}
+
+#[test]
+fn keycloak_layout_discovery_lists_realm_endpoints() {
+    let keys = KeySet::generate(SigningAlgorithm::RS256).unwrap();
+    let realm = Url::parse("https://sso.example/auth/realms/corp").unwrap();
+    let p = Provider::new(config(SigningAlgorithm::RS256), realm, keys, Arc::new(MemoryGrantStore::new(100)))
+        .unwrap()
+        .with_keycloak_layout()
+        .unwrap();
+    let d = serde_json::to_value(p.discovery()).unwrap();
+    assert_eq!(d["issuer"], "https://sso.example/auth/realms/corp");
+    assert_eq!(d["token_endpoint"], "https://sso.example/auth/realms/corp/protocol/openid-connect/token");
+    assert_eq!(d["jwks_uri"], "https://sso.example/auth/realms/corp/protocol/openid-connect/certs");
+    assert_eq!(
+        d["check_session_iframe"],
+        "https://sso.example/auth/realms/corp/protocol/openid-connect/login-status-iframe.html"
+    );
+    let plain = serde_json::to_value(provider(SigningAlgorithm::RS256).discovery()).unwrap();
+    assert!(plain.get("check_session_iframe").is_none());
+}
+
+#[test]
+fn keycloak_profile_service_accounts_are_named_like_keycloaks() {
+    let mut cfg = config(SigningAlgorithm::RS256);
+    let svc = cfg.clients.iter_mut().find(|c| c.client_id == "svc").unwrap();
+    svc.claims_profile = ClaimsProfile::Keycloak;
+    let p = provider_from(cfg);
+    let form = q(&[("grant_type", "client_credentials")]);
+    let r = block_on(p.token(&form, Some(&basic("svc", SECRET)), now())).unwrap();
+    assert_eq!(jsonwebtoken::decode_header(&r.access_token).unwrap().typ.as_deref(), Some("JWT"));
+    let claims = jwt_payload(&r.access_token);
+    assert_eq!(claims["preferred_username"], "service-account-svc");
+    assert_eq!((claims["typ"].as_str(), claims["azp"].as_str()), (Some("Bearer"), Some("svc")));
+    assert!(block_on(p.verify_access_token(&r.access_token, now())).is_ok());
+}

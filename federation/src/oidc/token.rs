@@ -4,6 +4,7 @@
 //! Codes are single-use (an atomic `take`); redeeming a code twice revokes the token family it created. Refresh
 //! tokens are opaque and rotate on every use; presenting a rotated one again revokes the whole family.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,8 +13,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::Provider;
-use super::claims::{AccessTokenClaims, IdTokenClaimSet, OidcIdToken, user_claims};
+use super::claims::{
+    AccessTokenClaims, IdTokenClaimSet, KeycloakAccessClaims, OidcIdToken, RoleList, client_roles, keycloak_acr,
+    origins, user_claims,
+};
 use super::client::{self, Client};
+use super::config::ClaimsProfile;
 use super::error::{ErrorCode, KeyError, Result, TokenError};
 use super::params::Params;
 use super::store::{CodeGrant, Family, Grant, RedeemedCode, RefreshGrant};
@@ -268,6 +273,23 @@ impl Provider {
             preferred_username: None,
             groups: Vec::new(),
             roles: Vec::new(),
+            keycloak: None,
+        };
+        // Keycloak names a client's service account `service-account-<client_id>`.
+        let claims = match client.config.claims_profile {
+            ClaimsProfile::Fedgate => claims,
+            ClaimsProfile::Keycloak => AccessTokenClaims {
+                preferred_username: Some(format!("service-account-{}", client.id())),
+                keycloak: Some(KeycloakAccessClaims {
+                    typ: "Bearer".into(),
+                    azp: client.id().to_string(),
+                    acr: "1".into(),
+                    allowed_origins: origins(&client.config.redirect_uris),
+                    resource_access: BTreeMap::new(),
+                    ..KeycloakAccessClaims::default()
+                }),
+                ..claims
+            },
         };
         Ok(TokenResponse {
             access_token: self.sign_access_token(&claims)?,
@@ -279,10 +301,11 @@ impl Provider {
         })
     }
 
-    /// Signs an access token with the active key (`typ: at+jwt`).
+    /// Signs an access token with the active key: header `typ: at+jwt`, or `typ: JWT` for the Keycloak profile
+    /// (told apart from ID tokens by the payload's `typ: Bearer`).
     pub(crate) fn sign_access_token(&self, claims: &AccessTokenClaims) -> Result<String, KeyError> {
         let mut header = jsonwebtoken::Header::new(self.keys.active().jwt_algorithm());
-        header.typ = Some("at+jwt".into());
+        header.typ = Some(if claims.keycloak.is_some() { "JWT" } else { "at+jwt" }.into());
         self.keys.active().sign_jwt(&header, claims)
     }
 
@@ -304,7 +327,10 @@ impl Provider {
             preferred_username: Some(p.username.clone()),
             groups: p.groups.clone(),
             roles: p.roles.clone(),
+            keycloak: None,
         };
+        let keycloak = issue.client.config.claims_profile == ClaimsProfile::Keycloak;
+        let acr = keycloak_acr(p, iat, super::secs(self.cfg.code_ttl) + 60);
         // `minimal`: RFC 9068's claims only, so the token stays small (mod_auth_openidc caches tokens under 512
         // bytes of key); the app reads the user's details from userinfo or introspection.
         let at_claims = match issue.client.config.access_token_claims {
@@ -313,11 +339,47 @@ impl Provider {
                 AccessTokenClaims { preferred_username: None, groups: Vec::new(), roles: Vec::new(), ..at_claims }
             }
         };
+        // `keycloak`: Keycloak's default scopes in the places Keycloak puts them (roles only in the access token).
+        let at_claims = if keycloak {
+            let mut resource_access = BTreeMap::new();
+            let mine = client_roles(p, &issue.client.config.client_roles);
+            if !mine.is_empty() {
+                resource_access.insert(client_id.clone(), RoleList { roles: mine });
+            }
+            let has = |s: &str| issue.scopes.iter().any(|x| x == s);
+            AccessTokenClaims {
+                groups: if has("groups") { p.groups.clone() } else { Vec::new() },
+                roles: Vec::new(),
+                keycloak: Some(KeycloakAccessClaims {
+                    typ: "Bearer".into(),
+                    azp: client_id.clone(),
+                    acr: acr.clone(),
+                    allowed_origins: origins(&issue.client.config.redirect_uris),
+                    realm_access: RoleList { roles: p.roles.clone() },
+                    resource_access,
+                    email_verified: p.email.is_some(),
+                    name: p.display_name.clone(),
+                    given_name: p.given_name.clone(),
+                    family_name: p.family_name.clone(),
+                    email: p.email.clone(),
+                }),
+                ..at_claims
+            }
+        } else {
+            at_claims
+        };
         let access_token = self.sign_access_token(&at_claims)?;
 
         let id_token = if issue.scopes.iter().any(|s| s == "openid") {
-            let (standard, mut extra) = user_claims(p, issue.scopes, &self.cfg.scope_claims);
+            let (mut standard, mut extra) = user_claims(p, issue.scopes, &self.cfg.scope_claims);
             extra.sid = Some(issue.family_id.to_string());
+            if keycloak {
+                extra.roles = None;
+                extra.extra.insert("typ".into(), "ID".into());
+                extra.extra.insert("jti".into(), fedgate_types::random::token().into());
+                extra.extra.insert("acr".into(), acr.clone().into());
+                standard = standard.set_email_verified(Some(p.email.is_some()));
+            }
             let issuer = IssuerUrl::new(self.issuer.clone())
                 .map_err(|_| TokenError::protocol(ErrorCode::ServerError, "issuer is not a URL"))?;
             let claims = IdTokenClaimSet::new(
@@ -346,7 +408,11 @@ impl Provider {
         };
 
         let refresh_token = if issue.client.allows_grant("refresh_token") {
-            let token = fedgate_types::random::token();
+            let token = if keycloak {
+                keycloak_refresh_token(&self.issuer, &client_id, p, issue, iat, super::secs(self.cfg.refresh_token_ttl))
+            } else {
+                fedgate_types::random::token()
+            };
             let record = RefreshGrant {
                 family_id: issue.family_id.to_string(),
                 client_id: client_id.clone(),
@@ -387,4 +453,37 @@ impl Provider {
         self.store.put(&key, Grant::Family(family), self.family_ttl()).await?;
         Ok(())
     }
+}
+
+/// A refresh token shaped like Keycloak's (keycloak-js decodes every token it gets as a JWT): a JWT-looking
+/// `header.payload.secret` whose payload says what Keycloak's does (`typ: Refresh`, `exp`, `sid`, …) and whose
+/// last part is a fresh random secret. It is unsigned (`alg: none`), so nothing takes it as a JWT of ours; like
+/// every refresh token it is only ever looked up in the grant store, by its hash.
+fn keycloak_refresh_token(
+    issuer: &str,
+    client_id: &str,
+    p: &Principal,
+    issue: &Issue<'_>,
+    iat: i64,
+    ttl: i64,
+) -> String {
+    let header = serde_json::json!({ "alg": "none", "typ": "JWT" });
+    let payload = serde_json::json!({
+        "exp": iat + ttl,
+        "iat": iat,
+        "jti": fedgate_types::random::token(),
+        "iss": issuer,
+        "aud": issuer,
+        "sub": p.subject,
+        "typ": "Refresh",
+        "azp": client_id,
+        "sid": issue.family_id,
+        "scope": issue.scopes.join(" "),
+    });
+    format!(
+        "{}.{}.{}",
+        super::b64(header.to_string().as_bytes()),
+        super::b64(payload.to_string().as_bytes()),
+        fedgate_types::random::token()
+    )
 }

@@ -68,6 +68,25 @@ pub fn post_xml(saml_request: &str) -> Result<Vec<u8>, SamlError> {
     Ok(xml)
 }
 
+/// Whether a `SAMLRequest` value (HTTP-Redirect when `deflated`, else HTTP-POST) is a `LogoutRequest`, by its
+/// document element's local name; for endpoints that take both kinds on one URL (Keycloak's `/protocol/saml`). Only
+/// dispatches: the message is parsed and checked afterwards by the handler it goes to.
+pub fn is_logout_request(saml_request: &str, deflated: bool) -> bool {
+    let xml = if deflated { inflate(saml_request) } else { post_xml(saml_request) };
+    let Ok(xml) = xml else { return false };
+    let text = String::from_utf8_lossy(&xml);
+    let mut rest = text.as_ref();
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        if rest.starts_with('?') || rest.starts_with('!') {
+            continue;
+        }
+        let name = rest.split(|c: char| c.is_whitespace() || c == '>' || c == '/').next().unwrap_or("");
+        return name.rsplit(':').next() == Some("LogoutRequest");
+    }
+    false
+}
+
 /// Decodes an HTTP-POST `SAMLRequest` value.
 pub fn decode_post(saml_request: &str) -> Result<AuthnRequest, SamlError> {
     parse(&post_xml(saml_request)?)
@@ -392,6 +411,27 @@ pub(crate) mod der {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+
+    #[test]
+    fn logout_requests_are_told_from_authn_requests_by_their_root_element() {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let post = |xml: &str| base64::engine::general_purpose::STANDARD.encode(xml);
+        let deflated = |xml: &str| {
+            let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(xml.as_bytes()).unwrap();
+            base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap())
+        };
+        let logout = r#"<?xml version="1.0"?><!-- x --><samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1"/>"#;
+        let authn = r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_LogoutRequest"/>"#;
+        assert!(is_logout_request(&post(logout), false));
+        assert!(is_logout_request(&deflated(logout), true));
+        assert!(!is_logout_request(&post(authn), false));
+        assert!(!is_logout_request(&deflated(authn), true));
+        assert!(!is_logout_request("%%%not base64", true));
+        assert!(!is_logout_request(&post(logout), true), "not deflated");
+    }
+
     use super::*;
     use std::io::Write as _;
 

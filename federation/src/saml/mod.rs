@@ -140,6 +140,19 @@ impl IdentityProvider {
         })
     }
 
+    /// Keycloak realm mode: SSO and SLO both at `{realm_url}/protocol/saml`, and the entity ID (which is also the
+    /// Response `Issuer`) the realm URL unless `entity_id` is configured.
+    #[must_use]
+    pub fn with_realm_url(mut self, realm_url: &str) -> Self {
+        let realm_url = realm_url.trim_end_matches('/');
+        if self.cfg.entity_id.is_none() {
+            self.entity_id = realm_url.to_string();
+        }
+        self.sso_url = format!("{realm_url}/protocol/saml");
+        self.slo_url = self.sso_url.clone();
+        self
+    }
+
     /// The IdP entity ID (= `Issuer`).
     pub fn entity_id(&self) -> &str {
         &self.entity_id

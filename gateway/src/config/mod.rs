@@ -53,6 +53,8 @@ pub struct Config {
     pub proxy: crate::config::ProxyConfig,
     /// `[scim]`: provisioning directory users to SCIM servers (`fedgate scim sync`).
     pub scim: Option<federation::scim::ScimConfig>,
+    /// `[keycloak]`: Keycloak realm URLs and issuer (enabled when the section is present).
+    pub keycloak: Option<KeycloakConfig>,
 }
 
 impl Config {
@@ -78,6 +80,7 @@ impl Config {
                 targets: vec![federation::scim::TargetConfig::default()],
                 ..Default::default()
             }),
+            keycloak: Some(KeycloakConfig::default()),
             ..Self::default()
         }
     }

@@ -228,6 +228,52 @@ impl Default for UiConfig {
     }
 }
 
+/// `[keycloak]`: Keycloak's realm URLs (opt-in), so apps and SPs that trusted a Keycloak realm keep working after
+/// its host name points at fedgate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeycloakConfig {
+    /// The realm name: the issuer becomes `{public_url}{path_prefix}/realms/{realm}`.
+    pub realm: String,
+    /// `""` (Keycloak ≥ 17) or `"/auth"` (Keycloak < 17, or `--http-relative-path=/auth`).
+    pub path_prefix: String,
+    /// Accept the pre-18 `redirect_uri` parameter at the logout endpoint (as `post_logout_redirect_uri`, checked
+    /// the same way); Keycloak's `legacy-logout-redirect-uri` option.
+    pub legacy_logout_redirect_uri: bool,
+}
+
+impl KeycloakConfig {
+    /// The path of the realm: `{path_prefix}/realms/{realm}`.
+    pub fn realm_path(&self) -> String {
+        format!("{}/realms/{}", self.path_prefix, self.realm)
+    }
+
+    /// The realm URL (issuer, SAML entity ID): `{public_url}{path_prefix}/realms/{realm}`.
+    pub fn realm_url(&self, public_url: &Url) -> String {
+        format!("{}{}", public_url.as_str().trim_end_matches('/'), self.realm_path())
+    }
+
+    fn validate(&self, out: &mut Vec<ConfigIssue>) {
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if self.realm.is_empty() || !self.realm.chars().all(ok) || self.realm.starts_with('.') {
+            out.push(ConfigIssue::new(
+                "keycloak.realm",
+                Some(self.realm.clone()),
+                "not a usable realm name",
+                "set the Keycloak realm's name (letters, digits, '-', '_', '.'), e.g. realm = \"corp\"",
+            ));
+        }
+        if !matches!(self.path_prefix.as_str(), "" | "/auth") {
+            out.push(ConfigIssue::new(
+                "keycloak.path_prefix",
+                Some(self.path_prefix.clone()),
+                "must be \"\" or \"/auth\"",
+                "use \"\" for Keycloak 17 and later, \"/auth\" for older ones (or --http-relative-path=/auth)",
+            ));
+        }
+    }
+}
+
 impl super::Config {
     /// Checks what types alone cannot: cross-field rules and values that parse but make no sense. Every problem
     /// is collected; nothing is changed.
@@ -290,6 +336,17 @@ impl super::Config {
         }
         if let Some(scim) = &self.scim {
             self.validate_scim(scim, &mut out);
+        }
+        if let Some(kc) = &self.keycloak {
+            kc.validate(&mut out);
+            if url.path() != "/" {
+                out.push(ConfigIssue::new(
+                    "server.public_url",
+                    Some(url.to_string()),
+                    "has a path, but [keycloak] realm URLs are served from the root",
+                    "set public_url to scheme, host and port only, and use keycloak.path_prefix for /auth",
+                ));
+            }
         }
         out
     }

@@ -145,3 +145,17 @@ fn limits_on_what_clients_can_make_the_gateway_hold_are_checked() {
     assert_eq!(defaults.server.header_read_timeout, std::time::Duration::from_secs(10));
     assert_eq!(defaults.session.max_pending_bytes, 32 << 20);
 }
+
+#[test]
+fn keycloak_realm_names_prefixes_and_public_url_paths_are_checked() {
+    assert!(problems(&format!("{DEMO_USER}\n[keycloak]\nrealm = \"corp\"\npath_prefix = \"/auth\"\n")).is_empty());
+    let p = problems(&format!(
+        "{DEMO_USER}\n[server]\npublic_url = \"https://sso.example.com/sso\"\n[keycloak]\nrealm = \"c/orp\"\npath_prefix = \"/keycloak\"\n"
+    ));
+    let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.value.as_deref())).collect();
+    assert!(keys.contains(&("keycloak.realm", Some("c/orp"))), "{keys:?}");
+    assert!(keys.contains(&("keycloak.path_prefix", Some("/keycloak"))), "{keys:?}");
+    assert!(keys.contains(&("server.public_url", Some("https://sso.example.com/sso"))), "{keys:?}");
+    let empty = problems(&format!("{DEMO_USER}\n[keycloak]\n"));
+    assert!(empty.iter().any(|p| p.key == "keycloak.realm" && p.fix.contains("realm = \"corp\"")), "{empty:?}");
+}

@@ -61,6 +61,19 @@ impl<S: Clone + Send + Sync + 'static> OwnRoutes<S> {
         self
     }
 
+    /// Like [`OwnRoutes::route`] for a path made from configuration (Keycloak's realm paths). The path is kept for
+    /// the life of the process (routers are built once per gateway start).
+    #[must_use]
+    pub fn route_owned(self, path: String, handler: MethodRouter<S>) -> Self {
+        self.route(Box::leak(path.into_boxed_str()), handler)
+    }
+
+    /// Like [`OwnRoutes::reserve_prefix`] for a prefix made from configuration (kept for the process's life).
+    #[must_use]
+    pub fn reserve_owned_prefix(self, prefix: String) -> Self {
+        self.reserve_prefix(Box::leak(prefix.into_boxed_str()))
+    }
+
     /// Routes `path` without reserving it: a proxy route for it wins (the account page at `/`, which an app behind
     /// a route for `/` keeps as its home page).
     #[must_use]

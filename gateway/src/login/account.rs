@@ -16,6 +16,11 @@ pub fn router() -> OwnRoutes<AppState> {
     OwnRoutes::new().route_unless_proxied("/", get(account))
 }
 
+/// `{base}/account` (Keycloak's account console) shows the same page.
+pub fn realm_router(base: &str) -> OwnRoutes<AppState> {
+    OwnRoutes::new().route_owned(format!("{base}/account"), get(account))
+}
+
 async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let Some((_, session)) = current_session(&state, &headers).await? else { return Ok(to_login("/")) };
     let u = &session.user;

@@ -32,6 +32,11 @@ pub fn router() -> OwnRoutes<AppState> {
         .merge(account::router())
 }
 
+/// Keycloak's account console URL of the realm at `base`: the account page.
+pub fn realm_router(base: &str) -> OwnRoutes<AppState> {
+    account::realm_router(base)
+}
+
 /// Longest username the login form takes (LDAP uid / sAMAccountName / UPN are far shorter).
 const MAX_USERNAME_BYTES: usize = 256;
 /// Longest password the login form takes.

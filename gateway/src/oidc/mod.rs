@@ -46,6 +46,106 @@ pub fn router() -> OwnRoutes<AppState> {
         .route("/oauth2/logout", get(logout).post(logout))
 }
 
+/// Keycloak's OIDC URLs of the realm at `base` (`{path_prefix}/realms/{realm}`): discovery, the endpoints under
+/// `/protocol/openid-connect/`, and the static pages keycloak-js loads in iframes.
+///
+/// keycloak-js calls the token endpoint with `credentials: 'include'`, which needs CORS for the exact origin with
+/// `Access-Control-Allow-Credentials`; as Keycloak does for a client's web origins, the browser JSON endpoints
+/// allow the origins of the registered redirect URIs (none of these endpoints reads a cookie).
+pub fn realm_router(base: &str, config: &crate::config::Config) -> OwnRoutes<AppState> {
+    use federation::oidc::discovery::keycloak as kc;
+    let origins: Vec<HeaderValue> = config
+        .oidc
+        .iter()
+        .flat_map(|o| federation::oidc::claims::origins(o.clients.iter().flat_map(|c| &c.redirect_uris)))
+        .filter_map(|o| HeaderValue::from_str(&o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    let at = |path: &str| format!("{base}{path}");
+    let browser_json = OwnRoutes::new()
+        .route_owned(at("/.well-known/openid-configuration"), get(discovery))
+        .route_owned(at(kc::JWKS), get(jwks))
+        .route_owned(at(kc::TOKEN), post(token))
+        .route_owned(at(kc::USERINFO), get(userinfo).post(userinfo))
+        .map_router(|r| r.layer(cors));
+    OwnRoutes::new()
+        .merge(browser_json)
+        .route_owned(at(kc::AUTHORIZE), get(authorize).post(authorize))
+        .route_owned(at(kc::INTROSPECT), post(introspect))
+        .route_owned(at(kc::REVOKE), post(revoke))
+        .route_owned(at(kc::LOGOUT), get(keycloak_logout).post(keycloak_logout))
+        .route_owned(at(kc::CHECK_SESSION_IFRAME), get(login_status_iframe))
+        .route_owned(at("/protocol/openid-connect/3p-cookies/step1.html"), get(third_party_cookies))
+        .route_owned(at("/protocol/openid-connect/3p-cookies/step2.html"), get(third_party_cookies))
+}
+
+/// A static page for keycloak-js's iframes: it may be framed by any site and runs only its own inline script.
+fn iframe_page(body: &'static str) -> Response {
+    let mut resp = axum::response::Html(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; frame-ancestors *"),
+    );
+    // CSP frame-ancestors overrides X-Frame-Options; an unknown value keeps the default DENY from being added.
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("ALLOWALL"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    resp
+}
+
+/// keycloak-js's third-party-cookie check (`3p-cookies/step1.html`, `step2.html`). fedgate has no cross-site
+/// session-status iframe, so the page answers `unsupported`: keycloak-js then turns its login-status iframe off and
+/// checks the session by redirecting (`prompt=none`), as it does in browsers that block third-party cookies.
+async fn third_party_cookies() -> Response {
+    iframe_page(
+        "<!doctype html><html><body><script>window.parent.postMessage(\"unsupported\", \"*\");</script></body></html>",
+    )
+}
+
+/// keycloak-js's session-status iframe (`login-status-iframe.html`): fedgate cannot tell a cross-site frame about
+/// the session, so it answers every check with `error` (keycloak-js only loads it when the cookie check above says
+/// `supported`, which fedgate never does).
+async fn login_status_iframe() -> Response {
+    iframe_page(
+        "<!doctype html><html><body><script>window.addEventListener(\"message\", function (e) { \
+         if (typeof e.data === \"string\") { e.source.postMessage(\"error\", e.origin); } });</script></body></html>",
+    )
+}
+
+/// Keycloak's logout endpoint: RP-initiated logout as at `/oauth2/logout` (Keycloak ≥ 18: `id_token_hint`,
+/// `client_id`, `post_logout_redirect_uri`, `state`, a confirmation page without a hint); the legacy
+/// `redirect_uri` when `keycloak.legacy_logout_redirect_uri` is on; and the adapters' back-channel logout, a POST
+/// with `refresh_token` and client authentication, answered `204` after that token's family is revoked.
+async fn keycloak_logout(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    OAuthParams(params): OAuthParams,
+) -> Result<Response, AppError> {
+    if method == Method::POST && params.get("refresh_token").ok().flatten().is_some() {
+        let provider = oidc(&state)?;
+        let client = client_gate(&state, peer.ip(), &params, &headers)?;
+        let params = params.renamed("refresh_token", "token");
+        let result = provider.revoke(&params, authorization(&headers), state.clock.now()).await;
+        return match client_outcome(&state, peer.ip(), client.as_deref(), result) {
+            Ok(()) => Ok(no_store(axum::http::StatusCode::NO_CONTENT)),
+            Err(e) => Err(oauth_error(e)),
+        };
+    }
+    let legacy = state.config.keycloak.as_ref().is_some_and(|k| k.legacy_logout_redirect_uri);
+    let params = if legacy && params.get("post_logout_redirect_uri").ok().flatten().is_none() {
+        params.renamed("redirect_uri", "post_logout_redirect_uri")
+    } else {
+        params
+    };
+    logout(State(state), method, headers, OAuthParams(params)).await
+}
+
 fn oidc(state: &AppState) -> Result<&Arc<Provider>, AppError> {
     state.oidc.as_ref().ok_or_else(|| AppError::NotFound("OpenID Connect is not configured on this gateway.".into()))
 }
@@ -138,9 +238,9 @@ async fn continue_authorization(
             }
             state.sessions.update(id, updated).await?;
             tracing::info!(client_id = %request.client_id, username = %principal.username, "authorization code issued");
-            Ok(Redirect::to(url.as_str()).into_response())
+            Ok(respond(&request, &url))
         }
-        LoginDecision::Fail(url) => Ok(Redirect::to(url.as_str()).into_response()),
+        LoginDecision::Fail(url) => Ok(respond(&request, &url)),
         LoginDecision::Login => {
             let force = request.prompt == Some(federation::oidc::Prompt::Login) || session.is_some();
             let hint = request.login_hint.clone();
@@ -148,6 +248,23 @@ async fn continue_authorization(
             Ok(to_login_with(&format!("/oauth2/authorize/resume?id={id}"), force, hint.as_deref()))
         }
     }
+}
+
+/// The authorization response: a redirect (the parameters in the query or the fragment), or for
+/// `response_mode=form_post` a page whose form posts them to the redirect URI.
+fn respond(request: &AuthorizationRequest, url: &url::Url) -> Response {
+    if request.response_mode != federation::oidc::ResponseMode::FormPost {
+        return Redirect::to(url.as_str()).into_response();
+    }
+    let (action, fields) = federation::oidc::ResponseMode::form_fields(url);
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (html, csp) = federation::saml::post_form::render_fields(action.as_str(), &fields);
+    let mut resp = axum::response::Html(html).into_response();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// How many `sid` values a session remembers per client (one per authorization in this session).
@@ -178,12 +295,9 @@ async fn resume(
         Some(Pending::Oidc(request)) => {
             let resp = continue_authorization(&state, &headers, *request).await?;
             // Done once the browser is sent back to the app; kept while the user is still logging in.
-            if resp
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .is_some_and(|l| !l.starts_with("/login"))
-            {
+            // (A form_post answer has no Location: it is the answer to the app.)
+            let location = resp.headers().get(header::LOCATION).map(|l| l.to_str().unwrap_or(""));
+            if location.is_none_or(|l| !l.starts_with("/login")) {
                 state.pending.take(&q.id);
             }
             Ok(resp)

@@ -33,6 +33,45 @@ pub fn router() -> OwnRoutes<AppState> {
         .route(single_logout::DONE_PATH, get(slo_done))
 }
 
+/// Keycloak's SAML URLs of the realm at `base`: `/protocol/saml` takes AuthnRequests and LogoutRequests (and
+/// LogoutResponses) by HTTP-Redirect and HTTP-POST, `/protocol/saml/descriptor` is the metadata, and
+/// `/protocol/saml/clients/{name}` starts an IdP-initiated login (`RelayState` query parameter, or the SP's
+/// `default_relay_state`).
+pub fn realm_router(base: &str) -> OwnRoutes<AppState> {
+    OwnRoutes::new()
+        .route_owned(format!("{base}/protocol/saml"), get(realm_redirect).post(realm_post))
+        .route_owned(format!("{base}/protocol/saml/descriptor"), get(metadata))
+        .route_owned(format!("{base}/protocol/saml/clients/{{sp}}"), get(idp_initiated))
+}
+
+/// `/protocol/saml` by HTTP-Redirect: a LogoutRequest or LogoutResponse goes to Single Logout, anything else to SSO.
+async fn realm_redirect(
+    state: State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AppError> {
+    let raw = q.unwrap_or_default();
+    let request = url::form_urlencoded::parse(raw.as_bytes()).find(|(k, _)| k == "SAMLRequest").map(|(_, v)| v);
+    let logout = raw.split('&').any(|p| p.starts_with("SAMLResponse="))
+        || request.is_some_and(|r| federation::saml::authn_request::is_logout_request(&r, true));
+    if logout {
+        slo_redirect(state, headers, RawQuery(Some(raw))).await
+    } else {
+        sso_redirect(state, headers, RawQuery(Some(raw))).await
+    }
+}
+
+/// `/protocol/saml` by HTTP-POST, dispatched like [`realm_redirect`].
+async fn realm_post(
+    state: State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PostBinding>,
+) -> Result<Response, AppError> {
+    let logout = form.saml_response.as_deref().is_some_and(|v| !v.is_empty())
+        || federation::saml::authn_request::is_logout_request(&form.saml_request, false);
+    if logout { slo_post(state, headers, Form(form)).await } else { sso_post(state, headers, Form(form)).await }
+}
+
 fn idp(state: &AppState) -> Result<&std::sync::Arc<IdentityProvider>, AppError> {
     state.saml.as_ref().ok_or_else(|| AppError::NotFound("SAML is not configured on this gateway.".into()))
 }

@@ -110,10 +110,21 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
     let saml = config
         .saml
         .as_ref()
-        .map(|cfg| federation::saml::IdentityProvider::new(cfg.clone(), &config.server.public_url).map(Arc::new))
+        .map(|cfg| {
+            federation::saml::IdentityProvider::new(cfg.clone(), &config.server.public_url).map(|idp| {
+                Arc::new(match &config.keycloak {
+                    Some(kc) => idp.with_realm_url(&kc.realm_url(&config.server.public_url)),
+                    None => idp,
+                })
+            })
+        })
         .transpose()
         .map_err(|e| anyhow::anyhow!("[saml]: {e}"))?;
-    let oidc = config.oidc.as_ref().map(|cfg| oidc_provider(cfg, &config.server.public_url)).transpose()?;
+    let oidc = config
+        .oidc
+        .as_ref()
+        .map(|cfg| oidc_provider(cfg, &config.server.public_url, config.keycloak.as_ref()))
+        .transpose()?;
     let identity_headers = crate::upstream::IdentityHeaders::new(&config.proxy.headers)
         .map_err(|e| anyhow::anyhow!("[proxy.headers]: {e}"))?;
     let pending = PendingRequests::new(config.session.max_pending_bytes);
@@ -139,16 +150,37 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
 }
 
 /// The OpenID Connect provider of `[oidc]`, its signing keys loaded (or made, the first time).
+/// With `[keycloak]`, the issuer is the realm URL and discovery lists Keycloak's endpoint paths (the root
+/// `/oauth2/...` paths keep working, and their tokens carry the same issuer: one issuer per realm, as in Keycloak).
 fn oidc_provider(
     cfg: &federation::oidc::OidcConfig,
     public_url: &url::Url,
+    keycloak: Option<&crate::config::KeycloakConfig>,
 ) -> anyhow::Result<Arc<federation::oidc::Provider>> {
     use anyhow::Context as _;
+    for c in &cfg.clients {
+        let wildcards = c.wildcard_uris();
+        if !wildcards.is_empty() {
+            tracing::warn!(
+                client_id = %c.client_id,
+                uris = ?wildcards,
+                "wildcard redirect URIs (redirect_uri_rules = \"keycloak\"): any URI under them receives codes; register exact URIs where you can"
+            );
+        }
+    }
     let keys = federation::oidc::KeySet::load_or_generate(&cfg.keys_dir, cfg.signing_algorithm).with_context(|| {
         format!("while loading the OIDC signing keys from oidc.keys_dir = {}", cfg.keys_dir.display())
     })?;
     let store = Arc::new(federation::oidc::MemoryGrantStore::default());
-    let provider = federation::oidc::Provider::new(cfg.clone(), public_url.clone(), keys, store)
+    let issuer = match keycloak {
+        Some(kc) => url::Url::parse(&kc.realm_url(public_url))
+            .with_context(|| format!("the realm URL of keycloak.realm = {:?} is not a URL", kc.realm))?,
+        None => public_url.clone(),
+    };
+    let mut provider = federation::oidc::Provider::new(cfg.clone(), issuer, keys, store)
         .context("while setting up the OpenID Connect provider")?;
+    if keycloak.is_some() {
+        provider = provider.with_keycloak_layout().context("while setting up the Keycloak realm endpoints")?;
+    }
     Ok(Arc::new(provider))
 }
