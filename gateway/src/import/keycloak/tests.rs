@@ -119,10 +119,21 @@ fn oidc_clients_convert_and_built_in_ones_are_skipped() {
     let app = &clients[0];
     assert_eq!(app["name"].as_str(), Some("Team app"));
     assert_eq!(app["client_secret_file"].as_str(), Some("/out/secrets/oidc-app"));
-    assert_eq!(app["redirect_uris"].as_array().unwrap(), &vec![toml::Value::from("https://app.example.com/callback")]);
+    assert_eq!(
+        app["redirect_uris"].as_array().unwrap(),
+        &vec![toml::Value::from("https://app.example.com/callback"), toml::Value::from("https://app.example.com/*")],
+        "a trailing wildcard is kept, under Keycloak's rules"
+    );
+    assert_eq!(app["redirect_uri_rules"].as_str(), Some("keycloak"));
+    assert_eq!(app["claims_profile"].as_str(), Some("keycloak"), "tokens keep Keycloak's shape");
+    assert_eq!(t["keycloak"]["realm"].as_str(), Some("corp"), "realm mode: apps keep their issuer");
     let post: Vec<&str> =
         app["post_logout_redirect_uris"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    assert_eq!(post, ["https://app.example.com/bye", "https://app.example.com/callback"], "`+` adds the redirect URIs");
+    assert_eq!(
+        post,
+        ["https://app.example.com/bye", "https://app.example.com/callback", "https://app.example.com/*"],
+        "`+` adds the redirect URIs"
+    );
     let grants: Vec<&str> = app["grant_types"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert_eq!(grants, ["authorization_code", "refresh_token", "client_credentials"]);
     assert_eq!(app["require_pkce"].as_bool(), Some(true));

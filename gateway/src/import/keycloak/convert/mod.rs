@@ -65,7 +65,8 @@ pub fn convert(realm: &Realm, users: Option<&[User]>, options: &Options) -> Conv
         scope_claims: BTreeMap::new(),
     };
     let public_url = options.public_url.clone().or_else(|| realm.attr("frontendUrl").and_then(|u| u.parse().ok()));
-    let mut sections = vec![c.server(public_url.as_ref()), c.session_and_login()];
+    let (public_url, path_prefix) = split_relative_path(public_url);
+    let mut sections = vec![c.server(public_url.as_ref()), c.keycloak(path_prefix), c.session_and_login()];
     sections.push(c.directory());
     sections.push(c.roles());
     let key = c.keys();
@@ -192,6 +193,38 @@ impl Converter<'_> {
         sec.finish()
     }
 
+    /// `[keycloak]`: realm mode, so apps keep the issuer and endpoint paths they had (a host-name change).
+    fn keycloak(&mut self, path_prefix: Option<&'static str>) -> String {
+        let Some(prefix) = path_prefix else {
+            self.add(
+                Severity::Attention,
+                "realm URLs",
+                "Keycloak was reached under a path other than / or /auth; realm mode is left off",
+                "serve fedgate at the host root and add [keycloak] realm = \"…\" so apps keep their issuer",
+            );
+            return String::new();
+        };
+        let mut sec = Section::new(
+            "[keycloak]",
+            &[
+                "Realm mode: issuer {public_url}{path_prefix}/realms/{realm} and Keycloak's endpoint paths, so apps and SPs \
+               keep what they had.",
+            ],
+        );
+        sec.kv("realm", s(&self.realm.realm)).kv("path_prefix", s(prefix));
+        self.add(
+            Severity::Converted,
+            "realm URLs",
+            format!("→ [keycloak] realm = \"{}\", path_prefix = \"{prefix}\"", self.realm.realm),
+            if prefix.is_empty() {
+                "if apps reach Keycloak under /auth/realms/… (Keycloak < 17), set path_prefix = \"/auth\""
+            } else {
+                ""
+            },
+        );
+        sec.finish()
+    }
+
     fn session_and_login(&mut self) -> String {
         let r = self.realm;
         let idle = r.sso_session_idle_timeout.filter(|v| *v > 0).unwrap_or(1800);
@@ -273,4 +306,18 @@ fn sp_name(entity: &str) -> String {
         out = out.replace("--", "-");
     }
     out.trim_matches('-').to_string()
+}
+
+/// Keycloak < 17 served realms under `/auth`: such a public URL becomes the host root plus `path_prefix = "/auth"`.
+/// `None` as the prefix when the URL has another path (realm mode needs the host root).
+fn split_relative_path(public_url: Option<url::Url>) -> (Option<url::Url>, Option<&'static str>) {
+    let Some(mut url) = public_url else { return (None, Some("")) };
+    match url.path().trim_end_matches('/') {
+        "" => (Some(url), Some("")),
+        "/auth" => {
+            url.set_path("/");
+            (Some(url), Some("/auth"))
+        }
+        _ => (Some(url), None),
+    }
 }

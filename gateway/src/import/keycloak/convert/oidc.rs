@@ -99,6 +99,11 @@ impl Converter<'_> {
             sec.kv("client_secret_file", s(&path.display().to_string()));
         }
         let (redirects, dropped) = self.redirect_uris(c, &c.redirect_uris);
+        // Tokens shaped as Keycloak made them (realm_access, resource_access, azp, typ, …), so apps read them as before.
+        sec.kv("claims_profile", s("keycloak"));
+        if redirects.iter().any(|u| u.ends_with('*')) {
+            sec.kv("redirect_uri_rules", s("keycloak"));
+        }
         let code_flow = c.standard_flow_enabled.unwrap_or(true);
         let service = c.service_accounts_enabled.unwrap_or(false) && !c.public_client;
         let mut grants = Vec::new();
@@ -327,6 +332,7 @@ impl Converter<'_> {
     /// Exact redirect URIs (relative ones resolved against `rootUrl`); the Keycloak wildcards are reported.
     fn redirect_uris(&mut self, c: &Client, uris: &[String]) -> (Vec<String>, Vec<String>) {
         let mut exact = Vec::new();
+        let mut wildcards = Vec::new();
         let mut dropped = Vec::new();
         for uri in uris {
             let resolved = if uri.starts_with('/') {
@@ -342,15 +348,31 @@ impl Converter<'_> {
                 Some(u) if !u.contains('*') && url::Url::parse(&u).is_ok_and(|p| p.fragment().is_none()) => {
                     exact.push(u)
                 }
+                Some(u) if is_path_wildcard(&u) => wildcards.push(u),
                 _ => dropped.push(uri.clone()),
             }
+        }
+        if !wildcards.is_empty() {
+            self.add(
+                Severity::Attention,
+                format!("client `{}`", c.client_id),
+                format!(
+                    "redirect URIs with a trailing wildcard kept (redirect_uri_rules = \"keycloak\"): {}",
+                    wildcards.join(", ")
+                ),
+                "prefer the exact URLs the app sends: a prefix match lets any page under it receive codes",
+            );
+            exact.extend(wildcards);
         }
         if !dropped.is_empty() {
             self.add(
                 Severity::Attention,
                 format!("client `{}`", c.client_id),
-                format!("redirect URIs with wildcards or not absolute were left out: {}", dropped.join(", ")),
-                "add the exact URLs the app sends as redirect_uri / post_logout_redirect_uri (fedgate matches exactly)",
+                format!(
+                    "redirect URIs that are not absolute or wildcard the host were left out: {}",
+                    dropped.join(", ")
+                ),
+                "add the exact URLs the app sends as redirect_uri / post_logout_redirect_uri",
             );
         }
         (exact, dropped)
@@ -374,4 +396,12 @@ impl Converter<'_> {
         out.dedup();
         out
     }
+}
+
+/// A Keycloak redirect URI whose only `*` ends it, after the host: what `redirect_uri_rules = "keycloak"` accepts.
+fn is_path_wildcard(uri: &str) -> bool {
+    let Some(prefix) = uri.strip_suffix('*') else { return false };
+    !prefix.contains('*')
+        && url::Url::parse(prefix).is_ok_and(|u| u.host_str().is_some() && u.fragment().is_none())
+        && prefix.split_once("://").is_some_and(|(_, rest)| rest.contains('/'))
 }
