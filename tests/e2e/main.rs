@@ -10,3 +10,4 @@ mod oidc;
 mod proxy;
 mod saml;
 mod scim;
+mod store;

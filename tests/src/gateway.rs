@@ -28,6 +28,10 @@ impl Gateway {
         let base = format!("http://{addr}");
         let mut config: Config = gateway::config::load_str(toml).map_err(|e| anyhow::anyhow!("{e}"))?;
         config.server.listen = addr;
+        if !toml.contains("[store]") {
+            // Many in-process gateways run at once; the default embedded file (data/state) would be shared.
+            config.store.kind = gateway::config::StoreKind::Memory;
+        }
         if config.server.public_url.as_str() == "http://127.0.0.1:8080/" {
             config.server.public_url = format!("{base}/").parse()?;
         }
@@ -155,6 +159,8 @@ pub struct ProcessOptions<'a> {
     pub open_files: Option<u64>,
     /// Lines added to `[server]` (timeouts, limits).
     pub server: &'a str,
+    /// Listen on this port instead of a free one (a restart on the same address).
+    pub port: Option<u16>,
 }
 
 impl GatewayProcess {
@@ -167,7 +173,10 @@ impl GatewayProcess {
     /// Starts `fedgate serve` as `options` say; waits for `/readyz`.
     pub async fn start_with(body: &str, options: ProcessOptions<'_>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = match options.port {
+            Some(p) => p,
+            None => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+        };
         let base = format!("http://127.0.0.1:{port}");
         let cfg = dir.path().join("fedgate.toml");
         std::fs::write(
@@ -232,6 +241,14 @@ impl GatewayProcess {
     /// What the process printed since [`GatewayProcess::collect_output`].
     pub fn output_so_far(&self) -> String {
         self.output.as_ref().and_then(|b| b.lock().ok().map(|b| b.clone())).unwrap_or_default()
+    }
+
+    /// Ends the process with `signal` (`TERM`, `KILL`) and waits (bounded) for it to exit.
+    pub async fn stop_with(mut self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().to_string();
+        std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status()?;
+        tokio::time::timeout(std::time::Duration::from_secs(15), self.child.wait()).await??;
+        Ok(())
     }
 
     /// Waits (bounded) for the process to exit; returns whether it exited successfully and what it printed.

@@ -4,6 +4,7 @@ pub mod gateway;
 pub mod nginx;
 pub mod node;
 pub mod raw_http;
+pub mod redis;
 pub mod scim;
 pub mod slapd;
 pub mod tls;

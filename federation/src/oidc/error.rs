@@ -140,9 +140,9 @@ pub enum KeyError {
 /// Errors from a grant store.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The backing store could not be reached.
-    #[error("grant store unavailable: {0}")]
-    Unavailable(String),
+    /// The backing store could not be reached (or failed): the cause is the store's own error.
+    #[error("grant store unavailable")]
+    Unavailable(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 /// Why a token-endpoint-style call (token, introspect, revoke, userinfo) failed.

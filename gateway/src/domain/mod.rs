@@ -9,4 +9,5 @@ pub mod pending;
 pub mod principal;
 pub mod random;
 pub mod session;
+pub mod store;
 pub mod throttle;

@@ -122,9 +122,13 @@ async fn continue_authorization(
                 Err(e) => return authorize_failure(e),
             };
             if !session.signed_in_to.contains(&request.client_id) {
-                let mut updated = (*session).clone();
-                updated.signed_in_to.push(request.client_id.clone());
-                state.sessions.update(id, updated).await?;
+                let client_id = request.client_id.clone();
+                let record = move |s: &mut crate::domain::session::Session| {
+                    if !s.signed_in_to.contains(&client_id) {
+                        s.signed_in_to.push(client_id.clone());
+                    }
+                };
+                state.sessions.modify(id, Box::new(record)).await?;
             }
             tracing::info!(client_id = %request.client_id, username = %principal.username, "authorization code issued");
             Ok(Redirect::to(url.as_str()).into_response())
@@ -133,7 +137,7 @@ async fn continue_authorization(
         LoginDecision::Login => {
             let force = request.prompt == Some(federation::oidc::Prompt::Login) || session.is_some();
             let hint = request.login_hint.clone();
-            let id = state.pending.put(Pending::Oidc(Box::new(request)));
+            let id = state.pending.put(Pending::Oidc(Box::new(request))).await?;
             Ok(to_login_with(&format!("/oauth2/authorize/resume?id={id}"), force, hint.as_deref()))
         }
     }
@@ -160,7 +164,7 @@ async fn resume(
     headers: HeaderMap,
     Query(q): Query<crate::domain::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
-    match state.pending.get(&q.id) {
+    match state.pending.get(&q.id).await? {
         Some(Pending::Oidc(request)) => {
             let resp = continue_authorization(&state, &headers, *request).await?;
             // Done once the browser is sent back to the app; kept while the user is still logging in.
@@ -170,7 +174,7 @@ async fn resume(
                 .and_then(|l| l.to_str().ok())
                 .is_some_and(|l| !l.starts_with("/login"))
             {
-                state.pending.take(&q.id);
+                state.pending.take(&q.id).await?;
             }
             Ok(resp)
         }
@@ -213,10 +217,10 @@ async fn token(
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let client = client_gate(&state, peer.ip(), &params, &headers).await?;
     let refresh = DirectoryRefresh(&state);
     let result = provider.token_with(&params, authorization(&headers), state.clock.now(), &refresh).await;
-    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
+    match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
         Ok(resp) => Ok(no_store(Json(resp))),
         Err(e) => Err(oauth_error(e)),
     }
@@ -224,14 +228,14 @@ async fn token(
 
 /// Refuses at once (429) a client id or IP with too many failed client authentications, before any secret is
 /// checked; returns the client id the request claims, for [`client_outcome`].
-fn client_gate(
+async fn client_gate(
     state: &AppState,
     ip: std::net::IpAddr,
     params: &Params,
     headers: &HeaderMap,
 ) -> Result<Option<String>, AppError> {
     let claimed = federation::oidc::client::claimed_id(params, authorization(headers));
-    if let Err(retry_after) = state.throttle.check_client(claimed.as_deref(), ip, state.clock.now()) {
+    if let Err(retry_after) = state.throttle.check_client(claimed.as_deref(), ip, state.clock.now()).await {
         tracing::info!(client_id = ?claimed, client_ip = %ip, retry_after, "client authentication throttled");
         state.metrics.event("client_auth", "throttled");
         return Err(AppError::ClientThrottled { retry_after });
@@ -241,7 +245,7 @@ fn client_gate(
 
 /// Counts an `invalid_client` answer against the client id (only a registered one, so made-up ids cannot fill the
 /// counter) and the IP.
-fn client_outcome<T>(
+async fn client_outcome<T>(
     state: &AppState,
     ip: std::net::IpAddr,
     claimed: Option<&str>,
@@ -251,7 +255,7 @@ fn client_outcome<T>(
         && e.code() == federation::oidc::ErrorCode::InvalidClient
     {
         let known = claimed.filter(|id| state.oidc.as_ref().is_some_and(|p| p.client(id).is_some()));
-        state.throttle.record_client_failure(known, ip, state.clock.now());
+        state.throttle.record_client_failure(known, ip, state.clock.now()).await;
         state.metrics.event("client_auth", "failure");
     }
     result
@@ -294,9 +298,9 @@ async fn introspect(
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let client = client_gate(&state, peer.ip(), &params, &headers).await?;
     let result = provider.introspect(&params, authorization(&headers), state.clock.now()).await;
-    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
+    match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
         Ok(v) => Ok(no_store(Json(v))),
         Err(e) => Err(oauth_error(e)),
     }
@@ -309,9 +313,9 @@ async fn revoke(
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let client = client_gate(&state, peer.ip(), &params, &headers).await?;
     let result = provider.revoke(&params, authorization(&headers), state.clock.now()).await;
-    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
+    match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
         Ok(()) => Ok(no_store(())),
         Err(e) => Err(oauth_error(e)),
     }

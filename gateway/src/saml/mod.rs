@@ -114,10 +114,10 @@ async fn resume(
     headers: HeaderMap,
     Query(q): Query<crate::domain::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
-    match state.pending.get(&q.id) {
+    match state.pending.get(&q.id).await? {
         Some(Pending::Saml { sp, request, relay_state }) => {
             if current_session(&state, &headers).await?.is_some() {
-                state.pending.take(&q.id);
+                state.pending.take(&q.id).await?;
             }
             proceed_after_login(&state, &headers, &sp, request.map(|r| *r), relay_state).await
         }
@@ -143,7 +143,10 @@ async fn proceed(
                 "The application asked for a passive login, but you are not signed in.".into(),
             ));
         }
-        let id = state.pending.put(Pending::Saml { sp: sp.to_string(), request: request.map(Box::new), relay_state });
+        let id = state
+            .pending
+            .put(Pending::Saml { sp: sp.to_string(), request: request.map(Box::new), relay_state })
+            .await?;
         let target = format!("/saml/resume?id={id}");
         return Ok(if force {
             axum::response::Redirect::to(&format!(
@@ -174,18 +177,20 @@ async fn proceed_after_login(
     let signed = idp.respond(sp, &principal, request.as_ref(), state.clock.now())?;
     let new_sp = !session.signed_in_to.iter().any(|s| s == sp_name);
     if new_sp || signed.session_index.is_some() {
-        let mut updated = (*session).clone();
-        if new_sp {
-            updated.signed_in_to.push(sp_name.to_string());
-        }
-        if let Some(index) = &signed.session_index {
-            // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
-            if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
-                updated.saml_session_indexes.remove(0);
+        let (sp, index) = (sp_name.to_string(), signed.session_index.clone());
+        let record = move |updated: &mut crate::domain::session::Session| {
+            if !updated.signed_in_to.contains(&sp) {
+                updated.signed_in_to.push(sp.clone());
             }
-            updated.saml_session_indexes.push(index.clone());
-        }
-        state.sessions.update(id, updated).await?;
+            if let Some(index) = &index {
+                // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
+                if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
+                    updated.saml_session_indexes.remove(0);
+                }
+                updated.saml_session_indexes.push(index.clone());
+            }
+        };
+        state.sessions.modify(id, Box::new(record)).await?;
     }
     tracing::info!(sp = sp_name, username = %principal.username, sp_initiated = request.is_some(), "SAML response issued");
     state.metrics.event("saml_response", sp_name);

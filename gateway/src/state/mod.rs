@@ -16,6 +16,7 @@ use crate::domain::directory::StaticDirectory;
 use crate::domain::pending::PendingRequests;
 use crate::domain::session::SessionStore;
 use crate::domain::session::{Lifetimes, MemoryStore};
+use crate::domain::store::KvStore;
 use crate::domain::throttle::LoginThrottle;
 use crate::http::metrics::Metrics;
 
@@ -49,6 +50,8 @@ pub struct Inner {
     pub upstream_tokens: moka::sync::Cache<String, String>,
     /// Protocol requests waiting for a login.
     pub pending: PendingRequests,
+    /// The state store behind sessions, grants, pending requests and throttling (`None`: `kind = "memory"`).
+    pub store: Option<Arc<dyn KvStore>>,
 }
 
 impl AppState {
@@ -92,8 +95,28 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
         (None, _) => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
     };
     let lifetimes = Lifetimes { idle: config.session.idle_timeout, absolute: config.session.absolute_timeout };
-    let sessions = Box::new(MemoryStore::new(config.session.max_sessions, lifetimes));
-    let throttle = LoginThrottle::new(config.login.clone());
+    let store = crate::domain::store::open(&config.store).map_err(|e| {
+        anyhow::Error::new(e)
+            .context(format!("while opening the state store (store.kind = {})", config.store.kind.as_str()))
+    })?;
+    // The one place the backend is chosen: everything below works on the traits.
+    let (sessions, throttle, pending): (Box<dyn SessionStore>, _, _) = match &store {
+        Some(kv) => (
+            Box::new(crate::domain::store::sessions::KvSessionStore::new(
+                kv.clone(),
+                lifetimes,
+                config.store.cache_ttl,
+                config.session.max_sessions,
+            )),
+            LoginThrottle::with_store(config.login.clone(), kv.clone()),
+            PendingRequests::with_store(config.session.max_pending_bytes, kv.clone()),
+        ),
+        None => (
+            Box::new(MemoryStore::new(config.session.max_sessions, lifetimes)),
+            LoginThrottle::new(config.login.clone()),
+            PendingRequests::new(config.session.max_pending_bytes),
+        ),
+    };
     let upstreams = config
         .proxy
         .effective_routes()
@@ -108,10 +131,10 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
         .map(|cfg| federation::saml::IdentityProvider::new(cfg.clone(), &config.server.public_url).map(Arc::new))
         .transpose()
         .map_err(|e| anyhow::anyhow!("[saml]: {e}"))?;
-    let oidc = config.oidc.as_ref().map(|cfg| oidc_provider(cfg, &config.server.public_url)).transpose()?;
+    let oidc =
+        config.oidc.as_ref().map(|cfg| oidc_provider(cfg, &config.server.public_url, store.clone())).transpose()?;
     let identity_headers = crate::upstream::IdentityHeaders::new(&config.proxy.headers)
         .map_err(|e| anyhow::anyhow!("[proxy.headers]: {e}"))?;
-    let pending = PendingRequests::new(config.session.max_pending_bytes);
     Ok(AppState::new(Inner {
         config,
         directory,
@@ -128,6 +151,7 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
             .time_to_live(Duration::from_secs(60))
             .build(),
         pending,
+        store,
     }))
 }
 
@@ -135,12 +159,16 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
 fn oidc_provider(
     cfg: &federation::oidc::OidcConfig,
     public_url: &url::Url,
+    store: Option<Arc<dyn KvStore>>,
 ) -> anyhow::Result<Arc<federation::oidc::Provider>> {
     use anyhow::Context as _;
     let keys = federation::oidc::KeySet::load_or_generate(&cfg.keys_dir, cfg.signing_algorithm).with_context(|| {
         format!("while loading the OIDC signing keys from oidc.keys_dir = {}", cfg.keys_dir.display())
     })?;
-    let store = Arc::new(federation::oidc::MemoryGrantStore::default());
+    let store: Arc<dyn federation::oidc::GrantStore> = match store {
+        Some(kv) => Arc::new(crate::domain::store::grants::KvGrantStore::new(kv)),
+        None => Arc::new(federation::oidc::MemoryGrantStore::default()),
+    };
     let provider = federation::oidc::Provider::new(cfg.clone(), public_url.clone(), keys, store)
         .context("while setting up the OpenID Connect provider")?;
     Ok(Arc::new(provider))
