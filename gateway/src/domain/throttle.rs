@@ -154,8 +154,8 @@ impl LoginThrottle {
         let window = i64::try_from(self.cfg.window.as_secs()).unwrap_or(i64::MAX).max(1);
         let bucket = now.unix_timestamp().div_euclid(window);
         for key in keys.iter().flatten() {
-            for b in [bucket, bucket - 1] {
-                if let Err(e) = kv.remove(&count_key(key, b)).await {
+            for k in [count_key(key, bucket), count_key(key, bucket - 1), lock_key(key)] {
+                if let Err(e) = kv.remove(&k).await {
                     tracing::warn!(error = %crate::domain::store::Chain(&e), "failure count not cleared");
                 }
             }

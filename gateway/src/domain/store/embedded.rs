@@ -81,7 +81,9 @@ impl EmbeddedKv {
             redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
                 OpenError::Locked { path: path.to_path_buf() }
             }
-            redb::DatabaseError::Storage(redb::StorageError::Io(e)) => io(e.into()),
+            redb::DatabaseError::Storage(redb::StorageError::Io(e)) if e.kind() != std::io::ErrorKind::InvalidData => {
+                io(e.into())
+            }
             other => OpenError::Corrupt { path: path.to_path_buf(), source: other.into() },
         })?;
         // Create both tables now: a read-only directory or a full disk shows at start-up, not at the first login.
