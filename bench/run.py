@@ -5,6 +5,9 @@ import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEDGATE = os.path.join(ROOT, "target", "release", "fedgate")
+# FEDGATE_BASELINE=/path/to/an/older/fedgate: the proxy benchmarks also measure that binary in the same run, so a
+# change can be compared with what it replaces on the same machine at the same time.
+BASELINE = os.environ.get("FEDGATE_BASELINE")
 ROWS = []  # (measurement, fedgate, peer/limit, ratio, note)
 STARTED = []  # Popen objects to stop
 
@@ -96,7 +99,8 @@ def argon2_cheap(password):
 
 
 class Gateway:
-    def __init__(self, toml, env=None):
+    def __init__(self, toml, env=None, binary=None):
+        self.binary = binary or FEDGATE
         self.dir = tempfile.mkdtemp(prefix="fedgate-bench.")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -108,7 +112,7 @@ class Gateway:
 
     def start(self):
         t0 = time.monotonic()
-        self.p = subprocess.Popen([FEDGATE, "serve", "--config", self.cfg], env=self.env,
+        self.p = subprocess.Popen([self.binary, "serve", "--config", self.cfg], env=self.env,
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
         STARTED.append(self.p)
         wait_http(self.base + "/readyz")
@@ -456,9 +460,14 @@ def bench_proxy():
         wait_http(f"http://127.0.0.1:{up_port}/")
         wait_http(f"http://127.0.0.1:{px_port}/")
         gw = Gateway(static_dir_toml([("bench", "bench-pw")]) + f'[proxy]\nupstream = "http://127.0.0.1:{up_port}"\n')
+        base_gw = Gateway(static_dir_toml([("bench", "bench-pw")]) + f'[proxy]\nupstream = "http://127.0.0.1:{up_port}"\n',
+                          binary=BASELINE) if BASELINE else None
         try:
             gw.start()
             cookie = login_cookie(gw, "bench", "bench-pw")
+            if base_gw:
+                base_gw.start()
+                base_cookie = login_cookie(base_gw, "bench", "bench-pw")
             worker = int(subprocess.run(["pgrep", "-P", str(procs[1].pid)], capture_output=True, text=True).stdout.split()[0])
             bare_port = free_port()
             bare = subprocess.Popen([BARE_PROXY, str(bare_port), f"http://127.0.0.1:{up_port}"], stdout=subprocess.PIPE, text=True)
@@ -472,6 +481,8 @@ def bench_proxy():
                 "bare": (f"http://127.0.0.1:{bare_port}/app", [], bare.pid),
                 "ours": (gw.base + "/app", [f"Cookie: {cookie}"], gw.p.pid),
             }
+            if base_gw:
+                targets["baseline"] = (base_gw.base + "/app", [f"Cookie: {base_cookie}"], base_gw.p.pid)
             runs = {k: [] for k in targets}
             for k, (url, hdrs, _) in targets.items():
                 wrk(url, secs=2, conns=32, headers=hdrs)
@@ -484,7 +495,7 @@ def bench_proxy():
             stop(bare)
             med = lambda k, f: statistics.median(r[f] for r in runs[k])
             ratios = sorted(a["rps"] / max(b["rps"], 1) for a, b in zip(runs["ours"], runs["nginx"]))
-            direct, nginx, floor, ours = ({f: med(k, f) for f in ("rps", "p50", "p99", "errors", "us")} for k in targets)
+            direct, nginx, floor, ours = ({f: med(k, f) for f in ("rps", "p50", "p99", "errors", "us")} for k in list(targets)[:4])
             nginx_us, floor_us, ours_us = nginx["us"], floor["us"], ours["us"]
             row("peak RSS under proxy load (32 connections, after ~300k requests)", f"{hwm_kb(gw.p.pid) / 1024:.1f} MB", "—", "—", "VmHWM of the gateway process")
             row("proxied requests/s (session → identity headers → upstream)", f"{ours['rps']:.0f}/s (p50 {ours['p50']} / p99 {ours['p99']} ms)",
@@ -497,8 +508,15 @@ def bench_proxy():
             row("bare hyper server + hyper-util pooled client, no auth (tests/src/bin/bare-proxy.rs)", f"{floor['rps']:.0f}/s (p99 {floor['p99']} ms)",
                 f"nginx proxy {nginx['rps']:.0f}/s", f"{floor['rps'] / max(nginx['rps'], 1):.0%} of nginx",
                 f"fedgate = {ours['rps'] / max(floor['rps'], 1):.0%} of it, with session lookup, route rules, header hygiene, identity headers and metrics on top (its own HTTP/1.1 pool instead of hyper-util's client)")
+            if base_gw:
+                base = {f: med("baseline", f) for f in ("rps", "p99", "us")}
+                row("same, baseline binary (FEDGATE_BASELINE) in the same rounds", f"{base['rps']:.0f}/s (p99 {base['p99']} ms), {base['us']:.1f} µs CPU",
+                    f"this build {ours['rps']:.0f}/s, {ours_us:.1f} µs CPU", f"{ours['rps'] / max(base['rps'], 1):.0%} of baseline req/s",
+                    "per-round ratios " + ", ".join(f"{a['rps'] / max(b['rps'], 1):.0%}" for a, b in zip(runs["ours"], runs["baseline"])))
         finally:
             gw.stop()
+            if base_gw:
+                base_gw.stop()
     finally:
         for p in procs:
             stop(p)
@@ -559,6 +577,13 @@ def bench_proxy_instructions():
         ours = callgrind_instructions([FEDGATE, "serve", "--config", gw.cfg], gw.port, "/readyz",
                                       lambda: {"Cookie": login_cookie(gw, "bench", "bench-pw")}, env=gw.env)
         gw.stop()
+        if BASELINE:
+            gw = Gateway(static_dir_toml([("bench", "bench-pw")]) + f'[proxy]\nupstream = "http://127.0.0.1:{up_port}"\n')
+            base = callgrind_instructions([BASELINE, "serve", "--config", gw.cfg], gw.port, "/readyz",
+                                          lambda: {"Cookie": login_cookie(gw, "bench", "bench-pw")}, env=gw.env)
+            gw.stop()
+            row("same, baseline binary (FEDGATE_BASELINE)", f"{base:,.0f}", f"this build {ours:,.0f}", f"{ours - base:+,.0f} instructions",
+                "the same requests, same run")
         row("user-space instructions per proxied request (callgrind, 2000 requests on 4 kept-alive connections)",
             f"{ours:,.0f}", f"bare hyper + hyper-util proxy {bare:,.0f}", f"{ours / max(bare, 1):.2f}× bare",
             "deterministic (no drift between runs); kernel work not counted; includes session lookup, route rules, header hygiene, identity headers, metrics")

@@ -4,13 +4,12 @@
 //! from a directory user), the configuration it needs, keys, and `now`, and returns documents, tokens and decisions.
 //! Storage sits behind small traits so the gateway can choose the backend.
 
-pub mod config_issue;
+pub mod key_file;
 pub mod oidc;
 pub mod principal;
-mod random;
 pub mod saml;
 pub mod scim;
 pub mod template;
 
-pub use config_issue::ConfigIssue;
+pub use fedgate_types::{ConfigIssue, Secret};
 pub use principal::Principal;

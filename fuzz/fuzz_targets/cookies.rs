@@ -1,5 +1,5 @@
 //! The gateway's cookie parsing (`gateway::http::cookies::get`) and the session-id extraction every request goes
-//! through (`routes::login::current_session`: the session cookie's value, used only when it is 43 characters).
+//! through (`state::sign_in::current_session`: the session cookie's value, used only when it is 43 characters).
 //! Each input line is one `Cookie` header (those `http` accepts as a header value); the first line also names a
 //! cookie to look up.
 //!

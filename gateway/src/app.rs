@@ -175,7 +175,7 @@ pub async fn start_on(
     let state = crate::state::build(config, clock)?;
     // AWS-LC seeds its random generator from CPU jitter on first use (~30 ms here); do it now, beside start-up,
     // so that the first login does not wait for it.
-    tokio::task::spawn_blocking(|| drop(crate::domain::random::token()));
+    tokio::task::spawn_blocking(|| drop(fedgate_types::random::token()));
     crate::scim::spawn_periodic(&state);
     let (router, own) = router(state.clone());
     let own = Arc::new(own);

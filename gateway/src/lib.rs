@@ -19,15 +19,15 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod health;
+pub(crate) mod health;
 pub mod http;
-pub mod login;
-pub mod oidc;
-pub mod proxy;
-pub mod saml;
+pub(crate) mod login;
+pub(crate) mod oidc;
+pub(crate) mod proxy;
+pub(crate) mod saml;
 pub mod scim;
 pub mod state;
-pub mod upstream;
+pub(crate) mod upstream;
 
 pub use app::{Running, install_crypto_provider, start, start_on};
 

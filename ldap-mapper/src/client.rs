@@ -1,16 +1,18 @@
 //! Connections to the directory: TLS (LDAPS or StartTLS with rustls), failover across the configured URLs with
-//! backoff for URLs that just failed, per-operation timeouts, and a small pool of reusable connections. A pooled
-//! connection that died is dropped and replaced on the next use.
+//! backoff for URLs that just failed, per-operation timeouts, and pools of reusable connections that never hold
+//! more than `max_connections` open. A pooled connection that died is dropped and replaced on the next use.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::config::LdapConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unavailable};
 
 /// Result code 49: invalid credentials.
 pub const RC_INVALID_CREDENTIALS: u32 = 49;
@@ -46,17 +48,20 @@ impl Connector {
         let tls = match &cfg.ca_file {
             Some(path) => {
                 let mut roots = rustls::RootCertStore::empty();
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| Error::Tls(format!("reading ldap.ca_file = {}: {e}", path.display())))?;
-                for cert in certs {
-                    let cert =
-                        cert.map_err(|e| Error::Tls(format!("ldap.ca_file = {} is not PEM: {e}", path.display())))?;
-                    roots.add(cert).map_err(|e| Error::Tls(format!("ldap.ca_file = {}: {e}", path.display())))?;
+                let ca_file = |source| Error::CaFile { path: path.clone(), source };
+                for cert in CertificateDer::pem_file_iter(path).map_err(ca_file)? {
+                    roots
+                        .add(cert.map_err(ca_file)?)
+                        .map_err(|source| Error::CaCertificate { path: path.clone(), source })?;
+                }
+                if roots.is_empty() {
+                    // Otherwise every TLS connection would fail later with "unknown issuer".
+                    return Err(ca_file(rustls::pki_types::pem::Error::NoItemsFound));
                 }
                 let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
                 let config = rustls::ClientConfig::builder_with_provider(provider)
                     .with_safe_default_protocol_versions()
-                    .map_err(|e| Error::Tls(e.to_string()))?
+                    .map_err(Error::TlsSettings)?
                     .with_root_certificates(roots)
                     .with_no_client_auth();
                 Some(Arc::new(config))
@@ -101,9 +106,11 @@ impl Connector {
         }
     }
 
-    /// Connects to the first URL that answers.
-    pub async fn connect(&self) -> Result<Ldap> {
-        let mut errors = Vec::new();
+    /// Connects to the first URL that answers. `slot` is one of a pool's `max_connections` permits: the task that
+    /// drives the connection holds it until the socket is closed, so a pool counts sockets, not handles.
+    async fn connect(&self, slot: OwnedSemaphorePermit) -> Result<Conn> {
+        let mut tried = Vec::new();
+        let mut last = None;
         for url in self.order() {
             let mut settings = LdapConnSettings::new()
                 .set_conn_timeout(self.connect_timeout)
@@ -115,44 +122,166 @@ impl Connector {
             match LdapConnAsync::with_settings(settings, &url).await {
                 Ok((conn, ldap)) => {
                     tokio::spawn(async move {
+                        // Ends when every handle is dropped or the directory closes the socket; then the slot is
+                        // free again.
+                        let _slot = slot;
                         if let Err(e) = conn.drive().await {
                             tracing::debug!(error = %e, "ldap connection ended");
                         }
                     });
                     self.mark(&url, true);
-                    return Ok(ldap);
+                    return Ok(Conn { ldap, url: url.into() });
                 }
                 Err(e) => {
                     tracing::warn!(%url, error = %e, "ldap connect failed; trying the next URL");
                     self.mark(&url, false);
-                    errors.push(format!("{url}: {e}"));
+                    tried.push(url);
+                    last = Some(e);
                 }
             }
         }
-        Err(Error::Unavailable(if errors.is_empty() { "no ldap URL configured".into() } else { errors.join("; ") }))
+        Err(match last {
+            Some(source) => Unavailable::Connect { urls: tried, source: Box::new(source) },
+            None => Unavailable::NoUrl,
+        }
+        .into())
     }
 }
 
-/// A pool of idle connections of one kind.
+/// One open connection and the directory URL it goes to (named in errors). Derefs to [`Ldap`].
+pub struct Conn {
+    ldap: Ldap,
+    url: Arc<str>,
+}
+
+impl Conn {
+    /// The URL this connection goes to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `Unavailable` for a transport-level failure (or timeout) of `operation` on this connection.
+    pub fn failed(&self, operation: &'static str, source: ldap3::LdapError) -> Error {
+        Unavailable::Operation { operation, url: self.url.to_string(), source: Box::new(source) }.into()
+    }
+}
+
+impl Deref for Conn {
+    type Target = Ldap;
+    fn deref(&self) -> &Ldap {
+        &self.ldap
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Ldap {
+        &mut self.ldap
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// A connection handed out by [`Pool::get`].
+#[derive(Debug)]
+pub struct Checkout {
+    /// The connection; give it back with [`Pool::put`] when it is healthy.
+    pub conn: Conn,
+    /// Opened just now (not bound yet), rather than taken from the idle list.
+    pub fresh: bool,
+}
+
+/// Connections of one kind (service-account searches, or user binds): at most `max_connections` open at once
+/// (idle or in use, counted until the socket is closed), at most `pool_size` of them kept idle. When all are busy,
+/// [`Pool::get`] waits up to `pool_wait_timeout` for one to come back or close, then fails as `Unavailable`.
 pub struct Pool {
-    idle: Mutex<Vec<Ldap>>,
+    /// `service` or `bind`, for logs and errors.
+    name: &'static str,
+    idle: Mutex<Vec<Conn>>,
     max_idle: usize,
+    /// One permit per open socket.
+    open: Arc<Semaphore>,
+    max_open: usize,
+    wait: Duration,
+    /// Signalled when a connection goes back to the idle list.
+    returned: Notify,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("max_idle", &self.max_idle).finish()
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("max_open", &self.max_open)
+            .field("max_idle", &self.max_idle)
+            .field("wait", &self.wait)
+            .finish()
     }
 }
 
 impl Pool {
-    /// An empty pool keeping at most `max_idle` connections.
-    pub fn new(max_idle: usize) -> Self {
-        Self { idle: Mutex::new(Vec::new()), max_idle }
+    /// An empty pool named `name` (`service`, `bind`) with `max_connections`, `pool_size` and `pool_wait_timeout`
+    /// from `cfg`.
+    pub fn new(name: &'static str, cfg: &LdapConfig) -> Self {
+        let max_open = cfg.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            name,
+            idle: Mutex::new(Vec::new()),
+            max_idle: cfg.pool_size.min(max_open),
+            open: Arc::new(Semaphore::new(max_open)),
+            max_open,
+            wait: cfg.pool_wait_timeout,
+            returned: Notify::new(),
+        }
+    }
+
+    /// An idle connection that is still open, or a new one from `connector` if fewer than `max_connections` are
+    /// open; otherwise waits (up to `pool_wait_timeout`) for either.
+    pub async fn get(&self, connector: &Connector) -> Result<Checkout> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            // Registered before looking, so a connection put back in between still wakes us.
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(conn) = self.take() {
+                return Ok(Checkout { conn, fresh: false });
+            }
+            let slot = match self.open.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(TryAcquireError::NoPermits) => tokio::select! {
+                    slot = self.open.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => return Err(self.exhausted()),
+                    },
+                    () = &mut returned => continue,
+                    () = tokio::time::sleep_until(deadline) => return Err(self.exhausted()),
+                },
+                Err(TryAcquireError::Closed) => return Err(self.exhausted()),
+            };
+            // One may have come back while we waited for the slot: reuse it and leave the slot to others.
+            if let Some(conn) = self.take() {
+                return Ok(Checkout { conn, fresh: false });
+            }
+            return connector.connect(slot).await.map(|conn| Checkout { conn, fresh: true });
+        }
+    }
+
+    fn exhausted(&self) -> Error {
+        tracing::warn!(
+            pool = self.name,
+            max_connections = self.max_open,
+            waited = ?self.wait,
+            "ldap connection pool exhausted: every connection stayed busy for ldap.pool_wait_timeout; raise \
+             ldap.max_connections (or ldap.pool_wait_timeout)"
+        );
+        Unavailable::PoolExhausted { pool: self.name, max: self.max_open, waited: self.wait }.into()
     }
 
     /// An idle connection that is still open, if any.
-    pub fn take(&self) -> Option<Ldap> {
+    fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         while let Some(mut c) = idle.pop() {
             if !c.is_closed() {
@@ -162,12 +291,14 @@ impl Pool {
         None
     }
 
-    /// Returns a healthy connection to the pool.
-    pub fn put(&self, conn: Ldap) {
+    /// Returns a healthy connection to the pool (or closes it when `pool_size` are idle already).
+    pub fn put(&self, conn: Conn) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < self.max_idle
         {
             idle.push(conn);
+            drop(idle);
+            self.returned.notify_one();
         }
     }
 
@@ -179,7 +310,154 @@ impl Pool {
     }
 }
 
-/// Maps a transport-level ldap3 error to `Unavailable`.
-pub fn unavailable(what: &str, e: ldap3::LdapError) -> Error {
-    Error::Unavailable(format!("{what}: {e}"))
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::AsyncReadExt as _;
+
+    use super::*;
+
+    /// A loopback TCP server that counts the sockets open to it (plain `ldap://` opens no LDAP exchange until the
+    /// first operation, so a connection is just a socket) and the most ever open at once.
+    async fn server() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ldap://{}", listener.local_addr().unwrap());
+        let (open, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (o, p) = (open.clone(), peak.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                let o = o.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 256];
+                    while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (url, open, peak)
+    }
+
+    fn pool_for(url: &str, wait: Duration) -> (Arc<Connector>, Arc<Pool>) {
+        let cfg = LdapConfig {
+            urls: vec![url.to_string()],
+            max_connections: 2,
+            pool_wait_timeout: wait,
+            ..Default::default()
+        };
+        (Arc::new(Connector::new(&cfg).unwrap()), Arc::new(Pool::new("bind", &cfg)))
+    }
+
+    async fn settle(open: &AtomicUsize, want: usize) {
+        for _ in 0..200 {
+            if open.load(Ordering::SeqCst) == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{} sockets open, expected {want}", open.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn all_busy_waits_for_a_returned_or_closed_connection_then_fails_as_unavailable() {
+        let (url, open, _) = server().await;
+        let (connector, pool) = pool_for(&url, Duration::from_millis(300));
+        let a = pool.get(&connector).await.unwrap();
+        let b = pool.get(&connector).await.unwrap();
+        assert!(a.fresh && b.fresh);
+        settle(&open, 2).await;
+
+        let started = Instant::now();
+        let err = pool.get(&connector).await.unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(300), "waited pool_wait_timeout");
+        assert!(matches!(err, Error::Unavailable(Unavailable::PoolExhausted { pool: "bind", max: 2, .. })), "{err:?}");
+        assert!(err.chain().contains("raise ldap.max_connections"), "{}", err.chain());
+        assert_eq!(open.load(Ordering::SeqCst), 2, "no third socket");
+
+        // A waiter gets the connection put back...
+        let waiter = tokio::spawn({
+            let (connector, pool) = (connector.clone(), pool.clone());
+            async move { pool.get(&connector).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pool.put(a.conn);
+        let reused = waiter.await.unwrap().unwrap();
+        assert!(!reused.fresh, "the returned connection, not a new one");
+
+        // ...or a new one once a busy connection is closed.
+        let waiter = tokio::spawn({
+            let (connector, pool) = (connector.clone(), pool.clone());
+            async move { pool.get(&connector).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(b);
+        let opened = waiter.await.unwrap().unwrap();
+        assert!(opened.fresh);
+        settle(&open, 2).await;
+        drop((opened, reused));
+        settle(&open, 0).await;
+    }
+
+    /// Sockets connected to `port` as the kernel sees them on our side (the server's own count lags: it sees a
+    /// close only when its task reads the EOF, possibly after it accepted the next connection).
+    ///
+    /// The kernel lists the table a page per read, so one listing is no snapshot: a socket closing early in it and
+    /// one opening later could both be seen. Only sockets in two listings in a row count: they were open together.
+    fn established_to(port: u16) -> usize {
+        let remote = format!(":{port:04X}");
+        let listing = || -> std::collections::HashSet<(String, String)> {
+            let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() > 3 && f[2].ends_with(&remote) && f[3] == "01").then(|| (f[1].into(), f[2].into()))
+                })
+                .collect()
+        };
+        let first = listing();
+        listing().intersection(&first).count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_never_opens_more_than_max_connections() {
+        let (url, _, _) = server().await;
+        let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        let (connector, pool) = pool_for(&url, Duration::from_secs(10));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let sampler = std::thread::spawn({
+            let (stop, peak) = (stop.clone(), peak.clone());
+            move || {
+                while !stop.load(Ordering::SeqCst) {
+                    peak.fetch_max(established_to(port), Ordering::SeqCst);
+                }
+            }
+        });
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (connector, pool) = (connector.clone(), pool.clone());
+                tokio::spawn(async move {
+                    let c = pool.get(&connector).await?;
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                    // Some connections die in use: their slot frees when the socket closes.
+                    if i % 7 != 0 {
+                        pool.put(c.conn);
+                    }
+                    Ok::<_, Error>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        stop.store(true, Ordering::SeqCst);
+        sampler.join().unwrap();
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&peak), "peak {peak}");
+    }
 }

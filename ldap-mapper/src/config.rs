@@ -4,53 +4,14 @@
 //! [`LdapConfig::validate`] reports every problem at once, keys relative to `[ldap]`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// One configuration problem; [`LdapConfig::validate`] reports keys relative to `[ldap]`.
+pub use fedgate_types::ConfigIssue;
+/// A secret string whose `Debug` never shows it (the service account's `bind_password`).
+pub use fedgate_types::Secret;
 use serde::{Deserialize, Serialize};
-
-/// A secret string whose `Debug` never shows it.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// One configuration problem (keys relative to `[ldap]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// Key path, e.g. `users_dn`.
-    pub key: String,
-    /// The offending value (never a secret).
-    pub value: Option<String>,
-    /// What is wrong.
-    pub problem: String,
-    /// What to do.
-    pub fix: String,
-}
-
-impl ConfigIssue {
-    fn new(key: impl Into<String>, value: Option<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { key: key.into(), value, problem: problem.into(), fix: fix.into() }
-    }
-}
 
 /// Defaults for a directory flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,8 +66,15 @@ pub struct LdapConfig {
     pub ca_file: Option<PathBuf>,
     /// Skip certificate verification (warned at start-up; for tests only).
     pub tls_insecure_skip_verify: bool,
-    /// Pooled connections kept per kind (searches, user binds).
+    /// Idle connections kept per kind (service-account searches, user binds); at most `max_connections`.
     pub pool_size: usize,
+    /// Connections open at once per kind (service-account searches, user binds), idle or in use: at most twice
+    /// this many to the directory in all.
+    pub max_connections: usize,
+    /// How long a login waits for a connection when all `max_connections` of a kind are busy, before it fails
+    /// as "directory unavailable".
+    #[serde(with = "humantime_serde")]
+    pub pool_wait_timeout: Duration,
     /// Time to establish a connection.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -165,6 +133,8 @@ impl Default for LdapConfig {
             ca_file: None,
             tls_insecure_skip_verify: false,
             pool_size: 8,
+            max_connections: 16,
+            pool_wait_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(5),
             bind_dn: String::new(),
@@ -262,6 +232,16 @@ impl LdapConfig {
             group_name: pick(&self.group_name_attribute, "cn", "cn"),
             nested_groups: self.nested_groups.unwrap_or(true),
             active_directory: ad,
+        }
+    }
+
+    /// The service account's password: `bind_password`, else the content of `bind_password_file` without its
+    /// trailing line break, else empty (anonymous search). `Err` names the file that cannot be read.
+    pub fn bind_secret(&self) -> Result<Secret, fedgate_types::SecretFileError> {
+        match (&self.bind_password, &self.bind_password_file) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(path)) => Secret::from_file(path),
+            (None, None) => Ok(Secret::default()),
         }
     }
 
@@ -409,6 +389,22 @@ impl LdapConfig {
                 "use at least 1 (8 is a good start)",
             ));
         }
+        if self.max_connections == 0 {
+            out.push(ConfigIssue::new(
+                "max_connections",
+                Some("0".into()),
+                "no connection to the directory could be opened, so nobody could log in",
+                "use at least 1 (16 is a good start)",
+            ));
+        }
+        if self.pool_wait_timeout.is_zero() {
+            out.push(ConfigIssue::new(
+                "pool_wait_timeout",
+                Some("0s".into()),
+                "a login would fail at once whenever every connection is busy",
+                "e.g. pool_wait_timeout = \"5s\"",
+            ));
+        }
         if self.connect_timeout.is_zero() || self.operation_timeout.is_zero() {
             out.push(ConfigIssue::new(
                 "operation_timeout",
@@ -471,15 +467,68 @@ mod tests {
             user_filter: Some("objectClass=person".into()),
             username_attribute: Some("".into()),
             pool_size: 0,
+            max_connections: 0,
+            pool_wait_timeout: Duration::ZERO,
             ..cfg()
         };
         let keys: Vec<_> = bad.validate().into_iter().map(|i| i.key).collect();
-        for k in ["urls[0]", "users_dn", "groups_dn", "user_filter", "username_attribute", "pool_size"] {
+        for k in [
+            "urls[0]",
+            "users_dn",
+            "groups_dn",
+            "user_filter",
+            "username_attribute",
+            "pool_size",
+            "max_connections",
+            "pool_wait_timeout",
+        ] {
             assert!(keys.contains(&k.to_string()), "{k} missing in {keys:?}");
         }
         let space = bad.validate().into_iter().find(|i| i.key == "groups_dn").unwrap();
         assert!(space.problem.contains("leading space in RDN 2"), "{}", space.problem);
         assert!(cfg().validate().is_empty(), "{:?}", cfg().validate());
+    }
+
+    #[test]
+    fn the_documented_ldap_section_parses_and_states_the_defaults() {
+        // config.toml documents [ldap] commented out; uncommented, it must parse and its pool keys must say the
+        // real defaults.
+        let shipped = include_str!("../../config.toml");
+        let block: String = shipped
+            .lines()
+            .skip_while(|l| l.trim() != "# [ldap]")
+            .skip(1)
+            .take_while(|l| l.starts_with("# ") && !l.starts_with("# ["))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        assert!(block.contains("max_connections"), "{block}");
+        let documented: LdapConfig = toml::from_str(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let d = LdapConfig::default();
+        assert_eq!(
+            (documented.pool_size, documented.max_connections, documented.pool_wait_timeout),
+            (d.pool_size, d.max_connections, d.pool_wait_timeout)
+        );
+        assert_eq!(
+            (documented.connect_timeout, documented.operation_timeout, documented.cache_ttl),
+            (d.connect_timeout, d.operation_timeout, d.cache_ttl)
+        );
+    }
+
+    #[test]
+    fn bind_secret_comes_from_the_key_or_the_file() {
+        assert_eq!(cfg().bind_secret().unwrap().expose(), "x");
+        let dir = std::env::temp_dir().join(format!("ldap-mapper-bind-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let from_file = LdapConfig { bind_password: None, bind_password_file: Some(file.clone()), ..cfg() };
+        assert_eq!(from_file.bind_secret().unwrap().expose(), "from-file");
+        std::fs::remove_file(&file).unwrap();
+        let err = from_file.bind_secret().unwrap_err();
+        assert_eq!(err.path, file);
+        assert_eq!(err.source.kind(), std::io::ErrorKind::NotFound);
+        let _ = std::fs::remove_dir(&dir);
+        assert!(LdapConfig { bind_password: None, ..cfg() }.bind_secret().unwrap().is_empty());
     }
 
     #[test]

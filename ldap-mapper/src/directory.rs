@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use ldap3::{Ldap, SearchEntry};
+use ldap3::SearchEntry;
 use moka::future::Cache;
 
-use crate::client::{Connector, Pool, RC_INVALID_CREDENTIALS, unavailable};
-use crate::config::{GroupStrategy, LdapConfig, Mapping, Scope};
+use crate::client::{Checkout, Conn, Connector, Pool, RC_INVALID_CREDENTIALS};
+use crate::config::{GroupStrategy, LdapConfig, Mapping, Scope, Secret};
 use crate::error::{Error, Result};
 use crate::mapping;
 use crate::{MappedUser, RoleMap};
@@ -27,8 +27,8 @@ const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 /// restarted). A macro rather than a closure-taking method, so the futures stay `Send` for the HTTP server.
 macro_rules! with_service {
     ($dir:expr, |$conn:ident| $body:expr) => {{
-        let mut outcome = Err(Error::Unavailable("retries exhausted".into()));
-        for attempt in 0..2 {
+        let mut retried = false;
+        loop {
             let mut conn = $dir.service().await?;
             let result = {
                 let $conn = &mut conn;
@@ -37,23 +37,22 @@ macro_rules! with_service {
             match result {
                 Ok(v) => {
                     $dir.search_pool.put(conn);
-                    outcome = Ok(v);
-                    break;
+                    break Ok(v);
                 }
-                Err(e) if e.is_unavailable() && attempt == 0 => {
-                    tracing::debug!(error = %e, "ldap connection failed; retrying on a fresh one");
+                Err(e) if e.is_unavailable() && !retried => {
+                    tracing::debug!(error = %e.chain(), "ldap connection failed; retrying on a fresh one");
+                    retried = true;
+                    drop(conn);
                     $dir.search_pool.clear();
                 }
                 Err(e) => {
                     if !e.is_unavailable() {
                         $dir.search_pool.put(conn);
                     }
-                    outcome = Err(e);
-                    break;
+                    break Err(e);
                 }
             }
         }
-        outcome
     }};
 }
 
@@ -65,7 +64,7 @@ pub use listing::{ListQuery, Listing};
 pub struct LdapDirectory {
     cfg: LdapConfig,
     mapping: Mapping,
-    bind_password: String,
+    bind_password: Secret,
     connector: Connector,
     search_pool: Pool,
     bind_pool: Pool,
@@ -76,7 +75,6 @@ pub struct LdapDirectory {
 }
 
 /// The entry a login names, found before the password is checked (see [`LdapDirectory::find_login`]).
-#[derive(Debug)]
 pub struct LoginTarget {
     typed: String,
     found: Option<(SearchEntry, String)>,
@@ -94,6 +92,18 @@ impl LoginTarget {
     }
 }
 
+/// Shows the typed name, DN and username only: the entry holds every attribute the service account may read, a
+/// `userPassword` hash included.
+impl fmt::Debug for LoginTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginTarget")
+            .field("typed", &self.typed)
+            .field("dn", &self.dn())
+            .field("username", &self.username())
+            .finish()
+    }
+}
+
 impl fmt::Debug for LdapDirectory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LdapDirectory").field("urls", &self.cfg.urls).field("users_dn", &self.cfg.users_dn).finish()
@@ -105,12 +115,13 @@ impl LdapDirectory {
     /// connection (a directory that is down at start-up shows in `/readyz`, it does not stop the gateway).
     pub fn new(cfg: LdapConfig, roles: RoleMap) -> Result<Self> {
         let bind_password = match (&cfg.bind_password, &cfg.bind_password_file) {
-            (Some(p), _) => p.expose().to_string(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| Error::Tls(format!("reading ldap.bind_password_file = {}: {e}", path.display())))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-            (None, None) => String::new(),
+            (Some(p), _) => p.clone(),
+            (None, Some(path)) => Secret::new(
+                std::fs::read_to_string(path)
+                    .map_err(|source| Error::BindPasswordFile { path: path.clone(), source })?
+                    .trim_end_matches(['\r', '\n']),
+            ),
+            (None, None) => Secret::default(),
         };
         let connector = Connector::new(&cfg)?;
         let cache =
@@ -124,8 +135,8 @@ impl LdapDirectory {
         Ok(Self {
             absent_dn,
             mapping: cfg.mapping(),
-            search_pool: Pool::new(cfg.pool_size),
-            bind_pool: Pool::new(cfg.pool_size),
+            search_pool: Pool::new("service", &cfg),
+            bind_pool: Pool::new("bind", &cfg),
             cfg,
             bind_password,
             connector,
@@ -140,17 +151,14 @@ impl LdapDirectory {
     }
 
     /// A connection bound as the service account (pooled, or new).
-    async fn service(&self) -> Result<Ldap> {
-        if let Some(c) = self.search_pool.take() {
-            return Ok(c);
-        }
-        let mut conn = self.connector.connect().await?;
-        if !self.cfg.bind_dn.is_empty() {
+    async fn service(&self) -> Result<Conn> {
+        let Checkout { mut conn, fresh } = self.search_pool.get(&self.connector).await?;
+        if fresh && !self.cfg.bind_dn.is_empty() {
             let res = conn
                 .with_timeout(self.connector.op_timeout)
-                .simple_bind(&self.cfg.bind_dn, &self.bind_password)
+                .simple_bind(&self.cfg.bind_dn, self.bind_password.expose())
                 .await
-                .map_err(|e| unavailable("service bind", e))?;
+                .map_err(|e| conn.failed("service bind", e))?;
             if res.rc != 0 {
                 return Err(Error::ServiceBind { bind_dn: self.cfg.bind_dn.clone(), rc: res.rc, text: res.text });
             }
@@ -160,7 +168,7 @@ impl LdapDirectory {
 
     async fn search(
         &self,
-        conn: &mut Ldap,
+        conn: &mut Conn,
         base: &str,
         scope: Scope,
         filter: &str,
@@ -171,7 +179,7 @@ impl LdapDirectory {
 
     async fn search_scoped(
         &self,
-        conn: &mut Ldap,
+        conn: &mut Conn,
         base: &str,
         scope: ldap3::Scope,
         filter: &str,
@@ -181,7 +189,7 @@ impl LdapDirectory {
             .with_timeout(self.connector.op_timeout)
             .search(base, scope, filter, attrs.to_vec())
             .await
-            .map_err(|e| unavailable("search", e))?;
+            .map_err(|e| conn.failed("search", e))?;
         match res.rc {
             0 | 4 => Ok(entries.into_iter().map(SearchEntry::construct).collect()),
             32 => Err(Error::Refused {
@@ -202,7 +210,7 @@ impl LdapDirectory {
     }
 
     /// Finds the one entry for `username`. Zero or several matches are `InvalidCredentials` (logged precisely).
-    async fn find_user(&self, conn: &mut Ldap, username: &str) -> Result<Option<SearchEntry>> {
+    async fn find_user(&self, conn: &mut Conn, username: &str) -> Result<Option<SearchEntry>> {
         let filter = crate::filter::and_equals(&self.mapping.user_filter, &self.mapping.username, username);
         let attrs = self.user_attrs();
         let mut entries = self.search(conn, &self.cfg.users_dn, self.mapping.scope, &filter, &attrs).await?;
@@ -294,11 +302,9 @@ impl LdapDirectory {
 
     /// Binds as `dn` with `password` on a bind connection (pooled; a failed bind leaves it reusable).
     async fn bind_as(&self, dn: &str, password: &str) -> Result<()> {
-        for attempt in 0..2 {
-            let mut conn = match self.bind_pool.take() {
-                Some(c) => c,
-                None => self.connector.connect().await?,
-            };
+        let mut retried = false;
+        loop {
+            let Checkout { mut conn, .. } = self.bind_pool.get(&self.connector).await?;
             match conn.with_timeout(self.connector.op_timeout).simple_bind(dn, password).await {
                 Ok(res) => {
                     self.bind_pool.put(conn);
@@ -311,14 +317,15 @@ impl LdapDirectory {
                         }
                     };
                 }
-                Err(e) if attempt == 0 => {
-                    tracing::debug!(error = %e, "bind connection failed; retrying on a fresh one");
+                Err(e) if !retried => {
+                    tracing::debug!(url = conn.url(), error = %e, "bind connection failed; retrying on a fresh one");
+                    retried = true;
+                    drop(conn);
                     self.bind_pool.clear();
                 }
-                Err(e) => return Err(unavailable("bind", e)),
+                Err(e) => return Err(conn.failed("bind", e)),
             }
         }
-        Err(Error::Unavailable("retries exhausted".into()))
     }
 
     /// The current data of `username` (service account only, no password). Served from the cache when fresh, so
@@ -355,7 +362,7 @@ impl LdapDirectory {
     }
 
     /// Maps an entry (with its groups and roles).
-    async fn map(&self, conn: &mut Ldap, entry: &SearchEntry, username: &str) -> Result<MappedUser> {
+    async fn map(&self, conn: &mut Conn, entry: &SearchEntry, username: &str) -> Result<MappedUser> {
         let m = &self.mapping;
         let unique_id = mapping::unique_id(entry, &m.unique_id).ok_or_else(|| Error::Misconfigured {
             dn: entry.dn.clone(),
@@ -393,7 +400,7 @@ impl LdapDirectory {
     }
 
     /// Group names and DNs of a user, nested groups included when configured (bounded).
-    async fn groups(&self, conn: &mut Ldap, entry: &SearchEntry, username: &str) -> Result<(Vec<String>, Vec<String>)> {
+    async fn groups(&self, conn: &mut Conn, entry: &SearchEntry, username: &str) -> Result<(Vec<String>, Vec<String>)> {
         let m = &self.mapping;
         let mut dns: BTreeSet<String> = BTreeSet::new();
         let mut names: BTreeSet<String> = BTreeSet::new();
@@ -519,13 +526,13 @@ impl LdapDirectory {
         if let Ok(name) = mapping::username(&entry, &m) {
             match with_service!(self, |conn| self.map(conn, &entry, &name).await) {
                 Ok(u) => report.user = Some(u),
-                Err(e) => report.problems.push(e.to_string()),
+                Err(e) => report.problems.push(e.chain()),
             }
         }
         if let Some(pw) = password {
             report.bind = Some(match self.authenticate(username, pw).await {
                 Ok(_) => "ok: the password binds".into(),
-                Err(e) => format!("failed: {e}"),
+                Err(e) => format!("failed: {}", e.chain()),
             });
         }
         Ok(report)
@@ -598,5 +605,78 @@ impl fmt::Display for ProbeReport {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use super::*;
+
+    #[test]
+    fn no_password_shows_in_debug_output() {
+        let file = std::env::temp_dir().join(format!("fedgate-ldap-mapper-debug-{}", std::process::id()));
+        std::fs::write(&file, "file-secret-4711\n").unwrap();
+        let from_file = LdapConfig {
+            users_dn: "ou=people,dc=example,dc=org".into(),
+            bind_dn: "cn=fedgate,ou=services,dc=example,dc=org".into(),
+            bind_password_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let inline = LdapConfig {
+            bind_password: Some(Secret::new("inline-secret-0815")),
+            bind_password_file: None,
+            ..from_file.clone()
+        };
+        let roles = || RoleMap::new(BTreeMap::new());
+        let dir = LdapDirectory::new(from_file.clone(), roles()).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(dir.bind_password.expose(), "file-secret-4711", "read, trailing newline trimmed");
+        let dir2 = LdapDirectory::new(inline.clone(), roles()).unwrap();
+        // A service account allowed to read userPassword gets the hash with the entry.
+        let entry = SearchEntry {
+            dn: "uid=alice,ou=people,dc=example,dc=org".into(),
+            attrs: HashMap::from([("userPassword".to_string(), vec!["{SSHA}hash-secret-42".to_string()])]),
+            bin_attrs: HashMap::new(),
+        };
+        let target = LoginTarget { typed: "alice".into(), found: Some((entry, "alice".into())) };
+        let shown = [
+            format!("{from_file:?}"),
+            format!("{inline:?}"),
+            format!("{dir:?}"),
+            format!("{dir2:?}"),
+            format!("{:?} {:?} {:?}", dir.connector, dir.search_pool, dir.bind_pool),
+            format!("{target:?}"),
+        ];
+        for text in &shown {
+            for secret in ["file-secret-4711", "inline-secret-0815", "hash-secret-42"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        assert!(shown[5].contains("uid=alice,ou=people"), "still says who: {}", shown[5]);
+    }
+
+    #[test]
+    fn an_unreadable_password_file_names_the_file_and_keeps_the_io_error() {
+        let missing = std::env::temp_dir().join("fedgate-ldap-mapper-no-such-file");
+        let cfg = LdapConfig {
+            users_dn: "ou=people,dc=example,dc=org".into(),
+            bind_password_file: Some(missing.clone()),
+            ..Default::default()
+        };
+        let err = LdapDirectory::new(cfg, RoleMap::new(BTreeMap::new())).unwrap_err();
+        assert!(matches!(&err, Error::BindPasswordFile { path, .. } if *path == missing), "{err:?}");
+        assert!(err.to_string().contains("ldap.bind_password_file"), "{err}");
+        let io = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<std::io::Error>()).unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        let ca = LdapConfig {
+            users_dn: "ou=people,dc=example,dc=org".into(),
+            ca_file: Some(missing.clone()),
+            ..Default::default()
+        };
+        let err = LdapDirectory::new(ca, RoleMap::new(BTreeMap::new())).unwrap_err();
+        assert!(matches!(&err, Error::CaFile { path, .. } if *path == missing), "{err:?}");
     }
 }

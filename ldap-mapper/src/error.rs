@@ -1,5 +1,11 @@
 //! What can go wrong talking to the directory. Credential failures and directory failures are different
 //! variants, because a login page must treat them differently ("wrong password" vs "try again later").
+//!
+//! Each message says what failed (the file, the URL, the operation); the reason is the error's
+//! [`source`](std::error::Error::source), so the cause chain is kept. [`Error::chain`] renders both on one line.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// An ldap-mapper error.
 #[derive(Debug, thiserror::Error)]
@@ -11,9 +17,10 @@ pub enum Error {
     /// The account exists and the password may be right, but the directory marks it disabled or expired (AD).
     #[error("account disabled or expired: {0}")]
     AccountDisabled(String),
-    /// No configured URL could be reached, or an operation timed out.
-    #[error("directory unavailable: {0}")]
-    Unavailable(String),
+    /// The directory could not be asked: no URL answered, an operation failed or timed out, or every connection
+    /// of a pool stayed busy.
+    #[error(transparent)]
+    Unavailable(Unavailable),
     /// The directory answered with data the configuration cannot map (e.g. an entry without the username
     /// attribute). An operator must fix the configuration.
     #[error("entry {dn} has no {attribute} attribute (the configured {key}); it has: {available}")]
@@ -50,9 +57,84 @@ pub enum Error {
         /// Server text.
         text: String,
     },
-    /// TLS settings could not be built (e.g. an unreadable `ca_file`).
-    #[error("ldap TLS setup: {0}")]
-    Tls(String),
+    /// `bind_password_file` could not be read.
+    #[error("cannot read ldap.bind_password_file = {}", path.display())]
+    BindPasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `ca_file` could not be read, is not PEM, or holds no certificate.
+    #[error("cannot read the CA certificates in ldap.ca_file = {}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// A certificate in `ca_file` is PEM but not a CA certificate rustls accepts.
+    #[error("ldap.ca_file = {} holds a certificate that cannot be trusted as a CA", path.display())]
+    CaCertificate {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rustls::Error,
+    },
+    /// rustls could not build the TLS client settings for the directory.
+    #[error("cannot build the TLS settings for the directory")]
+    TlsSettings(#[source] rustls::Error),
+}
+
+/// Why the directory could not be asked (the source of [`Error::Unavailable`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// `urls` is empty (refused by validation; kept for a directory built without it).
+    #[error("no ldap URL configured")]
+    NoUrl,
+    /// No configured URL accepted a connection. The source is the last URL's error; each failure is also logged
+    /// as it happens.
+    #[error("no directory URL answered (tried {})", urls.join(", "))]
+    Connect {
+        /// The URLs tried, in order.
+        urls: Vec<String>,
+        /// Why the last one failed.
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
+    /// An operation on an open connection failed at the transport level or timed out.
+    #[error("ldap {operation} on {url} failed")]
+    Operation {
+        /// What was attempted (`search`, `bind`, `service bind`).
+        operation: &'static str,
+        /// The directory URL the connection goes to.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
+    /// Every connection of a pool was busy for all of `pool_wait_timeout`.
+    #[error(
+        "all {max} {pool} connections to the directory stayed busy for {waited:?}; raise ldap.max_connections \
+         (or ldap.pool_wait_timeout)"
+    )]
+    PoolExhausted {
+        /// Which pool (`service` searches or user `bind`s).
+        pool: &'static str,
+        /// Its `max_connections`.
+        max: usize,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+}
+
+impl From<Unavailable> for Error {
+    fn from(e: Unavailable) -> Self {
+        Self::Unavailable(e)
+    }
 }
 
 impl Error {
@@ -60,7 +142,46 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
+
+    /// This error and its causes on one line, `what failed: why: why` (for logs and command output, where
+    /// `Display` alone says only what failed).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            cause = e.source();
+        }
+        out
+    }
 }
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_kept_and_the_message_names_what_failed() {
+        let e = Error::BindPasswordFile {
+            path: "/etc/fedgate/ldap-password".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(e.to_string(), "cannot read ldap.bind_password_file = /etc/fedgate/ldap-password");
+        let source = std::error::Error::source(&e).expect("the io::Error is the source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+        assert!(e.chain().ends_with(": permission denied"), "{}", e.chain());
+        assert!(!e.is_unavailable(), "a file problem is not a directory outage");
+        let busy = Error::from(Unavailable::PoolExhausted { pool: "bind", max: 4, waited: Duration::from_secs(5) });
+        assert!(busy.is_unavailable());
+        assert_eq!(
+            busy.chain(),
+            "all 4 bind connections to the directory stayed busy for 5s; raise \
+             ldap.max_connections (or ldap.pool_wait_timeout)"
+        );
+    }
+}

@@ -2,8 +2,11 @@
 //! configuration diagnostics and `fedgate ldap probe`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use e2e::gateway::{Gateway, browser, fedgate_bin};
+use e2e::gateway::{Gateway, GatewayProcess, ProcessOptions, browser, fedgate_bin};
 use e2e::slapd::{Slapd, SlapdOptions};
 use ldap_mapper::{Error, LdapConfig, LdapDirectory, RoleMap};
 use reqwest::StatusCode;
@@ -125,7 +128,9 @@ async fn ldaps_and_starttls_with_the_test_ca_and_a_wrong_ca_fails_clearly() {
     );
     let err = bad.authenticate("alice", "alice-password").await.unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
-    assert!(err.to_string().to_lowercase().contains("certificate"), "the error says why: {err}");
+    let why = err.chain();
+    assert!(why.contains(&slapd.ldaps_url().unwrap()), "the error names the URL: {why}");
+    assert!(why.to_lowercase().contains("certificate"), "the error says why: {why}");
 }
 
 #[tokio::test]
@@ -262,4 +267,170 @@ async fn chromium_logs_in_with_an_ldap_user() {
     let gw = Gateway::start(&format!("[roles]\nadmin = [\"ai-admins\"]\n{}", slapd.ldap_toml(""))).await.unwrap();
     let seen = crate::browser::browser_login_round_trip(&gw, "alice", "alice-password").await;
     assert_eq!(seen["roles"], "admin");
+}
+
+/// TCP connections to 127.0.0.1:`port` in state ESTABLISHED, counted on the connecting side in `/proc/net/tcp`
+/// (slapd listens on IPv4 loopback; each connection shows once with `port` as its remote end). The kernel lists
+/// the table a page per read, so one listing is no snapshot (a socket closing early in it and one opening later
+/// could both be seen); only connections in two listings in a row count: those were open at the same time.
+fn established_to(port: u16) -> usize {
+    let remote = format!(":{port:04X}");
+    let listing = || -> std::collections::HashSet<(String, String)> {
+        std::fs::read_to_string("/proc/net/tcp")
+            .map(|table| {
+                table
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        (f.len() > 3 && f[2].ends_with(&remote) && f[3] == "01").then(|| (f[1].into(), f[2].into()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let first = listing();
+    listing().intersection(&first).count()
+}
+
+/// Samples [`established_to`] in a loop on its own thread until dropped; `peak` is the most seen at once.
+struct ConnectionSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicUsize>,
+    samples: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ConnectionSampler {
+    fn start(port: u16) -> Self {
+        let (stop, peak, samples) = (Arc::new(AtomicBool::new(false)), Arc::default(), Arc::default());
+        let thread = std::thread::spawn({
+            let (stop, peak, samples): (_, Arc<AtomicUsize>, Arc<AtomicUsize>) =
+                (stop.clone(), Arc::clone(&peak), Arc::clone(&samples));
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    peak.fetch_max(established_to(port), Ordering::Relaxed);
+                    samples.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Self { stop, peak, samples, thread: Some(thread) }
+    }
+
+    /// Stops sampling; (peak, number of samples).
+    fn finish(mut self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        (self.peak.load(Ordering::Relaxed), self.samples.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for ConnectionSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sends `n` form logins (users alice, bob, carol, dave in turn, right passwords) to the gateway at `base` all at
+/// once: every request is written but its last byte on its own connection first, then the last bytes go out
+/// together. Returns each answer's status code (0 when there was none).
+async fn login_burst(base: &str, n: usize) -> Vec<u16> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let authority = base.trim_start_matches("http://").to_string();
+    // A CSRF cookie and token from the login form, as a browser would have them (the check is double-submit).
+    let form = e2e::raw_http::get(base, "/login", &[]).await.unwrap();
+    let csrf = form
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .find_map(|(_, v)| v.strip_prefix("fedgate_csrf="))
+        .and_then(|v| v.split(';').next())
+        .expect("the login form sets the CSRF cookie")
+        .to_string();
+    assert_eq!(e2e::gateway::csrf_from(&form.body).as_deref(), Some(csrf.as_str()));
+    let mut streams = Vec::with_capacity(n);
+    let mut lasts = Vec::with_capacity(n);
+    for i in 0..n {
+        let user = ["alice", "bob", "carol", "dave"][i % 4];
+        let body = format!("username={user}&password={user}-password&csrf={csrf}");
+        let request = format!(
+            "POST /login HTTP/1.1\r\nHost: {authority}\r\nCookie: fedgate_csrf={csrf}\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (head, last) = request.as_bytes().split_at(request.len() - 1);
+        let mut s = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        s.write_all(head).await.unwrap();
+        streams.push(s);
+        lasts.push(last[0]);
+    }
+    for (s, last) in streams.iter_mut().zip(&lasts) {
+        s.write_all(&[*last]).await.unwrap();
+    }
+    let mut answers = tokio::task::JoinSet::new();
+    for mut s in streams {
+        answers.spawn(async move {
+            let mut buf = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(25), s.read_to_end(&mut buf)).await;
+            let head = String::from_utf8_lossy(&buf[..buf.len().min(16)]).into_owned();
+            head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0u16)
+        });
+    }
+    answers.join_all().await
+}
+
+fn slapd_port(slapd: &Slapd) -> u16 {
+    slapd.url().rsplit(':').next().and_then(|p| p.parse().ok()).expect("slapd URL has a port")
+}
+
+/// Issue 20: the pools bound the connections to the directory. 500 logins at once against `max_connections = 4`
+/// never have more than 8 open (4 service-account connections for searches + 4 for user binds), seen from
+/// outside the gateway in the kernel's socket table; all 500 succeed because each waits its turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_logins_never_open_more_than_max_connections() {
+    const MAX: usize = 4;
+    let slapd = Slapd::start().unwrap();
+    let port = slapd_port(&slapd);
+    let body = format!(
+        "[log]\nlevel = \"warn\"\n[roles]\nadmin = [\"ai-admins\"]\n{}",
+        slapd.ldap_toml(&format!("max_connections = {MAX}\npool_wait_timeout = \"20s\""))
+    );
+    let gw = GatewayProcess::start_with(&body, ProcessOptions::default()).await.unwrap();
+    let started = Instant::now();
+    let sampler = ConnectionSampler::start(port);
+    let statuses = login_burst(&gw.base, 500).await;
+    let (peak, samples) = sampler.finish();
+    let ok = statuses.iter().filter(|&&s| s == 303).count();
+    let mut others: Vec<_> = statuses.iter().filter(|&&s| s != 303).collect();
+    others.dedup();
+    assert_eq!(ok, 500, "every login succeeds (other answers: {others:?}) in {:?}", started.elapsed());
+    assert!(peak <= 2 * MAX, "{peak} connections to slapd at once ({samples} samples); at most {} allowed", 2 * MAX);
+    assert!(samples >= 2 && peak >= 1, "the sampler saw the connections ({samples} samples, peak {peak})");
+    eprintln!("500 logins in {:?}: peak {peak} connections to slapd over {samples} samples", started.elapsed());
+}
+
+/// When every connection stays busy for `pool_wait_timeout`, a login answers 503 "directory unavailable" (never
+/// "wrong password") and the log says the pool was exhausted and which key to raise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_answers_503_and_names_the_key_to_raise() {
+    let slapd = Slapd::start().unwrap();
+    let body = format!(
+        "[log]\nlevel = \"warn\"\n[roles]\nadmin = [\"ai-admins\"]\n{}",
+        slapd.ldap_toml("max_connections = 1\npool_wait_timeout = \"1ms\"")
+    );
+    let mut gw =
+        GatewayProcess::start_with(&body, ProcessOptions { capture: true, ..Default::default() }).await.unwrap();
+    gw.collect_output();
+    let statuses = login_burst(&gw.base, 100).await;
+    assert!(statuses.iter().all(|s| [303, 503].contains(s)), "only success or 503: {statuses:?}");
+    assert!(statuses.contains(&503), "1 connection, 1 ms of patience, 100 logins at once: some wait too long");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.output_so_far().contains("ldap connection pool exhausted") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = gw.output_so_far();
+    let line = log.lines().find(|l| l.contains("ldap connection pool exhausted")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("raise ldap.max_connections"), "{line}");
 }

@@ -4,9 +4,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use e2e::gateway::{Gateway, fedgate_bin, http};
+use e2e::gateway::{Gateway, browser, fedgate_bin, http};
+use e2e::metrics;
 use e2e::scim::{ScimServer, ScimServerOptions};
 use e2e::slapd::{Slapd, SlapdOptions};
+use e2e::upstream::EchoUpstream;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "scim-test-token";
@@ -200,23 +203,76 @@ async fn oauth_client_credentials_throttling_and_a_target_failing_mid_run() {
     assert!(out.contains("token endpoint") && out.contains("invalid_client"), "{out}");
 }
 
+/// `fedgate serve` runs the periodic sync, and `/metrics` after a login, a failed login, a proxied request and that
+/// run parses with the official client's parsers, each family one group (the SCIM families once were interleaved),
+/// in both the text format and OpenMetrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_periodic_sync_and_reports_it_in_metrics() {
     let slapd = Slapd::start().unwrap();
     let server = ScimServer::start(ScimServerOptions { tokens: vec![TOKEN.into()], ..Default::default() }).unwrap();
+    let up = EchoUpstream::start().await.unwrap();
     let state = tempfile::tempdir().unwrap();
-    let toml = config(&slapd, state.path(), &bearer_target(&server, "interval = \"1h\""));
+    let route = format!("[[proxy.routes]]\npath_prefix = \"/app\"\nupstream = \"{}\"\n", up.base);
+    let toml = config(&slapd, state.path(), &bearer_target(&server, "interval = \"1h\"")) + &route;
     let gw = Gateway::start(&toml).await.unwrap();
+
+    let alice = browser();
+    let r = crate::login::login(&alice, &gw, "alice", "alice-password", "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = crate::login::login(&browser(), &gw, "bob", "wrong", "").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(alice.get(gw.url("/app/x")).send().await.unwrap().status(), StatusCode::OK);
+
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let metrics = loop {
+    let text = loop {
         let m = http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
         if m.contains("fedgate_scim_last_success_timestamp_seconds") || std::time::Instant::now() > deadline {
             break m;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    assert!(metrics.contains("fedgate_scim_users_total{target=\"test\",action=\"created\"} 5"), "{metrics}");
-    assert!(metrics.contains("fedgate_scim_runs_total{target=\"test\",outcome=\"ok\"} 1"), "{metrics}");
+    let m = metrics::parse(&text, metrics::Format::Text).unwrap();
+    for (family, kind) in [
+        ("fedgate_http_requests", "counter"),
+        ("fedgate_http_request_duration_seconds", "histogram"),
+        ("fedgate_events", "counter"),
+        ("fedgate_scim_last_success_timestamp_seconds", "gauge"),
+        ("fedgate_scim_runs", "counter"),
+        ("fedgate_scim_users", "counter"),
+        ("fedgate_sessions", "gauge"),
+    ] {
+        assert_eq!(m.family_type(family), Some(kind), "{family}:\n{text}");
+    }
+    let requests = "fedgate_http_requests_total";
+    assert_eq!(m.value(requests, &[("route", "/login"), ("method", "POST"), ("status", "303")]), Some(1.0));
+    assert_eq!(m.value(requests, &[("route", "/login"), ("method", "POST"), ("status", "401")]), Some(1.0));
+    assert_eq!(m.value(requests, &[("route", "proxy */app"), ("method", "GET"), ("status", "200")]), Some(1.0));
+    let latency = "fedgate_http_request_duration_seconds";
+    assert_eq!(m.value(&format!("{latency}_count"), &[("route", "proxy */app")]), Some(1.0));
+    assert_eq!(m.value(&format!("{latency}_bucket"), &[("route", "proxy */app"), ("le", "+Inf")]), Some(1.0));
+    let les = m.label_sets(&format!("{latency}_bucket"));
+    assert_eq!(les.iter().filter(|l| l["route"] == "/login").count(), 13, "12 buckets and +Inf");
+    assert_eq!(m.value("fedgate_events_total", &[("event", "login"), ("outcome", "success")]), Some(1.0));
+    assert_eq!(m.value("fedgate_events_total", &[("event", "login"), ("outcome", "failure")]), Some(1.0));
+    assert!(m.value("fedgate_sessions", &[]).is_some_and(|n| n >= 0.0), "{text}");
+    let started = m.value("fedgate_scim_last_success_timestamp_seconds", &[("target", "test")]).unwrap();
+    assert!(started > 1.7e9, "{started}");
+    assert_eq!(m.value("fedgate_scim_runs_total", &[("target", "test"), ("outcome", "ok")]), Some(1.0));
+    assert_eq!(m.value("fedgate_scim_runs_total", &[("target", "test"), ("outcome", "failed")]), Some(0.0));
+    for (action, n) in [("created", 5.0), ("updated", 0.0), ("deprovisioned", 0.0), ("failed", 0.0)] {
+        assert_eq!(m.value("fedgate_scim_users_total", &[("target", "test"), ("action", action)]), Some(n), "{action}");
+    }
+
+    // What Prometheus asks for: OpenMetrics, which its strict parser reads (one group per family, `# EOF`).
+    let prometheus = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;\
+                      q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    let r = http().get(gw.url("/metrics")).header("accept", prometheus).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let om = metrics::parse(&r.text().await.unwrap(), metrics::Format::OpenMetrics).unwrap();
+    assert_eq!(om.value("fedgate_scim_users_total", &[("target", "test"), ("action", "created")]), Some(5.0));
+    let r = http().get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+
     assert_eq!(names(&server.users().await.unwrap()), EVERYONE);
     gw.stop().await.unwrap();
 }

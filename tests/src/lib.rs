@@ -1,6 +1,7 @@
 //! Fixtures for fedgate's end-to-end tests: real processes and real servers on loopback, stopped on drop.
 
 pub mod gateway;
+pub mod metrics;
 pub mod nginx;
 pub mod node;
 pub mod raw_http;

@@ -321,7 +321,7 @@ impl Provider {
         {
             return Err(redirect(ErrorCode::AccessDenied, "the user may not sign in to this application"));
         }
-        let code = super::random_token();
+        let code = fedgate_types::random::token();
         let grant = CodeGrant {
             client_id: request.client_id.clone(),
             redirect_uri: request.redirect_uri.clone(),
@@ -330,7 +330,7 @@ impl Provider {
             code_challenge: request.code_challenge.clone(),
             principal: principal.clone(),
             expires_at: now.unix_timestamp() + super::secs(self.cfg.code_ttl),
-            family_id: super::random_token(),
+            family_id: fedgate_types::random::token(),
         };
         let ttl = self.cfg.code_ttl + std::time::Duration::from_secs(60);
         self.store.put(&super::store_key("code", &code), Grant::Code(grant), ttl).await?;

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use subtle::ConstantTimeEq;
 
 use super::config::ClientConfig;
 use super::error::{ErrorCode, TokenError};
 use super::params::Params;
+use crate::Secret;
 
 /// A registered client with its secret resolved.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> std::io::Result<Self> {
         let secret = match (&config.client_secret, &config.client_secret_file) {
             (Some(s), _) => Some(s.clone()),
-            (None, Some(path)) => Some(super::config::read_secret_file(path)?),
+            (None, Some(path)) => Some(Secret::from_file(path).map_err(|e| e.source)?),
             (None, None) => None,
         };
         let secret_digest = secret.filter(|_| !config.public).map(|s| digest(s.expose().as_bytes()));
@@ -49,7 +49,7 @@ impl Client {
     /// Constant-time check of a presented secret (both sides hashed first, so lengths leak nothing).
     pub fn secret_matches(&self, presented: &str) -> bool {
         match &self.secret_digest {
-            Some(d) => bool::from(d.ct_eq(&digest(presented.as_bytes()))),
+            Some(d) => fedgate_types::secure_eq(d, digest(presented.as_bytes())),
             None => false,
         }
     }
@@ -141,7 +141,7 @@ mod tests {
     fn clients() -> Clients {
         let conf = ClientConfig {
             client_id: "a b:c".into(),
-            client_secret: Some(crate::oidc::ClientSecret::new("s3cret:+/%")),
+            client_secret: Some(crate::Secret::new("s3cret:+/%")),
             ..ClientConfig::default()
         };
         let public = ClientConfig { client_id: "spa".into(), public: true, ..ClientConfig::default() };

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::ConfigIssue;
+use crate::{ConfigIssue, Secret};
 
 /// Scopes the provider always knows (OIDC Core §5.4 plus `groups`, `roles` and `offline_access`).
 pub const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "roles", "offline_access"];
@@ -49,35 +49,6 @@ impl fmt::Display for SigningAlgorithm {
 
 /// The shortest client secret accepted, inline or in `client_secret_file`.
 pub const MIN_SECRET_LEN: usize = 16;
-
-/// Reads a `client_secret_file`: its content without the trailing newline.
-pub fn read_secret_file(path: &std::path::Path) -> std::io::Result<ClientSecret> {
-    let raw = std::fs::read_to_string(path)?;
-    Ok(ClientSecret::new(raw.trim_end_matches(['\r', '\n'])))
-}
-
-/// A client secret: printed as `[redacted]` by `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ClientSecret(String);
-
-impl ClientSecret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// The `[oidc]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,7 +100,7 @@ pub struct ClientConfig {
     /// Display name (login page, logs).
     pub name: Option<String>,
     /// Secret of a confidential client.
-    pub client_secret: Option<ClientSecret>,
+    pub client_secret: Option<Secret>,
     /// File holding the secret of a confidential client (trailing newline trimmed), instead of `client_secret`.
     pub client_secret_file: Option<PathBuf>,
     /// A public client (SPA, native app): no secret, PKCE mandatory.
@@ -270,7 +241,7 @@ impl OidcConfig {
             // The file is read here too, so a short secret in it is caught like an inline one (its content is never
             // echoed; the path is not secret).
             if let Some(path) = &c.client_secret_file {
-                match read_secret_file(path) {
+                match Secret::from_file(path) {
                     Ok(s) if s.expose().chars().count() < MIN_SECRET_LEN => issues.push(ConfigIssue::new(
                         k("client_secret_file"),
                         Some(path.display().to_string()),
@@ -287,7 +258,7 @@ impl OidcConfig {
                     Err(e) => issues.push(ConfigIssue::new(
                         k("client_secret_file"),
                         Some(path.display().to_string()),
-                        format!("cannot be read: {e}"),
+                        format!("cannot be read: {}", e.source),
                         "point it at a readable file holding the client secret",
                     )),
                 }
@@ -383,7 +354,7 @@ mod tests {
     fn client() -> ClientConfig {
         ClientConfig {
             client_id: "app".into(),
-            client_secret: Some(ClientSecret::new("0123456789abcdef0123")),
+            client_secret: Some(Secret::new("0123456789abcdef0123")),
             redirect_uris: vec!["https://app.example/cb".into()],
             ..ClientConfig::default()
         }
@@ -456,7 +427,7 @@ mod tests {
         };
         let mut inline = client();
         inline.client_id = "inline".into();
-        inline.client_secret = Some(ClientSecret::new("short"));
+        inline.client_secret = Some(Secret::new("short"));
         let clients = vec![with_file("a", &short), with_file("b", &long), with_file("c", &dir.join("missing")), inline];
         let issues = OidcConfig { clients, ..OidcConfig::default() }.validate();
         let file_issue = issues.iter().find(|i| i.key == "clients[0].client_secret_file").unwrap();

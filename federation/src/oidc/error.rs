@@ -107,13 +107,16 @@ impl ProtocolError {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// Reading or writing the key directory failed.
-    #[error("key file {path}: {source}")]
-    Io {
-        /// The file or directory.
+    #[error("key file: {0}")]
+    File(#[from] crate::key_file::KeyFileError),
+    /// A key file holds no PKCS#8 PEM block (`-----BEGIN PRIVATE KEY-----`).
+    #[error("key file {path} holds no PKCS#8 PEM private key: {source}")]
+    Pem {
+        /// The file.
         path: String,
         /// The cause.
         #[source]
-        source: std::io::Error,
+        source: rustls::pki_types::pem::Error,
     },
     /// A key file is not a usable PKCS#8 PEM key.
     #[error("key file {path} is not a usable PKCS#8 RSA, P-256 or Ed25519 private key: {reason}")]
@@ -132,17 +135,33 @@ pub enum KeyError {
         /// The key id.
         kid: String,
     },
+    /// openidconnect could not build or sign an ID token with the key.
+    #[error("signing an ID token with key {kid} failed: {source}")]
+    IdToken {
+        /// The key id.
+        kid: String,
+        /// The cause.
+        #[source]
+        source: openidconnect::JsonWebTokenError,
+    },
     /// Serializing a token failed.
     #[error("serializing a token failed: {0}")]
     Serialize(#[source] serde_json::Error),
 }
 
-/// Errors from a grant store.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Errors from a grant store. The gateway carries it as it is (with its cause) rather than as a string.
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backing store could not be reached (or failed): the cause is the store's own error.
-    #[error("grant store unavailable")]
-    Unavailable(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>),
+    /// The backing store could not be reached or failed; the cause is the backend's own error.
+    #[error("grant store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl StoreError {
+    /// The backing store failed with `cause`.
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Unavailable(cause.into())
+    }
 }
 
 /// Why a token-endpoint-style call (token, introspect, revoke, userinfo) failed.
@@ -183,6 +202,9 @@ impl TokenError {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Self::Protocol(p) => p.to_json(),
+            Self::Store(_) => {
+                ProtocolError::new(self.code(), "session store unavailable; try again shortly").to_json()
+            }
             other => ProtocolError::new(other.code(), "the server could not complete the request").to_json(),
         }
     }

@@ -8,9 +8,6 @@
 //! [`SigningKey`] implements openidconnect's [`PrivateSigningKey`], so ID tokens are built with
 //! `IdToken::new` without openidconnect's RustCrypto RSA key (RUSTSEC-2023-0071).
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,7 +18,7 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
 use openidconnect::{PrivateSigningKey, SigningError};
 use rustls::pki_types::PrivatePkcs8KeyDer;
@@ -30,6 +27,7 @@ use serde::Serialize;
 
 use super::config::SigningAlgorithm;
 use super::error::KeyError;
+use crate::key_file;
 
 /// File name of the key that signs.
 pub const ACTIVE_FILE: &str = "active.pem";
@@ -129,20 +127,13 @@ impl SigningKey {
     /// Parses a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) key.
     pub fn from_pem(pem: &[u8], origin: &str) -> Result<Self, KeyError> {
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem)
-            .map_err(|_| KeyError::Invalid { path: origin.to_string(), reason: "no PKCS#8 PEM block".into() })?;
+            .map_err(|source| KeyError::Pem { path: origin.to_string(), source })?;
         Self::from_pkcs8(der.secret_pkcs8_der().to_vec(), origin)
     }
 
     /// The PKCS#8 PEM encoding of the private key (write it only to a 0600 file).
     pub fn to_pem(&self) -> String {
-        let body = STANDARD.encode(&self.pkcs8);
-        let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
-        for chunk in body.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(chunk));
-            out.push('\n');
-        }
-        out.push_str("-----END PRIVATE KEY-----\n");
-        out
+        key_file::pem("PRIVATE KEY", &self.pkcs8)
     }
 
     /// The algorithm this key signs with.
@@ -256,9 +247,9 @@ impl KeySet {
     pub fn load_or_generate(dir: &Path, alg: SigningAlgorithm) -> Result<Self, KeyError> {
         let active_path = dir.join(ACTIVE_FILE);
         if !active_path.exists() {
-            ensure_dir(dir)?;
+            key_file::create_dir(dir)?;
             let key = SigningKey::generate(alg)?;
-            write_key(&active_path, &key)?;
+            key_file::write_new(&active_path, key.to_pem().as_bytes(), key_file::PRIVATE_MODE)?;
             return Self::load(dir);
         }
         let set = Self::load(dir)?;
@@ -276,17 +267,14 @@ impl KeySet {
     /// Adds a new active key for `alg` in `dir`; the current active key becomes `previous.pem` (the one before it
     /// is dropped, so tokens it signed stop verifying). Returns the new set. Used by `fedgate keys rotate`.
     pub fn rotate(dir: &Path, alg: SigningAlgorithm) -> Result<Self, KeyError> {
-        ensure_dir(dir)?;
+        key_file::create_dir(dir)?;
         let active_path = dir.join(ACTIVE_FILE);
         let new_key = SigningKey::generate(alg)?;
-        let tmp = dir.join("active.pem.new");
-        let _ = fs::remove_file(&tmp);
-        write_key(&tmp, &new_key)?;
+        let staged = key_file::write_staged(&active_path, new_key.to_pem().as_bytes(), key_file::PRIVATE_MODE)?;
         if active_path.exists() {
-            let prev = dir.join(PREVIOUS_FILE);
-            fs::rename(&active_path, &prev).map_err(|source| io_err(&prev, source))?;
+            key_file::rename(&active_path, &dir.join(PREVIOUS_FILE))?;
         }
-        fs::rename(&tmp, &active_path).map_err(|source| io_err(&active_path, source))?;
+        key_file::rename(&staged, &active_path)?;
         Self::load(dir)
     }
 
@@ -318,33 +306,15 @@ impl KeySet {
     }
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> KeyError {
-    KeyError::Io { path: path.display().to_string(), source }
-}
-
-fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| io_err(dir, source))
-}
-
 fn read_key(path: &Path) -> Result<SigningKey, KeyError> {
-    let pem = fs::read(path).map_err(|source| io_err(path, source))?;
+    let pem = key_file::read_private(path)?;
     SigningKey::from_pem(&pem, &path.display().to_string())
-}
-
-fn write_key(path: &Path, key: &SigningKey) -> Result<(), KeyError> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| io_err(path, source))?;
-    f.write_all(key.to_pem().as_bytes()).map_err(|source| io_err(path, source))?;
-    f.sync_all().map_err(|source| io_err(path, source))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     use openidconnect::JsonWebKey;

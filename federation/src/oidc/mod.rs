@@ -34,7 +34,7 @@ use url::Url;
 
 pub use authorize::{AuthorizationRequest, AuthorizeError, LoginDecision, Prompt};
 pub use claims::{AccessTokenClaims, ExtraClaims};
-pub use config::{ClientConfig, ClientSecret, OidcConfig, SigningAlgorithm};
+pub use config::{ClientConfig, OidcConfig, SigningAlgorithm};
 pub use discovery::DiscoveryDocument;
 pub use error::{ErrorCode, KeyError, ProtocolError, StoreError, TokenError};
 pub use keys::{KeySet, SigningKey};
@@ -154,7 +154,7 @@ impl Provider {
             aud: UPSTREAM_AUDIENCE.to_string(),
             exp: iat + secs(ttl),
             iat,
-            jti: random_token(),
+            jti: fedgate_types::random::token(),
             client_id: UPSTREAM_AUDIENCE.to_string(),
             scope: "openid".into(),
             auth_time: Some(principal.auth_time.unix_timestamp()),
@@ -170,13 +170,6 @@ impl Provider {
 
 /// The audience of the tokens the authenticating proxy hands its upstreams; no client may take this id.
 pub const UPSTREAM_AUDIENCE: &str = "fedgate-proxy";
-
-/// A fresh 256-bit random token, base64url.
-pub(crate) fn random_token() -> String {
-    let mut buf = [0u8; 32];
-    crate::random::fill(&mut buf);
-    b64(&buf)
-}
 
 pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

@@ -51,7 +51,7 @@ fn config(alg: SigningAlgorithm) -> OidcConfig {
     let confidential = |id: &str| ClientConfig {
         client_id: id.into(),
         scopes: scopes.clone(),
-        client_secret: Some(ClientSecret::new(SECRET)),
+        client_secret: Some(crate::Secret::new(SECRET)),
         redirect_uris: vec!["https://app.example/cb".into()],
         post_logout_redirect_uris: vec!["https://app.example/bye".into()],
         ..ClientConfig::default()

@@ -75,7 +75,7 @@ pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
     }
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
     let computed = super::b64(digest.as_ref());
-    bool::from(subtle::ConstantTimeEq::ct_eq(computed.as_bytes(), challenge.as_bytes()))
+    fedgate_types::secure_eq(computed, challenge)
 }
 
 /// What an issued set of tokens is about.
@@ -260,7 +260,7 @@ impl Provider {
             aud: client.id().to_string(),
             exp: iat + super::secs(self.cfg.access_token_ttl),
             iat,
-            jti: super::random_token(),
+            jti: fedgate_types::random::token(),
             client_id: client.id().to_string(),
             scope: scopes.join(" "),
             auth_time: None,
@@ -296,7 +296,7 @@ impl Provider {
             aud: client_id.clone(),
             exp: iat + super::secs(self.cfg.access_token_ttl),
             iat,
-            jti: super::random_token(),
+            jti: fedgate_types::random::token(),
             client_id: client_id.clone(),
             scope: issue.scopes.join(" "),
             auth_time: Some(p.auth_time.unix_timestamp()),
@@ -331,14 +331,14 @@ impl Provider {
                 Some(&AccessToken::new(access_token.clone())),
                 None,
             )
-            .map_err(|e| TokenError::Keys(KeyError::Sign { kid: format!("{} ({e})", key.kid()) }))?;
+            .map_err(|source| TokenError::Keys(KeyError::IdToken { kid: key.kid().to_string(), source }))?;
             Some(token.to_string())
         } else {
             None
         };
 
         let refresh_token = if issue.client.allows_grant("refresh_token") {
-            let token = super::random_token();
+            let token = fedgate_types::random::token();
             let record = RefreshGrant {
                 family_id: issue.family_id.to_string(),
                 client_id: client_id.clone(),

@@ -50,9 +50,9 @@ pub fn inflate(saml_request: &str) -> Result<Vec<u8>, SamlError> {
     flate2::read::DeflateDecoder::new(compressed.as_slice())
         .take(MAX_XML as u64 + 1)
         .read_to_end(&mut xml)
-        .map_err(|e| SamlError::Inflate(e.to_string()))?;
+        .map_err(SamlError::Inflate)?;
     if xml.len() > MAX_XML {
-        return Err(SamlError::Inflate(format!("inflates to more than {MAX_XML} bytes")));
+        return Err(SamlError::InflatesTooLarge(MAX_XML));
     }
     Ok(xml)
 }
@@ -147,7 +147,7 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
     let mut field: Option<(String, String)> = None;
     let mut root_closed = false;
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| SamlError::Malformed(e.to_string()))?;
+        let event = reader.read_event_into(&mut buf).map_err(SamlError::Xml)?;
         let empty = matches!(event, Event::Empty(_));
         match event {
             Event::DocType(_) => return Err(SamlError::Doctype),
@@ -167,8 +167,8 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                 }
                 let mut m = ProtocolMessage::default();
                 for a in e.attributes() {
-                    let a = a.map_err(|e| SamlError::Malformed(e.to_string()))?;
-                    let v = a.unescape_value().map_err(|e| SamlError::Malformed(e.to_string()))?;
+                    let a = a.map_err(|e| SamlError::Xml(e.into()))?;
+                    let v = a.unescape_value().map_err(SamlError::Xml)?;
                     m.attributes
                         .push((String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(), v.into_owned()));
                 }
@@ -197,7 +197,7 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                 }
             }
             Event::Text(t) if depth == 2 => {
-                let text = t.decode().map_err(|e| SamlError::Malformed(e.to_string()))?;
+                let text = t.decode().map_err(|e| SamlError::Xml(e.into()))?;
                 if let Some((_, value)) = field.as_mut() {
                     value.push_str(text.trim());
                 }
@@ -373,7 +373,9 @@ mod tests {
         ));
         let bomb = deflate(&format!("<samlp:AuthnRequest ID=\"x\">{}</samlp:AuthnRequest>", " ".repeat(10_000_000)));
         assert!(bomb.len() < MAX_ENCODED, "a small bomb: {} bytes", bomb.len());
-        assert!(matches!(decode_redirect(&bomb), Err(SamlError::Inflate(m)) if m.contains("more than")));
+        assert!(
+            matches!(decode_redirect(&bomb), Err(e @ SamlError::InflatesTooLarge(_)) if e.to_string().contains("more than"))
+        );
         assert!(matches!(decode_post(&"A".repeat(MAX_ENCODED + 4)), Err(SamlError::TooLarge(..))));
         let long_id = REQ.replace("a2eg9c2g", &"i".repeat(MAX_ID + 1));
         assert!(

@@ -1,22 +1,30 @@
 //! SAML failures. Bad input from a browser or SP is told apart from our own setup problems, so the gateway can
 //! answer 4xx with a message that names the problem (and never 500 for someone else's mistake).
 
+use std::path::PathBuf;
+
 /// A SAML error.
 #[derive(Debug, thiserror::Error)]
 pub enum SamlError {
     /// `SAMLRequest` is not valid base64.
     #[error("SAMLRequest is not valid base64")]
     Base64,
-    /// The HTTP-Redirect request did not inflate (not raw DEFLATE, or larger than the limit).
+    /// The HTTP-Redirect request did not inflate (not raw DEFLATE).
     #[error("SAMLRequest does not inflate: {0}")]
-    Inflate(String),
+    Inflate(#[source] std::io::Error),
+    /// The HTTP-Redirect request inflates to more than the limit (a compression bomb, or just too large).
+    #[error("SAMLRequest does not inflate: it inflates to more than {0} bytes")]
+    InflatesTooLarge(usize),
     /// The request is larger than we accept.
     #[error("SAMLRequest is too large ({0} bytes; the limit is {1})")]
     TooLarge(usize, usize),
     /// A DOCTYPE or entity declaration: refused, never expanded.
     #[error("SAMLRequest contains a DOCTYPE or entity declaration, which is refused")]
     Doctype,
-    /// Not well-formed XML, or not an AuthnRequest.
+    /// Not well-formed XML.
+    #[error("SAMLRequest is not well-formed XML: {0}")]
+    Xml(#[source] quick_xml::Error),
+    /// Well-formed XML, but not the SAML message expected (root element, ID, Issuer, …).
     #[error("SAMLRequest is not a SAML AuthnRequest: {0}")]
     Malformed(String),
     /// `RelayState` is longer than `max_relay_state_bytes` (SAML 2.0 Bindings §3.4.3, §3.5.3).
@@ -77,10 +85,53 @@ pub enum SamlError {
     NoSingleLogout(String),
     /// Keys or certificates could not be loaded, generated or used.
     #[error("SAML keys: {0}")]
-    Keys(String),
-    /// SP metadata or configuration could not be used.
+    Keys(#[from] super::keys::KeyError),
+    /// A service provider's files, metadata or settings could not be used.
     #[error("SAML configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
+}
+
+/// Why a service provider's configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file the SP's configuration names could not be read.
+    #[error("service provider {sp:?}: reading {key} {}: {source}", path.display())]
+    File {
+        /// The SP.
+        sp: String,
+        /// The configuration key naming the file (`metadata_file`, `certificate_file`).
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `certificate_file` holds no PEM certificate.
+    #[error("service provider {sp:?}: certificate_file {} holds no PEM certificate: {source}", path.display())]
+    Certificate {
+        /// The SP.
+        sp: String,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// `metadata_file` is not usable SP metadata.
+    #[error("service provider {sp:?}: metadata_file {}: {source}", path.display())]
+    Metadata {
+        /// The SP.
+        sp: String,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: super::sp_metadata::MetadataError,
+    },
+    /// Neither the configuration, the preset nor the metadata gives the SP an ACS URL.
+    #[error("service provider {0:?} has no ACS URL")]
+    NoAcsUrl(String),
 }
 
 impl SamlError {

@@ -1,16 +1,78 @@
 //! The IdP's signing key and certificate: loaded from PEM files, or a self-signed RSA-2048 certificate generated on
-//! first start and kept in `keys_dir` (key file 0600). Extra certificates (the next or previous one during a
-//! rotation) are published in metadata next to the active one.
+//! first start and kept in `keys_dir` (directory 0700, key file 0600 written with `create_new`, so an existing key is
+//! never overwritten). Extra certificates (the next or previous one during a rotation) are published in metadata next
+//! to the active one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::error::{KeyRejected, Unspecified};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair as _, RsaKeyPair};
-use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::pem::{self, PemObject as _};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::error::SamlError;
+use crate::key_file::{self, KeyFileError};
+
+/// Why the SAML signing key or a certificate could not be loaded, generated or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A key or certificate file, or `keys_dir`, could not be read, created or written.
+    #[error("{0}")]
+    File(#[from] KeyFileError),
+    /// A certificate file holds no PEM certificate.
+    #[error("certificate {} holds no PEM certificate: {source}", path.display())]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: pem::Error,
+    },
+    /// A key file holds no PEM private key.
+    #[error("private key {} holds no PEM private key: {source}", path.display())]
+    PrivateKey {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: pem::Error,
+    },
+    /// The private key is not an RSA key (PKCS#8 or PKCS#1).
+    #[error("private key {} is not an RSA key", path.display())]
+    NotRsa {
+        /// The file.
+        path: PathBuf,
+    },
+    /// aws-lc-rs refused the RSA key (too short, inconsistent, …).
+    #[error("private key {} is not a usable RSA key: {source}", path.display())]
+    Rejected {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: KeyRejected,
+    },
+    /// Generating an RSA-2048 key failed.
+    #[error("generating an RSA-2048 key failed: {0}")]
+    Generate(#[source] Unspecified),
+    /// Encoding the key as PKCS#8 failed.
+    #[error("encoding the RSA key as PKCS#8 failed: {0}")]
+    Encode(#[source] Unspecified),
+    /// Making the self-signed certificate failed.
+    #[error("making the self-signed certificate failed: {0}")]
+    SelfSign(#[source] rcgen::Error),
+    /// RSA-SHA256 signing failed.
+    #[error("RSA-SHA256 signing failed: {0}")]
+    Sign(#[source] Unspecified),
+    /// RSA-SHA1 signing (through AWS-LC directly) failed.
+    #[error("RSA-SHA1 signing failed: {0}")]
+    SignSha1(&'static str),
+    /// The element to sign has no `ID` attribute for the signature's reference (a bug in the caller).
+    #[error("the element to sign has no ID")]
+    NoId,
+}
 
 /// The active signing key and the certificates metadata publishes.
 pub struct SigningKeys {
@@ -33,53 +95,45 @@ const CERT_FILE: &str = "saml-signing.crt";
 impl SigningKeys {
     /// Loads the key (PKCS#8 or PKCS#1 RSA PEM) and certificate (PEM) from files.
     pub fn from_files(cert_file: &Path, key_file: &Path) -> Result<Self, SamlError> {
-        let cert = CertificateDer::from_pem_file(cert_file)
-            .map_err(|e| SamlError::Keys(format!("reading saml.cert_file = {}: {e}", cert_file.display())))?;
-        let key = PrivateKeyDer::from_pem_file(key_file)
-            .map_err(|e| SamlError::Keys(format!("reading saml.key_file = {}: {e}", key_file.display())))?;
-        let key = match &key {
-            PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
-            PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
-            _ => return Err(SamlError::Keys(format!("saml.key_file = {} is not an RSA key", key_file.display()))),
-        }
-        .map_err(|e| SamlError::Keys(format!("saml.key_file = {} is not a usable RSA key: {e}", key_file.display())))?;
-        Ok(Self { key, cert_der: cert.to_vec(), extra_certs_der: Vec::new() })
+        let cert = read_certificate(cert_file)?;
+        let key = read_rsa_key(key_file)?;
+        Ok(Self { key, cert_der: cert, extra_certs_der: Vec::new() })
     }
 
-    /// Loads the pair from `dir`, generating a self-signed RSA-2048 certificate (valid 20 years) on first start.
+    /// Loads the pair from `dir`, generating what is missing on first start: an RSA-2048 key (written only if no key
+    /// file exists) and a self-signed certificate for it, valid 20 years. A key whose certificate is missing (a
+    /// crash between the two writes) gets a new certificate; the key itself is never replaced.
     pub fn load_or_generate(dir: &Path, common_name: &str) -> Result<Self, SamlError> {
         let (key_path, cert_path) = (dir.join(KEY_FILE), dir.join(CERT_FILE));
         if key_path.is_file() && cert_path.is_file() {
             return Self::from_files(&cert_path, &key_path);
         }
-        std::fs::create_dir_all(dir)
-            .map_err(|e| SamlError::Keys(format!("creating saml.keys_dir = {}: {e}", dir.display())))?;
-        let key = RsaKeyPair::generate(KeySize::Rsa2048)
-            .map_err(|e| SamlError::Keys(format!("generating an RSA key: {e}")))?;
-        let pkcs8 = key.as_der().map_err(|e| SamlError::Keys(format!("encoding the RSA key: {e}")))?;
-        let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec());
-        let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256)
-            .map_err(|e| SamlError::Keys(format!("preparing the certificate key: {e}")))?;
-        let mut params =
-            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| SamlError::Keys(e.to_string()))?;
-        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, "fedgate SAML IdP");
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(1);
-        params.not_after = now + time::Duration::days(20 * 365);
-        let cert = params.self_signed(&rc_key).map_err(|e| SamlError::Keys(format!("self-signing: {e}")))?;
-        write_private(&key_path, &pem("PRIVATE KEY", pkcs8.secret_pkcs8_der()))?;
-        std::fs::write(&cert_path, cert.pem())
-            .map_err(|e| SamlError::Keys(format!("writing {}: {e}", cert_path.display())))?;
+        key_file::create_dir(dir).map_err(KeyError::from)?;
+        let key = if key_path.is_file() {
+            tracing::warn!(key = %key_path.display(), "the SAML signing key has no certificate; making a new one");
+            read_rsa_key(&key_path)?
+        } else {
+            if cert_path.exists() {
+                tracing::warn!(
+                    cert = %cert_path.display(),
+                    "the SAML signing certificate has no key; generating a new key and certificate"
+                );
+            }
+            let key = RsaKeyPair::generate(KeySize::Rsa2048).map_err(KeyError::Generate)?;
+            let pkcs8 = key.as_der().map_err(KeyError::Encode)?;
+            let pem = key_file::pem("PRIVATE KEY", pkcs8.as_ref());
+            key_file::write_new(&key_path, pem.as_bytes(), key_file::PRIVATE_MODE).map_err(KeyError::from)?;
+            key
+        };
+        let cert = self_signed(&key, common_name)?;
+        key_file::replace(&cert_path, cert.pem().as_bytes(), key_file::PUBLIC_MODE).map_err(KeyError::from)?;
         tracing::info!(cert = %cert_path.display(), "generated a self-signed SAML signing certificate");
         Ok(Self { key, cert_der: cert.der().to_vec(), extra_certs_der: Vec::new() })
     }
 
     /// Adds a certificate to publish in metadata (rotation).
     pub fn publish_extra(&mut self, cert_file: &Path) -> Result<(), SamlError> {
-        let cert = CertificateDer::from_pem_file(cert_file)
-            .map_err(|e| SamlError::Keys(format!("reading {}: {e}", cert_file.display())))?;
-        self.extra_certs_der.push(cert.to_vec());
+        self.extra_certs_der.push(read_certificate(cert_file)?);
         Ok(())
     }
 
@@ -92,12 +146,12 @@ impl SigningKeys {
                 let rng = aws_lc_rs::rand::SystemRandom::new();
                 self.key
                     .sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
-                    .map_err(|e| SamlError::Keys(format!("signing: {e}")))?;
+                    .map_err(KeyError::Sign)?;
                 Ok(sig)
             }
             Algorithm::RsaSha1 => {
-                let pkcs8 = self.key.as_der().map_err(|e| SamlError::Keys(format!("encoding the key: {e}")))?;
-                super::legacy_sha1::sign(pkcs8.as_ref(), message).map_err(SamlError::Keys)
+                let pkcs8 = self.key.as_der().map_err(KeyError::Encode)?;
+                Ok(super::legacy_sha1::sign(pkcs8.as_ref(), message).map_err(KeyError::SignSha1)?)
             }
         }
     }
@@ -108,27 +162,87 @@ impl SigningKeys {
     }
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+/// The DER of the first certificate in a PEM file.
+fn read_certificate(path: &Path) -> Result<Vec<u8>, KeyError> {
+    let pem = key_file::read(path)?;
+    CertificateDer::from_pem_slice(&pem)
+        .map(|c| c.to_vec())
+        .map_err(|source| KeyError::Certificate { path: path.into(), source })
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<(), SamlError> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
+/// An RSA private key from a PKCS#8 or PKCS#1 PEM file.
+fn read_rsa_key(path: &Path) -> Result<RsaKeyPair, KeyError> {
+    let pem = key_file::read_private(path)?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&pem).map_err(|source| KeyError::PrivateKey { path: path.into(), source })?;
+    match &key {
+        PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
+        PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
+        _ => return Err(KeyError::NotRsa { path: path.into() }),
     }
-    let mut f = opts.open(path).map_err(|e| SamlError::Keys(format!("writing {}: {e}", path.display())))?;
-    f.write_all(contents.as_bytes()).map_err(|e| SamlError::Keys(format!("writing {}: {e}", path.display())))
+    .map_err(|source| KeyError::Rejected { path: path.into(), source })
+}
+
+/// A self-signed certificate for `key`, valid from yesterday for 20 years.
+fn self_signed(key: &RsaKeyPair, common_name: &str) -> Result<rcgen::Certificate, KeyError> {
+    let pkcs8 = key.as_der().map_err(KeyError::Encode)?;
+    let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec());
+    let rc_key =
+        rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).map_err(KeyError::SelfSign)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(KeyError::SelfSign)?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "fedgate SAML IdP");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(20 * 365);
+    params.self_signed(&rc_key).map_err(KeyError::SelfSign)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn generated_once_private_and_never_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("keys");
+        let first = SigningKeys::load_or_generate(&dir, "idp.example").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
+        let key_pem = fs::read(dir.join(KEY_FILE)).unwrap();
+
+        let again = SigningKeys::load_or_generate(&dir, "idp.example").unwrap();
+        assert_eq!(again.cert_der, first.cert_der);
+        assert_eq!(again.public_key_der(), first.public_key_der());
+
+        // A key whose certificate went missing keeps the key and gets a new certificate for it.
+        fs::remove_file(dir.join(CERT_FILE)).unwrap();
+        let recovered = SigningKeys::load_or_generate(&dir, "idp.example").unwrap();
+        assert_eq!(recovered.public_key_der(), first.public_key_der());
+        assert!(dir.join(CERT_FILE).is_file());
+        assert_eq!(fs::read(dir.join(KEY_FILE)).unwrap(), key_pem);
+        assert!(!dir.join(format!("{CERT_FILE}.new")).exists());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_keep_their_cause() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (cert, key) = (tmp.path().join("c.pem"), tmp.path().join("k.pem"));
+        let Err(SamlError::Keys(KeyError::File(e))) = SigningKeys::from_files(&cert, &key) else {
+            panic!("a missing certificate is a file error")
+        };
+        assert_eq!(e.source.kind(), std::io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("c.pem"), "{e}");
+
+        fs::write(&cert, "not pem").unwrap();
+        let err = SigningKeys::from_files(&cert, &key).unwrap_err();
+        assert!(matches!(err, SamlError::Keys(KeyError::Certificate { .. })), "{err:?}");
+        assert!(!err.is_bad_request());
+        assert!(std::error::Error::source(&err).is_some());
+    }
 }

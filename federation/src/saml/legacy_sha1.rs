@@ -9,7 +9,7 @@
 use aws_lc_sys as sys;
 
 /// RSA PKCS#1 v1.5 with SHA-1 over `message`, with the private key given as PKCS#8 DER.
-pub fn sign(pkcs8: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
+pub fn sign(pkcs8: &[u8], message: &[u8]) -> Result<Vec<u8>, &'static str> {
     // SAFETY: every pointer passed to AWS-LC is either one it returned (checked for null before use and freed
     // exactly once below) or points into a live Rust slice for the length given. `sig` is allocated with
     // EVP_PKEY_size bytes, the most EVP_DigestSign writes for this key, and truncated to the length it reports.
@@ -17,12 +17,12 @@ pub fn sign(pkcs8: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
         let mut cbs = sys::CBS { data: pkcs8.as_ptr(), len: pkcs8.len() };
         let pkey = sys::EVP_parse_private_key(&mut cbs);
         if pkey.is_null() {
-            return Err("the signing key is not a PKCS#8 private key".into());
+            return Err("the signing key is not a PKCS#8 private key");
         }
         let ctx = sys::EVP_MD_CTX_new();
         if ctx.is_null() {
             sys::EVP_PKEY_free(pkey);
-            return Err("out of memory".into());
+            return Err("out of memory");
         }
         let size = usize::try_from(sys::EVP_PKEY_size(pkey)).unwrap_or(0);
         let mut sig = vec![0u8; size];
@@ -33,7 +33,7 @@ pub fn sign(pkcs8: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
         sys::EVP_MD_CTX_free(ctx);
         sys::EVP_PKEY_free(pkey);
         if !ok || len > size {
-            return Err("RSA-SHA1 signing failed".into());
+            return Err("AWS-LC did not sign");
         }
         sig.truncate(len);
         Ok(sig)

@@ -238,7 +238,7 @@ impl IdentityProvider {
                 .acs_urls
                 .first()
                 .map(String::as_str)
-                .ok_or_else(|| SamlError::Config(format!("service provider {:?} has no ACS URL", sp.name()))),
+                .ok_or_else(|| error::ConfigError::NoAcsUrl(sp.name().into()).into()),
         }
     }
 

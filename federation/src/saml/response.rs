@@ -43,7 +43,7 @@ pub struct ResponseParams<'a> {
 /// A random XML ID: `_` + 160 random bits in hex (never starts with a digit).
 pub fn new_id() -> String {
     let mut b = [0u8; 20];
-    crate::random::fill(&mut b);
+    fedgate_types::random::fill(&mut b);
     format!("_{}", hex::encode(b))
 }
 

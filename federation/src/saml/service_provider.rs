@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::ConfigError;
 use super::signature::Algorithm;
 use crate::{ConfigIssue, Principal};
 
@@ -256,14 +257,18 @@ impl ServiceProvider {
         };
         let metadata = match &config.metadata_file {
             Some(path) => {
-                let xml = std::fs::read(path).map_err(|e| {
-                    super::SamlError::Config(format!(
-                        "service provider {:?}: reading metadata_file {}: {e}",
-                        config.name,
-                        path.display()
-                    ))
+                let xml = std::fs::read(path).map_err(|source| ConfigError::File {
+                    sp: config.name.clone(),
+                    key: "metadata_file",
+                    path: path.clone(),
+                    source,
                 })?;
-                Some(super::sp_metadata::parse(&xml)?)
+                let metadata = super::sp_metadata::parse(&xml).map_err(|source| ConfigError::Metadata {
+                    sp: config.name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                Some(metadata)
             }
             None => None,
         };
@@ -278,12 +283,14 @@ impl ServiceProvider {
         let certificate_der = match &config.certificate_file {
             Some(path) => {
                 use rustls::pki_types::pem::PemObject as _;
-                let cert = rustls::pki_types::CertificateDer::from_pem_file(path).map_err(|e| {
-                    super::SamlError::Config(format!(
-                        "service provider {:?}: reading certificate_file {}: {e}",
-                        config.name,
-                        path.display()
-                    ))
+                let pem = std::fs::read(path).map_err(|source| ConfigError::File {
+                    sp: config.name.clone(),
+                    key: "certificate_file",
+                    path: path.clone(),
+                    source,
+                })?;
+                let cert = rustls::pki_types::CertificateDer::from_pem_slice(&pem).map_err(|source| {
+                    ConfigError::Certificate { sp: config.name.clone(), path: path.clone(), source }
                 })?;
                 Some(cert.to_vec())
             }

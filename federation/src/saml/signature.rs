@@ -58,7 +58,7 @@ pub fn sign_enveloped(
     keys: &SigningKeys,
     alg: Algorithm,
 ) -> Result<(), SamlError> {
-    let id = element.get_attr("ID").ok_or_else(|| SamlError::Keys("element to sign has no ID".into()))?.to_string();
+    let id = element.get_attr("ID").ok_or(SamlError::Keys(super::keys::KeyError::NoId))?.to_string();
     let digest = alg.digest(element.to_canonical().as_bytes());
     let signed_info = Element::new(ns::DS, "SignedInfo")
         .child(Element::new(ns::DS, "CanonicalizationMethod").attr("Algorithm", C14N))

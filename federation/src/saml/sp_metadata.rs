@@ -4,7 +4,25 @@
 use base64::Engine as _;
 use quick_xml::events::Event;
 
-use super::error::SamlError;
+/// Why SP metadata cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// Not well-formed XML.
+    #[error("SP metadata is not well-formed XML: {0}")]
+    Xml(#[from] quick_xml::Error),
+    /// A DOCTYPE (refused, never expanded).
+    #[error("SP metadata: a DOCTYPE is not accepted")]
+    Doctype,
+    /// The signing certificate is not base64.
+    #[error("SP metadata: X509Certificate is not base64: {0}")]
+    CertificateBase64(#[source] base64::DecodeError),
+    /// No entity ID.
+    #[error("SP metadata: no EntityDescriptor with an entityID")]
+    NoEntityId,
+    /// No ACS for the binding we post with.
+    #[error("SP metadata: no AssertionConsumerService with the HTTP-POST binding")]
+    NoPostAcs,
+}
 
 /// What we take from SP metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,8 +38,7 @@ pub struct SpMetadata {
 }
 
 /// Parses SP metadata XML.
-pub fn parse(xml: &[u8]) -> Result<SpMetadata, SamlError> {
-    let bad = |m: String| SamlError::Config(format!("SP metadata: {m}"));
+pub fn parse(xml: &[u8]) -> Result<SpMetadata, MetadataError> {
     let mut reader = quick_xml::Reader::from_reader(xml);
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
@@ -29,9 +46,9 @@ pub fn parse(xml: &[u8]) -> Result<SpMetadata, SamlError> {
     let (mut default_acs, mut other_acs) = (Vec::new(), Vec::new());
     let (mut in_key, mut key_for_signing, mut in_cert) = (false, false, false);
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| bad(e.to_string()))?;
+        let event = reader.read_event_into(&mut buf)?;
         match event {
-            Event::DocType(_) => return Err(bad("a DOCTYPE is not accepted".into())),
+            Event::DocType(_) => return Err(MetadataError::Doctype),
             Event::Start(e) | Event::Empty(e) => {
                 let attr = |name: &[u8]| -> Option<String> {
                     e.attributes()
@@ -69,12 +86,10 @@ pub fn parse(xml: &[u8]) -> Result<SpMetadata, SamlError> {
                 }
             }
             Event::Text(t) if in_cert && md.signing_cert_der.is_none() => {
-                let text = t.decode().map_err(|e| bad(e.to_string()))?;
+                let text = t.decode().map_err(quick_xml::Error::from)?;
                 let b64: String = text.chars().filter(|c| !c.is_whitespace()).collect();
                 md.signing_cert_der = Some(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b64)
-                        .map_err(|_| bad("X509Certificate is not base64".into()))?,
+                    base64::engine::general_purpose::STANDARD.decode(b64).map_err(MetadataError::CertificateBase64)?,
                 );
             }
             Event::End(e) => match e.local_name().as_ref() {
@@ -88,11 +103,11 @@ pub fn parse(xml: &[u8]) -> Result<SpMetadata, SamlError> {
         buf.clear();
     }
     if md.entity_id.is_empty() {
-        return Err(bad("no EntityDescriptor with an entityID".into()));
+        return Err(MetadataError::NoEntityId);
     }
     md.acs_urls = default_acs.into_iter().chain(other_acs).collect();
     if md.acs_urls.is_empty() {
-        return Err(bad("no AssertionConsumerService with the HTTP-POST binding".into()));
+        return Err(MetadataError::NoPostAcs);
     }
     Ok(md)
 }
@@ -124,9 +139,14 @@ mod tests {
 
     #[test]
     fn refuses_doctype_and_incomplete_metadata() {
-        assert!(parse(format!("<!DOCTYPE x [<!ENTITY e \"x\">]>{ALIYUN}").as_bytes()).is_err());
-        assert!(
-            parse(b"<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"x\"/>").is_err()
-        );
+        assert!(matches!(
+            parse(format!("<!DOCTYPE x [<!ENTITY e \"x\">]>{ALIYUN}").as_bytes()),
+            Err(MetadataError::Doctype)
+        ));
+        assert!(matches!(
+            parse(b"<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"x\"/>"),
+            Err(MetadataError::NoPostAcs)
+        ));
+        assert!(matches!(parse(b"<a><b></a>"), Err(MetadataError::Xml(_))));
     }
 }

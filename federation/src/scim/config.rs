@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigIssue;
-use crate::oidc::ClientSecret;
+use crate::Secret;
+use fedgate_types::SecretFileError;
 
 /// Alibaba Cloud's SCIM server for RAM users.
 pub const ALIYUN_RAM_SCIM_URL: &str = "https://scim.aliyun.com";
@@ -87,7 +88,7 @@ pub struct TargetConfig {
     /// The SCIM base URL (the one `/Users` is under).
     pub base_url: Option<String>,
     /// A static bearer token.
-    pub bearer_token: Option<ClientSecret>,
+    pub bearer_token: Option<Secret>,
     /// A file holding the bearer token.
     pub bearer_token_file: Option<PathBuf>,
     /// OAuth 2.0 token endpoint for the client-credentials grant.
@@ -95,7 +96,7 @@ pub struct TargetConfig {
     /// OAuth client id.
     pub client_id: Option<String>,
     /// OAuth client secret.
-    pub client_secret: Option<ClientSecret>,
+    pub client_secret: Option<Secret>,
     /// A file holding the OAuth client secret.
     pub client_secret_file: Option<PathBuf>,
     /// OAuth scope to ask for.
@@ -179,7 +180,7 @@ pub enum TargetAuth {
     /// No `Authorization` header.
     None,
     /// A static bearer token (from `bearer_token` or `bearer_token_file`).
-    Bearer(ClientSecret),
+    Bearer(Secret),
     /// OAuth 2.0 client credentials.
     ClientCredentials {
         /// Token endpoint.
@@ -187,7 +188,7 @@ pub enum TargetAuth {
         /// Client id.
         client_id: String,
         /// Client secret (from `client_secret` or `client_secret_file`).
-        client_secret: ClientSecret,
+        client_secret: Secret,
         /// Scope, if any.
         scope: Option<String>,
     },
@@ -249,12 +250,8 @@ impl TargetConfig {
     }
 
     /// The authentication settings, with secrets read from their files. `Err` names the file that cannot be read.
-    pub fn auth(&self) -> Result<TargetAuth, String> {
-        let read = |path: &PathBuf| {
-            std::fs::read_to_string(path)
-                .map(|s| ClientSecret::new(s.trim_end_matches(['\r', '\n'])))
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
-        };
+    pub fn auth(&self) -> Result<TargetAuth, SecretFileError> {
+        let read = |path: &PathBuf| Secret::from_file(path);
         if let Some(t) = &self.bearer_token {
             return Ok(TargetAuth::Bearer(t.clone()));
         }
@@ -267,7 +264,7 @@ impl TargetConfig {
                 let client_secret = match (&self.client_secret, &self.client_secret_file) {
                     (Some(s), _) => s.clone(),
                     (None, Some(path)) => read(path)?,
-                    (None, None) => ClientSecret::new(""),
+                    (None, None) => Secret::new(""),
                 };
                 let scope = self.scope.clone().or_else(|| self.ram().then(|| ALIYUN_RAM_SCOPE.to_string()));
                 Ok(TargetAuth::ClientCredentials { token_url, client_id: client_id.clone(), client_secret, scope })

@@ -170,7 +170,7 @@ fn scim_sync(path: Option<PathBuf>, only: Option<&str>, options: crate::scim::Sy
         let dir = match ldap_mapper::LdapDirectory::new(ldap, roles) {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("fedgate: {e}");
+                eprintln!("fedgate: {}", e.chain());
                 return ExitCode::FAILURE;
             }
         };
@@ -362,7 +362,7 @@ fn ldap_probe(path: Option<PathBuf>, username: &str, password_stdin: bool) -> Ex
             if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Err(e) => {
-            eprintln!("fedgate: ldap probe failed: {e}");
+            eprintln!("fedgate: ldap probe failed: {}", e.chain());
             ExitCode::FAILURE
         }
     }

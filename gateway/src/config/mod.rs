@@ -15,7 +15,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-pub use problems::{ConfigError, ConfigProblem};
+pub use problems::{ConfigError, ConfigIssue};
 pub use proxy::{HeaderNames, ProxyConfig, RouteConfig, Unmatched};
 pub use sections::*;
 pub use store::{StoreConfig, StoreKind};
@@ -105,7 +105,7 @@ pub fn figment(path: &Path) -> Figment {
 /// Loads the configuration at `path` (plus environment overrides) and validates it, returning every problem found.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     if !path.is_file() {
-        return Err(ConfigError::single(ConfigProblem::new(
+        return Err(ConfigError::single(ConfigIssue::new(
             "--config",
             Some(path.display().to_string()),
             "configuration file not found",

@@ -10,65 +10,20 @@ use serde_json::Value;
 
 use super::Config;
 
-/// One problem: the key path, the bad value (redacted for secrets), what is wrong, and the fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// Dotted key path, e.g. `ldap.users_dn` or `oidc.clients[0].redirect_uris`.
-    pub key: String,
-    /// The value found, if any and if not a secret.
-    pub value: Option<String>,
-    /// What is wrong.
-    pub problem: String,
-    /// What to do.
-    pub fix: String,
-    /// Where the value came from (a file or the environment), when known.
-    pub source: Option<String>,
-}
-
-impl ConfigProblem {
-    /// A problem with `key`.
-    pub fn new(
-        key: impl Into<String>,
-        value: Option<String>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        let key = key.into();
-        let value = if is_secret_key(&key) { value.map(|_| "<redacted>".to_string()) } else { value };
-        Self { key, value, problem: problem.into(), fix: fix.into(), source: None }
-    }
-
-    /// Prefixes a library's section-relative problem with the section name.
-    pub fn from_federation(section: &str, issue: federation::ConfigIssue) -> Self {
-        let key = if issue.key.is_empty() { section.to_string() } else { format!("{section}.{}", issue.key) };
-        Self::new(key, issue.value, issue.problem, issue.fix)
-    }
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.key)?;
-        if let Some(v) = &self.value {
-            write!(f, " = {v:?}")?;
-        }
-        write!(f, ": {}", self.problem)?;
-        if let Some(src) = &self.source {
-            write!(f, " [{src}]")?;
-        }
-        write!(f, "\n      fix: {}", self.fix)
-    }
-}
+/// One problem: the key path, the bad value (redacted for secrets), what is wrong, the fix, and where the value
+/// came from. The same type the libraries report their sections' problems in.
+pub use fedgate_types::ConfigIssue;
 
 /// Every problem found in a configuration.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct ConfigError {
     /// The problems, in the order found.
-    pub problems: Vec<ConfigProblem>,
+    pub problems: Vec<ConfigIssue>,
 }
 
 impl ConfigError {
     /// An error with one problem.
-    pub fn single(problem: ConfigProblem) -> Self {
+    pub fn single(problem: ConfigIssue) -> Self {
         Self { problems: vec![problem] }
     }
 }
@@ -78,17 +33,10 @@ impl fmt::Display for ConfigError {
         let n = self.problems.len();
         writeln!(f, "invalid configuration ({n} problem{}):", if n == 1 { "" } else { "s" })?;
         for p in &self.problems {
-            writeln!(f, "  - {p}")?;
+            writeln!(f, "  - {p:#}")?;
         }
         Ok(())
     }
-}
-
-/// Keys whose values are never printed.
-fn is_secret_key(key: &str) -> bool {
-    let leaf = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
-    (leaf.contains("password") || leaf.contains("secret") || leaf.contains("token") || leaf == "password_hash")
-        && !leaf.ends_with("_file")
 }
 
 /// Extracts and validates; collects unknown keys, type errors (one per section) and `validate()` problems.
@@ -131,7 +79,7 @@ fn extract_section(figment: &Figment, section: &str, config: &mut Config) -> Res
     Ok(())
 }
 
-fn from_figment_error(figment: &Figment, err: figment::Error, section: &str) -> Vec<ConfigProblem> {
+fn from_figment_error(figment: &Figment, err: figment::Error, section: &str) -> Vec<ConfigIssue> {
     err.into_iter()
         .map(|e| {
             let mut path = e.path.clone();
@@ -153,7 +101,7 @@ fn from_figment_error(figment: &Figment, err: figment::Error, section: &str) -> 
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(format!("{v:?}"))))
             });
-            let mut p = ConfigProblem::new(if key.is_empty() { "(file)".into() } else { key }, value, problem, fix);
+            let mut p = ConfigIssue::new(if key.is_empty() { "(file)".into() } else { key }, value, problem, fix);
             p.source = source.or_else(|| figment.find_metadata(&p.key).map(|m| describe_source(m, &p.key)));
             p
         })
@@ -221,7 +169,7 @@ fn describe_source(meta: &figment::Metadata, key: &str) -> String {
 
 /// Walks the merged configuration against the keys a fully populated default configuration serializes to, and
 /// reports every key the gateway does not know, with the nearest known key.
-fn unknown_keys(figment: &Figment) -> Vec<ConfigProblem> {
+fn unknown_keys(figment: &Figment) -> Vec<ConfigIssue> {
     let Ok(schema) = serde_json::to_value(Config::schema_sample()) else { return Vec::new() };
     let Ok(data) = figment.extract::<Value>() else { return Vec::new() };
     let mut all_known = Vec::new();
@@ -249,7 +197,7 @@ fn collect_paths(schema: &Value, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-fn walk(figment: &Figment, data: &Value, schema: &Value, prefix: &str, all: &[String], out: &mut Vec<ConfigProblem>) {
+fn walk(figment: &Figment, data: &Value, schema: &Value, prefix: &str, all: &[String], out: &mut Vec<ConfigIssue>) {
     match (data, schema) {
         // An empty object in the schema is a free-form map (e.g. `[roles]`, `[ldap.claims]`).
         (Value::Object(d), Value::Object(s)) if !s.is_empty() => {
@@ -278,7 +226,7 @@ fn unknown<'a>(
     leaf: &str,
     siblings: impl Iterator<Item = &'a String>,
     all: &[String],
-) -> ConfigProblem {
+) -> ConfigIssue {
     let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
     let sibling = siblings
         .map(|s| (strsim::jaro_winkler(leaf, s), s))
@@ -292,7 +240,7 @@ fn unknown<'a>(
         None if parent.is_empty() => "remove it; known sections are listed in config.toml".into(),
         None => format!("remove it; see the [{parent}] section of config.toml for the known keys"),
     };
-    let mut p = ConfigProblem::new(path, None, format!("unknown key {path}"), fix);
+    let mut p = ConfigIssue::new(path, None, format!("unknown key {path}"), fix);
     let lookup = path.split('[').next().unwrap_or(path);
     p.source = figment.find_metadata(lookup).map(|m| describe_source(m, lookup));
     p

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigProblem;
+use crate::config::ConfigIssue;
 
 /// The `[proxy]` section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -143,11 +143,11 @@ impl ProxyConfig {
     }
 
     /// Every problem in `[proxy]`.
-    pub fn validate(&self) -> Vec<ConfigProblem> {
+    pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
-        let check_url = |key: String, u: &str, out: &mut Vec<ConfigProblem>| match url::Url::parse(u) {
+        let check_url = |key: String, u: &str, out: &mut Vec<ConfigIssue>| match url::Url::parse(u) {
             Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
-            _ => out.push(ConfigProblem::new(
+            _ => out.push(ConfigIssue::new(
                 key,
                 Some(u.to_string()),
                 "not an http(s) URL with a host",
@@ -166,7 +166,7 @@ impl ProxyConfig {
             if let Some(name) = name
                 && axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
             {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     format!("proxy.headers.{key}"),
                     Some(name.clone()),
                     "not a valid HTTP header name",
@@ -182,7 +182,7 @@ impl ProxyConfig {
                 check_url(format!("proxy.routes[{i}].upstream"), &r.upstream, &mut out);
             }
             if !r.path_prefix.starts_with('/') {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     format!("proxy.routes[{i}].path_prefix"),
                     Some(r.path_prefix.clone()),
                     "must start with /",
@@ -192,7 +192,7 @@ impl ProxyConfig {
             if let Some(ca) = &r.ca_file
                 && !ca.is_file()
             {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     format!("proxy.routes[{i}].ca_file"),
                     Some(ca.display().to_string()),
                     "file not found",
@@ -208,7 +208,7 @@ impl ProxyConfig {
             ("roles", &self.headers.roles),
         ] {
             if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     format!("proxy.headers.{key}"),
                     Some(name.clone()),
                     "not a valid header name",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::ConfigProblem;
+use super::ConfigIssue;
 
 /// The least `session.max_pending_bytes`: room for a few hundred protocol requests waiting for a login.
 pub const MIN_PENDING_BYTES: u64 = 256 * 1024;
@@ -127,7 +127,7 @@ pub struct StaticUser {
     /// Login name.
     pub username: String,
     /// argon2id PHC string from `fedgate hash-password`.
-    pub password_hash: String,
+    pub password_hash: fedgate_types::Secret,
     /// E-mail address.
     pub email: Option<String>,
     /// Display name.
@@ -231,12 +231,12 @@ impl Default for UiConfig {
 impl super::Config {
     /// Checks what types alone cannot: cross-field rules and values that parse but make no sense. Every problem
     /// is collected; nothing is changed.
-    pub fn validate(&self) -> Vec<ConfigProblem> {
+    pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
         self.store.validate(&mut out);
         let url = &self.server.public_url;
         if !matches!(url.scheme(), "http" | "https") {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "server.public_url",
                 Some(url.to_string()),
                 "must be an http or https URL",
@@ -244,7 +244,7 @@ impl super::Config {
             ));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "server.public_url",
                 Some(url.to_string()),
                 "must not have a query or fragment",
@@ -254,7 +254,7 @@ impl super::Config {
         if let Some(tls) = &self.server.tls {
             for (key, path) in [("server.tls.cert_file", &tls.cert_file), ("server.tls.key_file", &tls.key_file)] {
                 if !path.is_file() {
-                    out.push(ConfigProblem::new(
+                    out.push(ConfigIssue::new(
                         key,
                         Some(path.display().to_string()),
                         "file not found",
@@ -264,7 +264,7 @@ impl super::Config {
             }
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "log.level",
                 Some(self.log.level.clone()),
                 format!("not a log filter ({e})"),
@@ -276,7 +276,7 @@ impl super::Config {
         self.validate_session(&mut out);
         out.extend(self.proxy.validate());
         if self.proxy.headers.access_token.is_some() && self.oidc.is_none() {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "proxy.headers.access_token",
                 self.proxy.headers.access_token.clone(),
                 "needs the OIDC signing keys, but [oidc] is not configured",
@@ -284,10 +284,10 @@ impl super::Config {
             ));
         }
         if let Some(saml) = &self.saml {
-            out.extend(saml.validate().into_iter().map(|i| ConfigProblem::from_federation("saml", i)));
+            out.extend(saml.validate().into_iter().map(|i| i.in_section("saml")));
         }
         if let Some(oidc) = &self.oidc {
-            out.extend(oidc.validate().into_iter().map(|i| ConfigProblem::from_federation("oidc", i)));
+            out.extend(oidc.validate().into_iter().map(|i| i.in_section("oidc")));
         }
         if let Some(scim) = &self.scim {
             self.validate_scim(scim, &mut out);
@@ -295,13 +295,13 @@ impl super::Config {
         out
     }
 
-    fn validate_server_limits(&self, out: &mut Vec<ConfigProblem>) {
+    fn validate_server_limits(&self, out: &mut Vec<ConfigIssue>) {
         let s = &self.server;
         for (key, value) in
             [("server.header_read_timeout", s.header_read_timeout), ("server.idle_timeout", s.idle_timeout)]
         {
             if value < Duration::from_millis(100) || value > Duration::from_secs(3600) {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     key,
                     Some(humantime::format_duration(value).to_string()),
                     "outside 100ms–1h",
@@ -310,7 +310,7 @@ impl super::Config {
             }
         }
         if s.max_connections == 0 || s.max_connections > MAX_CONNECTIONS_LIMIT {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "server.max_connections",
                 Some(s.max_connections.to_string()),
                 format!("outside 1–{}", MAX_CONNECTIONS_LIMIT),
@@ -318,7 +318,7 @@ impl super::Config {
             ));
         }
         if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES_LIMIT).contains(&s.max_header_bytes) {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "server.max_header_bytes",
                 Some(s.max_header_bytes.to_string()),
                 format!("outside {}–{} bytes", MIN_HEADER_BYTES, MAX_HEADER_BYTES_LIMIT),
@@ -327,10 +327,10 @@ impl super::Config {
         }
     }
 
-    fn validate_scim(&self, scim: &federation::scim::ScimConfig, out: &mut Vec<ConfigProblem>) {
-        out.extend(scim.validate().into_iter().map(|i| ConfigProblem::from_federation("scim", i)));
+    fn validate_scim(&self, scim: &federation::scim::ScimConfig, out: &mut Vec<ConfigIssue>) {
+        out.extend(scim.validate().into_iter().map(|i| i.in_section("scim")));
         if !scim.targets.is_empty() && self.ldap.is_none() {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "scim.targets",
                 None,
                 "SCIM provisioning reads users from LDAP, but [ldap] is not configured",
@@ -341,7 +341,7 @@ impl super::Config {
             if let Some(f) = &t.users_filter
                 && let Err(e) = ldap_mapper::filter::check(f)
             {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     format!("scim.targets[{i}].users_filter"),
                     Some(f.clone()),
                     format!("not a valid LDAP filter: {e}"),
@@ -351,21 +351,21 @@ impl super::Config {
         }
     }
 
-    fn validate_directory(&self, out: &mut Vec<ConfigProblem>) {
+    fn validate_directory(&self, out: &mut Vec<ConfigIssue>) {
         if let Some(ldap) = &self.ldap {
             for i in ldap.validate() {
-                out.push(ConfigProblem::new(format!("ldap.{}", i.key), i.value, i.problem, i.fix));
+                out.push(ConfigIssue::new(format!("ldap.{}", i.key), i.value, i.problem, i.fix));
             }
         }
         let ldap_configured = self.ldap_configured();
         match (&self.directory, ldap_configured) {
-            (Some(_), true) => out.push(ConfigProblem::new(
+            (Some(_), true) => out.push(ConfigIssue::new(
                 "directory",
                 None,
                 "both [directory] (static demo users) and [ldap] are configured; only one directory can be used",
                 "remove [directory] to log in against LDAP, or remove [ldap] to use the demo users",
             )),
-            (None, false) => out.push(ConfigProblem::new(
+            (None, false) => out.push(ConfigIssue::new(
                 "ldap",
                 None,
                 "no directory is configured, so nobody can log in",
@@ -375,7 +375,7 @@ impl super::Config {
         }
         if let Some(dir) = &self.directory {
             if dir.kind != "static" {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     "directory.kind",
                     Some(dir.kind.clone()),
                     "unknown directory kind",
@@ -386,22 +386,22 @@ impl super::Config {
             for (i, user) in dir.users.iter().enumerate() {
                 let key = |k: &str| format!("directory.users[{i}].{k}");
                 if user.username.trim().is_empty() || user.username.trim() != user.username {
-                    out.push(ConfigProblem::new(
+                    out.push(ConfigIssue::new(
                         key("username"),
                         Some(user.username.clone()),
                         "empty or has leading/trailing spaces",
                         "give every user a plain login name",
                     ));
                 } else if !seen.insert(user.username.to_lowercase()) {
-                    out.push(ConfigProblem::new(
+                    out.push(ConfigIssue::new(
                         key("username"),
                         Some(user.username.clone()),
                         "duplicate username",
                         "each username may appear once",
                     ));
                 }
-                if argon2::PasswordHash::new(&user.password_hash).is_err() {
-                    out.push(ConfigProblem::new(
+                if argon2::PasswordHash::new(user.password_hash.expose()).is_err() {
+                    out.push(ConfigIssue::new(
                         key("password_hash"),
                         None,
                         "not an argon2 PHC hash",
@@ -412,7 +412,7 @@ impl super::Config {
         }
         for (role, groups) in &self.roles {
             if groups.is_empty() {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     format!("roles.{role}"),
                     Some("[]".into()),
                     "no group grants this role",
@@ -422,18 +422,32 @@ impl super::Config {
         }
     }
 
-    fn validate_session(&self, out: &mut Vec<ConfigProblem>) {
+    fn validate_session(&self, out: &mut Vec<ConfigIssue>) {
         let s = &self.session;
         if s.cookie_name.is_empty() || !s.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "session.cookie_name",
                 Some(s.cookie_name.clone()),
                 "not a valid cookie name",
                 "use letters, digits, '-' and '_' only, e.g. \"fedgate_session\"",
             ));
         }
+        if let Some(domain) = &s.cookie_domain {
+            let host = domain.strip_prefix('.').unwrap_or(domain);
+            if host.is_empty()
+                || host.len() > 253
+                || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+            {
+                out.push(ConfigIssue::new(
+                    "session.cookie_domain",
+                    Some(domain.clone()),
+                    "not a host name, so no session cookie could be set",
+                    "use the parent domain the apps share, e.g. \"example.com\", or leave it unset",
+                ));
+            }
+        }
         if s.idle_timeout.is_zero() || s.absolute_timeout < s.idle_timeout {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "session.absolute_timeout",
                 Some(humantime::format_duration(s.absolute_timeout).to_string()),
                 format!(
@@ -444,7 +458,7 @@ impl super::Config {
             ));
         }
         if s.max_sessions == 0 {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "session.max_sessions",
                 Some("0".into()),
                 "no session could ever be kept",
@@ -452,7 +466,7 @@ impl super::Config {
             ));
         }
         if s.max_pending_bytes < MIN_PENDING_BYTES {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "session.max_pending_bytes",
                 Some(s.max_pending_bytes.to_string()),
                 format!("too small to keep sign-in requests waiting for a login (minimum {})", MIN_PENDING_BYTES),
@@ -467,7 +481,7 @@ impl super::Config {
                     .filter(|(_, p)| !p.contains(']'))
                     .is_none_or(|(_, p)| p.parse::<u16>().is_ok());
                 if !matches!(scheme, "http" | "https") || authority.is_empty() || authority.contains('/') || !port_ok {
-                    out.push(ConfigProblem::new(
+                    out.push(ConfigIssue::new(
                         "session.allowed_redirect_domains",
                         Some(entry.clone()),
                         "not an http(s) origin (scheme://host[:port], no path)",
@@ -477,7 +491,7 @@ impl super::Config {
             }
         }
         if self.login.throttle && self.login.client_max_failures == 0 {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "login.client_max_failures",
                 Some("0".into()),
                 "throttling needs client_max_failures ≥ 1",
@@ -485,7 +499,7 @@ impl super::Config {
             ));
         }
         if self.login.throttle && (self.login.max_failures == 0 || self.login.window.is_zero()) {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "login.max_failures",
                 Some(self.login.max_failures.to_string()),
                 "throttling needs max_failures ≥ 1 and a non-zero window",

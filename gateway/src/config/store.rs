@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigProblem;
+use super::ConfigIssue;
 
 /// The most `store.pool_size` may be set to.
 pub const MAX_POOL_SIZE: usize = 64;
@@ -55,7 +55,7 @@ pub struct StoreConfig {
     /// `redis`: ACL user name (Redis 6+); default user when empty.
     pub username: String,
     /// `redis`: password; prefer `password_file`.
-    pub password: ldap_mapper::Secret,
+    pub password: fedgate_types::Secret,
     /// `redis`: a file holding the password (trailing newline ignored).
     pub password_file: Option<PathBuf>,
     /// `redis`: PEM CA certificates that sign the server's certificate (`rediss://` only).
@@ -80,7 +80,7 @@ impl Default for StoreConfig {
             cache_ttl: Duration::from_secs(1),
             url: String::new(),
             username: String::new(),
-            password: ldap_mapper::Secret::default(),
+            password: fedgate_types::Secret::default(),
             password_file: None,
             ca_file: None,
             key_prefix: "fedgate:".into(),
@@ -93,9 +93,9 @@ impl Default for StoreConfig {
 
 impl StoreConfig {
     /// Every problem with `[store]`.
-    pub fn validate(&self, out: &mut Vec<ConfigProblem>) {
+    pub fn validate(&self, out: &mut Vec<ConfigIssue>) {
         if self.cache_ttl > MAX_CACHE_TTL {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "store.cache_ttl",
                 Some(humantime::format_duration(self.cache_ttl).to_string()),
                 "longer than 1s: a logout on another replica would go unnoticed here for that long",
@@ -103,7 +103,7 @@ impl StoreConfig {
             ));
         }
         match self.kind {
-            StoreKind::Embedded if self.path.as_os_str().is_empty() => out.push(ConfigProblem::new(
+            StoreKind::Embedded if self.path.as_os_str().is_empty() => out.push(ConfigIssue::new(
                 "store.path",
                 Some(String::new()),
                 "the embedded store needs a file",
@@ -114,17 +114,17 @@ impl StoreConfig {
         }
     }
 
-    fn validate_redis(&self, out: &mut Vec<ConfigProblem>) {
+    fn validate_redis(&self, out: &mut Vec<ConfigIssue>) {
         let scheme = self.url.split_once("://").map(|(s, _)| s);
         if !matches!(scheme, Some("redis" | "rediss")) || self.url.len() <= "redis://".len() {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "store.url",
                 Some(redact_url(&self.url)),
                 "kind = \"redis\" needs a redis:// or rediss:// URL",
                 "e.g. url = \"redis://127.0.0.1:6379/0\" (Valkey too), or \"rediss://redis.internal:6380\" for TLS",
             ));
         } else if self.url.contains('@') {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "store.url",
                 Some(redact_url(&self.url)),
                 "credentials in the URL would show in logs and process listings",
@@ -132,7 +132,7 @@ impl StoreConfig {
             ));
         }
         if self.ca_file.is_some() && scheme != Some("rediss") {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "store.ca_file",
                 self.ca_file.as_ref().map(|p| p.display().to_string()),
                 "a CA file only applies to TLS connections",
@@ -140,7 +140,7 @@ impl StoreConfig {
             ));
         }
         if !self.password.expose().is_empty() && self.password_file.is_some() {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "store.password",
                 None,
                 "both password and password_file are set",
@@ -148,7 +148,7 @@ impl StoreConfig {
             ));
         }
         if self.pool_size == 0 || self.pool_size > MAX_POOL_SIZE {
-            out.push(ConfigProblem::new(
+            out.push(ConfigIssue::new(
                 "store.pool_size",
                 Some(self.pool_size.to_string()),
                 format!("must be between 1 and {MAX_POOL_SIZE}"),
@@ -159,7 +159,7 @@ impl StoreConfig {
             [("store.connect_timeout", self.connect_timeout), ("store.command_timeout", self.command_timeout)]
         {
             if d.is_zero() {
-                out.push(ConfigProblem::new(
+                out.push(ConfigIssue::new(
                     key,
                     Some("0s".into()),
                     "a zero timeout fails every command",

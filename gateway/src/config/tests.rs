@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn problems(toml: &str) -> Vec<ConfigProblem> {
+fn problems(toml: &str) -> Vec<ConfigIssue> {
     match load_str(toml) {
         Ok(_) => Vec::new(),
         Err(e) => e.problems,
@@ -58,17 +58,17 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn semantic_problems_are_collected_too() {
     let p = problems(&format!(
-        "{DEMO_USER}\n[session]\nidle_timeout = \"2h\"\nabsolute_timeout = \"1h\"\ncookie_name = \"bad name\"\n[roles]\nadmin = []\n"
+        "{DEMO_USER}\n[session]\nidle_timeout = \"2h\"\nabsolute_timeout = \"1h\"\ncookie_name = \"bad name\"\ncookie_domain = \"example.com; SameSite=None\"\n[roles]\nadmin = []\n"
     ));
     let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
-    for k in ["session.absolute_timeout", "session.cookie_name", "roles.admin"] {
+    for k in ["session.absolute_timeout", "session.cookie_name", "session.cookie_domain", "roles.admin"] {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
 }
 
 #[test]
 fn secrets_are_never_echoed() {
-    let p = ConfigProblem::new("ldap.bind_password", Some("hunter2".into()), "x", "y");
+    let p = ConfigIssue::new("ldap.bind_password", Some("hunter2".into()), "x", "y");
     assert_eq!(p.value.as_deref(), Some("<redacted>"));
     let shown = format!("{p}");
     assert!(!shown.contains("hunter2"));

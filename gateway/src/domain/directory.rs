@@ -16,12 +16,26 @@ pub enum AuthError {
     #[error("invalid username or password")]
     InvalidCredentials,
     /// The directory could not be asked; this is not the user's fault.
-    #[error("directory unavailable: {0}")]
-    Unavailable(String),
+    #[error("directory unavailable")]
+    Unavailable(#[source] DirectoryFailure),
     /// The directory answered with something the mapping cannot use (e.g. an entry without the username
     /// attribute); an operator must fix the configuration.
-    #[error("directory misconfigured: {0}")]
-    Misconfigured(String),
+    #[error("directory misconfigured")]
+    Misconfigured(#[source] DirectoryFailure),
+}
+
+/// What failed when the directory was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryFailure {
+    /// LDAP: the server, the connection, TLS, the service account or the mapping.
+    #[error(transparent)]
+    Ldap(ldap_mapper::Error),
+    /// The password hash check (on a blocking thread) did not complete.
+    #[error("the password check did not complete")]
+    PasswordCheck(#[source] tokio::task::JoinError),
+    /// A login target found in one directory was checked against another (a programming error).
+    #[error("login target from another directory")]
+    ForeignTarget,
 }
 
 /// The directory in use.
@@ -73,7 +87,7 @@ impl Directory {
         match (self, target) {
             (Self::Static(d), LoginTarget::Static(user)) => d.verify(user, password).await,
             (Self::Ldap(d), LoginTarget::Ldap(t)) => d.finish_login(t, password).await.map_err(from_ldap),
-            _ => Err(AuthError::Misconfigured("login target from another directory".into())),
+            _ => Err(AuthError::Misconfigured(DirectoryFailure::ForeignTarget)),
         }
     }
 
@@ -125,9 +139,14 @@ fn from_ldap(e: ldap_mapper::Error) -> AuthError {
     use ldap_mapper::Error as E;
     match e {
         E::InvalidCredentials | E::AccountDisabled(_) => AuthError::InvalidCredentials,
-        E::Unavailable(d) => AuthError::Unavailable(d),
-        E::ServiceBind { .. } | E::Refused { .. } | E::Tls(_) => AuthError::Unavailable(e.to_string()),
-        E::Misconfigured { .. } => AuthError::Misconfigured(e.to_string()),
+        E::Unavailable(_)
+        | E::ServiceBind { .. }
+        | E::Refused { .. }
+        | E::BindPasswordFile { .. }
+        | E::CaFile { .. }
+        | E::CaCertificate { .. }
+        | E::TlsSettings(_) => AuthError::Unavailable(DirectoryFailure::Ldap(e)),
+        E::Misconfigured { .. } => AuthError::Misconfigured(DirectoryFailure::Ldap(e)),
     }
 }
 
@@ -147,12 +166,12 @@ impl StaticDirectory {
     }
 
     async fn verify(&self, user: Option<Arc<StaticUser>>, password: &str) -> Result<MappedUser, AuthError> {
-        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.expose().to_owned());
         let password = password.to_owned();
         // argon2 is deliberately slow: keep it off the async workers.
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
             .await
-            .map_err(|e| AuthError::Unavailable(format!("password check did not complete: {e}")))?;
+            .map_err(|e| AuthError::Unavailable(DirectoryFailure::PasswordCheck(e)))?;
         match (user, ok) {
             (Some(u), true) => Ok(self.map(&u)),
             (None, _) => {

@@ -58,9 +58,6 @@ impl std::fmt::Debug for PendingRequests {
     }
 }
 
-/// The least `session.max_pending_bytes`: room for a few hundred requests.
-pub use crate::config::MIN_PENDING_BYTES as MIN_BYTES;
-
 /// How long a request waits for its login.
 const TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -143,7 +140,7 @@ fn key(id: &str) -> String {
 impl PendingRequests {
     /// Keeps `request` and returns its id.
     pub async fn put(&self, request: Pending) -> Result<String, StoreError> {
-        let id = crate::domain::random::token();
+        let id = fedgate_types::random::token();
         if let Some(shared) = &self.store {
             let weight = u64::try_from(id.len() + request.weight()).unwrap_or(u64::MAX);
             let written = shared.kv.increment(&window_key(), weight, TTL * 2).await?;
@@ -197,6 +194,7 @@ pub struct ResumeQuery {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::config::MIN_PENDING_BYTES as MIN_BYTES;
 
     fn saml(relay_bytes: usize) -> Pending {
         Pending::Saml { sp: "wiki".into(), request: None, relay_state: Some("r".repeat(relay_bytes)) }

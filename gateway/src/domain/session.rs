@@ -56,7 +56,7 @@ impl Session {
             auth_time: t,
             method,
             last_seen: t,
-            csrf: crate::domain::random::token(),
+            csrf: fedgate_types::random::token(),
             signed_in_to: Vec::new(),
             saml_session_indexes: Vec::new(),
             derived: Derived::default(),
@@ -243,10 +243,15 @@ impl SessionStore for MemoryStore {
 
 /// The behaviour every [`SessionStore`] must show, given a store built with `lifetimes` and a session template.
 /// Returns the first broken expectation. Call it from each implementation's tests.
-pub async fn conformance(store: &dyn SessionStore, lifetimes: Lifetimes, user: MappedUser) -> Result<(), String> {
+#[cfg(test)]
+pub(crate) async fn conformance(
+    store: &dyn SessionStore,
+    lifetimes: Lifetimes,
+    user: MappedUser,
+) -> Result<(), String> {
     let t0 = OffsetDateTime::now_utc();
     let at = |d: Duration| t0 + d;
-    let id = crate::domain::random::token();
+    let id = fedgate_types::random::token();
     let fail = |what: &str| Err::<(), String>(what.to_string());
 
     if store.get(&id, t0).await.map_err(|e| e.to_string())?.is_some() {
@@ -266,13 +271,13 @@ pub async fn conformance(store: &dyn SessionStore, lifetimes: Lifetimes, user: M
         return fail("using a session must reset its idle timeout");
     }
     // Idle expiry.
-    let idle_id = crate::domain::random::token();
+    let idle_id = fedgate_types::random::token();
     store.insert(&idle_id, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
     if store.get(&idle_id, at(lifetimes.idle + Duration::from_secs(1))).await.map_err(|e| e.to_string())?.is_some() {
         return fail("a session unused past the idle timeout must be gone");
     }
     // Absolute expiry, however active.
-    let abs_id = crate::domain::random::token();
+    let abs_id = fedgate_types::random::token();
     store.insert(&abs_id, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
     let mut t = Duration::ZERO;
     while t + lifetimes.idle / 2 < lifetimes.absolute {

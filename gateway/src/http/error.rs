@@ -33,12 +33,9 @@ pub enum AppError {
         /// Seconds until the next attempt is allowed.
         retry_after: u64,
     },
-    /// The directory (LDAP) could not be reached.
-    #[error("directory unavailable")]
-    DirectoryUnavailable(String),
-    /// The directory answered with data the configuration cannot map.
-    #[error("directory misconfigured")]
-    DirectoryMisconfigured(String),
+    /// The directory (LDAP) could not be reached, or answered with data the configuration cannot map.
+    #[error(transparent)]
+    Directory(AuthError),
     /// The session store failed.
     #[error("session store failed")]
     Session(#[from] StoreError),
@@ -155,8 +152,7 @@ impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::InvalidCredentials => Self::Forbidden("invalid username or password".into()),
-            AuthError::Unavailable(d) => Self::DirectoryUnavailable(d),
-            AuthError::Misconfigured(d) => Self::DirectoryMisconfigured(d),
+            e @ (AuthError::Unavailable(_) | AuthError::Misconfigured(_)) => Self::Directory(e),
         }
     }
 }
@@ -186,14 +182,14 @@ impl AppError {
                 "Too many attempts",
                 format!("Too many failed sign-in attempts. Try again in {retry_after} seconds."),
             ),
-            Self::DirectoryUnavailable(_) => (
+            Self::Directory(AuthError::Unavailable(_) | AuthError::InvalidCredentials) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Directory unavailable",
                 "The user directory cannot be reached right now, so nobody can sign in. \
                  Your password was not checked. Please try again in a minute."
                     .into(),
             ),
-            Self::DirectoryMisconfigured(_) => (
+            Self::Directory(AuthError::Misconfigured(_)) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Sign-in is misconfigured",
                 "Your account could not be read because of a configuration problem. The reason is in the \
@@ -301,8 +297,10 @@ impl IntoResponse for AppError {
         }
         let (status, title, message) = self.parts();
         match &self {
-            Self::DirectoryUnavailable(d) => tracing::warn!(detail = %d, "directory unavailable"),
-            Self::DirectoryMisconfigured(d) => tracing::error!(detail = %d, "directory misconfigured"),
+            Self::Directory(e @ AuthError::Misconfigured(_)) => {
+                tracing::error!(error = %Chain(e), "directory misconfigured")
+            }
+            Self::Directory(e) => tracing::warn!(error = %Chain(e), "directory unavailable"),
             Self::Session(e) => tracing::error!(error = %e, "session store failed"),
             Self::OidcStore(e) => tracing::error!(error = %Chain(e), "grant store failed"),
             Self::Proxy(e) if e.is_upstream() => tracing::warn!(error = %Chain(e), "proxied request failed"),
@@ -356,7 +354,8 @@ pub fn brand_error_page(ui: &UiConfig, resp: Response, wants_json: bool) -> Resp
         serde_json::json!({ "error": page.title, "message": page.message }).to_string()
     } else {
         parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        crate::http::pages::message(ui, page.title, &page.message, Some(("/", "Go to your account page")))
+        let home = crate::http::pages::Link { href: "/", text: "Go to your account page" };
+        crate::http::pages::message(ui, page.title, &page.message, Some(home)).into_string()
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))

@@ -1,40 +1,69 @@
-//! Request metrics in Prometheus text format: counts per route, method and status, and latency histograms per route.
+//! The gateway's metrics, kept in `prometheus-client` types in one [`Registry`] and encoded by that crate as the
+//! Prometheus text format (0.0.4) or OpenMetrics 1.0 ([`Format`]): requests and latency per route, security events
+//! by outcome, SCIM sync runs and users, live sessions. The encoder writes each family as one group (`# HELP`,
+//! `# TYPE`, then all its samples), as both formats require.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Latency histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The exposition formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The Prometheus text format, version 0.0.4: what every scraper reads, and the default.
+    Text,
+    /// OpenMetrics 1.0 text, for a client that asks for it in `Accept` (Prometheus does).
+    OpenMetrics,
 }
 
-/// Counters of one route: requests by (method, status) and the latency histogram.
-#[derive(Default)]
-struct RouteStats {
-    requests: BTreeMap<(String, u16), u64>,
-    latency: Histogram,
-}
-
-/// Request counters are kept in this many shards, one picked per thread, so that worker threads do not contend for
-/// one lock on every request; `/metrics` adds them up.
-const SHARDS: usize = 8;
-
-/// The shard of the calling thread.
-fn shard() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+impl Format {
+    /// The format a client's `Accept` header asks for: the media range with the highest `q` that names one of
+    /// ours (`application/openmetrics-text`, `text/plain`, `*/*`), else [`Format::Text`].
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let mut best = (0.0f32, Self::Text);
+        for range in accept.unwrap_or_default().split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let format = match parts.next().map(str::to_ascii_lowercase).as_deref() {
+                Some("application/openmetrics-text") => Self::OpenMetrics,
+                Some("text/plain" | "text/*" | "*/*") => Self::Text,
+                _ => continue,
+            };
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok())
+                .unwrap_or(0.0);
+            // Equal preference goes to the first named, as clients list what they like best first.
+            if q > best.0 {
+                best = (q, format);
+            }
+        }
+        best.1
     }
-    SHARD.with(|s| *s)
+
+    /// The `Content-Type` of an answer in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Text => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
 }
+
+/// Encoding the metrics failed (the encoder refused a metric; writing into memory itself cannot fail).
+#[derive(Debug, thiserror::Error)]
+#[error("encoding the metrics failed")]
+pub struct EncodeError(#[from] std::fmt::Error);
 
 /// What a SCIM sync run reports to the metrics (the provisioning module's report, reduced to counts).
 #[derive(Debug, Clone, Copy)]
@@ -53,24 +82,118 @@ pub struct ScimRun<'a> {
     pub failed: u64,
 }
 
-/// The gateway's counters. Updating them from a request allocates nothing once a route has been seen.
-#[derive(Default)]
-pub struct Metrics {
-    routes: [Mutex<std::collections::HashMap<String, RouteStats>>; SHARDS],
-    events: Mutex<BTreeMap<(&'static str, String), u64>>,
-    scim: Mutex<BTreeMap<String, ScimStats>>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: Arc<str>,
+    method: Box<str>,
+    status: u16,
 }
 
-/// Provisioning counters of one SCIM target.
-#[derive(Default)]
-struct ScimStats {
-    last_success: Option<i64>,
-    runs_ok: u64,
-    runs_failed: u64,
-    created: u64,
-    updated: u64,
-    deprovisioned: u64,
-    failed: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    target: Arc<str>,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UserLabels {
+    target: Arc<str>,
+    action: &'static str,
+}
+
+/// A route's metric handles as one shard keeps them: the latency histogram and a counter per (method, status)
+/// seen. They are clones of the registry's metrics (one shared count each), so a request that finds its handles
+/// here costs a lookup by route, a short scan and two updates, never the family's lock and label hashing.
+struct RouteHandles {
+    route: Arc<str>,
+    latency: Histogram,
+    requests: Vec<(Box<str>, u16, Counter)>,
+}
+
+/// Route handles are cached in this many shards, one picked per thread, so that worker threads do not contend for
+/// one lock on every request.
+const SHARDS: usize = 8;
+
+/// The shard of the calling thread.
+fn shard() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// The latency histogram of a new route.
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// The gateway's metrics. Recording a request allocates nothing once its thread's shard has seen the route, method
+/// and status.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    events: Family<EventLabels, Counter>,
+    scim_last_success: Family<TargetLabels, Gauge>,
+    scim_runs: Family<RunLabels, Counter>,
+    scim_users: Family<UserLabels, Counter>,
+    sessions: Gauge,
+    routes: [Mutex<HashMap<Box<str>, RouteHandles>>; SHARDS],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let events = Family::default();
+        let scim_last_success = Family::default();
+        let scim_runs = Family::default();
+        let scim_users = Family::default();
+        let sessions = Gauge::default();
+        // Counter names go in without `_total`: the encoder adds it (`fedgate_http_requests_total`). The help
+        // texts get their final full stop from the registry.
+        let mut registry = Registry::default();
+        registry.register("fedgate_http_requests", "HTTP requests by route, method and status", requests.clone());
+        registry.register("fedgate_http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        registry.register("fedgate_events", "Security-relevant events by outcome", events.clone());
+        registry.register(
+            "fedgate_scim_last_success_timestamp_seconds",
+            "Start of the last SCIM sync that completed",
+            scim_last_success.clone(),
+        );
+        registry.register("fedgate_scim_runs", "SCIM sync runs by outcome", scim_runs.clone());
+        registry.register("fedgate_scim_users", "Users provisioned by action", scim_users.clone());
+        registry.register("fedgate_sessions", "Live sessions in the session store", sessions.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            events,
+            scim_last_success,
+            scim_runs,
+            scim_users,
+            sessions,
+            routes: Default::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -80,160 +203,83 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Records one finished request.
+    /// Records one finished request: `fedgate_http_requests_total{route,method,status}` and
+    /// `fedgate_http_request_duration_seconds{route}`.
     pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let Ok(mut routes) = self.routes[shard()].lock() else { return };
-        let stats = match routes.get_mut(route) {
-            Some(s) => s,
-            None => routes.entry(route.to_string()).or_default(),
+        let handles = match routes.get_mut(route) {
+            Some(h) => h,
+            None => routes.entry(route.into()).or_insert_with(|| {
+                let route: Arc<str> = route.into();
+                let latency = self.latency.get_or_create_owned(&RouteLabels { route: route.clone() });
+                RouteHandles { route, latency, requests: Vec::new() }
+            }),
         };
-        match stats.requests.iter_mut().find(|((m, s), _)| m == method && *s == status) {
-            Some((_, n)) => *n += 1,
+        match handles.requests.iter().find(|(m, s, _)| **m == *method && *s == status) {
+            Some((_, _, requests)) => {
+                requests.inc();
+            }
             None => {
-                stats.requests.insert((method.to_string(), status), 1);
+                let labels = RequestLabels { route: handles.route.clone(), method: method.into(), status };
+                let requests = self.requests.get_or_create_owned(&labels);
+                requests.inc();
+                handles.requests.push((labels.method, status, requests));
             }
         }
-        let h = &mut stats.latency;
-        let secs = elapsed.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        handles.latency.observe(elapsed.as_secs_f64());
     }
 
     /// Counts an event such as a login outcome (`fedgate_events_total{event="login",outcome="success"}`).
     pub fn event(&self, event: &'static str, outcome: &str) {
-        if let Ok(mut m) = self.events.lock() {
-            *m.entry((event, outcome.to_string())).or_default() += 1;
+        self.events.get_or_create(&EventLabels { event, outcome: outcome.to_owned() }).inc();
+    }
+
+    /// The SCIM series of `target`, each present (at zero) from the target's first run on.
+    fn scim_target(&self, target: &str) -> Arc<str> {
+        let target: Arc<str> = target.into();
+        for outcome in ["ok", "failed"] {
+            self.scim_runs.get_or_create(&RunLabels { target: target.clone(), outcome }).inc_by(0);
         }
+        for action in ["created", "updated", "deprovisioned", "failed"] {
+            self.scim_users.get_or_create(&UserLabels { target: target.clone(), action }).inc_by(0);
+        }
+        target
     }
 
     /// Records a finished SCIM sync that started at Unix time `started`.
     pub fn scim_run(&self, run: &ScimRun<'_>, started: i64) {
-        if let Ok(mut m) = self.scim.lock() {
-            let s = m.entry(run.target.to_string()).or_default();
-            if run.completed {
-                s.last_success = Some(started);
-                s.runs_ok += 1;
-            } else {
-                s.runs_failed += 1;
-            }
-            s.created += run.created;
-            s.updated += run.updated;
-            s.deprovisioned += run.deprovisioned;
-            s.failed += run.failed;
+        let target = self.scim_target(run.target);
+        let outcome = if run.completed { "ok" } else { "failed" };
+        self.scim_runs.get_or_create(&RunLabels { target: target.clone(), outcome }).inc();
+        for (action, n) in [
+            ("created", run.created),
+            ("updated", run.updated),
+            ("deprovisioned", run.deprovisioned),
+            ("failed", run.failed),
+        ] {
+            self.scim_users.get_or_create(&UserLabels { target: target.clone(), action }).inc_by(n);
+        }
+        if run.completed {
+            self.scim_last_success.get_or_create(&TargetLabels { target }).set(started);
         }
     }
 
     /// Records a SCIM sync that stopped before changing anything.
     pub fn scim_failed(&self, target: &str) {
-        if let Ok(mut m) = self.scim.lock() {
-            m.entry(target.to_string()).or_default().runs_failed += 1;
-        }
+        let target = self.scim_target(target);
+        self.scim_runs.get_or_create(&RunLabels { target, outcome: "failed" }).inc();
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self, sessions: u64) -> String {
+    /// Every metric in `format`, with `sessions` as the live session count.
+    pub fn render(&self, sessions: u64, format: Format) -> Result<String, EncodeError> {
+        self.sessions.set(i64::try_from(sessions).unwrap_or(i64::MAX));
         let mut out = String::new();
-        out.push_str("# HELP fedgate_http_requests_total HTTP requests by route, method and status.\n");
-        out.push_str("# TYPE fedgate_http_requests_total counter\n");
-        let mut merged: BTreeMap<String, RouteStats> = BTreeMap::new();
-        for shard in &self.routes {
-            let Ok(routes) = shard.lock() else { continue };
-            for (route, stats) in routes.iter() {
-                let m = merged.entry(route.clone()).or_default();
-                for (k, n) in &stats.requests {
-                    *m.requests.entry(k.clone()).or_default() += n;
-                }
-                for (i, c) in stats.latency.counts.iter().enumerate() {
-                    m.latency.counts[i] += c;
-                }
-                m.latency.count += stats.latency.count;
-                m.latency.sum += stats.latency.sum;
-            }
+        match format {
+            Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?,
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &self.registry)?,
         }
-        let sorted: Vec<(&String, &RouteStats)> = merged.iter().collect();
-        for (route, stats) in &sorted {
-            for ((method, status), n) in &stats.requests {
-                let _ = writeln!(
-                    out,
-                    "fedgate_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
-                    label(route),
-                    label(method)
-                );
-            }
-        }
-        out.push_str("# HELP fedgate_http_request_duration_seconds HTTP request latency by route.\n");
-        out.push_str("# TYPE fedgate_http_request_duration_seconds histogram\n");
-        {
-            for (route, stats) in &sorted {
-                let h = &stats.latency;
-                let r = label(route);
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "fedgate_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
-                        h.counts[i]
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "fedgate_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(out, "fedgate_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
-                let _ = writeln!(out, "fedgate_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
-            }
-        }
-        out.push_str("# HELP fedgate_events_total Security-relevant events by outcome.\n");
-        out.push_str("# TYPE fedgate_events_total counter\n");
-        if let Ok(m) = self.events.lock() {
-            for ((event, outcome), n) in m.iter() {
-                let _ = writeln!(out, "fedgate_events_total{{event=\"{event}\",outcome=\"{}\"}} {n}", label(outcome));
-            }
-        }
-        if let Ok(m) = self.scim.lock()
-            && !m.is_empty()
-        {
-            out.push_str(
-                "# HELP fedgate_scim_last_success_timestamp_seconds Start of the last SCIM sync that completed.\n",
-            );
-            out.push_str("# TYPE fedgate_scim_last_success_timestamp_seconds gauge\n");
-            for (t, s) in m.iter() {
-                if let Some(ts) = s.last_success {
-                    let _ =
-                        writeln!(out, "fedgate_scim_last_success_timestamp_seconds{{target=\"{}\"}} {ts}", label(t));
-                }
-            }
-            out.push_str(
-                "# HELP fedgate_scim_runs_total SCIM sync runs by outcome.\n# TYPE fedgate_scim_runs_total counter\n",
-            );
-            out.push_str("# HELP fedgate_scim_users_total Users provisioned by action.\n# TYPE fedgate_scim_users_total counter\n");
-            for (t, s) in m.iter() {
-                let t = label(t);
-                let _ = writeln!(out, "fedgate_scim_runs_total{{target=\"{t}\",outcome=\"ok\"}} {}", s.runs_ok);
-                let _ = writeln!(out, "fedgate_scim_runs_total{{target=\"{t}\",outcome=\"failed\"}} {}", s.runs_failed);
-                for (action, n) in [
-                    ("created", s.created),
-                    ("updated", s.updated),
-                    ("deprovisioned", s.deprovisioned),
-                    ("failed", s.failed),
-                ] {
-                    let _ = writeln!(out, "fedgate_scim_users_total{{target=\"{t}\",action=\"{action}\"}} {n}");
-                }
-            }
-        }
-        out.push_str("# HELP fedgate_sessions Live sessions in the session store.\n# TYPE fedgate_sessions gauge\n");
-        let _ = writeln!(out, "fedgate_sessions {sessions}");
-        out
+        Ok(out)
     }
-}
-
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -243,7 +289,7 @@ mod tests {
 
     #[test]
     fn counts_from_every_thread_add_up() {
-        let m = std::sync::Arc::new(Metrics::default());
+        let m = Arc::new(Metrics::default());
         let threads: Vec<_> = (0..12)
             .map(|_| {
                 let m = m.clone();
@@ -257,12 +303,89 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let text = m.render(0);
+        let text = m.render(0, Format::Text).unwrap();
         assert!(
             text.contains("fedgate_http_requests_total{route=\"/app\",method=\"GET\",status=\"200\"} 1200\n"),
             "{text}"
         );
         assert!(text.contains("fedgate_http_request_duration_seconds_count{route=\"/app\"} 1200\n"), "{text}");
         assert!(text.contains("fedgate_http_request_duration_seconds_bucket{route=\"/app\",le=\"0.0005\"} 1200\n"));
+        assert!(text.contains("fedgate_http_request_duration_seconds_bucket{route=\"/app\",le=\"0.001\"} 1200\n"));
+    }
+
+    /// Every family is one group: its `# HELP` and `# TYPE` once, then all its samples, nothing of another family
+    /// in between (the old hand-written SCIM block interleaved three families).
+    #[test]
+    fn each_family_is_one_group_in_both_formats() {
+        let m = Metrics::default();
+        m.observe("/login", "POST", 303, Duration::from_millis(3));
+        m.observe("proxy */", "GET", 200, Duration::from_millis(1));
+        m.event("login", "success");
+        let run =
+            |target, completed| ScimRun { target, completed, created: 2, updated: 1, deprovisioned: 0, failed: 0 };
+        m.scim_run(&run("a", true), 1_700_000_000);
+        m.scim_run(&run("b", false), 1_700_000_100);
+        m.scim_failed("c");
+        for format in [Format::Text, Format::OpenMetrics] {
+            let text = m.render(3, format).unwrap();
+            let mut seen: Vec<&str> = Vec::new();
+            let mut family = "";
+            for line in text.lines() {
+                let name = match line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
+                    Some(rest) => rest.split(' ').next().unwrap(),
+                    None if line == "# EOF" => continue,
+                    None => {
+                        let sample = line.split(['{', ' ']).next().unwrap();
+                        assert!(sample.starts_with(family), "{sample} outside its family {family}:\n{text}");
+                        continue;
+                    }
+                };
+                if name != family {
+                    assert!(!seen.contains(&name), "{name} appears twice:\n{text}");
+                    seen.push(name);
+                    family = name;
+                }
+            }
+            assert_eq!(seen.len(), 7, "{text}");
+        }
+        let text = m.render(3, Format::Text).unwrap();
+        for line in [
+            "# TYPE fedgate_http_requests_total counter",
+            "fedgate_events_total{event=\"login\",outcome=\"success\"} 1",
+            "fedgate_scim_last_success_timestamp_seconds{target=\"a\"} 1700000000",
+            "fedgate_scim_runs_total{target=\"b\",outcome=\"failed\"} 1",
+            "fedgate_scim_runs_total{target=\"b\",outcome=\"ok\"} 0",
+            "fedgate_scim_runs_total{target=\"c\",outcome=\"failed\"} 1",
+            "fedgate_scim_users_total{target=\"c\",action=\"deprovisioned\"} 0",
+            "fedgate_scim_users_total{target=\"a\",action=\"created\"} 2",
+            "fedgate_sessions 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("fedgate_scim_last_success_timestamp_seconds{target=\"b\"}"), "{text}");
+        let om = m.render(3, Format::OpenMetrics).unwrap();
+        assert!(om.ends_with("# EOF\n") && om.contains("# TYPE fedgate_http_requests counter\n"), "{om}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.event("saml_response", "sp \"quoted\" \\ back\nslash");
+        let text = m.render(0, Format::Text).unwrap();
+        assert!(text.contains(r#"outcome="sp \"quoted\" \\ back\nslash"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn accept_picks_the_format() {
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
+        assert_eq!(Format::negotiate(Some("text/plain;version=0.0.4")), Format::Text);
+        // What Prometheus sends.
+        let prometheus = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;\
+                          version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(Some("application/openmetrics-text; q=0, text/plain")), Format::Text);
+        assert_eq!(Format::negotiate(Some("text/plain;q=0.9, application/openmetrics-text")), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(Some("application/json")), Format::Text);
     }
 }

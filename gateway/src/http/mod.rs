@@ -3,12 +3,12 @@
 //! HTTP client. It depends on `config` and `domain`, and knows nothing of the features above it.
 
 pub mod cookies;
-pub mod error;
-pub mod metrics;
-pub mod outbound;
-pub mod pages;
+pub(crate) mod error;
+pub(crate) mod metrics;
+pub(crate) mod outbound;
+pub(crate) mod pages;
 pub mod path;
-pub mod paths;
-pub mod redirect;
-pub mod request;
-pub mod server;
+pub(crate) mod paths;
+pub(crate) mod redirect;
+pub(crate) mod request;
+pub(crate) mod server;

@@ -1,73 +1,101 @@
-//! The HTML the gateway shows people: login form, account page, logout, and error pages.
+//! The HTML the gateway shows people: login form, account page, logout confirmation, and message and error pages.
 //!
-//! Plain server-rendered HTML that works without JavaScript. Every dynamic value goes through [`escape`].
+//! Plain server-rendered HTML that works without JavaScript, written as `maud` templates: the compiler checks them,
+//! and every value spliced in with `(…)` is escaped, in element text and in (always double-quoted) attribute values
+//! alike. The one unescaped text is the style sheet, a constant: a `<style>` element's text is never
+//! entity-decoded, so it cannot go through the escaper. Pages answer with a [`Markup`], which is a `text/html`
+//! response.
 
-use std::fmt::Write as _;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::config::UiConfig;
 
 /// Content-Security-Policy for the gateway's own pages: no scripts at all, inline styles only.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'";
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// The accent colour when `[ui] primary_color` is not a CSS hex colour.
+const DEFAULT_ACCENT: &str = "#2f6feb";
+
+/// The pages' style sheet, after the `--accent` variable.
+const STYLE: &str = r#"
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f4f6fa;color:#1f2328}
+main{max-width:26rem;margin:8vh auto;background:#fff;border-radius:12px;box-shadow:0 2px 14px rgba(0,0,0,.08);padding:2rem}
+main.wide{max-width:44rem}
+h1{font-size:1.4rem;margin:0 0 1rem}
+.product{color:#57606a;font-size:.9rem;margin-bottom:.25rem}
+.logo{max-height:48px;display:block;margin-bottom:1rem}
+label{display:block;font-weight:600;margin:.8rem 0 .3rem}
+input[type=text],input[type=password]{width:100%;padding:.6rem .7rem;border:1px solid #d0d7de;border-radius:6px;font-size:1rem}
+input:focus{outline:2px solid var(--accent);border-color:var(--accent)}
+button{margin-top:1.2rem;width:100%;padding:.7rem;border:0;border-radius:6px;background:var(--accent);color:#fff;font-size:1rem;font-weight:600;cursor:pointer}
+button.secondary{background:#eaeef2;color:#1f2328}
+.error{background:#ffebe9;border:1px solid #ff8182;color:#82071e;padding:.6rem .8rem;border-radius:6px;margin-bottom:1rem}
+.note{color:#57606a;font-size:.9rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem} dt{font-weight:600} dd{margin:0}
+.chip{display:inline-block;background:#eaeef2;border-radius:999px;padding:0 .6rem;margin:0 .3rem .3rem 0;font-size:.85rem}
+ul.apps{padding-left:1.2rem}
+"#;
+
+/// How wide a page's card is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Width {
+    /// Forms and messages.
+    #[default]
+    Narrow,
+    /// Facts laid out in two columns (the account page).
+    Wide,
 }
 
-/// Wraps `body` in the page frame with the product's branding.
-pub fn layout(ui: &UiConfig, title: &str, body: &str) -> String {
-    let color = if ui.primary_color.starts_with('#')
-        && ui.primary_color.len() <= 9
-        && ui.primary_color[1..].bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        ui.primary_color.as_str()
-    } else {
-        "#2f6feb"
-    };
-    let logo =
-        ui.logo_url.as_deref().map(|u| format!(r#"<img class="logo" src="{}" alt="">"#, escape(u))).unwrap_or_default();
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · {product}</title>
-<style>
-:root{{--accent:{color}}}
-*{{box-sizing:border-box}}
-body{{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f4f6fa;color:#1f2328}}
-main{{max-width:26rem;margin:8vh auto;background:#fff;border-radius:12px;box-shadow:0 2px 14px rgba(0,0,0,.08);padding:2rem}}
-main.wide{{max-width:44rem}}
-h1{{font-size:1.4rem;margin:0 0 1rem}}
-.product{{color:#57606a;font-size:.9rem;margin-bottom:.25rem}}
-.logo{{max-height:48px;display:block;margin-bottom:1rem}}
-label{{display:block;font-weight:600;margin:.8rem 0 .3rem}}
-input[type=text],input[type=password]{{width:100%;padding:.6rem .7rem;border:1px solid #d0d7de;border-radius:6px;font-size:1rem}}
-input:focus{{outline:2px solid var(--accent);border-color:var(--accent)}}
-button{{margin-top:1.2rem;width:100%;padding:.7rem;border:0;border-radius:6px;background:var(--accent);color:#fff;font-size:1rem;font-weight:600;cursor:pointer}}
-button.secondary{{background:#eaeef2;color:#1f2328}}
-.error{{background:#ffebe9;border:1px solid #ff8182;color:#82071e;padding:.6rem .8rem;border-radius:6px;margin-bottom:1rem}}
-.note{{color:#57606a;font-size:.9rem}}
-dl{{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}} dt{{font-weight:600}} dd{{margin:0}}
-.chip{{display:inline-block;background:#eaeef2;border-radius:999px;padding:0 .6rem;margin:0 .3rem .3rem 0;font-size:.85rem}}
-ul.apps{{padding-left:1.2rem}}
-</style></head>
-<body><main{wide}>{logo}<div class="product">{product}</div>
-{body}
-</main></body></html>"#,
-        title = escape(title),
-        product = escape(&ui.product_name),
-        wide = if body.contains("<dl>") { r#" class="wide""# } else { "" },
-    )
+impl Width {
+    fn class(self) -> Option<&'static str> {
+        match self {
+            Self::Narrow => None,
+            Self::Wide => Some("wide"),
+        }
+    }
+}
+
+/// A link: where it goes and what it says.
+#[derive(Debug, Clone, Copy)]
+pub struct Link<'a> {
+    /// The target.
+    pub href: &'a str,
+    /// The link text.
+    pub text: &'a str,
+}
+
+/// `[ui] primary_color` when it is a CSS hex colour (`#rgb` … `#rrggbbaa`), else the default accent.
+fn accent(ui: &UiConfig) -> &str {
+    let c = ui.primary_color.as_str();
+    match c.strip_prefix('#') {
+        Some(hex) if c.len() <= 9 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => c,
+        _ => DEFAULT_ACCENT,
+    }
+}
+
+/// The page frame with the product's branding (name, logo, accent colour) around `body`.
+pub fn layout(ui: &UiConfig, title: &str, width: Width, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (ui.product_name) }
+                style { ":root{--accent:" (accent(ui)) "}" (PreEscaped(STYLE)) }
+            }
+            body {
+                main class=[width.class()] {
+                    @if let Some(logo) = &ui.logo_url {
+                        img class="logo" src=(logo) alt="";
+                    }
+                    div class="product" { (ui.product_name) }
+                    (body)
+                }
+            }
+        }
+    }
 }
 
 /// What the login form shows.
@@ -85,64 +113,253 @@ pub struct LoginForm<'a> {
     pub app: Option<&'a str>,
 }
 
-/// The login page.
-pub fn login(ui: &UiConfig, form: &LoginForm<'_>) -> String {
-    let mut body = String::from("<h1>Sign in</h1>\n");
-    if let Some(app) = form.app {
-        let _ = writeln!(body, r#"<p class="note">to continue to <strong>{}</strong></p>"#, escape(app));
-    }
-    if let Some(err) = form.error {
-        let _ = writeln!(body, r#"<div class="error" role="alert">{}</div>"#, escape(err));
-    }
-    let _ = write!(
-        body,
-        r#"<form method="post" action="/login">
-<input type="hidden" name="csrf" value="{csrf}">
-<input type="hidden" name="rd" value="{rd}">
-<label for="username">Username</label>
-<input type="text" id="username" name="username" value="{username}" autocomplete="username" autocapitalize="none" spellcheck="false" required {focus_user}>
-<label for="password">Password</label>
-<input type="password" id="password" name="password" autocomplete="current-password" required {focus_pw}>
-<button type="submit">Sign in</button>
-</form>"#,
-        csrf = escape(form.csrf),
-        rd = escape(form.rd),
-        username = escape(form.username),
-        focus_user = if form.username.is_empty() { "autofocus" } else { "" },
-        focus_pw = if form.username.is_empty() { "" } else { "autofocus" },
-    );
-    layout(ui, "Sign in", &body)
+/// The login page. The focus starts in the username field, or in the password field when the username is filled.
+pub fn login(ui: &UiConfig, form: &LoginForm<'_>) -> Markup {
+    let username_known = !form.username.is_empty();
+    layout(
+        ui,
+        "Sign in",
+        Width::Narrow,
+        html! {
+            h1 { "Sign in" }
+            @if let Some(app) = form.app {
+                p class="note" { "to continue to " strong { (app) } }
+            }
+            @if let Some(error) = form.error {
+                div class="error" role="alert" { (error) }
+            }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(form.csrf);
+                input type="hidden" name="rd" value=(form.rd);
+                label for="username" { "Username" }
+                input type="text" id="username" name="username" value=(form.username) autocomplete="username"
+                    autocapitalize="none" spellcheck="false" required autofocus[!username_known];
+                label for="password" { "Password" }
+                input type="password" id="password" name="password" autocomplete="current-password" required
+                    autofocus[username_known];
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
 }
 
-/// A simple message page (errors, logged out, …).
-pub fn message(ui: &UiConfig, title: &str, message: &str, link: Option<(&str, &str)>) -> String {
-    let mut body = format!("<h1>{}</h1>\n<p>{}</p>\n", escape(title), escape(message));
-    if let Some((href, text)) = link {
-        let _ = write!(body, r#"<p><a href="{}">{}</a></p>"#, escape(href), escape(text));
-    }
-    layout(ui, title, &body)
+/// A simple message page (errors, signed out, …) with an optional link onwards.
+pub fn message(ui: &UiConfig, title: &str, message: &str, link: Option<Link<'_>>) -> Markup {
+    layout(
+        ui,
+        title,
+        Width::Narrow,
+        html! {
+            h1 { (title) }
+            p { (message) }
+            @if let Some(link) = link {
+                p { a href=(link.href) { (link.text) } }
+            }
+        },
+    )
 }
 
 /// The logout confirmation page.
-pub fn logout_confirm(ui: &UiConfig, csrf: &str, username: &str) -> String {
+pub fn logout_confirm(ui: &UiConfig, csrf: &str, username: &str) -> Markup {
     logout_confirm_to(ui, "/logout", csrf, username, &[])
 }
 
 /// The "Sign out?" page posting to `action` with the session's CSRF token and `hidden` fields (RP-initiated
 /// logout carries `client_id`, `post_logout_redirect_uri` and `state` through it).
-pub fn logout_confirm_to(ui: &UiConfig, action: &str, csrf: &str, username: &str, hidden: &[(&str, &str)]) -> String {
-    let mut fields = String::new();
-    for (name, value) in hidden {
-        let _ = write!(fields, r#"<input type="hidden" name="{}" value="{}">"#, escape(name), escape(value));
+pub fn logout_confirm_to(ui: &UiConfig, action: &str, csrf: &str, username: &str, hidden: &[(&str, &str)]) -> Markup {
+    layout(
+        ui,
+        "Sign out",
+        Width::Narrow,
+        html! {
+            h1 { "Sign out" }
+            p { "You are signed in as " strong { (username) } ". Sign out of every app that uses this login?" }
+            form method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                @for (name, value) in hidden {
+                    input type="hidden" name=(name) value=(value);
+                }
+                button type="submit" { "Sign out" }
+            }
+        },
+    )
+}
+
+/// What the account page shows about the signed-in user.
+#[derive(Debug)]
+pub struct Account<'a> {
+    /// The heading's name: the display name, else the username.
+    pub name: &'a str,
+    /// The username.
+    pub username: &'a str,
+    /// The e-mail address, if the directory has one.
+    pub email: Option<&'a str>,
+    /// Directory groups.
+    pub groups: &'a [String],
+    /// Roles the groups grant.
+    pub roles: &'a [String],
+    /// When this session signed in.
+    pub signed_in: time::Date,
+    /// Apps the user may open.
+    pub apps: &'a [Link<'a>],
+    /// The session's CSRF token, for the sign-out form.
+    pub csrf: &'a str,
+}
+
+/// The signed-in user's own page, in the wide layout.
+pub fn account(ui: &UiConfig, a: &Account<'_>) -> Markup {
+    layout(
+        ui,
+        "Your account",
+        Width::Wide,
+        html! {
+            h1 { "Hello, " (a.name) }
+            dl {
+                dt { "Username" } dd id="username" { (a.username) }
+                dt { "E-mail" } dd { (a.email.unwrap_or("—")) }
+                dt { "Groups" } dd id="groups" { (chips(a.groups)) }
+                dt { "Roles" } dd id="roles" { (chips(a.roles)) }
+                dt { "Signed in" } dd { (a.signed_in.to_string()) }
+            }
+            @if !a.apps.is_empty() {
+                h2 { "Your apps" }
+                ul class="apps" {
+                    @for app in a.apps {
+                        li { a href=(app.href) { (app.text) } }
+                    }
+                }
+            }
+            form method="post" action="/logout" {
+                input type="hidden" name="csrf" value=(a.csrf);
+                button type="submit" class="secondary" { "Sign out" }
+            }
+        },
+    )
+}
+
+/// Names as chips, or a quiet "none".
+fn chips(items: &[String]) -> Markup {
+    html! {
+        @if items.is_empty() {
+            span class="note" { "none" }
+        } @else {
+            @for item in items {
+                span class="chip" { (item) }
+            }
+        }
     }
-    let body = format!(
-        r#"<h1>Sign out</h1>
-<p>You are signed in as <strong>{}</strong>. Sign out of every app that uses this login?</p>
-<form method="post" action="{}"><input type="hidden" name="csrf" value="{}">{fields}
-<button type="submit">Sign out</button></form>"#,
-        escape(username),
-        escape(action),
-        escape(csrf)
-    );
-    layout(ui, "Sign out", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVIL: &str = r#"<script>alert("x")</script>'"#;
+    const ESCAPED: &str = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'";
+
+    fn ui() -> UiConfig {
+        UiConfig {
+            product_name: EVIL.into(),
+            logo_url: Some(format!("https://example.com/logo.png?{EVIL}")),
+            primary_color: "#aa3300".into(),
+        }
+    }
+
+    /// No raw markup from a value survives, in text or in attributes.
+    fn assert_escaped(html: &str, times: usize) {
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains(r#""x""#), "{html}");
+        assert_eq!(html.matches(ESCAPED).count(), times, "{html}");
+    }
+
+    #[test]
+    fn login_escapes_username_app_error_and_branding() {
+        let form = LoginForm { csrf: "t0k", rd: EVIL, username: EVIL, error: Some(EVIL), app: Some(EVIL) };
+        let html = login(&ui(), &form).into_string();
+        // title, product name, logo URL, rd, username, app, error
+        assert_escaped(&html, 7);
+        assert!(html.contains(&format!(r#"<title>Sign in · {ESCAPED}</title>"#)), "{html}");
+        assert!(html.contains(&format!(r#"<p class="note">to continue to <strong>{ESCAPED}</strong></p>"#)));
+        assert!(html.contains(&format!(r#"<div class="error" role="alert">{ESCAPED}</div>"#)));
+        assert!(html.contains(r#"<input type="hidden" name="csrf" value="t0k">"#), "{html}");
+        assert!(html.contains(&format!(r#"name="username" value="{ESCAPED}""#)));
+    }
+
+    #[test]
+    fn login_focuses_the_first_empty_field() {
+        let fresh = login(&UiConfig::default(), &LoginForm { csrf: "t", ..LoginForm::default() }).into_string();
+        assert!(fresh.contains(r#"spellcheck="false" required autofocus>"#), "{fresh}");
+        assert!(fresh.contains(r#"autocomplete="current-password" required>"#), "{fresh}");
+        let again = login(&UiConfig::default(), &LoginForm { csrf: "t", username: "bob", ..LoginForm::default() })
+            .into_string();
+        assert!(again.contains(r#"spellcheck="false" required>"#), "{again}");
+        assert!(again.contains(r#"autocomplete="current-password" required autofocus>"#), "{again}");
+        assert!(!again.contains("alert"), "no error box without an error");
+    }
+
+    #[test]
+    fn account_page_is_wide_and_escapes_every_value() {
+        let groups = vec![EVIL.to_string(), "staff".into()];
+        let apps = [Link { href: EVIL, text: EVIL }];
+        let a = Account {
+            name: EVIL,
+            username: EVIL,
+            email: None,
+            groups: &groups,
+            roles: &[],
+            signed_in: time::macros::date!(2026 - 01 - 02),
+            apps: &apps,
+            csrf: "c5rf",
+        };
+        let html = account(&ui(), &a).into_string();
+        // title, product name, logo URL, name, username, a group, app link and text
+        assert_escaped(&html, 8);
+        assert!(html.contains(r#"<main class="wide">"#), "{html}");
+        assert!(html.contains(&format!(r#"<span class="chip">{ESCAPED}</span><span class="chip">staff</span>"#)));
+        assert!(html.contains(r#"<dd id="roles"><span class="note">none</span></dd>"#), "{html}");
+        assert!(html.contains("<dt>E-mail</dt><dd>—</dd>") && html.contains("<dd>2026-01-02</dd>"), "{html}");
+        assert!(html.contains(r#"<input type="hidden" name="csrf" value="c5rf">"#));
+        let no_apps = account(&UiConfig::default(), &Account { apps: &[], ..a }).into_string();
+        assert!(!no_apps.contains("Your apps"), "{no_apps}");
+    }
+
+    #[test]
+    fn forms_and_messages_are_narrow() {
+        let ui = UiConfig::default();
+        for html in [login(&ui, &LoginForm::default()), message(&ui, "t", "m", None), logout_confirm(&ui, "c", "u")] {
+            assert!(html.into_string().contains("<main><div class=\"product\">fedgate</div>"));
+        }
+    }
+
+    #[test]
+    fn logout_confirmation_carries_escaped_hidden_fields() {
+        let html = logout_confirm_to(&ui(), "/oauth2/logout", "c5rf", EVIL, &[("state", EVIL), ("client_id", "app")])
+            .into_string();
+        // title, product name, logo URL, username, state
+        assert_escaped(&html, 5);
+        assert!(html.contains(r#"<form method="post" action="/oauth2/logout">"#), "{html}");
+        assert!(html.contains(&format!(
+            r#"<input type="hidden" name="csrf" value="c5rf"><input type="hidden" name="state" value="{ESCAPED}"><input type="hidden" name="client_id" value="app">"#
+        )));
+    }
+
+    #[test]
+    fn message_escapes_title_text_and_link() {
+        let html = message(&ui(), EVIL, EVIL, Some(Link { href: EVIL, text: EVIL })).into_string();
+        // <title> (title and product), product, logo, h1, p, href, link text
+        assert_escaped(&html, 8);
+    }
+
+    #[test]
+    fn accent_must_be_a_hex_colour() {
+        let html = |c: &str| {
+            let ui = UiConfig { primary_color: c.into(), ..UiConfig::default() };
+            message(&ui, "t", "m", None).into_string()
+        };
+        assert!(html("#A3f").contains(":root{--accent:#A3f}"));
+        for bad in ["red", "#12345678a", "#12;}body{display:none", "#</style>"] {
+            let page = html(bad);
+            assert!(page.contains(":root{--accent:#2f6feb}"), "{bad}: {page}");
+        }
+    }
 }

@@ -8,20 +8,20 @@ use std::net::SocketAddr;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
 use crate::domain::directory::AuthError;
-use crate::domain::random;
 use crate::domain::session::{AuthMethod, Session};
-use crate::http::cookies::{self, CSRF_COOKIE, CookieAttrs};
+use crate::http::cookies::{self, CSRF_COOKIE, CookieAttrs, SameSite};
 use crate::http::error::AppError;
 use crate::http::pages::{self, LoginForm};
 use crate::http::paths::OwnRoutes;
 use crate::http::redirect::safe_target;
 use crate::state::AppState;
 use crate::state::sign_in::{current_session, end_session, logged_out_page, no_store, session_cookie_attrs};
+use fedgate_types::random;
 
 /// The login and logout routes.
 pub fn router() -> OwnRoutes<AppState> {
@@ -36,8 +36,9 @@ const MAX_USERNAME_BYTES: usize = 256;
 /// Longest password the login form takes.
 const MAX_PASSWORD_BYTES: usize = 4096;
 
-fn attrs(state: &AppState, same_site: &'static str) -> CookieAttrs<'static> {
-    CookieAttrs { secure: state.secure_cookies(), same_site, domain: None, max_age: None }
+/// The CSRF cookie's attributes: `Strict`, since only the login form, on this site, posts it back.
+fn csrf_cookie_attrs(state: &AppState) -> CookieAttrs<'static> {
+    CookieAttrs { secure: state.secure_cookies(), same_site: SameSite::Strict, domain: None, max_age: None }
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,9 +71,9 @@ async fn login_get(
 async fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, status: StatusCode) -> Response {
     let csrf = random::token();
     let app = app_name(state, rd).await;
-    let html = pages::login(&state.config.ui, &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() });
-    let mut resp = (status, Html(html)).into_response();
-    if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, attrs(state, "Strict")) {
+    let page = pages::login(&state.config.ui, &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() });
+    let mut resp = (status, page).into_response();
+    if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, csrf_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     no_store(&mut resp);
@@ -166,7 +167,7 @@ async fn login_post(
             if let Some(c) = cookies::set(&cfg.session.cookie_name, &id, session_cookie_attrs(&state)) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
-            if let Some(c) = cookies::clear(CSRF_COOKIE, attrs(&state, "Strict")) {
+            if let Some(c) = cookies::clear(CSRF_COOKIE, csrf_cookie_attrs(&state)) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
             Ok(resp)
@@ -192,7 +193,7 @@ async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Result
     let Some((_, session)) = current_session(&state, &headers).await? else {
         return Ok(logged_out_page(&state));
     };
-    let mut resp = Html(pages::logout_confirm(&state.config.ui, &session.csrf, &session.user.username)).into_response();
+    let mut resp = pages::logout_confirm(&state.config.ui, &session.csrf, &session.user.username).into_response();
     no_store(&mut resp);
     Ok(resp)
 }

@@ -341,7 +341,7 @@ async fn logout(
     let hinted = request.subject.as_deref().is_some_and(|sub| sub == session.user.unique_id)
         && request.client_id.as_ref().is_some_and(|c| session.signed_in_to.contains(c));
     let confirmed = method == Method::POST
-        && params.get("csrf").ok().flatten().is_some_and(|c| crate::domain::random::secure_eq(c, &session.csrf));
+        && params.get("csrf").ok().flatten().is_some_and(|c| fedgate_types::random::secure_eq(c, &session.csrf));
     if !hinted && !confirmed {
         let mut hidden = Vec::new();
         if let Some(c) = &request.client_id {
@@ -352,14 +352,14 @@ async fn logout(
                 hidden.push((key, v));
             }
         }
-        let html = crate::http::pages::logout_confirm_to(
+        let page = crate::http::pages::logout_confirm_to(
             &state.config.ui,
             "/oauth2/logout",
             &session.csrf,
             &session.user.username,
             &hidden,
         );
-        let mut resp = axum::response::Html(html).into_response();
+        let mut resp = page.into_response();
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::http::pages::CSP));
         return Ok(resp);

@@ -202,7 +202,8 @@ pub async fn run(
         (desired, unbuildable)
     };
     let (mut plan, unbuildable) = if full {
-        let listing = directory.list_users(&query).await.map_err(|e| no_change("reading the directory failed", &e))?;
+        let listing =
+            directory.list_users(&query).await.map_err(|e| no_change("reading the directory failed", &e.chain()))?;
         report.skipped = listing.skipped;
         let (desired, hold) = build(listing.users, &mut report);
         let on_target = client
@@ -215,12 +216,12 @@ pub async fn run(
         let keys = directory
             .list_users(&ListQuery { keys_only: true, ..query.clone() })
             .await
-            .map_err(|e| no_change("reading the directory failed", &e))?;
+            .map_err(|e| no_change("reading the directory failed", &e.chain()))?;
         let since = state.last_success.unwrap_or(0) - SKEW;
         let changed = directory
             .list_users(&ListQuery { changed_since: Some(since), ..query.clone() })
             .await
-            .map_err(|e| no_change("reading the directory failed", &e))?;
+            .map_err(|e| no_change("reading the directory failed", &e.chain()))?;
         report.skipped = keys.skipped;
         let in_scope: HashSet<String> = keys.users.iter().map(|u| u.unique_id.clone()).collect();
         let read: HashSet<&str> = changed.users.iter().map(|u| u.unique_id.as_str()).collect();
@@ -232,7 +233,7 @@ pub async fn run(
                 let user = directory
                     .read_user(&k.dn, &query)
                     .await
-                    .map_err(|e| no_change("reading the directory failed", &e))?;
+                    .map_err(|e| no_change("reading the directory failed", &e.chain()))?;
                 users.extend(user);
             }
         }

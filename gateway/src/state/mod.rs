@@ -87,7 +87,7 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
     let directory = match (&config.directory, config.ldap_configured()) {
         (None, true) => match config.ldap.clone() {
             Some(ldap) => Directory::Ldap(Box::new(
-                ldap_mapper::LdapDirectory::new(ldap, roles).map_err(|e| anyhow::anyhow!("[ldap]: {e}"))?,
+                ldap_mapper::LdapDirectory::new(ldap, roles).map_err(|e| anyhow::anyhow!("[ldap]: {}", e.chain()))?,
             )),
             None => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
         },

@@ -2,11 +2,11 @@
 //! the login page, and the end of a session. Shared by login, account, OIDC, SAML and the proxy.
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
 use crate::domain::session::Session;
-use crate::http::cookies::{self, CookieAttrs};
+use crate::http::cookies::{self, CookieAttrs, SameSite};
 use crate::http::error::AppError;
 use crate::http::pages;
 
@@ -32,7 +32,7 @@ pub fn to_login(target: &str) -> Response {
 pub fn session_cookie_attrs(state: &AppState) -> CookieAttrs<'_> {
     CookieAttrs {
         secure: state.secure_cookies(),
-        same_site: "Lax",
+        same_site: SameSite::Lax,
         domain: state.config.session.cookie_domain.as_deref(),
         max_age: None,
     }
@@ -56,9 +56,9 @@ pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Resul
 
 /// The "signed out" page, clearing the session cookie.
 pub fn logged_out_page(state: &AppState) -> Response {
-    let html =
-        pages::message(&state.config.ui, "Signed out", "You have been signed out.", Some(("/login", "Sign in again")));
-    let mut resp = Html(html).into_response();
+    let again = pages::Link { href: "/login", text: "Sign in again" };
+    let mut resp =
+        pages::message(&state.config.ui, "Signed out", "You have been signed out.", Some(again)).into_response();
     if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -6,13 +6,13 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use ldap3::SearchEntry;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Ldap, SearchEntry};
 
 use super::LdapDirectory;
-use crate::client::unavailable;
+use crate::client::Conn;
 use crate::config::GroupStrategy;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unavailable};
 use crate::{MappedUser, mapping};
 
 /// Entries per page of a paged search (RFC 2696); below OpenLDAP's and AD's default size limits.
@@ -70,12 +70,12 @@ impl LdapDirectory {
         Ok(listing.users.into_iter().next())
     }
 
-    async fn list_on(&self, conn: &mut Ldap, query: &ListQuery) -> Result<Listing> {
+    async fn list_on(&self, conn: &mut Conn, query: &ListQuery) -> Result<Listing> {
         let base = self.cfg.users_dn.clone();
         self.list_in(conn, &base, self.mapping.scope.into(), query).await
     }
 
-    async fn list_in(&self, conn: &mut Ldap, base: &str, scope: ldap3::Scope, query: &ListQuery) -> Result<Listing> {
+    async fn list_in(&self, conn: &mut Conn, base: &str, scope: ldap3::Scope, query: &ListQuery) -> Result<Listing> {
         let m = &self.mapping;
         let mut filter = format!("(&{}", m.user_filter);
         if let Some(extra) = &query.extra_filter {
@@ -130,7 +130,7 @@ impl LdapDirectory {
     /// One paged search, all of it or an error.
     async fn paged(
         &self,
-        conn: &mut Ldap,
+        conn: &mut Conn,
         base: &str,
         scope: ldap3::Scope,
         filter: &str,
@@ -138,13 +138,17 @@ impl LdapDirectory {
     ) -> Result<Vec<SearchEntry>> {
         let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(PAGE_SIZE))];
+        let url = conn.url().to_string();
+        let failed = |source| {
+            Error::from(Unavailable::Operation { operation: "search", url: url.clone(), source: Box::new(source) })
+        };
         let mut stream = conn
             .with_timeout(self.connector.op_timeout)
             .streaming_search_with(adapters, base, scope, filter, attrs.to_vec())
             .await
-            .map_err(|e| unavailable("search", e))?;
+            .map_err(failed)?;
         let mut entries = Vec::new();
-        while let Some(entry) = stream.next().await.map_err(|e| unavailable("search", e))? {
+        while let Some(entry) = stream.next().await.map_err(failed)? {
             entries.push(SearchEntry::construct(entry));
         }
         let res = stream.finish().await;
@@ -174,7 +178,7 @@ impl LdapDirectory {
     }
 
     /// Every group, for membership resolution in memory.
-    async fn group_index(&self, conn: &mut Ldap) -> Result<GroupIndex> {
+    async fn group_index(&self, conn: &mut Conn) -> Result<GroupIndex> {
         let m = &self.mapping;
         let entries = self
             .paged(conn, &m.groups_dn, ldap3::Scope::Subtree, &m.group_filter, &[&m.group_name, &m.group_member])

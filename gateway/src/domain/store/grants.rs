@@ -33,7 +33,7 @@ fn key(k: &str) -> String {
 }
 
 fn fed(e: StoreError) -> federation::oidc::StoreError {
-    federation::oidc::StoreError::Unavailable(Arc::new(e))
+    federation::oidc::StoreError::unavailable(e)
 }
 
 fn read(raw: Option<Vec<u8>>) -> Result<Option<Grant>, federation::oidc::StoreError> {

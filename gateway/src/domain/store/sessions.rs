@@ -219,7 +219,7 @@ mod tests {
         let kv = Arc::new(Counting(MemoryKv::new(), Default::default()));
         let store = KvSessionStore::new(kv.clone(), lifetimes(), Duration::from_secs(1), 1000);
         let t0 = OffsetDateTime::now_utc();
-        let id = crate::domain::random::token();
+        let id = fedgate_types::random::token();
         store
             .insert(&id, Session::new(crate::domain::session::tests::user("a"), AuthMethod::Password, t0))
             .await
@@ -241,7 +241,7 @@ mod tests {
         let kv: Arc<dyn KvStore> = Arc::new(MemoryKv::new());
         let a = Arc::new(KvSessionStore::new(kv.clone(), lifetimes(), Duration::from_secs(1), 100));
         let b = Arc::new(KvSessionStore::new(kv, lifetimes(), Duration::from_secs(1), 100));
-        let id = crate::domain::random::token();
+        let id = fedgate_types::random::token();
         let now = OffsetDateTime::now_utc();
         a.insert(&id, Session::new(crate::domain::session::tests::user("a"), AuthMethod::Password, now)).await.unwrap();
         assert!(b.get(&id, now).await.unwrap().is_some(), "b has it cached now");
@@ -268,7 +268,7 @@ mod tests {
         let ttl = Duration::from_millis(200);
         let a = KvSessionStore::new(kv.clone(), lifetimes(), ttl, 100);
         let b = KvSessionStore::new(kv, lifetimes(), ttl, 100);
-        let id = crate::domain::random::token();
+        let id = fedgate_types::random::token();
         let now = OffsetDateTime::now_utc();
         a.insert(&id, Session::new(crate::domain::session::tests::user("a"), AuthMethod::Password, now)).await.unwrap();
         assert!(b.get(&id, now).await.unwrap().is_some());
