@@ -66,7 +66,7 @@ pub enum SetupError {
 pub struct Provider {
     cfg: OidcConfig,
     issuer: String,
-    keys: KeySet,
+    keys: std::sync::RwLock<KeySet>,
     store: Arc<dyn GrantStore>,
     clients: Clients,
     known_scopes: Vec<String>,
@@ -78,7 +78,7 @@ impl std::fmt::Debug for Provider {
         f.debug_struct("Provider")
             .field("issuer", &self.issuer)
             .field("clients", &self.clients.len())
-            .field("active_kid", &self.keys.active().kid())
+            .field("active_kid", &self.keys().active().kid())
             .finish_non_exhaustive()
     }
 }
@@ -102,7 +102,7 @@ impl Provider {
         let discovery =
             discovery::document(&issuer, &known_scopes, discovery::claims_supported(extra_claims), keys.active())
                 .map_err(|_| SetupError::Issuer(issuer.clone()))?;
-        Ok(Self { cfg, issuer, keys, store, clients, known_scopes, discovery })
+        Ok(Self { cfg, issuer, keys: std::sync::RwLock::new(keys), store, clients, known_scopes, discovery })
     }
 
     /// The issuer identifier (`iss`), without a trailing slash.
@@ -117,12 +117,18 @@ impl Provider {
 
     /// The public JWKS (`/oauth2/jwks` body).
     pub fn jwks(&self) -> CoreJsonWebKeySet {
-        self.keys.jwks()
+        self.keys().jwks()
     }
 
-    /// The signing keys.
-    pub fn keys(&self) -> &KeySet {
-        &self.keys
+    /// The signing keys (a cheap copy of the current set).
+    pub fn keys(&self) -> KeySet {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the signing keys (a rotation made by another process in the shared `keys_dir`): tokens are signed
+    /// with the new active key from now on, and JWKS lists the new set.
+    pub fn replace_keys(&self, keys: KeySet) {
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
     }
 
     /// The registered client `client_id`, if any (e.g. for its display name on the login page).
@@ -164,7 +170,7 @@ impl Provider {
             roles: principal.roles.clone(),
         };
         let header = jsonwebtoken::Header { typ: Some("at+jwt".into()), ..Default::default() };
-        self.keys.active().sign_jwt(&header, &claims)
+        self.keys().active().sign_jwt(&header, &claims)
     }
 }
 

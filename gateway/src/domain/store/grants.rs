@@ -64,6 +64,30 @@ impl GrantStore for KvGrantStore {
     fn remove<'a>(&'a self, k: &'a str) -> StoreFuture<'a, Result<(), federation::oidc::StoreError>> {
         Box::pin(async move { self.kv.remove(&key(k)).await.map_err(fed) })
     }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        k: &'a str,
+        expected: Option<&'a Grant>,
+        new: Grant,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Result<bool, federation::oidc::StoreError>> {
+        Box::pin(async move {
+            let key = key(k);
+            // Compare decoded records (their encoding need not be canonical), then swap against the exact bytes
+            // read: if anyone wrote in between, the store's compare-and-set fails and so does this one.
+            let raw = self.kv.get(&key).await.map_err(fed)?;
+            let current = match &raw {
+                Some(r) => Some(decode::<Grant>(r, "OIDC grant").map_err(fed)?),
+                None => None,
+            };
+            if current.as_ref() != expected {
+                return Ok(false);
+            }
+            let new = encode(&new, "OIDC grant").map_err(fed)?;
+            self.kv.compare_and_set(&key, raw.as_deref(), new, ttl).await.map_err(fed)
+        })
+    }
 }
 
 #[cfg(test)]
