@@ -49,7 +49,7 @@ pub struct IdentityProvider {
     entity_id: String,
     sso_url: String,
     slo_url: String,
-    keys: SigningKeys,
+    keys: std::sync::RwLock<std::sync::Arc<SigningKeys>>,
     sps: Vec<ServiceProvider>,
 }
 
@@ -59,15 +59,40 @@ impl IdentityProvider {
     pub fn new(cfg: SamlConfig, public_url: &url::Url) -> Result<Self, SamlError> {
         let base = public_url.as_str().trim_end_matches('/');
         let entity_id = cfg.entity_id.clone().unwrap_or_else(|| format!("{base}/saml/metadata"));
+        let keys = Self::load_keys(&cfg, public_url.host_str().unwrap_or("fedgate"))?;
+        let sps = cfg.service_providers.iter().cloned().map(ServiceProvider::new).collect::<Result<_, _>>()?;
+        let keys = std::sync::RwLock::new(std::sync::Arc::new(keys));
+        Ok(Self { sso_url: format!("{base}/saml/sso"), slo_url: format!("{base}/saml/slo"), entity_id, keys, sps, cfg })
+    }
+
+    fn load_keys(cfg: &SamlConfig, common_name: &str) -> Result<SigningKeys, SamlError> {
         let mut keys = match (&cfg.cert_file, &cfg.key_file) {
             (Some(c), Some(k)) => SigningKeys::from_files(c, k)?,
-            _ => SigningKeys::load_or_generate(&cfg.keys_dir, public_url.host_str().unwrap_or("fedgate"))?,
+            _ => SigningKeys::load_or_generate(&cfg.keys_dir, common_name)?,
         };
         for extra in &cfg.extra_cert_files {
             keys.publish_extra(extra)?;
         }
-        let sps = cfg.service_providers.iter().cloned().map(ServiceProvider::new).collect::<Result<_, _>>()?;
-        Ok(Self { sso_url: format!("{base}/saml/sso"), slo_url: format!("{base}/saml/slo"), entity_id, keys, sps, cfg })
+        Ok(keys)
+    }
+
+    /// Reads the key, certificate and extra certificates again from their files (another replica or an operator
+    /// replaced them) and signs with them from now on; metadata then publishes them. On error the current keys
+    /// stay.
+    pub fn reload_keys(&self, public_url: &url::Url) -> Result<(), SamlError> {
+        let keys = Self::load_keys(&self.cfg, public_url.host_str().unwrap_or("fedgate"))?;
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(keys);
+        Ok(())
+    }
+
+    /// The files the signing keys are read from (to watch for changes).
+    pub fn key_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files = match (&self.cfg.cert_file, &self.cfg.key_file) {
+            (Some(c), Some(k)) => vec![c.clone(), k.clone()],
+            _ => vec![self.cfg.keys_dir.join(keys::KEY_FILE), self.cfg.keys_dir.join(keys::CERT_FILE)],
+        };
+        files.extend(self.cfg.extra_cert_files.iter().cloned());
+        files
     }
 
     /// The IdP entity ID (= `Issuer`).
@@ -81,7 +106,7 @@ impl IdentityProvider {
             &self.entity_id,
             &self.sso_url,
             &self.slo_url,
-            &self.keys,
+            &self.keys(),
             self.cfg.want_authn_requests_signed,
         )
     }
@@ -214,7 +239,7 @@ impl IdentityProvider {
             &request.id,
             status,
             now,
-            &self.keys,
+            &self.keys(),
             sp.config.signature_algorithm,
         )?;
         Ok(SignedResponse {
@@ -262,7 +287,7 @@ impl IdentityProvider {
             assertion_id: &assertion_id,
             window: response::Window { now, lifetime: self.cfg.assertion_lifetime, skew: self.cfg.clock_skew },
         };
-        let xml = response::build(sp, principal, &params, &self.keys)?;
+        let xml = response::build(sp, principal, &params, &self.keys())?;
         Ok(SignedResponse {
             saml_response: base64::engine::general_purpose::STANDARD.encode(&xml),
             acs_url,
@@ -272,7 +297,7 @@ impl IdentityProvider {
     }
 
     /// The signing keys (tests verify signatures with the certificate).
-    pub fn keys(&self) -> &SigningKeys {
-        &self.keys
+    pub fn keys(&self) -> std::sync::Arc<SigningKeys> {
+        std::sync::Arc::clone(&self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }

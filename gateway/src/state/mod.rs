@@ -2,6 +2,7 @@
 //! engines and the proxy's upstreams; built once from the configuration ([`build`]). [`sign_in`] is the browser's
 //! sign-in session as every feature sees it.
 
+pub mod key_watch;
 pub mod sign_in;
 
 use std::ops::Deref;
