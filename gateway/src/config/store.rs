@@ -65,7 +65,7 @@ pub struct StoreConfig {
     /// `redis`: how long connecting may take.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// `redis`: how long one command may take before the request fails with "sign-in state cannot be stored".
+    /// `redis`: how long one command may take before the request fails with "session store unavailable".
     #[serde(with = "humantime_serde")]
     pub command_timeout: Duration,
     /// `redis`: multiplexed connections used round-robin.
