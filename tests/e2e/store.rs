@@ -26,6 +26,21 @@ async fn the_embedded_store_passes_the_store_conformance_suite() {
     gateway::domain::store::conformance(Arc::new(kv), "conf:").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_grants_pending_requests_and_throttling_pass_their_conformance_on_redis() {
+    let redis = Redis::start().unwrap();
+    let cfg = StoreConfig { kind: StoreKind::Redis, url: redis.url(), ..StoreConfig::default() };
+    let kv = gateway::domain::store::redis::RedisKv::new(&cfg).unwrap();
+    gateway::domain::store::typed_conformance(Arc::new(kv)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_grants_pending_requests_and_throttling_pass_their_conformance_on_the_embedded_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = gateway::domain::store::embedded::EmbeddedKv::open(&dir.path().join("state")).unwrap();
+    gateway::domain::store::typed_conformance(Arc::new(kv)).await;
+}
+
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -88,6 +103,11 @@ async fn still_signed_in(base: &str, held: &mut Held, after: &str) {
     );
     assert!(r.text().await.unwrap().contains("alice"), "after {after}: the account page shows the user");
 
+    // The SAML side of the session: an IdP-initiated sign-in to the SP is answered at once, without a login.
+    let r = no_redirects().get(format!("{base}/saml/init/app")).header("cookie", &held.cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "after {after}: SAML sign-in sent to {:?}", r.headers().get("location"));
+    assert!(r.text().await.unwrap().contains("SAMLResponse"), "after {after}: no SAML response");
+
     let r = http().get(format!("{base}/oauth2/userinfo")).bearer_auth(&held.access_token).send().await.unwrap();
     let status = r.status();
     let body = r.text().await.unwrap();
@@ -115,7 +135,12 @@ async fn start(body: &str, port: u16) -> GatewayProcess {
 /// Signs in, then restarts the gateway with SIGTERM and with SIGKILL (calling `between` while it is down).
 async fn survives_restarts(store: &str, mut between: impl FnMut()) {
     let dir = tempfile::tempdir().unwrap();
-    let body = format!("{}{}{store}", demo_config(), oidc_toml(&dir.path().join("keys"), "ES256"));
+    let body = format!(
+        "{}{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"http://127.0.0.1:9/sp\"\nacs_urls = [\"http://127.0.0.1:9/acs\"]\n{store}",
+        demo_config(),
+        oidc_toml(&dir.path().join("keys"), "ES256"),
+        dir.path().join("saml").display()
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
     let mut gw = start(&body, port).await;

@@ -161,6 +161,8 @@ pub struct ProcessOptions<'a> {
     pub server: &'a str,
     /// Listen on this port instead of a free one (a restart on the same address).
     pub port: Option<u16>,
+    /// `server.public_url` instead of the process's own address (replicas behind a load balancer).
+    pub public_url: Option<&'a str>,
 }
 
 impl GatewayProcess {
@@ -179,11 +181,22 @@ impl GatewayProcess {
         };
         let base = format!("http://127.0.0.1:{port}");
         let cfg = dir.path().join("fedgate.toml");
+        let public_url = options.public_url.map_or_else(|| format!("{base}/"), str::to_string);
         std::fs::write(
             &cfg,
-            format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{}\n{body}", options.server),
+            format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public_url}\"\n{}\n{body}", options.server),
         )?;
-        let out = || if options.capture { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+        // E2E_GATEWAY_LOG_DIR=/some/dir keeps the output of uncaptured gateways there (one file per start).
+        let log_dir = std::env::var_os("E2E_GATEWAY_LOG_DIR").map(std::path::PathBuf::from);
+        let out = || match (&log_dir, options.capture) {
+            (_, true) => std::process::Stdio::piped(),
+            (Some(d), false) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(d.join(format!("fedgate-{port}.log")))
+                .map_or_else(|_| std::process::Stdio::null(), std::process::Stdio::from),
+            (None, false) => std::process::Stdio::null(),
+        };
         let mut cmd = match options.open_files {
             // The shell lowers the limit, then becomes fedgate.
             Some(n) => {

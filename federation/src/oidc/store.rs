@@ -341,8 +341,9 @@ pub async fn conformance<S: GrantStore>(store: Arc<S>) {
     }
 }
 
-/// Drives a future to completion on the current thread (store futures used in tests never wait on a runtime).
-pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+/// Drives a future to completion on the current thread, parking it between polls (the conformance suite uses it;
+/// store futures that need a runtime must be spawned onto one first).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};
     struct ThreadWaker(std::thread::Thread);
     impl Wake for ThreadWaker {

@@ -242,8 +242,8 @@ impl SessionStore for MemoryStore {
 }
 
 /// The behaviour every [`SessionStore`] must show, given a store built with `lifetimes` and a session template.
-/// Returns the first broken expectation. Call it from each implementation's tests.
-#[cfg(test)]
+/// Returns the first broken expectation. Call it from each implementation's tests (and, through
+/// [`crate::domain::store::typed_conformance`], against each real backend).
 pub(crate) async fn conformance(
     store: &dyn SessionStore,
     lifetimes: Lifetimes,

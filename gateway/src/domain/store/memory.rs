@@ -123,4 +123,9 @@ mod tests {
     async fn memory_kv_passes_conformance() {
         super::super::conformance(Arc::new(super::MemoryKv::new()), "conf:").await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_typed_stores_pass_their_conformance_on_memory_kv() {
+        super::super::typed_conformance(Arc::new(super::MemoryKv::new())).await;
+    }
 }

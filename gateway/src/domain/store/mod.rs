@@ -311,3 +311,151 @@ pub async fn conformance(store: Arc<dyn KvStore>, prefix: &str) {
     }
     assert_eq!(store.get(&k("casloop")).await.unwrap(), Some(v("80")), "no compare-and-set update may be lost");
 }
+
+/// The typed stores on top of `kv` — sessions (with concurrent updates of one session from two replicas),
+/// OIDC grants, pending sign-in requests and login throttling — each shared by two instances as two replicas
+/// would share them. Panics on the first broken expectation; call it with a fresh backend on a multi-threaded
+/// tokio runtime (the e2e tests run it against real Redis and a real embedded file, the unit tests in memory).
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
+    use crate::domain::session::{AuthMethod, Lifetimes, Session, SessionStore as _};
+    use sessions::KvSessionStore;
+
+    let lifetimes = Lifetimes { idle: Duration::from_secs(1800), absolute: Duration::from_secs(12 * 3600) };
+    let user = ldap_mapper::MappedUser {
+        username: "alice".into(),
+        unique_id: "id-alice".into(),
+        dn: String::new(),
+        email: None,
+        display_name: None,
+        given_name: None,
+        family_name: None,
+        groups: vec!["staff".into()],
+        group_dns: Vec::new(),
+        roles: vec!["admin".into()],
+        claims: Default::default(),
+    };
+    for cache_ttl in [Duration::ZERO, Duration::from_secs(1)] {
+        let store = KvSessionStore::new(Arc::clone(&kv), lifetimes, cache_ttl, 1000);
+        crate::domain::session::conformance(&store, lifetimes, user.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    // Two replicas add different clients to one session at the same moment: both additions are kept.
+    let a = Arc::new(KvSessionStore::new(Arc::clone(&kv), lifetimes, Duration::from_secs(1), 1000));
+    let b = Arc::new(KvSessionStore::new(Arc::clone(&kv), lifetimes, Duration::from_secs(1), 1000));
+    let now = time::OffsetDateTime::now_utc();
+    let id = fedgate_types::random::token();
+    a.insert(&id, Session::new(user.clone(), AuthMethod::Password, now)).await.unwrap();
+    assert!(b.get(&id, now).await.unwrap().is_some(), "a session written by one replica is read by the other");
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, id) = (if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) }, id.clone());
+            tokio::spawn(async move {
+                let client = format!("client-{i}");
+                store.modify(&id, Box::new(move |s| s.signed_in_to.push(client.clone()))).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Read past both first levels (each may hold its own last write for up to a second).
+    let fresh = KvSessionStore::new(Arc::clone(&kv), lifetimes, Duration::ZERO, 0);
+    let mut seen = fresh.get(&id, now).await.unwrap().unwrap().signed_in_to.clone();
+    seen.sort();
+    let mut want: Vec<String> = (0..16).map(|i| format!("client-{i}")).collect();
+    want.sort();
+    assert_eq!(seen, want, "concurrent updates of one session from two replicas lost some");
+    a.remove(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(b.get(&id, now).await.unwrap().is_none(), "a removal on one replica reaches the other within 1 s");
+
+    // OIDC grants: the federation suite. It drives the store's futures from plain threads, so each operation is
+    // spawned onto this runtime (Redis and the embedded file need it) and awaited through its join handle.
+    let grants = OnRuntime(Arc::new(grants::KvGrantStore::new(Arc::clone(&kv))), tokio::runtime::Handle::current());
+    tokio::task::spawn_blocking(move || federation::oidc::store::block_on(federation::oidc::store::conformance(Arc::new(grants))))
+        .await
+        .unwrap();
+
+    // Pending sign-in requests: put on one replica, read and taken once on the other.
+    let pa = crate::domain::pending::PendingRequests::with_store(crate::config::MIN_PENDING_BYTES, Arc::clone(&kv));
+    let pb = crate::domain::pending::PendingRequests::with_store(crate::config::MIN_PENDING_BYTES, Arc::clone(&kv));
+    let request = crate::domain::pending::Pending::Saml { sp: "wiki".into(), request: None, relay_state: None };
+    let pid = pa.put(request).await.unwrap();
+    assert!(pb.get(&pid).await.unwrap().is_some(), "a pending request is seen by the other replica");
+    assert!(pb.take(&pid).await.unwrap().is_some());
+    assert!(pa.take(&pid).await.unwrap().is_none(), "a pending request is taken once across replicas");
+
+    // Throttling: failures spread over two replicas add up.
+    let cfg = crate::config::LoginConfig::default();
+    let ta = crate::domain::throttle::LoginThrottle::with_store(cfg.clone(), Arc::clone(&kv));
+    let tb = crate::domain::throttle::LoginThrottle::with_store(cfg.clone(), Arc::clone(&kv));
+    let ip = std::net::IpAddr::from([192, 0, 2, 7]);
+    let who = format!("user-{}", fedgate_types::random::token());
+    for i in 0..cfg.max_failures {
+        let t = if i % 2 == 0 { &ta } else { &tb };
+        assert!(t.check(&who, ip, now).await.is_ok(), "locked before max_failures");
+        t.record_failure(&who, None, ip, now).await;
+    }
+    assert!(ta.check(&who, ip, now).await.is_err(), "max_failures over two replicas must lock on the first");
+    assert!(tb.check(&who, ip, now).await.is_err(), "max_failures over two replicas must lock on the second");
+}
+
+/// A grant store whose operations run on a tokio runtime, for callers that poll from threads outside it.
+struct OnRuntime(Arc<grants::KvGrantStore>, tokio::runtime::Handle);
+
+#[allow(clippy::expect_used)]
+impl OnRuntime {
+    fn run<'a, T: Send + 'static>(
+        &self,
+        op: impl Future<Output = T> + Send + 'static,
+    ) -> federation::oidc::store::StoreFuture<'a, T> {
+        let task = self.1.spawn(op);
+        Box::pin(async move { task.await.expect("a store operation panicked") })
+    }
+}
+
+impl federation::oidc::GrantStore for OnRuntime {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: federation::oidc::store::Grant,
+        ttl: Duration,
+    ) -> federation::oidc::store::StoreFuture<'a, Result<(), federation::oidc::StoreError>> {
+        let (s, k) = (Arc::clone(&self.0), key.to_string());
+        self.run(async move { s.put(&k, value, ttl).await })
+    }
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> federation::oidc::store::StoreFuture<'a, Result<Option<federation::oidc::store::Grant>, federation::oidc::StoreError>>
+    {
+        let (s, k) = (Arc::clone(&self.0), key.to_string());
+        self.run(async move { s.get(&k).await })
+    }
+    fn take<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> federation::oidc::store::StoreFuture<'a, Result<Option<federation::oidc::store::Grant>, federation::oidc::StoreError>>
+    {
+        let (s, k) = (Arc::clone(&self.0), key.to_string());
+        self.run(async move { s.take(&k).await })
+    }
+    fn remove<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> federation::oidc::store::StoreFuture<'a, Result<(), federation::oidc::StoreError>> {
+        let (s, k) = (Arc::clone(&self.0), key.to_string());
+        self.run(async move { s.remove(&k).await })
+    }
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a federation::oidc::store::Grant>,
+        new: federation::oidc::store::Grant,
+        ttl: Duration,
+    ) -> federation::oidc::store::StoreFuture<'a, Result<bool, federation::oidc::StoreError>> {
+        let (s, k, e) = (Arc::clone(&self.0), key.to_string(), expected.cloned());
+        self.run(async move { s.compare_and_set(&k, e.as_ref(), new, ttl).await })
+    }
+}
