@@ -8,6 +8,7 @@ mod limits;
 mod login;
 mod oidc;
 mod proxy;
+mod replicas;
 mod saml;
 mod scim;
 mod store;

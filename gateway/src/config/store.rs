@@ -77,7 +77,7 @@ impl Default for StoreConfig {
         Self {
             kind: StoreKind::Embedded,
             path: PathBuf::from("data/state"),
-            cache_ttl: Duration::from_secs(1),
+            cache_ttl: Duration::from_millis(500),
             url: String::new(),
             username: String::new(),
             password: fedgate_types::Secret::default(),
