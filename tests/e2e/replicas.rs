@@ -94,8 +94,7 @@ async fn pair() -> Pair {
     let config = dir.path().join("fedgate.toml");
     std::fs::write(&config, format!("[server]\npublic_url = \"{public_url}\"\n{body}")).unwrap();
     let opts = |port| ProcessOptions { port: Some(port), public_url: Some(&public_url), ..Default::default() };
-    let (a, b) =
-        tokio::join!(GatewayProcess::start_with(&body, opts(pa)), GatewayProcess::start_with(&body, opts(pb)));
+    let (a, b) = tokio::join!(GatewayProcess::start_with(&body, opts(pa)), GatewayProcess::start_with(&body, opts(pb)));
     Pair { redis, nginx, a: Some(a.unwrap()), b: b.unwrap(), config, _dir: dir }
 }
 

@@ -184,7 +184,10 @@ impl GatewayProcess {
         let public_url = options.public_url.map_or_else(|| format!("{base}/"), str::to_string);
         std::fs::write(
             &cfg,
-            format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public_url}\"\n{}\n{body}", options.server),
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public_url}\"\n{}\n{body}",
+                options.server
+            ),
         )?;
         // E2E_GATEWAY_LOG_DIR=/some/dir keeps the output of uncaptured gateways there (one file per start).
         let log_dir = std::env::var_os("E2E_GATEWAY_LOG_DIR").map(std::path::PathBuf::from);

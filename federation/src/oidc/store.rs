@@ -332,7 +332,9 @@ pub async fn conformance<S: GrantStore>(store: Arc<S>) {
                     let store = Arc::clone(&store);
                     let key = key.clone();
                     let before = value(-1);
-                    s.spawn(move || usize::from(block_on(store.compare_and_set(&key, Some(&before), value(i), long)).unwrap()))
+                    s.spawn(move || {
+                        usize::from(block_on(store.compare_and_set(&key, Some(&before), value(i), long)).unwrap())
+                    })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).sum()

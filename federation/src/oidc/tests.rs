@@ -439,12 +439,15 @@ fn a_revocation_landing_while_a_refresh_waits_on_the_directory_is_not_undone() {
     }
 }
 
+/// Something to run once, keyed by the store key whose first write triggers it.
+type Hook = (String, Box<dyn FnOnce() + Send>);
+
 /// A grant store that runs the hook once, just before the first write to the hooked key: the moment a refresh
 /// token's rotation is being recorded.
 #[derive(Default)]
 struct WriteHook {
     inner: MemoryGrantStore,
-    hook: std::sync::Mutex<Option<(String, Box<dyn FnOnce() + Send>)>>,
+    hook: std::sync::Mutex<Option<Hook>>,
 }
 impl WriteHook {
     fn fire(&self, key: &str) {
@@ -498,10 +501,8 @@ fn a_refresh_token_replayed_while_its_rotation_is_recorded_is_reuse_and_revokes_
     // replica) presents the same token.
     let replay: Arc<std::sync::Mutex<Option<Result<TokenResponse, TokenError>>>> = Arc::default();
     let (p2, rt2, out) = (Arc::clone(&p), rt.clone(), Arc::clone(&replay));
-    *store.hook.lock().unwrap() = Some((
-        super::store_key("rt", &rt),
-        Box::new(move || *out.lock().unwrap() = Some(refresh(&p2, &rt2, at(10)))),
-    ));
+    *store.hook.lock().unwrap() =
+        Some((super::store_key("rt", &rt), Box::new(move || *out.lock().unwrap() = Some(refresh(&p2, &rt2, at(10))))));
     let legit = refresh(&p, &rt, at(10));
     let replayed = replay.lock().unwrap().take().expect("the hook ran");
     // Exactly one of the two may have been answered with tokens, and whichever lost must have been seen as reuse.

@@ -27,7 +27,10 @@ fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
 /// Starts the watcher in the background (nothing to watch without `[oidc]` or `[saml]`).
 pub fn spawn(state: &AppState) {
     let oidc_files = state.config.oidc.as_ref().map(|o| {
-        vec![o.keys_dir.join(federation::oidc::keys::ACTIVE_FILE), o.keys_dir.join(federation::oidc::keys::PREVIOUS_FILE)]
+        vec![
+            o.keys_dir.join(federation::oidc::keys::ACTIVE_FILE),
+            o.keys_dir.join(federation::oidc::keys::PREVIOUS_FILE),
+        ]
     });
     let saml_files = state.saml.as_ref().map(|s| s.key_files());
     if oidc_files.is_none() && saml_files.is_none() {

@@ -373,9 +373,11 @@ pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
     // OIDC grants: the federation suite. It drives the store's futures from plain threads, so each operation is
     // spawned onto this runtime (Redis and the embedded file need it) and awaited through its join handle.
     let grants = OnRuntime(Arc::new(grants::KvGrantStore::new(Arc::clone(&kv))), tokio::runtime::Handle::current());
-    tokio::task::spawn_blocking(move || federation::oidc::store::block_on(federation::oidc::store::conformance(Arc::new(grants))))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        federation::oidc::store::block_on(federation::oidc::store::conformance(Arc::new(grants)))
+    })
+    .await
+    .unwrap();
 
     // Pending sign-in requests: put on one replica, read and taken once on the other.
     let pa = crate::domain::pending::PendingRequests::with_store(crate::config::MIN_PENDING_BYTES, Arc::clone(&kv));
@@ -428,16 +430,20 @@ impl federation::oidc::GrantStore for OnRuntime {
     fn get<'a>(
         &'a self,
         key: &'a str,
-    ) -> federation::oidc::store::StoreFuture<'a, Result<Option<federation::oidc::store::Grant>, federation::oidc::StoreError>>
-    {
+    ) -> federation::oidc::store::StoreFuture<
+        'a,
+        Result<Option<federation::oidc::store::Grant>, federation::oidc::StoreError>,
+    > {
         let (s, k) = (Arc::clone(&self.0), key.to_string());
         self.run(async move { s.get(&k).await })
     }
     fn take<'a>(
         &'a self,
         key: &'a str,
-    ) -> federation::oidc::store::StoreFuture<'a, Result<Option<federation::oidc::store::Grant>, federation::oidc::StoreError>>
-    {
+    ) -> federation::oidc::store::StoreFuture<
+        'a,
+        Result<Option<federation::oidc::store::Grant>, federation::oidc::StoreError>,
+    > {
         let (s, k) = (Arc::clone(&self.0), key.to_string());
         self.run(async move { s.take(&k).await })
     }
