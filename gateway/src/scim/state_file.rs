@@ -86,4 +86,17 @@ mod tests {
         let err = load(&file).unwrap_err().to_string();
         assert!(err.contains("ram.json") && err.contains("damaged"), "{err}");
     }
+
+    #[test]
+    fn one_run_at_a_time_holds_a_target_and_the_lock_is_freed_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = path(dir.path(), "ram");
+        let first = lock(&file).unwrap();
+        assert!(first.is_some(), "a free target can be locked");
+        // Another open of the lock file (as another replica's would be) cannot take it meanwhile.
+        assert!(lock(&file).unwrap().is_none(), "a second run of the same target must be refused");
+        assert!(lock(&path(dir.path(), "other")).unwrap().is_some(), "other targets are independent");
+        drop(first);
+        assert!(lock(&file).unwrap().is_some(), "the lock is released with the run");
+    }
 }
