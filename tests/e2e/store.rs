@@ -41,6 +41,20 @@ async fn sessions_grants_pending_requests_and_throttling_pass_their_conformance_
     gateway::domain::store::typed_conformance(Arc::new(kv)).await;
 }
 
+/// The operations that must stay atomic (take, put-if-absent, compare-and-set, increment) and the typed stores
+/// on a real three-master Redis Cluster: every key carries a hash tag, so each operation is on one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_store_and_the_typed_stores_pass_their_conformance_on_a_redis_cluster() {
+    let cluster = e2e::redis::RedisCluster::start().unwrap();
+    let cfg = StoreConfig { kind: StoreKind::Redis, url: cluster.url(), cluster: true, ..StoreConfig::default() };
+    let kv: Arc<dyn gateway::domain::store::KvStore> =
+        Arc::new(gateway::domain::store::redis::RedisKv::new(&cfg).unwrap());
+    gateway::domain::store::conformance(Arc::clone(&kv), "conf:").await;
+    gateway::domain::store::typed_conformance(kv).await;
+    let spread = cluster.keys_per_node();
+    assert!(spread.iter().filter(|n| **n > 0).count() >= 2, "the keys all landed on one node: {spread:?}");
+}
+
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";

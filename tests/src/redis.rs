@@ -95,3 +95,95 @@ impl Drop for Redis {
         self.stop();
     }
 }
+
+/// A Redis Cluster of three masters (no replicas), each a real `redis-server` with `cluster-enabled yes` on a
+/// free loopback port, joined by `redis-cli --cluster create`. Stopped by PID on drop.
+pub struct RedisCluster {
+    _dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    children: Vec<Child>,
+}
+
+impl RedisCluster {
+    /// Starts the three nodes and creates the cluster; returns once every node reports `cluster_state:ok`.
+    pub fn start() -> anyhow::Result<Self> {
+        if !Path::new(REDIS_SERVER).exists() {
+            bail!("{REDIS_SERVER} not found: install it with `apt-get install redis-server` (or run scripts/setup)");
+        }
+        let dir = tempfile::Builder::new().prefix("fedgate-redis-cluster.").tempdir()?;
+        let mut cluster = Self { _dir: dir, ports: Vec::new(), children: Vec::new() };
+        for i in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let node_dir = cluster._dir.path().join(format!("node{i}"));
+            std::fs::create_dir_all(&node_dir)?;
+            let child = Command::new(REDIS_SERVER)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--protected-mode", "no"])
+                .arg("--cluster-config-file")
+                .arg(node_dir.join("nodes.conf"))
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting redis-server --cluster-enabled yes")?;
+            cluster.children.push(child);
+            cluster.ports.push(port);
+        }
+        for port in &cluster.ports {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while cli(*port, &["PING"]).trim() != "PONG" {
+                if Instant::now() > deadline {
+                    bail!("cluster node on port {port} did not answer PING");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let nodes: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .context("running redis-cli --cluster create (apt-get install redis-tools)")?;
+        if !out.status.success() {
+            bail!("redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cluster.ports.iter().all(|p| cli(*p, &["CLUSTER", "INFO"]).contains("cluster_state:ok")) {
+            if Instant::now() > deadline {
+                bail!("the cluster did not reach cluster_state:ok within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(cluster)
+    }
+
+    /// `redis://127.0.0.1:PORT` of the first node (the client discovers the others).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.ports[0])
+    }
+
+    /// How many keys each node holds (to see that keys were spread over the slots).
+    pub fn keys_per_node(&self) -> Vec<u64> {
+        self.ports.iter().map(|p| cli(*p, &["DBSIZE"]).trim().parse().unwrap_or(0)).collect()
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

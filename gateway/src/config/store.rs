@@ -62,6 +62,9 @@ pub struct StoreConfig {
     pub ca_file: Option<PathBuf>,
     /// `redis`: prepended to every key, so several deployments can share one database.
     pub key_prefix: String,
+    /// `redis`: `url` is one node of a Redis Cluster (the others are discovered). Every key carries a hash tag,
+    /// so each atomic operation touches one slot.
+    pub cluster: bool,
     /// `redis`: how long connecting may take.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -84,6 +87,7 @@ impl Default for StoreConfig {
             password_file: None,
             ca_file: None,
             key_prefix: "fedgate:".into(),
+            cluster: false,
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
             pool_size: 4,

@@ -10,7 +10,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
 use redis::{IntoConnectionInfo as _, Script};
 use tokio::sync::OnceCell;
 
@@ -38,6 +39,8 @@ return n
 
 /// The Redis store.
 pub struct RedisKv {
+    /// `store.cluster`: a Redis Cluster client and its one (multiplexed, slot-routing) connection.
+    cluster: Option<(redis::cluster::ClusterClient, OnceCell<ClusterConnection>)>,
     client: redis::Client,
     manager_config: ConnectionManagerConfig,
     pool: Vec<OnceCell<ConnectionManager>>,
@@ -97,6 +100,32 @@ impl RedisKv {
             settings = settings.set_password(password);
         }
         let info = info.set_redis_settings(settings);
+        let root_cert = match &cfg.ca_file {
+            Some(ca) => Some(std::fs::read(ca).map_err(|e| {
+                bad(
+                    "store.ca_file",
+                    format!("{} cannot be read: check the path and permissions", ca.display()),
+                    Some(e.into()),
+                )
+            })?),
+            None => None,
+        };
+        let cluster = if cfg.cluster {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(vec![info.clone()])
+                .connection_timeout(cfg.connect_timeout)
+                .response_timeout(cfg.command_timeout)
+                .retries(1);
+            if let Some(root_cert) = &root_cert {
+                builder = builder
+                    .certs(redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert.clone()) });
+            }
+            let client = builder
+                .build()
+                .map_err(|e| bad("store.url", "cannot be used for a Redis Cluster".into(), Some(e.into())))?;
+            Some((client, OnceCell::new()))
+        } else {
+            None
+        };
         let client = match &cfg.ca_file {
             Some(ca) => {
                 let root_cert = std::fs::read(ca).map_err(|e| {
@@ -120,6 +149,7 @@ impl RedisKv {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         Ok(Self {
+            cluster,
             client,
             manager_config,
             pool: (0..cfg.pool_size.max(1)).map(|_| OnceCell::new()).collect(),
@@ -135,19 +165,24 @@ impl RedisKv {
         format!("{}{{{key}}}", self.prefix)
     }
 
-    /// A connection from the pool, connecting it if this is its first use (or the first after a failed connect).
-    async fn conn(&self) -> Result<ConnectionManager> {
+    /// A connection from the pool (or the cluster connection), connecting it if this is its first use (or the
+    /// first after a failed connect).
+    async fn conn(&self) -> Result<Conn> {
+        if let Some((client, cell)) = &self.cluster {
+            let conn = cell.get_or_try_init(|| client.get_async_connection()).await.map_err(err)?;
+            return Ok(Conn::Cluster(conn.clone()));
+        }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
         let cell = self.pool.get(i).ok_or_else(|| err(Timeout(Duration::ZERO)))?;
         let manager = cell
             .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone()))
             .await
             .map_err(err)?;
-        Ok(manager.clone())
+        Ok(Conn::Single(manager.clone()))
     }
 
     /// Runs one command (or script) against a pooled connection within `command_timeout`.
-    async fn run<T, F>(&self, f: impl FnOnce(ConnectionManager) -> F) -> Result<T>
+    async fn run<T, F>(&self, f: impl FnOnce(Conn) -> F) -> Result<T>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
@@ -157,6 +192,41 @@ impl RedisKv {
             f(conn).await.map_err(err)
         };
         tokio::time::timeout(deadline, attempt).await.map_err(|_| err(Timeout(deadline)))?
+    }
+}
+
+/// One Redis server (through the reconnecting manager) or a Redis Cluster (slot routing by the keys' hash tags).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
     }
 }
 
