@@ -7,7 +7,9 @@
 //! deadline, and a background thread deletes what expired in small batches (one short write transaction per
 //! batch), so the file stops growing under churn and the hot path never scans.
 //!
-//! redb is synchronous: each operation runs on tokio's blocking pool.
+//! redb is synchronous: reads run on tokio's blocking pool; writes go to one writer thread, which applies every
+//! write waiting in one transaction and commits once (group commit): concurrent logins share an fsync, and each
+//! write is durable when its call returns. Measured by `scripts/bench store` (BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -25,11 +27,39 @@ const SWEEP_BATCH: usize = 512;
 /// Pause between sweeps when the last one found less than a batch.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
+/// Writes waiting for the writer thread at most, per commit.
+const GROUP_MAX: usize = 512;
+
+/// Told the outcome of the commit its write was part of.
+type Deliver = Box<dyn FnOnce(Result<(), SharedError>) + Send>;
+/// One write, applied inside the writer's transaction (none: the transaction could not begin, skip it); returns
+/// whether it applied, and whom to tell the commit's outcome.
+type Job = Box<dyn FnOnce(Option<&WriteTransaction>, u64) -> (Result<(), redb::Error>, Deliver) + Send>;
+
+/// A commit's failure, told to every write in it.
+#[derive(Debug, Clone)]
+struct SharedError(Arc<redb::Error>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
 /// The embedded store. Cheap to share (`Arc` inside).
 #[derive(Clone)]
 pub struct EmbeddedKv {
     db: Arc<Database>,
     path: PathBuf,
+    writer: std::sync::mpsc::Sender<Job>,
+    /// Write transactions committed so far (one per group of writes).
+    commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for EmbeddedKv {
@@ -100,23 +130,42 @@ impl EmbeddedKv {
         })?;
         let db = Arc::new(db);
         spawn_sweeper(Arc::downgrade(&db));
-        Ok(Self { db, path: path.to_path_buf() })
+        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer = spawn_writer(Arc::downgrade(&db), Arc::clone(&commits)).map_err(|e| io(e.into()))?;
+        Ok(Self { db, path: path.to_path_buf(), writer, commits })
     }
 
-    /// Runs `f` in one write transaction on the blocking pool and commits it (durable on return).
+    /// Runs `f` in a write transaction of the writer thread and returns once that transaction is committed
+    /// (durable). Writes that arrive while a commit is being flushed to disk are applied together in the next
+    /// transaction, so concurrent logins share one fsync (group commit) instead of queueing for one each.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&WriteTransaction, u64) -> Result<T, redb::Error> + Send + 'static,
     ) -> Result<T> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().map_err(err)?;
-            let out = f(&txn, now_ms()).map_err(err)?;
-            txn.commit().map_err(err)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StoreError::unavailable("embedded", e))?
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |txn, now| {
+            let (applied, value) = match txn.map(|t| f(t, now)) {
+                Some(Ok(v)) => (Ok(()), Some(v)),
+                Some(Err(e)) => (Err(e), None),
+                None => (Ok(()), None),
+            };
+            let deliver: Deliver = Box::new(move |committed| {
+                let out = match (committed, value) {
+                    (Ok(()), Some(v)) => Ok(v),
+                    (Err(e), _) => Err(StoreError::unavailable("embedded", e)),
+                    (Ok(()), None) => Err(StoreError::unavailable("embedded", WriterGone)),
+                };
+                let _ = tx.send(out);
+            });
+            (applied, deliver)
+        });
+        self.writer.send(job).map_err(|_| StoreError::unavailable("embedded", WriterGone))?;
+        rx.await.map_err(|_| StoreError::unavailable("embedded", WriterGone))?
+    }
+
+    /// Write transactions committed since the store was opened (each holds one or more writes).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Expired entries deleted by the sweeper so far in this file (for tests): the live entry count.
@@ -134,6 +183,71 @@ impl EmbeddedKv {
     /// Deletes up to one batch of expired entries now; returns how many (the sweeper calls this).
     pub fn sweep_once(&self) -> Result<usize> {
         sweep(&self.db).map_err(err)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the state file's writer thread stopped")]
+struct WriterGone;
+
+/// The one thread that writes: takes every write waiting, applies them in one transaction, commits once and tells
+/// each write the outcome. It holds the database only while committing, so dropping the store closes the file.
+fn spawn_writer(
+    db: Weak<Database>,
+    commits: Arc<std::sync::atomic::AtomicU64>,
+) -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new().name("fedgate-store-write".into()).spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < GROUP_MAX {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            // The store (and so the file) may be gone: then the batch's senders are dropped unanswered.
+            let Some(db) = db.upgrade() else { return };
+            commit_batch(&db, batch);
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    })?;
+    Ok(tx)
+}
+
+fn commit_batch(db: &Database, batch: Vec<Job>) {
+    let now = now_ms();
+    let txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => {
+            let e = SharedError(Arc::new(e.into()));
+            for job in batch {
+                let (_, deliver) = job(None, now);
+                deliver(Err(e.clone()));
+            }
+            return;
+        }
+    };
+    let mut delivers = Vec::with_capacity(batch.len());
+    let mut failed = None;
+    for job in batch {
+        let (applied, deliver) = job(Some(&txn), now);
+        delivers.push(deliver);
+        if let Err(e) = applied {
+            failed = Some(e);
+            break;
+        }
+    }
+    let outcome = match failed {
+        // A write failed half-way: the whole transaction is dropped (aborted), so no write in it took effect.
+        Some(e) => {
+            drop(txn);
+            Err(SharedError(Arc::new(e)))
+        }
+        None => txn.commit().map_err(|e| SharedError(Arc::new(e.into()))),
+    };
+    for deliver in delivers {
+        deliver(outcome.clone());
     }
 }
 
@@ -353,6 +467,31 @@ mod tests {
             sizes.push(std::fs::metadata(&path).unwrap().len());
         }
         assert!(sizes[3] <= sizes[1], "the file reuses freed pages instead of growing: {sizes:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_share_commits_and_each_is_durable_when_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let kv = EmbeddedKv::open(&path).unwrap();
+        let before = kv.commits();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let kv = kv.clone();
+                tokio::spawn(async move { kv.put(&format!("k{i}"), vec![1; 100], Duration::from_secs(60)).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let commits = kv.commits() - before;
+        assert!(commits < 200, "200 concurrent writes took {commits} commits: no group commit");
+        drop(kv);
+        // Every acknowledged write is in the file when it is opened again.
+        let again = EmbeddedKv::open(&path).unwrap();
+        for i in 0..200 {
+            assert!(again.get(&format!("k{i}")).await.unwrap().is_some(), "write {i} was acknowledged but lost");
+        }
     }
 
     #[test]

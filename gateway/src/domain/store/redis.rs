@@ -116,8 +116,8 @@ impl RedisKv {
                 .response_timeout(cfg.command_timeout)
                 .retries(1);
             if let Some(root_cert) = &root_cert {
-                builder = builder
-                    .certs(redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert.clone()) });
+                builder =
+                    builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert.clone()) });
             }
             let client = builder
                 .build()
