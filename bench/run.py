@@ -774,7 +774,7 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
             if k == "redis":
                 note += f"; {statistics.median(redis_cmds_per_login):.1f} Redis commands per login (INFO commandstats)"
             if k == "embedded":
-                note += "; one fsynced redb commit per login"
+                note += "; group commit: concurrent logins share one fsynced redb commit"
             row(f"password logins/s, store = {k}", f"{med:.0f}/s", f"memory {mem:.0f}/s", f"{med / max(mem, 1):.0%} of memory", note)
         # Code + PKCE logins (authorize → login form → token), 8 concurrent browsers.
         flows = {}
