@@ -105,6 +105,10 @@ class Gateway:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.cfg = os.path.join(self.dir, "config.toml")
+        if "[store]" not in toml:
+            # The in-process store, as these figures were measured before [store] existed (and several gateways
+            # run at once here, which one embedded file in the working directory would not allow).
+            toml += '\n[store]\nkind = "memory"\n'
         with open(self.cfg, "w") as f:
             f.write(f'[server]\nlisten = "127.0.0.1:{self.port}"\npublic_url = "{self.base}/"\n[log]\nlevel = "warn"\n' + toml)
         self.env = dict(os.environ, **(env or {}))
@@ -672,8 +676,174 @@ def bench_scim():
         shutil.rmtree(work, ignore_errors=True)
 
 
+class RedisServer:
+    """Debian's redis-server on a free loopback port in a temp dir, AOF on (fsync every second, its usual setting)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="fedgate-bench-redis.")
+        self.port = free_port()
+        self.p = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "yes", "--appendfsync", "everysec", "--dir", self.dir],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        STARTED.append(self.p)
+        end = time.monotonic() + 10
+        while self.cli("PING") != "PONG":
+            if time.monotonic() > end:
+                raise RuntimeError("redis-server did not answer PING")
+            time.sleep(0.02)
+
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True).stdout.strip()
+
+    def commands(self):
+        """Commands executed so far (INFO commandstats), INFO itself left out."""
+        total = 0
+        for line in self.cli("INFO", "commandstats").splitlines():
+            if line.startswith("cmdstat_") and not line.startswith("cmdstat_info:"):
+                total += int(line.split("calls=")[1].split(",")[0])
+        return total
+
+    def stop(self):
+        stop(self.p)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wrk_requests(r):
+    for line in r["raw"].splitlines():
+        if " requests in " in line:
+            return int(line.split()[0])
+    return 0
+
+
+def store_toml(kind, gw_dir, redis):
+    if kind == "embedded":
+        return f'\n[store]\nkind = "embedded"\npath = "{gw_dir}/state"\n'
+    if kind == "redis":
+        return f'\n[store]\nkind = "redis"\nurl = "{redis.url()}"\n'
+    return '\n[store]\nkind = "memory"\n'
+
+
+def bench_store():
+    print("store: the same logins, code flows and proxied requests on memory, embedded (redb) and redis", flush=True)
+    redis = RedisServer()
+    kinds = ["memory", "embedded", "redis"]
+    up_dir = tempfile.mkdtemp(prefix="fedgate-bench-store-up.")
+    up_port = free_port()
+    conf = os.path.join(up_dir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(nginx_conf(up_dir, up_port, {"up": up_port, "loc": 'location / { return 200 "ok\\n"; }'}))
+    up = subprocess.Popen(["nginx", "-p", up_dir, "-c", conf, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(up)
+    keys = tempfile.mkdtemp(prefix="fedgate-bench-store-keys.")
+    secret = "web-secret-0123456789abcdef"
+    gws = {}
+    try:
+        wait_http(f"http://127.0.0.1:{up_port}/")
+        for k in kinds:
+            gw = Gateway("")
+            gw_toml = static_dir_toml([("bench", "bench-pw")]) + f"""[login]
+throttle = false
+[proxy]
+upstream = "http://127.0.0.1:{up_port}"
+[oidc]
+keys_dir = "{keys}/{k}"
+[[oidc.clients]]
+client_id = "web"
+client_secret = "{secret}"
+redirect_uris = ["http://127.0.0.1:9/cb"]
+""" + store_toml(k, gw.dir, redis)
+            with open(gw.cfg, "w") as f:
+                f.write(f'[server]\nlisten = "127.0.0.1:{gw.port}"\npublic_url = "{gw.base}/"\n[log]\nlevel = "warn"\n' + gw_toml)
+            gw.start()
+            gws[k] = gw
+        script = os.path.join(up_dir, "login.lua")
+        with open(script, "w") as f:
+            f.write(LOGIN_LUA)
+        # Password logins: rounds alternate between the backends (this machine's speed drifts).
+        logins = {k: [] for k in kinds}
+        redis_cmds_per_login = []
+        for _ in range(3):
+            for k in kinds:
+                c0 = redis.commands()
+                r = wrk(gws[k].base + "/login", secs=3, conns=16, script=script)
+                if k == "redis":
+                    redis_cmds_per_login.append((redis.commands() - c0) / max(wrk_requests(r), 1))
+                logins[k].append(r["rps"])
+        mem = statistics.median(logins["memory"])
+        for k in kinds:
+            med = statistics.median(logins[k])
+            note = f"rounds {', '.join(f'{x:.0f}' for x in logins[k])}"
+            if k == "redis":
+                note += f"; {statistics.median(redis_cmds_per_login):.1f} Redis commands per login (INFO commandstats)"
+            if k == "embedded":
+                note += "; group commit: concurrent logins share one fsynced redb commit"
+            row(f"password logins/s, store = {k}", f"{med:.0f}/s", f"memory {mem:.0f}/s", f"{med / max(mem, 1):.0%} of memory", note)
+        # Code + PKCE logins (authorize → login form → token), 8 concurrent browsers.
+        flows = {}
+        for k in kinds:
+            out = subprocess.run([os.path.join(ROOT, "target", "release", "codeflow-bench"), gws[k].base, "web", secret,
+                                  "http://127.0.0.1:9/cb", "bench", "bench-pw", "8", "8"], capture_output=True, text=True, timeout=120)
+            flows[k] = json.loads(out.stdout.strip().splitlines()[-1])
+        for k in kinds:
+            row(f"code + PKCE logins/s, store = {k}", f"{flows[k]['rate']:.0f}/s", f"memory {flows['memory']['rate']:.0f}/s",
+                f"{flows[k]['rate'] / max(flows['memory']['rate'], 1):.0%} of memory", f"failed {flows[k]['failed']}")
+        # Proxied requests with a live session: answered from the first level (moka), so Redis sees ~nothing.
+        cookies = {k: login_cookie(gws[k], "bench", "bench-pw") for k in ("memory", "redis")}
+        proxied = {k: [] for k in cookies}
+        redis_cmds = 0
+        redis_reqs = 0
+        for k in cookies:
+            wrk(gws[k].base + "/app", secs=2, conns=32, headers=[f"Cookie: {cookies[k]}"])
+        for _ in range(3):
+            for k in cookies:
+                c0 = redis.commands()
+                r = wrk(gws[k].base + "/app", secs=4, conns=32, headers=[f"Cookie: {cookies[k]}"])
+                if k == "redis":
+                    redis_cmds += redis.commands() - c0
+                    redis_reqs += wrk_requests(r)
+                proxied[k].append(r["rps"])
+        pm, pr = statistics.median(proxied["memory"]), statistics.median(proxied["redis"])
+        row("proxied requests/s, store = redis (first-level hits)", f"{pr:.0f}/s", f"memory {pm:.0f}/s", f"{pr / max(pm, 1):.0%} of memory",
+            f"{redis_cmds} Redis commands for {redis_reqs} proxied requests = {redis_cmds / max(redis_reqs, 1):.5f} per request "
+            f"(one read per session per cache_ttl); rounds redis {', '.join(f'{x:.0f}' for x in proxied['redis'])} / "
+            f"memory {', '.join(f'{x:.0f}' for x in proxied['memory'])}")
+        # Start → ready with 100k sessions persisted in the embedded file (nothing is loaded at start-up).
+        emb = gws["embedded"]
+        capped = os.path.join(up_dir, "login-capped.lua")
+        have = int(sum(logins["embedded"]) * 3)  # sessions the password-login rounds made, roughly
+        missing = max(0, 100_000 - have)
+        with open(capped, "w") as f:
+            f.write(LOGIN_LUA + f"local n = 0\nfunction response(status)\n  n = n + 1\n  if n >= {missing // 8} then wrk.thread:stop() end\nend\n")
+        if missing:
+            wrk(emb.base + "/login", secs=600, conns=16, threads=8, script=capped)
+        size_mb = os.path.getsize(os.path.join(emb.dir, "state")) / 1e6
+        emb_cfg_dir = emb.dir
+        for how in ("TERM", "KILL"):
+            times = []
+            for _ in range(5):
+                if how == "KILL":
+                    emb.p.kill(); emb.p.wait()
+                else:
+                    stop(emb.p)
+                times.append(emb.start() * 1000)
+            row(f"start → ready with ~100k sessions in the embedded file (after SIG{how})", f"{statistics.median(times):.1f} ms",
+                "goal 50 ms", f"{statistics.median(times) / 50:.2f}× goal",
+                f"median of 5 (min {min(times):.1f}); file {size_mb:.0f} MB; nothing is loaded at start-up")
+        assert emb.dir == emb_cfg_dir
+    finally:
+        for gw in gws.values():
+            gw.stop()
+        stop(up)
+        redis.stop()
+        shutil.rmtree(up_dir, ignore_errors=True)
+        shutil.rmtree(keys, ignore_errors=True)
+
+
 def main(argv):
-    wanted = set(argv) or {"startup", "sessions", "ldap", "oidc", "saml", "proxy", "proxyinstr", "scim"}
+    wanted = set(argv) or {"startup", "sessions", "ldap", "oidc", "saml", "proxy", "proxyinstr", "scim", "store"}
     print(f"fedgate benchmarks — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — load generator: wrk", flush=True)
     try:
         if "startup" in wanted:
@@ -694,6 +864,8 @@ def main(argv):
             bench_scim()
         if "proxyinstr" in wanted:
             bench_proxy_instructions()
+        if "store" in wanted:
+            bench_store()
     finally:
         for p in STARTED:
             stop(p)

@@ -129,6 +129,28 @@ pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyFileE
     Ok(())
 }
 
+/// Publishes a new file at `path` holding `contents` (mode `mode`) unless one is there already, safely when several
+/// processes (replicas sharing a key directory) try at once: the contents are written and fsynced to a file of this
+/// process's own, which is then hard-linked to `path` (the link fails if `path` exists, atomically). `true` if this
+/// call published its contents; `false` if another file was there first (read that one). A reader never sees a
+/// partial file.
+pub fn publish_new(path: &Path, contents: &[u8], mode: u32) -> Result<bool, KeyFileError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.{}.tmp", std::process::id(), fedgate_types::random::token()));
+    let tmp = PathBuf::from(tmp);
+    write_new(&tmp, contents, mode)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_parent(path);
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(KeyFileError::new(Action::Rename, path, e)),
+    }
+}
+
 /// Moves `from` to `to` (replacing `to`, atomically on one file system) and flushes the directory.
 pub fn rename(from: &Path, to: &Path) -> Result<(), KeyFileError> {
     fs::rename(from, to).map_err(|e| KeyFileError::new(Action::Rename, to, e))?;

@@ -18,7 +18,8 @@ use fedgate_fuzz::{ISSUER, SECRET, block_on, lossy, now, oidc, params};
 use libfuzzer_sys::fuzz_target;
 
 fn sign(header: &str, claims: &[u8]) -> String {
-    let key = oidc().keys().active();
+    let keys = oidc().keys();
+    let key = keys.active();
     let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
     let sig = key.sign_bytes(input.as_bytes()).expect("signing");
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
@@ -51,7 +52,8 @@ fuzz_target!(|data: &[u8]| {
         check(c);
         if mode % 3 == 0 {
             let header = jsonwebtoken::decode_header(&token).expect("an accepted token has a header");
-            let key = provider.keys().find(header.kid.as_deref().expect("a kid")).expect("one of our keys");
+            let keys = provider.keys();
+            let key = keys.find(header.kid.as_deref().expect("a kid")).expect("one of our keys");
             assert_eq!(header.alg, key.jwt_algorithm(), "algorithm confusion");
         }
     }

@@ -195,6 +195,7 @@ pub async fn start_on(
     // so that the first login does not wait for it.
     tokio::task::spawn_blocking(|| drop(fedgate_types::random::token()));
     crate::scim::spawn_periodic(&state);
+    crate::state::key_watch::spawn(&state);
     let (router, own) = router(state.clone());
     let own = Arc::new(own);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

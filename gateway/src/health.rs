@@ -22,15 +22,24 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let directory = state.directory.check().await;
+    let store = match &state.store {
+        Some(kv) => kv.check().await.map_err(|e| crate::domain::store::Chain(&e).to_string()),
+        None => Ok(()),
+    };
+    let ready = directory.is_ok() && store.is_ok();
     let body = json!({
-        "status": if directory.is_ok() { "ready" } else { "not ready" },
+        "status": if ready { "ready" } else { "not ready" },
         "directory": {
             "kind": state.directory.kind(),
             "status": match &directory { Ok(()) => "ok".to_string(), Err(e) => e.to_string() },
         },
+        "store": {
+            "kind": state.config.store.kind.as_str(),
+            "status": match &store { Ok(()) => "ok", Err(e) => e.as_str() },
+        },
         "sessions": state.sessions.count(),
     });
-    let status = if directory.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }
 

@@ -110,6 +110,8 @@ async fn serves_https_with_http2_and_secure_cookies() {
     );
     let mut config = gateway::config::load_str(&cfg).unwrap();
     config.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    // In-process, beside other tests: not the default embedded file in the working directory.
+    config.store.kind = gateway::config::StoreKind::Memory;
     let running =
         gateway::start(config, std::sync::Arc::new(gateway::domain::clock::SystemClock), std::future::pending())
             .await

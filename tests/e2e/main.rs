@@ -11,5 +11,7 @@ mod login;
 mod logout;
 mod oidc;
 mod proxy;
+mod replicas;
 mod saml;
 mod scim;
+mod store;

@@ -375,6 +375,8 @@ async fn https_upstreams_are_verified_with_their_ca() {
     );
     let mut config = gateway::config::load_str(&tls_cfg).unwrap();
     config.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    // In-process, beside other tests: not the default embedded file in the working directory.
+    config.store.kind = gateway::config::StoreKind::Memory;
     let tls_upstream =
         gateway::start(config, std::sync::Arc::new(gateway::domain::clock::SystemClock), std::future::pending())
             .await

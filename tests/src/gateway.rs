@@ -28,6 +28,10 @@ impl Gateway {
         let base = format!("http://{addr}");
         let mut config: Config = gateway::config::load_str(toml).map_err(|e| anyhow::anyhow!("{e}"))?;
         config.server.listen = addr;
+        if !toml.contains("[store]") {
+            // Many in-process gateways run at once; the default embedded file (data/state) would be shared.
+            config.store.kind = gateway::config::StoreKind::Memory;
+        }
         if config.server.public_url.as_str() == "http://127.0.0.1:8080/" {
             config.server.public_url = format!("{base}/").parse()?;
         }
@@ -155,6 +159,10 @@ pub struct ProcessOptions<'a> {
     pub open_files: Option<u64>,
     /// Lines added to `[server]` (timeouts, limits).
     pub server: &'a str,
+    /// Listen on this port instead of a free one (a restart on the same address).
+    pub port: Option<u16>,
+    /// `server.public_url` instead of the process's own address (replicas behind a load balancer).
+    pub public_url: Option<&'a str>,
 }
 
 impl GatewayProcess {
@@ -167,14 +175,31 @@ impl GatewayProcess {
     /// Starts `fedgate serve` as `options` say; waits for `/readyz`.
     pub async fn start_with(body: &str, options: ProcessOptions<'_>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = match options.port {
+            Some(p) => p,
+            None => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+        };
         let base = format!("http://127.0.0.1:{port}");
         let cfg = dir.path().join("fedgate.toml");
+        let public_url = options.public_url.map_or_else(|| format!("{base}/"), str::to_string);
         std::fs::write(
             &cfg,
-            format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}/\"\n{}\n{body}", options.server),
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public_url}\"\n{}\n{body}",
+                options.server
+            ),
         )?;
-        let out = || if options.capture { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+        // E2E_GATEWAY_LOG_DIR=/some/dir keeps the output of uncaptured gateways there (one file per start).
+        let log_dir = std::env::var_os("E2E_GATEWAY_LOG_DIR").map(std::path::PathBuf::from);
+        let out = || match (&log_dir, options.capture) {
+            (_, true) => std::process::Stdio::piped(),
+            (Some(d), false) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(d.join(format!("fedgate-{port}.log")))
+                .map_or_else(|_| std::process::Stdio::null(), std::process::Stdio::from),
+            (None, false) => std::process::Stdio::null(),
+        };
         let mut cmd = match options.open_files {
             // The shell lowers the limit, then becomes fedgate.
             Some(n) => {
@@ -232,6 +257,14 @@ impl GatewayProcess {
     /// What the process printed since [`GatewayProcess::collect_output`].
     pub fn output_so_far(&self) -> String {
         self.output.as_ref().and_then(|b| b.lock().ok().map(|b| b.clone())).unwrap_or_default()
+    }
+
+    /// Ends the process with `signal` (`TERM`, `KILL`) and waits (bounded) for it to exit.
+    pub async fn stop_with(mut self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().to_string();
+        std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status()?;
+        tokio::time::timeout(std::time::Duration::from_secs(15), self.child.wait()).await??;
+        Ok(())
     }
 
     /// Waits (bounded) for the process to exit; returns whether it exited successfully and what it printed.

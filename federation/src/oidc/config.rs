@@ -79,7 +79,7 @@ pub struct OidcConfig {
 impl Default for OidcConfig {
     fn default() -> Self {
         Self {
-            keys_dir: PathBuf::from("keys/oidc"),
+            keys_dir: PathBuf::from("data/keys/oidc"),
             signing_algorithm: SigningAlgorithm::RS256,
             access_token_ttl: Duration::from_secs(10 * 60),
             id_token_ttl: Duration::from_secs(10 * 60),

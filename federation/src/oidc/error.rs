@@ -202,6 +202,7 @@ impl TokenError {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Self::Protocol(p) => p.to_json(),
+            Self::Store(_) => ProtocolError::new(self.code(), "session store unavailable; try again shortly").to_json(),
             other => ProtocolError::new(other.code(), "the server could not complete the request").to_json(),
         }
     }

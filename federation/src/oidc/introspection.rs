@@ -28,7 +28,8 @@ impl Provider {
         if is_at != want_at_jwt {
             return None;
         }
-        let key = self.keys.find(header.kid.as_deref()?)?;
+        let keys = self.keys();
+        let key = keys.find(header.kid.as_deref()?)?;
         let mut validation = jsonwebtoken::Validation::new(key.jwt_algorithm());
         validation.validate_exp = false;
         validation.validate_aud = false;

@@ -242,14 +242,17 @@ impl KeySet {
     }
 
     /// Loads `dir/active.pem` (and `previous.pem` if present). Without an active key, generates one for `alg` and
-    /// writes it (mode 0600, directory 0700). If the active key's algorithm differs from `alg`, rotates to a new
+    /// writes it (mode 0600, directory 0700; if another process sharing `dir` writes one first, that one is used). If the active key's algorithm differs from `alg`, rotates to a new
     /// key of `alg`, so a changed `signing_algorithm` takes effect without breaking tokens already issued.
     pub fn load_or_generate(dir: &Path, alg: SigningAlgorithm) -> Result<Self, KeyError> {
         let active_path = dir.join(ACTIVE_FILE);
         if !active_path.exists() {
             key_file::create_dir(dir)?;
             let key = SigningKey::generate(alg)?;
-            key_file::write_new(&active_path, key.to_pem().as_bytes(), key_file::PRIVATE_MODE)?;
+            // Replicas sharing `dir` may start at once: one publishes its key, the others load that one.
+            if !key_file::publish_new(&active_path, key.to_pem().as_bytes(), key_file::PRIVATE_MODE)? {
+                tracing::info!(dir = %dir.display(), "another process created the OIDC signing key first; using it");
+            }
             return Self::load(dir);
         }
         let set = Self::load(dir)?;

@@ -152,9 +152,10 @@ impl Provider {
             events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
             sid: sid.map(str::to_string),
         };
-        let mut header = jsonwebtoken::Header::new(self.keys.active().jwt_algorithm());
+        let keys = self.keys();
+        let mut header = jsonwebtoken::Header::new(keys.active().jwt_algorithm());
         header.typ = Some("logout+jwt".into());
-        let token = self.keys.active().sign_jwt(&header, &claims)?;
+        let token = keys.active().sign_jwt(&header, &claims)?;
         Ok(Some(LogoutNotice { client_id: client_id.to_string(), uri, token }))
     }
 

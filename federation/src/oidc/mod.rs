@@ -66,7 +66,7 @@ pub enum SetupError {
 pub struct Provider {
     cfg: OidcConfig,
     issuer: String,
-    keys: KeySet,
+    keys: std::sync::RwLock<KeySet>,
     store: Arc<dyn GrantStore>,
     clients: Clients,
     known_scopes: Vec<String>,
@@ -78,7 +78,7 @@ impl std::fmt::Debug for Provider {
         f.debug_struct("Provider")
             .field("issuer", &self.issuer)
             .field("clients", &self.clients.len())
-            .field("active_kid", &self.keys.active().kid())
+            .field("active_kid", &self.keys().active().kid())
             .finish_non_exhaustive()
     }
 }
@@ -102,7 +102,7 @@ impl Provider {
         let discovery =
             discovery::document(&issuer, &known_scopes, discovery::claims_supported(extra_claims), keys.active())
                 .map_err(|_| SetupError::Issuer(issuer.clone()))?;
-        Ok(Self { cfg, issuer, keys, store, clients, known_scopes, discovery })
+        Ok(Self { cfg, issuer, keys: std::sync::RwLock::new(keys), store, clients, known_scopes, discovery })
     }
 
     /// Switches to Keycloak's realm layout: the issuer (given to [`Provider::new`]) is the realm URL
@@ -110,12 +110,13 @@ impl Provider {
     /// `{issuer}/protocol/openid-connect/`.
     pub fn with_keycloak_layout(mut self) -> Result<Self, SetupError> {
         let extra_claims = self.cfg.scope_claims.values().flatten().cloned();
+        let keys = self.keys();
         self.discovery = discovery::document_in(
             discovery::Layout::Keycloak,
             &self.issuer,
             &self.known_scopes,
             discovery::claims_supported(extra_claims),
-            self.keys.active(),
+            keys.active(),
         )
         .map_err(|_| SetupError::Issuer(self.issuer.clone()))?;
         Ok(self)
@@ -133,12 +134,18 @@ impl Provider {
 
     /// The public JWKS (`/oauth2/jwks` body).
     pub fn jwks(&self) -> CoreJsonWebKeySet {
-        self.keys.jwks()
+        self.keys().jwks()
     }
 
-    /// The signing keys.
-    pub fn keys(&self) -> &KeySet {
-        &self.keys
+    /// The signing keys (a cheap copy of the current set).
+    pub fn keys(&self) -> KeySet {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the signing keys (a rotation made by another process in the shared `keys_dir`): tokens are signed
+    /// with the new active key from now on, and JWKS lists the new set.
+    pub fn replace_keys(&self, keys: KeySet) {
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
     }
 
     /// The registered client `client_id`, if any (e.g. for its display name on the login page).
@@ -181,7 +188,7 @@ impl Provider {
             keycloak: None,
         };
         let header = jsonwebtoken::Header { typ: Some("at+jwt".into()), ..Default::default() };
-        self.keys.active().sign_jwt(&header, &claims)
+        self.keys().active().sign_jwt(&header, &claims)
     }
 }
 

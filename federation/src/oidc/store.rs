@@ -106,6 +106,17 @@ pub trait GrantStore: Send + Sync + 'static {
     fn take<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Grant>, StoreError>>;
     /// Removes the value under `key`, if any.
     fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<(), StoreError>>;
+    /// Replaces the value under `key` with `new` (for `ttl`) only if it still equals `expected` (`None`: absent or
+    /// expired), atomically across every process sharing the store; `true` if it did. The provider's
+    /// read-modify-write steps (rotating a refresh token, updating or revoking a family) use it, so two of them
+    /// racing never lose one's change.
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a Grant>,
+        new: Grant,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Result<bool, StoreError>>;
 }
 
 #[derive(Clone)]
@@ -179,6 +190,34 @@ impl GrantStore for MemoryGrantStore {
             Ok(())
         })
     }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a Grant>,
+        new: Grant,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            // moka runs the closure with the entry locked, so the comparison and the write are one step.
+            let mut new = Some(new);
+            let result = self.cache.entry(key.to_string()).and_compute_with(|current| {
+                let current = current.map(|e| e.into_value());
+                if current.as_ref().map(|e| &e.value) == expected {
+                    match new.take() {
+                        Some(value) => moka::ops::compute::Op::Put(Arc::new(Entry { value, ttl })),
+                        None => moka::ops::compute::Op::Nop,
+                    }
+                } else {
+                    moka::ops::compute::Op::Nop
+                }
+            });
+            Ok(matches!(
+                result,
+                moka::ops::compute::CompResult::Inserted(_) | moka::ops::compute::CompResult::ReplacedWith(_)
+            ))
+        })
+    }
 }
 
 /// The behaviour every [`GrantStore`] must have. Call it from a test with a fresh store; it panics on a violation.
@@ -250,6 +289,13 @@ pub async fn conformance<S: GrantStore>(store: Arc<S>) {
         assert_eq!(store.get(&key).await.unwrap().as_ref(), Some(r), "record {i} round trip");
     }
 
+    // compare_and_set: from absent, against the current value, never against a stale one.
+    assert!(store.compare_and_set("conf:cas", None, value(1), long).await.unwrap(), "CAS from absent");
+    assert!(!store.compare_and_set("conf:cas", None, value(9), long).await.unwrap(), "CAS from absent, present");
+    assert!(!store.compare_and_set("conf:cas", Some(&value(0)), value(9), long).await.unwrap(), "stale CAS");
+    assert!(store.compare_and_set("conf:cas", Some(&value(1)), value(2), long).await.unwrap(), "current CAS");
+    assert_eq!(store.get("conf:cas").await.unwrap(), Some(value(2)), "the winning CAS is stored");
+
     // TTL: an entry with a short TTL disappears (memory reclamation).
     store.put("conf:ttl", value(4), Duration::from_millis(50)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -276,11 +322,30 @@ pub async fn conformance<S: GrantStore>(store: Arc<S>) {
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(winners, 1, "take must be single-winner (round {round})");
+
+        // Of many concurrent compare-and-sets from the same value exactly one wins.
+        let key = format!("conf:casrace{round}");
+        store.put(&key, value(-1), long).await.unwrap();
+        let winners: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let store = Arc::clone(&store);
+                    let key = key.clone();
+                    let before = value(-1);
+                    s.spawn(move || {
+                        usize::from(block_on(store.compare_and_set(&key, Some(&before), value(i), long)).unwrap())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(winners, 1, "compare_and_set must be single-winner (round {round})");
     }
 }
 
-/// Drives a future to completion on the current thread (store futures used in tests never wait on a runtime).
-pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+/// Drives a future to completion on the current thread, parking it between polls (the conformance suite uses it;
+/// store futures that need a runtime must be spawned onto one first).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};
     struct ThreadWaker(std::thread::Thread);
     impl Wake for ThreadWaker {

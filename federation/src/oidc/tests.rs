@@ -400,6 +400,130 @@ fn refresh_can_use_a_fresh_principal() {
     assert!(block_on(p.verify_access_token(&r.access_token, now())).is_err());
 }
 
+/// Stands in for the directory lookup of a refresh: while it "waits on LDAP", the token is revoked (by the same
+/// user's logout at another client, an admin, another replica), then the lookup answers.
+struct RevokedWhileWaiting<'p> {
+    provider: &'p Provider,
+    token: String,
+    rename: bool,
+}
+impl PrincipalRefresh for RevokedWhileWaiting<'_> {
+    fn refresh<'a>(&'a self, snapshot: &'a Principal) -> store::StoreFuture<'a, Option<Principal>> {
+        Box::pin(async move {
+            let form = q(&[("token", &self.token)]);
+            self.provider.revoke(&form, Some(&basic("app", SECRET)), now()).await.unwrap();
+            let groups = if self.rename { vec!["renamed".into()] } else { snapshot.groups.clone() };
+            Some(Principal { groups, ..snapshot.clone() })
+        })
+    }
+}
+
+#[test]
+fn a_revocation_landing_while_a_refresh_waits_on_the_directory_is_not_undone() {
+    // With and without a changed principal (only the first makes the refresh write the family back).
+    for rename in [true, false] {
+        let p = provider(SigningAlgorithm::ES256);
+        let first = login(&p);
+        let rt = first.refresh_token.clone().unwrap();
+        let form = q(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]);
+        let waiting = RevokedWhileWaiting { provider: &p, token: first.access_token.clone(), rename };
+        let r = block_on(p.token_with(&form, Some(&basic("app", SECRET)), at(10), &waiting));
+        let e = r.expect_err("a refresh whose family was revoked meanwhile must not issue tokens");
+        assert_eq!(code_of(e), ErrorCode::InvalidGrant, "rename = {rename}");
+        assert!(
+            block_on(p.verify_access_token(&first.access_token, at(11))).is_err(),
+            "the revocation was undone: the access token works again (rename = {rename})"
+        );
+        let intro = block_on(p.introspect(&q(&[("token", &rt)]), Some(&basic("app", SECRET)), at(12))).unwrap();
+        assert_eq!(intro["active"], false, "rename = {rename}");
+    }
+}
+
+/// Something to run once, keyed by the store key whose first write triggers it.
+type Hook = (String, Box<dyn FnOnce() + Send>);
+
+/// A grant store that runs the hook once, just before the first write to the hooked key: the moment a refresh
+/// token's rotation is being recorded.
+#[derive(Default)]
+struct WriteHook {
+    inner: MemoryGrantStore,
+    hook: std::sync::Mutex<Option<Hook>>,
+}
+impl WriteHook {
+    fn fire(&self, key: &str) {
+        let mut hook = self.hook.lock().unwrap();
+        if hook.as_ref().is_some_and(|(k, _)| k == key) {
+            let (_, run) = hook.take().unwrap();
+            drop(hook);
+            run();
+        }
+    }
+}
+impl GrantStore for WriteHook {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: store::Grant,
+        ttl: Duration,
+    ) -> store::StoreFuture<'a, Result<(), StoreError>> {
+        self.fire(key);
+        self.inner.put(key, value, ttl)
+    }
+    fn get<'a>(&'a self, key: &'a str) -> store::StoreFuture<'a, Result<Option<store::Grant>, StoreError>> {
+        self.inner.get(key)
+    }
+    fn take<'a>(&'a self, key: &'a str) -> store::StoreFuture<'a, Result<Option<store::Grant>, StoreError>> {
+        self.inner.take(key)
+    }
+    fn remove<'a>(&'a self, key: &'a str) -> store::StoreFuture<'a, Result<(), StoreError>> {
+        self.inner.remove(key)
+    }
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a store::Grant>,
+        new: store::Grant,
+        ttl: Duration,
+    ) -> store::StoreFuture<'a, Result<bool, StoreError>> {
+        self.fire(key);
+        self.inner.compare_and_set(key, expected, new, ttl)
+    }
+}
+
+#[test]
+fn a_refresh_token_replayed_while_its_rotation_is_recorded_is_reuse_and_revokes_the_family() {
+    let store = Arc::new(WriteHook::default());
+    let keys = KeySet::generate(SigningAlgorithm::ES256).unwrap();
+    let p = Arc::new(provider_with(SigningAlgorithm::ES256, keys, store.clone()));
+    let first = login(&p);
+    let rt = first.refresh_token.clone().unwrap();
+    // When the legitimate refresh is about to record the rotation, an attacker (or a retrying client on another
+    // replica) presents the same token.
+    let replay: Arc<std::sync::Mutex<Option<Result<TokenResponse, TokenError>>>> = Arc::default();
+    let (p2, rt2, out) = (Arc::clone(&p), rt.clone(), Arc::clone(&replay));
+    *store.hook.lock().unwrap() =
+        Some((super::store_key("rt", &rt), Box::new(move || *out.lock().unwrap() = Some(refresh(&p2, &rt2, at(10))))));
+    let legit = refresh(&p, &rt, at(10));
+    let replayed = replay.lock().unwrap().take().expect("the hook ran");
+    // Exactly one of the two may have been answered with tokens, and whichever lost must have been seen as reuse.
+    let (won, lost) = match (legit, replayed) {
+        (Ok(t), Err(e)) | (Err(e), Ok(t)) => (Some(t), e),
+        (Err(e), Err(_)) => (None, e),
+        (Ok(_), Ok(_)) => panic!("one refresh token was exchanged twice"),
+    };
+    let lost = format!("{lost:?}");
+    assert!(lost.contains("already used"), "the losing presentation must be seen as reuse, not as unknown: {lost}");
+    let again = format!("{:?}", refresh(&p, &rt, at(11)).unwrap_err());
+    assert!(again.contains("already used"), "a later presentation is reuse too: {again}");
+    // The family is revoked: the first access token and whatever the winner got are refused.
+    assert!(block_on(p.verify_access_token(&first.access_token, at(12))).is_err(), "the family was not revoked");
+    if let Some(t) = won {
+        assert!(block_on(p.verify_access_token(&t.access_token, at(12))).is_err(), "the winner's tokens survive");
+        let e = refresh(&p, t.refresh_token.as_deref().unwrap(), at(12)).unwrap_err();
+        assert_eq!(code_of(e), ErrorCode::InvalidGrant);
+    }
+}
+
 #[test]
 fn client_credentials_token_has_the_client_as_subject() {
     let p = provider(SigningAlgorithm::RS256);

@@ -19,7 +19,7 @@ use super::claims::{
 };
 use super::client::{self, Client};
 use super::config::ClaimsProfile;
-use super::error::{ErrorCode, KeyError, Result, TokenError};
+use super::error::{ErrorCode, KeyError, Result, StoreError, TokenError};
 use super::params::Params;
 use super::store::{CodeGrant, Family, Grant, RedeemedCode, RefreshGrant};
 use crate::Principal;
@@ -187,32 +187,36 @@ impl Provider {
     ) -> Result<TokenResponse> {
         let token = params.require("refresh_token")?;
         let key = super::store_key("rt", token);
-        let Some(Grant::Refresh(old)) = self.store.take(&key).await? else {
+        // Read, then rotate with a compare-and-set: the record never leaves the store, so a replay arriving while
+        // the rotation is recorded finds it (still current, or already marked rotated), never "unknown".
+        let Some(Grant::Refresh(old)) = self.store.get(&key).await? else {
             return Err(grant_err("unknown or expired refresh token"));
         };
-        let remaining = Duration::from_secs(u64::try_from(old.expires_at - now.unix_timestamp()).unwrap_or(0));
         if old.rotated {
-            // Keep the marker so further reuse is detected too, then burn the family.
-            self.store.put(&key, Grant::Refresh(old.clone()), remaining + self.cfg.access_token_ttl).await?;
-            tracing::warn!(client_id = %client.id(), "refresh token reused; revoking its family");
-            self.revoke_family(&old.family_id, now).await?;
-            return Err(grant_err("the refresh token was already used"));
+            return self.refresh_reused(client, &old.family_id, now).await;
         }
         if old.client_id != client.id() {
-            self.store.put(&key, Grant::Refresh(old), remaining).await?;
             return Err(grant_err("the refresh token was issued to another client"));
         }
         if now.unix_timestamp() > old.expires_at {
             return Err(grant_err("the refresh token has expired"));
         }
         let fam_key = super::plain_key("fam", &old.family_id);
-        let family = match self.store.get(&fam_key).await? {
-            Some(Grant::Family(f)) if f.revoked_at.is_none() => f,
+        match self.store.get(&fam_key).await? {
+            Some(Grant::Family(f)) if f.revoked_at.is_none() => {}
             _ => return Err(grant_err("the refresh token was revoked")),
-        };
-        let mut rotated = old.clone();
-        rotated.rotated = true;
-        self.store.put(&key, Grant::Refresh(rotated), remaining + self.cfg.access_token_ttl).await?;
+        }
+        let remaining = Duration::from_secs(u64::try_from(old.expires_at - now.unix_timestamp()).unwrap_or(0));
+        let rotated = RefreshGrant { rotated: true, ..old.clone() };
+        let current = Grant::Refresh(old.clone());
+        if !self
+            .store
+            .compare_and_set(&key, Some(&current), Grant::Refresh(rotated), remaining + self.cfg.access_token_ttl)
+            .await?
+        {
+            // Another request presented the same token between our read and our write: that is reuse.
+            return self.refresh_reused(client, &old.family_id, now).await;
+        }
 
         let scopes = match params.get("scope")? {
             None => old.scopes.clone(),
@@ -237,9 +241,10 @@ impl Provider {
             self.revoke_family(&old.family_id, now).await?;
             return Err(grant_err("the user may no longer sign in to this application"));
         }
-        if principal != family.principal {
-            let updated = Family { principal: principal.clone(), ..family };
-            self.store.put(&fam_key, Grant::Family(updated), self.family_ttl()).await?;
+        // The directory was asked (it may have taken a while): record the fresh principal only if the family was
+        // not revoked meanwhile, with a compare-and-set so a revocation that lands now is never written over.
+        if !self.update_family_principal(&fam_key, &principal).await? {
+            return Err(grant_err("the refresh token was revoked"));
         }
         let issue = Issue { client, principal: &principal, scopes: &scopes, nonce: None, family_id: &old.family_id };
         self.issue_tokens(&issue, now).await
@@ -304,9 +309,10 @@ impl Provider {
     /// Signs an access token with the active key: header `typ: at+jwt`, or `typ: JWT` for the Keycloak profile
     /// (told apart from ID tokens by the payload's `typ: Bearer`).
     pub(crate) fn sign_access_token(&self, claims: &AccessTokenClaims) -> Result<String, KeyError> {
-        let mut header = jsonwebtoken::Header::new(self.keys.active().jwt_algorithm());
+        let keys = self.keys();
+        let mut header = jsonwebtoken::Header::new(keys.active().jwt_algorithm());
         header.typ = Some(if claims.keycloak.is_some() { "JWT" } else { "at+jwt" }.into());
-        self.keys.active().sign_jwt(&header, claims)
+        keys.active().sign_jwt(&header, claims)
     }
 
     async fn issue_tokens(&self, issue: &Issue<'_>, now: OffsetDateTime) -> Result<TokenResponse> {
@@ -393,7 +399,8 @@ impl Provider {
             .set_auth_time(Some(chrono_at(p.auth_time.unix_timestamp())))
             .set_nonce(issue.nonce.map(|n| Nonce::new(n.to_string())))
             .set_authorized_party(Some(ClientId::new(client_id.clone())));
-            let key = self.keys.active();
+            let keys = self.keys();
+            let key = keys.active();
             let token = OidcIdToken::new(
                 claims,
                 key,
@@ -443,15 +450,49 @@ impl Provider {
         self.cfg.refresh_token_ttl + self.cfg.access_token_ttl + self.cfg.code_ttl
     }
 
-    /// Marks a token family revoked: its refresh tokens and access tokens stop working.
+    /// A rotated refresh token was presented again (or twice at once): revokes its family and refuses.
+    async fn refresh_reused(&self, client: &Client, family_id: &str, now: OffsetDateTime) -> Result<TokenResponse> {
+        tracing::warn!(client_id = %client.id(), "refresh token reused; revoking its family");
+        self.revoke_family(family_id, now).await?;
+        Err(grant_err("the refresh token was already used"))
+    }
+
+    /// Stores `principal` in the family under `fam_key` unless it is revoked or gone; `false` then. A
+    /// compare-and-set loop: a concurrent revocation or update is re-read, never overwritten.
+    async fn update_family_principal(&self, fam_key: &str, principal: &Principal) -> Result<bool, TokenError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let family = match self.store.get(fam_key).await? {
+                Some(Grant::Family(f)) if f.revoked_at.is_none() => f,
+                _ => return Ok(false),
+            };
+            if family.principal == *principal {
+                return Ok(true);
+            }
+            let current = Grant::Family(family.clone());
+            let updated = Grant::Family(Family { principal: principal.clone(), ..family });
+            if self.store.compare_and_set(fam_key, Some(&current), updated, self.family_ttl()).await? {
+                return Ok(true);
+            }
+        }
+        Err(TokenError::Store(StoreError::unavailable(Contended)))
+    }
+
+    /// Marks a token family revoked: its refresh tokens and access tokens stop working. A compare-and-set loop, so
+    /// a refresh updating the family at the same moment cannot write the unrevoked version back.
     pub(crate) async fn revoke_family(&self, family_id: &str, now: OffsetDateTime) -> Result<(), TokenError> {
         let key = super::plain_key("fam", family_id);
-        let family = match self.store.get(&key).await? {
-            Some(Grant::Family(f)) => Family { revoked_at: Some(now.unix_timestamp()), ..f },
-            _ => return Ok(()),
-        };
-        self.store.put(&key, Grant::Family(family), self.family_ttl()).await?;
-        Ok(())
+        for _ in 0..CAS_ATTEMPTS {
+            let family = match self.store.get(&key).await? {
+                Some(Grant::Family(f)) if f.revoked_at.is_none() => f,
+                _ => return Ok(()),
+            };
+            let current = Grant::Family(family.clone());
+            let revoked = Grant::Family(Family { revoked_at: Some(now.unix_timestamp()), ..family });
+            if self.store.compare_and_set(&key, Some(&current), revoked, self.family_ttl()).await? {
+                return Ok(());
+            }
+        }
+        Err(TokenError::Store(StoreError::unavailable(Contended)))
     }
 }
 
@@ -487,3 +528,11 @@ fn keycloak_refresh_token(
         fedgate_types::random::token()
     )
 }
+
+/// Attempts of a compare-and-set loop on one family before giving up (only under heavy contention).
+const CAS_ATTEMPTS: usize = 16;
+
+/// A family record kept changing under concurrent updates.
+#[derive(Debug, thiserror::Error)]
+#[error("the token family kept changing under concurrent updates; gave up after {CAS_ATTEMPTS} attempts")]
+struct Contended;

@@ -14,7 +14,7 @@ pub const MAX_ENCODED: usize = 64 * 1024;
 pub const MAX_XML: usize = 128 * 1024;
 
 /// What we use from an AuthnRequest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuthnRequest {
     /// `ID` (echoed as `InResponseTo`).
     pub id: String,

@@ -95,8 +95,10 @@ impl std::fmt::Debug for SigningKeys {
     }
 }
 
-const KEY_FILE: &str = "saml-signing.key";
-const CERT_FILE: &str = "saml-signing.crt";
+/// The private key's file name in `keys_dir`.
+pub const KEY_FILE: &str = "saml-signing.key";
+/// The certificate's file name in `keys_dir`.
+pub const CERT_FILE: &str = "saml-signing.crt";
 
 impl SigningKeys {
     /// Loads the key (PKCS#8 or PKCS#1 RSA PEM) and certificate (PEM) from files.
@@ -115,6 +117,7 @@ impl SigningKeys {
             return Self::from_files(&cert_path, &key_path);
         }
         key_file::create_dir(dir).map_err(KeyError::from)?;
+        let mut published_key = false;
         let key = if key_path.is_file() {
             tracing::warn!(key = %key_path.display(), "the SAML signing key has no certificate; making a new one");
             read_rsa_key(&key_path)?
@@ -128,13 +131,28 @@ impl SigningKeys {
             let key = RsaKeyPair::generate(KeySize::Rsa2048).map_err(KeyError::Generate)?;
             let pkcs8 = key.as_der().map_err(KeyError::Encode)?;
             let pem = key_file::pem("PRIVATE KEY", pkcs8.as_ref());
-            key_file::write_new(&key_path, pem.as_bytes(), key_file::PRIVATE_MODE).map_err(KeyError::from)?;
-            key
+            // Replicas sharing `dir` may start at once: one publishes its key, the others use that one.
+            if key_file::publish_new(&key_path, pem.as_bytes(), key_file::PRIVATE_MODE).map_err(KeyError::from)? {
+                published_key = true;
+                key
+            } else {
+                read_rsa_key(&key_path)?
+            }
         };
+        if published_key && cert_path.exists() {
+            // A certificate without its key: the key is new, so the old certificate is moved aside (kept, not
+            // truncated) before this key's certificate takes its place.
+            let mut aside = cert_path.as_os_str().to_owned();
+            aside.push(".orphan");
+            key_file::rename(&cert_path, Path::new(&aside)).map_err(KeyError::from)?;
+        }
         let cert = self_signed(&key, common_name)?;
-        key_file::replace(&cert_path, cert.pem().as_bytes(), key_file::PUBLIC_MODE).map_err(KeyError::from)?;
-        tracing::info!(cert = %cert_path.display(), "generated a self-signed SAML signing certificate");
-        Ok(Self { key, cert_der: cert.der().to_vec(), extra_certs_der: Vec::new() })
+        // Likewise one certificate wins; a replica that lost loads the winner's (made for the same key).
+        if key_file::publish_new(&cert_path, cert.pem().as_bytes(), key_file::PUBLIC_MODE).map_err(KeyError::from)? {
+            tracing::info!(cert = %cert_path.display(), "generated a self-signed SAML signing certificate");
+            return Ok(Self { key, cert_der: cert.der().to_vec(), extra_certs_der: Vec::new() });
+        }
+        Self::from_files(&cert_path, &key_path)
     }
 
     /// Adds a certificate to publish in metadata (rotation).

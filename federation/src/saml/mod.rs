@@ -109,7 +109,7 @@ pub struct IdentityProvider {
     entity_id: String,
     sso_url: String,
     slo_url: String,
-    keys: SigningKeys,
+    keys: std::sync::RwLock<std::sync::Arc<SigningKeys>>,
     persistent_key: PersistentKey,
     sps: Vec<ServiceProvider>,
 }
@@ -120,14 +120,9 @@ impl IdentityProvider {
     pub fn new(cfg: SamlConfig, public_url: &url::Url) -> Result<Self, SamlError> {
         let base = public_url.as_str().trim_end_matches('/');
         let entity_id = cfg.entity_id.clone().unwrap_or_else(|| format!("{base}/saml/metadata"));
-        let mut keys = match (&cfg.cert_file, &cfg.key_file) {
-            (Some(c), Some(k)) => SigningKeys::from_files(c, k)?,
-            _ => SigningKeys::load_or_generate(&cfg.keys_dir, public_url.host_str().unwrap_or("fedgate"))?,
-        };
-        for extra in &cfg.extra_cert_files {
-            keys.publish_extra(extra)?;
-        }
+        let keys = Self::load_keys(&cfg, public_url.host_str().unwrap_or("fedgate"))?;
         let sps = cfg.service_providers.iter().cloned().map(ServiceProvider::new).collect::<Result<_, _>>()?;
+        let keys = std::sync::RwLock::new(std::sync::Arc::new(keys));
         let persistent_key = PersistentKey::new(&cfg)?;
         Ok(Self {
             sso_url: format!("{base}/saml/sso"),
@@ -138,6 +133,36 @@ impl IdentityProvider {
             sps,
             cfg,
         })
+    }
+
+    fn load_keys(cfg: &SamlConfig, common_name: &str) -> Result<SigningKeys, SamlError> {
+        let mut keys = match (&cfg.cert_file, &cfg.key_file) {
+            (Some(c), Some(k)) => SigningKeys::from_files(c, k)?,
+            _ => SigningKeys::load_or_generate(&cfg.keys_dir, common_name)?,
+        };
+        for extra in &cfg.extra_cert_files {
+            keys.publish_extra(extra)?;
+        }
+        Ok(keys)
+    }
+
+    /// Reads the key, certificate and extra certificates again from their files (another replica or an operator
+    /// replaced them) and signs with them from now on; metadata then publishes them. On error the current keys
+    /// stay.
+    pub fn reload_keys(&self, public_url: &url::Url) -> Result<(), SamlError> {
+        let keys = Self::load_keys(&self.cfg, public_url.host_str().unwrap_or("fedgate"))?;
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(keys);
+        Ok(())
+    }
+
+    /// The files the signing keys are read from (to watch for changes).
+    pub fn key_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files = match (&self.cfg.cert_file, &self.cfg.key_file) {
+            (Some(c), Some(k)) => vec![c.clone(), k.clone()],
+            _ => vec![self.cfg.keys_dir.join(keys::KEY_FILE), self.cfg.keys_dir.join(keys::CERT_FILE)],
+        };
+        files.extend(self.cfg.extra_cert_files.iter().cloned());
+        files
     }
 
     /// Keycloak realm mode: SSO and SLO both at `{realm_url}/protocol/saml`, and the entity ID (which is also the
@@ -164,7 +189,7 @@ impl IdentityProvider {
             &self.entity_id,
             &self.sso_url,
             &self.slo_url,
-            &self.keys,
+            &self.keys(),
             self.cfg.want_authn_requests_signed,
         )
     }
@@ -300,7 +325,7 @@ impl IdentityProvider {
             &slo.response_location,
             "SAMLResponse",
             relay_state,
-            &self.keys,
+            &self.keys(),
             sp.config.signature_algorithm,
         )
     }
@@ -326,7 +351,7 @@ impl IdentityProvider {
             &slo.location,
             "SAMLRequest",
             relay_state,
-            &self.keys,
+            &self.keys(),
             sp.config.signature_algorithm,
         )?;
         Ok((id, out))
@@ -423,11 +448,11 @@ impl IdentityProvider {
             .and_then(|format| sp.issue_name_id(principal, format, &self.persistent_key.0, earlier_transient));
         let (xml, name_id, session_index) = match name_id {
             Ok(name_id) => {
-                (response::build(sp, principal, &name_id, &params, &self.keys)?, Some(name_id), Some(assertion_id))
+                (response::build(sp, principal, &name_id, &params, &self.keys())?, Some(name_id), Some(assertion_id))
             }
             Err(e @ SamlError::InvalidNameIdPolicy { .. }) => {
                 tracing::info!(sp = sp.name(), username = %principal.username, reason = %e, "answering InvalidNameIDPolicy");
-                (response::build_status(sp, &params, response::INVALID_NAMEID_POLICY, &self.keys)?, None, None)
+                (response::build_status(sp, &params, response::INVALID_NAMEID_POLICY, &self.keys())?, None, None)
             }
             Err(e) => return Err(e),
         };
@@ -441,7 +466,7 @@ impl IdentityProvider {
     }
 
     /// The signing keys (tests verify signatures with the certificate).
-    pub fn keys(&self) -> &SigningKeys {
-        &self.keys
+    pub fn keys(&self) -> std::sync::Arc<SigningKeys> {
+        std::sync::Arc::clone(&self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }

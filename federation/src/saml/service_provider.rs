@@ -60,7 +60,7 @@ impl Default for SamlConfig {
             entity_id: None,
             cert_file: None,
             key_file: None,
-            keys_dir: PathBuf::from("keys/saml"),
+            keys_dir: PathBuf::from("data/keys/saml"),
             extra_cert_files: Vec::new(),
             assertion_lifetime: Duration::from_secs(300),
             clock_skew: Duration::from_secs(60),

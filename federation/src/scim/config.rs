@@ -29,7 +29,7 @@ pub struct ScimConfig {
 
 impl Default for ScimConfig {
     fn default() -> Self {
-        Self { state_dir: PathBuf::from("state/scim"), targets: Vec::new() }
+        Self { state_dir: PathBuf::from("data/scim"), targets: Vec::new() }
     }
 }
 
@@ -402,7 +402,7 @@ impl ScimConfig {
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
         if self.state_dir.as_os_str().is_empty() {
-            out.push(ConfigIssue::new("state_dir", None, "no state directory", "set e.g. state_dir = \"state/scim\""));
+            out.push(ConfigIssue::new("state_dir", None, "no state directory", "set e.g. state_dir = \"data/scim\""));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {

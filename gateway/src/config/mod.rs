@@ -7,6 +7,7 @@
 mod problems;
 pub mod proxy;
 mod sections;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use problems::{ConfigError, ConfigIssue};
 pub use proxy::{HeaderNames, ProxyConfig, RouteConfig, Unmatched};
 pub use sections::*;
+pub use store::{StoreConfig, StoreKind};
 
 /// The environment variable that names the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "FEDGATE_CONFIG";
@@ -45,6 +47,8 @@ pub struct Config {
     pub login: LoginConfig,
     /// `[ui]`: branding of the login and account pages.
     pub ui: UiConfig,
+    /// `[store]`: where sessions, codes, refresh tokens and counters live.
+    pub store: StoreConfig,
     /// `[oidc]`: the OpenID Connect provider (enabled when the section is present).
     pub oidc: Option<federation::oidc::OidcConfig>,
     /// `[saml]`: the SAML 2.0 identity provider (enabled when the section is present).

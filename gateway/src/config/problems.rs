@@ -75,7 +75,7 @@ fn extract_section(figment: &Figment, section: &str, config: &mut Config) -> Res
             }
         };
     }
-    sections!(server, log, directory, roles, session, login, ui, oidc, ldap, saml, proxy, scim, keycloak);
+    sections!(server, log, directory, roles, session, login, ui, store, oidc, ldap, saml, proxy, scim, keycloak);
     Ok(())
 }
 

@@ -279,6 +279,7 @@ impl super::Config {
     /// is collected; nothing is changed.
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
+        self.store.validate(&mut out);
         let url = &self.server.public_url;
         if !matches!(url.scheme(), "http" | "https") {
             out.push(ConfigIssue::new(

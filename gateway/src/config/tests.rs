@@ -26,6 +26,19 @@ fn the_shipped_config_toml_parses_and_validates() {
 }
 
 #[test]
+fn the_store_section_is_read() {
+    // Every section must be extracted, not only known to the key check: a [store] that validated but was
+    // ignored kept sessions in ./data/state whatever store.path or store.kind said.
+    let cfg = load_str(&format!(
+        "{DEMO_USER}\n[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:1/0\"\npath = \"/x/state\"\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.store.kind, StoreKind::Redis);
+    assert_eq!(cfg.store.url, "redis://127.0.0.1:1/0");
+    assert_eq!(cfg.store.path, std::path::PathBuf::from("/x/state"));
+}
+
+#[test]
 fn unknown_keys_suggest_the_nearest_known_key() {
     let p = problems(&format!("{DEMO_USER}\n[session]\ncookie_nme = \"x\"\n[sesion]\n"));
     let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.fix.as_str())).collect();

@@ -8,4 +8,5 @@ pub(crate) mod identity;
 pub(crate) mod pending;
 pub(crate) mod principal;
 pub(crate) mod session;
+pub mod store;
 pub(crate) mod throttle;

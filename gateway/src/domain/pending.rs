@@ -3,13 +3,22 @@
 //! The validated request is kept server-side under a random id for a few minutes; the login page's `rd` points at
 //! the protocol's resume URL with that id. Re-running the original request after login would lose its timing
 //! (`prompt=login`) and, for SAML HTTP-POST, its body.
+//!
+//! With a state store (`embedded`, `redis`) the requests live there, so the login may land on another replica or
+//! after a restart. Anyone can create them, so the bytes written per 15-minute window are counted in the store
+//! (across replicas) and bounded by `max_pending_bytes`; beyond it, requests are kept in this replica's bounded
+//! memory instead (least recently used first), so a flood neither fills the store nor locks people out.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
 
+use crate::domain::store::{KvStore, StoreError, decode, encode};
+
 /// A request waiting for a login.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Pending {
     /// A validated OIDC authorization request.
     Oidc(Box<federation::oidc::AuthorizationRequest>),
@@ -29,6 +38,14 @@ pub enum Pending {
 #[derive(Clone)]
 pub struct PendingRequests {
     cache: Cache<String, Pending>,
+    store: Option<Shared>,
+}
+
+/// The state store and the bound on bytes written to it per window.
+#[derive(Clone)]
+struct Shared {
+    kv: Arc<dyn KvStore>,
+    max_bytes: u64,
 }
 
 impl std::fmt::Debug for PendingRequests {
@@ -36,6 +53,7 @@ impl std::fmt::Debug for PendingRequests {
         f.debug_struct("PendingRequests")
             .field("len", &self.cache.entry_count())
             .field("bytes", &self.cache.weighted_size())
+            .field("store", &self.store.as_ref().map(|s| s.kv.kind()))
             .finish()
     }
 }
@@ -64,7 +82,12 @@ impl PendingRequests {
             .eviction_policy(moka::policy::EvictionPolicy::lru())
             .time_to_live(TTL)
             .build();
-        Self { cache }
+        Self { cache, store: None }
+    }
+
+    /// Requests kept in `kv` (at most about `max_bytes` written per 15 minutes, then in memory as [`Self::new`]).
+    pub fn with_store(max_bytes: u64, kv: Arc<dyn KvStore>) -> Self {
+        Self { store: Some(Shared { kv, max_bytes }), ..Self::new(max_bytes) }
     }
 
     /// The bytes held now (after pending evictions are applied); for tests and diagnostics.
@@ -104,23 +127,58 @@ impl Pending {
     }
 }
 
+/// The store key of the byte counter for the window `now` falls in (wall clock: only a bound, not protocol).
+fn window_key() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("pb:{}", now / TTL.as_secs())
+}
+
+fn key(id: &str) -> String {
+    crate::domain::store::hashed_key("p:", id)
+}
+
 impl PendingRequests {
     /// Keeps `request` and returns its id.
-    pub fn put(&self, request: Pending) -> String {
+    pub async fn put(&self, request: Pending) -> Result<String, StoreError> {
         let id = fedgate_types::random::token();
+        if let Some(shared) = &self.store {
+            let weight = u64::try_from(id.len() + request.weight()).unwrap_or(u64::MAX);
+            let written = shared.kv.increment(&window_key(), weight, TTL * 2).await?;
+            if written <= shared.max_bytes {
+                shared.kv.put(&key(&id), encode(&request, "sign-in request")?, TTL).await?;
+                return Ok(id);
+            }
+            tracing::warn!(
+                max_pending_bytes = shared.max_bytes,
+                "sign-in requests beyond session.max_pending_bytes this quarter hour: keeping new ones in this \
+                 replica's memory only"
+            );
+        }
         self.cache.insert(id.clone(), request);
-        id
+        Ok(id)
     }
 
     /// The request under `id`, if it has not expired. It stays until it expires or is [`taken`](Self::take), so a
     /// reload of the login page still works.
-    pub fn get(&self, id: &str) -> Option<Pending> {
-        self.cache.get(id)
+    pub async fn get(&self, id: &str) -> Result<Option<Pending>, StoreError> {
+        if let Some(p) = self.cache.get(id) {
+            return Ok(Some(p));
+        }
+        match &self.store {
+            Some(shared) => shared.kv.get(&key(id)).await?.map(|raw| decode(&raw, "sign-in request")).transpose(),
+            None => Ok(None),
+        }
     }
 
-    /// Removes and returns the request under `id`.
-    pub fn take(&self, id: &str) -> Option<Pending> {
-        self.cache.remove(id)
+    /// Removes and returns the request under `id` (once, across replicas).
+    pub async fn take(&self, id: &str) -> Result<Option<Pending>, StoreError> {
+        if let Some(p) = self.cache.remove(id) {
+            return Ok(Some(p));
+        }
+        match &self.store {
+            Some(shared) => shared.kv.take(&key(id)).await?.map(|raw| decode(&raw, "sign-in request")).transpose(),
+            None => Ok(None),
+        }
     }
 }
 
@@ -136,24 +194,62 @@ pub struct ResumeQuery {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::config::MIN_PENDING_BYTES as MIN_BYTES;
 
     fn saml(relay_bytes: usize) -> Pending {
         Pending::Saml { sp: "wiki".into(), request: None, relay_state: Some("r".repeat(relay_bytes)) }
     }
 
-    #[test]
-    fn the_store_is_bounded_by_bytes_and_keeps_the_newest() {
-        let store = PendingRequests::new(crate::config::MIN_PENDING_BYTES);
-        let ids: Vec<String> = (0..2000).map(|_| store.put(saml(1000))).collect();
+    #[tokio::test]
+    async fn the_store_is_bounded_by_bytes_and_keeps_the_newest() {
+        let store = PendingRequests::new(MIN_BYTES);
+        let mut ids = Vec::new();
+        for _ in 0..2000 {
+            ids.push(store.put(saml(1000)).await.unwrap());
+        }
         let held = store.weighted_size();
-        assert!(
-            held <= crate::config::MIN_PENDING_BYTES,
-            "{held} bytes held, bound {}",
-            crate::config::MIN_PENDING_BYTES
-        );
-        assert!(held > crate::config::MIN_PENDING_BYTES / 2, "the bound is used, not undercut: {held}");
-        assert!(store.get(ids.last().unwrap()).is_some(), "the newest request is kept");
-        assert!(store.get(&ids[0]).is_none(), "the oldest went first");
+        assert!(held <= MIN_BYTES, "{held} bytes held, bound {MIN_BYTES}");
+        assert!(held > MIN_BYTES / 2, "the bound is used, not undercut: {held}");
+        assert!(store.get(ids.last().unwrap()).await.unwrap().is_some(), "the newest request is kept");
+        assert!(store.get(&ids[0]).await.unwrap().is_none(), "the oldest went first");
+    }
+
+    #[tokio::test]
+    async fn with_a_store_requests_are_shared_taken_once_and_bounded_per_window() {
+        let kv: Arc<dyn KvStore> = Arc::new(crate::domain::store::memory::MemoryKv::new());
+        let a = PendingRequests::with_store(MIN_BYTES, kv.clone());
+        let b = PendingRequests::with_store(MIN_BYTES, kv.clone());
+        let oidc = Pending::Oidc(Box::new(federation::oidc::AuthorizationRequest {
+            client_id: "app".into(),
+            redirect_uri: "https://app/cb".into(),
+            scopes: vec!["openid".into()],
+            state: Some("s".into()),
+            nonce: None,
+            code_challenge: Some("c".into()),
+            prompt: None,
+            max_age: None,
+            login_hint: None,
+            response_mode: Default::default(),
+            received_at: 5,
+        }));
+        let id = a.put(oidc).await.unwrap();
+        assert!(matches!(b.get(&id).await.unwrap(), Some(Pending::Oidc(r)) if r.client_id == "app"), "seen by b");
+        assert!(b.take(&id).await.unwrap().is_some());
+        assert!(a.take(&id).await.unwrap().is_none(), "taken once across replicas");
+        // A flood: the store holds at most the bound per window; the rest stays in the replica's memory.
+        let mut ids = Vec::new();
+        for _ in 0..1000 {
+            ids.push(a.put(saml(1000)).await.unwrap());
+        }
+        let in_store = {
+            let mut n = 0u64;
+            for id in &ids {
+                n += u64::from(kv.get(&key(id)).await.unwrap().is_some());
+            }
+            n
+        };
+        assert!(in_store * 1000 <= MIN_BYTES, "{in_store} requests in the store, bound {MIN_BYTES} bytes");
+        assert!(a.get(ids.last().unwrap()).await.unwrap().is_some(), "the newest is still kept (in memory)");
     }
 
     #[test]

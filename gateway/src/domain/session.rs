@@ -4,8 +4,6 @@
 //! behind the [`SessionStore`] trait; [`MemoryStore`] (moka) is the default. Expiry (idle and absolute) is decided
 //! with the caller's `now`, so tests drive time without sleeping, and validating a session never touches LDAP.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +12,7 @@ use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// A boxed future, so the store trait stays object-safe (a Redis store will need real async I/O).
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::domain::store::{StoreError, StoreFuture};
 
 /// How the user proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,21 +153,14 @@ pub struct Lifetimes {
 }
 
 impl Lifetimes {
-    fn expired(&self, s: &Session, now: i64) -> bool {
+    /// Whether `s` has ended at `now` (unix seconds).
+    pub fn expired(&self, s: &Session, now: i64) -> bool {
         now - s.last_seen > secs(self.idle) || now - s.auth_time > secs(self.absolute)
     }
 }
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-/// Errors from a session store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The backing store could not be reached.
-    #[error("session store unavailable: {0}")]
-    Unavailable(String),
 }
 
 /// Where sessions live. Every implementation must pass [`conformance`].
@@ -182,8 +172,14 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Shared, not copied: a proxied request reads the session without cloning the user's data.
     fn get<'a>(&'a self, id: &'a str, now: OffsetDateTime)
     -> StoreFuture<'a, Result<Option<Arc<Session>>, StoreError>>;
-    /// Replaces the data of an existing session (e.g. to record a client it signed in to).
-    fn update<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>>;
+    /// Changes an existing session with `change` (e.g. to record a client it signed in to), without losing a
+    /// change another request or replica makes at the same time: `change` may run more than once, each time on
+    /// the latest version. Nothing happens if the session is gone.
+    fn modify<'a>(
+        &'a self,
+        id: &'a str,
+        change: Box<dyn Fn(&mut Session) + Send + Sync + 'a>,
+    ) -> StoreFuture<'a, Result<(), StoreError>>;
     /// Ends a session.
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<(), StoreError>>;
     /// Approximate number of live sessions, for metrics.
@@ -246,11 +242,21 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    fn update<'a>(&'a self, id: &'a str, session: Session) -> StoreFuture<'a, Result<(), StoreError>> {
+    fn modify<'a>(
+        &'a self,
+        id: &'a str,
+        change: Box<dyn Fn(&mut Session) + Send + Sync + 'a>,
+    ) -> StoreFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            if self.cache.contains_key(id) {
-                self.cache.insert(id.to_string(), Arc::new(session));
-            }
+            // One process: moka's per-key compute makes the read-modify-write atomic.
+            self.cache.entry_by_ref(id).and_compute_with(|current| match current {
+                Some(entry) => {
+                    let mut next = (**entry.value()).clone();
+                    change(&mut next);
+                    moka::ops::compute::Op::Put(Arc::new(next))
+                }
+                None => moka::ops::compute::Op::Nop,
+            });
             Ok(())
         })
     }
@@ -268,8 +274,8 @@ impl SessionStore for MemoryStore {
 }
 
 /// The behaviour every [`SessionStore`] must show, given a store built with `lifetimes` and a session template.
-/// Returns the first broken expectation. Call it from each implementation's tests.
-#[cfg(test)]
+/// Returns the first broken expectation. Call it from each implementation's tests (and, through
+/// [`crate::domain::store::typed_conformance`], against each real backend).
 pub(crate) async fn conformance(
     store: &dyn SessionStore,
     lifetimes: Lifetimes,
@@ -320,7 +326,7 @@ pub(crate) async fn conformance(
     };
     let mut changed = (*changed).clone();
     changed.signed_in_to.push("client-a".into());
-    store.update(&id, changed.clone()).await.map_err(|e| e.to_string())?;
+    store.modify(&id, Box::new(|s| s.signed_in_to.push("client-a".into()))).await.map_err(|e| e.to_string())?;
     match store.get(&id, at(half + half + Duration::from_secs(7))).await.map_err(|e| e.to_string())? {
         Some(s) if s.signed_in_to == changed.signed_in_to => {}
         _ => return fail("an updated session must keep the update"),
@@ -334,7 +340,7 @@ pub(crate) async fn conformance(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn user(name: &str) -> MappedUser {

@@ -2,6 +2,11 @@
 //! per account found in the directory, and per client IP in a sliding window; past the limit, attempts are refused
 //! until the lockout expires (it always does). The same counter, with its own limit, throttles failed OAuth client
 //! authentication per `client_id` and IP.
+//!
+//! With a state store the counters live there, so N replicas do not give an attacker N times the attempts:
+//! failures are counted per window with the store's atomic increment (the current and the previous window,
+//! weighted, approximate the sliding window), and a lockout is a store entry that expires. If the store cannot
+//! be reached, checks let the attempt through (logged): a sign-in cannot complete without the store anyway.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -12,6 +17,7 @@ use moka::sync::Cache;
 use time::OffsetDateTime;
 
 use crate::config::LoginConfig;
+use crate::domain::store::{KvStore, StoreError};
 
 #[derive(Debug, Default)]
 struct Failures {
@@ -24,6 +30,7 @@ struct Failures {
 pub struct LoginThrottle {
     cfg: LoginConfig,
     entries: Cache<String, Arc<Mutex<Failures>>>,
+    store: Option<Arc<dyn KvStore>>,
 }
 
 impl std::fmt::Debug for LoginThrottle {
@@ -37,65 +44,86 @@ impl LoginThrottle {
     pub fn new(cfg: LoginConfig) -> Self {
         let keep = cfg.window.max(cfg.lockout) + Duration::from_secs(60);
         let entries = Cache::builder().max_capacity(1_000_000).time_to_idle(keep).build();
-        Self { cfg, entries }
+        Self { cfg, entries, store: None }
+    }
+
+    /// A throttle whose counters live in `kv`, shared by every replica using it.
+    pub fn with_store(cfg: LoginConfig, kv: Arc<dyn KvStore>) -> Self {
+        Self { store: Some(kv), ..Self::new(cfg) }
     }
 
     /// `Err(retry_after_seconds)` if this typed username or this client IP is locked out at `now`.
-    pub fn check(&self, username: &str, ip: IpAddr, now: OffsetDateTime) -> Result<(), u64> {
-        self.check_keys(&[user_key(username), ip_key(ip)], now)
+    pub async fn check(&self, username: &str, ip: IpAddr, now: OffsetDateTime) -> Result<(), u64> {
+        self.check_keys(&[user_key(username), ip_key(ip)], now).await
     }
 
     /// `Err(retry_after_seconds)` if the directory account (see `directory::LoginTarget::account`) is locked.
-    pub fn check_account(&self, account: &str, now: OffsetDateTime) -> Result<(), u64> {
-        self.check_keys(&[account_key(account)], now)
+    pub async fn check_account(&self, account: &str, now: OffsetDateTime) -> Result<(), u64> {
+        self.check_keys(&[account_key(account)], now).await
     }
 
-    fn check_keys(&self, keys: &[String], now: OffsetDateTime) -> Result<(), u64> {
+    async fn check_keys(&self, keys: &[String], now: OffsetDateTime) -> Result<(), u64> {
         if !self.cfg.throttle {
             return Ok(());
         }
         let now = now.unix_timestamp();
-        let wait = keys
-            .iter()
-            .filter_map(|k| self.entries.get(k))
-            .filter_map(|e| e.lock().ok().and_then(|f| f.locked_until))
-            .filter(|until| *until > now)
-            .map(|until| u64::try_from(until - now).unwrap_or(1))
-            .max();
+        let wait = match &self.store {
+            Some(kv) => match locked_until(kv.as_ref(), keys).await {
+                Ok(until) => until.into_iter().filter(|until| *until > now).max(),
+                Err(e) => {
+                    tracing::warn!(error = %crate::domain::store::Chain(&e), "throttle counters unreadable; attempt let through");
+                    None
+                }
+            },
+            None => keys
+                .iter()
+                .filter_map(|k| self.entries.get(k))
+                .filter_map(|e| e.lock().ok().and_then(|f| f.locked_until))
+                .filter(|until| *until > now)
+                .max(),
+        };
         match wait {
-            Some(secs) => Err(secs.max(1)),
+            Some(until) => Err(u64::try_from(until - now).unwrap_or(1).max(1)),
             None => Ok(()),
         }
     }
 
     /// Records a failed attempt; locks the typed username, the account found (if any) or the IP once
     /// `max_failures` fall within the window.
-    pub fn record_failure(&self, username: &str, account: Option<&str>, ip: IpAddr, now: OffsetDateTime) {
+    pub async fn record_failure(&self, username: &str, account: Option<&str>, ip: IpAddr, now: OffsetDateTime) {
         let keys = [Some(user_key(username)), account.map(account_key), Some(ip_key(ip))];
-        self.record_keys(keys.into_iter().flatten(), self.cfg.max_failures, now);
+        self.record_keys(keys.into_iter().flatten(), self.cfg.max_failures, now).await;
     }
 
     /// `Err(retry_after_seconds)` if OAuth client `client_id` (when known), or client authentication from `ip`,
     /// is locked out.
-    pub fn check_client(&self, client_id: Option<&str>, ip: IpAddr, now: OffsetDateTime) -> Result<(), u64> {
+    pub async fn check_client(&self, client_id: Option<&str>, ip: IpAddr, now: OffsetDateTime) -> Result<(), u64> {
         let keys = [client_id.map(client_key), Some(client_ip_key(ip))];
-        self.check_keys(&keys.into_iter().flatten().collect::<Vec<_>>(), now)
+        self.check_keys(&keys.into_iter().flatten().collect::<Vec<_>>(), now).await
     }
 
     /// Records a failed client authentication; locks the client id (pass only registered ones, so made-up ids
     /// cannot fill the counter) or the IP at `client_max_failures`.
-    pub fn record_client_failure(&self, client_id: Option<&str>, ip: IpAddr, now: OffsetDateTime) {
+    pub async fn record_client_failure(&self, client_id: Option<&str>, ip: IpAddr, now: OffsetDateTime) {
         let keys = [client_id.map(client_key), Some(client_ip_key(ip))];
-        self.record_keys(keys.into_iter().flatten(), self.cfg.client_max_failures, now);
+        self.record_keys(keys.into_iter().flatten(), self.cfg.client_max_failures, now).await;
     }
 
-    fn record_keys(&self, keys: impl Iterator<Item = String>, limit: u32, now: OffsetDateTime) {
+    async fn record_keys(&self, keys: impl Iterator<Item = String>, limit: u32, now: OffsetDateTime) {
         if !self.cfg.throttle {
             return;
         }
         let now = now.unix_timestamp();
-        let window = i64::try_from(self.cfg.window.as_secs()).unwrap_or(i64::MAX);
+        let window = i64::try_from(self.cfg.window.as_secs()).unwrap_or(i64::MAX).max(1);
         let lockout = i64::try_from(self.cfg.lockout.as_secs()).unwrap_or(i64::MAX);
+        if let Some(kv) = &self.store {
+            for key in keys {
+                if let Err(e) = record_in(kv.as_ref(), &key, limit, now, window, lockout).await {
+                    tracing::warn!(error = %crate::domain::store::Chain(&e), "failed attempt not counted");
+                }
+            }
+            return;
+        }
         for key in keys {
             let entry = self.entries.get_with(key, || Arc::new(Mutex::new(Failures::default())));
             if let Ok(mut f) = entry.lock() {
@@ -117,12 +145,75 @@ impl LoginThrottle {
 
     /// A successful login clears the typed username's and the account's count (the IP's count stays: one good
     /// account does not excuse guessing at others).
-    pub fn record_success(&self, username: &str, account: Option<&str>) {
-        self.entries.invalidate(&user_key(username));
-        if let Some(a) = account {
-            self.entries.invalidate(&account_key(a));
+    pub async fn record_success(&self, username: &str, account: Option<&str>, now: OffsetDateTime) {
+        let keys = [Some(user_key(username)), account.map(account_key)];
+        let Some(kv) = &self.store else {
+            keys.iter().flatten().for_each(|k| self.entries.invalidate(k));
+            return;
+        };
+        let window = i64::try_from(self.cfg.window.as_secs()).unwrap_or(i64::MAX).max(1);
+        let bucket = now.unix_timestamp().div_euclid(window);
+        for key in keys.iter().flatten() {
+            for k in [count_key(key, bucket), count_key(key, bucket - 1), lock_key(key)] {
+                if let Err(e) = kv.remove(&k).await {
+                    tracing::warn!(error = %crate::domain::store::Chain(&e), "failure count not cleared");
+                }
+            }
         }
     }
+}
+
+fn lock_key(key: &str) -> String {
+    format!("t:lock:{key}")
+}
+
+fn count_key(key: &str, bucket: i64) -> String {
+    format!("t:n:{key}:{bucket}")
+}
+
+fn number(raw: Option<Vec<u8>>) -> Option<i64> {
+    raw.and_then(|b| std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()))
+}
+
+/// The lockout deadlines (unix seconds) recorded for `keys`.
+async fn locked_until(kv: &dyn KvStore, keys: &[String]) -> Result<Vec<i64>, StoreError> {
+    let mut out = Vec::new();
+    for key in keys {
+        out.extend(number(kv.get(&lock_key(key)).await?));
+    }
+    Ok(out)
+}
+
+/// Counts one failure for `key` at `now` and locks it once the failures of the sliding window (the current
+/// window's count plus the previous one's, weighted by how much of it still overlaps) reach `limit`.
+async fn record_in(
+    kv: &dyn KvStore,
+    key: &str,
+    limit: u32,
+    now: i64,
+    window: i64,
+    lockout: i64,
+) -> Result<(), StoreError> {
+    let bucket = now.div_euclid(window);
+    let keep = std::time::Duration::from_secs(u64::try_from(window.saturating_mul(2)).unwrap_or(u64::MAX));
+    let lock = lock_key(key);
+    // A lockout that ran out starts a fresh count: the counts it was based on are removed when it is set.
+    if number(kv.get(&lock).await?).is_some_and(|until| until > now) {
+        return Ok(());
+    }
+    let current = i64::try_from(kv.increment(&count_key(key, bucket), 1, keep).await?).unwrap_or(i64::MAX);
+    let previous = number(kv.get(&count_key(key, bucket - 1)).await?).unwrap_or(0);
+    let overlap = window - now.rem_euclid(window);
+    // current + previous × overlap / window ≥ limit, in integers.
+    if current.saturating_mul(window) + previous.saturating_mul(overlap) >= i64::from(limit).saturating_mul(window) {
+        let until = now.saturating_add(lockout);
+        let ttl = std::time::Duration::from_secs(u64::try_from(lockout).unwrap_or(u64::MAX) + 60);
+        kv.put(&lock, until.to_string().into_bytes(), ttl).await?;
+        for b in [bucket, bucket - 1] {
+            kv.remove(&count_key(key, b)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The form of a typed username that failures are counted under: NFKC, lower-cased, NFKC again, so that
@@ -161,6 +252,12 @@ fn ip_key(ip: IpAddr) -> String {
 mod tests {
     use super::*;
 
+    /// The same throttle in memory and over a state store.
+    fn throttles() -> Vec<LoginThrottle> {
+        let kv: Arc<dyn KvStore> = Arc::new(crate::domain::store::memory::MemoryKv::new());
+        vec![LoginThrottle::new(cfg()), LoginThrottle::with_store(cfg(), kv)]
+    }
+
     fn cfg() -> LoginConfig {
         LoginConfig {
             throttle: true,
@@ -171,76 +268,106 @@ mod tests {
         }
     }
 
-    #[test]
-    fn locks_after_max_failures_and_expires() {
-        let t = LoginThrottle::new(cfg());
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let now = OffsetDateTime::now_utc();
-        for _ in 0..3 {
-            assert!(t.check("alice", ip, now).is_ok());
-            t.record_failure("alice", None, ip, now);
+    #[tokio::test]
+    async fn locks_after_max_failures_and_expires() {
+        for t in throttles() {
+            let ip: IpAddr = "127.0.0.1".parse().unwrap();
+            let now = OffsetDateTime::now_utc();
+            for _ in 0..3 {
+                assert!(t.check("alice", ip, now).await.is_ok());
+                t.record_failure("alice", None, ip, now).await;
+            }
+            assert_eq!(t.check("alice", ip, now).await, Err(120));
+            // Another IP is still locked for this username, and this IP for other usernames.
+            assert!(t.check("alice", "127.0.0.2".parse().unwrap(), now).await.is_err());
+            assert!(t.check("bob", ip, now).await.is_err());
+            let later = now + Duration::from_secs(121);
+            assert!(t.check("alice", ip, later).await.is_ok());
         }
-        assert_eq!(t.check("alice", ip, now), Err(120));
-        // Another IP is still locked for this username, and this IP for other usernames.
-        assert!(t.check("alice", "127.0.0.2".parse().unwrap(), now).is_err());
-        assert!(t.check("bob", ip, now).is_err());
-        let later = now + Duration::from_secs(121);
-        assert!(t.check("alice", ip, later).is_ok());
     }
 
-    #[test]
-    fn failures_outside_the_window_do_not_count() {
-        let t = LoginThrottle::new(cfg());
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let now = OffsetDateTime::now_utc();
-        t.record_failure("bob", None, ip, now);
-        t.record_failure("bob", None, ip, now + Duration::from_secs(30));
-        t.record_failure("bob", None, ip, now + Duration::from_secs(61));
-        assert!(t.check("bob", ip, now + Duration::from_secs(61)).is_ok());
+    #[tokio::test]
+    async fn failures_outside_the_window_do_not_count() {
+        for t in throttles() {
+            let ip: IpAddr = "127.0.0.1".parse().unwrap();
+            let now = OffsetDateTime::now_utc();
+            t.record_failure("bob", None, ip, now).await;
+            t.record_failure("bob", None, ip, now + Duration::from_secs(30)).await;
+            t.record_failure("bob", None, ip, now + Duration::from_secs(61)).await;
+            assert!(t.check("bob", ip, now + Duration::from_secs(61)).await.is_ok());
+        }
     }
 
-    #[test]
-    fn spellings_ldap_matches_as_one_name_share_one_count() {
+    #[tokio::test]
+    async fn spellings_ldap_matches_as_one_name_share_one_count() {
         for typed in ["ｕｓｅｒ１２", "uſer12", "user¹²", " USER12 ", "Ｕſｅｒ¹2"] {
             assert_eq!(fold_username(typed), "user12", "{typed}");
         }
-        let t = LoginThrottle::new(cfg());
-        let now = OffsetDateTime::now_utc();
-        for (i, typed) in ["ｕｓｅｒ１２", "uſer12", "user¹²"].iter().enumerate() {
-            let ip: IpAddr = format!("127.0.0.{}", i + 10).parse().unwrap();
-            assert!(t.check(typed, ip, now).is_ok());
-            t.record_failure(typed, None, ip, now);
+        for t in throttles() {
+            let now = OffsetDateTime::now_utc();
+            for (i, typed) in ["ｕｓｅｒ１２", "uſer12", "user¹²"].iter().enumerate() {
+                let ip: IpAddr = format!("127.0.0.{}", i + 10).parse().unwrap();
+                assert!(t.check(typed, ip, now).await.is_ok());
+                t.record_failure(typed, None, ip, now).await;
+            }
+            assert!(t.check("user12", "127.0.0.99".parse().unwrap(), now).await.is_err());
         }
-        assert!(t.check("user12", "127.0.0.99".parse().unwrap(), now).is_err());
     }
 
-    #[test]
-    fn the_account_found_is_counted_whatever_was_typed() {
-        let t = LoginThrottle::new(cfg());
-        let now = OffsetDateTime::now_utc();
-        for (i, typed) in ["a", "b", "c"].iter().enumerate() {
-            let ip: IpAddr = format!("127.0.0.{}", i + 10).parse().unwrap();
-            t.record_failure(typed, Some("dn:uid=x"), ip, now);
+    #[tokio::test]
+    async fn the_account_found_is_counted_whatever_was_typed() {
+        for t in throttles() {
+            let now = OffsetDateTime::now_utc();
+            for (i, typed) in ["a", "b", "c"].iter().enumerate() {
+                let ip: IpAddr = format!("127.0.0.{}", i + 10).parse().unwrap();
+                t.record_failure(typed, Some("dn:uid=x"), ip, now).await;
+            }
+            assert!(t.check("d", "127.0.0.99".parse().unwrap(), now).await.is_ok());
+            assert_eq!(t.check_account("dn:uid=x", now).await, Err(120));
+            t.record_success("d", Some("dn:uid=x"), now).await;
+            assert!(t.check_account("dn:uid=x", now).await.is_ok());
         }
-        assert!(t.check("d", "127.0.0.99".parse().unwrap(), now).is_ok());
-        assert_eq!(t.check_account("dn:uid=x", now), Err(120));
-        t.record_success("d", Some("dn:uid=x"));
-        assert!(t.check_account("dn:uid=x", now).is_ok());
     }
 
-    #[test]
-    fn client_failures_lock_the_client_and_not_the_login_form() {
-        let t = LoginThrottle::new(cfg());
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let now = OffsetDateTime::now_utc();
-        for _ in 0..4 {
-            assert!(t.check_client(Some("app"), ip, now).is_ok());
-            t.record_client_failure(Some("app"), ip, now);
+    #[tokio::test]
+    async fn client_failures_lock_the_client_and_not_the_login_form() {
+        for t in throttles() {
+            let ip: IpAddr = "127.0.0.1".parse().unwrap();
+            let now = OffsetDateTime::now_utc();
+            for _ in 0..4 {
+                assert!(t.check_client(Some("app"), ip, now).await.is_ok());
+                t.record_client_failure(Some("app"), ip, now).await;
+            }
+            assert_eq!(t.check_client(Some("app"), "127.0.0.2".parse().unwrap(), now).await, Err(120));
+            assert!(
+                t.check_client(Some("other"), ip, now).await.is_err(),
+                "the IP is locked for client authentication"
+            );
+            assert!(t.check_client(Some("other"), "127.0.0.2".parse().unwrap(), now).await.is_ok());
+            assert!(t.check("alice", ip, now).await.is_ok(), "but not for the login form");
+            assert!(t.check_client(Some("app"), ip, now + Duration::from_secs(121)).await.is_ok());
         }
-        assert_eq!(t.check_client(Some("app"), "127.0.0.2".parse().unwrap(), now), Err(120));
-        assert!(t.check_client(Some("other"), ip, now).is_err(), "the IP is locked for client authentication");
-        assert!(t.check_client(Some("other"), "127.0.0.2".parse().unwrap(), now).is_ok());
-        assert!(t.check("alice", ip, now).is_ok(), "but not for the login form");
-        assert!(t.check_client(Some("app"), ip, now + Duration::from_secs(121)).is_ok());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod shared_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn replicas_sharing_a_store_share_one_count() {
+        let kv: Arc<dyn KvStore> = Arc::new(crate::domain::store::memory::MemoryKv::new());
+        let cfg = LoginConfig { max_failures: 4, ..LoginConfig::default() };
+        let replicas = [LoginThrottle::with_store(cfg.clone(), kv.clone()), LoginThrottle::with_store(cfg, kv)];
+        let now = OffsetDateTime::now_utc();
+        for i in 0..4 {
+            let ip: IpAddr = format!("127.0.0.{}", i + 1).parse().unwrap();
+            assert!(replicas[i % 2].check("mallory", ip, now).await.is_ok(), "attempt {i}");
+            replicas[i % 2].record_failure("mallory", None, ip, now).await;
+        }
+        for r in &replicas {
+            assert!(r.check("mallory", "127.0.0.99".parse().unwrap(), now).await.is_err(), "locked on every replica");
+        }
     }
 }

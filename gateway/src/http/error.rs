@@ -198,8 +198,10 @@ impl AppError {
             ),
             Self::Session(_) | Self::OidcStore(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "Sign-in state cannot be stored right now. Please try again shortly.".into(),
+                "Session store unavailable",
+                "The session store is unavailable, so sign-in cannot complete right now. Please try again \
+                 shortly."
+                    .into(),
             ),
             Self::OidcRequest(e) => (
                 StatusCode::BAD_REQUEST,

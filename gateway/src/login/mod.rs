@@ -70,13 +70,13 @@ async fn login_get(
         return Ok(Redirect::to(&rd).into_response());
     }
     let hint = q.login_hint.as_deref().filter(|h| h.len() <= 256).unwrap_or("");
-    Ok(render_form(&state, &rd, hint, None, StatusCode::OK))
+    Ok(render_form(&state, &rd, hint, None, StatusCode::OK).await)
 }
 
 /// Renders the login form with a fresh CSRF token (double-submit: cookie + hidden field).
-fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, status: StatusCode) -> Response {
+async fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, status: StatusCode) -> Response {
     let csrf = random::token();
-    let app = app_name(state, rd);
+    let app = app_name(state, rd).await;
     let page = pages::login(&state.config.ui, &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() });
     let mut resp = (status, page).into_response();
     if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, csrf_cookie_attrs(state)) {
@@ -87,10 +87,10 @@ fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, 
 }
 
 /// The name of the app the user came from, when the pending request says so.
-fn app_name(state: &AppState, rd: &str) -> Option<String> {
+async fn app_name(state: &AppState, rd: &str) -> Option<String> {
     let url = url::Url::parse("http://gateway.invalid").ok()?.join(rd).ok()?;
     let id = url.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.into_owned())?;
-    match state.pending.get(&id)? {
+    match state.pending.get(&id).await.ok()?? {
         crate::domain::pending::Pending::Oidc(req) => {
             let client = state.oidc.as_ref()?.client(&req.client_id)?;
             Some(client.name.clone().unwrap_or_else(|| client.client_id.clone()))
@@ -134,11 +134,11 @@ async fn login_post(
         let msg = format!(
             "The username (at most {MAX_USERNAME_BYTES} bytes) or password (at most {MAX_PASSWORD_BYTES} bytes) is too long."
         );
-        return Ok(render_form(&state, &rd, "", Some(&msg), StatusCode::BAD_REQUEST));
+        return Ok(render_form(&state, &rd, "", Some(&msg), StatusCode::BAD_REQUEST).await);
     }
     let ip = peer.ip();
     let now = state.clock.now();
-    if let Err(retry_after) = state.throttle.check(username, ip, now) {
+    if let Err(retry_after) = state.throttle.check(username, ip, now).await {
         tracing::info!(username, client_ip = %ip, outcome = "throttled", retry_after, "login attempt");
         state.metrics.event("login", "throttled");
         return Err(AppError::Throttled { retry_after });
@@ -151,7 +151,7 @@ async fn login_post(
     };
     let account = target.account();
     if let Some(a) = &account
-        && let Err(retry_after) = state.throttle.check_account(a, now)
+        && let Err(retry_after) = state.throttle.check_account(a, now).await
     {
         tracing::info!(username, client_ip = %ip, outcome = "throttled", retry_after, "login attempt");
         state.metrics.event("login", "throttled");
@@ -159,7 +159,7 @@ async fn login_post(
     }
     match state.directory.verify(target, &form.password).await {
         Ok(user) => {
-            state.throttle.record_success(username, account.as_deref());
+            state.throttle.record_success(username, account.as_deref(), now).await;
             tracing::info!(username = %user.username, client_ip = %ip, outcome = "success", "login attempt");
             state.metrics.event("login", "success");
             // A new id at every login: an id planted before login is worthless after it (no session fixation).
@@ -179,10 +179,11 @@ async fn login_post(
             Ok(resp)
         }
         Err(AuthError::InvalidCredentials) => {
-            state.throttle.record_failure(username, account.as_deref(), ip, now);
+            state.throttle.record_failure(username, account.as_deref(), ip, now).await;
             tracing::info!(username, client_ip = %ip, outcome = "failure", reason = "invalid credentials", "login attempt");
             state.metrics.event("login", "failure");
-            Ok(render_form(&state, &rd, username, Some("Invalid username or password."), StatusCode::UNAUTHORIZED))
+            Ok(render_form(&state, &rd, username, Some("Invalid username or password."), StatusCode::UNAUTHORIZED)
+                .await)
         }
         Err(e) => Err(directory_error(&state, username, ip, e)),
     }

@@ -129,10 +129,10 @@ async fn keycloak_logout(
 ) -> Result<Response, AppError> {
     if method == Method::POST && params.get("refresh_token").ok().flatten().is_some() {
         let provider = oidc(&state)?;
-        let client = client_gate(&state, peer.ip(), &params, &headers)?;
+        let client = client_gate(&state, peer.ip(), &params, &headers).await?;
         let params = params.renamed("refresh_token", "token");
         let result = provider.revoke(&params, authorization(&headers), state.clock.now()).await;
-        return match client_outcome(&state, peer.ip(), client.as_deref(), result) {
+        return match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
             Ok(()) => Ok(no_store(axum::http::StatusCode::NO_CONTENT)),
             Err(e) => Err(oauth_error(e)),
         };
@@ -222,21 +222,26 @@ async fn continue_authorization(
                 Ok(issued) => issued,
                 Err(e) => return authorize_failure(e),
             };
-            let mut updated = (*session).clone();
-            if !updated.signed_in_to.contains(&request.client_id) {
-                updated.signed_in_to.push(request.client_id.clone());
-            }
-            // The sid of the ID token this code yields, for back- and front-channel logout (the latest few).
-            match updated.oidc_clients.iter_mut().find(|c| c.client_id == request.client_id) {
-                Some(c) => {
-                    if c.sids.len() >= MAX_SIDS_PER_CLIENT {
-                        c.sids.remove(0);
-                    }
-                    c.sids.push(sid);
+            // The client, and the sid of the ID token this code yields, for back- and front-channel logout (the
+            // latest few), recorded without losing what another request or replica records at the same time.
+            let client_id = request.client_id.clone();
+            let record = move |s: &mut crate::domain::session::Session| {
+                if !s.signed_in_to.contains(&client_id) {
+                    s.signed_in_to.push(client_id.clone());
                 }
-                None => updated.oidc_clients.push(OidcSignIn { client_id: request.client_id.clone(), sids: vec![sid] }),
-            }
-            state.sessions.update(id, updated).await?;
+                match s.oidc_clients.iter_mut().find(|c| c.client_id == client_id) {
+                    Some(c) => {
+                        if !c.sids.contains(&sid) {
+                            if c.sids.len() >= MAX_SIDS_PER_CLIENT {
+                                c.sids.remove(0);
+                            }
+                            c.sids.push(sid.clone());
+                        }
+                    }
+                    None => s.oidc_clients.push(OidcSignIn { client_id: client_id.clone(), sids: vec![sid.clone()] }),
+                }
+            };
+            state.sessions.modify(id, Box::new(record)).await?;
             tracing::info!(client_id = %request.client_id, username = %principal.username, "authorization code issued");
             Ok(respond(&request, &url))
         }
@@ -244,7 +249,7 @@ async fn continue_authorization(
         LoginDecision::Login => {
             let force = request.prompt == Some(federation::oidc::Prompt::Login) || session.is_some();
             let hint = request.login_hint.clone();
-            let id = state.pending.put(Pending::Oidc(Box::new(request)));
+            let id = state.pending.put(Pending::Oidc(Box::new(request))).await?;
             Ok(to_login_with(&format!("/oauth2/authorize/resume?id={id}"), force, hint.as_deref()))
         }
     }
@@ -291,14 +296,14 @@ async fn resume(
     headers: HeaderMap,
     Query(q): Query<crate::domain::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
-    match state.pending.get(&q.id) {
+    match state.pending.get(&q.id).await? {
         Some(Pending::Oidc(request)) => {
             let resp = continue_authorization(&state, &headers, *request).await?;
             // Done once the browser is sent back to the app; kept while the user is still logging in.
             // (A form_post answer has no Location: it is the answer to the app.)
             let location = resp.headers().get(header::LOCATION).map(|l| l.to_str().unwrap_or(""));
             if location.is_none_or(|l| !l.starts_with("/login")) {
-                state.pending.take(&q.id);
+                state.pending.take(&q.id).await?;
             }
             Ok(resp)
         }
@@ -341,10 +346,10 @@ async fn token(
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let client = client_gate(&state, peer.ip(), &params, &headers).await?;
     let refresh = DirectoryRefresh(&state);
     let result = provider.token_with(&params, authorization(&headers), state.clock.now(), &refresh).await;
-    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
+    match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
         Ok(resp) => Ok(no_store(Json(resp))),
         Err(e) => Err(oauth_error(e)),
     }
@@ -352,14 +357,14 @@ async fn token(
 
 /// Refuses at once (429) a client id or IP with too many failed client authentications, before any secret is
 /// checked; returns the client id the request claims, for [`client_outcome`].
-fn client_gate(
+async fn client_gate(
     state: &AppState,
     ip: std::net::IpAddr,
     params: &Params,
     headers: &HeaderMap,
 ) -> Result<Option<String>, AppError> {
     let claimed = federation::oidc::client::claimed_id(params, authorization(headers));
-    if let Err(retry_after) = state.throttle.check_client(claimed.as_deref(), ip, state.clock.now()) {
+    if let Err(retry_after) = state.throttle.check_client(claimed.as_deref(), ip, state.clock.now()).await {
         tracing::info!(client_id = ?claimed, client_ip = %ip, retry_after, "client authentication throttled");
         state.metrics.event("client_auth", "throttled");
         return Err(AppError::ClientThrottled { retry_after });
@@ -369,7 +374,7 @@ fn client_gate(
 
 /// Counts an `invalid_client` answer against the client id (only a registered one, so made-up ids cannot fill the
 /// counter) and the IP.
-fn client_outcome<T>(
+async fn client_outcome<T>(
     state: &AppState,
     ip: std::net::IpAddr,
     claimed: Option<&str>,
@@ -379,7 +384,7 @@ fn client_outcome<T>(
         && e.code() == federation::oidc::ErrorCode::InvalidClient
     {
         let known = claimed.filter(|id| state.oidc.as_ref().is_some_and(|p| p.client(id).is_some()));
-        state.throttle.record_client_failure(known, ip, state.clock.now());
+        state.throttle.record_client_failure(known, ip, state.clock.now()).await;
         state.metrics.event("client_auth", "failure");
     }
     result
@@ -422,9 +427,9 @@ async fn introspect(
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let client = client_gate(&state, peer.ip(), &params, &headers).await?;
     let result = provider.introspect(&params, authorization(&headers), state.clock.now()).await;
-    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
+    match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
         Ok(v) => Ok(no_store(Json(v))),
         Err(e) => Err(oauth_error(e)),
     }
@@ -437,9 +442,9 @@ async fn revoke(
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
-    let client = client_gate(&state, peer.ip(), &params, &headers)?;
+    let client = client_gate(&state, peer.ip(), &params, &headers).await?;
     let result = provider.revoke(&params, authorization(&headers), state.clock.now()).await;
-    match client_outcome(&state, peer.ip(), client.as_deref(), result) {
+    match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
         Ok(()) => Ok(no_store(())),
         Err(e) => Err(oauth_error(e)),
     }

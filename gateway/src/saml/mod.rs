@@ -161,10 +161,10 @@ async fn resume(
     headers: HeaderMap,
     Query(q): Query<crate::domain::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
-    match state.pending.get(&q.id) {
+    match state.pending.get(&q.id).await? {
         Some(Pending::Saml { sp, request, relay_state }) => {
             if current_session(&state, &headers).await?.is_some() {
-                state.pending.take(&q.id);
+                state.pending.take(&q.id).await?;
             }
             proceed_after_login(&state, &headers, &sp, request.map(|r| *r), relay_state).await
         }
@@ -190,7 +190,10 @@ async fn proceed(
                 "The application asked for a passive login, but you are not signed in.".into(),
             ));
         }
-        let id = state.pending.put(Pending::Saml { sp: sp.to_string(), request: request.map(Box::new), relay_state });
+        let id = state
+            .pending
+            .put(Pending::Saml { sp: sp.to_string(), request: request.map(Box::new), relay_state })
+            .await?;
         let target = format!("/saml/resume?id={id}");
         return Ok(if force {
             axum::response::Redirect::to(&format!(
@@ -226,26 +229,30 @@ async fn proceed_after_login(
         .map(|r| r.name_id.as_str());
     let signed = idp.respond_in_session(sp, &principal, request.as_ref(), earlier_transient, state.clock.now())?;
     if let (Some(index), Some(name_id)) = (&signed.session_index, &signed.name_id) {
-        let mut updated = (*session).clone();
-        if !updated.signed_in_to.iter().any(|s| s == sp_name) {
-            updated.signed_in_to.push(sp_name.to_string());
-        }
-        // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
-        if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
-            updated.saml_session_indexes.remove(0);
-        }
-        updated.saml_session_indexes.push(index.clone());
-        let record = SamlSignIn {
+        let sign_in = SamlSignIn {
             sp: sp_name.to_string(),
             nameid_format: name_id.format.uri().to_string(),
             name_id: name_id.value.clone(),
             session_index: index.clone(),
         };
-        match updated.saml_sps.iter_mut().find(|r| r.sp == sp_name) {
-            Some(r) => *r = record,
-            None => updated.saml_sps.push(record),
-        }
-        state.sessions.update(id, updated).await?;
+        // Recorded without losing what another request or replica records in the same session at the same time.
+        let record = move |updated: &mut crate::domain::session::Session| {
+            if !updated.signed_in_to.iter().any(|s| *s == sign_in.sp) {
+                updated.signed_in_to.push(sign_in.sp.clone());
+            }
+            if !updated.saml_session_indexes.contains(&sign_in.session_index) {
+                // Bounded: a long session that signs in to SPs all day keeps only the latest indexes.
+                if updated.saml_session_indexes.len() >= MAX_SESSION_INDEXES {
+                    updated.saml_session_indexes.remove(0);
+                }
+                updated.saml_session_indexes.push(sign_in.session_index.clone());
+            }
+            match updated.saml_sps.iter_mut().find(|r| r.sp == sign_in.sp) {
+                Some(r) => *r = sign_in.clone(),
+                None => updated.saml_sps.push(sign_in.clone()),
+            }
+        };
+        state.sessions.modify(id, Box::new(record)).await?;
     }
     tracing::info!(sp = sp_name, username = %principal.username, sp_initiated = request.is_some(), "SAML response issued");
     state.metrics.event("saml_response", sp_name);

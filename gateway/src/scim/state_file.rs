@@ -1,5 +1,7 @@
-//! The sync state of one target on disk: `<state_dir>/<target>.json`, written atomically (temporary file, then
-//! rename) so that a crash mid-write leaves the previous state.
+//! The sync state of one target on disk: `<state_dir>/<target>.json`, written atomically (temporary file fsynced,
+//! then renamed, then the directory fsynced) so that a crash mid-write leaves the previous state. A run holds an
+//! exclusive lock on `<state_dir>/<target>.lock` from reading the state to writing it back, so replicas that share
+//! `state_dir` and all run `interval` never sync one target at once (the second one skips that run).
 
 use std::path::{Path, PathBuf};
 
@@ -25,15 +27,46 @@ pub fn load(file: &Path) -> anyhow::Result<SyncState> {
     }
 }
 
-/// Writes the state atomically.
+/// Writes the state atomically and durably.
 pub fn save(file: &Path, state: &SyncState) -> anyhow::Result<()> {
+    use std::io::Write as _;
     let dir = file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating scim.state_dir {}: {e}", dir.display()))?;
     let tmp = file.with_extension("json.tmp");
     let bytes = serde_json::to_vec(state)?;
-    std::fs::write(&tmp, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
+    let mut f = std::fs::File::create(&tmp).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
+    f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
+    drop(f);
     std::fs::rename(&tmp, file).map_err(|e| anyhow::anyhow!("replacing {}: {e}", file.display()))?;
+    // The rename itself is durable once the directory is flushed (best effort: some file systems refuse).
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
+}
+
+/// An exclusive lock on one target's state, held until dropped (the OS releases it if the process dies).
+#[derive(Debug)]
+pub struct TargetLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of the state `file` without waiting: `Ok(None)` when another process (or run) holds it.
+pub fn lock(file: &Path) -> anyhow::Result<Option<TargetLock>> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating scim.state_dir {}: {e}", dir.display()))?;
+    let path = file.with_extension("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("opening the lock file {}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(TargetLock { _file: f })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(anyhow::anyhow!("locking {}: {e}", path.display())),
+    }
 }
 
 #[cfg(test)]
@@ -52,5 +85,18 @@ mod tests {
         std::fs::write(&file, "{not json").unwrap();
         let err = load(&file).unwrap_err().to_string();
         assert!(err.contains("ram.json") && err.contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn one_run_at_a_time_holds_a_target_and_the_lock_is_freed_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = path(dir.path(), "ram");
+        let first = lock(&file).unwrap();
+        assert!(first.is_some(), "a free target can be locked");
+        // Another open of the lock file (as another replica's would be) cannot take it meanwhile.
+        assert!(lock(&file).unwrap().is_none(), "a second run of the same target must be refused");
+        assert!(lock(&path(dir.path(), "other")).unwrap().is_some(), "other targets are independent");
+        drop(first);
+        assert!(lock(&file).unwrap().is_some(), "the lock is released with the run");
     }
 }

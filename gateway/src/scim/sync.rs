@@ -170,6 +170,13 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
     let file = state_file::path(&scim.state_dir, &target.name);
+    let Some(_lock) = state_file::lock(&file)? else {
+        anyhow::bail!(
+            "another process (another fedgate replica sharing scim.state_dir) is syncing target {} right now; this \
+             run was skipped and changed nothing",
+            target.name
+        );
+    };
     let state = state_file::load(&file)?;
     let client = ScimClient::new(target)?;
     let full = options.full || state.last_success.is_none();

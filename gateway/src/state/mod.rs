@@ -2,6 +2,7 @@
 //! engines and the proxy's upstreams; built once from the configuration ([`build`]). [`sign_in`] is the browser's
 //! sign-in session as every feature sees it.
 
+pub mod key_watch;
 pub mod sign_in;
 pub mod single_logout;
 
@@ -17,6 +18,7 @@ use crate::domain::directory::StaticDirectory;
 use crate::domain::pending::PendingRequests;
 use crate::domain::session::SessionStore;
 use crate::domain::session::{Lifetimes, MemoryStore};
+use crate::domain::store::KvStore;
 use crate::domain::throttle::LoginThrottle;
 use crate::http::metrics::Metrics;
 
@@ -54,6 +56,8 @@ pub struct Inner {
     pub logout_poster: crate::http::outbound::FormPoster,
     /// SAML single logouts on their way through the session's SPs.
     pub logout_chains: single_logout::Chains,
+    /// The state store behind sessions, grants, pending requests and throttling (`None`: `kind = "memory"`).
+    pub store: Option<Arc<dyn KvStore>>,
 }
 
 impl AppState {
@@ -97,8 +101,28 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
         (None, _) => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
     };
     let lifetimes = Lifetimes { idle: config.session.idle_timeout, absolute: config.session.absolute_timeout };
-    let sessions = Box::new(MemoryStore::new(config.session.max_sessions, lifetimes));
-    let throttle = LoginThrottle::new(config.login.clone());
+    let store = crate::domain::store::open(&config.store).map_err(|e| {
+        anyhow::Error::new(e)
+            .context(format!("while opening the state store (store.kind = {})", config.store.kind.as_str()))
+    })?;
+    // The one place the backend is chosen: everything below works on the traits.
+    let (sessions, throttle, pending): (Box<dyn SessionStore>, _, _) = match &store {
+        Some(kv) => (
+            Box::new(crate::domain::store::sessions::KvSessionStore::new(
+                kv.clone(),
+                lifetimes,
+                config.store.cache_ttl,
+                config.session.max_sessions,
+            )),
+            LoginThrottle::with_store(config.login.clone(), kv.clone()),
+            PendingRequests::with_store(config.session.max_pending_bytes, kv.clone()),
+        ),
+        None => (
+            Box::new(MemoryStore::new(config.session.max_sessions, lifetimes)),
+            LoginThrottle::new(config.login.clone()),
+            PendingRequests::new(config.session.max_pending_bytes),
+        ),
+    };
     let upstreams = config
         .proxy
         .effective_routes()
@@ -123,11 +147,10 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
     let oidc = config
         .oidc
         .as_ref()
-        .map(|cfg| oidc_provider(cfg, &config.server.public_url, config.keycloak.as_ref()))
+        .map(|cfg| oidc_provider(cfg, &config.server.public_url, config.keycloak.as_ref(), store.clone()))
         .transpose()?;
     let identity_headers = crate::upstream::IdentityHeaders::new(&config.proxy.headers)
         .map_err(|e| anyhow::anyhow!("[proxy.headers]: {e}"))?;
-    let pending = PendingRequests::new(config.session.max_pending_bytes);
     Ok(AppState::new(Inner {
         config,
         directory,
@@ -146,6 +169,7 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
         pending,
         logout_poster: crate::http::outbound::FormPoster::new(sign_in::BACKCHANNEL_TIMEOUT)?,
         logout_chains: single_logout::chains(10_000),
+        store,
     }))
 }
 
@@ -156,6 +180,7 @@ fn oidc_provider(
     cfg: &federation::oidc::OidcConfig,
     public_url: &url::Url,
     keycloak: Option<&crate::config::KeycloakConfig>,
+    store: Option<Arc<dyn KvStore>>,
 ) -> anyhow::Result<Arc<federation::oidc::Provider>> {
     use anyhow::Context as _;
     for c in &cfg.clients {
@@ -171,7 +196,10 @@ fn oidc_provider(
     let keys = federation::oidc::KeySet::load_or_generate(&cfg.keys_dir, cfg.signing_algorithm).with_context(|| {
         format!("while loading the OIDC signing keys from oidc.keys_dir = {}", cfg.keys_dir.display())
     })?;
-    let store = Arc::new(federation::oidc::MemoryGrantStore::default());
+    let store: Arc<dyn federation::oidc::GrantStore> = match store {
+        Some(kv) => Arc::new(crate::domain::store::grants::KvGrantStore::new(kv)),
+        None => Arc::new(federation::oidc::MemoryGrantStore::default()),
+    };
     let issuer = match keycloak {
         Some(kc) => url::Url::parse(&kc.realm_url(public_url))
             .with_context(|| format!("the realm URL of keycloak.realm = {:?} is not a URL", kc.realm))?,

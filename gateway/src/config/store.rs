@@ -1,0 +1,183 @@
+//! `[store]`: where runtime state lives (sessions, authorization codes, refresh-token families, sign-in requests
+//! waiting for a login, brute-force counters). `embedded` (the default) keeps it in one crash-safe file so a
+//! single node survives restarts; `redis` shares it between replicas; `memory` keeps it in the process only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigIssue;
+
+/// The most `store.pool_size` may be set to.
+pub const MAX_POOL_SIZE: usize = 64;
+/// The longest `store.cache_ttl`: a logout on one replica must reach every replica within a second.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Which backend holds the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One crash-safe file under `store.path` (redb); one replica.
+    #[default]
+    Embedded,
+    /// Redis or Valkey at `store.url`; any number of replicas.
+    Redis,
+    /// In the process only: a restart signs everyone out.
+    Memory,
+}
+
+impl StoreKind {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Redis => "redis",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// `embedded`, `redis` or `memory`.
+    pub kind: StoreKind,
+    /// `embedded`: the database file (created with its directory on first start).
+    pub path: PathBuf,
+    /// How long a replica answers from its in-process cache before asking the store again (at most 1 s): the
+    /// longest a logout elsewhere can go unnoticed here.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// `redis`: `redis://host:port/db` or `rediss://` (TLS, system roots or `ca_file`).
+    pub url: String,
+    /// `redis`: ACL user name (Redis 6+); default user when empty.
+    pub username: String,
+    /// `redis`: password; prefer `password_file`.
+    pub password: fedgate_types::Secret,
+    /// `redis`: a file holding the password (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// `redis`: PEM CA certificates that sign the server's certificate (`rediss://` only).
+    pub ca_file: Option<PathBuf>,
+    /// `redis`: prepended to every key, so several deployments can share one database.
+    pub key_prefix: String,
+    /// `redis`: `url` is one node of a Redis Cluster (the others are discovered). Every key carries a hash tag,
+    /// so each atomic operation touches one slot.
+    pub cluster: bool,
+    /// `redis`: how long connecting may take.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// `redis`: how long one command may take before the request fails with "session store unavailable".
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// `redis`: multiplexed connections used round-robin.
+    pub pool_size: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Embedded,
+            path: PathBuf::from("data/state"),
+            cache_ttl: Duration::from_millis(500),
+            url: String::new(),
+            username: String::new(),
+            password: fedgate_types::Secret::default(),
+            password_file: None,
+            ca_file: None,
+            key_prefix: "fedgate:".into(),
+            cluster: false,
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(1),
+            pool_size: 4,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Every problem with `[store]`.
+    pub fn validate(&self, out: &mut Vec<ConfigIssue>) {
+        if self.cache_ttl > MAX_CACHE_TTL {
+            out.push(ConfigIssue::new(
+                "store.cache_ttl",
+                Some(humantime::format_duration(self.cache_ttl).to_string()),
+                "longer than 1s: a logout on another replica would go unnoticed here for that long",
+                "use at most \"1s\" (the default), or \"0s\" to ask the store on every request",
+            ));
+        }
+        match self.kind {
+            StoreKind::Embedded if self.path.as_os_str().is_empty() => out.push(ConfigIssue::new(
+                "store.path",
+                Some(String::new()),
+                "the embedded store needs a file",
+                "e.g. path = \"data/state\" (created on first start), or kind = \"memory\"",
+            )),
+            StoreKind::Redis => self.validate_redis(out),
+            _ => {}
+        }
+    }
+
+    fn validate_redis(&self, out: &mut Vec<ConfigIssue>) {
+        let scheme = self.url.split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("redis" | "rediss")) || self.url.len() <= "redis://".len() {
+            out.push(ConfigIssue::new(
+                "store.url",
+                Some(redact_url(&self.url)),
+                "kind = \"redis\" needs a redis:// or rediss:// URL",
+                "e.g. url = \"redis://127.0.0.1:6379/0\" (Valkey too), or \"rediss://redis.internal:6380\" for TLS",
+            ));
+        } else if self.url.contains('@') {
+            out.push(ConfigIssue::new(
+                "store.url",
+                Some(redact_url(&self.url)),
+                "credentials in the URL would show in logs and process listings",
+                "move them to store.username and store.password_file",
+            ));
+        }
+        if self.ca_file.is_some() && scheme != Some("rediss") {
+            out.push(ConfigIssue::new(
+                "store.ca_file",
+                self.ca_file.as_ref().map(|p| p.display().to_string()),
+                "a CA file only applies to TLS connections",
+                "use a rediss:// URL, or remove ca_file",
+            ));
+        }
+        if !self.password.expose().is_empty() && self.password_file.is_some() {
+            out.push(ConfigIssue::new(
+                "store.password",
+                None,
+                "both password and password_file are set",
+                "keep one; password_file is better (it stays out of the config file)",
+            ));
+        }
+        if self.pool_size == 0 || self.pool_size > MAX_POOL_SIZE {
+            out.push(ConfigIssue::new(
+                "store.pool_size",
+                Some(self.pool_size.to_string()),
+                format!("must be between 1 and {MAX_POOL_SIZE}"),
+                "e.g. pool_size = 4 (each connection multiplexes many requests)",
+            ));
+        }
+        for (key, d) in
+            [("store.connect_timeout", self.connect_timeout), ("store.command_timeout", self.command_timeout)]
+        {
+            if d.is_zero() {
+                out.push(ConfigIssue::new(
+                    key,
+                    Some("0s".into()),
+                    "a zero timeout fails every command",
+                    "e.g. connect_timeout = \"2s\", command_timeout = \"1s\"",
+                ));
+            }
+        }
+    }
+}
+
+/// A URL with anything between `://` and `@` removed, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://<redacted>@{}", &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}

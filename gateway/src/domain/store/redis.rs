@@ -1,0 +1,298 @@
+//! [`RedisKv`]: the store shared by replicas, on Redis or Valkey (same protocol), through the `redis` crate's
+//! tokio [`ConnectionManager`] (a multiplexed connection that reconnects by itself; `pool_size` of them, used
+//! round-robin).
+//!
+//! Connections are made on first use, not at start-up: a Redis that is down when fedgate starts is reported by
+//! `/readyz`, and everything recovers when it comes back, without a restart. Every command has a deadline
+//! (`command_timeout`). Keys are `key_prefix` + `{key}`: the braces are a Redis Cluster hash tag, so each
+//! logical key maps to one slot, and the single-key scripts below stay valid on a cluster.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{IntoConnectionInfo as _, Script};
+use tokio::sync::OnceCell;
+
+use super::{KvStore, OpenError, Result, StoreError, StoreFuture};
+use crate::config::StoreConfig;
+
+/// Compare-and-set: `ARGV[1]` is `1` when a value is expected (`ARGV[2]`), `0` when the key must be absent.
+const CAS: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+";
+
+/// Increment, giving the counter its time to live when it has none yet (the first increment).
+const INCR: &str = r"
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return n
+";
+
+/// The Redis store.
+pub struct RedisKv {
+    /// `store.cluster`: a Redis Cluster client and its one (multiplexed, slot-routing) connection.
+    cluster: Option<(redis::cluster::ClusterClient, OnceCell<ClusterConnection>)>,
+    client: redis::Client,
+    manager_config: ConnectionManagerConfig,
+    pool: Vec<OnceCell<ConnectionManager>>,
+    next: AtomicUsize,
+    prefix: String,
+    command_timeout: Duration,
+    cas: Script,
+    incr: Script,
+}
+
+impl std::fmt::Debug for RedisKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisKv").field("pool", &self.pool.len()).field("prefix", &self.prefix).finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {0:?} (store.command_timeout)")]
+struct Timeout(Duration);
+
+fn err(e: impl Into<super::BoxError>) -> StoreError {
+    StoreError::unavailable("redis", e)
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisKv {
+    /// Prepares the client from `[store]` (reads the password and CA files; connects on first use).
+    pub fn new(cfg: &StoreConfig) -> Result<Self, OpenError> {
+        let bad = |key: &'static str, problem: String, source: Option<super::BoxError>| OpenError::Redis {
+            key,
+            problem,
+            source,
+        };
+        let info = cfg.url.as_str().into_connection_info().map_err(|e| {
+            bad("store.url", "not a Redis URL: use redis://host:port/db or rediss://".into(), Some(e.into()))
+        })?;
+        let mut settings = info.redis_settings().clone();
+        if !cfg.username.is_empty() {
+            settings = settings.set_username(&cfg.username);
+        }
+        let password = match &cfg.password_file {
+            Some(path) => {
+                std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\r', '\n']).to_string()).map_err(|e| {
+                    bad(
+                        "store.password_file",
+                        format!("{} cannot be read: check the path and permissions", path.display()),
+                        Some(e.into()),
+                    )
+                })?
+            }
+            None => cfg.password.expose().to_string(),
+        };
+        if !password.is_empty() {
+            settings = settings.set_password(password);
+        }
+        let info = info.set_redis_settings(settings);
+        let root_cert = match &cfg.ca_file {
+            Some(ca) => Some(std::fs::read(ca).map_err(|e| {
+                bad(
+                    "store.ca_file",
+                    format!("{} cannot be read: check the path and permissions", ca.display()),
+                    Some(e.into()),
+                )
+            })?),
+            None => None,
+        };
+        let cluster = if cfg.cluster {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(vec![info.clone()])
+                .connection_timeout(cfg.connect_timeout)
+                .response_timeout(cfg.command_timeout)
+                .retries(1);
+            if let Some(root_cert) = &root_cert {
+                builder =
+                    builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert.clone()) });
+            }
+            let client = builder
+                .build()
+                .map_err(|e| bad("store.url", "cannot be used for a Redis Cluster".into(), Some(e.into())))?;
+            Some((client, OnceCell::new()))
+        } else {
+            None
+        };
+        let client = match &cfg.ca_file {
+            Some(ca) => {
+                let root_cert = std::fs::read(ca).map_err(|e| {
+                    bad(
+                        "store.ca_file",
+                        format!("{} cannot be read: check the path and permissions", ca.display()),
+                        Some(e.into()),
+                    )
+                })?;
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) },
+                )
+            }
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| bad("store.url", "cannot be used".into(), Some(e.into())))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(cfg.connect_timeout))
+            .set_response_timeout(Some(cfg.command_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        Ok(Self {
+            cluster,
+            client,
+            manager_config,
+            pool: (0..cfg.pool_size.max(1)).map(|_| OnceCell::new()).collect(),
+            next: AtomicUsize::new(0),
+            prefix: cfg.key_prefix.clone(),
+            command_timeout: cfg.command_timeout,
+            cas: Script::new(CAS),
+            incr: Script::new(INCR),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{{{key}}}", self.prefix)
+    }
+
+    /// A connection from the pool (or the cluster connection), connecting it if this is its first use (or the
+    /// first after a failed connect).
+    async fn conn(&self) -> Result<Conn> {
+        if let Some((client, cell)) = &self.cluster {
+            let conn = cell.get_or_try_init(|| client.get_async_connection()).await.map_err(err)?;
+            return Ok(Conn::Cluster(conn.clone()));
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
+        let cell = self.pool.get(i).ok_or_else(|| err(Timeout(Duration::ZERO)))?;
+        let manager = cell
+            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone()))
+            .await
+            .map_err(err)?;
+        Ok(Conn::Single(manager.clone()))
+    }
+
+    /// Runs one command (or script) against a pooled connection within `command_timeout`.
+    async fn run<T, F>(&self, f: impl FnOnce(Conn) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let deadline = self.command_timeout;
+        let attempt = async {
+            let conn = self.conn().await?;
+            f(conn).await.map_err(err)
+        };
+        tokio::time::timeout(deadline, attempt).await.map_err(|_| err(Timeout(deadline)))?
+    }
+}
+
+/// One Redis server (through the reconnecting manager) or a Redis Cluster (slot routing by the keys' hash tags).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl KvStore for RedisKv {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> StoreFuture<'a, Result<()>> {
+        let key = self.key(key);
+        Box::pin(self.run(move |mut c| async move {
+            redis::cmd("SET").arg(&key).arg(value).arg("PX").arg(millis(ttl)).query_async::<()>(&mut c).await
+        }))
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Vec<u8>>>> {
+        let key = self.key(key);
+        Box::pin(self.run(move |mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await }))
+    }
+
+    fn take<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Vec<u8>>>> {
+        // GETDEL (Redis 6.2+, Valkey): atomic on the server, so of all replicas exactly one gets the value.
+        let key = self.key(key);
+        Box::pin(self.run(move |mut c| async move { redis::cmd("GETDEL").arg(&key).query_async(&mut c).await }))
+    }
+
+    fn put_if_absent<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> StoreFuture<'a, Result<bool>> {
+        let key = self.key(key);
+        Box::pin(self.run(move |mut c| async move {
+            let set: Option<String> =
+                redis::cmd("SET").arg(&key).arg(value).arg("NX").arg("PX").arg(millis(ttl)).query_async(&mut c).await?;
+            Ok(set.is_some())
+        }))
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: Vec<u8>,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Result<bool>> {
+        let key = self.key(key);
+        Box::pin(self.run(move |mut c| async move {
+            let mut call = self.cas.key(&key);
+            call.arg(u8::from(expected.is_some())).arg(expected.unwrap_or_default()).arg(new).arg(millis(ttl));
+            let done: i64 = call.invoke_async(&mut c).await?;
+            Ok(done == 1)
+        }))
+    }
+
+    fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<()>> {
+        let key = self.key(key);
+        Box::pin(self.run(move |mut c| async move { redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await }))
+    }
+
+    fn increment<'a>(&'a self, key: &'a str, by: u64, ttl: Duration) -> StoreFuture<'a, Result<u64>> {
+        let key = self.key(key);
+        Box::pin(self.run(move |mut c| async move {
+            let mut call = self.incr.key(&key);
+            call.arg(by).arg(millis(ttl));
+            call.invoke_async(&mut c).await
+        }))
+    }
+
+    fn check(&self) -> StoreFuture<'_, Result<()>> {
+        Box::pin(self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await }))
+    }
+}

@@ -1,0 +1,352 @@
+//! Two replicas of the real `fedgate` binary sharing one real redis-server and one key directory, behind a real
+//! nginx that balances round-robin (no sticky sessions). nginx adds `X-Replica: <upstream address>` to every
+//! response, so each test can check which replica answered.
+
+use std::time::{Duration, Instant};
+
+use e2e::gateway::{GatewayProcess, ProcessOptions, csrf_from, demo_config, fedgate_bin, http};
+use e2e::nginx::Nginx;
+use e2e::redis::Redis;
+use reqwest::StatusCode;
+
+use crate::oidc::{SECRET, oidc_toml};
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const SP_ENTITY: &str = "http://127.0.0.1:9/sp";
+const SP_ACS: &str = "http://127.0.0.1:9/acs";
+
+fn saml_toml(keys: &std::path::Path) -> String {
+    format!(
+        "\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"{SP_ENTITY}\"\n\
+         acs_urls = [\"{SP_ACS}\"]\n",
+        keys.display()
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A client without redirects and without a cookie jar (cookies are passed by hand, as each replica sees them).
+fn raw() -> reqwest::Client {
+    gateway::install_crypto_provider();
+    reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn replica(r: &reqwest::Response) -> String {
+    r.headers().get("x-replica").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string()
+}
+
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+struct Pair {
+    redis: Redis,
+    nginx: Nginx,
+    a: Option<GatewayProcess>,
+    b: GatewayProcess,
+    /// The configuration both replicas run (for `fedgate keys rotate --config`).
+    config: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    fn a(&self) -> &str {
+        &self.a.as_ref().unwrap().base
+    }
+    fn b(&self) -> &str {
+        &self.b.base
+    }
+    fn lb(&self) -> &str {
+        &self.nginx.base
+    }
+}
+
+/// Redis, then nginx (balancing over two ports), then both replicas started at the same moment on one fresh
+/// `keys_dir`, each with `public_url` = nginx.
+async fn pair() -> Pair {
+    let redis = Redis::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let nginx = Nginx::with_server(&format!(
+        "upstream fedgate {{ server 127.0.0.1:{pa}; server 127.0.0.1:{pb}; }}\n\
+         server {{\n  listen 127.0.0.1:{{PORT}};\n  location / {{\n    proxy_pass http://fedgate;\n    \
+         proxy_set_header Host $http_host;\n    add_header X-Replica $upstream_addr always;\n  }}\n}}"
+    ))
+    .unwrap();
+    let public_url = format!("{}/", nginx.base);
+    let body = format!(
+        "{}{}{}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n",
+        demo_config(),
+        oidc_toml(&dir.path().join("keys/oidc"), "ES256"),
+        saml_toml(&dir.path().join("keys/saml")),
+        redis.url()
+    );
+    let config = dir.path().join("fedgate.toml");
+    std::fs::write(&config, format!("[server]\npublic_url = \"{public_url}\"\n{body}")).unwrap();
+    let opts = |port| ProcessOptions { port: Some(port), public_url: Some(&public_url), ..Default::default() };
+    let (a, b) = tokio::join!(GatewayProcess::start_with(&body, opts(pa)), GatewayProcess::start_with(&body, opts(pb)));
+    Pair { redis, nginx, a: Some(a.unwrap()), b: b.unwrap(), config, _dir: dir }
+}
+
+/// Logs `user` in with `password` at `base` (login form from the same base); the response of the POST.
+async fn post_login(base: &str, user: &str, password: &str, rd: &str) -> reqwest::Response {
+    let c = raw();
+    let r = c.get(format!("{base}/login")).send().await.unwrap();
+    let csrf_cookie = set_cookie(&r, "fedgate_csrf").expect("a CSRF cookie");
+    let csrf = csrf_from(&r.text().await.unwrap()).unwrap();
+    c.post(format!("{base}/login"))
+        .header("cookie", csrf_cookie)
+        .form(&[("username", user), ("password", password), ("csrf", csrf.as_str()), ("rd", rd)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn sign_in(base: &str) -> String {
+    let r = post_login(base, "alice", "alice-demo", "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "login at {base}");
+    set_cookie(&r, "fedgate_session").expect("a session cookie")
+}
+
+async fn jwks_and_metadata(base: &str) -> (String, String) {
+    let jwks = http().get(format!("{base}/oauth2/jwks")).send().await.unwrap().text().await.unwrap();
+    let meta = http().get(format!("{base}/saml/metadata")).send().await.unwrap().text().await.unwrap();
+    (jwks, meta)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_started_at_once_on_one_keys_dir_publish_identical_keys_and_both_see_a_rotation() {
+    let p = pair().await;
+    let (ja, ma) = jwks_and_metadata(p.a()).await;
+    let (jb, mb) = jwks_and_metadata(p.b()).await;
+    assert!(ja.contains("\"kid\""), "{ja}");
+    assert_eq!(ja, jb, "JWKS differ between the replicas");
+    assert!(ma.contains("X509Certificate"), "{ma}");
+    assert_eq!(ma, mb, "SAML metadata differ between the replicas");
+
+    // `fedgate keys rotate` against the shared directory: both replicas publish the new set within seconds.
+    let out = std::process::Command::new(fedgate_bin().unwrap())
+        .args(["keys", "rotate", "--config"])
+        .arg(&p.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (na, _) = jwks_and_metadata(p.a()).await;
+        let (nb, _) = jwks_and_metadata(p.b()).await;
+        let kids = |j: &str| serde_json::from_str::<serde_json::Value>(j).unwrap()["keys"].as_array().unwrap().len();
+        if na != ja && na == nb && kids(&na) == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after a rotation the replicas publish\nA: {na}\nB: {nb}\nbefore: {ja}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_from_one_replica_is_redeemed_on_the_other_and_a_saml_request_resumes_on_the_other() {
+    let p = pair().await;
+    let cookie = sign_in(p.lb()).await;
+    let c = raw();
+    let authorize = c
+        .get(format!(
+            "{}/oauth2/authorize?response_type=code&client_id=app&redirect_uri={REDIRECT}\
+             &scope=openid%20offline_access&state=s1&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            p.lb()
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let loc = authorize.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
+    let code = url::Url::parse(&loc)
+        .ok()
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
+        .unwrap_or_else(|| panic!("no code in {loc:?}"));
+    let token = c
+        .post(format!("{}/oauth2/token", p.lb()))
+        .basic_auth("app", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(replica(&authorize), replica(&token), "the balancer sent both requests to one replica");
+    let status = token.status();
+    let body: serde_json::Value = token.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "the code issued by one replica was refused by the other: {body}");
+    // The same code on the first replica now: single use across replicas.
+    let again = c
+        .post(format!("{}/oauth2/token", p.lb()))
+        .basic_auth("app", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "a code was redeemed twice");
+
+    // SAML, SP-initiated: the AuthnRequest lands on one replica, the login POST on the other.
+    let login_form = c.get(format!("{}/login", p.lb())).send().await.unwrap();
+    let csrf_cookie = set_cookie(&login_form, "fedgate_csrf").unwrap();
+    let csrf = csrf_from(&login_form.text().await.unwrap()).unwrap();
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="req-across-replicas" Version="2.0" IssueInstant="2020-09-28T13:09:57.896Z" AssertionConsumerServiceURL="{SP_ACS}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">{SP_ENTITY}</saml2:Issuer></samlp:AuthnRequest>"#
+    );
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut enc, xml.as_bytes()).unwrap();
+    use base64::Engine as _;
+    let req = base64::engine::general_purpose::STANDARD.encode(enc.finish().unwrap());
+    let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("SAMLRequest", &req).finish();
+    let sso = c.get(format!("{}/saml/sso?{q}", p.lb())).send().await.unwrap();
+    assert_eq!(sso.status(), StatusCode::SEE_OTHER, "an unauthenticated AuthnRequest is sent to the login page");
+    let rd = e2e::gateway::rd_of(&sso).expect("rd");
+    let post = c
+        .post(format!("{}/login", p.lb()))
+        .header("cookie", csrf_cookie)
+        .form(&[("username", "bob"), ("password", "bob-demo"), ("csrf", csrf.as_str()), ("rd", rd.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(replica(&sso), replica(&post), "the balancer sent the AuthnRequest and the login to one replica");
+    assert_eq!(post.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie(&post, "fedgate_session").unwrap();
+    let next = post.headers()["location"].to_str().unwrap().to_string();
+    let resume = c.get(format!("{}{next}", p.lb())).header("cookie", &session).send().await.unwrap();
+    assert_eq!(resume.status(), StatusCode::OK, "the SAML request was lost between the replicas");
+    let html = resume.text().await.unwrap();
+    let b64 = html.split("name=\"SAMLResponse\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let response = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
+    assert!(response.contains("InResponseTo=\"req-across-replicas\""), "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_one_replica_is_refused_on_the_other_within_a_second() {
+    let p = pair().await;
+    let cookie = sign_in(p.a()).await;
+    let c = raw();
+    // B has the session in its first-level cache.
+    let r = c.get(format!("{}/", p.b())).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Log out on A (the confirmation form, then its POST).
+    let confirm = c.get(format!("{}/logout", p.a())).header("cookie", &cookie).send().await.unwrap();
+    let csrf = csrf_from(&confirm.text().await.unwrap()).expect("logout form");
+    let out = c
+        .post(format!("{}/logout", p.a()))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success() || out.status().is_redirection(), "logout answered {}", out.status());
+    let logged_out = Instant::now();
+    loop {
+        let r = c.get(format!("{}/", p.b())).header("cookie", &cookie).send().await.unwrap();
+        if r.status() != StatusCode::OK {
+            break;
+        }
+        assert!(
+            logged_out.elapsed() <= Duration::from_secs(1),
+            "replica B still accepts the session {:?} after the logout on A",
+            logged_out.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    eprintln!("logout on A refused on B after {:?}", logged_out.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_wrong_passwords_spread_over_both_replicas_lock_the_account() {
+    let p = pair().await;
+    for i in 0..5 {
+        let base = if i % 2 == 0 { p.a() } else { p.b() };
+        let r = post_login(base, "alice", "wrong-password", "").await;
+        assert_ne!(r.status(), StatusCode::SEE_OTHER, "a wrong password was accepted");
+    }
+    for base in [p.a(), p.b()] {
+        let r = post_login(base, "alice", "alice-demo", "").await;
+        assert_eq!(
+            r.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "after five failures over two replicas the account is not locked at {base}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_killed_under_load_loses_no_session() {
+    let mut p = pair().await;
+    let cookie = sign_in(p.lb()).await;
+    let c = raw();
+    let mut statuses = Vec::new();
+    for i in 0..120 {
+        if i == 40 {
+            p.a.take().unwrap().stop_with("KILL").await.unwrap();
+        }
+        let r = c.get(format!("{}/", p.lb())).header("cookie", &cookie).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "requests after one replica died: {statuses:?}");
+    // New sign-ins and token requests work on the survivor too.
+    sign_in(p.lb()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_mid_test_is_a_clear_503_and_everything_recovers_when_it_returns() {
+    let mut p = pair().await;
+    let cookie = sign_in(p.a()).await;
+    p.redis.stop();
+    let r = post_login(p.a(), "bob", "bob-demo", "").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "a new login with Redis down");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Session store unavailable"), "{page}");
+    let token = raw()
+        .post(format!("{}/oauth2/token", p.a()))
+        .basic_auth("app", Some(SECRET))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "whatever")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = token.text().await.unwrap();
+    assert!(body.contains("temporarily_unavailable") && body.contains("session store unavailable"), "{body}");
+    let ready = http().get(format!("{}/readyz", p.a())).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready = ready.text().await.unwrap();
+    assert!(ready.contains("\"store\"") && ready.contains("redis"), "{ready}");
+
+    p.redis.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = post_login(p.a(), "bob", "bob-demo", "").await;
+        if r.status() == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery after Redis returned: {}", r.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = http().get(format!("{}/readyz", p.a())).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK, "{}", ready.text().await.unwrap());
+    // The session from before the outage survived it (Redis keeps its AOF).
+    let r = raw().get(format!("{}/", p.b())).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

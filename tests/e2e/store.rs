@@ -1,0 +1,204 @@
+//! Durable, shared state (issue 15): the state store's conformance suite on a real redis-server, and restarts of
+//! the real `fedgate` binary (SIGTERM, and SIGKILL) after which the session cookie, the refresh token and the
+//! access token all still work, with the embedded store and with Redis (restarted too, AOF on).
+
+use std::sync::Arc;
+
+use e2e::gateway::{GatewayProcess, ProcessOptions, demo_config, http, session_cookie};
+use e2e::redis::Redis;
+use gateway::config::{StoreConfig, StoreKind};
+use reqwest::StatusCode;
+
+use crate::oidc::{SECRET, oidc_toml};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_redis_store_passes_the_store_conformance_suite() {
+    let redis = Redis::start().unwrap();
+    let cfg = StoreConfig { kind: StoreKind::Redis, url: redis.url(), ..StoreConfig::default() };
+    let kv = gateway::domain::store::redis::RedisKv::new(&cfg).unwrap();
+    gateway::domain::store::conformance(Arc::new(kv), "conf:").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_embedded_store_passes_the_store_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = gateway::domain::store::embedded::EmbeddedKv::open(&dir.path().join("state")).unwrap();
+    gateway::domain::store::conformance(Arc::new(kv), "conf:").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_grants_pending_requests_and_throttling_pass_their_conformance_on_redis() {
+    let redis = Redis::start().unwrap();
+    let cfg = StoreConfig { kind: StoreKind::Redis, url: redis.url(), ..StoreConfig::default() };
+    let kv = gateway::domain::store::redis::RedisKv::new(&cfg).unwrap();
+    gateway::domain::store::typed_conformance(Arc::new(kv)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_grants_pending_requests_and_throttling_pass_their_conformance_on_the_embedded_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = gateway::domain::store::embedded::EmbeddedKv::open(&dir.path().join("state")).unwrap();
+    gateway::domain::store::typed_conformance(Arc::new(kv)).await;
+}
+
+/// The operations that must stay atomic (take, put-if-absent, compare-and-set, increment) and the typed stores
+/// on a real three-master Redis Cluster: every key carries a hash tag, so each operation is on one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_store_and_the_typed_stores_pass_their_conformance_on_a_redis_cluster() {
+    let cluster = e2e::redis::RedisCluster::start().unwrap();
+    let cfg = StoreConfig { kind: StoreKind::Redis, url: cluster.url(), cluster: true, ..StoreConfig::default() };
+    let kv: Arc<dyn gateway::domain::store::KvStore> =
+        Arc::new(gateway::domain::store::redis::RedisKv::new(&cfg).unwrap());
+    gateway::domain::store::conformance(Arc::clone(&kv), "conf:").await;
+    gateway::domain::store::typed_conformance(kv).await;
+    let spread = cluster.keys_per_node();
+    assert!(spread.iter().filter(|n| **n > 0).count() >= 2, "the keys all landed on one node: {spread:?}");
+}
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn no_redirects() -> reqwest::Client {
+    gateway::install_crypto_provider();
+    reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// What a signed-in user holds: the session cookie and a code + PKCE token set.
+struct Held {
+    cookie: String,
+    access_token: String,
+    refresh_token: String,
+}
+
+async fn sign_in(base: &str) -> Held {
+    let cookie = session_cookie(base, "alice").await.unwrap();
+    let r = no_redirects()
+        .get(format!(
+            "{base}/oauth2/authorize?response_type=code&client_id=app&redirect_uri={REDIRECT}\
+             &scope=openid%20offline_access&state=s1&code_challenge={CHALLENGE}&code_challenge_method=S256"
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
+    let code = url::Url::parse(&loc)
+        .ok()
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
+        .unwrap_or_else(|| panic!("no code in {loc:?}"));
+    let tokens: serde_json::Value = http()
+        .post(format!("{base}/oauth2/token"))
+        .basic_auth("app", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let field = |k: &str| tokens[k].as_str().unwrap_or_else(|| panic!("no {k} in {tokens}")).to_string();
+    Held { cookie, access_token: field("access_token"), refresh_token: field("refresh_token") }
+}
+
+/// The session, the access token and the refresh token all still work; the refresh token is rotated.
+async fn still_signed_in(base: &str, held: &mut Held, after: &str) {
+    let r = no_redirects().get(format!("{base}/")).header("cookie", &held.cookie).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "after {after}: the session cookie was sent to {:?}",
+        r.headers().get("location")
+    );
+    assert!(r.text().await.unwrap().contains("alice"), "after {after}: the account page shows the user");
+
+    // The SAML side of the session: an IdP-initiated sign-in to the SP is answered at once, without a login.
+    let r = no_redirects().get(format!("{base}/saml/init/app")).header("cookie", &held.cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "after {after}: SAML sign-in sent to {:?}", r.headers().get("location"));
+    assert!(r.text().await.unwrap().contains("SAMLResponse"), "after {after}: no SAML response");
+
+    let r = http().get(format!("{base}/oauth2/userinfo")).bearer_auth(&held.access_token).send().await.unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "after {after}: userinfo refused the access token: {body}");
+    assert!(body.contains("\"sub\""), "{body}");
+
+    let r = http()
+        .post(format!("{base}/oauth2/token"))
+        .basic_auth("app", Some(SECRET))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", held.refresh_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "after {after}: the refresh token was refused: {body}");
+    held.refresh_token = body["refresh_token"].as_str().unwrap().to_string();
+    held.access_token = body["access_token"].as_str().unwrap().to_string();
+}
+
+async fn start(body: &str, port: u16) -> GatewayProcess {
+    GatewayProcess::start_with(body, ProcessOptions { port: Some(port), ..Default::default() }).await.unwrap()
+}
+
+/// Signs in, then restarts the gateway with SIGTERM and with SIGKILL (calling `between` while it is down).
+async fn survives_restarts(store: &str, mut between: impl FnMut()) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{}{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"http://127.0.0.1:9/sp\"\nacs_urls = [\"http://127.0.0.1:9/acs\"]\n{store}",
+        demo_config(),
+        oidc_toml(&dir.path().join("keys"), "ES256"),
+        dir.path().join("saml").display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut gw = start(&body, port).await;
+    let mut held = sign_in(&base).await;
+    still_signed_in(&base, &mut held, "signing in").await;
+    for signal in ["TERM", "KILL"] {
+        gw.stop_with(signal).await.unwrap();
+        between();
+        gw = start(&body, port).await;
+        still_signed_in(&base, &mut held, &format!("a restart by SIG{signal}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_tokens_survive_restarts_with_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("\n[store]\nkind = \"embedded\"\npath = \"{}\"\n", dir.path().join("state").display());
+    survives_restarts(&store, || {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_tokens_survive_restarts_of_the_gateway_and_redis() {
+    let mut redis = Redis::start().unwrap();
+    let store = format!("\n[store]\nkind = \"redis\"\nurl = \"{}\"\n", redis.url());
+    survives_restarts(&store, || redis.restart().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_same_state_file_refuses_to_start_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let body = format!("{}\n[store]\npath = \"{}\"\n", demo_config(), path.display());
+    let _first = GatewayProcess::start(&body, &[], &[], false).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = dir.path().join("second.toml");
+    std::fs::write(&cfg, format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{body}")).unwrap();
+    let out = tokio::process::Command::new(e2e::gateway::fedgate_bin().unwrap())
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(15), out).await.unwrap().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the second gateway started: {text}");
+    assert!(text.contains(&path.display().to_string()) && text.contains("in use by another process"), "{text}");
+}
