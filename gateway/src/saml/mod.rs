@@ -237,7 +237,7 @@ async fn proceed_after_login(
         };
         // Recorded without losing what another request or replica records in the same session at the same time.
         let record = move |updated: &mut crate::domain::session::Session| {
-            if !updated.signed_in_to.iter().any(|s| *s == sign_in.sp) {
+            if !updated.signed_in_to.contains(&sign_in.sp) {
                 updated.signed_in_to.push(sign_in.sp.clone());
             }
             if !updated.saml_session_indexes.contains(&sign_in.session_index) {
