@@ -145,10 +145,11 @@ fn blocking(report: &str) -> &str {
     report.split("## Blocking").nth(1).map(|s| s.split("\n## ").next().unwrap_or(s)).unwrap_or("")
 }
 
-/// openid-client's code flow with PKCE through the gateway; returns what the RP saw.
-async fn oidc_login(gw: &Gateway, secret: &str, user: &str) -> Value {
+/// openid-client's code flow with PKCE through the gateway, the RP configured with the issuer it had under
+/// Keycloak (the imported config turns realm mode on); returns what the RP saw.
+async fn oidc_login(gw: &Gateway, realm: &str, secret: &str, user: &str) -> Value {
     let env = [
-        ("ISSUER", gw.base.clone()),
+        ("ISSUER", format!("{}/realms/{realm}", gw.base)),
         ("CLIENT_ID", "app".to_string()),
         ("CLIENT_SECRET", secret.to_string()),
         ("REDIRECT_URI", REDIRECT.to_string()),
@@ -173,7 +174,10 @@ fn check_oidc(seen: &Value, user: &str, roles: Value, sub: Option<&str>) {
         assert_eq!(seen["id_token"]["sub"], sub, "the `sub` Keycloak issued is kept: {seen}");
     }
     assert_eq!(seen["id_token"]["preferred_username"], user, "{seen}");
-    assert_eq!(seen["id_token"]["roles"], roles, "[roles] came from the groups' realm roles: {seen}");
+    assert_eq!(seen["issuer"].as_str().map(|i| i.contains("/realms/")), Some(true), "the realm issuer: {seen}");
+    // Keycloak-shaped tokens (claims_profile = "keycloak") carry roles in the access token, not the ID token.
+    assert_eq!(seen["id_token"].get("roles"), None, "{seen}");
+    assert_eq!(seen["userinfo"]["roles"], roles, "[roles] came from the groups' realm roles: {seen}");
     assert_eq!(seen["logout"]["location"], format!("{BYE}?state=bye"), "post.logout.redirect.uris kept: {seen}");
 }
 
@@ -244,7 +248,6 @@ async fn partial_export_masked_secrets_block_then_the_filled_config_signs_users_
         "user federation `partner-ldap`",
         "identity provider `upstream`",
         "client-jwt",
-        "no exact redirect URI",
     ] {
         assert!(block.contains(item), "blocking item {item:?} missing:\n{report}");
     }
@@ -255,7 +258,8 @@ async fn partial_export_masked_secrets_block_then_the_filled_config_signs_users_
         "token exchange",
         "custom authentication flow",
         "one-time passwords (OTP)",
-        "http://127.0.0.1:9/*",
+        "trailing wildcard kept (redirect_uri_rules = \"keycloak\"): http://127.0.0.1:9/*",
+        "→ [keycloak] realm = \"corp\"",
         "f:8a2b6f0e-1d2c-4c2e-9b4a-1d2c3e4f5a6b:<username>` (import off); kept by ldap.subject_template",
         "the private key is masked",
     ] {
@@ -277,7 +281,12 @@ async fn partial_export_masked_secrets_block_then_the_filled_config_signs_users_
     assert!(ok, "{out}\n{config}");
 
     let gw = Gateway::start(&config).await.unwrap();
-    check_oidc(&oidc_login(&gw, SECRET, "alice").await, "alice", json!(["admin"]), Some(&format!("f:{LDAP_ID}:alice")));
+    check_oidc(
+        &oidc_login(&gw, "corp", SECRET, "alice").await,
+        "alice",
+        json!(["admin"]),
+        Some(&format!("f:{LDAP_ID}:alice")),
+    );
     let (seen, _) = saml_login(&gw, "bob").await;
     assert_eq!(seen["name_id"], "bob", "{seen}");
     assert_eq!(seen["attributes"]["mail"], json!(["bob@example.org"]));
@@ -327,7 +336,7 @@ async fn full_export_keeps_the_signing_key_and_the_keycloak_ids() {
     let jwks: Value = http().get(gw.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str(), "the gateway signs with the realm's key: {jwks}");
     check_oidc(
-        &oidc_login(&gw, SECRET, "alice").await,
+        &oidc_login(&gw, "corp", SECRET, "alice").await,
         "alice",
         json!(["admin"]),
         Some("0b8f7a52-1111-4e5e-9c33-3a1f1d2f5b7e"),
@@ -376,7 +385,7 @@ async fn legacy_export_with_user_federation_providers_signs_users_in() {
     let gw = Gateway::start(&imported.config()).await.unwrap();
     let jwks: Value = http().get(gw.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str(), "the legacy realm key signs: {jwks}");
-    let seen = oidc_login(&gw, &secret, "alice").await;
+    let seen = oidc_login(&gw, "ldap-demo", &secret, "alice").await;
     check_oidc(&seen, "alice", json!(["admin"]), None);
     assert_eq!(seen["id_token"]["sub"].as_str().unwrap().len(), 36, "no user export: the entryUUID: {seen}");
     let (seen, _) = saml_login(&gw, "bob").await;
