@@ -159,6 +159,15 @@ pub fn message(ui: &UiConfig, title: &str, message: &str, link: Option<Link<'_>>
     )
 }
 
+/// "Your password has expired" (Active Directory: expired, or must be changed at next logon), with a link to
+/// `[ui] password_help_url` when configured.
+pub fn password_change_required(ui: &UiConfig) -> Markup {
+    let text = "Your password is correct, but it has expired or must be changed before you can sign in. \
+                Change it, then sign in again with the new password.";
+    let link = ui.password_help_url.as_deref().map(|href| Link { href, text: "Change your password" });
+    message(ui, "Password change required", text, link)
+}
+
 /// The signed-out page: the relying parties' front-channel logout URLs in hidden iframes (OIDC Front-Channel
 /// Logout 1.0), the apps that could not be signed out, and, when `next` is given, a link there that the page
 /// follows by itself (no script: a meta refresh, after two seconds when there are iframes to load first).
