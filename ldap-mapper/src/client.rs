@@ -134,7 +134,9 @@ impl Connector {
                 }
                 Err(e) => {
                     match crate::error::tls_hint(&e) {
-                        Some(hint) => tracing::warn!(%url, error = %e, hint, "ldap connect failed; trying the next URL"),
+                        Some(hint) => {
+                            tracing::warn!(%url, error = %e, hint, "ldap connect failed; trying the next URL")
+                        }
                         None => tracing::warn!(%url, error = %e, "ldap connect failed; trying the next URL"),
                     }
                     self.mark(&url, false);

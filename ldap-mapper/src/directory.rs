@@ -217,7 +217,11 @@ impl LdapDirectory {
     /// configured `netbios_domain`) as `alice`; another domain's down-level name finds nobody.
     async fn find_user(&self, conn: &mut Conn, username: &str) -> Result<Option<SearchEntry>> {
         let Some(filter) = self.user_search_filter(username) else {
-            tracing::info!(username, reason = "down-level name of another domain (see ldap.netbios_domain)", "no such user");
+            tracing::info!(
+                username,
+                reason = "down-level name of another domain (see ldap.netbios_domain)",
+                "no such user"
+            );
             return Ok(None);
         };
         let attrs = self.user_attrs();

@@ -5,6 +5,7 @@ pub mod metrics;
 pub mod nginx;
 pub mod node;
 pub mod raw_http;
+pub mod samba;
 pub mod saml_sp;
 pub mod scim;
 pub mod slapd;

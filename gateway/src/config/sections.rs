@@ -227,7 +227,12 @@ pub struct UiConfig {
 
 impl Default for UiConfig {
     fn default() -> Self {
-        Self { product_name: "fedgate".into(), logo_url: None, primary_color: "#2f6feb".into(), password_help_url: None }
+        Self {
+            product_name: "fedgate".into(),
+            logo_url: None,
+            primary_color: "#2f6feb".into(),
+            password_help_url: None,
+        }
     }
 }
 
