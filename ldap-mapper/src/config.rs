@@ -595,4 +595,21 @@ mod tests {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "[redacted]");
         assert!(!format!("{:?}", cfg()).contains("\"x\""));
     }
+
+    #[test]
+    fn netbios_domain_is_checked_and_upper_cased() {
+        let ad = LdapConfig { preset: Preset::ActiveDirectory, netbios_domain: Some("corp".into()), ..cfg() };
+        assert!(ad.validate().is_empty(), "{:?}", ad.validate());
+        assert_eq!(ad.mapping().netbios_domain.as_deref(), Some("CORP"));
+        for bad in ["corp.test", "CORP\\", "", "A-VERY-LONG-DOMAIN-NAME"] {
+            let c = LdapConfig { netbios_domain: Some(bad.into()), ..ad.clone() };
+            let issues = c.validate();
+            assert_eq!(issues.len(), 1, "{bad:?}: {issues:?}");
+            let text = issues[0].to_string();
+            assert!(text.starts_with("netbios_domain = "), "names key and value: {text}");
+            assert!(text.contains("netbios_domain = \"CORP\""), "says the fix: {text}");
+        }
+        let openldap = LdapConfig { netbios_domain: Some("CORP".into()), ..cfg() };
+        assert_eq!(openldap.validate().len(), 1, "only with the AD preset");
+    }
 }

@@ -241,15 +241,15 @@ impl super::Config {
     /// is collected; nothing is changed.
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
-        if let Some(u) = &self.ui.password_help_url {
-            if !url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https")) {
-                out.push(ConfigIssue::new(
-                    "ui.password_help_url",
-                    Some(u.clone()),
-                    "must be an absolute http or https URL",
-                    "set the page where users change their password, e.g. \"https://passwords.example.com/\"",
-                ));
-            }
+        if let Some(u) = &self.ui.password_help_url
+            && !url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https"))
+        {
+            out.push(ConfigIssue::new(
+                "ui.password_help_url",
+                Some(u.clone()),
+                "must be an absolute http or https URL",
+                "set the page where users change their password, e.g. \"https://passwords.example.com/\"",
+            ));
         }
         let url = &self.server.public_url;
         if !matches!(url.scheme(), "http" | "https") {

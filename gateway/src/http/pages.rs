@@ -329,7 +329,18 @@ mod tests {
             product_name: EVIL.into(),
             logo_url: Some(format!("https://example.com/logo.png?{EVIL}")),
             primary_color: "#aa3300".into(),
+            password_help_url: Some(format!("https://example.com/pw?{EVIL}")),
         }
+    }
+
+    #[test]
+    fn the_password_change_page_links_the_help_url_escaped() {
+        let html = password_change_required(&ui()).into_string();
+        assert!(html.contains("Password change required"), "{html}");
+        assert!(html.contains("href=\"https://example.com/pw?"), "{html}");
+        assert!(!html.contains("<script"), "{html}");
+        let plain = password_change_required(&UiConfig::default()).into_string();
+        assert!(!plain.contains("Change your password</a>"), "no link without the key: {plain}");
     }
 
     /// No raw markup from a value survives, in text or in attributes.
