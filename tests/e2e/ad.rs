@@ -162,3 +162,29 @@ async fn an_outage_answers_503_and_logins_recover_without_restart() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// The SCIM client's listing reads AD: every person in scope with nested groups resolved, and an incremental
+/// listing (`whenChanged`) returns only what changed since.
+#[tokio::test]
+async fn listing_from_ad_and_when_changed_increments() {
+    use ldap_mapper::directory::ListQuery;
+    let (dc, _serial) = SambaDc::shared().await.unwrap();
+    let dir = directory(dc, "");
+    let all = dir.list_users(&ListQuery::default()).await.unwrap();
+    let names: Vec<&str> = all.users.iter().map(|u| u.username.as_str()).collect();
+    for u in ["alice", "bob", "dora", "max", "svc-fedgate"] {
+        assert!(names.contains(&u), "{u} missing from {names:?}");
+    }
+    let bob = all.users.iter().find(|u| u.username == "bob").unwrap();
+    assert_eq!(bob.roles, vec!["employee", "researcher"], "nested groups in a listing too");
+    assert!(all.skipped.is_empty(), "{:?}", all.skipped);
+
+    // whenChanged has one-second resolution: start the window on a fresh second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    dc.tool(&["user", "setexpiry", "alice", "--noexpiry"]).unwrap();
+    let changed = dir.list_users(&ListQuery { changed_since: Some(since), ..Default::default() }).await.unwrap();
+    let names: Vec<&str> = changed.users.iter().map(|u| u.username.as_str()).collect();
+    assert!(names.contains(&"alice"), "alice changed: {names:?}");
+    assert!(!names.contains(&"bob"), "bob did not change: {names:?}");
+}
