@@ -18,7 +18,8 @@
 //! VFS module, and fails with "The object name is not found" without it); an smb.conf written *before*
 //! provisioning must already have `[netlogon]`/`[sysvol]`, so the fixture lets provision write it (with
 //! `--option`s) and only adds the TLS lines afterwards. Nothing else (no DNS forwarder, no role-check override).
-//! `samba` must run as root (it checks); `scripts/setup` and CI run as root, and the fixture says so otherwise.
+//! It must run as root (ports 389/636 are privileged, and provisioning sets file ownership and ACLs); `scripts/setup`
+//! and CI run as root, and the fixture says so otherwise.
 //! `samba -i` alone forks a prefork master and workers: `-M single` keeps it to the one PID we stop.
 //! Provisioning takes ~6 s, the users ~1 s each (`samba-tool` is Python).
 //!
@@ -95,7 +96,9 @@ impl SambaDc {
         }
         let uid = Command::new("id").arg("-u").output().context("running id -u")?;
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-            bail!("the Samba AD DC fixture needs root (samba refuses to run otherwise; it binds ports 389 and 636)");
+            bail!(
+                "the Samba AD DC fixture needs root (privileged ports 389 and 636, file ownership and ACLs in provisioning)"
+            );
         }
         for port in [389, 636] {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
