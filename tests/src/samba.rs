@@ -7,6 +7,7 @@
 //!   `interfaces = 127.0.0.1`, `bind interfaces only = yes`, `server services = ldap` (no SMB, KDC, DNS, RPC)
 //!   and `tls certfile/keyfile/cafile` from a generated test CA (certificate SAN 127.0.0.1), so LDAPS is
 //!   verified for real.
+//! - The temp dir outlives the run (a `static` is never dropped); the next run removes it.
 //! - Started as a child in the foreground, one process (`samba -i -M single`), stopped by PID on
 //!   [`SambaDc::stop`]. Its stdin is a pipe the fixture holds: `samba -i` terminates on EOF there, so the DC also
 //!   goes away when the test binary exits (a `static` is never dropped).
@@ -105,6 +106,7 @@ impl SambaDc {
                 bail!("127.0.0.1:{port} is already taken: the Samba AD DC needs LDAP's fixed ports 389 and 636");
             }
         }
+        remove_stale_dirs();
         let dir = tempfile::Builder::new().prefix("fedgate-samba.").tempdir()?;
         let d = dir.path();
         let started = Instant::now();
@@ -281,6 +283,23 @@ impl SambaDc {
             self.ldaps_url(),
             self.ca_pem().display()
         )
+    }
+}
+
+/// The shared DC lives in a `static`, which is never dropped, so its temp dir (~35 MB) outlives the test binary:
+/// each run removes those of earlier runs (older than 10 minutes, so a run going on now keeps its own).
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        if old && e.file_name().to_string_lossy().starts_with("fedgate-samba.") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
