@@ -13,8 +13,12 @@ use ldap_mapper::{Error, LdapDirectory, RoleMap};
 use reqwest::StatusCode;
 
 fn directory(dc: &SambaDc, extra: &str) -> LdapDirectory {
+    directory_from(&dc.ldap_toml(extra))
+}
+
+fn directory_from(toml: &str) -> LdapDirectory {
     gateway::install_crypto_provider();
-    let cfg = gateway::config::load_str(&dc.ldap_toml(extra)).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = gateway::config::load_str(toml).unwrap_or_else(|e| panic!("{e}"));
     let roles = RoleMap::new(BTreeMap::from([
         ("employee".to_string(), vec!["staff".to_string()]),
         ("researcher".to_string(), vec!["ai-researchers".to_string()]),
@@ -187,4 +191,27 @@ async fn listing_from_ad_and_when_changed_increments() {
     let names: Vec<&str> = changed.users.iter().map(|u| u.username.as_str()).collect();
     assert!(names.contains(&"alice"), "alice changed: {names:?}");
     assert!(!names.contains(&"bob"), "bob did not change: {names:?}");
+}
+
+/// Samba's self-generated DC certificate names the DC only in its CN: rustls refuses it, and the error says how to
+/// fix it (a certificate with the name or IP in subjectAltName, `ca_file`).
+#[tokio::test]
+async fn a_dc_certificate_without_subject_alt_name_is_refused_with_the_fix() {
+    let (dc, _serial) = SambaDc::shared().await.unwrap();
+    struct Restore(&'static SambaDc);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            self.0.stop();
+            self.0.ensure_running().expect("samba back with the test CA's certificate");
+        }
+    }
+    let _restore = Restore(dc);
+    let ca = dc.restart_with_self_generated_certificate().unwrap();
+    let toml = dc.ldap_toml("").replace(&dc.ca_pem().display().to_string(), &ca.display().to_string());
+    let dir = directory_from(&toml);
+    let err = dir.authenticate("alice", &password("alice")).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    let why = err.chain();
+    assert!(why.contains("NotValidForName") || why.contains("not valid for name"), "{why}");
+    assert!(why.contains("subjectAltName") && why.contains("ldap.ca_file"), "the fix: {why}");
 }

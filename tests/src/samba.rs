@@ -201,6 +201,30 @@ impl SambaDc {
 
     /// Starts samba if it is not running (first use, or after [`SambaDc::stop`]), and waits for LDAPS.
     pub fn ensure_running(&self) -> anyhow::Result<()> {
+        self.start_with(&self.conf)
+    }
+
+    /// Restarts the DC with the certificate Samba generates itself (`tls enabled = yes` without a certificate of
+    /// ours: a CN-only certificate, no subjectAltName, as on a lab DC) and returns Samba's generated CA. Call
+    /// [`SambaDc::stop`] then [`SambaDc::ensure_running`] to go back to the test CA's certificate.
+    pub fn restart_with_self_generated_certificate(&self) -> anyhow::Result<PathBuf> {
+        let d = self.dir.path().join("self-generated-tls");
+        std::fs::create_dir_all(&d)?;
+        let text = std::fs::read_to_string(&self.conf)?;
+        let alt = self.dir.path().join("etc/smb-self-generated.conf");
+        let text = text
+            .replace(&self.pki.key_pem.display().to_string(), &d.join("key.pem").display().to_string())
+            .replace(&self.pki.cert_pem.display().to_string(), &d.join("cert.pem").display().to_string())
+            .replace(&self.pki.ca_pem.display().to_string(), &d.join("ca.pem").display().to_string());
+        std::fs::write(&alt, text)?;
+        self.stop();
+        self.start_with(&alt)?;
+        let ca = d.join("ca.pem");
+        anyhow::ensure!(ca.exists(), "samba did not generate {}", ca.display());
+        Ok(ca)
+    }
+
+    fn start_with(&self, conf: &Path) -> anyhow::Result<()> {
         let mut slot = self.child.lock().map_err(|_| anyhow::anyhow!("samba fixture lock poisoned"))?;
         if let Some((child, _)) = slot.as_mut() {
             if child.try_wait()?.is_none() {
@@ -216,7 +240,7 @@ impl SambaDc {
         let log = std::fs::File::create(self.dir.path().join("samba.out"))?;
         let mut child = Command::new("samba")
             .args(["-i", "-M", "single", "--no-process-group", "-s"])
-            .arg(&self.conf)
+            .arg(conf)
             .stdin(Stdio::piped())
             .stdout(log.try_clone()?)
             .stderr(log)
