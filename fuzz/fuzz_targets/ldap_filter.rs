@@ -1,13 +1,14 @@
 //! Text that reaches LDAP from outside: the username typed on the login page goes into a search filter
 //! (`ldap_mapper::filter::escape` / `and_equals`), and DNs the directory returns are split into RDNs and read for
-//! group names (`ldap_mapper::dn::{split_rdns, first_value, check}`).
+//! group names (`ldap_mapper::dn::{split_rdns, first_value, check}`). AD logon names (`ad::LogonName`) and AD's bind
+//! diagnostic messages (`ad::BindRefusal::parse`) are split and read.
 //!
 //! Checks: no panic; an escaped value has no `*`, `(`, `)` or NUL and every `\` starts a two-hex-digit escape (no
 //! wildcard or clause injection), and the filter built around it passes the filter check; the RDNs of a DN
 //! rejoin to the DN.
 #![no_main]
 
-use ldap_mapper::{dn, filter};
+use ldap_mapper::{ad, dn, filter};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,4 +32,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(rdns.join(","), text);
     let _ = dn::first_value(text);
     let _ = dn::check(text);
+
+    let _ = ad::BindRefusal::parse(text);
+    match ad::LogonName::parse(text, Some("CORP")) {
+        ad::LogonName::DownLevel(account) => assert!(text.ends_with(account) && !account.is_empty()),
+        ad::LogonName::Account(name) | ad::LogonName::Principal(name) => assert_eq!(name, text),
+        ad::LogonName::ForeignDomain => assert!(text.contains('\\')),
+    }
 });

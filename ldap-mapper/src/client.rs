@@ -133,7 +133,12 @@ impl Connector {
                     return Ok(Conn { ldap, url: url.into() });
                 }
                 Err(e) => {
-                    tracing::warn!(%url, error = %e, "ldap connect failed; trying the next URL");
+                    match crate::error::tls_hint(&e) {
+                        Some(hint) => {
+                            tracing::warn!(%url, error = %e, hint, "ldap connect failed; trying the next URL")
+                        }
+                        None => tracing::warn!(%url, error = %e, "ldap connect failed; trying the next URL"),
+                    }
                     self.mark(&url, false);
                     tried.push(url);
                     last = Some(e);
@@ -141,7 +146,10 @@ impl Connector {
             }
         }
         Err(match last {
-            Some(source) => Unavailable::Connect { urls: tried, source: Box::new(source) },
+            Some(source) => {
+                let hint = crate::error::tls_hint(&source);
+                Unavailable::Connect { urls: tried, hint, source: Box::new(source) }
+            }
             None => Unavailable::NoUrl,
         }
         .into())

@@ -128,6 +128,10 @@ pub struct LdapConfig {
     /// The `sub` of users not in `subject_map_file`: `{unique_id}` and `{username}` (lower-cased), e.g.
     /// `f:<ldap-component-id>:{username}` as Keycloak issued with LDAP import off. Default: the unique id.
     pub subject_template: Option<String>,
+    /// Active Directory: the NetBIOS (pre-Windows 2000) domain name, e.g. `CORP`, so that `CORP\alice` logs in
+    /// as `alice`. Unset: down-level names are not accepted. (`alice@corp.test` is always accepted with the
+    /// `active-directory` preset: it is searched in `userPrincipalName`.)
+    pub netbios_domain: Option<String>,
 }
 
 impl Default for LdapConfig {
@@ -165,6 +169,7 @@ impl Default for LdapConfig {
             cache_ttl: Duration::from_secs(300),
             subject_map_file: None,
             subject_template: None,
+            netbios_domain: None,
         }
     }
 }
@@ -200,8 +205,15 @@ pub struct Mapping {
     pub group_name: String,
     /// Follow nested groups.
     pub nested_groups: bool,
-    /// Active Directory semantics (disabled accounts, in-chain rule, GUIDs).
+    /// Active Directory semantics (disabled accounts, in-chain rule, GUIDs, bind error sub-codes, logon names).
     pub active_directory: bool,
+    /// Active Directory: the NetBIOS domain accepted in `DOMAIN\user` logon names (upper-cased).
+    pub netbios_domain: Option<String>,
+}
+
+/// A NetBIOS domain name as AD accepts it in `DOMAIN\user`: 1-15 characters, letters, digits, `-`, `_`.
+fn valid_netbios_domain(d: &str) -> bool {
+    (1..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl LdapConfig {
@@ -240,6 +252,7 @@ impl LdapConfig {
             group_name: pick(&self.group_name_attribute, "cn", "cn"),
             nested_groups: self.nested_groups.unwrap_or(true),
             active_directory: ad,
+            netbios_domain: self.netbios_domain.as_ref().map(|d| d.trim().to_ascii_uppercase()),
         }
     }
 
@@ -256,6 +269,24 @@ impl LdapConfig {
     /// Every problem in the section, at once.
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
+        if let Some(d) = &self.netbios_domain {
+            if self.preset != Preset::ActiveDirectory {
+                out.push(ConfigIssue::new(
+                    "netbios_domain",
+                    Some(d.clone()),
+                    "only means something with preset = \"active-directory\"",
+                    "remove netbios_domain, or set preset = \"active-directory\"",
+                ));
+            } else if !valid_netbios_domain(d) {
+                out.push(ConfigIssue::new(
+                    "netbios_domain",
+                    Some(d.clone()),
+                    "not a NetBIOS domain name (1-15 letters, digits, '-' or '_'; no dots, no backslash)",
+                    "set the short domain name users type before the backslash, e.g. netbios_domain = \"CORP\" \
+                     (samba-tool domain info / `echo %USERDOMAIN%` on a Windows client)",
+                ));
+            }
+        }
         if self.urls.is_empty() {
             out.push(ConfigIssue::new(
                 "urls",
@@ -563,5 +594,22 @@ mod tests {
     fn secrets_do_not_show_in_debug() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "[redacted]");
         assert!(!format!("{:?}", cfg()).contains("\"x\""));
+    }
+
+    #[test]
+    fn netbios_domain_is_checked_and_upper_cased() {
+        let ad = LdapConfig { preset: Preset::ActiveDirectory, netbios_domain: Some("corp".into()), ..cfg() };
+        assert!(ad.validate().is_empty(), "{:?}", ad.validate());
+        assert_eq!(ad.mapping().netbios_domain.as_deref(), Some("CORP"));
+        for bad in ["corp.test", "CORP\\", "", "A-VERY-LONG-DOMAIN-NAME"] {
+            let c = LdapConfig { netbios_domain: Some(bad.into()), ..ad.clone() };
+            let issues = c.validate();
+            assert_eq!(issues.len(), 1, "{bad:?}: {issues:?}");
+            let text = issues[0].to_string();
+            assert!(text.starts_with("netbios_domain = "), "names key and value: {text}");
+            assert!(text.contains("netbios_domain = \"CORP\""), "says the fix: {text}");
+        }
+        let openldap = LdapConfig { netbios_domain: Some("CORP".into()), ..cfg() };
+        assert_eq!(openldap.validate().len(), 1, "only with the AD preset");
     }
 }

@@ -213,8 +213,17 @@ impl LdapDirectory {
     }
 
     /// Finds the one entry for `username`. Zero or several matches are `InvalidCredentials` (logged precisely).
+    /// With the AD preset, `alice@corp.test` is also searched in `userPrincipalName` and `CORP\\alice` (for the
+    /// configured `netbios_domain`) as `alice`; another domain's down-level name finds nobody.
     async fn find_user(&self, conn: &mut Conn, username: &str) -> Result<Option<SearchEntry>> {
-        let filter = crate::filter::and_equals(&self.mapping.user_filter, &self.mapping.username, username);
+        let Some(filter) = self.user_search_filter(username) else {
+            tracing::info!(
+                username,
+                reason = "down-level name of another domain (see ldap.netbios_domain)",
+                "no such user"
+            );
+            return Ok(None);
+        };
         let attrs = self.user_attrs();
         let mut entries = self.search(conn, &self.cfg.users_dn, self.mapping.scope, &filter, &attrs).await?;
         match entries.len() {
@@ -231,6 +240,27 @@ impl LdapDirectory {
                 Err(Error::InvalidCredentials)
             }
         }
+    }
+
+    /// The filter that finds the entry `username` names (values escaped); `None` for a name that cannot match.
+    pub fn user_search_filter(&self, username: &str) -> Option<String> {
+        use crate::ad::LogonName;
+        use crate::filter::{and_equals, escape};
+        let m = &self.mapping;
+        if !m.active_directory {
+            return Some(and_equals(&m.user_filter, &m.username, username));
+        }
+        Some(match LogonName::parse(username, m.netbios_domain.as_deref()) {
+            LogonName::Account(name) | LogonName::DownLevel(name) => and_equals(&m.user_filter, &m.username, name),
+            LogonName::Principal(upn) if m.username.eq_ignore_ascii_case("userPrincipalName") => {
+                and_equals(&m.user_filter, &m.username, upn)
+            }
+            LogonName::Principal(upn) => {
+                let v = escape(upn);
+                format!("(&{}(|({}={v})(userPrincipalName={v})))", m.user_filter, m.username)
+            }
+            LogonName::ForeignDomain => return None,
+        })
     }
 
     /// Checks `username` / `password` and returns the mapped user: [`LdapDirectory::find_login`] then
@@ -285,11 +315,24 @@ impl LdapDirectory {
             tracing::info!(username, reason = "no such user under users_dn", "ldap login refused");
             return Err(Error::InvalidCredentials);
         };
-        self.bind_as(&entry.dn, password).await.inspect_err(|e| {
-            if matches!(e, Error::InvalidCredentials) {
+        match self.bind_as(&entry.dn, password).await {
+            Ok(()) => {}
+            Err(Error::InvalidCredentials) => {
                 tracing::info!(username, dn = %entry.dn, reason = "wrong password", "ldap login refused");
+                return Err(Error::InvalidCredentials);
             }
-        })?;
+            Err(Error::AdBindRefused(r)) => {
+                tracing::info!(
+                    username,
+                    dn = %entry.dn,
+                    reason = r.reason(),
+                    ad_data = r.code(),
+                    "ldap login refused"
+                );
+                return Err(if r.is_wrong_credentials() { Error::InvalidCredentials } else { Error::AdBindRefused(r) });
+            }
+            Err(e) => return Err(e),
+        }
         if self.mapping.active_directory {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
@@ -313,6 +356,13 @@ impl LdapDirectory {
                     self.bind_pool.put(conn);
                     return match res.rc {
                         0 => Ok(()),
+                        // AD says why in the message's `data` sub-code (disabled, expired, locked out, ...).
+                        RC_INVALID_CREDENTIALS if self.mapping.active_directory => {
+                            match crate::ad::BindRefusal::parse(&res.text) {
+                                Some(crate::ad::BindRefusal::WrongPassword) | None => Err(Error::InvalidCredentials),
+                                Some(r) => Err(Error::AdBindRefused(r)),
+                            }
+                        }
                         RC_INVALID_CREDENTIALS => Err(Error::InvalidCredentials),
                         rc => {
                             tracing::info!(dn, rc, text = %res.text, "user bind refused by the directory");
@@ -474,7 +524,9 @@ impl LdapDirectory {
         let mut report = ProbeReport {
             username: username.to_string(),
             users_dn: self.cfg.users_dn.clone(),
-            filter: crate::filter::and_equals(&m.user_filter, &m.username, username),
+            filter: self.user_search_filter(username).unwrap_or_else(|| {
+                format!("(none: {username} is a down-level name of another domain than ldap.netbios_domain)")
+            }),
             entry_dn: None,
             attributes: Vec::new(),
             mapped: Vec::new(),
@@ -538,6 +590,8 @@ impl LdapDirectory {
         if let Some(pw) = password {
             report.bind = Some(match self.authenticate(username, pw).await {
                 Ok(_) => "ok: the password binds".into(),
+                Err(Error::InvalidCredentials) => "failed: wrong password (invalid credentials)".into(),
+                Err(e @ Error::AdBindRefused(_)) => format!("failed: {e}"),
                 Err(e) => format!("failed: {}", e.chain()),
             });
         }

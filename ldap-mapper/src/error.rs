@@ -17,6 +17,12 @@ pub enum Error {
     /// The account exists and the password may be right, but the directory marks it disabled or expired (AD).
     #[error("account disabled or expired: {0}")]
     AccountDisabled(String),
+    /// Active Directory refused the bind for a reason its message names (result 49 with `AcceptSecurityContext
+    /// error, data <code>`): disabled, expired, locked out, password expired or to be changed, logon hours,
+    /// workstation. Only [`BindRefusal::password_change_required`](crate::ad::BindRefusal::password_change_required)
+    /// ones may be told to the user; the others look like [`Error::InvalidCredentials`] from outside.
+    #[error("Active Directory refused the bind: {0}")]
+    AdBindRefused(crate::ad::BindRefusal),
     /// The directory could not be asked: no URL answered, an operation failed or timed out, or every connection
     /// of a pool stayed busy.
     #[error(transparent)]
@@ -100,10 +106,12 @@ pub enum Unavailable {
     NoUrl,
     /// No configured URL accepted a connection. The source is the last URL's error; each failure is also logged
     /// as it happens.
-    #[error("no directory URL answered (tried {})", urls.join(", "))]
+    #[error("no directory URL answered (tried {}){}", urls.join(", "), hint.map(|h| format!(" ({h})")).unwrap_or_default())]
     Connect {
         /// The URLs tried, in order.
         urls: Vec<String>,
+        /// How to fix the last failure, when it is a known one (see [`tls_hint`]).
+        hint: Option<&'static str>,
         /// Why the last one failed.
         #[source]
         source: Box<ldap3::LdapError>,
@@ -132,6 +140,26 @@ pub enum Unavailable {
         /// How long the caller waited.
         waited: Duration,
     },
+}
+
+/// What to do about a certificate the directory presented that does not name the host in the URL.
+pub const CERT_NAME_HINT: &str = "the directory's certificate does not name the host in ldap.urls in its \
+     subjectAltName (a DC's self-generated certificate has only a CN, which TLS clients ignore): give the DC a \
+     certificate with its DNS name or IP address in subjectAltName, signed by a CA you put in ldap.ca_file, and use \
+     exactly that name or IP in ldap.urls (see docs/active-directory.md, \"Certificates\")";
+
+/// A fix for a connection failure whose cause is recognised: today a certificate not valid for the URL's name
+/// (rustls `certificate not valid for name`, e.g. a Samba DC's CN-only certificate).
+pub fn tls_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if text.contains("not valid for name") || text.contains("NotValidForName") {
+            return Some(CERT_NAME_HINT);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 impl From<Unavailable> for Error {
@@ -186,5 +214,22 @@ mod tests {
             "all 4 bind connections to the directory stayed busy for 5s; raise \
              ldap.max_connections (or ldap.pool_wait_timeout)"
         );
+    }
+
+    #[test]
+    fn a_certificate_without_the_name_gets_a_fix() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        let io = std::io::Error::other(tls);
+        let e = Error::from(Unavailable::Connect {
+            urls: vec!["ldaps://127.0.0.1:636".into()],
+            hint: tls_hint(&io),
+            source: Box::new(ldap3::LdapError::Io { source: io }),
+        });
+        let chain = e.chain();
+        assert!(chain.contains("subjectAltName"), "{chain}");
+        assert!(chain.contains("ldap.ca_file"), "{chain}");
+        assert!(chain.contains("NotValidForName") || chain.contains("not valid for name"), "{chain}");
+        let other = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(tls_hint(&other), None);
     }
 }

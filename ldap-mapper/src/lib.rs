@@ -3,6 +3,7 @@
 //! Binds users against the directory, searches under a configurable Users DN, and maps one entry (attributes,
 //! groups) to one [`MappedUser`], with groups turned into roles by a [`RoleMap`]. No HTTP, no tokens.
 
+pub mod ad;
 pub mod client;
 pub mod config;
 pub mod directory;

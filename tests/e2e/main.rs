@@ -1,5 +1,6 @@
 //! fedgate's end-to-end tests: one binary, real slapd, the real gateway, real independent clients.
 
+mod ad;
 mod attacks;
 mod browser;
 mod foundation;

@@ -6,6 +6,7 @@ pub mod nginx;
 pub mod node;
 pub mod raw_http;
 pub mod redis;
+pub mod samba;
 pub mod saml_sp;
 pub mod scim;
 pub mod slapd;

@@ -220,11 +220,19 @@ pub struct UiConfig {
     pub logo_url: Option<String>,
     /// Accent colour (CSS hex, e.g. `#2f6feb`).
     pub primary_color: String,
+    /// Where users change an expired password (a self-service portal, the helpdesk's page), linked from the
+    /// "your password has expired" page (Active Directory).
+    pub password_help_url: Option<String>,
 }
 
 impl Default for UiConfig {
     fn default() -> Self {
-        Self { product_name: "fedgate".into(), logo_url: None, primary_color: "#2f6feb".into() }
+        Self {
+            product_name: "fedgate".into(),
+            logo_url: None,
+            primary_color: "#2f6feb".into(),
+            password_help_url: None,
+        }
     }
 }
 
@@ -280,6 +288,16 @@ impl super::Config {
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
         self.store.validate(&mut out);
+        if let Some(u) = &self.ui.password_help_url
+            && !url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https"))
+        {
+            out.push(ConfigIssue::new(
+                "ui.password_help_url",
+                Some(u.clone()),
+                "must be an absolute http or https URL",
+                "set the page where users change their password, e.g. \"https://passwords.example.com/\"",
+            ));
+        }
         let url = &self.server.public_url;
         if !matches!(url.scheme(), "http" | "https") {
             out.push(ConfigIssue::new(

@@ -15,6 +15,9 @@ pub enum AuthError {
     /// Unknown user, wrong password, empty password, ambiguous match, disabled account: all look the same outside.
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// The password is right but has expired or must be changed first (Active Directory); the user is told so.
+    #[error("password expired or must be changed")]
+    PasswordChangeRequired,
     /// The directory could not be asked; this is not the user's fault.
     #[error("directory unavailable")]
     Unavailable(#[source] DirectoryFailure),
@@ -138,7 +141,8 @@ const DUMMY_HASH: &str =
 fn from_ldap(e: ldap_mapper::Error) -> AuthError {
     use ldap_mapper::Error as E;
     match e {
-        E::InvalidCredentials | E::AccountDisabled(_) => AuthError::InvalidCredentials,
+        E::AdBindRefused(r) if r.password_change_required() => AuthError::PasswordChangeRequired,
+        E::InvalidCredentials | E::AccountDisabled(_) | E::AdBindRefused(_) => AuthError::InvalidCredentials,
         E::Unavailable(_)
         | E::ServiceBind { .. }
         | E::Refused { .. }

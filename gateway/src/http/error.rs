@@ -152,6 +152,9 @@ impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::InvalidCredentials => Self::Forbidden("invalid username or password".into()),
+            AuthError::PasswordChangeRequired => {
+                Self::Forbidden("your password has expired or must be changed; change it, then sign in again".into())
+            }
             e @ (AuthError::Unavailable(_) | AuthError::Misconfigured(_)) => Self::Directory(e),
         }
     }
@@ -182,7 +185,9 @@ impl AppError {
                 "Too many attempts",
                 format!("Too many failed sign-in attempts. Try again in {retry_after} seconds."),
             ),
-            Self::Directory(AuthError::Unavailable(_) | AuthError::InvalidCredentials) => (
+            Self::Directory(
+                AuthError::Unavailable(_) | AuthError::InvalidCredentials | AuthError::PasswordChangeRequired,
+            ) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Directory unavailable",
                 "The user directory cannot be reached right now, so nobody can sign in. \

@@ -159,6 +159,15 @@ pub fn message(ui: &UiConfig, title: &str, message: &str, link: Option<Link<'_>>
     )
 }
 
+/// "Your password has expired" (Active Directory: expired, or must be changed at next logon), with a link to
+/// `[ui] password_help_url` when configured.
+pub fn password_change_required(ui: &UiConfig) -> Markup {
+    let text = "Your password is correct, but it has expired or must be changed before you can sign in. \
+                Change it, then sign in again with the new password.";
+    let link = ui.password_help_url.as_deref().map(|href| Link { href, text: "Change your password" });
+    message(ui, "Password change required", text, link)
+}
+
 /// The signed-out page: the relying parties' front-channel logout URLs in hidden iframes (OIDC Front-Channel
 /// Logout 1.0), the apps that could not be signed out, and, when `next` is given, a link there that the page
 /// follows by itself (no script: a meta refresh, after two seconds when there are iframes to load first).
@@ -320,7 +329,18 @@ mod tests {
             product_name: EVIL.into(),
             logo_url: Some(format!("https://example.com/logo.png?{EVIL}")),
             primary_color: "#aa3300".into(),
+            password_help_url: Some(format!("https://example.com/pw?{EVIL}")),
         }
+    }
+
+    #[test]
+    fn the_password_change_page_links_the_help_url_escaped() {
+        let html = password_change_required(&ui()).into_string();
+        assert!(html.contains("Password change required"), "{html}");
+        assert!(html.contains("href=\"https://example.com/pw?"), "{html}");
+        assert!(!html.contains("<script"), "{html}");
+        let plain = password_change_required(&UiConfig::default()).into_string();
+        assert!(!plain.contains("Change your password</a>"), "no link without the key: {plain}");
     }
 
     /// No raw markup from a value survives, in text or in attributes.

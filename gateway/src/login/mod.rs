@@ -185,6 +185,14 @@ async fn login_post(
             Ok(render_form(&state, &rd, username, Some("Invalid username or password."), StatusCode::UNAUTHORIZED)
                 .await)
         }
+        Err(AuthError::PasswordChangeRequired) => {
+            // Only the password's owner gets this answer (AD checks the password first): say so, not "invalid".
+            tracing::info!(username, client_ip = %ip, outcome = "failure", reason = "password change required", "login attempt");
+            state.metrics.event("login", "password_change_required");
+            let mut resp = (StatusCode::FORBIDDEN, pages::password_change_required(&state.config.ui)).into_response();
+            no_store(&mut resp);
+            Ok(resp)
+        }
         Err(e) => Err(directory_error(&state, username, ip, e)),
     }
 }
