@@ -22,15 +22,29 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let directory = state.directory.check().await;
+    // Providers not discovered yet are tried again in the background (at most every few seconds each).
+    if state.brokers.all().iter().any(|p| !p.available()) {
+        let brokers = state.brokers.clone();
+        tokio::spawn(async move { brokers.discover_all().await });
+    }
+    let upstreams: serde_json::Map<String, serde_json::Value> = state
+        .brokers
+        .all()
+        .iter()
+        .map(|p| (p.config.name.clone(), json!(p.problem().unwrap_or_else(|| "ok".into()))))
+        .collect();
+    let upstreams_ok = state.brokers.all().iter().all(|p| p.available());
+    let ready = directory.is_ok() && upstreams_ok;
     let body = json!({
-        "status": if directory.is_ok() { "ready" } else { "not ready" },
+        "status": if ready { "ready" } else { "not ready" },
         "directory": {
             "kind": state.directory.kind(),
             "status": match &directory { Ok(()) => "ok".to_string(), Err(e) => e.to_string() },
         },
+        "upstreams": upstreams,
         "sessions": state.sessions.count(),
     });
-    let status = if directory.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }
 

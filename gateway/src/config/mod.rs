@@ -7,6 +7,7 @@
 mod problems;
 pub mod proxy;
 mod sections;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use problems::{ConfigError, ConfigIssue};
 pub use proxy::{HeaderNames, ProxyConfig, RouteConfig, Unmatched};
 pub use sections::*;
+pub use upstream::{LinkMode, UpstreamConfig, UpstreamOidcConfig};
 
 /// The environment variable that names the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "FEDGATE_CONFIG";
@@ -53,6 +55,8 @@ pub struct Config {
     pub proxy: crate::config::ProxyConfig,
     /// `[scim]`: provisioning directory users to SCIM servers (`fedgate scim sync`).
     pub scim: Option<federation::scim::ScimConfig>,
+    /// `[[upstream.oidc]]`: OpenID Connect providers users may sign in through.
+    pub upstream: UpstreamConfig,
 }
 
 impl Config {
@@ -78,6 +82,7 @@ impl Config {
                 targets: vec![federation::scim::TargetConfig::default()],
                 ..Default::default()
             }),
+            upstream: UpstreamConfig { oidc: vec![UpstreamOidcConfig::default()] },
             ..Self::default()
         }
     }

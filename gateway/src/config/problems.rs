@@ -75,7 +75,7 @@ fn extract_section(figment: &Figment, section: &str, config: &mut Config) -> Res
             }
         };
     }
-    sections!(server, log, directory, roles, session, login, ui, oidc, ldap, saml, proxy, scim);
+    sections!(server, log, directory, roles, session, login, ui, oidc, ldap, saml, proxy, scim, upstream);
     Ok(())
 }
 

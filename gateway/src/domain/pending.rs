@@ -22,6 +22,25 @@ pub enum Pending {
         /// RelayState to echo.
         relay_state: Option<String>,
     },
+    /// A sign-in through an upstream OpenID Connect provider, waiting for its callback (kept under its `state`).
+    Upstream(Box<UpstreamLogin>),
+}
+
+/// What the callback of a sign-in through an upstream provider needs. Plain data, so a durable store can keep it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpstreamLogin {
+    /// The `[[upstream.oidc]]` name.
+    pub provider: String,
+    /// The `state` sent upstream (also this entry's key).
+    pub state: String,
+    /// The `nonce` sent upstream.
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub pkce_verifier: String,
+    /// Where to go after the sign-in (already validated, or empty).
+    pub return_to: String,
+    /// The value of the browser's binding cookie: the callback must come from the browser that started.
+    pub binding: String,
 }
 
 /// The waiting requests. Anyone can create them without logging in, so they are bounded by bytes (each entry
@@ -99,6 +118,15 @@ impl Pending {
                             + opt(&r.acs_url)
                     })
             }
+            Self::Upstream(u) => {
+                std::mem::size_of::<UpstreamLogin>()
+                    + u.provider.len()
+                    + u.state.len()
+                    + u.nonce.len()
+                    + u.pkce_verifier.len()
+                    + u.return_to.len()
+                    + u.binding.len()
+            }
         };
         ENTRY_OVERHEAD + heap
     }
@@ -110,6 +138,11 @@ impl PendingRequests {
         let id = fedgate_types::random::token();
         self.cache.insert(id.clone(), request);
         id
+    }
+
+    /// Keeps `request` under an id the caller chose (a random `state`).
+    pub fn insert(&self, id: String, request: Pending) {
+        self.cache.insert(id, request);
     }
 
     /// The request under `id`, if it has not expired. It stays until it expires or is [`taken`](Self::take), so a
