@@ -32,6 +32,14 @@ pub enum AuthMethod {
 pub struct UpstreamSignIn {
     /// The `[[upstream.oidc]]` name.
     pub provider: String,
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The `amr` values the provider reported.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The `acr` the provider reported.
+    #[serde(default)]
+    pub acr: Option<String>,
     /// The provider's ID token, kept only when `logout_upstream` needs it as `id_token_hint`.
     pub id_token: Option<String>,
 }

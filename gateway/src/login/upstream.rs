@@ -169,8 +169,16 @@ async fn callback(
     }
     let id = random::token();
     let mut session = Session::new(user, AuthMethod::Upstream, now);
+    let strings = |v: Option<&serde_json::Value>| -> Vec<String> {
+        v.and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
     session.upstream = Some(UpstreamSignIn {
         provider: name.clone(),
+        issuer: provider.config.issuer.clone(),
+        amr: strings(identity.claims.get("amr")),
+        acr: identity.claims.get("acr").and_then(|v| v.as_str()).map(str::to_string),
         id_token: provider.config.logout_upstream.then_some(identity.id_token),
     });
     state.sessions.insert(&id, session).await?;
@@ -276,4 +284,11 @@ pub fn direct(state: &AppState, hint: Option<&str>, rd: &str) -> Option<Response
         format!("?{}", serde_urlencoded::to_string([("rd", rd)]).unwrap_or_default())
     };
     Some(Redirect::to(&format!("/login/{name}{q}")).into_response())
+}
+
+/// Where to end the upstream session of `session`, when its provider has `logout_upstream = true`.
+pub fn end_session_url(state: &AppState, session: &Session) -> Option<url::Url> {
+    let up = session.upstream.as_ref()?;
+    let provider = state.brokers.get(&up.provider)?;
+    provider.end_session_url(up.id_token.as_deref(), &state.config.server.public_url)
 }
