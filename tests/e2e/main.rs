@@ -12,3 +12,4 @@ mod oidc;
 mod proxy;
 mod saml;
 mod scim;
+mod upstream_login;

@@ -73,7 +73,7 @@ pub enum BrokerError {
         reason: String,
     },
     /// The ID token failed verification.
-    #[error("the ID token from {provider} is not valid: {reason}")]
+    #[error("The ID token from {provider} is not valid: {reason}")]
     IdToken {
         /// The provider's label.
         provider: String,
@@ -335,7 +335,13 @@ impl UpstreamProvider {
             .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
             .request_async(&http)
             .await
-            .map_err(|e| BrokerError::TokenExchange { provider: self.label().into(), reason: token_error(&e) })?;
+            .map_err(|e| match e {
+                // The provider did not answer: it is down, not refusing.
+                openidconnect::RequestTokenError::Request(ref t) => {
+                    self.unavailable(format!("token endpoint: {}", error_chain(t)))
+                }
+                e => BrokerError::TokenExchange { provider: self.label().into(), reason: token_error(&e) },
+            })?;
         let id_token = token.id_token().ok_or_else(|| BrokerError::IdToken {
             provider: self.label().into(),
             reason: "the token response has no id_token".into(),
