@@ -111,12 +111,26 @@ fn form_of(html: &str) -> Option<(String, Vec<(String, String)>)> {
 /// Drives a sign-in from `start` (a gateway URL) through the provider's interaction pages (login, and consent if
 /// shown) as `user`, following every redirect; the last response (not a redirect, or a redirect off both sites).
 async fn sign_in_at_op(c: &reqwest::Client, start: &str, user: &str) -> (String, reqwest::Response) {
+    let (url, r, _) = sign_in_at_op_via(c, start, user).await;
+    (url, r)
+}
+
+/// [`sign_in_at_op`], also returning the callback URL the provider sent the browser to.
+async fn sign_in_at_op_via(
+    c: &reqwest::Client,
+    start: &str,
+    user: &str,
+) -> (String, reqwest::Response, Option<url::Url>) {
+    let mut callback = None;
     let mut url = url::Url::parse(start).unwrap();
     let mut r = c.get(url.clone()).send().await.unwrap();
     for _ in 0..20 {
         if r.status().is_redirection() {
             let loc = r.headers()["location"].to_str().unwrap().to_string();
             url = url.join(&loc).unwrap();
+            if url.path().ends_with("/callback") {
+                callback = Some(url.clone());
+            }
             r = c.get(url.clone()).send().await.unwrap();
             continue;
         }
@@ -136,7 +150,7 @@ async fn sign_in_at_op(c: &reqwest::Client, start: &str, user: &str) -> (String,
         }
         break;
     }
-    (url.to_string(), r)
+    (url.to_string(), r, callback)
 }
 
 struct Env {
@@ -311,9 +325,21 @@ async fn callback_replays_foreign_browsers_and_tampered_state_are_refused() {
         r.status()
     );
     // A fresh, untampered sign-in works (the refusals above were not the test being unable to pass).
-    let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), "alice").await;
+    let (url, r, used) = sign_in_at_op_via(&c, &e.gw.url("/login/corp"), "alice").await;
     assert_eq!(r.status(), StatusCode::OK, "{url}");
     assert_eq!(url, e.gw.url("/"));
+    // A replayed code: a fresh sign-in's state (this browser's) with the code already redeemed. The provider
+    // refuses it, and so does fedgate.
+    let used = used.unwrap();
+    let code = used.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let r = c.get(e.gw.url("/login/corp")).send().await.unwrap();
+    let auth = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let state = auth.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let r = c.get(e.gw.url("/login/corp/callback")).query(&[("state", state), ("code", code)]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get_all("set-cookie").iter().all(|v| !v.to_str().unwrap().starts_with("fedgate_session=")));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Corp SSO refused the sign-in code: invalid_grant"), "{body}");
 }
 
 #[tokio::test]
