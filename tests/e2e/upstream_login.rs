@@ -161,6 +161,11 @@ struct Env {
 }
 
 async fn env_with(extra_upstream: &str, extra: &str) -> Env {
+    env_full(extra_upstream, extra, true).await
+}
+
+/// With `proxy` off, `/` is fedgate's account page; on, everything not fedgate's goes to an echo upstream.
+async fn env_full(extra_upstream: &str, extra: &str, proxy: bool) -> Env {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let op = Op::start(free_port(), &format!("{base}/login/corp/callback"));
@@ -188,11 +193,10 @@ preset = "aliyun-ram-user"
 site = "intl"
 account_id = "1234567890123456"
 auxiliary_domain = "corp.example.com"
-[proxy]
-upstream = "{echo}"
+{proxy}
 {up}"#,
         keys = keys.path().display(),
-        echo = echo.base,
+        proxy = if proxy { format!("[proxy]\nupstream = \"{}\"", echo.base) } else { String::new() },
         up = upstream_toml("corp", &op.issuer, extra_upstream),
     );
     let gw = Gateway::start_on(listener, &cfg).await.unwrap();
@@ -218,8 +222,9 @@ async fn brokered_login_yields_account_saml_for_ram_id_token_and_proxy_headers()
     let status = r.status();
     let account = r.text().await.unwrap();
     assert_eq!(status, StatusCode::OK, "landed at {url}: {account}");
-    assert_eq!(url, e.gw.url("/"), "back on fedgate's account page");
-    assert!(account.contains("alice"), "{account}");
+    assert_eq!(url, e.gw.url("/"), "back where the sign-in started");
+    let landed: serde_json::Value = serde_json::from_str(&account).unwrap();
+    assert_eq!(landed["headers"]["x-forwarded-user"], "alice", "the proxied app sees alice: {landed}");
 
     // (1) SAML for an aliyun-ram-user SP: NameID <username>@<auxiliary_domain>, a federated AuthnContext, signed.
     let r = c.get(e.gw.url("/saml/init/ram")).send().await.unwrap();
@@ -267,6 +272,32 @@ async fn brokered_login_yields_account_saml_for_ram_id_token_and_proxy_headers()
     let seen: serde_json::Value = c.get(e.gw.url("/anything")).send().await.unwrap().json().await.unwrap();
     assert_eq!(seen["headers"]["x-forwarded-user"], "alice", "{seen}");
     assert!(seen["headers"]["x-forwarded-groups"].as_str().unwrap_or("").contains("ops"), "{seen}");
+}
+
+#[tokio::test]
+async fn chromium_signs_in_through_the_provider_and_lands_on_the_account_page() {
+    let chromium = e2e::node::chromium().unwrap();
+    let e = env_full("", &demo_user_toml(), false).await;
+    let shots = tempfile::tempdir().unwrap();
+    let env = [
+        ("BASE", e.gw.base.clone()),
+        ("USER_NAME", "alice".to_string()),
+        ("LABEL", "Corp SSO".to_string()),
+        ("SHOT_DIR", shots.path().display().to_string()),
+        ("CHROMIUM", chromium.to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        e2e::node::run("browser-upstream.mjs", &env, 90)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["provider_page"], e.op.issuer, "{seen}");
+    assert_eq!(seen["account_username"], "alice");
+    assert!(seen["roles"].as_str().unwrap_or("").contains("admin"), "upstream group ops → admin: {seen}");
 }
 
 #[tokio::test]
