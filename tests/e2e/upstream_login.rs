@@ -26,6 +26,7 @@ impl Op {
             .current_dir(e2e::node::dir())
             .env("PORT", port.to_string())
             .env("REDIRECT_URI", redirect_uri)
+            .env("POST_LOGOUT", redirect_uri.split("/login/").next().unwrap_or_default().to_string() + "/")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -298,6 +299,37 @@ async fn chromium_signs_in_through_the_provider_and_lands_on_the_account_page() 
     assert_eq!(seen["provider_page"], e.op.issuer, "{seen}");
     assert_eq!(seen["account_username"], "alice");
     assert!(seen["roles"].as_str().unwrap_or("").contains("admin"), "upstream group ops → admin: {seen}");
+}
+
+#[tokio::test]
+async fn logout_upstream_ends_the_providers_session_too() {
+    let e = env_full("logout_upstream = true", &demo_user_toml(), false).await;
+    let c = browser();
+    let (_, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), "alice").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let confirm = c.get(e.gw.url("/logout")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&confirm).unwrap();
+    let r = c.post(e.gw.url("/logout")).form(&[("csrf", csrf)]).send().await.unwrap();
+    // Straight on to the provider (no front-channel frames to load first), or by the signed-out page's refresh.
+    let next = match r.headers().get("location") {
+        Some(loc) => loc.to_str().unwrap().to_string(),
+        None => {
+            let page = r.text().await.unwrap();
+            let refresh =
+                page.split("url=").nth(1).and_then(|s| s.split('"').next()).unwrap_or_else(|| panic!("{page}"));
+            refresh.replace("&amp;", "&")
+        }
+    };
+    let next = url::Url::parse(&next).unwrap();
+    assert!(next.as_str().starts_with(&format!("{}/session/end", e.op.issuer)), "{next}");
+    let q = |k: &str| next.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    assert_eq!(q("client_id").as_deref(), Some("fedgate"));
+    assert_eq!(q("post_logout_redirect_uri"), Some(e.gw.url("/")));
+    assert!(q("id_token_hint").is_some_and(|t| t.split('.').count() == 3));
+    // The provider accepts the request (hint, client and registered post-logout URI): its sign-out confirmation.
+    let r = c.get(next).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("sign me out"));
 }
 
 #[tokio::test]
