@@ -34,9 +34,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         .map(|p| (p.config.name.clone(), json!(p.problem().unwrap_or_else(|| "ok".into()))))
         .collect();
     // Ready while some way in works: the password form, or at least one upstream provider.
-    let way_in = (state.config.login.password
-        && !(state.brokers.all().len() > 0 && state.config.directory.is_none() && state.config.ldap.is_none()))
-        || state.brokers.all().iter().any(|p| p.available());
+    let password_way_in =
+        state.config.login.password && (state.config.directory.is_some() || state.config.ldap.is_some());
+    let way_in = password_way_in || state.brokers.all().iter().any(|p| p.available());
     let ready = directory.is_ok() && way_in;
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
