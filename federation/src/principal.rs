@@ -33,4 +33,51 @@ pub struct Principal {
     /// When the user proved who they are (for `auth_time`, `AuthnInstant`, `max_age`).
     #[serde(with = "time::serde::timestamp")]
     pub auth_time: OffsetDateTime,
+    /// How the user authenticated, when not by a password at this gateway.
+    #[serde(default)]
+    pub authn: Authn,
+}
+
+/// How the user authenticated: by a password here (the default), or at an upstream identity provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authn {
+    /// The upstream identity provider's issuer, for a federated login (SAML `AuthenticatingAuthority`); `None`
+    /// for a password checked by the gateway.
+    pub upstream_issuer: Option<String>,
+    /// `amr` values the upstream reported (added after `fed`).
+    #[serde(default)]
+    pub upstream_amr: Vec<String>,
+    /// The upstream's `acr`, relayed as is.
+    #[serde(default)]
+    pub upstream_acr: Option<String>,
+}
+
+impl Authn {
+    /// The ID token's `amr`: `["pwd"]` for a password here, `["fed", …the upstream's]` for a federated login.
+    pub fn amr(&self) -> Vec<String> {
+        match &self.upstream_issuer {
+            None => vec!["pwd".into()],
+            Some(_) => {
+                let mut out = vec!["fed".to_string()];
+                for a in self.upstream_amr.iter().take(8) {
+                    if !out.contains(a) {
+                        out.push(a.clone());
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// The SAML `AuthnContextClassRef`: `PasswordProtectedTransport` for a password here, `unspecified` (with the
+    /// upstream named in `AuthenticatingAuthority`) for a federated login, unless the upstream's `acr` is a SAML
+    /// class URI.
+    pub fn saml_class(&self) -> &str {
+        const PPT: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
+        match (&self.upstream_issuer, &self.upstream_acr) {
+            (None, _) => PPT,
+            (Some(_), Some(acr)) if acr.starts_with("urn:oasis:names:tc:SAML:2.0:ac:classes:") => acr,
+            (Some(_), _) => "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified",
+        }
+    }
 }

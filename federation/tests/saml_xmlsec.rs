@@ -23,6 +23,7 @@ fn principal(display: &str) -> Principal {
         roles: vec!["admin".into()],
         claims: BTreeMap::new(),
         auth_time: time::OffsetDateTime::now_utc(),
+        authn: Default::default(),
     }
 }
 

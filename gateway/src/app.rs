@@ -196,6 +196,17 @@ pub async fn start_on(
     tokio::task::spawn_blocking(|| drop(fedgate_types::random::token()));
     crate::scim::spawn_periodic(&state);
     crate::state::key_watch::spawn(&state);
+    if !state.brokers.is_empty() {
+        // Discovery of the upstream providers, now and again every 30 s for those still unavailable; a provider
+        // that is down does not hold up the start.
+        let brokers = state.brokers.clone();
+        tokio::spawn(async move {
+            loop {
+                brokers.discover_all().await;
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            }
+        });
+    }
     let (router, own) = router(state.clone());
     let own = Arc::new(own);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

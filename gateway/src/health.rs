@@ -26,7 +26,22 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Some(kv) => kv.check().await.map_err(|e| crate::domain::store::Chain(&e).to_string()),
         None => Ok(()),
     };
-    let ready = directory.is_ok() && store.is_ok();
+    // Providers not discovered yet are tried again in the background (at most every few seconds each).
+    if state.brokers.all().iter().any(|p| !p.available()) {
+        let brokers = state.brokers.clone();
+        tokio::spawn(async move { brokers.discover_all().await });
+    }
+    let upstreams: serde_json::Map<String, serde_json::Value> = state
+        .brokers
+        .all()
+        .iter()
+        .map(|p| (p.config.name.clone(), json!(p.problem().unwrap_or_else(|| "ok".into()))))
+        .collect();
+    // Ready while some way in works: the password form, or at least one upstream provider.
+    let password_way_in =
+        state.config.login.password && (state.config.directory.is_some() || state.config.ldap.is_some());
+    let way_in = password_way_in || state.brokers.all().iter().any(|p| p.available());
+    let ready = directory.is_ok() && store.is_ok() && way_in;
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "directory": {
@@ -37,6 +52,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "kind": state.config.store.kind.as_str(),
             "status": match &store { Ok(()) => "ok", Err(e) => e.as_str() },
         },
+        "upstreams": upstreams,
         "sessions": state.sessions.count(),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

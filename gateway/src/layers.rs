@@ -8,7 +8,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["domain"],
     &["http"],
-    &["upstream"],
+    &["upstream", "broker"],
     &["state"],
     &["login", "oidc", "saml", "proxy", "scim", "health", "import"],
     &["app"],

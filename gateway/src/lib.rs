@@ -10,12 +10,13 @@
 //! | 6 composition | [`app`] |
 //! | 5 features | [`login`], [`oidc`], [`saml`], [`proxy`], [`scim`], [`health`], [`import`] |
 //! | 4 shared state | [`state`] |
-//! | 3 forwarding engine | [`upstream`] |
+//! | 3 forwarding engine, upstream identity providers | [`upstream`], [`broker`] |
 //! | 2 HTTP | [`http`] |
 //! | 1 core, no HTTP | [`domain`] |
 //! | 0 configuration | [`config`] |
 
 pub mod app;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -405,6 +405,38 @@ impl LdapDirectory {
         Ok(user)
     }
 
+    /// The entries under `users_dn` (and `user_filter`) whose `attribute` equals `value` (escaped, so the value can
+    /// add no wildcard or clause), with the service account and no password: how many matched, and the mapped user
+    /// when exactly one did. Used to link a sign-in at another identity provider to its directory entry.
+    pub async fn find_by_attribute(&self, attribute: &str, value: &str) -> Result<(usize, Option<MappedUser>)> {
+        if value.is_empty() || value.len() > MAX_USERNAME || value.chars().any(char::is_control) {
+            return Ok((0, None));
+        }
+        let filter = crate::filter::and_equals(&self.mapping.user_filter, attribute, value);
+        with_service!(self, |conn| {
+            let attrs = self.user_attrs();
+            match self.search(conn, &self.cfg.users_dn, self.mapping.scope, &filter, &attrs).await {
+                Ok(mut entries) if entries.len() == 1 => match entries.pop() {
+                    Some(entry) => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64);
+                        match (self.mapping.active_directory, mapping::ad_refusal(&entry, now)) {
+                            (true, Some(reason)) => Err(Error::AccountDisabled(reason)),
+                            _ => match mapping::username(&entry, &self.mapping) {
+                                Ok(name) => self.map(conn, &entry, &name).await.map(|u| (1, Some(u))),
+                                Err(e) => Err(e),
+                            },
+                        }
+                    }
+                    None => Ok((0, None)),
+                },
+                Ok(entries) => Ok((entries.len(), None)),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
     /// Can the service account bind and search the Users DN right now? (For `/readyz`.)
     pub async fn check(&self) -> Result<()> {
         with_service!(self, |conn| {

@@ -16,3 +16,4 @@ mod replicas;
 mod saml;
 mod scim;
 mod store;
+mod upstream_login;

@@ -24,6 +24,12 @@ impl Gateway {
     /// unless the TOML sets `public_url` itself.
     pub async fn start(toml: &str) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a free loopback port")?;
+        Self::start_on(listener, toml).await
+    }
+
+    /// [`Gateway::start`] on a listener bound beforehand (when another server must know the gateway's URL first,
+    /// e.g. an upstream identity provider's registered redirect URI).
+    pub async fn start_on(listener: tokio::net::TcpListener, toml: &str) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let base = format!("http://{addr}");
         let mut config: Config = gateway::config::load_str(toml).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -259,6 +259,7 @@ pub async fn conformance<S: GrantStore>(store: Arc<S>) {
         roles: vec![],
         claims: Default::default(),
         auth_time: time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        authn: Default::default(),
     };
     let records = [
         Grant::Code(CodeGrant {

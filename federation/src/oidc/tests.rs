@@ -42,6 +42,7 @@ fn principal() -> Principal {
         roles: vec!["admin".into()],
         claims: BTreeMap::from([("department".to_string(), vec!["R&D".to_string()])]),
         auth_time: now(),
+        authn: Default::default(),
     }
 }
 

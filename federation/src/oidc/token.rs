@@ -397,6 +397,10 @@ impl Provider {
                 extra,
             )
             .set_auth_time(Some(chrono_at(p.auth_time.unix_timestamp())))
+            .set_auth_method_refs(Some(
+                p.authn.amr().into_iter().map(openidconnect::AuthenticationMethodReference::new).collect(),
+            ))
+            .set_auth_context_ref(p.authn.upstream_acr.clone().map(openidconnect::AuthenticationContextClass::new))
             .set_nonce(issue.nonce.map(|n| Nonce::new(n.to_string())))
             .set_authorized_party(Some(ClientId::new(client_id.clone())));
             let keys = self.keys();

@@ -134,12 +134,7 @@ pub fn build(
             Element::new(ns::SAML, "AuthnStatement")
                 .attr("AuthnInstant", instant(p.auth_time))
                 .attr("SessionIndex", assertion_id.clone())
-                .child(
-                    Element::new(ns::SAML, "AuthnContext").child(
-                        Element::new(ns::SAML, "AuthnContextClassRef")
-                            .text("urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"),
-                    ),
-                ),
+                .child(authn_context(&p.authn)),
         );
     if !attributes.is_empty() {
         let mut statement = Element::new(ns::SAML, "AttributeStatement");
@@ -179,4 +174,14 @@ pub fn build(
         sign_enveloped(&mut response, 1, keys, alg)?;
     }
     Ok(response.to_canonical())
+}
+
+/// `AuthnContext`: the class, and for a federated login the upstream that authenticated the user.
+fn authn_context(authn: &crate::principal::Authn) -> Element {
+    let mut ctx = Element::new(ns::SAML, "AuthnContext")
+        .child(Element::new(ns::SAML, "AuthnContextClassRef").text(authn.saml_class().to_string()));
+    if let Some(issuer) = &authn.upstream_issuer {
+        ctx = ctx.child(Element::new(ns::SAML, "AuthenticatingAuthority").text(issuer.clone()));
+    }
+    ctx
 }

@@ -951,6 +951,7 @@ mod tests {
             roles: vec![],
             claims: Default::default(),
             auth_time: time::OffsetDateTime::UNIX_EPOCH,
+            authn: Default::default(),
         }
     }
 

@@ -302,6 +302,7 @@ mod tests {
             roles: vec![],
             claims: [("department".to_string(), vec!["R&D".to_string()])].into(),
             auth_time: time::OffsetDateTime::UNIX_EPOCH,
+            authn: Default::default(),
         }
     }
 

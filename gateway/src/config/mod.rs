@@ -8,6 +8,7 @@ mod problems;
 pub mod proxy;
 mod sections;
 pub mod store;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ pub use problems::{ConfigError, ConfigIssue};
 pub use proxy::{HeaderNames, ProxyConfig, RouteConfig, Unmatched};
 pub use sections::*;
 pub use store::{StoreConfig, StoreKind};
+pub use upstream::{LinkMode, UpstreamConfig, UpstreamOidcConfig};
 
 /// The environment variable that names the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "FEDGATE_CONFIG";
@@ -59,6 +61,8 @@ pub struct Config {
     pub scim: Option<federation::scim::ScimConfig>,
     /// `[keycloak]`: Keycloak realm URLs and issuer (enabled when the section is present).
     pub keycloak: Option<KeycloakConfig>,
+    /// `[[upstream.oidc]]`: OpenID Connect providers users may sign in through.
+    pub upstream: UpstreamConfig,
 }
 
 impl Config {
@@ -85,6 +89,7 @@ impl Config {
                 ..Default::default()
             }),
             keycloak: Some(KeycloakConfig::default()),
+            upstream: UpstreamConfig { oidc: vec![UpstreamOidcConfig::default()] },
             ..Self::default()
         }
     }

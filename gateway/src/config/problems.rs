@@ -75,7 +75,9 @@ fn extract_section(figment: &Figment, section: &str, config: &mut Config) -> Res
             }
         };
     }
-    sections!(server, log, directory, roles, session, login, ui, store, oidc, ldap, saml, proxy, scim, keycloak);
+    sections!(
+        server, log, directory, roles, session, login, ui, store, oidc, ldap, saml, proxy, scim, keycloak, upstream
+    );
     Ok(())
 }
 

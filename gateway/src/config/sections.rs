@@ -196,6 +196,8 @@ pub struct LoginConfig {
     /// Failed OAuth client authentications (wrong `client_secret` at token, introspection, revocation) allowed
     /// per `client_id`, or per client IP, within `window`; then that client (or IP) gets 429 for `lockout`.
     pub client_max_failures: u32,
+    /// Whether the login page shows the password form (`false`: sign-in only through `[[upstream.oidc]]`).
+    pub password: bool,
 }
 
 impl Default for LoginConfig {
@@ -206,6 +208,7 @@ impl Default for LoginConfig {
             window: Duration::from_secs(5 * 60),
             lockout: Duration::from_secs(5 * 60),
             client_max_failures: 10,
+            password: true,
         }
     }
 }
@@ -367,6 +370,15 @@ impl super::Config {
                 ));
             }
         }
+        out.extend(self.upstream.validate(self.ldap_configured()));
+        if !self.login.password && self.upstream.oidc.is_empty() {
+            out.push(ConfigIssue::new(
+                "login.password",
+                Some("false".into()),
+                "the password form is off and no [[upstream.oidc]] provider is configured, so nobody can log in",
+                "set login.password = true, or add an [[upstream.oidc]] provider",
+            ));
+        }
         out
     }
 
@@ -440,11 +452,11 @@ impl super::Config {
                 "both [directory] (static demo users) and [ldap] are configured; only one directory can be used",
                 "remove [directory] to log in against LDAP, or remove [ldap] to use the demo users",
             )),
-            (None, false) => out.push(ConfigIssue::new(
+            (None, false) if self.upstream.oidc.is_empty() => out.push(ConfigIssue::new(
                 "ldap",
                 None,
                 "no directory is configured, so nobody can log in",
-                "add an [ldap] section (see config.toml), or a [directory] of demo users",
+                "add an [ldap] section (see config.toml), a [directory] of demo users, or [[upstream.oidc]] providers",
             )),
             _ => {}
         }

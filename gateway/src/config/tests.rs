@@ -172,3 +172,29 @@ fn keycloak_realm_names_prefixes_and_public_url_paths_are_checked() {
     let empty = problems(&format!("{DEMO_USER}\n[keycloak]\n"));
     assert!(empty.iter().any(|p| p.key == "keycloak.realm" && p.fix.contains("realm = \"corp\"")), "{empty:?}");
 }
+
+#[test]
+fn upstream_only_configs_are_valid_and_bad_providers_name_key_value_and_fix() {
+    let ok = "[login]\npassword = false\n[[upstream.oidc]]\nname = \"corp\"\nissuer = \"https://idp.example.com\"\nclient_id = \"fedgate\"\n";
+    let cfg = load_str(ok).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.upstream.oidc[0].scopes, ["openid", "profile", "email"]);
+    assert_eq!(cfg.upstream.oidc[0].username_claim, "preferred_username");
+    let bad = "[[upstream.oidc]]\nname = \"co rp\"\nissuer = \"http://idp.example.com\"\nclient_id = \"\"\nlink = \"ldap\"\nauthorization_params = { state = \"x\" }\nusername_claim = \"{email_local\"\n";
+    let err = load_str(bad).unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    for k in [
+        "upstream.oidc[0].name",
+        "upstream.oidc[0].issuer",
+        "upstream.oidc[0].client_id",
+        "upstream.oidc[0].link",
+        "upstream.oidc[0].authorization_params",
+        "upstream.oidc[0].username_claim",
+    ] {
+        assert!(keys.contains(&k), "{k} missing in {err}");
+    }
+    let issuer = err.problems.iter().find(|p| p.key == "upstream.oidc[0].issuer").unwrap();
+    assert_eq!(issuer.value.as_deref(), Some("http://idp.example.com"));
+    assert!(!issuer.fix.is_empty());
+    let none = load_str("[login]\npassword = false\n[directory]\nkind = \"static\"\n").unwrap_err();
+    assert!(none.problems.iter().any(|p| p.key == "login.password"), "{none}");
+}

@@ -102,6 +102,33 @@ impl Directory {
         }
     }
 
+    /// The accounts whose `attribute` equals `value`, without a password (linking an upstream sign-in): how many
+    /// matched, and the user when exactly one did. The static directory matches `mail` and the username only.
+    pub async fn find_by_attribute(
+        &self,
+        attribute: &str,
+        value: &str,
+    ) -> Result<(usize, Option<MappedUser>), AuthError> {
+        match self {
+            Self::Static(d) => {
+                let found: Vec<_> = d
+                    .users
+                    .values()
+                    .filter(|u| match attribute {
+                        "mail" | "email" => u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(value)),
+                        "uid" | "username" => u.username.eq_ignore_ascii_case(value),
+                        _ => false,
+                    })
+                    .collect();
+                Ok(match found.as_slice() {
+                    [one] => (1, Some(d.map(one))),
+                    many => (many.len(), None),
+                })
+            }
+            Self::Ldap(d) => d.find_by_attribute(attribute, value).await.map_err(from_ldap),
+        }
+    }
+
     /// Whether the directory can serve logins right now (for `/readyz`).
     pub async fn check(&self) -> Result<(), AuthError> {
         match self {

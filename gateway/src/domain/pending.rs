@@ -31,6 +31,25 @@ pub enum Pending {
         /// RelayState to echo.
         relay_state: Option<String>,
     },
+    /// A sign-in through an upstream OpenID Connect provider, waiting for its callback (kept under its `state`).
+    Upstream(Box<UpstreamLogin>),
+}
+
+/// What the callback of a sign-in through an upstream provider needs. Plain data, so a durable store can keep it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpstreamLogin {
+    /// The `[[upstream.oidc]]` name.
+    pub provider: String,
+    /// The `state` sent upstream (also this entry's key).
+    pub state: String,
+    /// The `nonce` sent upstream.
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub pkce_verifier: String,
+    /// Where to go after the sign-in (already validated, or empty).
+    pub return_to: String,
+    /// The value of the browser's binding cookie: the callback must come from the browser that started.
+    pub binding: String,
 }
 
 /// The waiting requests. Anyone can create them without logging in, so they are bounded by bytes (each entry
@@ -122,6 +141,15 @@ impl Pending {
                             + opt(&r.acs_url)
                     })
             }
+            Self::Upstream(u) => {
+                std::mem::size_of::<UpstreamLogin>()
+                    + u.provider.len()
+                    + u.state.len()
+                    + u.nonce.len()
+                    + u.pkce_verifier.len()
+                    + u.return_to.len()
+                    + u.binding.len()
+            }
         };
         ENTRY_OVERHEAD + heap
     }
@@ -141,12 +169,19 @@ impl PendingRequests {
     /// Keeps `request` and returns its id.
     pub async fn put(&self, request: Pending) -> Result<String, StoreError> {
         let id = fedgate_types::random::token();
+        self.put_as(id.clone(), request).await?;
+        Ok(id)
+    }
+
+    /// Keeps `request` under an id the caller chose (an unguessable one, such as a random OAuth `state`), shared
+    /// with the other replicas like [`put`](Self::put)'s.
+    pub async fn put_as(&self, id: String, request: Pending) -> Result<(), StoreError> {
         if let Some(shared) = &self.store {
             let weight = u64::try_from(id.len() + request.weight()).unwrap_or(u64::MAX);
             let written = shared.kv.increment(&window_key(), weight, TTL * 2).await?;
             if written <= shared.max_bytes {
                 shared.kv.put(&key(&id), encode(&request, "sign-in request")?, TTL).await?;
-                return Ok(id);
+                return Ok(());
             }
             tracing::warn!(
                 max_pending_bytes = shared.max_bytes,
@@ -154,8 +189,8 @@ impl PendingRequests {
                  replica's memory only"
             );
         }
-        self.cache.insert(id.clone(), request);
-        Ok(id)
+        self.cache.insert(id, request);
+        Ok(())
     }
 
     /// The request under `id`, if it has not expired. It stays until it expires or is [`taken`](Self::take), so a

@@ -18,5 +18,19 @@ pub fn from_user(user: &MappedUser, auth_time: OffsetDateTime) -> Principal {
         roles: user.roles.clone(),
         claims: user.claims.clone(),
         auth_time,
+        authn: Default::default(),
     }
+}
+
+/// The principal of a session: its user, when and how they authenticated (a federated login names its upstream).
+pub fn from_session(session: &crate::domain::session::Session) -> Principal {
+    let mut p = from_user(&session.user, session.auth_instant());
+    if let Some(up) = &session.upstream {
+        p.authn = federation::principal::Authn {
+            upstream_issuer: Some(up.issuer.clone()),
+            upstream_amr: up.amr.clone(),
+            upstream_acr: up.acr.clone(),
+        };
+    }
+    p
 }

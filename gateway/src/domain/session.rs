@@ -20,6 +20,25 @@ pub use crate::domain::store::{StoreError, StoreFuture};
 pub enum AuthMethod {
     /// Username and password checked against the directory.
     Password,
+    /// Signed in at an upstream OpenID Connect provider (`[[upstream.oidc]]`); see [`Session::upstream`].
+    Upstream,
+}
+
+/// The upstream provider a session signed in through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamSignIn {
+    /// The `[[upstream.oidc]]` name.
+    pub provider: String,
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The `amr` values the provider reported.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The `acr` the provider reported.
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// The provider's ID token, kept only when `logout_upstream` needs it as `id_token_hint`.
+    pub id_token: Option<String>,
 }
 
 /// One logged-in browser.
@@ -49,6 +68,9 @@ pub struct Session {
     /// back-channel and front-channel logout.
     #[serde(default)]
     pub oidc_clients: Vec<OidcSignIn>,
+    /// The upstream provider the user signed in through ([`AuthMethod::Upstream`]).
+    #[serde(default)]
+    pub upstream: Option<UpstreamSignIn>,
     /// Values a layer above derives from `user` once per cached session (the proxy's identity header values);
     /// never stored.
     #[serde(skip)]
@@ -69,6 +91,7 @@ impl Session {
             saml_session_indexes: Vec::new(),
             saml_sps: Vec::new(),
             oidc_clients: Vec::new(),
+            upstream: None,
             derived: Derived::default(),
         }
     }

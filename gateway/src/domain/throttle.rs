@@ -265,6 +265,7 @@ mod tests {
             window: Duration::from_secs(60),
             lockout: Duration::from_secs(120),
             client_max_failures: 4,
+            password: true,
         }
     }
 

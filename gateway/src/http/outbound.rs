@@ -92,3 +92,51 @@ impl FormPoster {
         }
     }
 }
+
+/// A small HTTP client for an upstream OpenID Connect provider's discovery, JWKS, token and userinfo endpoints:
+/// no redirects followed, each exchange bounded by a timeout, responses bounded in size.
+#[derive(Clone)]
+pub struct JsonClient {
+    client: hyper_util::client::legacy::Client<Connector, http_body_util::Full<bytes::Bytes>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for JsonClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonClient").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+/// The largest response body [`JsonClient`] reads.
+const MAX_JSON_BYTES: usize = 1 << 20;
+
+impl JsonClient {
+    /// A client trusting `ca_file` (or the public web roots).
+    pub fn new(ca_file: Option<&Path>, timeout: Duration) -> anyhow::Result<Self> {
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector(ca_file, timeout)?);
+        Ok(Self { client, timeout })
+    }
+
+    /// Sends `request`; the whole response (body at most 1 MiB).
+    pub async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, PostError> {
+        use http_body_util::BodyExt as _;
+        let (parts, body) = request.into_parts();
+        let request = hyper::Request::from_parts(parts, http_body_util::Full::new(bytes::Bytes::from(body)));
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(PostError::Transport)?;
+            let (parts, body) = response.into_parts();
+            let body = http_body_util::Limited::new(body, MAX_JSON_BYTES)
+                .collect()
+                .await
+                .map_err(|e| PostError::Uri(format!("reading the response: {e}")))?
+                .to_bytes();
+            Ok(http::Response::from_parts(parts, body.to_vec()))
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Err(PostError::Timeout(self.timeout)),
+            Ok(r) => r,
+        }
+    }
+}

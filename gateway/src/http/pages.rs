@@ -111,6 +111,21 @@ pub struct LoginForm<'a> {
     pub error: Option<&'a str>,
     /// The app the user came from, when known.
     pub app: Option<&'a str>,
+    /// Whether the password form is shown (`login.password`).
+    pub password: bool,
+    /// One button per `[[upstream.oidc]]` provider.
+    pub upstreams: &'a [UpstreamButton<'a>],
+}
+
+/// A sign-in button for an upstream identity provider.
+#[derive(Debug, Clone)]
+pub struct UpstreamButton<'a> {
+    /// Where the button goes (`/login/{name}?rd=…`).
+    pub href: String,
+    /// The label.
+    pub label: &'a str,
+    /// `false` while the provider's discovery fails: the button says it is unavailable.
+    pub available: bool,
 }
 
 /// The login page. The focus starts in the username field, or in the password field when the username is filled.
@@ -128,16 +143,30 @@ pub fn login(ui: &UiConfig, form: &LoginForm<'_>) -> Markup {
             @if let Some(error) = form.error {
                 div class="error" role="alert" { (error) }
             }
-            form method="post" action="/login" {
-                input type="hidden" name="csrf" value=(form.csrf);
-                input type="hidden" name="rd" value=(form.rd);
-                label for="username" { "Username" }
-                input type="text" id="username" name="username" value=(form.username) autocomplete="username"
-                    autocapitalize="none" spellcheck="false" required autofocus[!username_known];
-                label for="password" { "Password" }
-                input type="password" id="password" name="password" autocomplete="current-password" required
-                    autofocus[username_known];
-                button type="submit" { "Sign in" }
+            @if form.password {
+                form method="post" action="/login" {
+                    input type="hidden" name="csrf" value=(form.csrf);
+                    input type="hidden" name="rd" value=(form.rd);
+                    label for="username" { "Username" }
+                    input type="text" id="username" name="username" value=(form.username) autocomplete="username"
+                        autocapitalize="none" spellcheck="false" required autofocus[!username_known];
+                    label for="password" { "Password" }
+                    input type="password" id="password" name="password" autocomplete="current-password" required
+                        autofocus[username_known];
+                    button type="submit" { "Sign in" }
+                }
+            }
+            @if !form.upstreams.is_empty() {
+                div class="upstreams" {
+                    @if form.password { p class="note" { "or sign in with" } }
+                    @for b in form.upstreams {
+                        @if b.available {
+                            p { a class="button" href=(b.href) { (b.label) } }
+                        } @else {
+                            p { span class="button disabled" aria-disabled="true" { (b.label) " (unavailable)" } }
+                        }
+                    }
+                }
             }
         },
     )
@@ -352,7 +381,15 @@ mod tests {
 
     #[test]
     fn login_escapes_username_app_error_and_branding() {
-        let form = LoginForm { csrf: "t0k", rd: EVIL, username: EVIL, error: Some(EVIL), app: Some(EVIL) };
+        let form = LoginForm {
+            csrf: "t0k",
+            rd: EVIL,
+            username: EVIL,
+            error: Some(EVIL),
+            app: Some(EVIL),
+            password: true,
+            upstreams: &[],
+        };
         let html = login(&ui(), &form).into_string();
         // title, product name, logo URL, rd, username, app, error
         assert_escaped(&html, 7);
@@ -365,14 +402,31 @@ mod tests {
 
     #[test]
     fn login_focuses_the_first_empty_field() {
-        let fresh = login(&UiConfig::default(), &LoginForm { csrf: "t", ..LoginForm::default() }).into_string();
+        let fresh =
+            login(&UiConfig::default(), &LoginForm { csrf: "t", password: true, ..LoginForm::default() }).into_string();
         assert!(fresh.contains(r#"spellcheck="false" required autofocus>"#), "{fresh}");
         assert!(fresh.contains(r#"autocomplete="current-password" required>"#), "{fresh}");
-        let again = login(&UiConfig::default(), &LoginForm { csrf: "t", username: "bob", ..LoginForm::default() })
-            .into_string();
+        let again = login(
+            &UiConfig::default(),
+            &LoginForm { csrf: "t", username: "bob", password: true, ..LoginForm::default() },
+        )
+        .into_string();
         assert!(again.contains(r#"spellcheck="false" required>"#), "{again}");
         assert!(again.contains(r#"autocomplete="current-password" required autofocus>"#), "{again}");
         assert!(!again.contains("alert"), "no error box without an error");
+    }
+
+    #[test]
+    fn login_shows_upstream_buttons_and_can_hide_the_form() {
+        let buttons = [
+            UpstreamButton { href: "/login/entra?rd=%2F".into(), label: EVIL, available: true },
+            UpstreamButton { href: "/login/okta".into(), label: "Okta", available: false },
+        ];
+        let html = login(&UiConfig::default(), &LoginForm { csrf: "t", upstreams: &buttons, ..LoginForm::default() })
+            .into_string();
+        assert!(!html.contains("name=\"password\""), "no password form: {html}");
+        assert!(html.contains(&format!(r#"<a class="button" href="/login/entra?rd=%2F">{ESCAPED}</a>"#)), "{html}");
+        assert!(html.contains("Okta (unavailable)"), "{html}");
     }
 
     #[test]

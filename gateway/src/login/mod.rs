@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod apps;
+pub mod upstream;
 
 use std::net::SocketAddr;
 
@@ -30,6 +31,7 @@ pub fn router() -> OwnRoutes<AppState> {
         .route("/login", get(login_get).post(login_post))
         .route("/logout", get(logout_get).post(logout_post))
         .merge(account::router())
+        .merge(upstream::router())
 }
 
 /// Keycloak's account console URL of the realm at `base`: the account page.
@@ -57,6 +59,12 @@ struct LoginQuery {
     /// Prefill the username (OIDC `login_hint`).
     #[serde(default)]
     login_hint: Option<String>,
+    /// Go straight to this `[[upstream.oidc]]` provider.
+    #[serde(default)]
+    idp: Option<String>,
+    /// Keycloak's name for `idp`.
+    #[serde(default)]
+    kc_idp_hint: Option<String>,
 }
 
 async fn login_get(
@@ -69,6 +77,9 @@ async fn login_get(
     if q.force.is_none() && current_session(&state, &headers).await?.is_some() && !rd.is_empty() {
         return Ok(Redirect::to(&rd).into_response());
     }
+    if let Some(resp) = upstream::direct(&state, q.idp.as_deref().or(q.kc_idp_hint.as_deref()), &rd) {
+        return Ok(resp);
+    }
     let hint = q.login_hint.as_deref().filter(|h| h.len() <= 256).unwrap_or("");
     Ok(render_form(&state, &rd, hint, None, StatusCode::OK).await)
 }
@@ -77,7 +88,17 @@ async fn login_get(
 async fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, status: StatusCode) -> Response {
     let csrf = random::token();
     let app = app_name(state, rd).await;
-    let page = pages::login(&state.config.ui, &LoginForm { csrf: &csrf, rd, username, error, app: app.as_deref() });
+    let buttons = upstream::buttons(state, rd);
+    let form = LoginForm {
+        csrf: &csrf,
+        rd,
+        username,
+        error,
+        app: app.as_deref(),
+        password: state.config.login.password,
+        upstreams: &buttons,
+    };
+    let page = pages::login(&state.config.ui, &form);
     let mut resp = (status, page).into_response();
     if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, csrf_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
@@ -99,6 +120,7 @@ async fn app_name(state: &AppState, rd: &str) -> Option<String> {
             let sp = state.saml.as_ref()?.by_name(&sp).ok()?;
             Some(sp.config.display_name.clone().unwrap_or_else(|| sp.name().to_string()))
         }
+        crate::domain::pending::Pending::Upstream(_) => None,
     }
 }
 
@@ -121,6 +143,9 @@ async fn login_post(
     Form(form): Form<LoginFormData>,
 ) -> Result<Response, AppError> {
     let cfg = &state.config;
+    if !cfg.login.password {
+        return Err(AppError::NotFound("password sign-in is turned off (login.password = false)".into()));
+    }
     let csrf_ok =
         cookies::get(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && random::secure_eq(c, &form.csrf));
     if !csrf_ok {
@@ -230,5 +255,7 @@ async fn logout_post(
         return Err(AppError::Csrf);
     }
     let ended = end_session(&state, id, &session).await?;
-    single_logout::after_session_end(&state, &session, ended, None, single_logout::Finish::Page { next: None })
+    // `logout_upstream = true`: the upstream provider's session ends too (its end_session_endpoint, then back here).
+    let next = upstream::end_session_url(&state, &session).map(|u| u.to_string());
+    single_logout::after_session_end(&state, &session, ended, None, single_logout::Finish::Page { next })
 }

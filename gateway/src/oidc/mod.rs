@@ -17,7 +17,7 @@ use federation::oidc::{
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::domain::pending::Pending;
-use crate::domain::principal::from_user;
+use crate::domain::principal::{from_session, from_user};
 use crate::domain::session::OidcSignIn;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
@@ -217,7 +217,7 @@ async fn continue_authorization(
     match request.login_decision(session.as_ref().map(|(_, s)| s.auth_instant()), now) {
         LoginDecision::Proceed => {
             let Some((id, session)) = session else { return Err(AppError::BadRequest("no session".into())) };
-            let principal = from_user(&session.user, session.auth_instant());
+            let principal = from_session(&session);
             let (url, sid) = match provider.issue_code_with_sid(&request, &principal, now).await {
                 Ok(issued) => issued,
                 Err(e) => return authorize_failure(e),
@@ -320,8 +320,19 @@ struct DirectoryRefresh<'a>(&'a AppState);
 impl PrincipalRefresh for DirectoryRefresh<'_> {
     fn refresh<'a>(&'a self, snapshot: &'a Principal) -> federation::oidc::store::StoreFuture<'a, Option<Principal>> {
         Box::pin(async move {
+            // A user of an upstream provider (not linked to the directory) has no entry to look up: the login's
+            // snapshot stands until the session's tokens expire.
+            if snapshot.authn.upstream_issuer.is_some()
+                && snapshot.subject.split_once(':').is_some_and(|(name, _)| {
+                    self.0.brokers.get(name).is_some_and(|p| p.config.link == crate::config::LinkMode::None)
+                })
+            {
+                return Some(snapshot.clone());
+            }
             match self.0.directory.lookup(&snapshot.username).await {
-                Ok(Some(user)) if user.unique_id == snapshot.subject => Some(from_user(&user, snapshot.auth_time)),
+                Ok(Some(user)) if user.unique_id == snapshot.subject => {
+                    Some(Principal { authn: snapshot.authn.clone(), ..from_user(&user, snapshot.auth_time) })
+                }
                 Ok(_) => {
                     tracing::info!(username = %snapshot.username, "refresh refused: the user is gone from the directory");
                     None

@@ -74,7 +74,7 @@ fn upstream_token(state: &AppState, session_id: &str, session: &crate::domain::s
     if let Some(t) = state.upstream_tokens.get(session_id) {
         return Some(t);
     }
-    let principal = crate::domain::principal::from_user(&session.user, session.auth_instant());
+    let principal = crate::domain::principal::from_session(session);
     let handle = crate::domain::session::public_handle(session_id);
     match oidc.upstream_token(&principal, &handle, UPSTREAM_TOKEN_TTL, state.clock.now()) {
         Ok(t) => {

@@ -12,7 +12,7 @@ use federation::saml::{AuthnRequest, IdentityProvider, LogoutRequest, ServicePro
 use serde::Deserialize;
 
 use crate::domain::pending::Pending;
-use crate::domain::principal::from_user;
+use crate::domain::principal::from_session;
 use crate::domain::session::SamlSignIn;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
@@ -220,7 +220,7 @@ async fn proceed_after_login(
         return Ok(to_login("/"));
     };
     let sp = idp.by_name(sp_name)?;
-    let principal = from_user(&session.user, session.auth_instant());
+    let principal = from_session(&session);
     let transient_format = federation::saml::NameIdFormat::Transient.uri();
     let earlier_transient = session
         .saml_sps
@@ -338,7 +338,7 @@ async fn logout(
     let mut success = true;
     let mut ended = None;
     if let Some((id, session)) = current_session(state, headers).await? {
-        let principal = from_user(&session.user, session.auth_instant());
+        let principal = from_session(&session);
         // The NameID this session gave the SP (transient and persistent ones are not the username); sessions from
         // before those records existed fall back to the SP's configured NameID.
         let names_this_user = match (request.name_id.as_deref(), session.saml_sps.iter().find(|r| r.sp == sp.name())) {

@@ -58,6 +58,10 @@ pub struct Inner {
     pub logout_chains: single_logout::Chains,
     /// The state store behind sessions, grants, pending requests and throttling (`None`: `kind = "memory"`).
     pub store: Option<Arc<dyn KvStore>>,
+    /// The `[[upstream.oidc]]` providers users may sign in through.
+    pub brokers: Arc<crate::broker::Brokers>,
+    /// `[roles]`, for users signed in through an upstream provider.
+    pub roles: ldap_mapper::RoleMap,
 }
 
 impl AppState {
@@ -98,6 +102,10 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
             None => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
         },
         (Some(d), _) => Directory::Static(StaticDirectory::new(d, roles)),
+        // Sign-in only through [[upstream.oidc]]: an empty directory that knows nobody.
+        (None, _) if !config.upstream.oidc.is_empty() => {
+            Directory::Static(StaticDirectory::new(&Default::default(), roles.clone()))
+        }
         (None, _) => anyhow::bail!("no directory configured: add [ldap] or [directory]"),
     };
     let lifetimes = Lifetimes { idle: config.session.idle_timeout, absolute: config.session.absolute_timeout };
@@ -151,6 +159,8 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
         .transpose()?;
     let identity_headers = crate::upstream::IdentityHeaders::new(&config.proxy.headers)
         .map_err(|e| anyhow::anyhow!("[proxy.headers]: {e}"))?;
+    let brokers = Arc::new(crate::broker::Brokers::new(&config)?);
+    let upstream_roles = ldap_mapper::RoleMap::new(config.roles.clone());
     Ok(AppState::new(Inner {
         config,
         directory,
@@ -170,6 +180,8 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
         logout_poster: crate::http::outbound::FormPoster::new(sign_in::BACKCHANNEL_TIMEOUT)?,
         logout_chains: single_logout::chains(10_000),
         store,
+        brokers,
+        roles: upstream_roles,
     }))
 }
 

@@ -1,0 +1,610 @@
+//! Signing in through an upstream OpenID Connect provider (`[[upstream.oidc]]`): a real provider nobody here wrote
+//! (node `oidc-provider`) for the flow, SAML to an Alibaba Cloud RAM user SP, ID tokens, proxy headers, LDAP
+//! linking and the provider being down; a small forging provider of our own for ID tokens a real one never sends.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use e2e::gateway::{Gateway, browser, csrf_from};
+use e2e::slapd::Slapd;
+use reqwest::StatusCode;
+
+/// node `oidc-provider` (tests/node/upstream-op.mjs) on a free loopback port; killed by PID on drop.
+struct Op {
+    child: Child,
+    issuer: String,
+}
+
+impl Op {
+    fn start(port: u16, redirect_uri: &str) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new("node")
+            .arg("upstream-op.mjs")
+            .current_dir(e2e::node::dir())
+            .env("PORT", port.to_string())
+            .env("REDIRECT_URI", redirect_uri)
+            .env("POST_LOGOUT", redirect_uri.split("/login/").next().unwrap_or_default().to_string() + "/")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node not found");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(line.starts_with("ready "), "upstream-op.mjs did not start: {line:?}");
+        // Keep reading, so the provider never writes to a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Self { child, issuer: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        // By its PID only.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn upstream_toml(name: &str, issuer: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[upstream.oidc]]
+name = "{name}"
+display_name = "Corp SSO"
+issuer = "{issuer}"
+client_id = "fedgate"
+client_secret = "fedgate-secret"
+scopes = ["openid", "profile", "email", "groups"]
+{extra}
+"#
+    )
+}
+
+/// A `[directory]` with the shipped config's alice renamed to "pat" (password alice-demo), so password logins
+/// can be tried beside the upstream's users.
+fn demo_user_toml() -> String {
+    let shipped = include_str!("../../config.toml");
+    let line = shipped.lines().find(|l| l.starts_with("password_hash = ")).unwrap();
+    format!("[directory]\nkind = \"static\"\n[[directory.users]]\nusername = \"pat\"\n{line}\ngroups = [\"staff\"]\n")
+}
+
+/// Waits until `/readyz` reports every upstream provider discovered.
+async fn wait_discovered(gw: &Gateway) {
+    let c = e2e::gateway::http();
+    for _ in 0..200 {
+        let r = c.get(gw.url("/readyz")).send().await.unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        if body["upstreams"].as_object().is_some_and(|m| m.values().all(|v| v == "ok")) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("upstream provider never discovered");
+}
+
+/// The hidden and text inputs of the first form in `html`: (action, fields).
+fn form_of(html: &str) -> Option<(String, Vec<(String, String)>)> {
+    let start = html.find("<form")?;
+    let form = &html[start..start + html[start..].find("</form>")?];
+    let attr = |tag: &str, name: &str| {
+        let key = format!("{name}=\"");
+        tag.find(&key).map(|i| tag[i + key.len()..].split('"').next().unwrap_or("").replace("&amp;", "&"))
+    };
+    let action = attr(&form[..form.find('>')?], "action")?;
+    let mut fields = Vec::new();
+    for part in form.split("<input").skip(1) {
+        let tag = &part[..part.find('>').unwrap_or(part.len())];
+        if let (Some(n), v) = (attr(tag, "name"), attr(tag, "value")) {
+            fields.push((n, v.unwrap_or_default()));
+        }
+    }
+    Some((action, fields))
+}
+
+/// Drives a sign-in from `start` (a gateway URL) through the provider's interaction pages (login, and consent if
+/// shown) as `user`, following every redirect; the last response (not a redirect, or a redirect off both sites).
+async fn sign_in_at_op(c: &reqwest::Client, start: &str, user: &str) -> (String, reqwest::Response) {
+    let (url, r, _) = sign_in_at_op_via(c, start, user).await;
+    (url, r)
+}
+
+/// [`sign_in_at_op`], also returning the callback URL the provider sent the browser to.
+async fn sign_in_at_op_via(
+    c: &reqwest::Client,
+    start: &str,
+    user: &str,
+) -> (String, reqwest::Response, Option<url::Url>) {
+    let mut callback = None;
+    let mut url = url::Url::parse(start).unwrap();
+    let mut r = c.get(url.clone()).send().await.unwrap();
+    for _ in 0..20 {
+        if r.status().is_redirection() {
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            url = url.join(&loc).unwrap();
+            if url.path().ends_with("/callback") {
+                callback = Some(url.clone());
+            }
+            r = c.get(url.clone()).send().await.unwrap();
+            continue;
+        }
+        if r.status() == StatusCode::OK && url.path().starts_with("/interaction/") {
+            let html = r.text().await.unwrap();
+            let (action, mut fields) = form_of(&html).unwrap_or_else(|| panic!("no form at {url}: {html}"));
+            for (k, v) in &mut fields {
+                match k.as_str() {
+                    "login" => *v = user.to_string(),
+                    "password" => *v = "any".to_string(),
+                    _ => {}
+                }
+            }
+            url = url.join(&action).unwrap();
+            r = c.post(url.clone()).form(&fields).send().await.unwrap();
+            continue;
+        }
+        break;
+    }
+    (url.to_string(), r, callback)
+}
+
+struct Env {
+    gw: Gateway,
+    op: Op,
+    keys: tempfile::TempDir,
+    _echo: e2e::upstream::EchoUpstream,
+}
+
+async fn env_with(extra_upstream: &str, extra: &str) -> Env {
+    env_full(extra_upstream, extra, true).await
+}
+
+/// With `proxy` off, `/` is fedgate's account page; on, everything not fedgate's goes to an echo upstream.
+async fn env_full(extra_upstream: &str, extra: &str, proxy: bool) -> Env {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let op = Op::start(free_port(), &format!("{base}/login/corp/callback"));
+    let keys = tempfile::tempdir().unwrap();
+    let echo = e2e::upstream::EchoUpstream::start().await.unwrap();
+    let cfg = format!(
+        r#"[log]
+level = "warn"
+[roles]
+admin = ["ops"]
+member = ["staff", "ai-researchers"]
+{extra}
+[oidc]
+keys_dir = "{keys}"
+[[oidc.clients]]
+client_id = "rp"
+client_secret = "rp-secret-0123456789abcdef"
+redirect_uris = ["http://127.0.0.1:9/cb"]
+scopes = ["openid", "profile", "email", "groups", "roles"]
+[saml]
+keys_dir = "{keys}"
+[[saml.service_providers]]
+name = "ram"
+preset = "aliyun-ram-user"
+site = "intl"
+account_id = "1234567890123456"
+auxiliary_domain = "corp.example.com"
+{proxy}
+{up}"#,
+        keys = keys.path().display(),
+        proxy = if proxy { format!("[proxy]\nupstream = \"{}\"", echo.base) } else { String::new() },
+        up = upstream_toml("corp", &op.issuer, extra_upstream),
+    );
+    let gw = Gateway::start_on(listener, &cfg).await.unwrap();
+    wait_discovered(&gw).await;
+    Env { gw, op, keys, _echo: echo }
+}
+
+fn jwt_payload(jwt: &str) -> serde_json::Value {
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn brokered_login_yields_account_saml_for_ram_id_token_and_proxy_headers() {
+    let e = env_with("", &demo_user_toml()).await;
+    let c = browser();
+    // The login page offers the provider beside the password form.
+    let page = c.get(e.gw.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("href=\"/login/corp\"") && page.contains("Corp SSO"), "{page}");
+    assert!(page.contains("name=\"password\""), "the password form stays: {page}");
+
+    let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp?rd=%2F"), "alice").await;
+    let status = r.status();
+    let account = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "landed at {url}: {account}");
+    assert_eq!(url, e.gw.url("/"), "back where the sign-in started");
+    let landed: serde_json::Value = serde_json::from_str(&account).unwrap();
+    assert_eq!(landed["headers"]["x-forwarded-user"], "alice", "the proxied app sees alice: {landed}");
+
+    // (1) SAML for an aliyun-ram-user SP: NameID <username>@<auxiliary_domain>, a federated AuthnContext, signed.
+    let r = c.get(e.gw.url("/saml/init/ram")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, xml, _) = crate::saml::posted(&r.text().await.unwrap());
+    assert_eq!(crate::saml::get(&xml, "saml:NameID", ""), "alice@corp.example.com");
+    assert_eq!(
+        crate::saml::get(&xml, "saml:AuthnContextClassRef", ""),
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
+    );
+    assert_eq!(crate::saml::get(&xml, "saml:AuthenticatingAuthority", ""), e.op.issuer);
+    crate::saml::xmlsec1_verifies(
+        &xml,
+        &e.keys.path().join("saml-signing.crt"),
+        "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+        Some("/*[local-name()='Response']/*[local-name()='Assertion']/*[local-name()='Signature']"),
+    );
+
+    // (2) An ID token for fedgate's own RP: upstream groups → roles, amr says federated.
+    let auth = format!(
+        "/oauth2/authorize?response_type=code&client_id=rp&redirect_uri={}&scope=openid%20profile%20roles%20groups&state=s&nonce=n",
+        "http%3A%2F%2F127.0.0.1%3A9%2Fcb"
+    );
+    let r = c.get(e.gw.url(&auth)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = loc.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let tok: serde_json::Value = e2e::gateway::http()
+        .post(e.gw.url("/oauth2/token"))
+        .basic_auth("rp", Some("rp-secret-0123456789abcdef"))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/cb")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = jwt_payload(tok["id_token"].as_str().unwrap_or_else(|| panic!("{tok}")));
+    assert_eq!(id["preferred_username"], "alice", "{id}");
+    assert_eq!(id["roles"], serde_json::json!(["admin", "member"]), "{id}");
+    assert_eq!(id["amr"][0], "fed", "{id}");
+    assert_eq!(id["sub"], "corp:alice", "{id}");
+
+    // (3) Identity headers at a proxied upstream.
+    let seen: serde_json::Value = c.get(e.gw.url("/anything")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-user"], "alice", "{seen}");
+    assert!(seen["headers"]["x-forwarded-groups"].as_str().unwrap_or("").contains("ops"), "{seen}");
+}
+
+#[tokio::test]
+async fn chromium_signs_in_through_the_provider_and_lands_on_the_account_page() {
+    let chromium = e2e::node::chromium().unwrap();
+    let e = env_full("", &demo_user_toml(), false).await;
+    let shots = tempfile::tempdir().unwrap();
+    let env = [
+        ("BASE", e.gw.base.clone()),
+        ("USER_NAME", "alice".to_string()),
+        ("LABEL", "Corp SSO".to_string()),
+        ("SHOT_DIR", shots.path().display().to_string()),
+        ("CHROMIUM", chromium.to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        e2e::node::run("browser-upstream.mjs", &env, 90)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["provider_page"], e.op.issuer, "{seen}");
+    assert_eq!(seen["account_username"], "alice");
+    assert!(seen["roles"].as_str().unwrap_or("").contains("admin"), "upstream group ops → admin: {seen}");
+}
+
+#[tokio::test]
+async fn logout_upstream_ends_the_providers_session_too() {
+    let e = env_full("logout_upstream = true", &demo_user_toml(), false).await;
+    let c = browser();
+    let (_, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), "alice").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let confirm = c.get(e.gw.url("/logout")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&confirm).unwrap();
+    let r = c.post(e.gw.url("/logout")).form(&[("csrf", csrf)]).send().await.unwrap();
+    // Straight on to the provider (no front-channel frames to load first), or by the signed-out page's refresh.
+    let next = match r.headers().get("location") {
+        Some(loc) => loc.to_str().unwrap().to_string(),
+        None => {
+            let page = r.text().await.unwrap();
+            let refresh =
+                page.split("url=").nth(1).and_then(|s| s.split('"').next()).unwrap_or_else(|| panic!("{page}"));
+            refresh.replace("&amp;", "&")
+        }
+    };
+    let next = url::Url::parse(&next).unwrap();
+    assert!(next.as_str().starts_with(&format!("{}/session/end", e.op.issuer)), "{next}");
+    let q = |k: &str| next.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    assert_eq!(q("client_id").as_deref(), Some("fedgate"));
+    assert_eq!(q("post_logout_redirect_uri"), Some(e.gw.url("/")));
+    assert!(q("id_token_hint").is_some_and(|t| t.split('.').count() == 3));
+    // The provider accepts the request (hint, client and registered post-logout URI): its sign-out confirmation.
+    let r = c.get(next).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("sign me out"));
+}
+
+#[tokio::test]
+async fn callback_replays_foreign_browsers_and_tampered_state_are_refused() {
+    let e = env_with("", &demo_user_toml()).await;
+    // Stop at the callback: sign in at the provider but do not let the browser deliver the code yet.
+    let c = browser();
+    let mut url = url::Url::parse(&e.gw.url("/login/corp")).unwrap();
+    let mut r = c.get(url.clone()).send().await.unwrap();
+    let callback = loop {
+        if r.status().is_redirection() {
+            let next = url.join(r.headers()["location"].to_str().unwrap()).unwrap();
+            if next.path() == "/login/corp/callback" {
+                break next;
+            }
+            url = next;
+            r = c.get(url.clone()).send().await.unwrap();
+        } else {
+            let html = r.text().await.unwrap();
+            let (action, mut fields) = form_of(&html).unwrap();
+            for (k, v) in &mut fields {
+                if k == "login" {
+                    *v = "alice".into();
+                }
+            }
+            url = url.join(&action).unwrap();
+            r = c.post(url.clone()).form(&fields).send().await.unwrap();
+        }
+    };
+    // A tampered state.
+    let mut bad = callback.clone();
+    let pairs: Vec<(String, String)> = callback
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" { format!("{v}x") } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    bad.query_pairs_mut().clear().extend_pairs(pairs);
+    let r = c.get(bad).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("set-cookie").is_none_or(|v| !v.to_str().unwrap().starts_with("fedgate_session=")));
+    assert!(r.text().await.unwrap().contains("unknown, has expired or was already used"));
+    // Another browser (no binding cookie) with the real callback: refused, and the sign-in is used up.
+    let other = browser();
+    let r = other.get(callback.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("not started in this browser"));
+    // Now the real browser: the state was used (single use), so even it is refused; nothing in a session.
+    let r = c.get(callback.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = c.get(e.gw.url("/")).send().await.unwrap();
+    assert!(
+        matches!(r.status(), StatusCode::SEE_OTHER | StatusCode::UNAUTHORIZED),
+        "no session: the account page asks to sign in, got {}",
+        r.status()
+    );
+    // A fresh, untampered sign-in works (the refusals above were not the test being unable to pass).
+    let (url, r, used) = sign_in_at_op_via(&c, &e.gw.url("/login/corp"), "alice").await;
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    assert_eq!(url, e.gw.url("/"));
+    // A replayed code: a fresh sign-in's state (this browser's) with the code already redeemed. The provider
+    // refuses it, and so does fedgate.
+    let used = used.unwrap();
+    let code = used.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let r = c.get(e.gw.url("/login/corp")).send().await.unwrap();
+    let auth = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let state = auth.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let r = c.get(e.gw.url("/login/corp/callback")).query(&[("state", state), ("code", code)]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get_all("set-cookie").iter().all(|v| !v.to_str().unwrap().starts_with("fedgate_session=")));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Corp SSO refused the sign-in code: invalid_grant"), "{body}");
+}
+
+#[tokio::test]
+async fn provider_down_is_a_503_naming_it_and_passwords_still_work() {
+    let port = free_port();
+    let cfg = format!("{}{}", demo_user_toml(), upstream_toml("corp", &format!("http://127.0.0.1:{port}"), ""));
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    let r = c.get(gw.url("/login/corp")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Corp SSO is unavailable"), "{body}");
+    let page = c.get(gw.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Corp SSO (unavailable)"), "{page}");
+    let r = e2e::gateway::http().get(gw.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "passwords still work, so the gateway is ready");
+    let ready: serde_json::Value = r.json().await.unwrap();
+    assert!(ready["upstreams"]["corp"].as_str().unwrap().contains("discovery"), "{ready}");
+    let csrf = csrf_from(&page).unwrap();
+    let r = c
+        .post(gw.url("/login"))
+        .form(&[("username", "pat"), ("password", "alice-demo"), ("csrf", &csrf), ("rd", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "password login still works");
+}
+
+#[tokio::test]
+async fn only_upstream_no_form_goes_straight_there_and_idp_hint_skips_the_choice() {
+    let port = free_port();
+    let cfg = format!("[login]\npassword = false\n{}", upstream_toml("corp", &format!("http://127.0.0.1:{port}"), ""));
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = browser();
+    let r = c.get(gw.url("/login?rd=%2Fapp")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login/corp?rd=%2Fapp");
+    let gw2 = Gateway::start(&format!("{}{}", demo_user_toml(), upstream_toml("corp", "http://127.0.0.1:9", "")))
+        .await
+        .unwrap();
+    let r = c.get(gw2.url("/login")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "with a password form there is a choice");
+    for q in ["idp=corp", "kc_idp_hint=corp"] {
+        let r = c.get(gw2.url(&format!("/login?{q}"))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{q}");
+        assert_eq!(r.headers()["location"], "/login/corp", "{q}");
+    }
+}
+
+#[tokio::test]
+async fn link_ldap_takes_the_one_matching_entry_and_refuses_none_or_two() {
+    let slapd = Slapd::start().unwrap();
+    for (uid, mail) in [("bob", "bob@corp.example"), ("carol", "twin@corp.example"), ("dave", "twin@corp.example")] {
+        slapd
+            .modify(&format!(
+                "dn: uid={uid},ou=people,dc=example,dc=org\nchangetype: modify\nreplace: mail\nmail: {mail}\n"
+            ))
+            .unwrap();
+    }
+    let e = env_with("link = \"ldap\"\nlink_claim = \"email\"\nlink_attribute = \"mail\"", &slapd.ldap_toml("")).await;
+    let c = browser();
+    let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), "bob").await;
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    let seen: serde_json::Value = c.get(e.gw.url("/anything")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-user"], "bob", "the LDAP entry's username: {seen}");
+    let groups = seen["headers"]["x-forwarded-groups"].as_str().unwrap_or("");
+    assert!(groups.contains("ai-researchers") && !groups.contains("ops"), "the LDAP entry's groups: {seen}");
+    for (user, words) in [("zed", "No account in the directory has mail = zed@corp.example"), ("twin", "2 accounts")] {
+        let c = browser();
+        let (_, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), user).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{user}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(words), "{user}: {body}");
+    }
+}
+
+// ---- ID tokens a real provider never sends: a forging provider of our own ----
+
+struct Forge {
+    base: String,
+    key: Vec<u8>,
+    jwk: serde_json::Value,
+}
+
+async fn forge_token(State(f): State<Arc<Forge>>, body: String) -> axum::Json<serde_json::Value> {
+    let code = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "code").map(|(_, v)| v.into_owned());
+    let code = code.unwrap_or_default();
+    let (mode, nonce) = code.split_once('.').unwrap_or(("good", ""));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut claims = serde_json::json!({
+        "iss": f.base, "aud": "fedgate", "sub": "mallory", "preferred_username": "mallory",
+        "iat": now, "exp": now + 300, "nonce": nonce,
+    });
+    match mode {
+        "wrong-iss" => claims["iss"] = "http://127.0.0.1:1".into(),
+        "wrong-aud" => claims["aud"] = "someone-else".into(),
+        "expired" => {
+            claims["iat"] = (now - 7200).into();
+            claims["exp"] = (now - 3600).into();
+        }
+        "nonce" => claims["nonce"] = "not-the-nonce".into(),
+        "multi-aud-no-azp" => claims["aud"] = serde_json::json!(["fedgate", "other"]),
+        _ => {}
+    }
+    let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let id_token = match mode {
+        "none" => format!("{}.{}.", b64(&serde_json::json!({"alg": "none"})), b64(&claims)),
+        "hs256" => {
+            // HMAC keyed with the public key's JWK text: the classic algorithm-confusion forgery.
+            let key = jsonwebtoken::EncodingKey::from_secret(f.jwk.to_string().as_bytes());
+            jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key).unwrap()
+        }
+        _ => {
+            let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+            h.kid = Some("k1".into());
+            let key = jsonwebtoken::EncodingKey::from_ec_der(&f.key);
+            let t = jsonwebtoken::encode(&h, &claims, &key).unwrap();
+            if mode == "bad-sig" {
+                // Another user's claims under the original signature.
+                let mut parts: Vec<String> = t.split('.').map(str::to_string).collect();
+                claims["sub"] = "admin".into();
+                parts[1] = b64(&claims);
+                parts.join(".")
+            } else {
+                t
+            }
+        }
+    };
+    axum::Json(
+        serde_json::json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": id_token}),
+    )
+}
+
+async fn start_forge() -> Arc<Forge> {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let point = pair.public_key().as_ref().to_vec();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+        "x": b64(&point[1..33]), "y": b64(&point[33..65])});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let forge = Arc::new(Forge { base: base.clone(), key: pkcs8.as_ref().to_vec(), jwk });
+    let discovery = serde_json::json!({
+        "issuer": base, "authorization_endpoint": format!("{base}/authorize"), "token_endpoint": format!("{base}/token"),
+        "jwks_uri": format!("{base}/jwks"), "response_types_supported": ["code"], "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    });
+    let jwks = serde_json::json!({"keys": [forge.jwk.clone()]});
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", get(move || async move { axum::Json(discovery) }))
+        .route("/jwks", get(move || async move { axum::Json(jwks) }))
+        .route("/token", post(forge_token))
+        .with_state(forge.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    forge
+}
+
+#[tokio::test]
+async fn forged_id_tokens_are_refused_with_a_clear_page_and_no_session() {
+    let forge = start_forge().await;
+    let gw = Gateway::start(&upstream_toml("forge", &forge.base, "")).await.unwrap();
+    wait_discovered(&gw).await;
+    let attempt = |mode: &'static str| {
+        let gw_url = gw.url("/login/forge");
+        let cb = gw.url("/login/forge/callback");
+        async move {
+            let c = browser();
+            let r = c.get(gw_url).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            let auth = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+            let q = |k: &str| auth.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap();
+            assert_eq!(q("code_challenge_method"), "S256");
+            let (state, nonce) = (q("state"), q("nonce"));
+            let r = c.get(&cb).query(&[("state", state), ("code", format!("{mode}.{nonce}"))]).send().await.unwrap();
+            let status = r.status();
+            let set_session = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .any(|v| v.to_str().unwrap_or("").starts_with("fedgate_session="));
+            (status, set_session, r.text().await.unwrap())
+        }
+    };
+    let (status, session, _) = attempt("good").await;
+    assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "the forge's honest token is accepted");
+    for (mode, words) in [
+        ("wrong-iss", "issuer"),
+        ("wrong-aud", "audience"),
+        ("expired", "expired"),
+        ("bad-sig", "signature"),
+        ("none", "not valid"),
+        ("hs256", "not valid"),
+        ("nonce", "nonce"),
+        ("multi-aud-no-azp", "not valid"),
+    ] {
+        let (status, session, body) = attempt(mode).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{mode}: {body}");
+        assert!(!session, "{mode}: no session");
+        assert!(body.contains("The ID token from Corp SSO is not valid"), "{mode}: {body}");
+        assert!(body.to_lowercase().contains(words), "{mode} names the check ({words}): {body}");
+    }
+}
