@@ -268,7 +268,10 @@ async fn keycloak_profile_tokens_have_keycloaks_claim_layout() {
 
     let id = tokens["id_token"].as_str().unwrap();
     let id_claims = jwt_part(id, 1);
-    assert_layout(&id_claims, KEYCLOAK_ID_TOKEN_LAYOUT, &[], "ID token");
+    // `amr` (how the user authenticated: "pwd", or "fed" through an upstream provider) is a standard claim Keycloak
+    // sends with its AMR mapper; RPs that do not know it ignore it.
+    assert_layout(&id_claims, KEYCLOAK_ID_TOKEN_LAYOUT, &["amr"], "ID token");
+    assert_eq!(id_claims["amr"], serde_json::json!(["pwd"]));
     assert_eq!(id_claims["typ"], "ID");
     assert_eq!(id_claims["sid"], claims["sid"]);
 
