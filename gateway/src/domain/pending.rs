@@ -178,11 +178,16 @@ impl PendingRequests {
     pub async fn put_as(&self, id: String, request: Pending) -> Result<(), StoreError> {
         if let Some(shared) = &self.store {
             let weight = u64::try_from(id.len() + request.weight()).unwrap_or(u64::MAX);
-            let written = shared.kv.increment(&window_key(), weight, TTL * 2).await?;
-            if written <= shared.max_bytes {
-                shared.kv.put(&key(&id), encode(&request, "sign-in request")?, TTL).await?;
+            // The count and the request are written at once (one embedded commit, one wait on Redis); in the
+            // rare quarter hour past the bound, the request is taken back out of the store.
+            let (k, raw, window) = (key(&id), encode(&request, "sign-in request")?, window_key());
+            let (written, stored) =
+                tokio::join!(shared.kv.increment(&window, weight, TTL * 2), shared.kv.put(&k, raw, TTL));
+            stored?;
+            if written? <= shared.max_bytes {
                 return Ok(());
             }
+            shared.kv.remove(&k).await?;
             tracing::warn!(
                 max_pending_bytes = shared.max_bytes,
                 "sign-in requests beyond session.max_pending_bytes this quarter hour: keeping new ones in this \

@@ -146,6 +146,11 @@ impl LoginThrottle {
     /// A successful login clears the typed username's and the account's count (the IP's count stays: one good
     /// account does not excuse guessing at others).
     pub async fn record_success(&self, username: &str, account: Option<&str>, now: OffsetDateTime) {
+        if !self.cfg.throttle {
+            // Nothing was counted (record_keys counts nothing either), so there is nothing to clear: no store
+            // round trip. Counters left from before throttling was turned off expire on their own.
+            return;
+        }
         let keys = [Some(user_key(username)), account.map(account_key)];
         let Some(kv) = &self.store else {
             keys.iter().flatten().for_each(|k| self.entries.invalidate(k));
@@ -153,12 +158,23 @@ impl LoginThrottle {
         };
         let window = i64::try_from(self.cfg.window.as_secs()).unwrap_or(i64::MAX).max(1);
         let bucket = now.unix_timestamp().div_euclid(window);
-        for key in keys.iter().flatten() {
-            for k in [count_key(key, bucket), count_key(key, bucket - 1), lock_key(key)] {
-                if let Err(e) = kv.remove(&k).await {
-                    tracing::warn!(error = %crate::domain::store::Chain(&e), "failure count not cleared");
-                }
+        // Read first (one round trip, no write): a login without earlier failures, the usual case, writes
+        // nothing; only the counters that exist are removed (one more round trip). A failure counted between
+        // the read and the removal is kept, which errs on the side of the lockout.
+        let all: Vec<String> = keys
+            .iter()
+            .flatten()
+            .flat_map(|key| [count_key(key, bucket), count_key(key, bucket - 1), lock_key(key)])
+            .collect();
+        let present = match kv.get_many(&all).await {
+            Ok(values) => all.into_iter().zip(values).filter_map(|(k, v)| v.map(|_| k)).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %crate::domain::store::Chain(&e), "failure count not cleared");
+                return;
             }
+        };
+        if let Err(e) = kv.remove_many(&present).await {
+            tracing::warn!(error = %crate::domain::store::Chain(&e), "failure count not cleared");
         }
     }
 }
@@ -177,11 +193,8 @@ fn number(raw: Option<Vec<u8>>) -> Option<i64> {
 
 /// The lockout deadlines (unix seconds) recorded for `keys`.
 async fn locked_until(kv: &dyn KvStore, keys: &[String]) -> Result<Vec<i64>, StoreError> {
-    let mut out = Vec::new();
-    for key in keys {
-        out.extend(number(kv.get(&lock_key(key)).await?));
-    }
-    Ok(out)
+    let locks: Vec<String> = keys.iter().map(|k| lock_key(k)).collect();
+    Ok(kv.get_many(&locks).await?.into_iter().filter_map(number).collect())
 }
 
 /// Counts one failure for `key` at `now` and locks it once the failures of the sliding window (the current

@@ -424,6 +424,40 @@ impl KvStore for EmbeddedKv {
         }))
     }
 
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
+        let (db, keys) = (Arc::clone(&self.db), keys.to_vec());
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            tokio::task::spawn_blocking(move || {
+                let txn = db.begin_read().map_err(err)?;
+                let table = txn.open_table(KV).map_err(err)?;
+                let now = now_ms();
+                keys.iter()
+                    .map(|key| {
+                        Ok(table.get(key.as_str()).map_err(err)?.and_then(|g| {
+                            let (exp, v) = split(g.value());
+                            (exp > now).then(|| v.to_vec())
+                        }))
+                    })
+                    .collect()
+            })
+            .await
+            .map_err(|e| StoreError::unavailable("embedded", e))?
+        })
+    }
+
+    fn remove_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<()>> {
+        let keys = keys.to_vec();
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(());
+            }
+            self.write(move |txn, now| keys.iter().try_for_each(|key| delete_in(txn, key, now).map(drop))).await
+        })
+    }
+
     fn check(&self) -> StoreFuture<'_, Result<()>> {
         let db = Arc::clone(&self.db);
         Box::pin(async move {

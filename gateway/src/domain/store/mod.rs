@@ -108,6 +108,26 @@ pub trait KvStore: Send + Sync + 'static {
     fn increment<'a>(&'a self, key: &'a str, by: u64, ttl: Duration) -> StoreFuture<'a, Result<u64>>;
     /// Whether the backend answers now (for `/readyz`).
     fn check(&self) -> StoreFuture<'_, Result<()>>;
+    /// The live values under `keys`, in order, read in one round trip where the backend can (Redis `MGET`, one
+    /// embedded read transaction). Each read is atomic per key, not across the keys.
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.get(key).await?);
+            }
+            Ok(out)
+        })
+    }
+    /// Removes every key in `keys`, in one round trip (one `DEL`, one embedded commit) where the backend can.
+    fn remove_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for key in keys {
+                self.remove(key).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The backend `[store]` names, opened (the embedded file) or prepared (Redis connects on first use, so a Redis
@@ -213,6 +233,16 @@ pub async fn conformance(store: Arc<dyn KvStore>, prefix: &str) {
     let big = vec![0xA5u8; 64 * 1024];
     store.put(&k("big"), big.clone(), long).await.unwrap();
     assert_eq!(store.get(&k("big")).await.unwrap(), Some(big), "binary values of 64 KiB round-trip");
+
+    // get_many / remove_many
+    store.put(&k("m1"), v("1"), long).await.unwrap();
+    store.put(&k("m3"), v("3"), long).await.unwrap();
+    let many = [k("m1"), k("m2"), k("m3")];
+    assert_eq!(store.get_many(&many).await.unwrap(), vec![Some(v("1")), None, Some(v("3"))], "get_many in order");
+    assert_eq!(store.get_many(&[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new(), "get_many of nothing");
+    store.remove_many(&many).await.unwrap();
+    store.remove_many(&[]).await.unwrap();
+    assert_eq!(store.get_many(&many).await.unwrap(), vec![None, None, None], "remove_many removes every key");
 
     // put_if_absent
     assert!(store.put_if_absent(&k("once"), v("x"), long).await.unwrap(), "first put_if_absent wins");

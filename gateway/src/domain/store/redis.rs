@@ -295,4 +295,32 @@ impl KvStore for RedisKv {
     fn check(&self) -> StoreFuture<'_, Result<()>> {
         Box::pin(self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await }))
     }
+
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
+        // One MGET on one server. On a cluster every key has its own hash tag (slot), and a multi-key command or a
+        // pipeline across slots is refused (CROSSSLOT), so the reads are sent concurrently instead (still one wait).
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            if self.cluster.is_some() {
+                return futures_util::future::try_join_all(keys.iter().map(|k| self.get(k))).await;
+            }
+            let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+            self.run(move |mut c| async move { redis::cmd("MGET").arg(&keys).query_async(&mut c).await }).await
+        })
+    }
+
+    fn remove_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(());
+            }
+            if self.cluster.is_some() {
+                return futures_util::future::try_join_all(keys.iter().map(|k| self.remove(k))).await.map(drop);
+            }
+            let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+            self.run(move |mut c| async move { redis::cmd("DEL").arg(&keys).query_async::<()>(&mut c).await }).await
+        })
+    }
 }

@@ -162,13 +162,21 @@ impl SessionStore for KvSessionStore {
     ) -> StoreFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let key = key_of(id);
-            for _ in 0..CAS_ATTEMPTS {
-                // Always from the store: the first level may be up to cache_ttl old.
-                self.forget(id);
+            for attempt in 0..CAS_ATTEMPTS {
+                // The first attempt starts from the first level (no read: a login's session was just written or
+                // read by this replica); the write is a compare-and-set against those bytes, so a stale copy
+                // only fails it, and every later attempt reads the store.
+                if attempt > 0 {
+                    self.forget(id);
+                }
                 let Some(current) = self.load(id, &key).await? else { return Ok(()) };
                 let mut next = (*current.session).clone();
                 change(&mut next);
                 if next == *current.session {
+                    if attempt == 0 {
+                        // Nothing to change in the first level's copy: make sure of it against the store.
+                        continue;
+                    }
                     return Ok(());
                 }
                 let now = next.last_seen;
