@@ -125,7 +125,7 @@ impl LdapDirectory {
             (None, None) => Secret::default(),
         };
         let connector = Connector::new(&cfg)?;
-        let subjects = crate::subject::Subjects::new(&cfg)?;
+        let subjects = crate::subject::Subjects::new(cfg.subject_template.as_deref(), cfg.subject_map_file.as_deref())?;
         let cache =
             Cache::builder().max_capacity(100_000).time_to_live(cfg.cache_ttl.max(Duration::from_secs(1))).build();
         // Random per process, so nobody can create the entry in advance; `cn` exists in every schema.

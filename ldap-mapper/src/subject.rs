@@ -10,8 +10,6 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::LdapConfig;
-
 /// The placeholders `subject_template` understands.
 pub const PLACEHOLDERS: &[&str] = &["unique_id", "username"];
 
@@ -56,13 +54,14 @@ pub enum SubjectMapError {
 }
 
 impl Subjects {
-    /// The rule `cfg` configures; reads `subject_map_file`.
-    pub fn new(cfg: &LdapConfig) -> Result<Self, SubjectMapError> {
-        let mut out = Self { template: cfg.subject_template.clone(), ..Self::default() };
-        if let Some(path) = &cfg.subject_map_file {
-            let bytes = std::fs::read(path).map_err(|source| SubjectMapError::Read { path: path.clone(), source })?;
+    /// The rule of `ldap.subject_template` and `ldap.subject_map_file` (read here).
+    pub fn new(template: Option<&str>, map_file: Option<&std::path::Path>) -> Result<Self, SubjectMapError> {
+        let mut out = Self { template: template.map(str::to_string), ..Self::default() };
+        if let Some(path) = map_file {
+            let bytes =
+                std::fs::read(path).map_err(|source| SubjectMapError::Read { path: path.to_path_buf(), source })?;
             let map: MapFile = serde_json::from_slice(&bytes)
-                .map_err(|source| SubjectMapError::Parse { path: path.clone(), source })?;
+                .map_err(|source| SubjectMapError::Parse { path: path.to_path_buf(), source })?;
             out.by_id = map.by_ldap_id;
             out.by_username = map.by_username.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
         }
@@ -109,12 +108,7 @@ mod tests {
             r#"{"source": "keycloak", "by_ldap_id": {"uuid-a": "kc-a"}, "by_username": {"Bob": "kc-b"}}"#,
         )
         .unwrap();
-        let cfg = LdapConfig {
-            subject_map_file: Some(path),
-            subject_template: Some("f:comp:{username}".into()),
-            ..LdapConfig::default()
-        };
-        let s = Subjects::new(&cfg).unwrap();
+        let s = Subjects::new(Some("f:comp:{username}"), Some(&path)).unwrap();
         assert_eq!(s.subject("uuid-a", "alice"), "kc-a");
         assert_eq!(s.subject("uuid-b", "bob"), "kc-b", "by username, case-insensitively");
         assert_eq!(s.subject("uuid-c", "Carol"), "f:comp:carol", "Keycloak lower-cases usernames");
@@ -126,8 +120,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.json");
         std::fs::write(&path, "[1, 2]").unwrap();
-        let cfg = LdapConfig { subject_map_file: Some(path), ..LdapConfig::default() };
-        assert!(matches!(Subjects::new(&cfg), Err(SubjectMapError::Parse { .. })));
+        assert!(matches!(Subjects::new(None, Some(&path)), Err(SubjectMapError::Parse { .. })));
         assert_eq!(template_problem("f:x:{username}"), None);
         assert!(template_problem("fixed").unwrap().contains("same subject"));
         assert!(template_problem("{email}").unwrap().contains("{email}"));
