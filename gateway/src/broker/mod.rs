@@ -80,6 +80,14 @@ pub enum BrokerError {
         /// The check that failed.
         reason: String,
     },
+    /// A signed userinfo answer failed verification, or the answer was unreadable.
+    #[error("The userinfo answer from {provider} is not valid: {reason}")]
+    UserInfo {
+        /// The provider's label.
+        provider: String,
+        /// The check that failed.
+        reason: String,
+    },
     /// The identity could not be mapped, or is not allowed in.
     #[error("{provider}: {source}")]
     Mapping {
@@ -380,7 +388,7 @@ impl UpstreamProvider {
             return Err(BrokerError::IdToken { provider: self.label().into(), reason: "not valid yet (nbf)".into() });
         }
         if let Some(userinfo) = d.metadata.userinfo_endpoint() {
-            let info = self.userinfo(userinfo.url(), token.access_token().secret()).await?;
+            let info = self.userinfo(&d, userinfo.url(), token.access_token().secret(), now).await?;
             if info.get("sub") != claims.get("sub") {
                 return Err(BrokerError::IdToken {
                     provider: self.label().into(),
@@ -394,10 +402,20 @@ impl UpstreamProvider {
         Ok(UpstreamIdentity { claims, id_token: raw })
     }
 
-    async fn userinfo(&self, url: &url::Url, access_token: &str) -> Result<Map<String, Value>, BrokerError> {
+    /// The userinfo answer: a JSON object, or a signed JWT (`application/jwt`, when the client registered
+    /// `userinfo_signed_response_alg`) verified like an ID token's signature (the provider's JWKS, fetched again
+    /// once on an unknown `kid`, the same algorithm allow-list), with `iss` equal to the issuer and `aud` naming
+    /// this client (OpenID Connect Core §5.3.2). An answer that is neither is refused.
+    async fn userinfo(
+        &self,
+        d: &Discovered,
+        url: &url::Url,
+        access_token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Map<String, Value>, BrokerError> {
         let request = http::Request::get(url.as_str())
             .header(http::header::AUTHORIZATION, format!("Bearer {access_token}"))
-            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::ACCEPT, "application/json, application/jwt")
             .body(Vec::new())
             .map_err(|e| self.unavailable(format!("userinfo: {e}")))?;
         let response =
@@ -405,11 +423,97 @@ impl UpstreamProvider {
         if !response.status().is_success() {
             return Err(self.unavailable(format!("userinfo answered {}", response.status())));
         }
+        let bad = |reason: String| BrokerError::UserInfo { provider: self.label().into(), reason };
+        let essence = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if essence == "application/jwt" {
+            let jwt = std::str::from_utf8(response.body()).map_err(|_| bad("the signed answer is not text".into()))?;
+            let jwt = jwt.trim();
+            let mut outcome = self.verify_signed_userinfo(jwt, d, now);
+            if matches!(outcome, Err(SignedUserInfo::NoMatchingKey))
+                && let Some(fresh) = self.refetch_keys(d).await
+            {
+                outcome = self.verify_signed_userinfo(jwt, &fresh, now);
+            }
+            return outcome.map_err(|e| bad(e.to_string()));
+        }
         match serde_json::from_slice::<Value>(response.body()) {
             Ok(Value::Object(m)) => Ok(m),
-            // A signed (JWT) userinfo answer is not used: the ID token's claims stand alone.
-            _ => Ok(Map::new()),
+            _ => Err(bad(format!("the answer is neither a JSON object nor a signed JWT (content type {essence:?})"))),
         }
+    }
+
+    /// Verifies a signed userinfo answer and returns its claims.
+    fn verify_signed_userinfo(
+        &self,
+        jwt: &str,
+        d: &Discovered,
+        now: OffsetDateTime,
+    ) -> Result<Map<String, Value>, SignedUserInfo> {
+        use base64::Engine as _;
+        use openidconnect::JsonWebKey as _;
+        let b64 = |part: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part.trim_end_matches('='));
+        let mut parts = jwt.split('.');
+        let (Some(header), Some(body), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(SignedUserInfo::Malformed("not a signed JWT (an encrypted answer is not supported)"));
+        };
+        let header: Map<String, Value> = b64(header)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(SignedUserInfo::Malformed("unreadable header"))?;
+        if header.contains_key("crit") {
+            return Err(SignedUserInfo::Malformed("critical header fields are not supported"));
+        }
+        let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        let alg = serde_json::from_value::<CoreJwsSigningAlgorithm>(Value::String(alg_name.to_string()))
+            .ok()
+            .filter(|a| ALLOWED_ALGS.contains(a))
+            .ok_or_else(|| SignedUserInfo::Algorithm(short(alg_name)))?;
+        let signature = b64(signature).map_err(|_| SignedUserInfo::Malformed("unreadable signature"))?;
+        let kid = header.get("kid").and_then(Value::as_str);
+        let signed = &jwt[..header_and_body_len(jwt)];
+        let candidates: Vec<_> = d
+            .metadata
+            .jwks()
+            .keys()
+            .iter()
+            .filter(|k| kid.is_none_or(|kid| k.key_id().is_some_and(|id| id.as_str() == kid)))
+            .collect();
+        if candidates.is_empty() {
+            return Err(SignedUserInfo::NoMatchingKey);
+        }
+        if !candidates.iter().any(|k| k.verify_signature(&alg, signed.as_bytes(), &signature).is_ok()) {
+            return Err(SignedUserInfo::Signature);
+        }
+        let claims: Map<String, Value> = b64(body)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(SignedUserInfo::Malformed("unreadable payload"))?;
+        let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+        if iss != self.config.issuer {
+            return Err(SignedUserInfo::Issuer(short(iss)));
+        }
+        let client_id = self.config.client_id.as_str();
+        let audience_ok = match claims.get("aud") {
+            Some(Value::String(a)) => a == client_id,
+            Some(Value::Array(a)) => a.iter().any(|a| a == client_id),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(SignedUserInfo::Audience);
+        }
+        if let Some(exp) = claims.get("exp").and_then(Value::as_i64)
+            && exp < (now - CLOCK_SKEW).unix_timestamp()
+        {
+            return Err(SignedUserInfo::Expired);
+        }
+        Ok(claims)
     }
 
     /// Where to send the browser to end the upstream session, when `logout_upstream` is on and the provider has an
@@ -469,6 +573,37 @@ fn token_error<RE: std::error::Error + 'static>(
 
 fn to_chrono(t: OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(t.unix_timestamp(), 0).unwrap_or_default()
+}
+
+/// Why a signed userinfo answer was refused.
+#[derive(Debug, thiserror::Error)]
+enum SignedUserInfo {
+    /// Not a compact JWS, or a part is not base64url JSON.
+    #[error("{0}")]
+    Malformed(&'static str),
+    /// `alg` is not in the allow-list (`none`, HMAC, unknown).
+    #[error("the signature algorithm {0:?} is not allowed")]
+    Algorithm(String),
+    /// No key of the provider's JWKS has the `kid`.
+    #[error("no key of the provider's JWKS matches the signature's key id")]
+    NoMatchingKey,
+    /// The signature does not verify.
+    #[error("the signature does not verify")]
+    Signature,
+    /// `iss` is not the configured issuer.
+    #[error("the issuer {0:?} is not the provider's")]
+    Issuer(String),
+    /// `aud` does not name this client.
+    #[error("the audience does not name this client")]
+    Audience,
+    /// `exp` is in the past.
+    #[error("expired")]
+    Expired,
+}
+
+/// The length of a compact JWS's signing input (`header.payload`).
+fn header_and_body_len(jwt: &str) -> usize {
+    jwt.rfind('.').unwrap_or(0)
 }
 
 /// The JSON payload of a (verified) JWT.

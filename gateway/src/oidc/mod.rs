@@ -189,9 +189,20 @@ async fn authorize(
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
     match provider.authorize(&params, state.clock.now()) {
-        Ok(request) => continue_authorization(&state, &headers, request).await,
+        Ok(request) => continue_authorization(&state, &headers, request, idp_hint(&state, &params)).await,
         Err(e) => authorize_failure(e),
     }
+}
+
+/// Keycloak's `kc_idp_hint` (or `idp`): the `[[upstream.oidc]]` provider the login should go straight to. Only a
+/// configured provider's name is passed on (as a name, never a URL); anything else, or a repeated parameter, is
+/// no hint, and the login page shows as usual.
+fn idp_hint(state: &AppState, params: &Params) -> Option<String> {
+    ["kc_idp_hint", "idp"]
+        .into_iter()
+        .find_map(|k| params.get(k).ok().flatten())
+        .and_then(|h| state.brokers.get(h))
+        .map(|p| p.config.name.clone())
 }
 
 fn authorize_failure(e: AuthorizeError) -> Result<Response, AppError> {
@@ -210,6 +221,7 @@ async fn continue_authorization(
     state: &AppState,
     headers: &HeaderMap,
     request: AuthorizationRequest,
+    idp_hint: Option<String>,
 ) -> Result<Response, AppError> {
     let provider = oidc(state)?;
     let now = state.clock.now();
@@ -250,7 +262,8 @@ async fn continue_authorization(
             let force = request.prompt == Some(federation::oidc::Prompt::Login) || session.is_some();
             let hint = request.login_hint.clone();
             let id = state.pending.put(Pending::Oidc(Box::new(request))).await?;
-            Ok(to_login_with(&format!("/oauth2/authorize/resume?id={id}"), force, hint.as_deref()))
+            let login = LoginHints { force, login_hint: hint.as_deref(), idp: idp_hint.as_deref() };
+            Ok(to_login_with(&format!("/oauth2/authorize/resume?id={id}"), &login))
         }
     }
 }
@@ -275,18 +288,32 @@ fn respond(request: &AuthorizationRequest, url: &url::Url) -> Response {
 /// How many `sid` values a session remembers per client (one per authorization in this session).
 const MAX_SIDS_PER_CLIENT: usize = 8;
 
-/// The login page URL, optionally forcing a fresh login and prefilling the username.
-fn to_login_with(target: &str, force: bool, login_hint: Option<&str>) -> Response {
-    if !force && login_hint.is_none() {
+/// What the authorization request asks of the login page.
+struct LoginHints<'a> {
+    /// A fresh login even with a live session (`prompt=login`, `max_age`).
+    force: bool,
+    /// The username to prefill (`login_hint`).
+    login_hint: Option<&'a str>,
+    /// The upstream provider to go straight to (`kc_idp_hint` / `idp`), already checked to be configured.
+    idp: Option<&'a str>,
+}
+
+/// The login page URL, optionally forcing a fresh login, prefilling the username, or naming the upstream provider
+/// the login page sends the browser straight on to.
+fn to_login_with(target: &str, hints: &LoginHints<'_>) -> Response {
+    if !hints.force && hints.login_hint.is_none() && hints.idp.is_none() {
         return to_login(target);
     }
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("rd", target);
-    if force {
+    if hints.force {
         q.append_pair("force", "1");
     }
-    if let Some(h) = login_hint {
+    if let Some(h) = hints.login_hint {
         q.append_pair("login_hint", h);
+    }
+    if let Some(idp) = hints.idp {
+        q.append_pair("idp", idp);
     }
     Redirect::to(&format!("/login?{}", q.finish())).into_response()
 }
@@ -298,7 +325,7 @@ async fn resume(
 ) -> Result<Response, AppError> {
     match state.pending.get(&q.id).await? {
         Some(Pending::Oidc(request)) => {
-            let resp = continue_authorization(&state, &headers, *request).await?;
+            let resp = continue_authorization(&state, &headers, *request, None).await?;
             // Done once the browser is sent back to the app; kept while the user is still logging in.
             // (A form_post answer has no Location: it is the answer to the app.)
             let location = resp.headers().get(header::LOCATION).map(|l| l.to_str().unwrap_or(""));
