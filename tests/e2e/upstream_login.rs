@@ -19,11 +19,13 @@ struct Op {
 }
 
 impl Op {
-    fn start(port: u16, redirect_uri: &str) -> Self {
+    /// Started with `env` added (e.g. `USERINFO_ALG`, see upstream-op.mjs).
+    fn start(port: u16, redirect_uri: &str, env: &[(&str, &str)]) -> Self {
         use std::io::BufRead as _;
         let mut child = Command::new("node")
             .arg("upstream-op.mjs")
             .current_dir(e2e::node::dir())
+            .envs(env.iter().copied())
             .env("PORT", port.to_string())
             .env("REDIRECT_URI", redirect_uri)
             .env("POST_LOGOUT", redirect_uri.split("/login/").next().unwrap_or_default().to_string() + "/")
@@ -110,7 +112,8 @@ fn form_of(html: &str) -> Option<(String, Vec<(String, String)>)> {
 }
 
 /// Drives a sign-in from `start` (a gateway URL) through the provider's interaction pages (login, and consent if
-/// shown) as `user`, following every redirect; the last response (not a redirect, or a redirect off both sites).
+/// shown) as `user`, following every redirect; the last response (not a redirect, or a redirect to an app's
+/// redirect URI on port 9).
 async fn sign_in_at_op(c: &reqwest::Client, start: &str, user: &str) -> (String, reqwest::Response) {
     let (url, r, _) = sign_in_at_op_via(c, start, user).await;
     (url, r)
@@ -128,7 +131,12 @@ async fn sign_in_at_op_via(
     for _ in 0..20 {
         if r.status().is_redirection() {
             let loc = r.headers()["location"].to_str().unwrap().to_string();
-            url = url.join(&loc).unwrap();
+            let next = url.join(&loc).unwrap();
+            if next.port() == Some(9) {
+                // An app's registered redirect URI (nothing listens on port 9): the answer is this redirect.
+                break;
+            }
+            url = next;
             if url.path().ends_with("/callback") {
                 callback = Some(url.clone());
             }
@@ -167,9 +175,14 @@ async fn env_with(extra_upstream: &str, extra: &str) -> Env {
 
 /// With `proxy` off, `/` is fedgate's account page; on, everything not fedgate's goes to an echo upstream.
 async fn env_full(extra_upstream: &str, extra: &str, proxy: bool) -> Env {
+    env_op(&[], extra_upstream, extra, proxy).await
+}
+
+/// [`env_full`] with `op_env` given to the upstream provider.
+async fn env_op(op_env: &[(&str, &str)], extra_upstream: &str, extra: &str, proxy: bool) -> Env {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let op = Op::start(free_port(), &format!("{base}/login/corp/callback"));
+    let op = Op::start(free_port(), &format!("{base}/login/corp/callback"), op_env);
     let keys = tempfile::tempdir().unwrap();
     let echo = e2e::upstream::EchoUpstream::start().await.unwrap();
     let cfg = format!(
@@ -203,6 +216,28 @@ auxiliary_domain = "corp.example.com"
     let gw = Gateway::start_on(listener, &cfg).await.unwrap();
     wait_discovered(&gw).await;
     Env { gw, op, keys, _echo: echo }
+}
+
+/// openid-client (tests/node/oidc-rp-broker.mjs) signs in at fedgate's `rp` client with `hint_param=hint`, and
+/// signs in as `user` at the upstream provider when its login page shows; what it saw.
+async fn run_broker_rp(gw: &Gateway, hint_param: &str, hint: &str, user: &str) -> serde_json::Value {
+    let env = [
+        ("ISSUER", gw.base.clone()),
+        ("CLIENT_ID", "rp".to_string()),
+        ("CLIENT_SECRET", "rp-secret-0123456789abcdef".to_string()),
+        ("REDIRECT_URI", "http://127.0.0.1:9/cb".to_string()),
+        ("USER_NAME", user.to_string()),
+        ("HINT_PARAM", hint_param.to_string()),
+        ("HINT", hint.to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        e2e::node::run("oidc-rp-broker.mjs", &env, 60)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap()
 }
 
 fn jwt_payload(jwt: &str) -> serde_json::Value {
@@ -243,31 +278,38 @@ async fn brokered_login_yields_account_saml_for_ram_id_token_and_proxy_headers()
         "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
         Some("/*[local-name()='Response']/*[local-name()='Assertion']/*[local-name()='Signature']"),
     );
+    // pysaml2, as the RAM SP (its entity ID and ACS), given fedgate's metadata, accepts the response too.
+    let md = e.keys.path().join("idp-metadata.xml");
+    let metadata = e2e::gateway::http().get(e.gw.url("/saml/metadata")).send().await.unwrap().text().await.unwrap();
+    std::fs::write(&md, &metadata).unwrap();
+    let (entity, acs) =
+        (crate::saml::get(&xml, "saml:Audience", ""), crate::saml::get(&xml, "samlp:Response", "Destination"));
+    assert_eq!(entity, "https://signin-intl.aliyun.com/1234567890123456/saml/SSO");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let md_s = md.display().to_string();
+    let seen =
+        tokio::task::spawn_blocking(move || crate::saml::pysaml2(&["consume", &md_s, &entity, &acs], Some(&b64)))
+            .await
+            .unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["name_id"], "alice@corp.example.com", "{seen}");
+    assert_eq!(seen["format"], "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", "{seen}");
+    assert_eq!(seen["assertion_signed"], true, "{seen}");
+    assert_eq!(seen["issuer"], e.gw.url("/saml/metadata"), "{seen}");
 
-    // (2) An ID token for fedgate's own RP: upstream groups → roles, amr says federated.
-    let auth = format!(
-        "/oauth2/authorize?response_type=code&client_id=rp&redirect_uri={}&scope=openid%20profile%20roles%20groups&state=s&nonce=n",
-        "http%3A%2F%2F127.0.0.1%3A9%2Fcb"
-    );
-    let r = c.get(e.gw.url(&auth)).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let code = loc.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let tok: serde_json::Value = e2e::gateway::http()
-        .post(e.gw.url("/oauth2/token"))
-        .basic_auth("rp", Some("rp-secret-0123456789abcdef"))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/cb")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = jwt_payload(tok["id_token"].as_str().unwrap_or_else(|| panic!("{tok}")));
+    // (2) An ID token for an openid-client RP that sends Keycloak's kc_idp_hint: it goes straight to the
+    // provider (fedgate's login page never shows), and the ID token carries upstream groups → roles and amr fed.
+    let rp = run_broker_rp(&e.gw, "kc_idp_hint", "corp", "alice").await;
+    assert_eq!(rp["ok"], true, "{rp}");
+    assert_eq!(rp["pages"].as_array().map(Vec::len), Some(1), "only the provider's login page: {rp}");
+    assert!(rp["pages"][0].as_str().unwrap().starts_with(&format!("200 {}/interaction/", e.op.issuer)), "{rp}");
+    let id = &rp["id_token"];
     assert_eq!(id["preferred_username"], "alice", "{id}");
     assert_eq!(id["roles"], serde_json::json!(["admin", "member"]), "{id}");
+    assert_eq!(id["groups"], serde_json::json!(["ops", "staff"]), "{id}");
     assert_eq!(id["amr"][0], "fed", "{id}");
     assert_eq!(id["sub"], "corp:alice", "{id}");
+    assert_eq!(rp["userinfo"]["roles"], serde_json::json!(["admin", "member"]), "{rp}");
 
     // (3) Identity headers at a proxied upstream.
     let seen: serde_json::Value = c.get(e.gw.url("/anything")).send().await.unwrap().json().await.unwrap();
@@ -487,6 +529,37 @@ struct Forge {
     jwk: serde_json::Value,
 }
 
+/// A JWT with `claims`, signed as `how` says: `none` (unsigned), `hs256` (HMAC keyed with the public key's JWK
+/// text: the classic algorithm-confusion forgery), `bad-sig` (another user's claims under the original signature),
+/// anything else honestly (ES256, kid k1).
+fn forge_jwt(f: &Forge, how: &str, claims: &mut serde_json::Value) -> String {
+    let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    match how {
+        "none" => format!("{}.{}.", b64(&serde_json::json!({"alg": "none"})), b64(claims)),
+        "hs256" => {
+            let key = jsonwebtoken::EncodingKey::from_secret(f.jwk.to_string().as_bytes());
+            jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key).unwrap()
+        }
+        _ => {
+            let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+            h.kid = Some("k1".into());
+            let key = jsonwebtoken::EncodingKey::from_ec_der(&f.key);
+            let t = jsonwebtoken::encode(&h, &claims, &key).unwrap();
+            if how == "bad-sig" {
+                let mut parts: Vec<String> = t.split('.').map(str::to_string).collect();
+                claims["sub"] = "admin".into();
+                claims["groups"] = serde_json::json!(["ops"]);
+                parts[1] = b64(claims);
+                parts.join(".")
+            } else {
+                t
+            }
+        }
+    }
+}
+
+/// The token endpoint: the code is `{mode}.{nonce}`; the ID token is forged as `mode` says, and the access token
+/// is the mode, so userinfo knows it too.
 async fn forge_token(State(f): State<Arc<Forge>>, body: String) -> axum::Json<serde_json::Value> {
     let code = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "code").map(|(_, v)| v.into_owned());
     let code = code.unwrap_or_default();
@@ -505,35 +578,41 @@ async fn forge_token(State(f): State<Arc<Forge>>, body: String) -> axum::Json<se
         }
         "nonce" => claims["nonce"] = "not-the-nonce".into(),
         "multi-aud-no-azp" => claims["aud"] = serde_json::json!(["fedgate", "other"]),
+        // A provider that did more than a password: its amr and a SAML class as acr, relayed by fedgate.
+        "mfa" => {
+            claims["amr"] = serde_json::json!(["mfa", "otp"]);
+            claims["acr"] = "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken".into();
+        }
         _ => {}
     }
-    let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-    let id_token = match mode {
-        "none" => format!("{}.{}.", b64(&serde_json::json!({"alg": "none"})), b64(&claims)),
-        "hs256" => {
-            // HMAC keyed with the public key's JWK text: the classic algorithm-confusion forgery.
-            let key = jsonwebtoken::EncodingKey::from_secret(f.jwk.to_string().as_bytes());
-            jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key).unwrap()
-        }
-        _ => {
-            let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-            h.kid = Some("k1".into());
-            let key = jsonwebtoken::EncodingKey::from_ec_der(&f.key);
-            let t = jsonwebtoken::encode(&h, &claims, &key).unwrap();
-            if mode == "bad-sig" {
-                // Another user's claims under the original signature.
-                let mut parts: Vec<String> = t.split('.').map(str::to_string).collect();
-                claims["sub"] = "admin".into();
-                parts[1] = b64(&claims);
-                parts.join(".")
-            } else {
-                t
-            }
-        }
-    };
+    let id_token = forge_jwt(&f, if mode.starts_with("ui-") { "good" } else { mode }, &mut claims);
     axum::Json(
-        serde_json::json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": id_token}),
+        serde_json::json!({"access_token": mode, "token_type": "Bearer", "expires_in": 300, "id_token": id_token}),
     )
+}
+
+/// Userinfo: JSON, except for the `ui-*` modes, which answer a signed JWT (`application/jwt`) forged as the rest
+/// of the mode says (`ui-good` is honest and adds the group `ops`).
+async fn forge_userinfo(State(f): State<Arc<Forge>>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mode = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    let Some(how) = mode.strip_prefix("ui-") else {
+        return axum::Json(serde_json::json!({"sub": "mallory", "groups": ["staff"]})).into_response();
+    };
+    let mut claims = serde_json::json!({"iss": f.base, "aud": "fedgate", "sub": "mallory", "groups": ["ops"]});
+    match how {
+        "wrong-iss" => claims["iss"] = "http://127.0.0.1:1".into(),
+        "wrong-aud" => claims["aud"] = "someone-else".into(),
+        "wrong-sub" => claims["sub"] = "admin".into(),
+        _ => {}
+    }
+    let jwt = forge_jwt(&f, how, &mut claims);
+    ([(axum::http::header::CONTENT_TYPE, "application/jwt")], jwt).into_response()
 }
 
 async fn start_forge() -> Arc<Forge> {
@@ -550,7 +629,8 @@ async fn start_forge() -> Arc<Forge> {
     let forge = Arc::new(Forge { base: base.clone(), key: pkcs8.as_ref().to_vec(), jwk });
     let discovery = serde_json::json!({
         "issuer": base, "authorization_endpoint": format!("{base}/authorize"), "token_endpoint": format!("{base}/token"),
-        "jwks_uri": format!("{base}/jwks"), "response_types_supported": ["code"], "subject_types_supported": ["public"],
+        "jwks_uri": format!("{base}/jwks"), "userinfo_endpoint": format!("{base}/userinfo"),
+        "response_types_supported": ["code"], "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
     });
     let jwks = serde_json::json!({"keys": [forge.jwk.clone()]});
@@ -558,9 +638,31 @@ async fn start_forge() -> Arc<Forge> {
         .route("/.well-known/openid-configuration", get(move || async move { axum::Json(discovery) }))
         .route("/jwks", get(move || async move { axum::Json(jwks) }))
         .route("/token", post(forge_token))
+        .route("/userinfo", get(forge_userinfo))
         .with_state(forge.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     forge
+}
+
+/// A sign-in at the forging provider `name` whose code is `{mode}.{nonce}`: (status, whether a session cookie was
+/// set, the page).
+async fn forge_attempt(c: &reqwest::Client, gw: &Gateway, name: &str, mode: &str) -> (StatusCode, bool, String) {
+    let r = c.get(gw.url(&format!("/login/{name}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let auth = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q = |k: &str| auth.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap();
+    assert_eq!(q("code_challenge_method"), "S256");
+    let (state, nonce) = (q("state"), q("nonce"));
+    let r = c
+        .get(gw.url(&format!("/login/{name}/callback")))
+        .query(&[("state", state), ("code", format!("{mode}.{nonce}"))])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let set_session =
+        r.headers().get_all("set-cookie").iter().any(|v| v.to_str().unwrap_or("").starts_with("fedgate_session="));
+    (status, set_session, r.text().await.unwrap())
 }
 
 #[tokio::test]
@@ -568,28 +670,7 @@ async fn forged_id_tokens_are_refused_with_a_clear_page_and_no_session() {
     let forge = start_forge().await;
     let gw = Gateway::start(&upstream_toml("forge", &forge.base, "")).await.unwrap();
     wait_discovered(&gw).await;
-    let attempt = |mode: &'static str| {
-        let gw_url = gw.url("/login/forge");
-        let cb = gw.url("/login/forge/callback");
-        async move {
-            let c = browser();
-            let r = c.get(gw_url).send().await.unwrap();
-            assert_eq!(r.status(), StatusCode::SEE_OTHER);
-            let auth = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-            let q = |k: &str| auth.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap();
-            assert_eq!(q("code_challenge_method"), "S256");
-            let (state, nonce) = (q("state"), q("nonce"));
-            let r = c.get(&cb).query(&[("state", state), ("code", format!("{mode}.{nonce}"))]).send().await.unwrap();
-            let status = r.status();
-            let set_session = r
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .any(|v| v.to_str().unwrap_or("").starts_with("fedgate_session="));
-            (status, set_session, r.text().await.unwrap())
-        }
-    };
-    let (status, session, _) = attempt("good").await;
+    let (status, session, _) = forge_attempt(&browser(), &gw, "forge", "good").await;
     assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "the forge's honest token is accepted");
     for (mode, words) in [
         ("wrong-iss", "issuer"),
@@ -601,10 +682,190 @@ async fn forged_id_tokens_are_refused_with_a_clear_page_and_no_session() {
         ("nonce", "nonce"),
         ("multi-aud-no-azp", "not valid"),
     ] {
-        let (status, session, body) = attempt(mode).await;
+        let (status, session, body) = forge_attempt(&browser(), &gw, "forge", mode).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{mode}: {body}");
         assert!(!session, "{mode}: no session");
         assert!(body.contains("The ID token from Corp SSO is not valid"), "{mode}: {body}");
         assert!(body.to_lowercase().contains(words), "{mode} names the check ({words}): {body}");
+    }
+}
+
+#[tokio::test]
+async fn signed_userinfo_answers_are_verified_and_forged_ones_refused() {
+    let forge = start_forge().await;
+    let gw = Gateway::start(&format!("[roles]\nadmin = [\"ops\"]\n{}", upstream_toml("forge", &forge.base, "")))
+        .await
+        .unwrap();
+    wait_discovered(&gw).await;
+    // An honest signed answer is used: its group ops makes mallory an admin.
+    let c = browser();
+    let (status, session, body) = forge_attempt(&c, &gw, "forge", "ui-good").await;
+    assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "{body}");
+    let account = c.get(gw.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains("mallory") && account.contains("admin"), "the signed answer's groups: {account}");
+    for (mode, words) in [
+        ("ui-bad-sig", "the signature does not verify"),
+        ("ui-wrong-iss", "issuer"),
+        ("ui-wrong-aud", "audience"),
+        ("ui-none", "algorithm"),
+        ("ui-hs256", "algorithm"),
+    ] {
+        let (status, session, body) = forge_attempt(&browser(), &gw, "forge", mode).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{mode}: {body}");
+        assert!(!session, "{mode}: no session");
+        assert!(body.contains("The userinfo answer from Corp SSO is not valid"), "{mode}: {body}");
+        assert!(body.contains(words), "{mode} names the check ({words}): {body}");
+    }
+    // Signed, but about someone else than the ID token.
+    let (status, session, body) = forge_attempt(&browser(), &gw, "forge", "ui-wrong-sub").await;
+    assert_eq!((status, session), (StatusCode::BAD_REQUEST, false), "{body}");
+    assert!(body.contains("another subject"), "{body}");
+}
+
+#[tokio::test]
+async fn signed_userinfo_from_oidc_provider_is_used() {
+    // oidc-provider signs userinfo (ES256) for this client; its ID tokens (RS256) carry no profile claims, so the
+    // username and groups come only from the signed answer.
+    let e = env_op(&[("USERINFO_ALG", "ES256")], "", &demo_user_toml(), true).await;
+    let c = browser();
+    let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp?rd=%2F"), "alice").await;
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "landed at {url}: {body}");
+    let landed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(landed["headers"]["x-forwarded-user"], "alice", "{landed}");
+    assert_eq!(landed["headers"]["x-forwarded-email"], "alice@corp.example", "{landed}");
+    assert!(landed["headers"]["x-forwarded-groups"].as_str().unwrap_or("").contains("ops"), "{landed}");
+}
+
+#[tokio::test]
+async fn upstream_amr_and_acr_reach_id_tokens_and_saml() {
+    let forge = start_forge().await;
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"[oidc]
+keys_dir = "{keys}"
+[[oidc.clients]]
+client_id = "rp"
+client_secret = "rp-secret-0123456789abcdef"
+redirect_uris = ["http://127.0.0.1:9/cb"]
+[saml]
+keys_dir = "{keys}"
+[[saml.service_providers]]
+name = "ram"
+preset = "aliyun-ram-user"
+site = "intl"
+account_id = "1234567890123456"
+auxiliary_domain = "corp.example.com"
+{up}"#,
+        keys = keys.path().display(),
+        up = upstream_toml("forge", &forge.base, ""),
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    wait_discovered(&gw).await;
+    let c = browser();
+    let (status, session, body) = forge_attempt(&c, &gw, "forge", "mfa").await;
+    assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "{body}");
+    let r = c
+        .get(gw.url("/oauth2/authorize?response_type=code&client_id=rp&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid&state=s&nonce=n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = loc.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let tok: serde_json::Value = e2e::gateway::http()
+        .post(gw.url("/oauth2/token"))
+        .basic_auth("rp", Some("rp-secret-0123456789abcdef"))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/cb")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = jwt_payload(tok["id_token"].as_str().unwrap_or_else(|| panic!("{tok}")));
+    assert_eq!(id["amr"], serde_json::json!(["fed", "mfa", "otp"]), "fed first, then the upstream's: {id}");
+    assert_eq!(id["acr"], "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken", "{id}");
+    let r = c.get(gw.url("/saml/init/ram")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, xml, _) = crate::saml::posted(&r.text().await.unwrap());
+    assert_eq!(
+        crate::saml::get(&xml, "saml:AuthnContextClassRef", ""),
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken"
+    );
+    assert_eq!(crate::saml::get(&xml, "saml:AuthenticatingAuthority", ""), forge.base);
+}
+
+/// Follows the gateway's own redirects from `path`; stops at the first page, or at a redirect that leaves the
+/// gateway: (where it stopped, the status there, the page if it is one).
+async fn follow_at_gateway(c: &reqwest::Client, gw: &Gateway, path: &str) -> (url::Url, StatusCode, String) {
+    let mut url = url::Url::parse(&gw.url(path)).unwrap();
+    for _ in 0..10 {
+        let r = c.get(url.clone()).send().await.unwrap();
+        if !r.status().is_redirection() {
+            let status = r.status();
+            return (url, status, r.text().await.unwrap());
+        }
+        let next = url.join(r.headers()["location"].to_str().unwrap()).unwrap();
+        if next.origin() != url.origin() {
+            return (next, r.status(), String::new());
+        }
+        url = next;
+    }
+    panic!("too many redirects from {path}");
+}
+
+#[tokio::test]
+async fn idp_hints_at_both_authorize_endpoints_go_straight_to_the_provider_unknown_ones_show_the_login_page() {
+    let realm = "[keycloak]\nrealm = \"corp\"\n";
+    let e = env_full("", &format!("{}{realm}", demo_user_toml()), false).await;
+    let auth = |path: &str, hint: &str| {
+        format!(
+            "{path}?response_type=code&client_id=rp&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid&state=s&nonce=n{hint}"
+        )
+    };
+    for path in ["/oauth2/authorize", "/realms/corp/protocol/openid-connect/auth"] {
+        for hint in ["&kc_idp_hint=corp", "&idp=corp"] {
+            let (at, status, _) = follow_at_gateway(&browser(), &e.gw, &auth(path, hint)).await;
+            assert!(status.is_redirection(), "{path}{hint}: stopped at {at} ({status})");
+            assert!(at.as_str().starts_with(&format!("{}/auth?", e.op.issuer)), "{path}{hint}: went to {at}");
+            assert_eq!(at.query_pairs().find(|(k, _)| k == "client_id").unwrap().1, "fedgate");
+        }
+        // The whole way round: after the provider's login, back to the app with a code.
+        let c = browser();
+        let (_, r) = sign_in_at_op(&c, &e.gw.url(&auth(path, "&kc_idp_hint=corp")), "alice").await;
+        let back = r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(back.starts_with("http://127.0.0.1:9/cb?code="), "{path}: {back}");
+        // A name no provider has, a URL, a path: the normal login page, with the provider's button; never a
+        // redirect anywhere else.
+        for hint in ["&kc_idp_hint=nope", "&kc_idp_hint=https%3A%2F%2Fevil.example%2F", "&idp=..%2Flogout", "&idp=CORP"]
+        {
+            let (at, status, page) = follow_at_gateway(&browser(), &e.gw, &auth(path, hint)).await;
+            assert_eq!(status, StatusCode::OK, "{path}{hint}: stopped at {at}");
+            assert_eq!(at.path(), "/login", "{path}{hint}");
+            assert!(page.contains("name=\"password\"") && page.contains("href=\"/login/corp"), "{path}{hint}: {page}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn allowed_groups_and_email_domains_refuse_with_a_page_and_no_session() {
+    let e = env_with("allowed_email_domains = [\"corp.example\"]\nallowed_groups = [\"ops\"]", &demo_user_toml()).await;
+    let (url, r) = sign_in_at_op(&browser(), &e.gw.url("/login/corp"), "alice").await;
+    assert_eq!(r.status(), StatusCode::OK, "alice (corp.example, ops) is allowed: {url}");
+    for (user, words) in [("carol", "you are not in a group allowed to sign in here"), ("eve", "elsewhere.example")] {
+        let c = browser();
+        let (_, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), user).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{user}");
+        assert!(r.headers().get_all("set-cookie").iter().all(|v| !v.to_str().unwrap().starts_with("fedgate_session=")));
+        let body = r.text().await.unwrap();
+        assert!(body.contains("Sign-in refused") && body.contains(words), "{user}: {body}");
+        let r = c.get(e.gw.url("/anything")).send().await.unwrap();
+        assert!(
+            matches!(r.status(), StatusCode::FOUND | StatusCode::SEE_OTHER | StatusCode::UNAUTHORIZED),
+            "{user} has no session: the proxy asks to sign in, got {}",
+            r.status()
+        );
     }
 }

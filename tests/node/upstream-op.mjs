@@ -4,14 +4,20 @@
 // Client: fedgate / fedgate-secret (client_secret_basic, code + PKCE S256). Login: devInteractions (the form at
 // /interaction/{uid}; any password); consent is granted without a screen (a first-party client).
 // Accounts: the login name is the account; each has an e-mail at corp.example, a name and a `groups` claim:
-//   alice → [ops, staff]; carol → [staff]; twin → [staff] (e-mail twin@corp.example); anyone else → [].
-import { randomBytes } from 'node:crypto';
+//   alice → [ops, staff]; carol → [staff]; twin → [staff] (e-mail twin@corp.example); eve → [ops] with the e-mail
+//   eve@elsewhere.example; anyone else → [].
+// USERINFO_ALG=ES256 (or another JWS algorithm): the client registers `userinfo_signed_response_alg`, so userinfo
+// answers are signed JWTs (`application/jwt`), not JSON; the provider then has an RS256 and an ES256 key.
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const PORT = Number(process.env.PORT);
 if (!PORT || !process.env.REDIRECT_URI) throw new Error('PORT and REDIRECT_URI env required');
 const ISSUER = `http://127.0.0.1:${PORT}`;
-const GROUPS = { alice: ['ops', 'staff'], carol: ['staff'], twin: ['staff'] };
+const GROUPS = { alice: ['ops', 'staff'], carol: ['staff'], twin: ['staff'], eve: ['ops'] };
+const DOMAIN = { eve: 'elsewhere.example' };
+const USERINFO_ALG = process.env.USERINFO_ALG;
+const jwk = (kind, opts, alg) => ({ ...generateKeyPairSync(kind, opts).privateKey.export({ format: 'jwk' }), alg, use: 'sig', kid: alg });
 
 const configuration = {
   clients: [{
@@ -20,12 +26,14 @@ const configuration = {
     redirect_uris: [process.env.REDIRECT_URI],
     post_logout_redirect_uris: process.env.POST_LOGOUT ? [process.env.POST_LOGOUT] : [],
     token_endpoint_auth_method: 'client_secret_basic',
+    ...(USERINFO_ALG ? { userinfo_signed_response_alg: USERINFO_ALG } : {}),
   }],
+  ...(USERINFO_ALG ? { jwks: { keys: [jwk('rsa', { modulusLength: 2048 }, 'RS256'), jwk('ec', { namedCurve: 'P-256' }, 'ES256')] } } : {}),
   cookies: { keys: [randomBytes(32).toString('hex')] },
   scopes: ['openid', 'email', 'profile', 'groups'],
   claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'], groups: ['groups'] },
   pkce: { required: () => true },
-  features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+  features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true }, jwtUserinfo: { enabled: Boolean(USERINFO_ALG) } },
   loadExistingGrant: async (ctx) => {
     const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
     if (grantId) return ctx.oidc.provider.Grant.find(grantId);
@@ -38,7 +46,7 @@ const configuration = {
   findAccount: async (_ctx, sub) => ({
     accountId: sub,
     claims: async () => ({
-      sub, email: `${sub}@corp.example`, email_verified: true, name: `User ${sub}`, preferred_username: sub,
+      sub, email: `${sub}@${DOMAIN[sub] || 'corp.example'}`, email_verified: true, name: `User ${sub}`, preferred_username: sub,
       groups: GROUPS[sub] || [],
     }),
   }),
