@@ -5,6 +5,7 @@ import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEDGATE = os.path.join(ROOT, "target", "release", "fedgate")
+BROKER_BENCH = os.path.join(ROOT, "target", "release", "broker-bench")
 # BENCH_BASELINE=/path/to/an/older/fedgate: the proxy benchmarks also measure that binary in the same run, so a
 # change can be compared with what it replaces on the same machine at the same time.
 BASELINE = os.environ.get("BENCH_BASELINE")  # not FEDGATE_*: the gateway reads those as configuration
@@ -389,6 +390,63 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
     finally:
         gw.stop()
         shutil.rmtree(keys, ignore_errors=True)
+
+
+def bench_broker():
+    """Brokered logins ([[upstream.oidc]]) end to end against node oidc-provider, next to the same provider's own
+    code-flow logins, both driven by the same Rust client (broker-bench) against the same provider process, in
+    alternating rounds; and the CPU each process spends per login."""
+    print("broker: brokered logins/s (fedgate → oidc-provider → callback → session) vs oidc-provider's own code flow", flush=True)
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    gw = Gateway(f"""[[upstream.oidc]]
+name = "peer"
+issuer = "{issuer}"
+client_id = "fedgate"
+client_secret = "fedgate-secret-0123456789"
+scopes = ["openid"]
+username_claim = "sub"
+""")
+    peer = subprocess.Popen(["node", os.path.join(ROOT, "bench", "node", "oidc-peer.mjs")],
+                            env=dict(os.environ, PORT=str(port), ALG="RS256", NODE_ENV="production",
+                                     BROKER_REDIRECT=f"{gw.base}/login/peer/callback"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(peer)
+    bb = BROKER_BENCH
+    conc, secs = 8, 8
+
+    def run(args, seconds):
+        out = subprocess.run([bb] + args + [str(conc), str(seconds)], capture_output=True, text=True, timeout=seconds + 60)
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        if res["failed"]:
+            print(f"    {args[0]}: {res['failed']} failed, first: {res['first_error']}", file=sys.stderr, flush=True)
+        return res
+
+    try:
+        wait_http(issuer + "/.well-known/openid-configuration")
+        gw.start()
+        direct_args = ["direct", issuer, "web", "web-secret-0123456789", "http://127.0.0.1:9/cb"]
+        broker_args = ["broker", gw.base, "peer"]
+        run(direct_args, 2)
+        run(broker_args, 2)  # warm-up: fedgate's discovery of the provider, node's JIT
+        for i in range(3):
+            p0 = cpu_seconds(peer.pid)
+            d = run(direct_args, secs)
+            p1, g1 = cpu_seconds(peer.pid), cpu_seconds(gw.p.pid)
+            b = run(broker_args, secs)
+            p2, g2 = cpu_seconds(peer.pid), cpu_seconds(gw.p.pid)
+            op_direct = (p1 - p0) * 1000 / max(d["logins"], 1)
+            op_broker = (p2 - p1) * 1000 / max(b["logins"], 1)
+            fed = (g2 - g1) * 1000 / max(b["logins"], 1)
+            wall_share = 100 * (1 - b["rate"] / max(d["rate"], 1e-9))
+            row(f"brokered logins/s, round {i + 1} (fedgate → oidc-provider login → callback → session)",
+                f"{b['rate']:.0f}/s", f"oidc-provider alone {d['rate']:.0f}/s", f"{b['rate'] / max(d['rate'], 1e-9):.2f}× peer",
+                f"fedgate adds {wall_share:.0f} % of the time per login; CPU per login: fedgate {fed:.2f} ms "
+                f"({100 * fed / max(fed + op_broker, 1e-9):.0f} % of fedgate + provider), oidc-provider {op_broker:.2f} ms "
+                f"brokered vs {op_direct:.2f} ms alone; {conc} concurrent fresh browsers, {secs} s; failed {b['failed']}/{d['failed']}")
+    finally:
+        gw.stop()
+        stop(peer)
 
 
 def bench_saml():
@@ -850,7 +908,7 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
 
 
 def main(argv):
-    wanted = set(argv) or {"startup", "sessions", "ldap", "oidc", "saml", "proxy", "proxyinstr", "scim", "store"}
+    wanted = set(argv) or {"startup", "sessions", "ldap", "oidc", "broker", "saml", "proxy", "proxyinstr", "scim", "store"}
     print(f"fedgate benchmarks — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — load generator: wrk", flush=True)
     try:
         if "startup" in wanted:
@@ -863,6 +921,8 @@ def main(argv):
             bench_oidc()
         if "oidc" in wanted or "codeflow" in wanted:
             bench_codeflow()
+        if "broker" in wanted:
+            bench_broker()
         if "saml" in wanted:
             bench_saml()
         if "proxy" in wanted:

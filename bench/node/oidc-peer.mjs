@@ -1,7 +1,9 @@
 // Peer OpenID Provider for scripts/bench: node oidc-provider (in-memory adapter) on 127.0.0.1:$PORT, issuing JWT
 // access tokens signed with $ALG for the client_credentials grant (client "svc" / "svc-secret-0123456789"), and
 // code + PKCE logins through its development login page (client "web" / "web-secret-0123456789",
-// redirect http://127.0.0.1:9/cb; consent granted for this first-party client, as fedgate does).
+// redirect http://127.0.0.1:9/cb; consent granted for this first-party client, as fedgate does). With
+// BROKER_REDIRECT=http://127.0.0.1:GW/login/NAME/callback, also the client "fedgate" / "fedgate-secret-0123456789"
+// for a fedgate that brokers its logins to this provider ([[upstream.oidc]]), measured in the same run.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -17,7 +19,10 @@ const provider = new Provider(`http://127.0.0.1:${PORT}`, {
   clients: [{ client_id: 'svc', client_secret: 'svc-secret-0123456789', grant_types: ['client_credentials'],
               response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' },
             { client_id: 'web', client_secret: 'web-secret-0123456789', grant_types: ['authorization_code'],
-              response_types: ['code'], redirect_uris: ['http://127.0.0.1:9/cb'], token_endpoint_auth_method: 'client_secret_basic' }],
+              response_types: ['code'], redirect_uris: ['http://127.0.0.1:9/cb'], token_endpoint_auth_method: 'client_secret_basic' },
+            ...(process.env.BROKER_REDIRECT ? [{ client_id: 'fedgate', client_secret: 'fedgate-secret-0123456789',
+              grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: [process.env.BROKER_REDIRECT],
+              token_endpoint_auth_method: 'client_secret_basic' }] : [])],
   pkce: { required: () => true },
   findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub, preferred_username: sub }) }),
   loadExistingGrant: async (ctx) => {
@@ -35,7 +40,9 @@ const provider = new Provider(`http://127.0.0.1:${PORT}`, {
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: async () => RESOURCE,
+      // fedgate, brokering, calls userinfo with its access token: an opaque one for this provider, not a JWT
+      // for the API.
+      defaultResource: async (_ctx, client) => (client.clientId === 'fedgate' ? undefined : RESOURCE),
       useGrantedResource: async () => true,
       getResourceServerInfo: async () => ({ scope: 'api:read', audience: RESOURCE, accessTokenTTL: 600,
                                             accessTokenFormat: 'jwt', jwt: { sign: { alg: ALG } } }),
