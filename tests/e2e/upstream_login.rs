@@ -668,8 +668,14 @@ async fn forge_attempt(c: &reqwest::Client, gw: &Gateway, name: &str, mode: &str
 #[tokio::test]
 async fn forged_id_tokens_are_refused_with_a_clear_page_and_no_session() {
     let forge = start_forge().await;
-    let gw = Gateway::start(&upstream_toml("forge", &forge.base, "")).await.unwrap();
+    let extra = r#"authorization_params = { domain_hint = "corp.example", prompt = "select_account" }"#;
+    let gw = Gateway::start(&upstream_toml("forge", &forge.base, extra)).await.unwrap();
     wait_discovered(&gw).await;
+    // The configured extra parameters go to the provider with the authorization request.
+    let r = browser().get(gw.url("/login/forge")).send().await.unwrap();
+    let auth = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q = |k: &str| auth.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    assert_eq!((q("domain_hint").as_deref(), q("prompt").as_deref()), (Some("corp.example"), Some("select_account")));
     let (status, session, _) = forge_attempt(&browser(), &gw, "forge", "good").await;
     assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "the forge's honest token is accepted");
     for (mode, words) in [
@@ -868,4 +874,21 @@ async fn allowed_groups_and_email_domains_refuse_with_a_page_and_no_session() {
             r.status()
         );
     }
+}
+
+#[tokio::test]
+async fn a_public_client_without_a_secret_signs_in_with_pkce_alone() {
+    // The provider registers fedgate as a public client (token_endpoint_auth_method none); fedgate has no secret.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let op = Op::start(free_port(), &format!("{base}/login/corp/callback"), &[("PUBLIC_CLIENT", "1")]);
+    let up = upstream_toml("corp", &op.issuer, "").replace("client_secret = \"fedgate-secret\"\n", "");
+    assert!(!up.contains("client_secret"), "{up}");
+    let gw = Gateway::start_on(listener, &format!("[roles]\nadmin = [\"ops\"]\n{up}")).await.unwrap();
+    wait_discovered(&gw).await;
+    let c = browser();
+    let (url, r) = sign_in_at_op(&c, &gw.url("/login/corp"), "alice").await;
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    let account = r.text().await.unwrap();
+    assert!(account.contains("alice") && account.contains("admin"), "{account}");
 }

@@ -1,7 +1,7 @@
 // A real upstream OpenID Connect provider for fedgate's brokering tests: panva/node-oidc-provider (in-memory),
 // on 127.0.0.1 only. Nobody here wrote it; fedgate must interoperate with it as it is.
 //   PORT=… REDIRECT_URI=http://127.0.0.1:GW/login/corp/callback [POST_LOGOUT=…] node upstream-op.mjs
-// Client: fedgate / fedgate-secret (client_secret_basic, code + PKCE S256). Login: devInteractions (the form at
+// Client: fedgate / fedgate-secret (client_secret_basic, code + PKCE S256; PUBLIC_CLIENT=1: no secret). Login: devInteractions (the form at
 // /interaction/{uid}; any password); consent is granted without a screen (a first-party client).
 // Accounts: the login name is the account; each has an e-mail at corp.example, a name and a `groups` claim:
 //   alice → [ops, staff]; carol → [staff]; twin → [staff] (e-mail twin@corp.example); eve → [ops] with the e-mail
@@ -21,11 +21,12 @@ const jwk = (kind, opts, alg) => ({ ...generateKeyPairSync(kind, opts).privateKe
 
 const configuration = {
   clients: [{
-    client_id: 'fedgate', client_secret: 'fedgate-secret',
+    client_id: 'fedgate',
     grant_types: ['authorization_code'], response_types: ['code'],
     redirect_uris: [process.env.REDIRECT_URI],
     post_logout_redirect_uris: process.env.POST_LOGOUT ? [process.env.POST_LOGOUT] : [],
-    token_endpoint_auth_method: 'client_secret_basic',
+    // PUBLIC_CLIENT=1: no secret, PKCE only (a public client, as some set-ups register fedgate).
+    ...(process.env.PUBLIC_CLIENT ? { token_endpoint_auth_method: 'none' } : { client_secret: 'fedgate-secret', token_endpoint_auth_method: 'client_secret_basic' }),
     ...(USERINFO_ALG ? { userinfo_signed_response_alg: USERINFO_ALG } : {}),
   }],
   ...(USERINFO_ALG ? { jwks: { keys: [jwk('rsa', { modulusLength: 2048 }, 'RS256'), jwk('ec', { namedCurve: 'P-256' }, 'ES256')] } } : {}),

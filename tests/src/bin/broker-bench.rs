@@ -55,11 +55,8 @@ async fn broker(gw: &str, name: &str, user: &str) -> anyhow::Result<()> {
     let home = url::Url::parse(&format!("{gw}/"))?;
     let start = url::Url::parse(&format!("{gw}/login/{name}?rd=%2F"))?;
     let (r, _) = browse(&c, start, user, |u| *u == home).await?;
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.starts_with("fedgate_session=")));
+    let session =
+        r.headers().get_all("set-cookie").iter().any(|v| v.to_str().is_ok_and(|v| v.starts_with("fedgate_session=")));
     anyhow::ensure!(session, "the callback set no session");
     Ok(())
 }
@@ -113,7 +110,8 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(a.len() == n_args, usage);
     let (conc, secs): (usize, u64) = (a[n_args - 2].parse()?, a[n_args - 1].parse()?);
     let args = Arc::new(a);
-    let (done, failed, next_user) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (done, failed, next_user) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let first_error = Arc::new(Mutex::new(None::<String>));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
