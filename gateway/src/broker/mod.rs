@@ -459,7 +459,8 @@ impl UpstreamProvider {
         use openidconnect::JsonWebKey as _;
         let b64 = |part: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part.trim_end_matches('='));
         let mut parts = jwt.split('.');
-        let (Some(header), Some(body), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(header), Some(body), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(SignedUserInfo::Malformed("not a signed JWT (an encrypted answer is not supported)"));
         };
