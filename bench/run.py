@@ -416,8 +416,13 @@ username_claim = "sub"
     conc, secs = 8, 8
 
     def run(args, seconds):
+        import resource
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run([bb] + args + [str(conc), str(seconds)], capture_output=True, text=True, timeout=seconds + 60)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         res = json.loads(out.stdout.strip().splitlines()[-1])
+        # The load generator's own CPU per login (it shares the 2 cores with what it measures).
+        res["client_ms"] = ((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) * 1000 / max(res["logins"], 1)
         if res["failed"]:
             print(f"    {args[0]}: {res['failed']} failed, first: {res['first_error']}", file=sys.stderr, flush=True)
         return res
@@ -443,7 +448,8 @@ username_claim = "sub"
                 f"{b['rate']:.0f}/s", f"oidc-provider alone {d['rate']:.0f}/s", f"{b['rate'] / max(d['rate'], 1e-9):.2f}× peer",
                 f"fedgate adds {wall_share:.0f} % of the time per login; CPU per login: fedgate {fed:.2f} ms "
                 f"({100 * fed / max(fed + op_broker, 1e-9):.0f} % of fedgate + provider), oidc-provider {op_broker:.2f} ms "
-                f"brokered vs {op_direct:.2f} ms alone; {conc} concurrent fresh browsers, {secs} s; failed {b['failed']}/{d['failed']}")
+                f"brokered vs {op_direct:.2f} ms alone; load generator {b['client_ms']:.2f} vs {d['client_ms']:.2f} ms; "
+                f"{conc} concurrent fresh browsers, {secs} s; failed {b['failed']}/{d['failed']}")
     finally:
         gw.stop()
         stop(peer)
