@@ -5,6 +5,7 @@
 // /interaction/{uid}; any password); consent is granted without a screen (a first-party client).
 // Accounts: the login name is the account; each has an e-mail at corp.example, a name and a `groups` claim:
 //   alice → [ops, staff]; carol → [staff]; twin → [staff] (e-mail twin@corp.example); anyone else → [].
+//   mallory typed bob's address at sign-up and never confirmed it: e-mail bob@corp.example, email_verified false.
 import { randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -12,6 +13,7 @@ const PORT = Number(process.env.PORT);
 if (!PORT || !process.env.REDIRECT_URI) throw new Error('PORT and REDIRECT_URI env required');
 const ISSUER = `http://127.0.0.1:${PORT}`;
 const GROUPS = { alice: ['ops', 'staff'], carol: ['staff'], twin: ['staff'] };
+const UNVERIFIED = { mallory: 'bob@corp.example' };
 
 const configuration = {
   clients: [{
@@ -38,7 +40,8 @@ const configuration = {
   findAccount: async (_ctx, sub) => ({
     accountId: sub,
     claims: async () => ({
-      sub, email: `${sub}@corp.example`, email_verified: true, name: `User ${sub}`, preferred_username: sub,
+      sub, email: UNVERIFIED[sub] || `${sub}@corp.example`, email_verified: !UNVERIFIED[sub],
+      name: `User ${sub}`, preferred_username: sub,
       groups: GROUPS[sub] || [],
     }),
   }),

@@ -312,6 +312,43 @@ pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
     })
 }
 
+/// The parameters of the HTTP-Redirect binding (SAML bindings §3.4.4.1), which a signature covers by their raw
+/// spelling.
+const BINDING_PARAMETERS: [&str; 5] = ["SAMLRequest", "SAMLResponse", "RelayState", "SigAlg", "Signature"];
+
+/// Checks that an HTTP-Redirect query names each binding parameter at most once and plainly: a name that only
+/// percent-decodes to one (`Relay%53tate`), or a second copy, would be read by one reader and not by another, so a
+/// value the signature does not cover could be taken for the signed one.
+pub fn check_redirect_query(raw_query: &str) -> Result<(), SamlError> {
+    let mut seen = [false; BINDING_PARAMETERS.len()];
+    for pair in raw_query.split('&') {
+        let raw_key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        let key: String =
+            url::form_urlencoded::parse(raw_key.as_bytes()).next().map(|(k, _)| k.into_owned()).unwrap_or_default();
+        let Some(i) = BINDING_PARAMETERS.iter().position(|p| *p == key) else { continue };
+        let name = BINDING_PARAMETERS[i];
+        if raw_key != name {
+            return Err(SamlError::AmbiguousQuery(format!(
+                "{raw_key:?} stands for {name}; spell the parameter plainly"
+            )));
+        }
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(SamlError::AmbiguousQuery(format!("{name} is given twice; send it once")));
+        }
+    }
+    Ok(())
+}
+
+/// The URL-decoded value of binding parameter `name` in an HTTP-Redirect query, read by its raw name as the
+/// signature check reads it (call [`check_redirect_query`] first).
+pub fn redirect_parameter(raw_query: &str, name: &str) -> Option<String> {
+    raw_query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name)
+            .then(|| url::form_urlencoded::parse(format!("v={v}").as_bytes()).next().map(|(_, v)| v.into_owned()))?
+    })
+}
+
 /// Verifies an HTTP-Redirect binding signature (SAML bindings §3.4.4.1): the signed octets are the raw query
 /// parameters `SAMLRequest=…&RelayState=…&SigAlg=…` exactly as received (URL-encoded), in that order.
 pub fn verify_redirect_signature(raw_query: &str, cert_der: &[u8]) -> Result<(), String> {

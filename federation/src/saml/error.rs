@@ -27,6 +27,9 @@ pub enum SamlError {
     /// Well-formed XML, but not the SAML message expected (root element, ID, Issuer, …).
     #[error("SAMLRequest is not a SAML AuthnRequest: {0}")]
     Malformed(String),
+    /// An HTTP-Redirect query with a binding parameter given twice, or its name percent-encoded.
+    #[error("the query is ambiguous: {0}")]
+    AmbiguousQuery(String),
     /// `RelayState` is longer than `max_relay_state_bytes` (SAML 2.0 Bindings §3.4.3, §3.5.3).
     #[error(
         "RelayState is too long ({len} bytes; the limit is {max}, see SAML 2.0 Bindings §3.4.3); \

@@ -218,8 +218,9 @@ impl IdentityProvider {
         self.sps.iter().find(|s| s.entity_id == issuer).ok_or_else(|| SamlError::UnknownIssuer(issuer.to_string()))
     }
 
-    /// The `SAMLRequest` of an HTTP-Redirect query, URL-decoded.
+    /// The `SAMLRequest` of an HTTP-Redirect query, URL-decoded (the query checked to be unambiguous first).
     fn redirect_value(raw_query: &str) -> Result<String, SamlError> {
+        authn_request::check_redirect_query(raw_query)?;
         let value = raw_query
             .split('&')
             .find_map(|p| p.strip_prefix("SAMLRequest="))
@@ -362,6 +363,7 @@ impl IdentityProvider {
         &self,
         raw_query: &str,
     ) -> Result<(logout::LogoutResponse, &ServiceProvider), SamlError> {
+        authn_request::check_redirect_query(raw_query)?;
         let value = raw_query
             .split('&')
             .find_map(|p| p.strip_prefix("SAMLResponse="))

@@ -81,8 +81,10 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, AppError> {
     Ok(([(header::CONTENT_TYPE, "application/samlmetadata+xml")], xml).into_response())
 }
 
+/// The `RelayState` of an HTTP-Redirect query, read by its raw name as the signature check reads it (the
+/// federation refuses a query that spells it otherwise or twice).
 fn relay_state_from(raw_query: &str) -> Option<String> {
-    url::form_urlencoded::parse(raw_query.as_bytes()).find(|(k, _)| k == "RelayState").map(|(_, v)| v.into_owned())
+    federation::saml::authn_request::redirect_parameter(raw_query, "RelayState")
 }
 
 async fn sso_redirect(
