@@ -50,6 +50,13 @@ fn broker_error(state: &AppState, provider: &str, e: &BrokerError) -> Response {
     error_page(state, status, title, &e.to_string())
 }
 
+/// The `[[upstream.oidc]]` provider `name` of the path, or the 404 page saying there is none.
+fn provider_named(state: &AppState, name: &str) -> Result<std::sync::Arc<UpstreamProvider>, Response> {
+    state.brokers.get(name).cloned().ok_or_else(|| {
+        error_page(state, StatusCode::NOT_FOUND, "Unknown sign-in provider", "No sign-in provider has that name.")
+    })
+}
+
 #[derive(Debug, Deserialize)]
 struct StartQuery {
     #[serde(default)]
@@ -62,13 +69,9 @@ async fn start(
     headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, AppError> {
-    let Some(provider) = state.brokers.get(&name).cloned() else {
-        return Ok(error_page(
-            &state,
-            StatusCode::NOT_FOUND,
-            "Unknown sign-in provider",
-            "No sign-in provider has that name.",
-        ));
+    let provider = match provider_named(&state, &name) {
+        Ok(p) => p,
+        Err(page) => return Ok(page),
     };
     let cfg = &state.config;
     let rd = safe_target(&q.rd, &cfg.server.public_url, &cfg.redirect_allowlist()).unwrap_or_default();
@@ -108,13 +111,9 @@ async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
-    let Some(provider) = state.brokers.get(&name).cloned() else {
-        return Ok(error_page(
-            &state,
-            StatusCode::NOT_FOUND,
-            "Unknown sign-in provider",
-            "No sign-in provider has that name.",
-        ));
+    let provider = match provider_named(&state, &name) {
+        Ok(p) => p,
+        Err(page) => return Ok(page),
     };
     // Used once, whatever the outcome: a replayed callback finds nothing.
     let taken = if q.state.len() <= 128 { state.pending.take(&q.state).await? } else { None };
