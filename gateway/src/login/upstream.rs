@@ -50,11 +50,9 @@ fn broker_error(state: &AppState, provider: &str, e: &BrokerError) -> Response {
     error_page(state, status, title, &e.to_string())
 }
 
-/// The `[[upstream.oidc]]` provider `name` of the path, or the 404 page saying there is none.
-fn provider_named(state: &AppState, name: &str) -> Result<std::sync::Arc<UpstreamProvider>, Response> {
-    state.brokers.get(name).cloned().ok_or_else(|| {
-        error_page(state, StatusCode::NOT_FOUND, "Unknown sign-in provider", "No sign-in provider has that name.")
-    })
+/// The 404 page for a path naming no `[[upstream.oidc]]` provider.
+fn unknown_provider(state: &AppState) -> Response {
+    error_page(state, StatusCode::NOT_FOUND, "Unknown sign-in provider", "No sign-in provider has that name.")
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,10 +67,7 @@ async fn start(
     headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, AppError> {
-    let provider = match provider_named(&state, &name) {
-        Ok(p) => p,
-        Err(page) => return Ok(page),
-    };
+    let Some(provider) = state.brokers.get(&name).cloned() else { return Ok(unknown_provider(&state)) };
     let cfg = &state.config;
     let rd = safe_target(&q.rd, &cfg.server.public_url, &cfg.redirect_allowlist()).unwrap_or_default();
     // One binding per browser, kept across sign-ins started in several tabs.
@@ -111,10 +106,7 @@ async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
-    let provider = match provider_named(&state, &name) {
-        Ok(p) => p,
-        Err(page) => return Ok(page),
-    };
+    let Some(provider) = state.brokers.get(&name).cloned() else { return Ok(unknown_provider(&state)) };
     // Used once, whatever the outcome: a replayed callback finds nothing.
     let taken = if q.state.len() <= 128 { state.pending.take(&q.state).await? } else { None };
     let login = match taken {
