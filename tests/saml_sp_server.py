@@ -12,8 +12,8 @@ Prints its base URL (http://127.0.0.1:PORT, its entity ID is BASE/sp) on the fir
                           (cookie sp_<port>) and answers 200 JSON {name_id, format, session_index}
   GET  /whoami            200 JSON of the session, or 401
   GET  /sessions          JSON {"active": number of sessions}
-  GET  /logout            SP-initiated logout of this browser's session (pysaml2 global_logout), signed, by
-                          HTTP-Redirect
+  GET  /logout[?binding=post]  SP-initiated logout of this browser's session (pysaml2 do_logout), signed, by
+                          HTTP-Redirect (by HTTP-POST with ?binding=post)
   GET|POST /slo           an IdP LogoutRequest (pysaml2 handle_logout_request: the NameID must be the one it was
                           given; its session ends; a signed LogoutResponse by the SP's binding) or the IdP's
                           LogoutResponse to its own request (then 200 "SP signed out")
@@ -136,7 +136,10 @@ def app(environ, start):
             _, s = session_of(environ)
             if not s:
                 return reply(start, "401 Unauthorized", {"signed_in": False})
-            result = c.global_logout(s["name_id"], sign=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+            # ?binding=post: send the LogoutRequest by HTTP-POST (else pysaml2 prefers HTTP-Redirect).
+            expected = BINDING_HTTP_POST if q.get("binding") == "post" else None
+            result = c.do_logout(s["name_id"], c.users.issuers_of_info(s["name_id"]), "", None, sign=True,
+                                 expected_binding=expected, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
             for _idp, (binding, http_args) in result.items():
                 return send(start, binding, http_args)
             return reply(start, "500 Internal Server Error", {"error": "global_logout sent nothing"})

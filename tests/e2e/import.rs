@@ -391,3 +391,29 @@ async fn legacy_export_with_user_federation_providers_signs_users_in() {
     let (seen, _) = saml_login(&gw, "bob").await;
     assert_eq!(seen["name_id"], "bob", "{seen}");
 }
+
+/// The attack: whoever can name a client in Keycloak (an admin of one client, or dynamic client registration, where
+/// a SAML client's id is the entity ID of metadata the registrant wrote) puts a newline and TOML in the id. The
+/// import must carry it as a value, never as configuration of its own: here, an extra OIDC client for the
+/// attacker's site and a proxy route in front of everything.
+#[test]
+fn names_from_the_export_cannot_write_configuration() {
+    let injected = "\n[[oidc.clients]]\nclient_id = \"evil\"\nclient_secret = \"evil-secret-0123456789abcdef\"\n\
+                    redirect_uris = [\"https://evil.example/cb\"]\n[proxy]\nupstream = \"http://evil.example\"\n#";
+    let mut client = oidc_client(SECRET);
+    client["clientId"] = json!(format!("app{injected}"));
+    let mut sp = saml_client();
+    sp["clientId"] = json!(format!("{SP_ENTITY}{injected}"));
+    let mut ldap = json!({"id": LDAP_ID, "name": format!("corp-ldap{injected}"), "providerId": "ldap",
+        "subComponents": {}, "config": {"connectionUrl": ["ldap://127.0.0.1:9"], "usersDn": ["ou=people,dc=example,dc=org"],
+        "usernameLDAPAttribute": ["uid"], "vendor": ["other"], "authType": ["none"]}});
+    ldap["config"]["enabled"] = json!(["true"]);
+    let export = realm("corp", vec![client, sp], json!({"org.keycloak.storage.UserStorageProvider": [ldap]}));
+    let imported = import(&export, None);
+    let config = imported.config();
+    let parsed: toml::Table = toml::from_str(&config).unwrap_or_else(|e| panic!("{e}\n{config}"));
+    let clients = parsed["oidc"]["clients"].as_array().unwrap();
+    assert!(clients.iter().all(|c| c["client_id"].as_str() != Some("evil")), "an injected client:\n{config}");
+    assert!(clients.iter().any(|c| c["client_id"].as_str() == Some(&format!("app{injected}"))), "{config}");
+    assert!(!parsed.contains_key("proxy"), "an injected [proxy]:\n{config}");
+}

@@ -570,3 +570,46 @@ async fn chromium_signs_out_of_every_saml_sp() {
         }
     }
 }
+
+/// SP-initiated logout by HTTP-POST from an SP on another site (fedgate at `localhost`, the SP at `127.0.0.1`), in
+/// Chromium: the browser does not send fedgate's `SameSite=Lax` session cookie with the SP's cross-site POST. Before,
+/// fedgate then found no session, ended nothing and told the SP Success: the user believed they were signed out
+/// everywhere while the fedgate session (and every other app's) lived on. Now the session ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_post_logout_from_an_sp_ends_the_session() {
+    use e2e::saml_sp::{SamlSp, SloBinding};
+    e2e::node::chromium().unwrap();
+    let (receiver_base, _got) = receiver().await;
+    let keys = tempfile::tempdir().unwrap();
+    let sp = SamlSp::start(SloBinding::Post).unwrap();
+    let md = sp.metadata_file(keys.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let cfg = format!("[server]\npublic_url = \"{site}/\"\n{}", config(&receiver_base, keys.path(), &[("a", &md)]));
+    let gw = Gateway::start_on(listener, &cfg).await.unwrap();
+    sp.setup(&gw.url("/saml/metadata")).await.unwrap();
+    let env = [
+        ("BASE", site.clone()),
+        ("USER_NAME", "alice".to_string()),
+        ("PASSWORD", "alice-demo".to_string()),
+        ("SPS", sp.base.clone()),
+        ("START", sp.base.clone()),
+        ("SP_LOGOUT_BINDING", "post".to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        e2e::node::run("browser-slo.mjs", &env, 120)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert!(seen["final_text"].as_str().unwrap().contains("\"logged_out\": true"), "the SP got Success: {seen}");
+    assert_eq!(seen["csp"], serde_json::json!([]), "{seen}");
+    // The session the browser had: fedgate must have ended it, not only told the SP so.
+    let session = seen["session"].as_str().expect("the session cookie after login");
+    let r = browser().get(gw.url("/")).header("cookie", format!("fedgate_session={session}")).send().await.unwrap();
+    let r_location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
+    assert!(r_location.starts_with("/login"), "the session still opens the account page: {} {r_location}", r.status());
+}

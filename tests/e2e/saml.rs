@@ -503,6 +503,21 @@ async fn redirect_binding_signatures_are_checked() {
     let r = c.get(e2e_url(gw, &signed_part)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("not signed"));
+
+    // The attack: a RelayState the signature does not cover, smuggled in beside the genuine signed query under a
+    // name only a decoding reader sees (`Relay%53tate`), or as a second copy. The SP would redirect to it after
+    // the login. Refused with a 400 naming the problem, never answered with the smuggled value.
+    for smuggled in [
+        format!("Relay%53tate={}&{signed_part}&Signature={signature}", enc("https://evil.example/")),
+        format!("{signed_part}&Signature={signature}&Relay%53tate={}", enc("https://evil.example/")),
+        format!("RelayState={}&{signed_part}&Signature={signature}", enc("https://evil.example/")),
+        format!("{signed_part}&Signature={signature}&SAMLRequest={}", enc(&req)),
+    ] {
+        let r = c.get(e2e_url(gw, &smuggled)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{smuggled}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("ambiguous") && !body.contains("evil.example"), "{smuggled}: {body}");
+    }
 }
 
 fn e2e_url(gw: &Gateway, query: &str) -> String {

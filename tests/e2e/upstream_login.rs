@@ -521,6 +521,108 @@ async fn link_ldap_takes_the_one_matching_entry_and_refuses_none_or_two() {
     }
 }
 
+/// The attack: at a provider where anyone can sign up, mallory types bob's e-mail address and never confirms it
+/// (`email_verified: false`). Linking by that address, or taking it as the username, would sign mallory in as bob.
+#[tokio::test]
+async fn an_unverified_email_never_links_to_or_names_an_account() {
+    let slapd = Slapd::start().unwrap();
+    slapd
+        .modify("dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\nreplace: mail\nmail: bob@corp.example\n")
+        .unwrap();
+    let e = env_with("link = \"ldap\"\nlink_claim = \"email\"\nlink_attribute = \"mail\"", &slapd.ldap_toml("")).await;
+    let c = browser();
+    let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), "mallory").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "{url}");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("not verified the e-mail address"), "{body}");
+    let r = c.get(e.gw.url("/anything")).send().await.unwrap();
+    assert!(
+        matches!(r.status(), StatusCode::FOUND | StatusCode::SEE_OTHER | StatusCode::UNAUTHORIZED),
+        "no session: the proxy asks mallory to sign in, never passes her on as bob: {}",
+        r.status()
+    );
+    // bob himself (verified address) still links.
+    let c = browser();
+    let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), "bob").await;
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    drop(e);
+
+    // The address as the username (link = "none"): refused the same way.
+    let e = env_with("username_claim = \"email\"", &demo_user_toml()).await;
+    let c = browser();
+    let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), "mallory").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "{url}");
+    assert!(r.text().await.unwrap().contains("not verified the e-mail address"));
+    let r = c.get(e.gw.url("/anything")).send().await.unwrap();
+    assert!(
+        matches!(r.status(), StatusCode::FOUND | StatusCode::SEE_OTHER | StatusCode::UNAUTHORIZED),
+        "no session for mallory as bob@corp.example: {}",
+        r.status()
+    );
+}
+
+/// The upstream binding cookie is fedgate's: it never reaches the app behind the proxy (like the session and CSRF
+/// cookies), and over https it is a `__Host-` cookie, so one planted by a sibling subdomain (cookie tossing, which
+/// cannot carry that prefix) binds nothing; the login form's CSRF cookie likewise.
+#[tokio::test]
+async fn the_binding_cookie_is_host_only_and_never_reaches_the_app() {
+    let e = env_with("", &demo_user_toml()).await;
+    let c = browser();
+    let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp"), "alice").await;
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    let seen: serde_json::Value = c.get(e.gw.url("/anything")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-user"], "alice", "{seen}");
+    let cookie = seen["headers"]["cookie"].as_str().unwrap_or("");
+    assert!(!cookie.contains("fedgate_"), "fedgate's cookies reached the app: {cookie}");
+    drop(e);
+
+    // Over https (the public URL's scheme decides; plain http on the wire is enough to read the headers).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = format!("https://{}", listener.local_addr().unwrap());
+    let op = Op::start(free_port(), &format!("{public}/login/corp/callback"));
+    let cfg =
+        format!("[server]\npublic_url = \"{public}/\"\n{}{}", demo_user_toml(), upstream_toml("corp", &op.issuer, ""));
+    let gw = Gateway::start_on(listener, &cfg).await.unwrap();
+    wait_discovered(&gw).await;
+    // No cookie jar (a Secure cookie would not go back over plain http): each request carries what the test says.
+    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap();
+    let set_cookie = |r: &reqwest::Response| -> Vec<String> {
+        r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect()
+    };
+    let r = c.get(gw.url("/login")).send().await.unwrap();
+    let cookies = set_cookie(&r);
+    assert!(cookies.iter().any(|v| v.starts_with("__Host-fedgate_csrf=") && v.contains("Secure")), "{cookies:?}");
+    // One sign-in started for the test, one for the attacker's planted cookie.
+    let start = || async {
+        let r = c.get(gw.url("/login/corp")).send().await.unwrap();
+        let cookies = set_cookie(&r);
+        let binding = cookies
+            .iter()
+            .find_map(|v| v.strip_prefix("__Host-fedgate_upstream="))
+            .unwrap_or_else(|| panic!("a __Host- binding cookie: {cookies:?}"));
+        assert!(binding.contains("; Secure") && binding.contains("; Path=/") && !binding.contains("Domain"));
+        let binding = binding.split(';').next().unwrap().to_string();
+        let auth = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        let state = auth.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+        (binding, state)
+    };
+    let callback = |state: String, cookie: String| {
+        let req = c.get(gw.url("/login/corp/callback")).query(&[("state", state.as_str()), ("code", "c0de")]);
+        async move { req.header("cookie", cookie).send().await.unwrap() }
+    };
+    // The attack: the binding under the name a sibling subdomain can set.
+    let (binding, state) = start().await;
+    let r = callback(state, format!("fedgate_upstream={binding}")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("not started in this browser"));
+    // The real __Host- cookie passes the binding check (then the made-up code is refused by the provider).
+    let (binding, state) = start().await;
+    let r = callback(state, format!("__Host-fedgate_upstream={binding}")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("not started in this browser") && body.contains("refused the sign-in code"), "{body}");
+}
+
 // ---- ID tokens a real provider never sends: a forging provider of our own ----
 
 struct Forge {

@@ -1,14 +1,14 @@
 // Single logout in a real browser: Debian's chromium driven by playwright-core.
 //   BASE=http://127.0.0.1:PORT USER_NAME=alice PASSWORD=… SPS=http://sp-a,http://sp-b START=fedgate|<an SP base>
-//   node browser-slo.mjs
+//   [SP_LOGOUT_BINDING=post] node browser-slo.mjs
 // Logs in at fedgate, signs in to each pysaml2 SP (SP-initiated SSO: /login there, the auto-posted assertion back),
 // then logs out at fedgate's page (START=fedgate) or at the SP given as START, and follows the browser to the end:
 // the "Signing out" page with its iframes, its meta refresh, the final page. Prints one JSON line: the final URL
-// and text, every request to an SP's /slo (from the iframes), and any Content-Security-Policy refusal the
-// browser reported. Exits non-zero on the first unmet expectation.
+// and text, every request to an SP's /slo (from the iframes), any Content-Security-Policy refusal the browser
+// reported, and the value of fedgate's session cookie after the login. Exits non-zero on the first unmet expectation.
 import { chromium } from 'playwright-core';
 
-const { BASE, USER_NAME, PASSWORD, SPS = '', START = 'fedgate' } = process.env;
+const { BASE, USER_NAME, PASSWORD, SPS = '', START = 'fedgate', SP_LOGOUT_BINDING = '' } = process.env;
 if (!BASE || !USER_NAME || !PASSWORD) throw new Error('BASE, USER_NAME and PASSWORD are required');
 const sps = SPS.split(',').filter(Boolean);
 
@@ -32,6 +32,8 @@ try {
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${BASE}/`);
+  // The session cookie's value, so the test can ask fedgate afterwards whether that session really ended.
+  seen.session = (await page.context().cookies()).find((c) => c.name === 'fedgate_session')?.value;
 
   for (const sp of sps) {
     await page.goto(`${sp}/login`);
@@ -44,7 +46,7 @@ try {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL((u) => u.pathname === '/saml/slo/done', { timeout: 20000 });
   } else {
-    await page.goto(`${START}/logout`);
+    await page.goto(`${START}/logout${SP_LOGOUT_BINDING === 'post' ? '?binding=post' : ''}`);
     await page.waitForURL(`${START}/slo`, { timeout: 20000 });
   }
   await page.waitForLoadState();

@@ -6,6 +6,7 @@
 // Accounts: the login name is the account; each has an e-mail at corp.example, a name and a `groups` claim:
 //   alice → [ops, staff]; carol → [staff]; twin → [staff] (e-mail twin@corp.example); eve → [ops] with the e-mail
 //   eve@elsewhere.example; anyone else → [].
+//   mallory typed bob's address at sign-up and never confirmed it: e-mail bob@corp.example, email_verified false.
 // USERINFO_ALG=ES256 (or another JWS algorithm): the client registers `userinfo_signed_response_alg`, so userinfo
 // answers are signed JWTs (`application/jwt`), not JSON; the provider then has an RS256 and an ES256 key.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -16,6 +17,7 @@ if (!PORT || !process.env.REDIRECT_URI) throw new Error('PORT and REDIRECT_URI e
 const ISSUER = `http://127.0.0.1:${PORT}`;
 const GROUPS = { alice: ['ops', 'staff'], carol: ['staff'], twin: ['staff'], eve: ['ops'] };
 const DOMAIN = { eve: 'elsewhere.example' };
+const UNVERIFIED = { mallory: 'bob@corp.example' };
 const USERINFO_ALG = process.env.USERINFO_ALG;
 const jwk = (kind, opts, alg) => ({ ...generateKeyPairSync(kind, opts).privateKey.export({ format: 'jwk' }), alg, use: 'sig', kid: alg });
 
@@ -47,7 +49,8 @@ const configuration = {
   findAccount: async (_ctx, sub) => ({
     accountId: sub,
     claims: async () => ({
-      sub, email: `${sub}@${DOMAIN[sub] || 'corp.example'}`, email_verified: true, name: `User ${sub}`, preferred_username: sub,
+      sub, email: UNVERIFIED[sub] || `${sub}@${DOMAIN[sub] || 'corp.example'}`, email_verified: !UNVERIFIED[sub],
+      name: `User ${sub}`, preferred_username: sub,
       groups: GROUPS[sub] || [],
     }),
   }),

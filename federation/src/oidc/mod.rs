@@ -57,9 +57,18 @@ pub enum SetupError {
         #[source]
         source: std::io::Error,
     },
-    /// The issuer URL cannot be used to build endpoint URLs.
+    /// The issuer URL has a query or fragment, or cannot be a base URL.
     #[error("issuer {0} is not usable as an OpenID issuer (https URL without query or fragment)")]
     Issuer(String),
+    /// The endpoint URLs built from the issuer do not parse.
+    #[error("issuer {issuer} is not usable as an OpenID issuer: its endpoint URLs do not parse")]
+    IssuerEndpoints {
+        /// The issuer.
+        issuer: String,
+        /// Why an endpoint URL does not parse.
+        #[source]
+        source: url::ParseError,
+    },
 }
 
 /// The OpenID Provider: configuration, clients, keys and grant store.
@@ -101,7 +110,7 @@ impl Provider {
         let extra_claims = cfg.scope_claims.values().flatten().cloned();
         let discovery =
             discovery::document(&issuer, &known_scopes, discovery::claims_supported(extra_claims), keys.active())
-                .map_err(|_| SetupError::Issuer(issuer.clone()))?;
+                .map_err(|source| SetupError::IssuerEndpoints { issuer: issuer.clone(), source })?;
         Ok(Self { cfg, issuer, keys: std::sync::RwLock::new(keys), store, clients, known_scopes, discovery })
     }
 
@@ -118,7 +127,7 @@ impl Provider {
             discovery::claims_supported(extra_claims),
             keys.active(),
         )
-        .map_err(|_| SetupError::Issuer(self.issuer.clone()))?;
+        .map_err(|source| SetupError::IssuerEndpoints { issuer: self.issuer.clone(), source })?;
         Ok(self)
     }
 

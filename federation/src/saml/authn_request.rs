@@ -6,7 +6,7 @@ use std::io::Read as _;
 use base64::Engine as _;
 use quick_xml::events::Event;
 
-use super::error::SamlError;
+use super::error::{SamlError, SignatureProblem};
 
 /// Largest encoded request accepted.
 pub const MAX_ENCODED: usize = 64 * 1024;
@@ -99,10 +99,9 @@ pub fn decode_post(saml_request: &str) -> Result<AuthnRequest, SamlError> {
 /// the signature's ancestors/siblings) must report exactly one reference, `#<root ID>`, with every digest computed
 /// locally, and IDs must be unique. A signature over some other element (signature wrapping) is refused, so the
 /// fields [`parse`] reads from the root are the ones the SP signed. SHA-1 algorithms are not accepted.
-pub fn verify_post_signature(xml: &[u8], root_id: &str, cert_der: &[u8]) -> Result<(), String> {
-    let text = std::str::from_utf8(xml).map_err(|_| "the request is not UTF-8")?;
-    let key = bergshamra::keys::loader::load_x509_cert_der(cert_der)
-        .map_err(|e| format!("the SP certificate cannot be used: {e}"))?;
+pub fn verify_post_signature(xml: &[u8], root_id: &str, cert_der: &[u8]) -> Result<(), SignatureProblem> {
+    let text = std::str::from_utf8(xml).map_err(|_| SignatureProblem::NotUtf8)?;
+    let key = bergshamra::keys::loader::load_x509_cert_der(cert_der).map_err(SignatureProblem::Certificate)?;
     let mut keys = bergshamra::KeysManager::new();
     keys.add_key(key);
     // Strict: trusted keys only, references limited to the document element or the signature's relatives; `ID`
@@ -111,24 +110,20 @@ pub fn verify_post_signature(xml: &[u8], root_id: &str, cert_der: &[u8]) -> Resu
     match bergshamra::verify(&ctx, text) {
         Ok(result @ bergshamra::VerifyResult::Valid { .. }) if result.all_reference_digests_verified() => {
             let bergshamra::VerifyResult::Valid { references, .. } = result else {
-                return Err("the signature does not verify".into());
+                return Err(SignatureProblem::UnverifiedReferences);
             };
             let expected = format!("#{root_id}");
             match references.as_slice() {
                 [only] if only.uri == expected => Ok(()),
-                refs => Err(format!(
-                    "the signature covers {:?}, not the AuthnRequest itself ({expected})",
-                    refs.iter().map(|r| r.uri.as_str()).collect::<Vec<_>>()
-                )),
+                refs => Err(SignatureProblem::WrongReference {
+                    found: refs.iter().map(|r| r.uri.clone()).collect(),
+                    expected,
+                }),
             }
         }
-        Ok(bergshamra::VerifyResult::Valid { .. }) => {
-            Err("the signature leaves part of its references unverified".into())
-        }
-        Ok(bergshamra::VerifyResult::Invalid { reason }) => {
-            Err(format!("the signature does not verify with the SP's certificate: {reason}"))
-        }
-        Err(e) => Err(format!("the signature cannot be checked: {e}")),
+        Ok(bergshamra::VerifyResult::Valid { .. }) => Err(SignatureProblem::UnverifiedReferences),
+        Ok(bergshamra::VerifyResult::Invalid { reason }) => Err(SignatureProblem::Invalid(reason)),
+        Err(e) => Err(SignatureProblem::Unverifiable(e)),
     }
 }
 
@@ -312,43 +307,82 @@ pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
     })
 }
 
+/// The parameters of the HTTP-Redirect binding (SAML bindings §3.4.4.1), which a signature covers by their raw
+/// spelling.
+const BINDING_PARAMETERS: [&str; 5] = ["SAMLRequest", "SAMLResponse", "RelayState", "SigAlg", "Signature"];
+
+/// Checks that an HTTP-Redirect query names each binding parameter at most once and plainly: a name that only
+/// percent-decodes to one (`Relay%53tate`), or a second copy, would be read by one reader and not by another, so a
+/// value the signature does not cover could be taken for the signed one.
+pub fn check_redirect_query(raw_query: &str) -> Result<(), SamlError> {
+    let mut seen = [false; BINDING_PARAMETERS.len()];
+    for pair in raw_query.split('&') {
+        let raw_key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        let key: String =
+            url::form_urlencoded::parse(raw_key.as_bytes()).next().map(|(k, _)| k.into_owned()).unwrap_or_default();
+        let Some(i) = BINDING_PARAMETERS.iter().position(|p| *p == key) else { continue };
+        let name = BINDING_PARAMETERS[i];
+        if raw_key != name {
+            return Err(SamlError::AmbiguousQuery(format!(
+                "{raw_key:?} stands for {name}; spell the parameter plainly"
+            )));
+        }
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(SamlError::AmbiguousQuery(format!("{name} is given twice; send it once")));
+        }
+    }
+    Ok(())
+}
+
+/// The URL-decoded value of binding parameter `name` in an HTTP-Redirect query, read by its raw name as the
+/// signature check reads it (call [`check_redirect_query`] first).
+pub fn redirect_parameter(raw_query: &str, name: &str) -> Option<String> {
+    raw_query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name)
+            .then(|| url::form_urlencoded::parse(format!("v={v}").as_bytes()).next().map(|(_, v)| v.into_owned()))?
+    })
+}
+
 /// Verifies an HTTP-Redirect binding signature (SAML bindings §3.4.4.1): the signed octets are the raw query
 /// parameters `SAMLRequest=…&RelayState=…&SigAlg=…` exactly as received (URL-encoded), in that order.
-pub fn verify_redirect_signature(raw_query: &str, cert_der: &[u8]) -> Result<(), String> {
+pub fn verify_redirect_signature(raw_query: &str, cert_der: &[u8]) -> Result<(), SignatureProblem> {
     verify_redirect_signature_of(raw_query, "SAMLRequest", cert_der)
 }
 
 /// [`verify_redirect_signature`] for the message in `field` (`SAMLRequest` or `SAMLResponse`).
-pub fn verify_redirect_signature_of(raw_query: &str, field: &str, cert_der: &[u8]) -> Result<(), String> {
+pub fn verify_redirect_signature_of(raw_query: &str, field: &str, cert_der: &[u8]) -> Result<(), SignatureProblem> {
     let mut parts: Vec<(&str, &str)> = Vec::new();
     for pair in raw_query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         parts.push((k, v));
     }
     let get = |k: &str| parts.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-    let sig_alg_raw = get("SigAlg").ok_or("no SigAlg parameter")?;
-    let signature_raw = get("Signature").ok_or("no Signature parameter")?;
-    let mut signed = format!("{field}={}", get(field).ok_or_else(|| format!("no {field} parameter"))?);
+    let missing = |name: &str| SignatureProblem::MissingParameter(name.to_string());
+    let sig_alg_raw = get("SigAlg").ok_or_else(|| missing("SigAlg"))?;
+    let signature_raw = get("Signature").ok_or_else(|| missing("Signature"))?;
+    let mut signed = format!("{field}={}", get(field).ok_or_else(|| missing(field))?);
     if let Some(rs) = get("RelayState") {
         signed.push_str(&format!("&RelayState={rs}"));
     }
     signed.push_str(&format!("&SigAlg={sig_alg_raw}"));
-    let sig_alg = percent_encoding::percent_decode_str(sig_alg_raw).decode_utf8().map_err(|_| "SigAlg is not UTF-8")?;
+    let sig_alg =
+        percent_encoding::percent_decode_str(sig_alg_raw).decode_utf8().map_err(|_| SignatureProblem::SigAlgNotUtf8)?;
     let signature = percent_encoding::percent_decode_str(&signature_raw.replace('+', " ")).collect::<Vec<u8>>();
     let signature = base64::engine::general_purpose::STANDARD
         .decode(String::from_utf8_lossy(&signature).replace(' ', "+"))
-        .map_err(|_| "Signature is not base64")?;
+        .map_err(SignatureProblem::SignatureNotBase64)?;
     let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match sig_alg.as_ref() {
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
         "http://www.w3.org/2000/09/xmldsig#rsa-sha1" => {
             &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
         }
-        other => return Err(format!("unsupported SigAlg {other}")),
+        other => return Err(SignatureProblem::UnsupportedSigAlg(other.to_string())),
     };
-    let spki = der::rsa_public_key(cert_der).ok_or("the SP certificate has no RSA public key")?;
+    let spki = der::rsa_public_key(cert_der).ok_or(SignatureProblem::NoRsaKey)?;
     aws_lc_rs::signature::UnparsedPublicKey::new(alg, spki)
         .verify(signed.as_bytes(), &signature)
-        .map_err(|_| "the signature does not verify with the SP's certificate".to_string())
+        .map_err(|_| SignatureProblem::QueryDoesNotVerify)
 }
 
 /// Just enough DER to find an X.509 certificate's RSA public key (PKCS#1 `RSAPublicKey` in the SPKI bit string).

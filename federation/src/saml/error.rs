@@ -3,6 +3,58 @@
 
 use std::path::PathBuf;
 
+/// Why a signed (or unsigned) message from an SP is refused: [`SamlError::BadSignature`]'s reason.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureProblem {
+    /// The SP wants signed requests (`want_authn_requests_signed`) and this one is not signed.
+    #[error("the request is not signed")]
+    Unsigned,
+    /// An SP with a certificate must sign its logout messages: an unsigned one could come from any site.
+    #[error("the LogoutRequest is not signed, and this service provider has a certificate")]
+    UnsignedLogout,
+    /// The XML is not UTF-8 (the verifier reads text).
+    #[error("the request is not UTF-8")]
+    NotUtf8,
+    /// The configured SP certificate cannot be loaded as a verification key.
+    #[error("the SP certificate cannot be used")]
+    Certificate(#[source] bergshamra::Error),
+    /// The signature verifies, but over something other than the message's root (signature wrapping).
+    #[error("the signature covers {found:?}, not the AuthnRequest itself ({expected})")]
+    WrongReference {
+        /// The references the signature covers.
+        found: Vec<String>,
+        /// `#<root ID>`.
+        expected: String,
+    },
+    /// Some reference's digest was not computed here.
+    #[error("the signature leaves part of its references unverified")]
+    UnverifiedReferences,
+    /// The enveloped signature does not verify with the SP's certificate.
+    #[error("the signature does not verify with the SP's certificate: {0}")]
+    Invalid(String),
+    /// The verifier could not process the signature at all.
+    #[error("the signature cannot be checked")]
+    Unverifiable(#[source] bergshamra::Error),
+    /// An HTTP-Redirect query lacks a parameter the signature needs (`SigAlg`, `Signature`, the message).
+    #[error("no {0} parameter")]
+    MissingParameter(String),
+    /// `SigAlg` does not percent-decode to UTF-8.
+    #[error("SigAlg is not UTF-8")]
+    SigAlgNotUtf8,
+    /// `Signature` is not base64.
+    #[error("Signature is not base64")]
+    SignatureNotBase64(#[source] base64::DecodeError),
+    /// An HTTP-Redirect `SigAlg` we do not verify.
+    #[error("unsupported SigAlg {0}")]
+    UnsupportedSigAlg(String),
+    /// HTTP-Redirect signatures are checked with RSA keys only.
+    #[error("the SP certificate has no RSA public key")]
+    NoRsaKey,
+    /// The HTTP-Redirect query signature does not verify with the SP's certificate.
+    #[error("the signature does not verify with the SP's certificate")]
+    QueryDoesNotVerify,
+}
+
 /// A SAML error.
 #[derive(Debug, thiserror::Error)]
 pub enum SamlError {
@@ -27,6 +79,9 @@ pub enum SamlError {
     /// Well-formed XML, but not the SAML message expected (root element, ID, Issuer, …).
     #[error("SAMLRequest is not a SAML AuthnRequest: {0}")]
     Malformed(String),
+    /// An HTTP-Redirect query with a binding parameter given twice, or its name percent-encoded.
+    #[error("the query is ambiguous: {0}")]
+    AmbiguousQuery(String),
     /// `RelayState` is longer than `max_relay_state_bytes` (SAML 2.0 Bindings §3.4.3, §3.5.3).
     #[error(
         "RelayState is too long ({len} bytes; the limit is {max}, see SAML 2.0 Bindings §3.4.3); \
@@ -58,7 +113,8 @@ pub enum SamlError {
         /// The SP.
         sp: String,
         /// Why.
-        reason: String,
+        #[source]
+        reason: SignatureProblem,
     },
     /// The user's data cannot make a valid NameID or role for this SP.
     #[error("cannot sign {username:?} in to {sp:?}: {reason}")]

@@ -23,7 +23,7 @@ use base64::Engine as _;
 use time::OffsetDateTime;
 
 pub use authn_request::AuthnRequest;
-pub use error::SamlError;
+pub use error::{SamlError, SignatureProblem};
 pub use keys::SigningKeys;
 pub use logout::{LogoutRequest, Outbound};
 pub use service_provider::{
@@ -218,8 +218,9 @@ impl IdentityProvider {
         self.sps.iter().find(|s| s.entity_id == issuer).ok_or_else(|| SamlError::UnknownIssuer(issuer.to_string()))
     }
 
-    /// The `SAMLRequest` of an HTTP-Redirect query, URL-decoded.
+    /// The `SAMLRequest` of an HTTP-Redirect query, URL-decoded (the query checked to be unambiguous first).
     fn redirect_value(raw_query: &str) -> Result<String, SamlError> {
+        authn_request::check_redirect_query(raw_query)?;
         let value = raw_query
             .split('&')
             .find_map(|p| p.strip_prefix("SAMLRequest="))
@@ -232,14 +233,14 @@ impl IdentityProvider {
     fn check_signature(
         sp: &ServiceProvider,
         signed: bool,
-        verify: impl FnOnce(&[u8]) -> Result<(), String>,
+        verify: impl FnOnce(&[u8]) -> Result<(), SignatureProblem>,
     ) -> Result<(), SamlError> {
         match (&sp.certificate_der, signed) {
             (Some(cert), true) => {
                 verify(cert).map_err(|reason| SamlError::BadSignature { sp: sp.name().into(), reason })
             }
             (_, false) if sp.config.want_authn_requests_signed => {
-                Err(SamlError::BadSignature { sp: sp.name().into(), reason: "the request is not signed".into() })
+                Err(SamlError::BadSignature { sp: sp.name().into(), reason: SignatureProblem::Unsigned })
             }
             _ => Ok(()),
         }
@@ -250,13 +251,10 @@ impl IdentityProvider {
     fn check_logout_signature(
         sp: &ServiceProvider,
         signed: bool,
-        verify: impl FnOnce(&[u8]) -> Result<(), String>,
+        verify: impl FnOnce(&[u8]) -> Result<(), SignatureProblem>,
     ) -> Result<(), SamlError> {
         if sp.certificate_der.is_some() && !signed {
-            return Err(SamlError::BadSignature {
-                sp: sp.name().into(),
-                reason: "the LogoutRequest is not signed, and this service provider has a certificate".into(),
-            });
+            return Err(SamlError::BadSignature { sp: sp.name().into(), reason: SignatureProblem::UnsignedLogout });
         }
         Self::check_signature(sp, signed, verify)
     }
@@ -362,6 +360,7 @@ impl IdentityProvider {
         &self,
         raw_query: &str,
     ) -> Result<(logout::LogoutResponse, &ServiceProvider), SamlError> {
+        authn_request::check_redirect_query(raw_query)?;
         let value = raw_query
             .split('&')
             .find_map(|p| p.strip_prefix("SAMLResponse="))

@@ -25,6 +25,13 @@ pub enum MapError {
     /// None of the user's groups is in `allowed_groups`.
     #[error("you are not in a group allowed to sign in here")]
     Groups,
+    /// The provider says the e-mail address is not verified (`email_verified: false`), and the mapping would make
+    /// it the username or look the account up by it: anyone can type someone else's address at such a provider.
+    #[error("the provider has not verified the e-mail address in \"{claim}\", so it cannot name or find an account")]
+    UnverifiedEmail {
+        /// The e-mail claim.
+        claim: String,
+    },
 }
 
 /// The value at a dotted claim path (`realm_access.roles`); a key holding a dot itself wins over the path.
@@ -48,10 +55,35 @@ fn string_claim(claims: &Map<String, Value>, path: &str) -> Option<String> {
     }
 }
 
+/// Whether the provider says the e-mail address is not verified (`email_verified` false; absent counts as
+/// verified, as providers such as Entra ID send none).
+fn email_unverified(claims: &Map<String, Value>) -> bool {
+    claims.get("email_verified").is_some_and(|v| v == &Value::Bool(false) || v == "false")
+}
+
 /// The e-mail address, unless the provider says it is unverified.
 fn email(cfg: &UpstreamOidcConfig, claims: &Map<String, Value>) -> Option<String> {
-    let unverified = claims.get("email_verified").is_some_and(|v| v == &Value::Bool(false) || v == "false");
-    string_claim(claims, &cfg.email_claim).filter(|_| !unverified)
+    string_claim(claims, &cfg.email_claim).filter(|_| !email_unverified(claims))
+}
+
+/// The value of claim `path` when it names or finds an account (a username claim, the `link_claim`): the e-mail
+/// claim counts only when verified, since an unverified address is whatever the person typed at the provider.
+fn identifying_claim(
+    cfg: &UpstreamOidcConfig,
+    claims: &Map<String, Value>,
+    path: &str,
+) -> Result<Option<String>, MapError> {
+    let is_email = path == cfg.email_claim || path == "email";
+    if is_email && email_unverified(claims) && claim_path(claims, path).is_some() {
+        return Err(MapError::UnverifiedEmail { claim: path.into() });
+    }
+    Ok(string_claim(claims, path))
+}
+
+/// The value of `link_claim` (`link = "ldap"`), refused when it is an unverified e-mail address; `None` when the
+/// claim is missing or empty.
+pub fn link_value(cfg: &UpstreamOidcConfig, claims: &Map<String, Value>) -> Result<Option<String>, MapError> {
+    identifying_claim(cfg, claims, &cfg.link_claim)
 }
 
 fn groups(cfg: &UpstreamOidcConfig, claims: &Map<String, Value>) -> Vec<String> {
@@ -65,12 +97,19 @@ fn groups(cfg: &UpstreamOidcConfig, claims: &Map<String, Value>) -> Vec<String> 
     out
 }
 
-/// The value of one template variable: `email_local`, `email_domain`, or a claim path.
-fn variable(cfg: &UpstreamOidcConfig, claims: &Map<String, Value>, name: &str) -> Option<String> {
+/// The value of one template variable: `email_local`, `email_domain`, or a claim path (the e-mail claim only
+/// when verified).
+fn variable(cfg: &UpstreamOidcConfig, claims: &Map<String, Value>, name: &str) -> Result<Option<String>, MapError> {
+    let part = |local: bool| {
+        if email_unverified(claims) && string_claim(claims, &cfg.email_claim).is_some() {
+            return Err(MapError::UnverifiedEmail { claim: cfg.email_claim.clone() });
+        }
+        Ok(email(cfg, claims).and_then(|e| e.split_once('@').map(|(l, d)| if local { l } else { d }.to_string())))
+    };
     match name {
-        "email_local" => email(cfg, claims).and_then(|e| e.split_once('@').map(|(l, _)| l.to_string())),
-        "email_domain" => email(cfg, claims).and_then(|e| e.split_once('@').map(|(_, d)| d.to_string())),
-        _ => string_claim(claims, name),
+        "email_local" => part(true),
+        "email_domain" => part(false),
+        _ => identifying_claim(cfg, claims, name),
     }
 }
 
@@ -78,7 +117,7 @@ fn variable(cfg: &UpstreamOidcConfig, claims: &Map<String, Value>, name: &str) -
 fn username(cfg: &UpstreamOidcConfig, claims: &Map<String, Value>) -> Result<String, MapError> {
     let spec = cfg.username_claim.trim();
     let name = if !spec.contains('{') {
-        variable(cfg, claims, spec).ok_or_else(|| MapError::MissingClaim { claim: spec.into() })?
+        variable(cfg, claims, spec)?.ok_or_else(|| MapError::MissingClaim { claim: spec.into() })?
     } else {
         let mut out = String::new();
         let mut rest = spec;
@@ -87,7 +126,7 @@ fn username(cfg: &UpstreamOidcConfig, claims: &Map<String, Value>) -> Result<Str
             let after = &rest[open + 1..];
             let close = after.find('}').unwrap_or(after.len());
             let var = after[..close].trim();
-            out.push_str(&variable(cfg, claims, var).ok_or_else(|| MapError::MissingClaim { claim: var.into() })?);
+            out.push_str(&variable(cfg, claims, var)?.ok_or_else(|| MapError::MissingClaim { claim: var.into() })?);
             rest = after.get(close + 1..).unwrap_or("");
         }
         out.push_str(rest);
@@ -193,7 +232,23 @@ mod tests {
             &Default::default(),
         )
         .unwrap_err();
-        assert!(matches!(err, MapError::MissingClaim { .. }), "an unverified e-mail is no e-mail: {err}");
+        assert!(matches!(err, MapError::UnverifiedEmail { .. }), "an unverified e-mail names no one: {err}");
+    }
+
+    #[test]
+    fn an_unverified_email_neither_names_nor_finds_an_account() {
+        let unverified = claims(serde_json::json!({"sub": "1", "email": "bob@x.org", "email_verified": false}));
+        let verified = claims(serde_json::json!({"sub": "1", "email": "bob@x.org", "email_verified": true}));
+        let silent = claims(serde_json::json!({"sub": "1", "email": "bob@x.org"}));
+        let mut c = cfg();
+        c.username_claim = "email".into();
+        assert!(matches!(map_user(&c, &unverified, &Default::default()), Err(MapError::UnverifiedEmail { .. })));
+        assert_eq!(map_user(&c, &verified, &Default::default()).unwrap().username, "bob@x.org");
+        assert!(matches!(link_value(&c, &unverified), Err(MapError::UnverifiedEmail { .. })));
+        assert_eq!(link_value(&c, &verified).unwrap().as_deref(), Some("bob@x.org"));
+        assert_eq!(link_value(&c, &silent).unwrap().as_deref(), Some("bob@x.org"), "no email_verified: as Entra ID");
+        c.link_claim = "preferred_username".into();
+        assert_eq!(link_value(&c, &unverified).unwrap(), None, "another claim is not the e-mail address");
     }
 
     #[test]

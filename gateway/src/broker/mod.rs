@@ -547,6 +547,13 @@ impl UpstreamProvider {
             .map_err(|source| BrokerError::Mapping { provider: self.label().into(), source })
     }
 
+    /// The value of `link_claim` to look the directory entry up by (`link = "ldap"`); `None` when the claim is
+    /// missing or empty, refused when it is an e-mail address the provider has not verified.
+    pub fn link_value(&self, claims: &Map<String, Value>) -> Result<Option<String>, BrokerError> {
+        mapping::link_value(&self.config, claims)
+            .map_err(|source| BrokerError::Mapping { provider: self.label().into(), source })
+    }
+
     /// Checks the allow-lists only (for `link = "ldap"`, whose user comes from the directory).
     pub fn check_allowed(&self, claims: &Map<String, Value>) -> Result<(), BrokerError> {
         mapping::check_allowed(&self.config, claims)

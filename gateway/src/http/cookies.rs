@@ -7,8 +7,33 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::Cookie;
 pub use cookie::SameSite;
 
+/// A cookie only the gateway's own host sets and reads. Over https its name carries the `__Host-` prefix (RFC 6265bis
+/// §4.1.3.2): browsers keep such a cookie only when this host set it, `Secure`, with `Path=/` and no `Domain`, so a
+/// sibling subdomain cannot plant one in the browser (cookie tossing) to pass a double-submit or binding check.
+#[derive(Debug, Clone, Copy)]
+pub struct HostCookie {
+    plain: &'static str,
+    prefixed: &'static str,
+}
+
+impl HostCookie {
+    /// The cookie's name: `__Host-` prefixed when `secure` (the public URL is https).
+    pub fn name(self, secure: bool) -> &'static str {
+        if secure { self.prefixed } else { self.plain }
+    }
+
+    /// Both spellings, for taking the cookie out of proxied requests whichever one a browser sends.
+    pub fn names(self) -> [&'static str; 2] {
+        [self.plain, self.prefixed]
+    }
+}
+
 /// The CSRF cookie paired with the login form (double-submit).
-pub const CSRF_COOKIE: &str = "fedgate_csrf";
+pub const CSRF_COOKIE: HostCookie = HostCookie { plain: "fedgate_csrf", prefixed: "__Host-fedgate_csrf" };
+
+/// The cookie binding a sign-in at an upstream provider to the browser that started it.
+pub const UPSTREAM_BINDING_COOKIE: HostCookie =
+    HostCookie { plain: "fedgate_upstream", prefixed: "__Host-fedgate_upstream" };
 
 /// The value of cookie `name` in the request: the first pair sent as `name=value`, reading every `Cookie` header in
 /// order. Headers that are not visible ASCII and pairs without a name or an `=` are skipped.

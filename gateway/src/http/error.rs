@@ -314,7 +314,10 @@ impl IntoResponse for AppError {
             Self::Saml(e @ federation::saml::SamlError::Mapping { .. }) => {
                 tracing::warn!(error = %e, "SAML response refused: fix the user's directory data or the SP's nameid_template / role_mapping")
             }
-            Self::Saml(e) if !e.is_bad_request() => tracing::error!(error = %e, "SAML failed"),
+            Self::Saml(e @ federation::saml::SamlError::BadSignature { .. }) => {
+                tracing::info!(error = %Chain(e), "SAML message refused: its signature (check the SP's certificate)")
+            }
+            Self::Saml(e) if !e.is_bad_request() => tracing::error!(error = %Chain(e), "SAML failed"),
             other => tracing::debug!(error = %other, "request refused"),
         }
         let mut resp = (status, message.clone()).into_response();

@@ -100,7 +100,7 @@ async fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&
     };
     let page = pages::login(&state.config.ui, &form);
     let mut resp = (status, page).into_response();
-    if let Some(c) = cookies::set(CSRF_COOKIE, &csrf, csrf_cookie_attrs(state)) {
+    if let Some(c) = cookies::set(CSRF_COOKIE.name(state.secure_cookies()), &csrf, csrf_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     no_store(&mut resp);
@@ -146,8 +146,8 @@ async fn login_post(
     if !cfg.login.password {
         return Err(AppError::NotFound("password sign-in is turned off (login.password = false)".into()));
     }
-    let csrf_ok =
-        cookies::get(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && random::secure_eq(c, &form.csrf));
+    let csrf_ok = cookies::get(&headers, CSRF_COOKIE.name(state.secure_cookies()))
+        .is_some_and(|c| !c.is_empty() && random::secure_eq(c, &form.csrf));
     if !csrf_ok {
         tracing::info!(client_ip = %peer.ip(), outcome = "refused", reason = "csrf token missing or wrong", "login attempt");
         return Err(AppError::Csrf);
@@ -198,7 +198,7 @@ async fn login_post(
             if let Some(c) = cookies::set(&cfg.session.cookie_name, &id, session_cookie_attrs(&state)) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
-            if let Some(c) = cookies::clear(CSRF_COOKIE, csrf_cookie_attrs(&state)) {
+            if let Some(c) = cookies::clear(CSRF_COOKIE.name(state.secure_cookies()), csrf_cookie_attrs(&state)) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
             Ok(resp)

@@ -12,7 +12,7 @@ use crate::broker::{BrokerError, UpstreamProvider};
 use crate::config::LinkMode;
 use crate::domain::pending::Pending;
 use crate::domain::session::{AuthMethod, Session, UpstreamSignIn};
-use crate::http::cookies::{self, CookieAttrs, SameSite};
+use crate::http::cookies::{self, CookieAttrs, SameSite, UPSTREAM_BINDING_COOKIE};
 use crate::http::error::AppError;
 use crate::http::pages;
 use crate::http::paths::OwnRoutes;
@@ -20,9 +20,6 @@ use crate::http::redirect::safe_target;
 use crate::state::AppState;
 use crate::state::sign_in::{current_session, no_store, session_cookie_attrs};
 use fedgate_types::random;
-
-/// The cookie binding an upstream sign-in to the browser that started it.
-pub const BINDING_COOKIE: &str = "fedgate_upstream";
 
 /// The upstream sign-in routes.
 pub fn router() -> OwnRoutes<AppState> {
@@ -53,6 +50,11 @@ fn broker_error(state: &AppState, provider: &str, e: &BrokerError) -> Response {
     error_page(state, status, title, &e.to_string())
 }
 
+/// The 404 page for a path naming no `[[upstream.oidc]]` provider.
+fn unknown_provider(state: &AppState) -> Response {
+    error_page(state, StatusCode::NOT_FOUND, "Unknown sign-in provider", "No sign-in provider has that name.")
+}
+
 #[derive(Debug, Deserialize)]
 struct StartQuery {
     #[serde(default)]
@@ -65,18 +67,11 @@ async fn start(
     headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, AppError> {
-    let Some(provider) = state.brokers.get(&name).cloned() else {
-        return Ok(error_page(
-            &state,
-            StatusCode::NOT_FOUND,
-            "Unknown sign-in provider",
-            "No sign-in provider has that name.",
-        ));
-    };
+    let Some(provider) = state.brokers.get(&name).cloned() else { return Ok(unknown_provider(&state)) };
     let cfg = &state.config;
     let rd = safe_target(&q.rd, &cfg.server.public_url, &cfg.redirect_allowlist()).unwrap_or_default();
     // One binding per browser, kept across sign-ins started in several tabs.
-    let binding = cookies::get(&headers, BINDING_COOKIE)
+    let binding = cookies::get(&headers, UPSTREAM_BINDING_COOKIE.name(state.secure_cookies()))
         .filter(|b| b.len() == 43 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
         .map_or_else(random::token, str::to_string);
     let (url, login) = match provider.start(rd, binding.clone()).await {
@@ -85,7 +80,8 @@ async fn start(
     };
     state.pending.put_as(login.state.clone(), Pending::Upstream(Box::new(login))).await?;
     let mut resp = Redirect::to(url.as_str()).into_response();
-    if let Some(c) = cookies::set(BINDING_COOKIE, &binding, binding_attrs(&state)) {
+    if let Some(c) = cookies::set(UPSTREAM_BINDING_COOKIE.name(state.secure_cookies()), &binding, binding_attrs(&state))
+    {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     no_store(&mut resp);
@@ -110,14 +106,7 @@ async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
-    let Some(provider) = state.brokers.get(&name).cloned() else {
-        return Ok(error_page(
-            &state,
-            StatusCode::NOT_FOUND,
-            "Unknown sign-in provider",
-            "No sign-in provider has that name.",
-        ));
-    };
+    let Some(provider) = state.brokers.get(&name).cloned() else { return Ok(unknown_provider(&state)) };
     // Used once, whatever the outcome: a replayed callback finds nothing.
     let taken = if q.state.len() <= 128 { state.pending.take(&q.state).await? } else { None };
     let login = match taken {
@@ -132,7 +121,8 @@ async fn callback(
             ));
         }
     };
-    let bound = cookies::get(&headers, BINDING_COOKIE).is_some_and(|b| random::secure_eq(b, &login.binding));
+    let bound = cookies::get(&headers, UPSTREAM_BINDING_COOKIE.name(state.secure_cookies()))
+        .is_some_and(|b| random::secure_eq(b, &login.binding));
     if !bound {
         tracing::info!(provider = %name, outcome = "refused", reason = "binding cookie missing or wrong", "upstream login");
         return Ok(error_page(
@@ -205,9 +195,8 @@ async fn user_for(
             provider.check_allowed(claims).map_err(|e| broker_error(state, name, &e))?;
             let claim = &provider.config.link_claim;
             let attribute = &provider.config.link_attribute;
-            let Some(value) =
-                crate::broker::claim_path(claims, claim).and_then(|v| v.as_str()).filter(|v| !v.is_empty())
-            else {
+            let value = provider.link_value(claims).map_err(|e| broker_error(state, name, &e))?;
+            let Some(value) = value.as_deref() else {
                 tracing::info!(provider = %name, claim = %claim, outcome = "refused", reason = "link claim missing", "upstream login");
                 return Err(error_page(
                     state,

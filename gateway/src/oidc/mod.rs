@@ -128,14 +128,10 @@ async fn keycloak_logout(
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
     if method == Method::POST && params.get("refresh_token").ok().flatten().is_some() {
-        let provider = oidc(&state)?;
-        let client = client_gate(&state, peer.ip(), &params, &headers).await?;
         let params = params.renamed("refresh_token", "token");
-        let result = provider.revoke(&params, authorization(&headers), state.clock.now()).await;
-        return match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
-            Ok(()) => Ok(no_store(axum::http::StatusCode::NO_CONTENT)),
-            Err(e) => Err(oauth_error(e)),
-        };
+        let now = state.clock.now();
+        client_call(&state, peer.ip(), &params, &headers, |p| p.revoke(&params, authorization(&headers), now)).await?;
+        return Ok(no_store(axum::http::StatusCode::NO_CONTENT));
     }
     let legacy = state.config.keycloak.as_ref().is_some_and(|k| k.legacy_logout_redirect_uri);
     let params = if legacy && params.get("post_logout_redirect_uri").ok().flatten().is_none() {
@@ -383,14 +379,31 @@ async fn token(
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
-    let provider = oidc(&state)?;
-    let client = client_gate(&state, peer.ip(), &params, &headers).await?;
-    let refresh = DirectoryRefresh(&state);
-    let result = provider.token_with(&params, authorization(&headers), state.clock.now(), &refresh).await;
-    match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
-        Ok(resp) => Ok(no_store(Json(resp))),
-        Err(e) => Err(oauth_error(e)),
-    }
+    let (refresh, now) = (DirectoryRefresh(&state), state.clock.now());
+    let resp = client_call(&state, peer.ip(), &params, &headers, |p| {
+        p.token_with(&params, authorization(&headers), now, &refresh)
+    })
+    .await?;
+    Ok(no_store(Json(resp)))
+}
+
+/// An endpoint that authenticates the client (token, introspection, revocation, Keycloak's adapter logout):
+/// refused at once (429) while the client id or IP has too many failed client authentications, then `call`, whose
+/// `invalid_client` answer counts against them; an OAuth error becomes its RFC 6749 §5.2 response.
+async fn client_call<'a, T, Fut>(
+    state: &'a AppState,
+    ip: std::net::IpAddr,
+    params: &'a Params,
+    headers: &'a HeaderMap,
+    call: impl FnOnce(&'a Provider) -> Fut,
+) -> Result<T, AppError>
+where
+    Fut: std::future::Future<Output = Result<T, TokenError>> + 'a,
+{
+    let provider = oidc(state)?;
+    let client = client_gate(state, ip, params, headers).await?;
+    let result = call(provider).await;
+    client_outcome(state, ip, client.as_deref(), result).await.map_err(oauth_error)
 }
 
 /// Refuses at once (429) a client id or IP with too many failed client authentications, before any secret is
@@ -464,13 +477,10 @@ async fn introspect(
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
-    let provider = oidc(&state)?;
-    let client = client_gate(&state, peer.ip(), &params, &headers).await?;
-    let result = provider.introspect(&params, authorization(&headers), state.clock.now()).await;
-    match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
-        Ok(v) => Ok(no_store(Json(v))),
-        Err(e) => Err(oauth_error(e)),
-    }
+    let now = state.clock.now();
+    let v = client_call(&state, peer.ip(), &params, &headers, |p| p.introspect(&params, authorization(&headers), now))
+        .await?;
+    Ok(no_store(Json(v)))
 }
 
 async fn revoke(
@@ -479,13 +489,9 @@ async fn revoke(
     headers: HeaderMap,
     OAuthParams(params): OAuthParams,
 ) -> Result<Response, AppError> {
-    let provider = oidc(&state)?;
-    let client = client_gate(&state, peer.ip(), &params, &headers).await?;
-    let result = provider.revoke(&params, authorization(&headers), state.clock.now()).await;
-    match client_outcome(&state, peer.ip(), client.as_deref(), result).await {
-        Ok(()) => Ok(no_store(())),
-        Err(e) => Err(oauth_error(e)),
-    }
+    let now = state.clock.now();
+    client_call(&state, peer.ip(), &params, &headers, |p| p.revoke(&params, authorization(&headers), now)).await?;
+    Ok(no_store(()))
 }
 
 /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2–4). The session ends at once only for a valid

@@ -249,7 +249,9 @@ async fn forward_if_allowed(
         Decision::Forward | Decision::Public => {}
     }
     let forward_who = if decision == Decision::Forward { who.as_ref() } else { None };
-    let our_cookies = [state.config.session.cookie_name.as_str(), crate::http::cookies::CSRF_COOKIE];
+    use crate::http::cookies::{CSRF_COOKIE, UPSTREAM_BINDING_COOKIE};
+    let ([csrf, csrf_host], [binding, binding_host]) = (CSRF_COOKIE.names(), UPSTREAM_BINDING_COOKIE.names());
+    let our_cookies = [state.config.session.cookie_name.as_str(), csrf, csrf_host, binding, binding_host];
     forward::prepare(&mut req, &state.identity_headers, forward_who, client_ip, proto(state), &our_cookies);
     Ok(Answer::Upstream(upstream.forward(req).await?))
 }

@@ -4,7 +4,7 @@
 //! Protocol logic is `federation::saml`; this module speaks HTTP and connects it to the login session.
 
 use axum::Form;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{OriginalUri, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -64,12 +64,13 @@ async fn realm_redirect(
 /// `/protocol/saml` by HTTP-POST, dispatched like [`realm_redirect`].
 async fn realm_post(
     state: State<AppState>,
+    uri: OriginalUri,
     headers: HeaderMap,
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
     let logout = form.saml_response.as_deref().is_some_and(|v| !v.is_empty())
         || federation::saml::authn_request::is_logout_request(&form.saml_request, false);
-    if logout { slo_post(state, headers, Form(form)).await } else { sso_post(state, headers, Form(form)).await }
+    if logout { slo_post(state, uri, headers, Form(form)).await } else { sso_post(state, headers, Form(form)).await }
 }
 
 fn idp(state: &AppState) -> Result<&std::sync::Arc<IdentityProvider>, AppError> {
@@ -81,8 +82,10 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, AppError> {
     Ok(([(header::CONTENT_TYPE, "application/samlmetadata+xml")], xml).into_response())
 }
 
+/// The `RelayState` of an HTTP-Redirect query, read by its raw name as the signature check reads it (the
+/// federation refuses a query that spells it otherwise or twice).
 fn relay_state_from(raw_query: &str) -> Option<String> {
-    url::form_urlencoded::parse(raw_query.as_bytes()).find(|(k, _)| k == "RelayState").map(|(_, v)| v.into_owned())
+    federation::saml::authn_request::redirect_parameter(raw_query, "RelayState")
 }
 
 async fn sso_redirect(
@@ -107,6 +110,9 @@ struct PostBinding {
     saml_response: Option<String>,
     #[serde(rename = "RelayState")]
     relay_state: Option<String>,
+    /// Set when fedgate's own page posted this LogoutRequest again ([`repost_same_site`]).
+    #[serde(rename = "fedgate_reposted")]
+    reposted: Option<String>,
 }
 
 impl PostBinding {
@@ -309,6 +315,7 @@ async fn slo_redirect(
 
 async fn slo_post(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
@@ -319,7 +326,40 @@ async fn slo_post(
         return single_logout::on_response(&state, form.relay_state.as_deref(), sp.name(), irt, response.success);
     }
     let (request, sp) = idp.logout_post(form.saml_request()?)?;
+    if form.reposted.is_none()
+        && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site")
+        && crate::http::cookies::get(&headers, &state.config.session.cookie_name).is_none()
+    {
+        return Ok(repost_same_site(&state, uri.path(), &form));
+    }
     logout(&state, &headers, idp, sp, &request, form.relay_state).await
+}
+
+/// The SP's page posted a LogoutRequest from another site, and a browser sends no `SameSite=Lax` session cookie
+/// with a cross-site POST: fedgate would find no session, end nothing and still tell the SP Success, leaving the
+/// user signed in everywhere else. So the (already checked) request is posted once more, unchanged, by an
+/// auto-submitting page of fedgate's own, which is same-site and carries the cookie (as SimpleSAMLphp and
+/// Shibboleth do). The second post is marked and never posted again.
+fn repost_same_site(state: &AppState, path: &str, form: &PostBinding) -> Response {
+    let action = state
+        .config
+        .server
+        .public_url
+        .join(path.trim_start_matches('/'))
+        .map_or_else(|_| path.to_string(), String::from);
+    let mut fields = vec![("SAMLRequest", form.saml_request.as_str())];
+    if let Some(r) = &form.relay_state {
+        fields.push(("RelayState", r.as_str()));
+    }
+    fields.push(("fedgate_reposted", "1"));
+    let (html, csp) = federation::saml::post_form::render_fields(&action, &fields);
+    let mut resp = axum::response::Html(html).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// Ends this browser's session only when the (signature-checked) request names its user and the session signed

@@ -9,6 +9,13 @@ pub fn s(value: &str) -> String {
     toml::Value::String(value.to_string()).to_string()
 }
 
+/// `text` for a comment line: comments quote names from the export (client ids, provider names), which may hold
+/// newlines; each control character is written escaped (`\n`), so nothing in a name can end the comment and
+/// become configuration.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// A TOML array of strings.
 pub fn arr<S: AsRef<str>>(values: &[S]) -> String {
     format!("[{}]", values.iter().map(|v| s(v.as_ref())).collect::<Vec<_>>().join(", "))
@@ -41,11 +48,11 @@ pub struct Section {
 }
 
 impl Section {
-    /// Starts `[name]` (or `[[name]]` when `array`), with comment lines above it.
+    /// Starts `[name]` (or `[[name]]` when `array`), with comment lines above it (each kept to one line).
     pub fn new(header: &str, comments: &[&str]) -> Self {
         let mut out = String::new();
         for c in comments {
-            let _ = writeln!(out, "# {c}");
+            let _ = writeln!(out, "# {}", one_line(c));
         }
         let _ = writeln!(out, "{header}");
         Self { out }
@@ -65,7 +72,7 @@ impl Section {
 
     /// A comment line.
     pub fn comment(&mut self, text: &str) -> &mut Self {
-        let _ = writeln!(self.out, "# {text}");
+        let _ = writeln!(self.out, "# {}", one_line(text));
         self
     }
 
