@@ -579,7 +579,7 @@ async fn the_binding_cookie_is_host_only_and_never_reaches_the_app() {
     // Over https (the public URL's scheme decides; plain http on the wire is enough to read the headers).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public = format!("https://{}", listener.local_addr().unwrap());
-    let op = Op::start(free_port(), &format!("{public}/login/corp/callback"));
+    let op = Op::start(free_port(), &format!("{public}/login/corp/callback"), &[]);
     let cfg =
         format!("[server]\npublic_url = \"{public}/\"\n{}{}", demo_user_toml(), upstream_toml("corp", &op.issuer, ""));
     let gw = Gateway::start_on(listener, &cfg).await.unwrap();
