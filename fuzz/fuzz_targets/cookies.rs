@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let texts: Vec<&str> = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
-    for n in [name.as_str(), "fedgate_session", CSRF_COOKIE] {
+    let [csrf, csrf_host] = CSRF_COOKIE.names();
+    for n in [name.as_str(), "fedgate_session", csrf, csrf_host] {
         if let Some(v) = cookies::get(&headers, n) {
             assert!(!v.contains(';'), "cookie value {v:?} spans a ';'");
             let pair = format!("{n}={v}");
