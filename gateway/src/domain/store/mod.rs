@@ -119,6 +119,17 @@ pub trait KvStore: Send + Sync + 'static {
             Ok(out)
         })
     }
+    /// Stores every `(key, value, ttl)` of `entries`, in order (nobody sees a later one without the earlier
+    /// ones), in one round trip and one atomic step where the backend can (a Redis `MULTI`, one embedded
+    /// transaction). The default writes them one after the other, which keeps the order.
+    fn put_many<'a>(&'a self, entries: Vec<(String, Vec<u8>, Duration)>) -> StoreFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for (key, value, ttl) in entries {
+                self.put(&key, value, ttl).await?;
+            }
+            Ok(())
+        })
+    }
     /// Removes every key in `keys`, in one round trip (one `DEL`, one embedded commit) where the backend can.
     fn remove_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<()>> {
         Box::pin(async move {
@@ -244,6 +255,13 @@ pub async fn conformance(store: Arc<dyn KvStore>, prefix: &str) {
     store.remove_many(&[]).await.unwrap();
     assert_eq!(store.get_many(&many).await.unwrap(), vec![None, None, None], "remove_many removes every key");
 
+    // put_many
+    store.put_many(Vec::new()).await.unwrap();
+    store.put_many(vec![(k("pm1"), v("1"), long), (k("pm2"), v("2"), long), (k("pm1"), v("3"), long)]).await.unwrap();
+    assert_eq!(store.get(&k("pm1")).await.unwrap(), Some(v("3")), "put_many writes in order");
+    assert_eq!(store.get(&k("pm2")).await.unwrap(), Some(v("2")), "put_many writes every entry");
+    store.put_many(vec![(k("pmttl"), v("t"), Duration::from_millis(300))]).await.unwrap();
+
     // put_if_absent
     assert!(store.put_if_absent(&k("once"), v("x"), long).await.unwrap(), "first put_if_absent wins");
     assert!(!store.put_if_absent(&k("once"), v("y"), long).await.unwrap(), "second put_if_absent loses");
@@ -266,6 +284,7 @@ pub async fn conformance(store: Arc<dyn KvStore>, prefix: &str) {
     store.increment(&k("nttl"), 3, Duration::from_millis(300)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(store.get(&k("ttl")).await.unwrap(), None, "an entry outlived its TTL");
+    assert_eq!(store.get(&k("pmttl")).await.unwrap(), None, "an entry of put_many outlived its TTL");
     assert_eq!(store.take(&k("ttl")).await.unwrap(), None, "take of an expired entry is None");
     assert_eq!(store.increment(&k("nttl"), 1, long).await.unwrap(), 1, "an expired counter starts again");
     assert!(store.put_if_absent(&k("ttl"), v("u"), long).await.unwrap(), "an expired key counts as absent");
@@ -493,5 +512,12 @@ impl federation::oidc::GrantStore for OnRuntime {
     ) -> federation::oidc::store::StoreFuture<'a, Result<bool, federation::oidc::StoreError>> {
         let (s, k, e) = (Arc::clone(&self.0), key.to_string(), expected.cloned());
         self.run(async move { s.compare_and_set(&k, e.as_ref(), new, ttl).await })
+    }
+    fn put_many<'a>(
+        &'a self,
+        entries: Vec<(String, federation::oidc::store::Grant, Duration)>,
+    ) -> federation::oidc::store::StoreFuture<'a, Result<(), federation::oidc::StoreError>> {
+        let s = Arc::clone(&self.0);
+        self.run(async move { s.put_many(entries).await })
     }
 }
