@@ -514,6 +514,7 @@ async fn logout(
         None,
         crate::state::single_logout::Finish::Page { next },
     )
+    .await
 }
 
 /// The client's post-logout redirect (already checked), or the signed-out page; the session cookie is cleared.

@@ -54,7 +54,7 @@ const BACKCHANNEL_ATTEMPTS: u32 = 3;
 
 /// What ending a session leaves for the browser: the front-channel logout URLs of the OIDC clients it used, to
 /// load in iframes on the signed-out page.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ended {
     /// `frontchannel_logout_uri` of each client, with `iss` and `sid`.
     pub frontchannel: Vec<url::Url>,
