@@ -849,6 +849,107 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         shutil.rmtree(keys, ignore_errors=True)
 
 
+def resp_command(port, *args):
+    """One command to Redis over RESP (binary-safe, unlike redis-cli's text output); its reply's payload."""
+    out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x if isinstance(x, bytes) else str(x).encode() for x in args))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(out)
+        f = s.makefile("rb")
+        line = f.readline()
+        if line.startswith(b"$"):
+            n = int(line[1:])
+            return None if n < 0 else f.read(n + 2)[:-2]
+        if line.startswith(b"*"):
+            items = []
+            for _ in range(int(line[1:])):
+                n = int(f.readline()[1:])
+                items.append(f.read(n + 2)[:-2])
+            return items
+        return line.strip()
+
+
+STORE_RSS_SESSIONS = 1_000_000
+
+
+def bench_store_rss():
+    """1M sessions in Redis, requests with cookies spread over all of them: the gateway's memory stays at the first
+    level's bound (entries read in the last cache_ttl), not at the number of sessions."""
+    import base64, hashlib
+    print(f"storerss: {STORE_RSS_SESSIONS:,} sessions in Redis, requests spread over all of them", flush=True)
+    redis = RedisServer()
+    up_dir = tempfile.mkdtemp(prefix="fedgate-bench-storerss.")
+    up_port = free_port()
+    conf = os.path.join(up_dir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(nginx_conf(up_dir, up_port, {"up": up_port, "loc": 'location / { return 200 "ok\\n"; }'}))
+    up = subprocess.Popen(["nginx", "-p", up_dir, "-c", conf, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(up)
+    gw = Gateway(static_dir_toml([("bench", "bench-pw")]) + f"""[login]
+throttle = false
+[proxy]
+upstream = "http://127.0.0.1:{up_port}"
+""" + store_toml("redis", None, redis))
+    try:
+        wait_http(f"http://127.0.0.1:{up_port}/")
+        gw.start()
+        idle_kb = rss_kb(gw.p.pid)
+        # The exact bytes the gateway writes for a session: one real login's record, read back from Redis.
+        login_cookie(gw, "bench", "bench-pw")
+        keys = resp_command(redis.port, "KEYS", "fedgate:{s:*")
+        assert len(keys) == 1, keys
+        value = resp_command(redis.port, "GET", keys[0])
+        ttl_ms = int(resp_command(redis.port, "PTTL", keys[0])[1:])
+        # 1M more under ids s000…001 … (43 characters, like the gateway's), keyed as the gateway keys them:
+        # key_prefix + {s: + base64url(first 16 bytes of SHA-256(id))}.
+        t0 = time.monotonic()
+        pipe = subprocess.Popen(["redis-cli", "-p", str(redis.port), "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        head = b"*5\r\n$3\r\nSET\r\n"
+        tail = b"$%d\r\n%s\r\n$2\r\nPX\r\n$%d\r\n%d\r\n" % (len(value), value, len(str(ttl_ms)), ttl_ms)
+        chunk = []
+        for i in range(1, STORE_RSS_SESSIONS + 1):
+            sid = b"s%042d" % i
+            key = b"fedgate:{s:" + base64.urlsafe_b64encode(hashlib.sha256(sid).digest()[:16]).rstrip(b"=") + b"}"
+            chunk.append(head + b"$%d\r\n%s\r\n" % (len(key), key) + tail)
+            if len(chunk) == 10000:
+                pipe.stdin.write(b"".join(chunk)); chunk = []
+        pipe.stdin.write(b"".join(chunk)); pipe.stdin.close()
+        fill_out = pipe.stdout.read().decode(errors="replace").strip().splitlines()
+        pipe.wait(120)
+        fill_s = time.monotonic() - t0
+        n = int(resp_command(redis.port, "DBSIZE")[1:])
+        redis_mb = int([l for l in redis.cli("INFO", "memory").splitlines() if l.startswith("used_memory:")][0].split(":")[1]) / 1e6
+        script = os.path.join(up_dir, "spread.lua")
+        with open(script, "w") as f:
+            f.write(f"""math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/app", {{["Cookie"] = string.format("fedgate_session=s%042d", math.random(1, {STORE_RSS_SESSIONS}))}})
+end
+""")
+        before_kb = rss_kb(gw.p.pid)
+        c0 = redis.commands()
+        rounds = []
+        for _ in range(3):
+            r = wrk(gw.base + "/app", secs=8, conns=32, script=script)
+            rounds.append((r["rps"], wrk_requests(r), r["errors"], rss_kb(gw.p.pid)))
+        cmds = redis.commands() - c0
+        hwm = hwm_kb(gw.p.pid)
+        total = sum(x[1] for x in rounds)
+        peak_rate = max(x[0] for x in rounds)
+        bound = int(peak_rate * 0.5)  # entries read within one cache_ttl (500 ms) at the measured rate
+        row(f"peak RSS, {n - 1:,} sessions in Redis, requests over all of them", f"{hwm / 1024:.1f} MB",
+            f"idle {idle_kb / 1024:.1f} MB (0 sessions); Redis holds them in {redis_mb:.0f} MB",
+            f"{hwm / max(idle_kb, 1):.2f}× idle",
+            f"{total:,} requests in 3 rounds of 8 s ({', '.join(f'{x[0]:.0f}/s' for x in rounds)}; non-2xx {sum(x[2] for x in rounds)}); "
+            f"RSS after each {', '.join(f'{x[3] / 1024:.1f}' for x in rounds)} MB (before {before_kb / 1024:.1f}); "
+            f"first level bound: entries read in the last cache_ttl (500 ms) ≈ {bound:,} at this rate, capped by session.max_sessions; "
+            f"{cmds / max(total, 1):.2f} Redis commands per request; filled in {fill_s:.1f} s ({fill_out[-1] if fill_out else ''})")
+    finally:
+        gw.stop()
+        stop(up)
+        redis.stop()
+        shutil.rmtree(up_dir, ignore_errors=True)
+
+
 def main(argv):
     wanted = set(argv) or {"startup", "sessions", "ldap", "oidc", "saml", "proxy", "proxyinstr", "scim", "store"}
     print(f"fedgate benchmarks — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — load generator: wrk", flush=True)
@@ -873,6 +974,8 @@ def main(argv):
             bench_proxy_instructions()
         if "store" in wanted:
             bench_store()
+        if "storerss" in wanted:
+            bench_store_rss()
     finally:
         for p in STARTED:
             stop(p)
