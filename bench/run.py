@@ -742,10 +742,12 @@ def bench_store():
     gws = {}
     try:
         wait_http(f"http://127.0.0.1:{up_port}/")
-        for k in kinds:
+        # kind, or kind + "+throttle": the same with [login] throttle = true (the default), whose reads a login adds.
+        for k in kinds + ["memory+throttle", "redis+throttle"]:
+            kind, throttle = k.split("+")[0], "+throttle" in k
             gw = Gateway("")
             gw_toml = static_dir_toml([("bench", "bench-pw")]) + f"""[login]
-throttle = false
+throttle = {str(throttle).lower()}
 [proxy]
 upstream = "http://127.0.0.1:{up_port}"
 [oidc]
@@ -754,7 +756,7 @@ keys_dir = "{keys}/{k}"
 client_id = "web"
 client_secret = "{secret}"
 redirect_uris = ["http://127.0.0.1:9/cb"]
-""" + store_toml(k, gw.dir, redis)
+""" + store_toml(kind, gw.dir, redis)
             with open(gw.cfg, "w") as f:
                 f.write(f'[server]\nlisten = "127.0.0.1:{gw.port}"\npublic_url = "{gw.base}/"\n[log]\nlevel = "warn"\n' + gw_toml)
             gw.start()
@@ -763,40 +765,59 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         with open(script, "w") as f:
             f.write(LOGIN_LUA)
         # Password logins: rounds alternate between the backends (this machine's speed drifts).
-        logins = {k: [] for k in kinds}
-        redis_cmds_per_login = []
+        login_kinds = kinds + ["memory+throttle", "redis+throttle"]
+        logins = {k: [] for k in login_kinds}
+        redis_cmds_per_login = {"redis": [], "redis+throttle": []}
+        redis_cpu_per_login = {"redis": [], "redis+throttle": []}
+        gw_cpu_per_login = {k: [] for k in login_kinds}
         for _ in range(3):
-            for k in kinds:
-                c0 = redis.commands()
+            for k in login_kinds:
+                c0, cpu0, g0 = redis.commands(), cpu_seconds(redis.p.pid), cpu_seconds(gws[k].p.pid)
                 r = wrk(gws[k].base + "/login", secs=3, conns=16, script=script)
-                if k == "redis":
-                    redis_cmds_per_login.append((redis.commands() - c0) / max(wrk_requests(r), 1))
+                gw_cpu_per_login[k].append((cpu_seconds(gws[k].p.pid) - g0) / max(wrk_requests(r), 1) * 1e6)
+                if k in redis_cmds_per_login:
+                    n = max(wrk_requests(r), 1)
+                    redis_cmds_per_login[k].append((redis.commands() - c0) / n)
+                    redis_cpu_per_login[k].append((cpu_seconds(redis.p.pid) - cpu0) / n * 1e6)
                 logins[k].append(r["rps"])
-        mem = statistics.median(logins["memory"])
-        for k in kinds:
+        for k in login_kinds:
+            base = "memory+throttle" if "+throttle" in k else "memory"
+            mem = statistics.median(logins[base])
             med = statistics.median(logins[k])
-            note = f"rounds {', '.join(f'{x:.0f}' for x in logins[k])}"
-            if k == "redis":
-                note += f"; {statistics.median(redis_cmds_per_login):.1f} Redis commands per login (INFO commandstats)"
+            note = f"rounds {', '.join(f'{x:.0f}' for x in logins[k])}; gateway CPU {statistics.median(gw_cpu_per_login[k]):.1f} µs per login"
+            if k in redis_cmds_per_login:
+                note += (f"; {statistics.median(redis_cmds_per_login[k]):.1f} Redis commands per login (INFO commandstats); "
+                         f"Redis CPU {statistics.median(redis_cpu_per_login[k]):.1f} µs per login")
             if k == "embedded":
                 note += "; group commit: concurrent logins share one fsynced redb commit"
-            row(f"password logins/s, store = {k}", f"{med:.0f}/s", f"memory {mem:.0f}/s", f"{med / max(mem, 1):.0%} of memory", note)
+            name = k.replace("+throttle", ", throttle = true")
+            row(f"password logins/s, store = {name}", f"{med:.0f}/s", f"{base.replace('+throttle', ', throttle = true')} {mem:.0f}/s",
+                f"{med / max(mem, 1):.0%} of memory", note)
         # Code + PKCE logins (authorize → login form → token), 8 concurrent browsers.
-        flows = {}
-        redis_cmds_per_flow = 0.0
+        # Three rounds, alternating between the backends (the machine's speed drifts); the median of each.
+        flow_rounds = {k: [] for k in kinds}
+        redis_cmds_per_flow, redis_cpu_per_flow, failed = [], [], {k: 0 for k in kinds}
+        for _ in range(3):
+            for k in kinds:
+                c0, cpu0 = redis.commands(), cpu_seconds(redis.p.pid)
+                out = subprocess.run([os.path.join(ROOT, "target", "release", "codeflow-bench"), gws[k].base, "web", secret,
+                                      "http://127.0.0.1:9/cb", "bench", "bench-pw", "8", "8"], capture_output=True, text=True, timeout=120)
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                flow_rounds[k].append(res["rate"])
+                failed[k] += res["failed"]
+                if k == "redis":
+                    n = max(res["logins"], 1)
+                    redis_cmds_per_flow.append((redis.commands() - c0) / n)
+                    redis_cpu_per_flow.append((cpu_seconds(redis.p.pid) - cpu0) / n * 1e6)
+        fmem = statistics.median(flow_rounds["memory"])
         for k in kinds:
-            c0 = redis.commands()
-            out = subprocess.run([os.path.join(ROOT, "target", "release", "codeflow-bench"), gws[k].base, "web", secret,
-                                  "http://127.0.0.1:9/cb", "bench", "bench-pw", "8", "8"], capture_output=True, text=True, timeout=120)
-            flows[k] = json.loads(out.stdout.strip().splitlines()[-1])
+            med = statistics.median(flow_rounds[k])
+            note = f"rounds {', '.join(f'{x:.0f}' for x in flow_rounds[k])}; failed {failed[k]}"
             if k == "redis":
-                redis_cmds_per_flow = (redis.commands() - c0) / max(flows[k]["logins"], 1)
-        for k in kinds:
-            note = f"failed {flows[k]['failed']}"
-            if k == "redis":
-                note += f"; {redis_cmds_per_flow:.1f} Redis commands per flow (authorize, login, resume, token)"
-            row(f"code + PKCE logins/s, store = {k}", f"{flows[k]['rate']:.0f}/s", f"memory {flows['memory']['rate']:.0f}/s",
-                f"{flows[k]['rate'] / max(flows['memory']['rate'], 1):.0%} of memory", note)
+                note += (f"; {statistics.median(redis_cmds_per_flow):.1f} Redis commands per flow (authorize, login page, login, "
+                         f"resume, token; INFO commandstats counts a script's and a MULTI's inner commands too); "
+                         f"Redis CPU {statistics.median(redis_cpu_per_flow):.0f} µs per flow")
+            row(f"code + PKCE logins/s, store = {k}", f"{med:.0f}/s", f"memory {fmem:.0f}/s", f"{med / max(fmem, 1):.0%} of memory", note)
         # Proxied requests with a live session: answered from the first level (moka), so Redis sees ~nothing.
         cookies = {k: login_cookie(gws[k], "bench", "bench-pw") for k in ("memory", "redis")}
         proxied = {k: [] for k in cookies}

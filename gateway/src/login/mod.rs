@@ -252,7 +252,7 @@ async fn logout_post(
     if !random::secure_eq(&session.csrf, &form.csrf) {
         return Err(AppError::Csrf);
     }
-    let ended = end_session(&state, id, &session).await?;
+    let (ended, session) = end_session(&state, id, &session).await?;
     // `logout_upstream = true`: the upstream provider's session ends too (its end_session_endpoint, then back here).
     let next = upstream::end_session_url(&state, &session).map(|u| u.to_string());
     single_logout::after_session_end(&state, &session, ended, None, single_logout::Finish::Page { next }).await

@@ -505,7 +505,7 @@ async fn logout(
         resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::http::pages::CSP));
         return Ok(resp);
     }
-    let ended = end_session(state, id, &session).await?;
+    let (ended, session) = end_session(state, id, &session).await?;
     let next = request.redirect.map(String::from);
     crate::state::single_logout::after_session_end(
         state,

@@ -357,7 +357,7 @@ async fn logout(
         let index_matches =
             request.session_index.as_ref().is_none_or(|i| session.saml_session_indexes.iter().any(|s| s == i));
         if names_this_user && signed_in_here && index_matches {
-            ended = Some((end_session(state, id, &session).await?, session));
+            ended = Some(end_session(state, id, &session).await?);
         } else {
             tracing::info!(
                 sp = sp.name(),

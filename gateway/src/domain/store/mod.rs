@@ -415,6 +415,15 @@ pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
     let mut want: Vec<String> = (0..16).map(|i| format!("client-{i}")).collect();
     want.sort();
     assert_eq!(seen, want, "concurrent updates of one session from two replicas lost some");
+    // A logout on B takes what A recorded a moment ago, although B's first level holds an older copy.
+    let other = fedgate_types::random::token();
+    a.insert(&other, Session::new(user.clone(), AuthMethod::Password, now)).await.unwrap();
+    assert!(b.get(&other, now).await.unwrap().is_some_and(|s| s.signed_in_to.is_empty()), "B caches the session");
+    a.modify(&other, Box::new(|s| s.signed_in_to.push("late-client".into()))).await.unwrap();
+    let taken = b.take(&other).await.unwrap().expect("the session");
+    assert_eq!(taken.signed_in_to, ["late-client"], "a logout on one replica missed what the other recorded");
+    assert!(a.take(&other).await.unwrap().is_none(), "a session is taken once across replicas");
+
     a.remove(&id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(b.get(&id, now).await.unwrap().is_none(), "a removal on one replica reaches the other within 1 s");
