@@ -806,10 +806,12 @@ def bench_store():
     gws = {}
     try:
         wait_http(f"http://127.0.0.1:{up_port}/")
-        for k in kinds:
+        # kind, or kind + "+throttle": the same with [login] throttle = true (the default), whose reads a login adds.
+        for k in kinds + ["memory+throttle", "redis+throttle"]:
+            kind, throttle = k.split("+")[0], "+throttle" in k
             gw = Gateway("")
             gw_toml = static_dir_toml([("bench", "bench-pw")]) + f"""[login]
-throttle = false
+throttle = {str(throttle).lower()}
 [proxy]
 upstream = "http://127.0.0.1:{up_port}"
 [oidc]
@@ -818,7 +820,7 @@ keys_dir = "{keys}/{k}"
 client_id = "web"
 client_secret = "{secret}"
 redirect_uris = ["http://127.0.0.1:9/cb"]
-""" + store_toml(k, gw.dir, redis)
+""" + store_toml(kind, gw.dir, redis)
             with open(gw.cfg, "w") as f:
                 f.write(f'[server]\nlisten = "127.0.0.1:{gw.port}"\npublic_url = "{gw.base}/"\n[log]\nlevel = "warn"\n' + gw_toml)
             gw.start()
@@ -827,40 +829,59 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         with open(script, "w") as f:
             f.write(LOGIN_LUA)
         # Password logins: rounds alternate between the backends (this machine's speed drifts).
-        logins = {k: [] for k in kinds}
-        redis_cmds_per_login = []
+        login_kinds = kinds + ["memory+throttle", "redis+throttle"]
+        logins = {k: [] for k in login_kinds}
+        redis_cmds_per_login = {"redis": [], "redis+throttle": []}
+        redis_cpu_per_login = {"redis": [], "redis+throttle": []}
+        gw_cpu_per_login = {k: [] for k in login_kinds}
         for _ in range(3):
-            for k in kinds:
-                c0 = redis.commands()
+            for k in login_kinds:
+                c0, cpu0, g0 = redis.commands(), cpu_seconds(redis.p.pid), cpu_seconds(gws[k].p.pid)
                 r = wrk(gws[k].base + "/login", secs=3, conns=16, script=script)
-                if k == "redis":
-                    redis_cmds_per_login.append((redis.commands() - c0) / max(wrk_requests(r), 1))
+                gw_cpu_per_login[k].append((cpu_seconds(gws[k].p.pid) - g0) / max(wrk_requests(r), 1) * 1e6)
+                if k in redis_cmds_per_login:
+                    n = max(wrk_requests(r), 1)
+                    redis_cmds_per_login[k].append((redis.commands() - c0) / n)
+                    redis_cpu_per_login[k].append((cpu_seconds(redis.p.pid) - cpu0) / n * 1e6)
                 logins[k].append(r["rps"])
-        mem = statistics.median(logins["memory"])
-        for k in kinds:
+        for k in login_kinds:
+            base = "memory+throttle" if "+throttle" in k else "memory"
+            mem = statistics.median(logins[base])
             med = statistics.median(logins[k])
-            note = f"rounds {', '.join(f'{x:.0f}' for x in logins[k])}"
-            if k == "redis":
-                note += f"; {statistics.median(redis_cmds_per_login):.1f} Redis commands per login (INFO commandstats)"
+            note = f"rounds {', '.join(f'{x:.0f}' for x in logins[k])}; gateway CPU {statistics.median(gw_cpu_per_login[k]):.1f} µs per login"
+            if k in redis_cmds_per_login:
+                note += (f"; {statistics.median(redis_cmds_per_login[k]):.1f} Redis commands per login (INFO commandstats); "
+                         f"Redis CPU {statistics.median(redis_cpu_per_login[k]):.1f} µs per login")
             if k == "embedded":
                 note += "; group commit: concurrent logins share one fsynced redb commit"
-            row(f"password logins/s, store = {k}", f"{med:.0f}/s", f"memory {mem:.0f}/s", f"{med / max(mem, 1):.0%} of memory", note)
+            name = k.replace("+throttle", ", throttle = true")
+            row(f"password logins/s, store = {name}", f"{med:.0f}/s", f"{base.replace('+throttle', ', throttle = true')} {mem:.0f}/s",
+                f"{med / max(mem, 1):.0%} of memory", note)
         # Code + PKCE logins (authorize → login form → token), 8 concurrent browsers.
-        flows = {}
-        redis_cmds_per_flow = 0.0
+        # Three rounds, alternating between the backends (the machine's speed drifts); the median of each.
+        flow_rounds = {k: [] for k in kinds}
+        redis_cmds_per_flow, redis_cpu_per_flow, failed = [], [], {k: 0 for k in kinds}
+        for _ in range(3):
+            for k in kinds:
+                c0, cpu0 = redis.commands(), cpu_seconds(redis.p.pid)
+                out = subprocess.run([os.path.join(ROOT, "target", "release", "codeflow-bench"), gws[k].base, "web", secret,
+                                      "http://127.0.0.1:9/cb", "bench", "bench-pw", "8", "8"], capture_output=True, text=True, timeout=120)
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                flow_rounds[k].append(res["rate"])
+                failed[k] += res["failed"]
+                if k == "redis":
+                    n = max(res["logins"], 1)
+                    redis_cmds_per_flow.append((redis.commands() - c0) / n)
+                    redis_cpu_per_flow.append((cpu_seconds(redis.p.pid) - cpu0) / n * 1e6)
+        fmem = statistics.median(flow_rounds["memory"])
         for k in kinds:
-            c0 = redis.commands()
-            out = subprocess.run([os.path.join(ROOT, "target", "release", "codeflow-bench"), gws[k].base, "web", secret,
-                                  "http://127.0.0.1:9/cb", "bench", "bench-pw", "8", "8"], capture_output=True, text=True, timeout=120)
-            flows[k] = json.loads(out.stdout.strip().splitlines()[-1])
+            med = statistics.median(flow_rounds[k])
+            note = f"rounds {', '.join(f'{x:.0f}' for x in flow_rounds[k])}; failed {failed[k]}"
             if k == "redis":
-                redis_cmds_per_flow = (redis.commands() - c0) / max(flows[k]["logins"], 1)
-        for k in kinds:
-            note = f"failed {flows[k]['failed']}"
-            if k == "redis":
-                note += f"; {redis_cmds_per_flow:.1f} Redis commands per flow (authorize, login, resume, token)"
-            row(f"code + PKCE logins/s, store = {k}", f"{flows[k]['rate']:.0f}/s", f"memory {flows['memory']['rate']:.0f}/s",
-                f"{flows[k]['rate'] / max(flows['memory']['rate'], 1):.0%} of memory", note)
+                note += (f"; {statistics.median(redis_cmds_per_flow):.1f} Redis commands per flow (authorize, login page, login, "
+                         f"resume, token; INFO commandstats counts a script's and a MULTI's inner commands too); "
+                         f"Redis CPU {statistics.median(redis_cpu_per_flow):.0f} µs per flow")
+            row(f"code + PKCE logins/s, store = {k}", f"{med:.0f}/s", f"memory {fmem:.0f}/s", f"{med / max(fmem, 1):.0%} of memory", note)
         # Proxied requests with a live session: answered from the first level (moka), so Redis sees ~nothing.
         cookies = {k: login_cookie(gws[k], "bench", "bench-pw") for k in ("memory", "redis")}
         proxied = {k: [] for k in cookies}
@@ -913,6 +934,107 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         shutil.rmtree(keys, ignore_errors=True)
 
 
+def resp_command(port, *args):
+    """One command to Redis over RESP (binary-safe, unlike redis-cli's text output); its reply's payload."""
+    out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x if isinstance(x, bytes) else str(x).encode() for x in args))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(out)
+        f = s.makefile("rb")
+        line = f.readline()
+        if line.startswith(b"$"):
+            n = int(line[1:])
+            return None if n < 0 else f.read(n + 2)[:-2]
+        if line.startswith(b"*"):
+            items = []
+            for _ in range(int(line[1:])):
+                n = int(f.readline()[1:])
+                items.append(f.read(n + 2)[:-2])
+            return items
+        return line.strip()
+
+
+STORE_RSS_SESSIONS = 1_000_000
+
+
+def bench_store_rss():
+    """1M sessions in Redis, requests with cookies spread over all of them: the gateway's memory stays at the first
+    level's bound (entries read in the last cache_ttl), not at the number of sessions."""
+    import base64, hashlib
+    print(f"storerss: {STORE_RSS_SESSIONS:,} sessions in Redis, requests spread over all of them", flush=True)
+    redis = RedisServer()
+    up_dir = tempfile.mkdtemp(prefix="fedgate-bench-storerss.")
+    up_port = free_port()
+    conf = os.path.join(up_dir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(nginx_conf(up_dir, up_port, {"up": up_port, "loc": 'location / { return 200 "ok\\n"; }'}))
+    up = subprocess.Popen(["nginx", "-p", up_dir, "-c", conf, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(up)
+    gw = Gateway(static_dir_toml([("bench", "bench-pw")]) + f"""[login]
+throttle = false
+[proxy]
+upstream = "http://127.0.0.1:{up_port}"
+""" + store_toml("redis", None, redis))
+    try:
+        wait_http(f"http://127.0.0.1:{up_port}/")
+        gw.start()
+        idle_kb = rss_kb(gw.p.pid)
+        # The exact bytes the gateway writes for a session: one real login's record, read back from Redis.
+        login_cookie(gw, "bench", "bench-pw")
+        keys = resp_command(redis.port, "KEYS", "fedgate:{s:*")
+        assert len(keys) == 1, keys
+        value = resp_command(redis.port, "GET", keys[0])
+        ttl_ms = int(resp_command(redis.port, "PTTL", keys[0])[1:])
+        # 1M more under ids s000…001 … (43 characters, like the gateway's), keyed as the gateway keys them:
+        # key_prefix + {s: + base64url(first 16 bytes of SHA-256(id))}.
+        t0 = time.monotonic()
+        pipe = subprocess.Popen(["redis-cli", "-p", str(redis.port), "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        head = b"*5\r\n$3\r\nSET\r\n"
+        tail = b"$%d\r\n%s\r\n$2\r\nPX\r\n$%d\r\n%d\r\n" % (len(value), value, len(str(ttl_ms)), ttl_ms)
+        chunk = []
+        for i in range(1, STORE_RSS_SESSIONS + 1):
+            sid = b"s%042d" % i
+            key = b"fedgate:{s:" + base64.urlsafe_b64encode(hashlib.sha256(sid).digest()[:16]).rstrip(b"=") + b"}"
+            chunk.append(head + b"$%d\r\n%s\r\n" % (len(key), key) + tail)
+            if len(chunk) == 10000:
+                pipe.stdin.write(b"".join(chunk)); chunk = []
+        pipe.stdin.write(b"".join(chunk)); pipe.stdin.close()
+        fill_out = pipe.stdout.read().decode(errors="replace").strip().splitlines()
+        pipe.wait(120)
+        fill_s = time.monotonic() - t0
+        n = int(resp_command(redis.port, "DBSIZE")[1:])
+        redis_mb = int([l for l in redis.cli("INFO", "memory").splitlines() if l.startswith("used_memory:")][0].split(":")[1]) / 1e6
+        script = os.path.join(up_dir, "spread.lua")
+        with open(script, "w") as f:
+            f.write(f"""math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/app", {{["Cookie"] = string.format("fedgate_session=s%042d", math.random(1, {STORE_RSS_SESSIONS}))}})
+end
+""")
+        before_kb = rss_kb(gw.p.pid)
+        c0 = redis.commands()
+        rounds = []
+        for _ in range(3):
+            r = wrk(gw.base + "/app", secs=8, conns=32, script=script)
+            rounds.append((r["rps"], wrk_requests(r), r["errors"], rss_kb(gw.p.pid)))
+        cmds = redis.commands() - c0
+        hwm = hwm_kb(gw.p.pid)
+        total = sum(x[1] for x in rounds)
+        peak_rate = max(x[0] for x in rounds)
+        bound = int(peak_rate * 0.5)  # entries read within one cache_ttl (500 ms) at the measured rate
+        row(f"peak RSS, {n - 1:,} sessions in Redis, requests over all of them", f"{hwm / 1024:.1f} MB",
+            f"idle {idle_kb / 1024:.1f} MB (0 sessions); Redis holds them in {redis_mb:.0f} MB",
+            f"{hwm / max(idle_kb, 1):.2f}× idle",
+            f"{total:,} requests in 3 rounds of 8 s ({', '.join(f'{x[0]:.0f}/s' for x in rounds)}; non-2xx {sum(x[2] for x in rounds)}); "
+            f"RSS after each {', '.join(f'{x[3] / 1024:.1f}' for x in rounds)} MB (before {before_kb / 1024:.1f}); "
+            f"first level bound: entries read in the last cache_ttl (500 ms) ≈ {bound:,} at this rate, capped by session.max_sessions; "
+            f"{cmds / max(total, 1):.2f} Redis commands per request; filled in {fill_s:.1f} s ({fill_out[-1] if fill_out else ''})")
+    finally:
+        gw.stop()
+        stop(up)
+        redis.stop()
+        shutil.rmtree(up_dir, ignore_errors=True)
+
+
 def main(argv):
     wanted = set(argv) or {"startup", "sessions", "ldap", "oidc", "broker", "saml", "proxy", "proxyinstr", "scim", "store"}
     print(f"fedgate benchmarks — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores — load generator: wrk", flush=True)
@@ -939,6 +1061,8 @@ def main(argv):
             bench_proxy_instructions()
         if "store" in wanted:
             bench_store()
+        if "storerss" in wanted:
+            bench_store_rss()
     finally:
         for p in STARTED:
             stop(p)

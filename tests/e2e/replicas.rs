@@ -57,6 +57,8 @@ struct Pair {
     /// The configuration both replicas run (for `fedgate keys rotate --config`).
     config: std::path::PathBuf,
     _dir: tempfile::TempDir,
+    /// nginx's access log: `<upstream address> <request URI>` per request.
+    access_log: std::path::PathBuf,
 }
 
 impl Pair {
@@ -69,23 +71,40 @@ impl Pair {
     fn lb(&self) -> &str {
         &self.nginx.base
     }
+    /// Which replica (upstream address) served each request that went through nginx so far, in order.
+    fn routed(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.access_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(a, u)| (a.to_string(), u.to_string())))
+            .collect()
+    }
 }
 
 /// Redis, then nginx (balancing over two ports), then both replicas started at the same moment on one fresh
 /// `keys_dir`, each with `public_url` = nginx.
 async fn pair() -> Pair {
+    pair_with("").await
+}
+
+/// [`pair`], with `saml_sps` (more `[[saml.service_providers]]`) in the replicas' configuration.
+async fn pair_with(saml_sps: &str) -> Pair {
     let redis = Redis::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let access_log = dir.path().join("access.log");
     let (pa, pb) = (free_port(), free_port());
     let nginx = Nginx::with_server(&format!(
-        "upstream fedgate {{ server 127.0.0.1:{pa}; server 127.0.0.1:{pb}; }}\n\
-         server {{\n  listen 127.0.0.1:{{PORT}};\n  location / {{\n    proxy_pass http://fedgate;\n    \
-         proxy_set_header Host $http_host;\n    add_header X-Replica $upstream_addr always;\n  }}\n}}"
+        "log_format replicas '$upstream_addr $request_uri';\n\
+         upstream fedgate {{ server 127.0.0.1:{pa}; server 127.0.0.1:{pb}; }}\n\
+         server {{\n  listen 127.0.0.1:{{PORT}};\n  access_log {} replicas;\n  location / {{\n    \
+         proxy_pass http://fedgate;\n    proxy_set_header Host $http_host;\n    \
+         add_header X-Replica $upstream_addr always;\n  }}\n}}",
+        access_log.display()
     ))
     .unwrap();
     let public_url = format!("{}/", nginx.base);
     let body = format!(
-        "{}{}{}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n",
+        "{}{}{}{saml_sps}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n",
         demo_config(),
         oidc_toml(&dir.path().join("keys/oidc"), "ES256"),
         saml_toml(&dir.path().join("keys/saml")),
@@ -95,7 +114,7 @@ async fn pair() -> Pair {
     std::fs::write(&config, format!("[server]\npublic_url = \"{public_url}\"\n{body}")).unwrap();
     let opts = |port| ProcessOptions { port: Some(port), public_url: Some(&public_url), ..Default::default() };
     let (a, b) = tokio::join!(GatewayProcess::start_with(&body, opts(pa)), GatewayProcess::start_with(&body, opts(pb)));
-    Pair { redis, nginx, a: Some(a.unwrap()), b: b.unwrap(), config, _dir: dir }
+    Pair { redis, nginx, a: Some(a.unwrap()), b: b.unwrap(), config, _dir: dir, access_log }
 }
 
 /// Logs `user` in with `password` at `base` (login form from the same base); the response of the POST.
@@ -315,6 +334,16 @@ async fn redis_stopped_mid_test_is_a_clear_503_and_everything_recovers_when_it_r
     let mut p = pair().await;
     let cookie = sign_in(p.a()).await;
     p.redis.stop();
+    // Right after the stop, replica A still has the session it has just written in its first level: it answers
+    // from there. Replica B never read it, so it has to ask Redis: store unavailable.
+    let r = raw().get(format!("{}/", p.a())).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "a session in the first level must keep answering while Redis is down");
+    let r = raw().get(format!("{}/", p.b())).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "a session only Redis knows, with Redis down");
+    // Only for the first level's short TTL (store.cache_ttl, 500 ms): after it, A has to ask Redis too.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = raw().get(format!("{}/", p.a())).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "the first level answered past its TTL");
     let r = post_login(p.a(), "bob", "bob-demo", "").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "a new login with Redis down");
     let page = r.text().await.unwrap();
@@ -349,4 +378,76 @@ async fn redis_stopped_mid_test_is_a_clear_503_and_everything_recovers_when_it_r
     // The session from before the outage survived it (Redis keeps its AOF).
     let r = raw().get(format!("{}/", p.b())).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// SAML Single Logout through two replicas: a browser signed in to two pysaml2 SPs (A answers logouts by
+/// HTTP-POST, B by HTTP-Redirect) logs out at A. The LogoutRequest from A, the "Signing out" page's frame for B,
+/// B's LogoutResponse and the page's finish go through nginx round-robin, so they land on both replicas; the
+/// logout's state (the SPs still to ask, A's answer) must be where every replica finds it. Both SPs end their
+/// sessions and A gets fedgate's LogoutResponse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_single_logout_crosses_replicas_and_reaches_every_sp() {
+    use e2e::saml_sp::{SamlSp, SloBinding, follow};
+    let md_dir = tempfile::tempdir().unwrap();
+    let (sp_a, sp_b) = (SamlSp::start(SloBinding::Post).unwrap(), SamlSp::start(SloBinding::Redirect).unwrap());
+    let mut sps = String::new();
+    for (name, sp) in [("a", &sp_a), ("b", &sp_b)] {
+        let md = sp.metadata_file(md_dir.path()).await.unwrap();
+        sps += &format!(
+            "[[saml.service_providers]]\nname = \"{name}\"\ndisplay_name = \"SAML app {name}\"\nmetadata_file = \"{}\"\n",
+            md.display()
+        );
+    }
+    let p = pair_with(&sps).await;
+    for sp in [&sp_a, &sp_b] {
+        sp.setup(&format!("{}/saml/metadata", p.lb())).await.unwrap();
+    }
+    gateway::install_crypto_provider();
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = c.get(format!("{}/login", p.lb())).send().await.unwrap();
+    let csrf = csrf_from(&form.text().await.unwrap()).unwrap();
+    let r = c
+        .post(format!("{}/login", p.lb()))
+        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", csrf.as_str()), ("rd", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "login through the balancer");
+    for sp in [&sp_a, &sp_b] {
+        let landed = follow(&c, c.get(sp.url("/login"))).await;
+        assert_eq!(landed.status, StatusCode::OK, "SSO at {}: {landed:?}", sp.base);
+        assert_eq!(c.get(sp.url("/whoami")).send().await.unwrap().status(), StatusCode::OK);
+    }
+
+    let before = p.routed().len();
+    let landed = follow(&c, c.get(sp_a.url("/logout"))).await;
+    assert_eq!(landed.status, StatusCode::OK, "{landed:?}");
+    let answer: serde_json::Value =
+        serde_json::from_str(&landed.body).unwrap_or_else(|_| panic!("A did not get its LogoutResponse: {landed:?}"));
+    assert_eq!(answer["logged_out"], true, "A checked fedgate's LogoutResponse: {answer} {:?}", landed.trail);
+    for sp in [&sp_a, &sp_b] {
+        assert_eq!(
+            c.get(sp.url("/whoami")).send().await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{} still signed in: {:?}",
+            sp.base,
+            landed.trail
+        );
+        assert_eq!(sp.active_sessions().await.unwrap(), 0, "{}", sp.base);
+    }
+    assert_eq!(c.get(format!("{}/", p.lb())).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+
+    // The logout's steps did cross: the replica that made the chain is not the only one that used it.
+    let steps: Vec<(String, String)> =
+        p.routed().into_iter().skip(before).filter(|(_, uri)| uri.starts_with("/saml/slo")).collect();
+    let started = steps.iter().find(|(_, u)| u.contains("SAMLRequest=") || u == "/saml/slo").expect("the request");
+    let used: Vec<&(String, String)> =
+        steps.iter().filter(|(_, u)| u.starts_with("/saml/slo/") || u.contains("SAMLResponse=")).collect();
+    assert!(!used.is_empty(), "no fan-out step went through the balancer: {steps:?}");
+    assert!(used.iter().any(|(a, _)| *a != started.0), "every step landed on the replica that started: {steps:?}");
 }

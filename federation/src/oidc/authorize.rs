@@ -388,6 +388,20 @@ impl Provider {
         principal: &Principal,
         now: OffsetDateTime,
     ) -> Result<(Url, String), AuthorizeError> {
+        let code = self.prepare_code(request, principal, now)?;
+        let sid = code.sid.clone();
+        Ok((self.store_code(code).await?, sid))
+    }
+
+    /// The first half of [`Provider::issue_code_with_sid`]: checks the user against the client and makes the code
+    /// and its redirect, storing nothing, so the caller can record the `sid` ([`PreparedCode::sid`]) at the same
+    /// time as [`Provider::store_code`] stores the code (two writes in flight at once, not one after the other).
+    pub fn prepare_code(
+        &self,
+        request: &AuthorizationRequest,
+        principal: &Principal,
+        now: OffsetDateTime,
+    ) -> Result<PreparedCode, AuthorizeError> {
         let redirect = |code, d: &str| AuthorizeError::Redirect {
             redirect_uri: request.redirect_uri.clone(),
             error: ProtocolError::new(code, d),
@@ -414,7 +428,6 @@ impl Provider {
         };
         let sid = grant.family_id.clone();
         let ttl = self.cfg.code_ttl + std::time::Duration::from_secs(60);
-        self.store.put(&super::store_key("code", &code), Grant::Code(grant), ttl).await?;
         let url = Url::parse(&request.redirect_uri)
             .map_err(|_| AuthorizeError::Display(ProtocolError::new(ErrorCode::InvalidRequest, "bad redirect_uri")))?;
         let mut pairs = vec![("code", code.as_str())];
@@ -422,6 +435,35 @@ impl Provider {
             pairs.push(("state", s));
         }
         pairs.push(("iss", &self.issuer));
-        Ok((request.response_mode.apply(url, &pairs), sid))
+        let url = request.response_mode.apply(url, &pairs);
+        Ok(PreparedCode { url, sid, key: super::store_key("code", &code), grant: Grant::Code(grant), ttl })
+    }
+
+    /// Stores a code made by [`Provider::prepare_code`]; the client redirect carrying it.
+    pub async fn store_code(&self, code: PreparedCode) -> Result<Url, AuthorizeError> {
+        self.store.put(&code.key, code.grant, code.ttl).await?;
+        Ok(code.url)
+    }
+}
+
+/// An authorization code made by [`Provider::prepare_code`], not yet stored (its `Debug` shows no code).
+pub struct PreparedCode {
+    url: Url,
+    sid: String,
+    key: String,
+    grant: Grant,
+    ttl: std::time::Duration,
+}
+
+impl std::fmt::Debug for PreparedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedCode").field("sid", &self.sid).finish_non_exhaustive()
+    }
+}
+
+impl PreparedCode {
+    /// The `sid` the ID token of this code will carry (its token family).
+    pub fn sid(&self) -> &str {
+        &self.sid
     }
 }

@@ -32,7 +32,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::CoreJsonWebKeySet;
 use url::Url;
 
-pub use authorize::{AuthorizationRequest, AuthorizeError, LoginDecision, Prompt, ResponseMode};
+pub use authorize::{AuthorizationRequest, AuthorizeError, LoginDecision, PreparedCode, Prompt, ResponseMode};
 pub use claims::{AccessTokenClaims, ExtraClaims};
 pub use config::{AccessTokenClaimsMode, ClaimsProfile, ClientConfig, OidcConfig, RedirectUriRules, SigningAlgorithm};
 pub use discovery::DiscoveryDocument;

@@ -117,6 +117,18 @@ pub trait GrantStore: Send + Sync + 'static {
         new: Grant,
         ttl: Duration,
     ) -> StoreFuture<'a, Result<bool, StoreError>>;
+    /// Stores every `(key, value, ttl)` of `entries`, in order (a reader never sees a later one without the
+    /// earlier ones), in one round trip and one atomic step where the backend can (a Redis `MULTI`, one embedded
+    /// transaction). The token endpoint writes a code's family, its redeemed-code marker and the refresh token
+    /// with it. The default writes them one after the other.
+    fn put_many<'a>(&'a self, entries: Vec<(String, Grant, Duration)>) -> StoreFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            for (key, value, ttl) in entries {
+                self.put(&key, value, ttl).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -246,6 +258,19 @@ pub async fn conformance<S: GrantStore>(store: Arc<S>) {
     store.put("conf:r", value(3), long).await.unwrap();
     store.remove("conf:r").await.unwrap();
     assert_eq!(store.get("conf:r").await.unwrap(), None, "remove removes");
+
+    // put_many: every entry stored, later ones replacing earlier ones under the same key, nothing for none.
+    store.put_many(Vec::new()).await.unwrap();
+    store
+        .put_many(vec![
+            ("conf:m1".into(), value(1), long),
+            ("conf:m2".into(), value(2), long),
+            ("conf:m1".into(), value(3), long),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.get("conf:m1").await.unwrap(), Some(value(3)), "put_many writes in order");
+    assert_eq!(store.get("conf:m2").await.unwrap(), Some(value(2)), "put_many writes every entry");
 
     // Every kind of record survives the store unchanged.
     let principal = Principal {

@@ -147,35 +147,43 @@ impl Provider {
         };
         let CodeGrant { client_id, redirect_uri, scopes, nonce, code_challenge, principal, expires_at, family_id } =
             grant;
-        // The family exists before the redeemed-code marker, so a replay that sees the marker can always revoke it.
+        // The family is written before (or with) the redeemed-code marker, so a replay that sees the marker can
+        // always revoke it; on success the refresh token goes with them: one write (one Redis `MULTI`, one
+        // embedded transaction) instead of three in sequence.
         let family = Family {
             client_id: client_id.clone(),
             principal: principal.clone(),
             scopes: scopes.clone(),
             revoked_at: None,
         };
-        self.store.put(&super::plain_key("fam", &family_id), Grant::Family(family), self.family_ttl()).await?;
         let remember = RedeemedCode { family_id: family_id.clone(), client_id: client_id.clone() };
-        self.store.put(&used_key, Grant::RedeemedCode(remember), self.family_ttl()).await?;
-        if client_id != client.id() {
-            return Err(grant_err("the authorization code was issued to another client"));
-        }
-        if now.unix_timestamp() > expires_at {
-            return Err(grant_err("the authorization code has expired"));
-        }
-        if params.get("redirect_uri")? != Some(redirect_uri.as_str()) {
-            return Err(grant_err("redirect_uri does not match the authorization request"));
-        }
-        match (code_challenge, params.get("code_verifier")?) {
-            (None, None) => {}
-            (Some(c), Some(v)) if pkce_s256_matches(v, &c) => {}
-            (Some(_), Some(_)) => return Err(grant_err("code_verifier does not match the code_challenge")),
-            (Some(_), None) => return Err(grant_err("code_verifier is missing")),
-            (None, Some(_)) => return Err(grant_err("code_verifier sent but no code_challenge was")),
+        let writes = vec![
+            (super::plain_key("fam", &family_id), Grant::Family(family), self.family_ttl()),
+            (used_key, Grant::RedeemedCode(remember), self.family_ttl()),
+        ];
+        let refused = if client_id != client.id() {
+            Some("the authorization code was issued to another client")
+        } else if now.unix_timestamp() > expires_at {
+            Some("the authorization code has expired")
+        } else if params.get("redirect_uri")? != Some(redirect_uri.as_str()) {
+            Some("redirect_uri does not match the authorization request")
+        } else {
+            match (code_challenge, params.get("code_verifier")?) {
+                (None, None) => None,
+                (Some(c), Some(v)) if pkce_s256_matches(v, &c) => None,
+                (Some(_), Some(_)) => Some("code_verifier does not match the code_challenge"),
+                (Some(_), None) => Some("code_verifier is missing"),
+                (None, Some(_)) => Some("code_verifier sent but no code_challenge was"),
+            }
+        };
+        if let Some(description) = refused {
+            // The code is used up all the same: a later presentation is answered as a replay.
+            self.store.put_many(writes).await?;
+            return Err(grant_err(description));
         }
         let issue =
             Issue { client, principal: &principal, scopes: &scopes, nonce: nonce.as_deref(), family_id: &family_id };
-        self.issue_tokens(&issue, now).await
+        self.issue_tokens(&issue, now, writes).await
     }
 
     async fn refresh_grant(
@@ -247,7 +255,7 @@ impl Provider {
             return Err(grant_err("the refresh token was revoked"));
         }
         let issue = Issue { client, principal: &principal, scopes: &scopes, nonce: None, family_id: &old.family_id };
-        self.issue_tokens(&issue, now).await
+        self.issue_tokens(&issue, now, Vec::new()).await
     }
 
     fn client_credentials_grant(&self, client: &Client, params: &Params, now: OffsetDateTime) -> Result<TokenResponse> {
@@ -315,10 +323,42 @@ impl Provider {
         keys.active().sign_jwt(&header, claims)
     }
 
-    async fn issue_tokens(&self, issue: &Issue<'_>, now: OffsetDateTime) -> Result<TokenResponse> {
+    /// Signs the tokens of `issue`; the refresh token (if the client may have one) is stored with `writes`, in
+    /// one [`GrantStore::put_many`] made before anything is signed.
+    async fn issue_tokens(
+        &self,
+        issue: &Issue<'_>,
+        now: OffsetDateTime,
+        mut writes: Vec<(String, Grant, Duration)>,
+    ) -> Result<TokenResponse> {
         let iat = now.unix_timestamp();
         let p = issue.principal;
         let client_id = issue.client.id().to_string();
+        let keycloak = issue.client.config.claims_profile == ClaimsProfile::Keycloak;
+        let refresh_token = if issue.client.allows_grant("refresh_token") {
+            let token = if keycloak {
+                keycloak_refresh_token(&self.issuer, &client_id, p, issue, iat, super::secs(self.cfg.refresh_token_ttl))
+            } else {
+                fedgate_types::random::token()
+            };
+            let record = RefreshGrant {
+                family_id: issue.family_id.to_string(),
+                client_id: client_id.clone(),
+                scopes: issue.scopes.to_vec(),
+                principal: p.clone(),
+                expires_at: iat + super::secs(self.cfg.refresh_token_ttl),
+                rotated: false,
+                issued_at: iat,
+            };
+            let ttl = self.cfg.refresh_token_ttl + self.cfg.access_token_ttl;
+            writes.push((super::store_key("rt", &token), Grant::Refresh(record), ttl));
+            Some(token)
+        } else {
+            None
+        };
+        if !writes.is_empty() {
+            self.store.put_many(writes).await?;
+        }
         let at_claims = AccessTokenClaims {
             iss: self.issuer.clone(),
             sub: p.subject.clone(),
@@ -335,7 +375,6 @@ impl Provider {
             roles: p.roles.clone(),
             keycloak: None,
         };
-        let keycloak = issue.client.config.claims_profile == ClaimsProfile::Keycloak;
         let acr = keycloak_acr(p, iat, super::secs(self.cfg.code_ttl) + 60);
         // `minimal`: RFC 9068's claims only, so the token stays small (mod_auth_openidc caches tokens under 512
         // bytes of key); the app reads the user's details from userinfo or introspection.
@@ -418,27 +457,6 @@ impl Provider {
             None
         };
 
-        let refresh_token = if issue.client.allows_grant("refresh_token") {
-            let token = if keycloak {
-                keycloak_refresh_token(&self.issuer, &client_id, p, issue, iat, super::secs(self.cfg.refresh_token_ttl))
-            } else {
-                fedgate_types::random::token()
-            };
-            let record = RefreshGrant {
-                family_id: issue.family_id.to_string(),
-                client_id: client_id.clone(),
-                scopes: issue.scopes.to_vec(),
-                principal: p.clone(),
-                expires_at: iat + super::secs(self.cfg.refresh_token_ttl),
-                rotated: false,
-                issued_at: iat,
-            };
-            let ttl = self.cfg.refresh_token_ttl + self.cfg.access_token_ttl;
-            self.store.put(&super::store_key("rt", &token), Grant::Refresh(record), ttl).await?;
-            Some(token)
-        } else {
-            None
-        };
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer".into(),

@@ -205,6 +205,10 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> StoreFuture<'a, Result<(), StoreError>>;
     /// Ends a session.
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<(), StoreError>>;
+    /// Ends a session and returns its latest version from the store (not a first-level copy that may miss what
+    /// another replica recorded in the last `cache_ttl`): what a logout must notify. Atomic: of two logouts of one
+    /// session, one gets it.
+    fn take<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<Option<Arc<Session>>, StoreError>>;
     /// Approximate number of live sessions, for metrics.
     fn count(&self) -> u64;
 }
@@ -291,6 +295,10 @@ impl SessionStore for MemoryStore {
         })
     }
 
+    fn take<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<Option<Arc<Session>>, StoreError>> {
+        Box::pin(async move { Ok(self.cache.remove(id)) })
+    }
+
     fn count(&self) -> u64 {
         self.cache.entry_count()
     }
@@ -357,6 +365,20 @@ pub(crate) async fn conformance(
     store.remove(&id).await.map_err(|e| e.to_string())?;
     if store.get(&id, t0).await.map_err(|e| e.to_string())?.is_some() {
         return fail("a removed session must be gone");
+    }
+    // take: the latest version, once.
+    let taken = fedgate_types::random::token();
+    store.insert(&taken, Session::new(user.clone(), AuthMethod::Password, t0)).await.map_err(|e| e.to_string())?;
+    store.modify(&taken, Box::new(|s| s.signed_in_to.push("client-b".into()))).await.map_err(|e| e.to_string())?;
+    match store.take(&taken).await.map_err(|e| e.to_string())? {
+        Some(s) if s.signed_in_to == ["client-b"] => {}
+        other => return fail(&format!("take must return the latest version: {other:?}")),
+    }
+    if store.take(&taken).await.map_err(|e| e.to_string())?.is_some() {
+        return fail("a session must be taken once");
+    }
+    if store.get(&taken, t0).await.map_err(|e| e.to_string())?.is_some() {
+        return fail("a taken session must be gone");
     }
     Ok(())
 }

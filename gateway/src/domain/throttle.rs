@@ -25,6 +25,13 @@ struct Failures {
     locked_until: Option<i64>,
 }
 
+/// What [`LoginThrottle::gate`] found for one login: the entries a success clears (store keys, or the in-process
+/// throttle's keys).
+#[derive(Debug, Default)]
+pub struct Gate {
+    keys: Vec<String>,
+}
+
 /// Counts failed logins. Cheap to clone.
 #[derive(Clone)]
 pub struct LoginThrottle {
@@ -85,6 +92,67 @@ impl LoginThrottle {
         match wait {
             Some(until) => Err(u64::try_from(until - now).unwrap_or(1).max(1)),
             None => Ok(()),
+        }
+    }
+
+    /// Everything a password login asks of the throttle before the password is checked, in one store read (one
+    /// Redis `MGET`): `Err(retry_after_seconds)` if the typed username, the client IP or the directory account
+    /// found is locked; otherwise what [`clear`](Self::clear) removes if the password is right (the username's and
+    /// the account's counters and lockouts that exist; usually none, then nothing is written).
+    pub async fn gate(
+        &self,
+        username: &str,
+        account: Option<&str>,
+        ip: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<Gate, u64> {
+        if !self.cfg.throttle {
+            return Ok(Gate::default());
+        }
+        let cleared = [Some(user_key(username)), account.map(account_key)];
+        let Some(kv) = &self.store else {
+            let mut keys: Vec<String> = cleared.iter().flatten().cloned().collect();
+            keys.push(ip_key(ip));
+            self.check_keys(&keys, now).await?;
+            return Ok(Gate { keys: cleared.into_iter().flatten().collect() });
+        };
+        let window = i64::try_from(self.cfg.window.as_secs()).unwrap_or(i64::MAX).max(1);
+        let now = now.unix_timestamp();
+        let bucket = now.div_euclid(window);
+        // Lockouts first (the IP's is only read: one good account does not excuse guessing at others), then the
+        // counters a success clears.
+        let mut all: Vec<String> = cleared.iter().flatten().map(|k| lock_key(k)).collect();
+        all.push(lock_key(&ip_key(ip)));
+        let locks = all.len();
+        all.extend(cleared.iter().flatten().flat_map(|k| [count_key(k, bucket), count_key(k, bucket - 1)]));
+        let values = match kv.get_many(&all).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %crate::domain::store::Chain(&e), "throttle counters unreadable; attempt let through");
+                return Ok(Gate::default());
+            }
+        };
+        let until = values.iter().take(locks).filter_map(|v| number(v.clone())).filter(|u| *u > now).max();
+        if let Some(until) = until {
+            return Err(u64::try_from(until - now).unwrap_or(1).max(1));
+        }
+        let ip_lock = lock_key(&ip_key(ip));
+        let present = all.into_iter().zip(values).filter(|(k, v)| v.is_some() && *k != ip_lock).map(|(k, _)| k);
+        Ok(Gate { keys: present.collect() })
+    }
+
+    /// After a successful login that passed [`gate`](Self::gate): clears what it found (no store round trip when
+    /// it found nothing, the usual case). A failure counted since is kept, which errs on the side of the lockout.
+    pub async fn clear(&self, gate: Gate) {
+        if gate.keys.is_empty() {
+            return;
+        }
+        let Some(kv) = &self.store else {
+            gate.keys.iter().for_each(|k| self.entries.invalidate(k));
+            return;
+        };
+        if let Err(e) = kv.remove_many(&gate.keys).await {
+            tracing::warn!(error = %crate::domain::store::Chain(&e), "failure count not cleared");
         }
     }
 
@@ -340,6 +408,130 @@ mod tests {
             assert_eq!(t.check_account("dn:uid=x", now).await, Err(120));
             t.record_success("d", Some("dn:uid=x"), now).await;
             assert!(t.check_account("dn:uid=x", now).await.is_ok());
+        }
+    }
+
+    /// A store that counts the round trips made to it.
+    struct Counting(crate::domain::store::memory::MemoryKv, std::sync::atomic::AtomicUsize);
+
+    impl Counting {
+        fn tick(&self) {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl KvStore for Counting {
+        fn kind(&self) -> &'static str {
+            "memory"
+        }
+        fn put<'a>(
+            &'a self,
+            k: &'a str,
+            v: Vec<u8>,
+            ttl: Duration,
+        ) -> crate::domain::store::StoreFuture<'a, crate::domain::store::Result<()>> {
+            self.tick();
+            self.0.put(k, v, ttl)
+        }
+        fn get<'a>(
+            &'a self,
+            k: &'a str,
+        ) -> crate::domain::store::StoreFuture<'a, crate::domain::store::Result<Option<Vec<u8>>>> {
+            self.tick();
+            self.0.get(k)
+        }
+        fn take<'a>(
+            &'a self,
+            k: &'a str,
+        ) -> crate::domain::store::StoreFuture<'a, crate::domain::store::Result<Option<Vec<u8>>>> {
+            self.tick();
+            self.0.take(k)
+        }
+        fn put_if_absent<'a>(
+            &'a self,
+            k: &'a str,
+            v: Vec<u8>,
+            ttl: Duration,
+        ) -> crate::domain::store::StoreFuture<'a, crate::domain::store::Result<bool>> {
+            self.tick();
+            self.0.put_if_absent(k, v, ttl)
+        }
+        fn compare_and_set<'a>(
+            &'a self,
+            k: &'a str,
+            expected: Option<&'a [u8]>,
+            new: Vec<u8>,
+            ttl: Duration,
+        ) -> crate::domain::store::StoreFuture<'a, crate::domain::store::Result<bool>> {
+            self.tick();
+            self.0.compare_and_set(k, expected, new, ttl)
+        }
+        fn remove<'a>(&'a self, k: &'a str) -> crate::domain::store::StoreFuture<'a, crate::domain::store::Result<()>> {
+            self.tick();
+            self.0.remove(k)
+        }
+        fn increment<'a>(
+            &'a self,
+            k: &'a str,
+            by: u64,
+            ttl: Duration,
+        ) -> crate::domain::store::StoreFuture<'a, crate::domain::store::Result<u64>> {
+            self.tick();
+            self.0.increment(k, by, ttl)
+        }
+        fn check(&self) -> crate::domain::store::StoreFuture<'_, crate::domain::store::Result<()>> {
+            self.0.check()
+        }
+        fn get_many<'a>(
+            &'a self,
+            keys: &'a [String],
+        ) -> crate::domain::store::StoreFuture<'a, crate::domain::store::Result<Vec<Option<Vec<u8>>>>> {
+            self.tick();
+            self.0.get_many(keys)
+        }
+        fn remove_many<'a>(
+            &'a self,
+            keys: &'a [String],
+        ) -> crate::domain::store::StoreFuture<'a, crate::domain::store::Result<()>> {
+            self.tick();
+            self.0.remove_many(keys)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_login_asks_the_store_once_and_the_gate_locks_name_ip_and_account() {
+        let counting = Arc::new(Counting(crate::domain::store::memory::MemoryKv::new(), Default::default()));
+        let kv: Arc<dyn KvStore> = counting.clone();
+        let now = OffsetDateTime::now_utc();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let rounds = || counting.1.load(std::sync::atomic::Ordering::Relaxed);
+        for t in [LoginThrottle::new(cfg()), LoginThrottle::with_store(cfg(), kv)] {
+            // A login with no failures behind it: one read (the in-process throttle: none), nothing written.
+            let before = rounds();
+            let gate = t.gate("alice", Some("dn:uid=alice"), ip, now).await.unwrap();
+            t.clear(gate).await;
+            assert!(rounds() - before <= 1, "{} store round trips for a clean login", rounds() - before);
+            // Two failures, then a success: the name's and the account's counts are cleared, not the IP's.
+            for _ in 0..2 {
+                t.record_failure("alice", Some("dn:uid=alice"), ip, now).await;
+            }
+            let before = rounds();
+            let gate = t.gate("alice", Some("dn:uid=alice"), ip, now).await.unwrap();
+            t.clear(gate).await;
+            assert!(rounds() - before <= 2, "one read, one removal: {}", rounds() - before);
+            t.record_failure("alice", Some("dn:uid=alice"), ip, now).await;
+            t.record_failure("alice", Some("dn:uid=alice"), ip, now).await;
+            assert!(t.gate("alice", None, "127.0.0.9".parse().unwrap(), now).await.is_ok(), "count restarted");
+            // The IP's count was kept: its third failure locks it, for any name.
+            assert_eq!(t.gate("bob", None, ip, now).await.unwrap_err(), 120, "the IP's count survives a success");
+            // A lockout of the account is seen whatever name was typed, from any IP.
+            let other: IpAddr = "127.0.0.20".parse().unwrap();
+            for (i, typed) in ["x", "y", "z"].iter().enumerate() {
+                let ip: IpAddr = format!("127.0.1.{i}").parse().unwrap();
+                t.record_failure(typed, Some("dn:uid=carol"), ip, now).await;
+            }
+            assert!(t.gate("w", Some("dn:uid=carol"), other, now).await.is_err(), "the account is locked");
+            assert!(t.gate("w", None, other, now).await.is_ok(), "another account is not");
         }
     }
 

@@ -163,28 +163,26 @@ async fn login_post(
     }
     let ip = peer.ip();
     let now = state.clock.now();
-    if let Err(retry_after) = state.throttle.check(username, ip, now).await {
-        tracing::info!(username, client_ip = %ip, outcome = "throttled", retry_after, "login attempt");
-        state.metrics.event("login", "throttled");
-        return Err(AppError::Throttled { retry_after });
-    }
     // Found first, so failures count against the account whatever spelling of its name the directory matched
-    // (a name with no account is counted under its folded form only).
+    // (a name with no account is counted under its folded form only). Then every lockout that applies (typed
+    // name, IP, account) is read in one store round trip; a locked-out attempt costs a directory search but
+    // never reaches the password check (no bind).
     let target = match state.directory.find(username).await {
         Ok(t) => t,
         Err(e) => return Err(directory_error(&state, username, ip, e)),
     };
     let account = target.account();
-    if let Some(a) = &account
-        && let Err(retry_after) = state.throttle.check_account(a, now).await
-    {
-        tracing::info!(username, client_ip = %ip, outcome = "throttled", retry_after, "login attempt");
-        state.metrics.event("login", "throttled");
-        return Err(AppError::Throttled { retry_after });
-    }
+    let gate = match state.throttle.gate(username, account.as_deref(), ip, now).await {
+        Ok(gate) => gate,
+        Err(retry_after) => {
+            tracing::info!(username, client_ip = %ip, outcome = "throttled", retry_after, "login attempt");
+            state.metrics.event("login", "throttled");
+            return Err(AppError::Throttled { retry_after });
+        }
+    };
     match state.directory.verify(target, &form.password).await {
         Ok(user) => {
-            state.throttle.record_success(username, account.as_deref(), now).await;
+            state.throttle.clear(gate).await;
             tracing::info!(username = %user.username, client_ip = %ip, outcome = "success", "login attempt");
             state.metrics.event("login", "success");
             // A new id at every login: an id planted before login is worthless after it (no session fixation).
@@ -254,8 +252,8 @@ async fn logout_post(
     if !random::secure_eq(&session.csrf, &form.csrf) {
         return Err(AppError::Csrf);
     }
-    let ended = end_session(&state, id, &session).await?;
+    let (ended, session) = end_session(&state, id, &session).await?;
     // `logout_upstream = true`: the upstream provider's session ends too (its end_session_endpoint, then back here).
     let next = upstream::end_session_url(&state, &session).map(|u| u.to_string());
-    single_logout::after_session_end(&state, &session, ended, None, single_logout::Finish::Page { next })
+    single_logout::after_session_end(&state, &session, ended, None, single_logout::Finish::Page { next }).await
 }

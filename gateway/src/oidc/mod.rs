@@ -226,10 +226,11 @@ async fn continue_authorization(
         LoginDecision::Proceed => {
             let Some((id, session)) = session else { return Err(AppError::BadRequest("no session".into())) };
             let principal = from_session(&session);
-            let (url, sid) = match provider.issue_code_with_sid(&request, &principal, now).await {
-                Ok(issued) => issued,
+            let code = match provider.prepare_code(&request, &principal, now) {
+                Ok(code) => code,
                 Err(e) => return authorize_failure(e),
             };
+            let sid = code.sid().to_string();
             // The client, and the sid of the ID token this code yields, for back- and front-channel logout (the
             // latest few), recorded without losing what another request or replica records at the same time.
             let client_id = request.client_id.clone();
@@ -249,7 +250,14 @@ async fn continue_authorization(
                     None => s.oidc_clients.push(OidcSignIn { client_id: client_id.clone(), sids: vec![sid.clone()] }),
                 }
             };
-            state.sessions.modify(id, Box::new(record)).await?;
+            // The code and the session's record of it are written at the same time (one wait, not two).
+            let (stored, recorded) =
+                tokio::join!(provider.store_code(code), state.sessions.modify(id, Box::new(record)));
+            let url = match stored {
+                Ok(url) => url,
+                Err(e) => return authorize_failure(e),
+            };
+            recorded?;
             tracing::info!(client_id = %request.client_id, username = %principal.username, "authorization code issued");
             Ok(respond(&request, &url))
         }
@@ -319,17 +327,10 @@ async fn resume(
     headers: HeaderMap,
     Query(q): Query<crate::domain::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
-    match state.pending.get(&q.id).await? {
-        Some(Pending::Oidc(request)) => {
-            let resp = continue_authorization(&state, &headers, *request, None).await?;
-            // Done once the browser is sent back to the app; kept while the user is still logging in.
-            // (A form_post answer has no Location: it is the answer to the app.)
-            let location = resp.headers().get(header::LOCATION).map(|l| l.to_str().unwrap_or(""));
-            if location.is_none_or(|l| !l.starts_with("/login")) {
-                state.pending.take(&q.id).await?;
-            }
-            Ok(resp)
-        }
+    // Taken at once (one round trip, used once across replicas): if the user still has to log in,
+    // `continue_authorization` keeps the request again under a new id, which the login page's `rd` names.
+    match state.pending.take(&q.id).await? {
+        Some(Pending::Oidc(request)) => continue_authorization(&state, &headers, *request, None).await,
         _ => Err(AppError::BadRequest(
             "This sign-in request expired or was already used. Go back to the application and sign in again.".into(),
         )),
@@ -537,7 +538,7 @@ async fn logout(
         resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::http::pages::CSP));
         return Ok(resp);
     }
-    let ended = end_session(state, id, &session).await?;
+    let (ended, session) = end_session(state, id, &session).await?;
     let next = request.redirect.map(String::from);
     crate::state::single_logout::after_session_end(
         state,
@@ -546,6 +547,7 @@ async fn logout(
         None,
         crate::state::single_logout::Finish::Page { next },
     )
+    .await
 }
 
 /// The client's post-logout redirect (already checked), or the signed-out page; the session cookie is cleared.

@@ -288,12 +288,12 @@ struct ChainQuery {
 
 /// One SP's LogoutRequest of a logout in progress, in an iframe of the "Signing out" page.
 async fn slo_frame(State(state): State<AppState>, Query(q): Query<ChainQuery>) -> Result<Response, AppError> {
-    single_logout::frame(&state, &q.chain, &q.sp)
+    single_logout::frame(&state, &q.chain, &q.sp).await
 }
 
 /// Where the "Signing out" page moves on to: the SPs that did not answer are listed, then the logout's finish.
 async fn slo_done(State(state): State<AppState>, Query(q): Query<ChainQuery>) -> Result<Response, AppError> {
-    single_logout::done(&state, &q.chain)
+    single_logout::done(&state, &q.chain).await
 }
 
 async fn slo_redirect(
@@ -307,7 +307,7 @@ async fn slo_redirect(
         let (response, sp) = idp.logout_response_redirect(&raw)?;
         let relay = relay_state_from(&raw);
         let irt = response.in_response_to.as_deref();
-        return single_logout::on_response(&state, relay.as_deref(), sp.name(), irt, response.success);
+        return single_logout::on_response(&state, relay.as_deref(), sp.name(), irt, response.success).await;
     }
     let (request, sp) = idp.logout_redirect(&raw)?;
     logout(&state, &headers, idp, sp, &request, relay_state_from(&raw)).await
@@ -323,7 +323,7 @@ async fn slo_post(
     if let Some(value) = form.saml_response.as_deref().filter(|v| !v.is_empty()) {
         let (response, sp) = idp.logout_response_post(value)?;
         let irt = response.in_response_to.as_deref();
-        return single_logout::on_response(&state, form.relay_state.as_deref(), sp.name(), irt, response.success);
+        return single_logout::on_response(&state, form.relay_state.as_deref(), sp.name(), irt, response.success).await;
     }
     let (request, sp) = idp.logout_post(form.saml_request()?)?;
     if form.reposted.is_none()
@@ -397,7 +397,7 @@ async fn logout(
         let index_matches =
             request.session_index.as_ref().is_none_or(|i| session.saml_session_indexes.iter().any(|s| s == i));
         if names_this_user && signed_in_here && index_matches {
-            ended = Some((end_session(state, id, &session).await?, session));
+            ended = Some(end_session(state, id, &session).await?);
         } else {
             tracing::info!(
                 sp = sp.name(),
@@ -426,7 +426,7 @@ async fn logout(
             Some(message) => Finish::Respond { message, relay_state },
             None => Finish::Page { next: None },
         };
-        return single_logout::after_session_end(state, &session, ended, Some(sp.name()), finish);
+        return single_logout::after_session_end(state, &session, ended, Some(sp.name()), finish).await;
     }
     let mut resp = match answer {
         Some(message) => deliver(&message, relay_state.as_deref()),

@@ -178,7 +178,7 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
             .build(),
         pending,
         logout_poster: crate::http::outbound::FormPoster::new(sign_in::BACKCHANNEL_TIMEOUT)?,
-        logout_chains: single_logout::chains(10_000),
+        logout_chains: single_logout::chains(store.clone()),
         store,
         brokers,
         roles: upstream_roles,

@@ -1,6 +1,7 @@
 //! The browser's sign-in session as the features see it: the session a request's cookie points at, the way to
 //! the login page, and the end of a session. Shared by login, account, OIDC, SAML and the proxy.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -54,7 +55,7 @@ const BACKCHANNEL_ATTEMPTS: u32 = 3;
 
 /// What ending a session leaves for the browser: the front-channel logout URLs of the OIDC clients it used, to
 /// load in iframes on the signed-out page.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ended {
     /// `frontchannel_logout_uri` of each client, with `iss` and `sid`.
     pub frontchannel: Vec<url::Url>,
@@ -65,13 +66,18 @@ pub struct Ended {
 /// Ends a session (logout from the page, RP-initiated logout, or an SP's LogoutRequest) and tells the OIDC
 /// clients it signed in to: their token families are revoked, and each client with a `backchannel_logout_uri`
 /// gets a signed logout token per `sid`, POSTed in the background (timeout, retries) so the browser never waits.
-pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Result<Ended, AppError> {
-    state.sessions.remove(id).await?;
+///
+/// `session` is the request's copy, possibly from this replica's first level; the session is taken from the store
+/// and its latest version (with the clients and SPs another replica recorded meanwhile) is what gets notified.
+/// That version is returned with what ended, for the SAML front-channel fan-out.
+pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Result<(Ended, Arc<Session>), AppError> {
+    let latest = state.sessions.take(id).await?.unwrap_or_else(|| Arc::new(session.clone()));
+    let session = latest.as_ref();
     state.upstream_tokens.invalidate(id);
     tracing::info!(username = %session.user.username, signed_in_to = ?session.signed_in_to, "logout");
     state.metrics.event("logout", "success");
     let mut ended = Ended::default();
-    let Some(provider) = state.oidc.clone() else { return Ok(ended) };
+    let Some(provider) = state.oidc.clone() else { return Ok((ended, latest)) };
     let now = state.clock.now();
     let mut notices = Vec::new();
     for client in &session.oidc_clients {
@@ -105,7 +111,7 @@ pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Resul
         });
         futures_util::future::join_all(sends).await;
     });
-    Ok(ended)
+    Ok((ended, latest))
 }
 
 /// POSTs one logout token (Back-Channel Logout 1.0 §2.5), retrying network errors, timeouts and 5xx answers

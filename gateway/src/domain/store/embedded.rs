@@ -349,6 +349,18 @@ impl KvStore for EmbeddedKv {
         Box::pin(self.write(move |txn, _| store_in(txn, &key, &value, exp)))
     }
 
+    fn put_many<'a>(&'a self, entries: Vec<(String, Vec<u8>, Duration)>) -> StoreFuture<'a, Result<()>> {
+        // One job: every entry in the same transaction, so one commit (one fsync, shared by the group).
+        let entries: Vec<(String, Vec<u8>, u64)> =
+            entries.into_iter().map(|(k, v, ttl)| (k, v, deadline(ttl))).collect();
+        Box::pin(self.write(move |txn, _| {
+            for (key, value, exp) in &entries {
+                store_in(txn, key, value, *exp)?;
+            }
+            Ok(())
+        }))
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Vec<u8>>>> {
         let (db, key) = (Arc::clone(&self.db), key.to_string());
         Box::pin(async move {

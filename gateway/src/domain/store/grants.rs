@@ -65,6 +65,19 @@ impl GrantStore for KvGrantStore {
         Box::pin(async move { self.kv.remove(&key(k)).await.map_err(fed) })
     }
 
+    fn put_many<'a>(
+        &'a self,
+        entries: Vec<(String, Grant, Duration)>,
+    ) -> StoreFuture<'a, Result<(), federation::oidc::StoreError>> {
+        Box::pin(async move {
+            let mut raw = Vec::with_capacity(entries.len());
+            for (k, value, ttl) in entries {
+                raw.push((key(&k), encode(&value, "OIDC grant").map_err(fed)?, ttl));
+            }
+            self.kv.put_many(raw).await.map_err(fed)
+        })
+    }
+
     fn compare_and_set<'a>(
         &'a self,
         k: &'a str,

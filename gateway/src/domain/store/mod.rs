@@ -119,6 +119,17 @@ pub trait KvStore: Send + Sync + 'static {
             Ok(out)
         })
     }
+    /// Stores every `(key, value, ttl)` of `entries`, in order (nobody sees a later one without the earlier
+    /// ones), in one round trip and one atomic step where the backend can (a Redis `MULTI`, one embedded
+    /// transaction). The default writes them one after the other, which keeps the order.
+    fn put_many<'a>(&'a self, entries: Vec<(String, Vec<u8>, Duration)>) -> StoreFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for (key, value, ttl) in entries {
+                self.put(&key, value, ttl).await?;
+            }
+            Ok(())
+        })
+    }
     /// Removes every key in `keys`, in one round trip (one `DEL`, one embedded commit) where the backend can.
     fn remove_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<()>> {
         Box::pin(async move {
@@ -244,6 +255,13 @@ pub async fn conformance(store: Arc<dyn KvStore>, prefix: &str) {
     store.remove_many(&[]).await.unwrap();
     assert_eq!(store.get_many(&many).await.unwrap(), vec![None, None, None], "remove_many removes every key");
 
+    // put_many
+    store.put_many(Vec::new()).await.unwrap();
+    store.put_many(vec![(k("pm1"), v("1"), long), (k("pm2"), v("2"), long), (k("pm1"), v("3"), long)]).await.unwrap();
+    assert_eq!(store.get(&k("pm1")).await.unwrap(), Some(v("3")), "put_many writes in order");
+    assert_eq!(store.get(&k("pm2")).await.unwrap(), Some(v("2")), "put_many writes every entry");
+    store.put_many(vec![(k("pmttl"), v("t"), Duration::from_millis(300))]).await.unwrap();
+
     // put_if_absent
     assert!(store.put_if_absent(&k("once"), v("x"), long).await.unwrap(), "first put_if_absent wins");
     assert!(!store.put_if_absent(&k("once"), v("y"), long).await.unwrap(), "second put_if_absent loses");
@@ -266,6 +284,7 @@ pub async fn conformance(store: Arc<dyn KvStore>, prefix: &str) {
     store.increment(&k("nttl"), 3, Duration::from_millis(300)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(store.get(&k("ttl")).await.unwrap(), None, "an entry outlived its TTL");
+    assert_eq!(store.get(&k("pmttl")).await.unwrap(), None, "an entry of put_many outlived its TTL");
     assert_eq!(store.take(&k("ttl")).await.unwrap(), None, "take of an expired entry is None");
     assert_eq!(store.increment(&k("nttl"), 1, long).await.unwrap(), 1, "an expired counter starts again");
     assert!(store.put_if_absent(&k("ttl"), v("u"), long).await.unwrap(), "an expired key counts as absent");
@@ -396,6 +415,15 @@ pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
     let mut want: Vec<String> = (0..16).map(|i| format!("client-{i}")).collect();
     want.sort();
     assert_eq!(seen, want, "concurrent updates of one session from two replicas lost some");
+    // A logout on B takes what A recorded a moment ago, although B's first level holds an older copy.
+    let other = fedgate_types::random::token();
+    a.insert(&other, Session::new(user.clone(), AuthMethod::Password, now)).await.unwrap();
+    assert!(b.get(&other, now).await.unwrap().is_some_and(|s| s.signed_in_to.is_empty()), "B caches the session");
+    a.modify(&other, Box::new(|s| s.signed_in_to.push("late-client".into()))).await.unwrap();
+    let taken = b.take(&other).await.unwrap().expect("the session");
+    assert_eq!(taken.signed_in_to, ["late-client"], "a logout on one replica missed what the other recorded");
+    assert!(a.take(&other).await.unwrap().is_none(), "a session is taken once across replicas");
+
     a.remove(&id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(b.get(&id, now).await.unwrap().is_none(), "a removal on one replica reaches the other within 1 s");
@@ -493,5 +521,12 @@ impl federation::oidc::GrantStore for OnRuntime {
     ) -> federation::oidc::store::StoreFuture<'a, Result<bool, federation::oidc::StoreError>> {
         let (s, k, e) = (Arc::clone(&self.0), key.to_string(), expected.cloned());
         self.run(async move { s.compare_and_set(&k, e.as_ref(), new, ttl).await })
+    }
+    fn put_many<'a>(
+        &'a self,
+        entries: Vec<(String, federation::oidc::store::Grant, Duration)>,
+    ) -> federation::oidc::store::StoreFuture<'a, Result<(), federation::oidc::StoreError>> {
+        let s = Arc::clone(&self.0);
+        self.run(async move { s.put_many(entries).await })
     }
 }

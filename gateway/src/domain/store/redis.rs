@@ -311,6 +311,25 @@ impl KvStore for RedisKv {
         })
     }
 
+    fn put_many<'a>(&'a self, entries: Vec<(String, Vec<u8>, Duration)>) -> StoreFuture<'a, Result<()>> {
+        // One MULTI/EXEC on one server: one round trip, applied at once. On a cluster the keys' hash tags put them
+        // in different slots, where MULTI is refused (CROSSSLOT): written one after the other, in order.
+        Box::pin(async move {
+            if entries.len() <= 1 || self.cluster.is_some() {
+                for (key, value, ttl) in entries {
+                    self.put(&key, value, ttl).await?;
+                }
+                return Ok(());
+            }
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (key, value, ttl) in entries {
+                pipe.cmd("SET").arg(self.key(&key)).arg(value).arg("PX").arg(millis(ttl)).ignore();
+            }
+            self.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+        })
+    }
+
     fn remove_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<()>> {
         Box::pin(async move {
             if keys.is_empty() {

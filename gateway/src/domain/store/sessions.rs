@@ -195,6 +195,16 @@ impl SessionStore for KvSessionStore {
         })
     }
 
+    fn take<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<Option<Arc<Session>>, StoreError>> {
+        Box::pin(async move {
+            // From the store, never the first level: another replica may have recorded a client or an SP in the
+            // last cache_ttl, and the logout must tell it too.
+            self.forget(id);
+            let Some(raw) = self.kv.take(&key_of(id)).await? else { return Ok(None) };
+            Ok(Some(Arc::new(decode(&raw, "session")?)))
+        })
+    }
+
     fn count(&self) -> u64 {
         // Sessions this replica served within the last cache_ttl: the store itself is not scanned.
         self.l1.as_ref().map_or(0, Cache::entry_count)
