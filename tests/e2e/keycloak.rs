@@ -595,3 +595,52 @@ async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
     }
     assert!(seen["none"]["realm-admin"].as_u64().unwrap() >= 400, "{seen}");
 }
+
+/// Keycloak's group-membership mapper with `full.path`: one client sees `/full/path`s (the LDAP group's place under
+/// `groups_dn`, below `groups_path`), another the plain names, from the same directory; roles still match names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_as_full_paths_or_names_per_client() {
+    let keys = tempfile::tempdir().unwrap();
+    let clients = format!(
+        r#"
+[oidc]
+keys_dir = "{keys}"
+[[oidc.clients]]
+client_id = "app"
+name = "Demo app"
+client_secret = "{SECRET}"
+redirect_uris = ["{REDIRECT}"]
+post_logout_redirect_uris = ["http://127.0.0.1:9/bye"]
+scopes = ["openid", "profile", "email", "groups", "roles", "offline_access"]
+group_format = "path"
+[[oidc.clients]]
+client_id = "names"
+name = "Demo app"
+client_secret = "{SECRET}"
+redirect_uris = ["{REDIRECT}"]
+post_logout_redirect_uris = ["http://127.0.0.1:9/bye"]
+scopes = ["openid", "profile", "email", "groups", "roles", "offline_access"]
+"#,
+        keys = keys.path().display()
+    );
+    let (slapd, gw) = crate::login::ldap_gateway(&clients).await;
+    // Nested OUs under the groups base: ai-admins moves to ou=eng.
+    slapd
+        .modify(
+            "dn: ou=eng,ou=groups,dc=example,dc=org\nchangetype: add\nobjectClass: organizationalUnit\nou: eng\n\n\
+             dn: cn=ai-admins,ou=groups,dc=example,dc=org\nchangetype: modrdn\nnewrdn: cn=ai-admins\n\
+             deleteoldrdn: 1\nnewsuperior: ou=eng,ou=groups,dc=example,dc=org\n",
+        )
+        .unwrap();
+    let paths = crate::oidc::run_rp_as(&gw.base, "app", "RS256", "alice", "alice-password").await;
+    assert_eq!(paths["ok"], true, "{paths}");
+    assert_eq!(paths["id_token"]["groups"], json!(["/eng/ai-admins", "/staff"]), "{paths}");
+    assert_eq!(paths["userinfo"]["groups"], json!(["/eng/ai-admins", "/staff"]), "{paths}");
+    assert_eq!(paths["access_token_groups"], json!(["/eng/ai-admins", "/staff"]), "{paths}");
+    assert_eq!(paths["id_token"]["roles"], json!(["admin"]), "[roles] matches names: {paths}");
+    let names = crate::oidc::run_rp_as(&gw.base, "names", "RS256", "alice", "alice-password").await;
+    assert_eq!(names["ok"], true, "{names}");
+    assert_eq!(names["id_token"]["groups"], json!(["ai-admins", "staff"]), "{names}");
+    assert_eq!(names["userinfo"]["groups"], json!(["ai-admins", "staff"]), "{names}");
+    assert_eq!(names["id_token"]["roles"], json!(["admin"]));
+}

@@ -256,6 +256,7 @@ pub async fn conformance<S: GrantStore>(store: Arc<S>) {
         given_name: None,
         family_name: None,
         groups: vec!["g".into()],
+        group_paths: vec![],
         roles: vec![],
         claims: Default::default(),
         auth_time: time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),

@@ -39,6 +39,7 @@ fn principal() -> Principal {
         given_name: Some("Alice".into()),
         family_name: Some("Liddell".into()),
         groups: vec!["staff".into(), "dev".into()],
+        group_paths: vec![],
         roles: vec!["admin".into()],
         claims: BTreeMap::from([("department".to_string(), vec!["R&D".to_string()])]),
         auth_time: now(),

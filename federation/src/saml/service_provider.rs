@@ -626,6 +626,7 @@ impl ServiceProvider {
         for (name, attr) in &self.config.attributes {
             let values = match attr.template() {
                 "{groups}" => p.groups.clone(),
+                "{group_paths}" => p.groups_as(crate::principal::GroupFormat::Path),
                 "{roles}" => p.roles.clone(),
                 t => match self.render(t, p) {
                     Ok(v) => vec![v],
@@ -948,6 +949,7 @@ mod tests {
             given_name: None,
             family_name: None,
             groups: vec![],
+            group_paths: vec![],
             roles: vec![],
             claims: Default::default(),
             auth_time: time::OffsetDateTime::UNIX_EPOCH,

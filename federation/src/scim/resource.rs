@@ -299,6 +299,7 @@ mod tests {
             given_name: Some("Alice".into()),
             family_name: None,
             groups: vec![],
+            group_paths: vec![],
             roles: vec![],
             claims: [("department".to_string(), vec!["R&D".to_string()])].into(),
             auth_time: time::OffsetDateTime::UNIX_EPOCH,

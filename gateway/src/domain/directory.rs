@@ -232,6 +232,7 @@ impl StaticDirectory {
             roles: self.roles.roles_for(&groups, &[]),
             groups,
             group_dns: Vec::new(),
+            group_paths: Vec::new(),
             claims: Default::default(),
         }
     }

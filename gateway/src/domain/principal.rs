@@ -15,6 +15,7 @@ pub fn from_user(user: &MappedUser, auth_time: OffsetDateTime) -> Principal {
         given_name: user.given_name.clone(),
         family_name: user.family_name.clone(),
         groups: user.groups.clone(),
+        group_paths: user.paths(),
         roles: user.roles.clone(),
         claims: user.claims.clone(),
         auth_time,

@@ -377,6 +377,7 @@ pub(crate) mod tests {
             family_name: None,
             groups: (0..500).map(|i| format!("group-{i}")).collect(),
             group_dns: Vec::new(),
+            group_paths: Vec::new(),
             roles: vec!["admin".into()],
             claims: Default::default(),
         }

@@ -362,6 +362,7 @@ pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
         family_name: None,
         groups: vec!["staff".into()],
         group_dns: Vec::new(),
+        group_paths: Vec::new(),
         roles: vec!["admin".into()],
         claims: Default::default(),
     };

@@ -281,15 +281,12 @@ impl Converter<'_> {
                 }
                 "saml-role-list-mapper" => Some("{roles}".into()),
                 "saml-group-membership-mapper" => {
+                    // Keycloak's default is the full path (`/eng/ai-admins`).
                     if m.get("full.path").is_none_or(|v| v == "true") {
-                        self.add(
-                            Severity::Attention,
-                            &msub,
-                            "Keycloak sent `/full/path` group values; fedgate sends plain group names",
-                            "check the SP's group rules",
-                        );
+                        Some("{group_paths}".into())
+                    } else {
+                        Some("{groups}".into())
                     }
-                    Some("{groups}".into())
                 }
                 "saml-hardcode-attribute-mapper" => m.get("attribute.value").filter(|v| !v.contains('{')),
                 "saml-user-attribute-nameid-mapper" => {
