@@ -34,6 +34,10 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// Extra claims mapped from directory attributes (`[ldap.claims]`), claim name → values.
     pub claims: BTreeMap<String, Vec<String>>,
+    /// Persistent NameIDs an earlier IdP (Keycloak) gave this user, by SP entity ID: sent instead of the computed
+    /// persistent NameID, so SPs that keyed accounts by them keep their owners.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub saml_persistent_nameids: BTreeMap<String, String>,
     /// When the user proved who they are (for `auth_time`, `AuthnInstant`, `max_age`).
     #[serde(with = "time::serde::timestamp")]
     pub auth_time: OffsetDateTime,

@@ -23,6 +23,7 @@ fn principal(display: &str) -> Principal {
         group_paths: vec![],
         roles: vec!["admin".into()],
         claims: BTreeMap::new(),
+        saml_persistent_nameids: Default::default(),
         auth_time: time::OffsetDateTime::now_utc(),
         authn: Default::default(),
     }

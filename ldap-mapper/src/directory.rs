@@ -459,7 +459,9 @@ impl LdapDirectory {
         // The subject rule applies to sign-ins and lookups (what becomes `sub`), not to SCIM listings, whose
         // state is keyed by the entry's own unique id.
         let unique_id = self.subjects.subject(&unique_id, username);
-        self.assemble(entry, username, unique_id, groups, group_dns)
+        let mut user = self.assemble(entry, username, unique_id, groups, group_dns)?;
+        user.saml_persistent_nameids = self.subjects.persistent_nameids(username);
+        Ok(user)
     }
 
     /// The mapped user from an entry whose unique id and groups are already known.
@@ -491,6 +493,7 @@ impl LdapDirectory {
             groups,
             group_dns,
             claims: mapping::claims(entry, &self.cfg.claims),
+            saml_persistent_nameids: Default::default(),
         })
     }
 

@@ -37,6 +37,10 @@ pub struct MappedUser {
     pub roles: Vec<String>,
     /// Extra claims from `[ldap.claims]`: claim name → attribute values.
     pub claims: BTreeMap<String, Vec<String>>,
+    /// Keycloak's SAML persistent NameIDs of this user (SP entity ID → `G-…`), from `subject_map_file`; sent to
+    /// those SPs instead of a computed persistent NameID.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub saml_persistent_nameids: BTreeMap<String, String>,
 }
 
 impl MappedUser {

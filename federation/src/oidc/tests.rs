@@ -42,6 +42,7 @@ fn principal() -> Principal {
         group_paths: vec![],
         roles: vec!["admin".into()],
         claims: BTreeMap::from([("department".to_string(), vec!["R&D".to_string()])]),
+        saml_persistent_nameids: Default::default(),
         auth_time: now(),
         authn: Default::default(),
     }

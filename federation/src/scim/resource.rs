@@ -302,6 +302,7 @@ mod tests {
             group_paths: vec![],
             roles: vec![],
             claims: [("department".to_string(), vec!["R&D".to_string()])].into(),
+            saml_persistent_nameids: Default::default(),
             auth_time: time::OffsetDateTime::UNIX_EPOCH,
             authn: Default::default(),
         }

@@ -146,6 +146,7 @@ pub fn map_user(
         group_paths: Vec::new(),
         roles,
         claims: Default::default(),
+        saml_persistent_nameids: Default::default(),
     })
 }
 

@@ -234,6 +234,7 @@ impl StaticDirectory {
             group_dns: Vec::new(),
             group_paths: Vec::new(),
             claims: Default::default(),
+            saml_persistent_nameids: Default::default(),
         }
     }
 }

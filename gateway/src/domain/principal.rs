@@ -18,6 +18,7 @@ pub fn from_user(user: &MappedUser, auth_time: OffsetDateTime) -> Principal {
         group_paths: user.paths(),
         roles: user.roles.clone(),
         claims: user.claims.clone(),
+        saml_persistent_nameids: user.saml_persistent_nameids.clone(),
         auth_time,
         authn: Default::default(),
     }

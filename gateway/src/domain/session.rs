@@ -380,6 +380,7 @@ pub(crate) mod tests {
             group_paths: Vec::new(),
             roles: vec!["admin".into()],
             claims: Default::default(),
+            saml_persistent_nameids: Default::default(),
         }
     }
 

@@ -396,11 +396,15 @@ impl Converter<'_> {
             "",
         );
         if !persistent.is_empty() {
+            let n: usize = persistent.values().map(BTreeMap::len).sum();
             self.add(
-                Severity::Attention,
+                Severity::Converted,
                 "SAML persistent NameIDs",
-                "Keycloak's per-user `G-…` NameIDs are saved in sub-map.json but not sent by this fedgate release",
-                "SPs that matched users on them see new users; match on another attribute (e-mail, username)",
+                format!(
+                    "{n} of Keycloak's per-user `G-…` NameIDs kept in sub-map.json; sent to their SPs as the \
+                     persistent NameID"
+                ),
+                "",
             );
         }
         vec![("subject_map_file", s(&path.display().to_string()))]

@@ -140,9 +140,9 @@ impl Converter<'_> {
                     self.add(
                         Severity::Attention,
                         &subject,
-                        "persistent NameID: Keycloak sent a per-user `G-…` value; fedgate sends the user's `sub`",
-                        "the SP sees new users unless it matches on another attribute; the old values are in \
-                         sub-map.json when users were exported",
+                        "persistent NameID: Keycloak sent a per-user `G-…` value; fedgate sends it to the users in \
+                         sub-map.json (from --users) and the user's `sub` to everyone else",
+                        "export the users and import with --users if you have not, or the SP sees new users",
                     );
                     ("persistent", "{subject}")
                 }
