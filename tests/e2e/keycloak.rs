@@ -560,12 +560,12 @@ async fn access_token(gw: &Gateway, client: &str, user: &str, password: &str) ->
     redeem(gw, "", client, &code).await["access_token"].as_str().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
-    let (gw, _k) = realm_gateway("", "http://127.0.0.1:9", false).await;
+/// keycloak-connect protecting routes by role with `user`'s tokens; with `public_key_from_realm`, configured with the
+/// `realm-public-key` it read from `GET /realms/{realm}`. Returns what it saw, after checking the statuses.
+async fn keycloak_connect(gw: &Gateway, public_key_from_realm: bool) -> Value {
     let tokens = json!({
-        "alice": access_token(&gw, "kc-app", "alice", "alice-demo").await,
-        "bob": access_token(&gw, "kc-app", "bob", "bob-demo").await,
+        "alice": access_token(gw, "kc-app", "alice", "alice-demo").await,
+        "bob": access_token(gw, "kc-app", "bob", "bob-demo").await,
     });
     let app_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let env = [
@@ -574,6 +574,7 @@ async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
         ("CLIENT_ID", "kc-app".to_string()),
         ("APP_PORT", app_port.to_string()),
         ("TOKENS", tokens.to_string()),
+        ("PUBLIC_KEY_FROM_REALM", if public_key_from_realm { "1" } else { "" }.to_string()),
     ];
     let out = tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -594,6 +595,41 @@ async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
         assert_eq!(seen[user], want[user], "{user}: {seen}");
     }
     assert!(seen["none"]["realm-admin"].as_u64().unwrap() >= 400, "{seen}");
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
+    let (gw, _k) = realm_gateway("", "http://127.0.0.1:9", false).await;
+    keycloak_connect(&gw, false).await;
+}
+
+/// Keycloak's realm information (`GET /realms/{realm}`), with the realm's RSA signing key as base64 DER
+/// SubjectPublicKeyInfo: keycloak-connect configured with that `realm-public-key` (as deployments of old adapters
+/// are) accepts fedgate's tokens by role and refuses a forged one, and the key verifies the token's signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realm_information_gives_the_public_key_old_adapters_verify_with() {
+    for prefix in ["", "/auth"] {
+        let (gw, _k) = realm_gateway(prefix, "http://127.0.0.1:9", false).await;
+        let realm = realm_url(&gw, prefix);
+        let r = http().get(&realm).header("origin", "https://any.example").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["access-control-allow-origin"], "*", "public, as Keycloak's");
+        let info: Value = r.json().await.unwrap();
+        assert_eq!(info["realm"], REALM);
+        assert_eq!(info["token-service"], format!("{realm}/protocol/openid-connect"));
+        assert_eq!(info["account-service"], format!("{realm}/account"));
+        assert_eq!(info["tokens-not-before"], 0);
+        let der = base64::engine::general_purpose::STANDARD.decode(info["public_key"].as_str().unwrap()).unwrap();
+        // DER SubjectPublicKeyInfo with rsaEncryption (1.2.840.113549.1.1.1), as Keycloak publishes it.
+        assert_eq!(der[0], 0x30);
+        assert!(der.windows(11).any(|w| w == [6, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 1]), "{info}");
+        if prefix.is_empty() {
+            let seen = keycloak_connect(&gw, true).await;
+            assert_eq!(seen["alice_verified_with_public_key"], true, "{seen}");
+            assert_eq!(seen["realm_info"]["realm"], REALM, "{seen}");
+        }
+    }
 }
 
 /// Keycloak's group-membership mapper with `full.path`: one client sees `/full/path`s (the LDAP group's place under

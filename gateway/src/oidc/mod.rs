@@ -72,8 +72,13 @@ pub fn realm_router(base: &str, config: &crate::config::Config) -> OwnRoutes<App
         .route_owned(at(kc::TOKEN), post(token))
         .route_owned(at(kc::USERINFO), get(userinfo).post(userinfo))
         .map_router(|r| r.layer(cors));
+    // Public information any page may read (Keycloak answers it to every origin); no cookie is involved.
+    let realm_info_route = OwnRoutes::new()
+        .route_owned(base.to_string(), get(realm_info))
+        .map_router(|r| r.layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET])));
     OwnRoutes::new()
         .merge(browser_json)
+        .merge(realm_info_route)
         .route_owned(at(kc::AUTHORIZE), get(authorize).post(authorize))
         .route_owned(at(kc::INTROSPECT), post(introspect))
         .route_owned(at(kc::REVOKE), post(revoke))
@@ -81,6 +86,31 @@ pub fn realm_router(base: &str, config: &crate::config::Config) -> OwnRoutes<App
         .route_owned(at(kc::CHECK_SESSION_IFRAME), get(login_status_iframe))
         .route_owned(at("/protocol/openid-connect/3p-cookies/step1.html"), get(third_party_cookies))
         .route_owned(at("/protocol/openid-connect/3p-cookies/step2.html"), get(third_party_cookies))
+}
+
+/// `GET {path_prefix}/realms/{realm}`: Keycloak's published realm information, which older adapters read for the
+/// key that verifies tokens (keycloak-connect without `realm-public-key`, the Java/Spring adapters, Gatekeeper):
+/// `realm`, `public_key` (the active signing key as base64 DER SubjectPublicKeyInfo when it is RSA, as Keycloak
+/// publishes its RS256 key; `null` for an ES256 or EdDSA key, and those adapters then need the JWKS), the
+/// `token-service` and `account-service` URLs, and `tokens-not-before` (always 0: fedgate revokes token families
+/// instead of moving a not-before time).
+async fn realm_info(State(state): State<AppState>) -> Result<Response, AppError> {
+    use base64::Engine as _;
+    let provider = oidc(&state)?;
+    let realm = state.config.keycloak.as_ref().map(|k| k.realm.clone()).unwrap_or_default();
+    let issuer = provider.issuer();
+    let public_key =
+        provider.keys().active().rsa_public_key_der().map(|d| base64::engine::general_purpose::STANDARD.encode(d));
+    let body = serde_json::json!({
+        "realm": realm,
+        "public_key": public_key,
+        "token-service": format!("{issuer}/protocol/openid-connect"),
+        "account-service": format!("{issuer}/account"),
+        "tokens-not-before": 0,
+    });
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(resp)
 }
 
 /// A static page for keycloak-js's iframes: it may be framed by any site and runs only its own inline script.
