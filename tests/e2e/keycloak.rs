@@ -51,7 +51,7 @@ post_logout_redirect_uris = ["+"]
 [[oidc.clients]]
 client_id = "spa-kc"
 public = true
-redirect_uris = ["{spa_origin}/", "{spa_origin}/sso"]
+redirect_uris = ["{spa_origin}/", "{spa_origin}/sso", "{spa_origin}/iframe"]
 post_logout_redirect_uris = ["{spa_origin}/bye"]
 claims_profile = "keycloak"
 [saml]
@@ -507,6 +507,47 @@ async fn keycloak_js_in_chromium_logs_in_refreshes_and_logs_out() {
     assert_eq!(seen["check_sso"]["authenticated"], true, "{seen}");
     assert_eq!(seen["check_sso"]["roles"], json!(["admin"]), "{seen}");
     assert_eq!(seen["check_sso_after_logout"]["authenticated"], false, "{seen}");
+}
+
+/// keycloak-js's session-status iframe (`checkLoginIframe: true`): a logout in another tab of the same browser is
+/// seen by the app (onAuthLogout); the cookie the iframe reads is a hash that signs nobody in; pages of origins that
+/// are not a registered redirect URI's get `error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_js_session_iframe_sees_a_logout_in_another_tab() {
+    node::chromium().unwrap();
+    let app_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = format!("http://127.0.0.1:{app_port}");
+    let (gw, _k) = realm_gateway("", &app, false).await;
+    let env = [
+        ("BASE", gw.base.clone()),
+        ("REALM", REALM.to_string()),
+        ("CLIENT_ID", "spa-kc".to_string()),
+        ("APP_PORT", app_port.to_string()),
+        ("USER_NAME", "alice".to_string()),
+        ("PASSWORD", "alice-demo".to_string()),
+        ("MODE", "iframe".to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node::run("keycloak-js.mjs", &env, 120)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(
+        seen["cookie"],
+        json!({ "present": true, "http_only": false, "path": format!("/realms/{REALM}/"), "holds_sid_hash": true,
+                "holds_sid": false, "equals_session": false }),
+        "{seen}"
+    );
+    assert_eq!(seen["replay"]["status"], 303, "KEYCLOAK_SESSION is no session cookie: {seen}");
+    assert!(seen["replay"]["location"].as_str().unwrap_or("").starts_with("/login"), "{seen}");
+    assert_eq!(seen["before_logout"], json!({ "logged_out": 0, "authenticated": true }), "{seen}");
+    assert_eq!(seen["foreign_origin_answer"], "error", "{seen}");
+    assert_eq!(seen["foreign_client_answer"], "error", "{seen}");
+    assert_eq!(seen["after_logout"], json!({ "logged_out": 1, "authenticated": false }), "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
