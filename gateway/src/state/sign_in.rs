@@ -59,6 +59,12 @@ pub fn clear_session_cookies(state: &AppState, resp: &mut Response) {
     if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
+    clear_keycloak_session_cookie(state, resp);
+}
+
+/// Appends the `Set-Cookie` that clears `KEYCLOAK_SESSION` (realm mode): at a logout, and at a sign-in, whose new
+/// session issued none of the `sid`s the old cookie names.
+pub fn clear_keycloak_session_cookie(state: &AppState, resp: &mut Response) {
     if let Some((path, attrs)) = keycloak_session_cookie(state)
         && let Some(c) =
             cookies::set_script_readable(KEYCLOAK_SESSION_COOKIE, "", &path, CookieAttrs { max_age: Some(0), ..attrs })
