@@ -26,16 +26,50 @@ pub struct Principal {
     pub family_name: Option<String>,
     /// Group names (not DNs) the user belongs to, nested groups included.
     pub groups: Vec<String>,
+    /// The same groups as Keycloak's `/full/path` (`/eng/ai-admins`), for clients with
+    /// [`GroupFormat::Path`]; when empty, each name is placed at the root (`/staff`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_paths: Vec<String>,
     /// Roles granted through the gateway's `[roles]` mapping.
     pub roles: Vec<String>,
     /// Extra claims mapped from directory attributes (`[ldap.claims]`), claim name → values.
     pub claims: BTreeMap<String, Vec<String>>,
+    /// Persistent NameIDs an earlier IdP (Keycloak) gave this user, by SP entity ID: sent instead of the computed
+    /// persistent NameID, so SPs that keyed accounts by them keep their owners.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub saml_persistent_nameids: BTreeMap<String, String>,
     /// When the user proved who they are (for `auth_time`, `AuthnInstant`, `max_age`).
     #[serde(with = "time::serde::timestamp")]
     pub auth_time: OffsetDateTime,
     /// How the user authenticated, when not by a password at this gateway.
     #[serde(default)]
     pub authn: Authn,
+}
+
+/// How a client sees the user's groups (`group_format`): Keycloak's group-membership mapper option `full.path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupFormat {
+    /// Plain names: `staff`, `ai-admins`.
+    #[default]
+    Name,
+    /// Keycloak's full paths: `/staff`, `/eng/ai-admins` (the LDAP group's place under `ldap.groups_dn`).
+    Path,
+}
+
+impl Principal {
+    /// The user's groups as `format` asks: names, or `/full/path`s.
+    pub fn groups_as(&self, format: GroupFormat) -> Vec<String> {
+        match format {
+            GroupFormat::Name => self.groups.clone(),
+            GroupFormat::Path if self.group_paths.is_empty() => self
+                .groups
+                .iter()
+                .map(|g| if g.starts_with('/') { g.clone() } else { format!("/{}", g.replace('/', "~/")) })
+                .collect(),
+            GroupFormat::Path => self.group_paths.clone(),
+        }
+    }
 }
 
 /// How the user authenticated: by a password here (the default), or at an upstream identity provider.

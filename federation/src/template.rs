@@ -16,6 +16,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "family_name",
     "auxiliary_domain",
     "groups",
+    "group_paths",
     "roles",
 ];
 
@@ -42,6 +43,7 @@ pub fn render(template: &str, p: &Principal, auxiliary_domain: Option<&str>) -> 
             "family_name" => p.family_name.clone(),
             "auxiliary_domain" => auxiliary_domain.map(str::to_string),
             "groups" => Some(p.groups.join(",")),
+            "group_paths" => Some(p.groups_as(crate::principal::GroupFormat::Path).join(",")),
             "roles" => Some(p.roles.join(",")),
             other => p.claims.get(other).and_then(|v| v.first()).cloned(),
         };
@@ -88,8 +90,10 @@ mod tests {
             given_name: None,
             family_name: None,
             groups: vec!["a".into(), "b".into()],
+            group_paths: vec![],
             roles: vec![],
             claims: [("dept".to_string(), vec!["R&D".to_string()])].into(),
+            saml_persistent_nameids: Default::default(),
             auth_time: time::OffsetDateTime::UNIX_EPOCH,
             authn: Default::default(),
         }

@@ -20,8 +20,10 @@ fn principal(display: &str) -> Principal {
         given_name: Some("Alice".into()),
         family_name: Some("Liddell".into()),
         groups: vec!["ai-admins".into(), "staff".into()],
+        group_paths: vec![],
         roles: vec!["admin".into()],
         claims: BTreeMap::new(),
+        saml_persistent_nameids: Default::default(),
         auth_time: time::OffsetDateTime::now_utc(),
         authn: Default::default(),
     }

@@ -119,6 +119,10 @@ pub struct LdapConfig {
     pub group_name_attribute: Option<String>,
     /// Follow groups inside groups.
     pub nested_groups: Option<bool>,
+    /// The parent of every group's `/full/path` (Keycloak's LDAP group mapper `groups.path`): `"/"` (default) gives
+    /// `/eng/ai-admins` for `cn=ai-admins,ou=eng,<groups_dn>`, `"/ldap"` gives `/ldap/eng/ai-admins`. Paths go to
+    /// clients with `group_format = "path"` and SAML attributes `"{group_paths}"`.
+    pub groups_path: Option<String>,
     /// How long a mapped user is reused for refresh / userinfo without asking the directory.
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
@@ -166,6 +170,7 @@ impl Default for LdapConfig {
             group_member_attribute: None,
             group_name_attribute: None,
             nested_groups: None,
+            groups_path: None,
             cache_ttl: Duration::from_secs(300),
             subject_map_file: None,
             subject_template: None,
@@ -205,6 +210,8 @@ pub struct Mapping {
     pub group_name: String,
     /// Follow nested groups.
     pub nested_groups: bool,
+    /// The parent path of group paths, without a trailing `/` (`""` for the root).
+    pub groups_path: String,
     /// Active Directory semantics (disabled accounts, in-chain rule, GUIDs, bind error sub-codes, logon names).
     pub active_directory: bool,
     /// Active Directory: the NetBIOS domain accepted in `DOMAIN\user` logon names (upper-cased).
@@ -251,6 +258,7 @@ impl LdapConfig {
             group_member: pick(&self.group_member_attribute, "member", "member"),
             group_name: pick(&self.group_name_attribute, "cn", "cn"),
             nested_groups: self.nested_groups.unwrap_or(true),
+            groups_path: self.groups_path.as_deref().unwrap_or("/").trim_end_matches('/').to_string(),
             active_directory: ad,
             netbios_domain: self.netbios_domain.as_ref().map(|d| d.trim().to_ascii_uppercase()),
         }
@@ -286,6 +294,16 @@ impl LdapConfig {
                      (samba-tool domain info / `echo %USERDOMAIN%` on a Windows client)",
                 ));
             }
+        }
+        if let Some(p) = &self.groups_path
+            && (!p.starts_with('/') || p.contains("//"))
+        {
+            out.push(ConfigIssue::new(
+                "groups_path",
+                Some(p.clone()),
+                "not a group path: it starts with '/' and has no empty segment",
+                "write it as Keycloak's groups.path, e.g. groups_path = \"/\" or \"/ldap\"",
+            ));
         }
         if self.urls.is_empty() {
             out.push(ConfigIssue::new(

@@ -459,7 +459,9 @@ impl LdapDirectory {
         // The subject rule applies to sign-ins and lookups (what becomes `sub`), not to SCIM listings, whose
         // state is keyed by the entry's own unique id.
         let unique_id = self.subjects.subject(&unique_id, username);
-        self.assemble(entry, username, unique_id, groups, group_dns)
+        let mut user = self.assemble(entry, username, unique_id, groups, group_dns)?;
+        user.saml_persistent_nameids = self.subjects.persistent_nameids(username);
+        Ok(user)
     }
 
     /// The mapped user from an entry whose unique id and groups are already known.
@@ -481,9 +483,17 @@ impl LdapDirectory {
             given_name: mapping::first(entry, &m.given_name).map(str::to_string),
             family_name: mapping::first(entry, &m.family_name).map(str::to_string),
             roles: self.roles.roles_for(&groups, &group_dns),
+            group_paths: {
+                let mut paths: Vec<String> =
+                    group_dns.iter().filter_map(|d| crate::dn::group_path(d, &m.groups_dn, &m.groups_path)).collect();
+                paths.sort();
+                paths.dedup();
+                paths
+            },
             groups,
             group_dns,
             claims: mapping::claims(entry, &self.cfg.claims),
+            saml_persistent_nameids: Default::default(),
         })
     }
 
@@ -680,6 +690,7 @@ impl fmt::Display for ProbeReport {
             writeln!(f, "  email:        {}", u.email.as_deref().unwrap_or("-"))?;
             writeln!(f, "  display name: {}", u.display_name.as_deref().unwrap_or("-"))?;
             writeln!(f, "  groups:       {}", u.groups.join(", "))?;
+            writeln!(f, "  group paths:  {}", u.paths().join(", "))?;
             writeln!(f, "  roles:        {}", u.roles.join(", "))?;
             for (c, v) in &u.claims {
                 writeln!(f, "  claim {c}: {}", v.join(", "))?;

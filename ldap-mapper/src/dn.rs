@@ -55,10 +55,67 @@ pub fn first_value(dn: &str) -> Option<&str> {
     split_rdns(dn).first().and_then(|rdn| rdn.split_once('=')).map(|(_, v)| v.trim())
 }
 
+/// The value of an RDN with its DN escapes removed (`Smith\\, John` → `Smith, John`).
+fn unescaped_value(rdn: &str) -> Option<String> {
+    let (_, v) = rdn.split_once('=')?;
+    let mut out = String::new();
+    let mut chars = v.trim().chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// The Keycloak-style `/full/path` of the group at `group_dn`: `parent` (Keycloak's `groups.path`, `""` for the
+/// root), then the values of the RDNs between `groups_dn` and the group, outermost first
+/// (`cn=ai-admins,ou=eng,<groups_dn>` → `/eng/ai-admins`). A group outside `groups_dn` (a `memberOf` value
+/// elsewhere) is placed right under `parent`. A `/` inside a name is written `~/`, as Keycloak escapes it.
+pub fn group_path(group_dn: &str, groups_dn: &str, parent: &str) -> Option<String> {
+    let rdns = split_rdns(group_dn);
+    let base = split_rdns(groups_dn);
+    let norm = |r: &&str| r.trim().to_ascii_lowercase();
+    let below = rdns.len() > base.len()
+        && !groups_dn.is_empty()
+        && rdns[rdns.len() - base.len()..].iter().map(norm).eq(base.iter().map(norm));
+    let own: &[&str] = if below { &rdns[..rdns.len() - base.len()] } else { &rdns[..rdns.len().min(1)] };
+    let mut path = parent.to_string();
+    for rdn in own.iter().rev() {
+        let v = unescaped_value(rdn)?;
+        if v.is_empty() {
+            return None;
+        }
+        path.push('/');
+        path.push_str(&v.replace('/', "~/"));
+    }
+    (path.len() > parent.len()).then_some(path)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_paths_follow_the_position_under_the_groups_base() {
+        let base = "ou=groups,dc=example,dc=org";
+        assert_eq!(group_path("cn=staff,ou=groups,dc=example,dc=org", base, "").unwrap(), "/staff");
+        assert_eq!(group_path("cn=ai-admins,ou=eng,ou=Groups,dc=example,dc=org", base, "").unwrap(), "/eng/ai-admins");
+        assert_eq!(
+            group_path("cn=ai-admins,ou=eng,ou=groups,dc=example,dc=org", base, "/ldap").unwrap(),
+            "/ldap/eng/ai-admins"
+        );
+        // Outside the base: right under the parent; escapes undone, '/' escaped as Keycloak does.
+        assert_eq!(group_path("cn=ops,ou=other,dc=example,dc=org", base, "").unwrap(), "/ops");
+        assert_eq!(group_path("cn=R\\, D,ou=groups,dc=example,dc=org", base, "").unwrap(), "/R, D");
+        assert_eq!(group_path("cn=a/b,ou=groups,dc=example,dc=org", base, "").unwrap(), "/a~/b");
+        assert_eq!(group_path("", base, ""), None);
+    }
 
     #[test]
     fn accepts_normal_dns() {

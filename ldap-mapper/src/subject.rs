@@ -5,7 +5,7 @@
 //! `subject_template` builds the subject of everyone else (`f:<component-id>:{username}` is what Keycloak issued
 //! with LDAP import off).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -19,6 +19,8 @@ pub struct Subjects {
     by_id: HashMap<String, String>,
     by_username: HashMap<String, String>,
     template: Option<String>,
+    /// Keycloak's SAML persistent NameIDs: lower-cased username → SP entity ID → `G-…`.
+    persistent_nameids: HashMap<String, BTreeMap<String, String>>,
 }
 
 /// The parts of `sub-map.json` read here.
@@ -28,6 +30,9 @@ struct MapFile {
     by_ldap_id: HashMap<String, String>,
     #[serde(default)]
     by_username: HashMap<String, String>,
+    /// SP entity ID (Keycloak's SAML `clientId`) → username → the persistent NameID Keycloak gave that user there.
+    #[serde(default)]
+    saml_persistent_nameids: HashMap<String, HashMap<String, String>>,
 }
 
 /// `subject_map_file` could not be used.
@@ -64,6 +69,11 @@ impl Subjects {
                 .map_err(|source| SubjectMapError::Parse { path: path.to_path_buf(), source })?;
             out.by_id = map.by_ldap_id;
             out.by_username = map.by_username.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
+            for (sp, users) in map.saml_persistent_nameids {
+                for (user, name_id) in users {
+                    out.persistent_nameids.entry(user.to_lowercase()).or_default().insert(sp.clone(), name_id);
+                }
+            }
         }
         Ok(out)
     }
@@ -79,6 +89,14 @@ impl Subjects {
             Some(t) => t.replace("{unique_id}", unique_id).replace("{username}", &username),
             None => unique_id.to_string(),
         }
+    }
+}
+
+impl Subjects {
+    /// The SAML persistent NameIDs Keycloak gave `username` (SP entity ID → `G-…`), from the map's
+    /// `saml_persistent_nameids`; empty for users not in it.
+    pub fn persistent_nameids(&self, username: &str) -> BTreeMap<String, String> {
+        self.persistent_nameids.get(&username.to_lowercase()).cloned().unwrap_or_default()
     }
 }
 
@@ -105,7 +123,8 @@ mod tests {
         let path = dir.path().join("sub-map.json");
         std::fs::write(
             &path,
-            r#"{"source": "keycloak", "by_ldap_id": {"uuid-a": "kc-a"}, "by_username": {"Bob": "kc-b"}}"#,
+            r#"{"source": "keycloak", "by_ldap_id": {"uuid-a": "kc-a"}, "by_username": {"Bob": "kc-b"},
+                "saml_persistent_nameids": {"https://sp/": {"bob": "G-1"}, "urn:other": {"Bob": "G-2"}}}"#,
         )
         .unwrap();
         let s = Subjects::new(Some("f:comp:{username}"), Some(&path)).unwrap();
@@ -113,6 +132,10 @@ mod tests {
         assert_eq!(s.subject("uuid-b", "bob"), "kc-b", "by username, case-insensitively");
         assert_eq!(s.subject("uuid-c", "Carol"), "f:comp:carol", "Keycloak lower-cases usernames");
         assert_eq!(Subjects::default().subject("uuid-c", "carol"), "uuid-c");
+        let ids = s.persistent_nameids("BOB");
+        assert_eq!(ids.get("https://sp/").map(String::as_str), Some("G-1"));
+        assert_eq!(ids.get("urn:other").map(String::as_str), Some("G-2"));
+        assert!(s.persistent_nameids("alice").is_empty());
     }
 
     #[test]

@@ -28,8 +28,30 @@ pub struct MappedUser {
     pub groups: Vec<String>,
     /// Group DNs, where the directory has them, sorted and deduplicated.
     pub group_dns: Vec<String>,
+    /// The groups as Keycloak's `/full/path` (`/eng/ai-admins`: the group's place under `groups_dn`, below
+    /// `groups_path`), sorted and deduplicated. Empty in sessions stored before paths existed: see
+    /// [`MappedUser::paths`].
+    #[serde(default)]
+    pub group_paths: Vec<String>,
     /// Roles granted by the `[roles]` mapping, sorted and deduplicated.
     pub roles: Vec<String>,
     /// Extra claims from `[ldap.claims]`: claim name → attribute values.
     pub claims: BTreeMap<String, Vec<String>>,
+    /// Keycloak's SAML persistent NameIDs of this user (SP entity ID → `G-…`), from `subject_map_file`; sent to
+    /// those SPs instead of a computed persistent NameID.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub saml_persistent_nameids: BTreeMap<String, String>,
+}
+
+impl MappedUser {
+    /// The group paths, or `/<name>` for each group when the user has none recorded (a static directory user, a
+    /// session stored by an older version).
+    pub fn paths(&self) -> Vec<String> {
+        if self.group_paths.is_empty() { root_paths(&self.groups) } else { self.group_paths.clone() }
+    }
+}
+
+/// Each group name placed at the root (`staff` → `/staff`; a name that already is a path stays as it is).
+pub fn root_paths(groups: &[String]) -> Vec<String> {
+    groups.iter().map(|g| if g.starts_with('/') { g.clone() } else { format!("/{}", g.replace('/', "~/")) }).collect()
 }

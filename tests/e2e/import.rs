@@ -417,3 +417,39 @@ fn names_from_the_export_cannot_write_configuration() {
     assert!(clients.iter().any(|c| c["client_id"].as_str() == Some(&format!("app{injected}"))), "{config}");
     assert!(!parsed.contains_key("proxy"), "an injected [proxy]:\n{config}");
 }
+
+/// Keycloak gave each user a persistent NameID per SAML client (`G-<uuid>`, the user attribute
+/// `saml.persistent.name.id.for.<clientId>`): after the import, the SP receives the same value for a user in the
+/// export, and a computed persistent NameID for one who is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloaks_saml_persistent_nameids_reach_the_sp() {
+    let slapd = Slapd::start().unwrap();
+    let components =
+        json!({"org.keycloak.storage.UserStorageProvider": [ldap_component(&slapd, "service-password", true)]});
+    let mut sp = saml_client();
+    sp["attributes"]["saml_name_id_format"] = json!("persistent");
+    let export = realm("corp", vec![oidc_client(SECRET), sp], components);
+    let kept = "G-5d1a3f7c-3b9e-4c1e-8f0a-2b6d9e4c7a11";
+    let users = json!({"realm": "corp", "users": [
+        {"id": "0b8f7a52-1111-4e5e-9c33-3a1f1d2f5b7e", "username": "alice", "enabled": true, "federationLink": LDAP_ID,
+         "attributes": {"LDAP_ID": ["6a3c1b7e-aaaa-4f00-8000-000000000001"],
+                        format!("saml.persistent.name.id.for.{SP_ENTITY}"): [kept]},
+         "credentials": [], "realmRoles": [], "groups": []}
+    ]});
+    let imported = import(&export, Some(&users));
+    assert_eq!(imported.status, 0, "nothing blocks:\n{}", imported.report);
+    assert!(imported.report.contains("1 of Keycloak's per-user `G-…` NameIDs kept"), "{}", imported.report);
+    let (ok, out) = check_config(&imported.path("out/config.toml"));
+    assert!(ok, "{out}");
+
+    let gw = Gateway::start(&imported.config()).await.unwrap();
+    const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+    let (seen, _) = saml_login(&gw, "alice").await;
+    assert_eq!(seen["name_id"], kept, "Keycloak's NameID for alice at this SP: {seen}");
+    assert_eq!(seen["format"], PERSISTENT, "{seen}");
+    let (seen, _) = saml_login(&gw, "bob").await;
+    assert_eq!(seen["format"], PERSISTENT, "{seen}");
+    let bob = seen["name_id"].as_str().unwrap();
+    assert!(!bob.is_empty() && !bob.starts_with("G-") && bob != "bob", "bob is not in the export: {seen}");
+    drop(slapd);
+}

@@ -51,7 +51,7 @@ post_logout_redirect_uris = ["+"]
 [[oidc.clients]]
 client_id = "spa-kc"
 public = true
-redirect_uris = ["{spa_origin}/", "{spa_origin}/sso"]
+redirect_uris = ["{spa_origin}/", "{spa_origin}/sso", "{spa_origin}/iframe"]
 post_logout_redirect_uris = ["{spa_origin}/bye"]
 claims_profile = "keycloak"
 [saml]
@@ -509,6 +509,47 @@ async fn keycloak_js_in_chromium_logs_in_refreshes_and_logs_out() {
     assert_eq!(seen["check_sso_after_logout"]["authenticated"], false, "{seen}");
 }
 
+/// keycloak-js's session-status iframe (`checkLoginIframe: true`): a logout in another tab of the same browser is
+/// seen by the app (onAuthLogout); the cookie the iframe reads is a hash that signs nobody in; pages of origins that
+/// are not a registered redirect URI's get `error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_js_session_iframe_sees_a_logout_in_another_tab() {
+    node::chromium().unwrap();
+    let app_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = format!("http://127.0.0.1:{app_port}");
+    let (gw, _k) = realm_gateway("", &app, false).await;
+    let env = [
+        ("BASE", gw.base.clone()),
+        ("REALM", REALM.to_string()),
+        ("CLIENT_ID", "spa-kc".to_string()),
+        ("APP_PORT", app_port.to_string()),
+        ("USER_NAME", "alice".to_string()),
+        ("PASSWORD", "alice-demo".to_string()),
+        ("MODE", "iframe".to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node::run("keycloak-js.mjs", &env, 120)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(
+        seen["cookie"],
+        json!({ "present": true, "http_only": false, "path": format!("/realms/{REALM}/"), "holds_sid_hash": true,
+                "holds_sid": false, "equals_session": false }),
+        "{seen}"
+    );
+    assert_eq!(seen["replay"]["status"], 303, "KEYCLOAK_SESSION is no session cookie: {seen}");
+    assert!(seen["replay"]["location"].as_str().unwrap_or("").starts_with("/login"), "{seen}");
+    assert_eq!(seen["before_logout"], json!({ "logged_out": 0, "authenticated": true }), "{seen}");
+    assert_eq!(seen["foreign_origin_answer"], "error", "{seen}");
+    assert_eq!(seen["foreign_client_answer"], "error", "{seen}");
+    assert_eq!(seen["after_logout"], json!({ "logged_out": 1, "authenticated": false }), "{seen}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keycloak_redirect_uri_wildcards_only_where_turned_on() {
     let (gw, _k) = realm_gateway("", "http://127.0.0.1:9", false).await;
@@ -560,12 +601,12 @@ async fn access_token(gw: &Gateway, client: &str, user: &str, password: &str) ->
     redeem(gw, "", client, &code).await["access_token"].as_str().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
-    let (gw, _k) = realm_gateway("", "http://127.0.0.1:9", false).await;
+/// keycloak-connect protecting routes by role with `user`'s tokens; with `public_key_from_realm`, configured with the
+/// `realm-public-key` it read from `GET /realms/{realm}`. Returns what it saw, after checking the statuses.
+async fn keycloak_connect(gw: &Gateway, public_key_from_realm: bool) -> Value {
     let tokens = json!({
-        "alice": access_token(&gw, "kc-app", "alice", "alice-demo").await,
-        "bob": access_token(&gw, "kc-app", "bob", "bob-demo").await,
+        "alice": access_token(gw, "kc-app", "alice", "alice-demo").await,
+        "bob": access_token(gw, "kc-app", "bob", "bob-demo").await,
     });
     let app_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let env = [
@@ -574,6 +615,7 @@ async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
         ("CLIENT_ID", "kc-app".to_string()),
         ("APP_PORT", app_port.to_string()),
         ("TOKENS", tokens.to_string()),
+        ("PUBLIC_KEY_FROM_REALM", if public_key_from_realm { "1" } else { "" }.to_string()),
     ];
     let out = tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -594,4 +636,88 @@ async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
         assert_eq!(seen[user], want[user], "{user}: {seen}");
     }
     assert!(seen["none"]["realm-admin"].as_u64().unwrap() >= 400, "{seen}");
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_connect_protects_routes_by_realm_and_client_role() {
+    let (gw, _k) = realm_gateway("", "http://127.0.0.1:9", false).await;
+    keycloak_connect(&gw, false).await;
+}
+
+/// Keycloak's realm information (`GET /realms/{realm}`), with the realm's RSA signing key as base64 DER
+/// SubjectPublicKeyInfo: keycloak-connect configured with that `realm-public-key` (as deployments of old adapters
+/// are) accepts fedgate's tokens by role and refuses a forged one, and the key verifies the token's signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realm_information_gives_the_public_key_old_adapters_verify_with() {
+    for prefix in ["", "/auth"] {
+        let (gw, _k) = realm_gateway(prefix, "http://127.0.0.1:9", false).await;
+        let realm = realm_url(&gw, prefix);
+        let r = http().get(&realm).header("origin", "https://any.example").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["access-control-allow-origin"], "*", "public, as Keycloak's");
+        let info: Value = r.json().await.unwrap();
+        assert_eq!(info["realm"], REALM);
+        assert_eq!(info["token-service"], format!("{realm}/protocol/openid-connect"));
+        assert_eq!(info["account-service"], format!("{realm}/account"));
+        assert_eq!(info["tokens-not-before"], 0);
+        let der = base64::engine::general_purpose::STANDARD.decode(info["public_key"].as_str().unwrap()).unwrap();
+        // DER SubjectPublicKeyInfo with rsaEncryption (1.2.840.113549.1.1.1), as Keycloak publishes it.
+        assert_eq!(der[0], 0x30);
+        assert!(der.windows(11).any(|w| w == [6, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 1]), "{info}");
+        if prefix.is_empty() {
+            let seen = keycloak_connect(&gw, true).await;
+            assert_eq!(seen["alice_verified_with_public_key"], true, "{seen}");
+            assert_eq!(seen["realm_info"]["realm"], REALM, "{seen}");
+        }
+    }
+}
+
+/// Keycloak's group-membership mapper with `full.path`: one client sees `/full/path`s (the LDAP group's place under
+/// `groups_dn`, below `groups_path`), another the plain names, from the same directory; roles still match names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_as_full_paths_or_names_per_client() {
+    let keys = tempfile::tempdir().unwrap();
+    let clients = format!(
+        r#"
+[oidc]
+keys_dir = "{keys}"
+[[oidc.clients]]
+client_id = "app"
+name = "Demo app"
+client_secret = "{SECRET}"
+redirect_uris = ["{REDIRECT}"]
+post_logout_redirect_uris = ["http://127.0.0.1:9/bye"]
+scopes = ["openid", "profile", "email", "groups", "roles", "offline_access"]
+group_format = "path"
+[[oidc.clients]]
+client_id = "names"
+name = "Demo app"
+client_secret = "{SECRET}"
+redirect_uris = ["{REDIRECT}"]
+post_logout_redirect_uris = ["http://127.0.0.1:9/bye"]
+scopes = ["openid", "profile", "email", "groups", "roles", "offline_access"]
+"#,
+        keys = keys.path().display()
+    );
+    let (slapd, gw) = crate::login::ldap_gateway(&clients).await;
+    // Nested OUs under the groups base: ai-admins moves to ou=eng.
+    slapd
+        .modify(
+            "dn: ou=eng,ou=groups,dc=example,dc=org\nchangetype: add\nobjectClass: organizationalUnit\nou: eng\n\n\
+             dn: cn=ai-admins,ou=groups,dc=example,dc=org\nchangetype: modrdn\nnewrdn: cn=ai-admins\n\
+             deleteoldrdn: 1\nnewsuperior: ou=eng,ou=groups,dc=example,dc=org\n",
+        )
+        .unwrap();
+    let paths = crate::oidc::run_rp_as(&gw.base, "app", "RS256", "alice", "alice-password").await;
+    assert_eq!(paths["ok"], true, "{paths}");
+    assert_eq!(paths["id_token"]["groups"], json!(["/eng/ai-admins", "/staff"]), "{paths}");
+    assert_eq!(paths["userinfo"]["groups"], json!(["/eng/ai-admins", "/staff"]), "{paths}");
+    assert_eq!(paths["access_token_groups"], json!(["/eng/ai-admins", "/staff"]), "{paths}");
+    assert_eq!(paths["id_token"]["roles"], json!(["admin"]), "[roles] matches names: {paths}");
+    let names = crate::oidc::run_rp_as(&gw.base, "names", "RS256", "alice", "alice-password").await;
+    assert_eq!(names["ok"], true, "{names}");
+    assert_eq!(names["id_token"]["groups"], json!(["ai-admins", "staff"]), "{names}");
+    assert_eq!(names["userinfo"]["groups"], json!(["ai-admins", "staff"]), "{names}");
+    assert_eq!(names["id_token"]["roles"], json!(["admin"]));
 }

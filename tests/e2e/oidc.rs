@@ -63,9 +63,20 @@ async fn run_rp(gw: &Gateway, alg: &str, user: &str, password: &str) -> serde_js
 
 /// openid-client's code flow, configured with `issuer` only (discovery from there).
 pub(crate) async fn run_rp_at(issuer: &str, alg: &str, user: &str, password: &str) -> serde_json::Value {
+    run_rp_as(issuer, "app", alg, user, password).await
+}
+
+/// openid-client's code flow as `client_id` (secret [`SECRET`], redirect [`REDIRECT`]), from `issuer`'s discovery.
+pub(crate) async fn run_rp_as(
+    issuer: &str,
+    client_id: &str,
+    alg: &str,
+    user: &str,
+    password: &str,
+) -> serde_json::Value {
     let env = [
         ("ISSUER", issuer.to_string()),
-        ("CLIENT_ID", "app".to_string()),
+        ("CLIENT_ID", client_id.to_string()),
         ("CLIENT_SECRET", SECRET.to_string()),
         ("REDIRECT_URI", REDIRECT.to_string()),
         ("POST_LOGOUT", "http://127.0.0.1:9/bye".to_string()),

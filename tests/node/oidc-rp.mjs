@@ -69,7 +69,8 @@ try {
                     groups: claims.groups, roles: claims.roles, alg: JSON.parse(Buffer.from(tokens.id_token.split('.')[0], 'base64url')).alg };
   seen.token_type = tokens.token_type;
   const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
-  seen.userinfo = { sub: info.sub, name: info.name, email: info.email, roles: info.roles };
+  seen.userinfo = { sub: info.sub, name: info.name, email: info.email, roles: info.roles, groups: info.groups };
+  seen.access_token_groups = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url')).groups;
 
   const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
   seen.refresh = { rotated: refreshed.refresh_token !== tokens.refresh_token, id_token_sub: refreshed.claims()?.sub };

@@ -128,7 +128,8 @@ pub fn fedgate_bin() -> anyhow::Result<PathBuf> {
 /// bob/bob-demo a researcher), taken from the shipped config.toml so the two never drift apart.
 pub fn demo_config() -> String {
     let shipped = include_str!("../../config.toml");
-    let start = shipped.find("[roles]").unwrap_or(0);
+    // The section header at a line start, not a mention of it in a comment.
+    let start = shipped.find("\n[roles]\n").map_or(0, |i| i + 1);
     format!("[log]\nlevel = \"warn\"\n{}", &shipped[start..])
 }
 

@@ -13,11 +13,12 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use crate::Principal;
+use crate::principal::GroupFormat;
 
 /// Claims beyond OIDC Core's standard set: `groups`, `roles`, and extras from `[oidc.scope_claims]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExtraClaims {
-    /// Group names (scope `groups`).
+    /// Group names, or `/full/path`s for a `group_format = "path"` client (scope `groups`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
     /// Roles (scope `roles`).
@@ -40,11 +41,13 @@ pub type IdTokenClaimSet = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
 pub type OidcIdToken =
     IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
-/// The user claims released for `scopes`, as standard + extra claims (shared by ID token and userinfo).
+/// The user claims released for `scopes`, as standard + extra claims (shared by ID token and userinfo); `groups`
+/// written as the client's `group_format` asks.
 pub fn user_claims(
     principal: &Principal,
     scopes: &[String],
     scope_claims: &BTreeMap<String, Vec<String>>,
+    group_format: GroupFormat,
 ) -> (StandardClaims<CoreGenderClaim>, ExtraClaims) {
     let has = |s: &str| scopes.iter().any(|x| x == s);
     let mut std = StandardClaims::new(SubjectIdentifier::new(principal.subject.clone()));
@@ -72,7 +75,7 @@ pub fn user_claims(
         std = std.set_email(Some(EndUserEmail::new(e.clone())));
     }
     let mut extra = ExtraClaims {
-        groups: has("groups").then(|| principal.groups.clone()),
+        groups: has("groups").then(|| principal.groups_as(group_format)),
         roles: has("roles").then(|| principal.roles.clone()),
         ..ExtraClaims::default()
     };
@@ -121,7 +124,7 @@ pub struct AccessTokenClaims {
     /// Login name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
-    /// Groups (always included for users, so the proxy can authorize).
+    /// Groups (always included for users, so the proxy can authorize), as the client's `group_format` asks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
     /// Roles (always included for users).

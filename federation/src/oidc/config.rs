@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::principal::GroupFormat;
 use crate::{ConfigIssue, Secret};
 
 /// Scopes the provider always knows (OIDC Core §5.4 plus `groups`, `roles` and `offline_access`).
@@ -189,6 +190,10 @@ pub struct ClientConfig {
     /// Client roles (Keycloak's `resource_access.<client_id>.roles`): role name → the groups that grant it, like
     /// `[roles]` does for realm roles. Only the `keycloak` profile puts them in tokens.
     pub client_roles: BTreeMap<String, Vec<String>>,
+    /// `name` (default: `staff`) or `path` (Keycloak's `full.path`: `/staff`, `/eng/ai-admins`): how the `groups`
+    /// claim of this client's tokens and userinfo writes groups. `allowed_groups`, `client_roles` and `[roles]`
+    /// always match names.
+    pub group_format: GroupFormat,
 }
 
 impl Default for ClientConfig {
@@ -213,6 +218,7 @@ impl Default for ClientConfig {
             claims_profile: ClaimsProfile::Fedgate,
             redirect_uri_rules: RedirectUriRules::Exact,
             client_roles: BTreeMap::new(),
+            group_format: GroupFormat::Name,
         }
     }
 }

@@ -77,7 +77,8 @@ impl Provider {
         };
         let family = self.live_family(sid).await?.ok_or_else(|| invalid_token("the access token was revoked"))?;
         let scopes: Vec<String> = claims.scopes().map(str::to_string).collect();
-        let (standard, extra) = user_claims(&family.principal, &scopes, &self.cfg.scope_claims);
+        let format = self.clients.get(&claims.client_id).map(|c| c.config.group_format).unwrap_or_default();
+        let (standard, extra) = user_claims(&family.principal, &scopes, &self.cfg.scope_claims, format);
         let mut out = serde_json::to_value(&standard).map_err(|e| TokenError::Keys(super::KeyError::Serialize(e)))?;
         let extra = serde_json::to_value(&extra).map_err(|e| TokenError::Keys(super::KeyError::Serialize(e)))?;
         if let (Some(o), serde_json::Value::Object(e)) = (out.as_object_mut(), extra) {

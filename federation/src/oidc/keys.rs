@@ -124,6 +124,16 @@ impl SigningKey {
         Ok(Self { alg, kid, material, pkcs8, jwk_json, jwk, decoding })
     }
 
+    /// The public key as DER `SubjectPublicKeyInfo`, for an RSA key (what Keycloak publishes as a realm's
+    /// `public_key`, base64-encoded); `None` for an EC or Ed25519 key.
+    pub fn rsa_public_key_der(&self) -> Option<Vec<u8>> {
+        use aws_lc_rs::encoding::AsDer as _;
+        match &self.material {
+            Material::Rsa(k) => k.public_key().as_der().ok().map(|d| d.as_ref().to_vec()),
+            _ => None,
+        }
+    }
+
     /// Parses a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) key.
     pub fn from_pem(pem: &[u8], origin: &str) -> Result<Self, KeyError> {
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem)

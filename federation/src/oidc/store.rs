@@ -281,8 +281,10 @@ pub async fn conformance<S: GrantStore>(store: Arc<S>) {
         given_name: None,
         family_name: None,
         groups: vec!["g".into()],
+        group_paths: vec![],
         roles: vec![],
         claims: Default::default(),
+        saml_persistent_nameids: Default::default(),
         auth_time: time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
         authn: Default::default(),
     };

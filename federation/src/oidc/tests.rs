@@ -39,8 +39,10 @@ fn principal() -> Principal {
         given_name: Some("Alice".into()),
         family_name: Some("Liddell".into()),
         groups: vec!["staff".into(), "dev".into()],
+        group_paths: vec![],
         roles: vec!["admin".into()],
         claims: BTreeMap::from([("department".to_string(), vec!["R&D".to_string()])]),
+        saml_persistent_nameids: Default::default(),
         auth_time: now(),
         authn: Default::default(),
     }

@@ -371,7 +371,7 @@ impl Provider {
             auth_time: Some(p.auth_time.unix_timestamp()),
             sid: Some(issue.family_id.to_string()),
             preferred_username: Some(p.username.clone()),
-            groups: p.groups.clone(),
+            groups: p.groups_as(issue.client.config.group_format),
             roles: p.roles.clone(),
             keycloak: None,
         };
@@ -393,7 +393,7 @@ impl Provider {
             }
             let has = |s: &str| issue.scopes.iter().any(|x| x == s);
             AccessTokenClaims {
-                groups: if has("groups") { p.groups.clone() } else { Vec::new() },
+                groups: if has("groups") { p.groups_as(issue.client.config.group_format) } else { Vec::new() },
                 roles: Vec::new(),
                 keycloak: Some(KeycloakAccessClaims {
                     typ: "Bearer".into(),
@@ -416,7 +416,8 @@ impl Provider {
         let access_token = self.sign_access_token(&at_claims)?;
 
         let id_token = if issue.scopes.iter().any(|s| s == "openid") {
-            let (mut standard, mut extra) = user_claims(p, issue.scopes, &self.cfg.scope_claims);
+            let (mut standard, mut extra) =
+                user_claims(p, issue.scopes, &self.cfg.scope_claims, issue.client.config.group_format);
             extra.sid = Some(issue.family_id.to_string());
             if keycloak {
                 extra.roles = None;

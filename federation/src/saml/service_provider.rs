@@ -550,7 +550,8 @@ impl ServiceProvider {
         }
     }
 
-    /// The NameID of `format` for `p`: the configured template for the configured format; for another format, the
+    /// The NameID of `format` for `p`: for `persistent`, the value an earlier IdP gave this user at this SP when
+    /// there is one (`Principal::saml_persistent_nameids`); the configured template for the configured format; for another format, the
     /// user's e-mail address (`emailAddress`), `persistent` (a pairwise opaque value: HMAC-SHA256 keyed with
     /// `persistent_key` over this SP's entity ID and the user's subject, so it is stable for one user at one SP
     /// and unlinkable across SPs), or `transient` (`earlier_transient` when this session already has one for this
@@ -563,7 +564,9 @@ impl ServiceProvider {
         persistent_key: &[u8],
         earlier_transient: Option<&str>,
     ) -> Result<IssuedNameId, super::SamlError> {
+        let kept = p.saml_persistent_nameids.get(&self.entity_id).filter(|v| !v.is_empty());
         let value = match format {
+            NameIdFormat::Persistent if kept.is_some() => kept.cloned().unwrap_or_default(),
             f if f == self.nameid_format => self.name_id(p)?,
             NameIdFormat::Unspecified => self.name_id(p)?,
             NameIdFormat::Email => match p.email.as_deref().map(str::trim) {
@@ -626,6 +629,7 @@ impl ServiceProvider {
         for (name, attr) in &self.config.attributes {
             let values = match attr.template() {
                 "{groups}" => p.groups.clone(),
+                "{group_paths}" => p.groups_as(crate::principal::GroupFormat::Path),
                 "{roles}" => p.roles.clone(),
                 t => match self.render(t, p) {
                     Ok(v) => vec![v],
@@ -948,8 +952,10 @@ mod tests {
             given_name: None,
             family_name: None,
             groups: vec![],
+            group_paths: vec![],
             roles: vec![],
             claims: Default::default(),
+            saml_persistent_nameids: Default::default(),
             auth_time: time::OffsetDateTime::UNIX_EPOCH,
             authn: Default::default(),
         }

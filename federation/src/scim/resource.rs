@@ -299,8 +299,10 @@ mod tests {
             given_name: Some("Alice".into()),
             family_name: None,
             groups: vec![],
+            group_paths: vec![],
             roles: vec![],
             claims: [("department".to_string(), vec!["R&D".to_string()])].into(),
+            saml_persistent_nameids: Default::default(),
             auth_time: time::OffsetDateTime::UNIX_EPOCH,
             authn: Default::default(),
         }

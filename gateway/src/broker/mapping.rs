@@ -182,8 +182,10 @@ pub fn map_user(
         family_name: string_claim(claims, "family_name"),
         groups,
         group_dns: Vec::new(),
+        group_paths: Vec::new(),
         roles,
         claims: Default::default(),
+        saml_persistent_nameids: Default::default(),
     })
 }
 

@@ -232,7 +232,9 @@ impl StaticDirectory {
             roles: self.roles.roles_for(&groups, &[]),
             groups,
             group_dns: Vec::new(),
+            group_paths: Vec::new(),
             claims: Default::default(),
+            saml_persistent_nameids: Default::default(),
         }
     }
 }

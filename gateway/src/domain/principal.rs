@@ -15,8 +15,10 @@ pub fn from_user(user: &MappedUser, auth_time: OffsetDateTime) -> Principal {
         given_name: user.given_name.clone(),
         family_name: user.family_name.clone(),
         groups: user.groups.clone(),
+        group_paths: user.paths(),
         roles: user.roles.clone(),
         claims: user.claims.clone(),
+        saml_persistent_nameids: user.saml_persistent_nameids.clone(),
         auth_time,
         authn: Default::default(),
     }

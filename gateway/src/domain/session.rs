@@ -399,8 +399,10 @@ pub(crate) mod tests {
             family_name: None,
             groups: (0..500).map(|i| format!("group-{i}")).collect(),
             group_dns: Vec::new(),
+            group_paths: Vec::new(),
             roles: vec!["admin".into()],
             claims: Default::default(),
+            saml_persistent_nameids: Default::default(),
         }
     }
 

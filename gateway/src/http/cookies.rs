@@ -93,6 +93,26 @@ pub fn set(name: &str, value: &str, attrs: CookieAttrs<'_>) -> Option<HeaderValu
     HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
+/// A `Set-Cookie` header value for the one cookie scripts may read: without `HttpOnly`, on `path`. Only Keycloak's
+/// `KEYCLOAK_SESSION` is set this way (hashes of token `sid`s for the realm's session-status iframe, never anything
+/// that authenticates); same checks as [`set`].
+pub fn set_script_readable(name: &str, value: &str, path: &str, attrs: CookieAttrs<'_>) -> Option<HeaderValue> {
+    let path_ok = path.starts_with('/') && path.bytes().all(|b| is_cookie_octet(b) && b != b';');
+    if !is_token(name) || !value.bytes().all(is_cookie_octet) || !path_ok || !attrs.domain.is_none_or(is_domain) {
+        tracing::error!(cookie = ?name, "cookie not set: its name, value, path or domain cannot be written");
+        return None;
+    }
+    let mut cookie =
+        Cookie::build((name, value)).path(path).http_only(false).same_site(attrs.same_site).secure(attrs.secure);
+    if let Some(domain) = attrs.domain {
+        cookie = cookie.domain(domain);
+    }
+    if let Some(age) = attrs.max_age {
+        cookie = cookie.max_age(time::Duration::seconds(i64::try_from(age).unwrap_or(i64::MAX)));
+    }
+    HeaderValue::from_str(&cookie.to_string()).ok()
+}
+
 /// A `Set-Cookie` header value that deletes the cookie (empty value, `Max-Age=0`, the same attributes).
 pub fn clear(name: &str, attrs: CookieAttrs<'_>) -> Option<HeaderValue> {
     set(name, "", CookieAttrs { max_age: Some(0), ..attrs })

@@ -196,6 +196,7 @@ async fn login_post(
             if let Some(c) = cookies::set(&cfg.session.cookie_name, &id, session_cookie_attrs(&state)) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
+            crate::state::sign_in::clear_keycloak_session_cookie(&state, &mut resp);
             if let Some(c) = cookies::clear(CSRF_COOKIE.name(state.secure_cookies()), csrf_cookie_attrs(&state)) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }

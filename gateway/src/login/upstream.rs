@@ -178,6 +178,7 @@ async fn callback(
     if let Some(c) = cookies::set(&state.config.session.cookie_name, &id, session_cookie_attrs(&state)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
+    crate::state::sign_in::clear_keycloak_session_cookie(&state, &mut resp);
     no_store(&mut resp);
     Ok(resp)
 }

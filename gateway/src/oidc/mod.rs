@@ -72,24 +72,58 @@ pub fn realm_router(base: &str, config: &crate::config::Config) -> OwnRoutes<App
         .route_owned(at(kc::TOKEN), post(token))
         .route_owned(at(kc::USERINFO), get(userinfo).post(userinfo))
         .map_router(|r| r.layer(cors));
+    // Public information any page may read (Keycloak answers it to every origin); no cookie is involved.
+    let realm_info_route = OwnRoutes::new()
+        .route_owned(base.to_string(), get(realm_info))
+        .map_router(|r| r.layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET])));
     OwnRoutes::new()
         .merge(browser_json)
+        .merge(realm_info_route)
         .route_owned(at(kc::AUTHORIZE), get(authorize).post(authorize))
         .route_owned(at(kc::INTROSPECT), post(introspect))
         .route_owned(at(kc::REVOKE), post(revoke))
         .route_owned(at(kc::LOGOUT), get(keycloak_logout).post(keycloak_logout))
         .route_owned(at(kc::CHECK_SESSION_IFRAME), get(login_status_iframe))
-        .route_owned(at("/protocol/openid-connect/3p-cookies/step1.html"), get(third_party_cookies))
-        .route_owned(at("/protocol/openid-connect/3p-cookies/step2.html"), get(third_party_cookies))
+        .route_owned(at(&format!("{}/init", kc::CHECK_SESSION_IFRAME)), get(login_status_iframe_init))
+        .route_owned(at("/protocol/openid-connect/3p-cookies/step1.html"), get(third_party_cookies_step1))
+        .route_owned(at("/protocol/openid-connect/3p-cookies/step2.html"), get(third_party_cookies_step2))
 }
 
-/// A static page for keycloak-js's iframes: it may be framed by any site and runs only its own inline script.
+/// `GET {path_prefix}/realms/{realm}`: Keycloak's published realm information, which older adapters read for the
+/// key that verifies tokens (keycloak-connect without `realm-public-key`, the Java/Spring adapters, Gatekeeper):
+/// `realm`, `public_key` (the active signing key as base64 DER SubjectPublicKeyInfo when it is RSA, as Keycloak
+/// publishes its RS256 key; `null` for an ES256 or EdDSA key, and those adapters then need the JWKS), the
+/// `token-service` and `account-service` URLs, and `tokens-not-before` (always 0: fedgate revokes token families
+/// instead of moving a not-before time).
+async fn realm_info(State(state): State<AppState>) -> Result<Response, AppError> {
+    use base64::Engine as _;
+    let provider = oidc(&state)?;
+    let realm = state.config.keycloak.as_ref().map(|k| k.realm.clone()).unwrap_or_default();
+    let issuer = provider.issuer();
+    let public_key =
+        provider.keys().active().rsa_public_key_der().map(|d| base64::engine::general_purpose::STANDARD.encode(d));
+    let body = serde_json::json!({
+        "realm": realm,
+        "public_key": public_key,
+        "token-service": format!("{issuer}/protocol/openid-connect"),
+        "account-service": format!("{issuer}/account"),
+        "tokens-not-before": 0,
+    });
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+/// A static page for keycloak-js's iframes: it may be framed by any site and runs only its own inline script
+/// (and, for the session-status iframe, fetches from its own origin).
 fn iframe_page(body: &'static str) -> Response {
     let mut resp = axum::response::Html(body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; frame-ancestors *"),
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; frame-ancestors *",
+        ),
     );
     // CSP frame-ancestors overrides X-Frame-Options; an unknown value keeps the default DENY from being added.
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("ALLOWALL"));
@@ -97,23 +131,107 @@ fn iframe_page(body: &'static str) -> Response {
     resp
 }
 
-/// keycloak-js's third-party-cookie check (`3p-cookies/step1.html`, `step2.html`). fedgate has no cross-site
-/// session-status iframe, so the page answers `unsupported`: keycloak-js then turns its login-status iframe off and
-/// checks the session by redirecting (`prompt=none`), as it does in browsers that block third-party cookies.
-async fn third_party_cookies() -> Response {
+/// keycloak-js's third-party-cookie check, first page (`3p-cookies/step1.html`), as Keycloak's: it sets two
+/// short-lived test cookies (one `SameSite=None; Secure`, one default) and goes on to step 2.
+async fn third_party_cookies_step1() -> Response {
     iframe_page(
-        "<!doctype html><html><body><script>window.parent.postMessage(\"unsupported\", \"*\");</script></body></html>",
+        "<!doctype html><html><body><script>\
+         document.cookie = \"KEYCLOAK_3P_COOKIE_SAMESITE=supported; max-age=60; samesite=none; secure\";\
+         document.cookie = \"KEYCLOAK_3P_COOKIE=supported; max-age=60\";\
+         window.location.replace(\"step2.html\");\
+         </script></body></html>",
     )
 }
 
-/// keycloak-js's session-status iframe (`login-status-iframe.html`): fedgate cannot tell a cross-site frame about
-/// the session, so it answers every check with `error` (keycloak-js only loads it when the cookie check above says
-/// `supported`, which fedgate never does).
-async fn login_status_iframe() -> Response {
+/// Step 2 (`3p-cookies/step2.html`): whether a test cookie came back, told to keycloak-js as `supported` (it then
+/// loads the session-status iframe) or `unsupported` (it checks the session by redirecting instead).
+async fn third_party_cookies_step2() -> Response {
     iframe_page(
-        "<!doctype html><html><body><script>window.addEventListener(\"message\", function (e) { \
-         if (typeof e.data === \"string\") { e.source.postMessage(\"error\", e.origin); } });</script></body></html>",
+        "<!doctype html><html><body><script>\
+         var ok = document.cookie.indexOf(\"KEYCLOAK_3P_COOKIE\") !== -1;\
+         document.cookie = \"KEYCLOAK_3P_COOKIE_SAMESITE=; max-age=0; samesite=none; secure\";\
+         document.cookie = \"KEYCLOAK_3P_COOKIE=; max-age=0\";\
+         window.parent.postMessage(ok ? \"supported\" : \"unsupported\", \"*\");\
+         </script></body></html>",
     )
+}
+
+/// keycloak-js's session-status iframe (`login-status-iframe.html`), as Keycloak 26's: keycloak-js posts
+/// `"<client_id> <sid>"` every few seconds; the page answers `unchanged` when `KEYCLOAK_SESSION` holds the hash of
+/// that `sid` (this browser's fedgate session issued the token), `changed` when it does not (signed out, or
+/// another user), and `error` to a page whose origin is not one of the client's registered redirect URIs' (checked
+/// once per client and origin by the server, `…/init`, at most a few times per frame) or without cookie access.
+async fn login_status_iframe() -> Response {
+    iframe_page(LOGIN_STATUS_IFRAME)
+}
+
+const LOGIN_STATUS_IFRAME: &str = r#"<!doctype html><html><head><meta charset="utf-8"></head><body><script>
+"use strict";
+var verified = new Map();
+var asked = 0;
+function cookie(name) {
+  var parts = document.cookie.split(";");
+  for (var i = 0; i < parts.length; i++) {
+    var kv = parts[i].split("=");
+    if (kv[0].trim() === name) { return (kv[1] || "").trim(); }
+  }
+  return null;
+}
+async function hash(text) {
+  var digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return btoa(String.fromCharCode.apply(null, digest)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+async function allowed(clientId, origin) {
+  var key = clientId + " " + origin;
+  if (!verified.has(key)) {
+    if (asked >= 4) { return false; }
+    asked++;
+    var url = new URL(location.origin + location.pathname + "/init");
+    url.searchParams.set("client_id", clientId);
+    url.searchParams.set("origin", origin);
+    var ok = false;
+    try { ok = (await fetch(url, { credentials: "omit" })).ok; } catch (e) { ok = false; }
+    verified.set(key, ok);
+  }
+  return verified.get(key);
+}
+async function status(clientId, origin, sessionState) {
+  if ("hasStorageAccess" in document) {
+    try { if (!(await document.hasStorageAccess())) { await document.requestStorageAccess(); } }
+    catch (e) { return "error"; }
+  }
+  if (!(await allowed(clientId, origin))) { return "error"; }
+  var value = cookie("KEYCLOAK_SESSION");
+  if (!value) { return sessionState !== "" ? "changed" : "unchanged"; }
+  if (sessionState === "") { return "changed"; }
+  return value.split(".").indexOf(await hash(sessionState)) !== -1 ? "unchanged" : "changed";
+}
+window.addEventListener("message", async function (event) {
+  if (typeof event.data !== "string") { return; }
+  var data = event.data.split(" ");
+  if (data.length !== 2 || !event.source) { return; }
+  var answer;
+  try { answer = await status(data[0], event.origin, data[1]); } catch (e) { answer = "error"; }
+  event.source.postMessage(answer, event.origin);
+});
+</script></body></html>"#;
+
+/// The session-status iframe's check of who may ask it (`login-status-iframe.html/init?client_id=…&origin=…`), as
+/// Keycloak checks a client's web origins: `204` when `origin` is the origin of one of the client's registered
+/// redirect URIs, else `403`.
+async fn login_status_iframe_init(
+    State(state): State<AppState>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let provider = oidc(&state)?;
+    let (Some(client_id), Some(origin)) = (q.get("client_id"), q.get("origin")) else {
+        return Err(AppError::BadRequest("client_id and origin are required".into()));
+    };
+    let allowed = provider
+        .client(client_id)
+        .is_some_and(|c| federation::oidc::claims::origins(&c.redirect_uris).iter().any(|o| o == origin));
+    let status = if allowed { axum::http::StatusCode::NO_CONTENT } else { axum::http::StatusCode::FORBIDDEN };
+    Ok(no_store(status))
 }
 
 /// Keycloak's logout endpoint: RP-initiated logout as at `/oauth2/logout` (Keycloak ≥ 18: `id_token_hint`,
@@ -234,6 +352,11 @@ async fn continue_authorization(
             // The client, and the sid of the ID token this code yields, for back- and front-channel logout (the
             // latest few), recorded without losing what another request or replica records at the same time.
             let client_id = request.client_id.clone();
+            // Keycloak's KEYCLOAK_SESSION for the realm's session-status iframe: hashes of the `sid`s this browser
+            // session's tokens carry (the one just issued first), which keycloak-js compares its token's `sid` with.
+            let mut sids = vec![sid.clone()];
+            sids.extend(session.oidc_clients.iter().flat_map(|c| c.sids.iter().rev()).filter(|s| **s != sid).cloned());
+            sids.truncate(MAX_STATUS_SIDS);
             let record = move |s: &mut crate::domain::session::Session| {
                 if !s.signed_in_to.contains(&client_id) {
                     s.signed_in_to.push(client_id.clone());
@@ -259,7 +382,19 @@ async fn continue_authorization(
             };
             recorded?;
             tracing::info!(client_id = %request.client_id, username = %principal.username, "authorization code issued");
-            Ok(respond(&request, &url))
+            let mut resp = respond(&request, &url);
+            if let Some((path, attrs)) = crate::state::sign_in::keycloak_session_cookie(state) {
+                let value: Vec<String> = sids.iter().map(|s| session_state_hash(s)).collect();
+                if let Some(c) = crate::http::cookies::set_script_readable(
+                    crate::state::sign_in::KEYCLOAK_SESSION_COOKIE,
+                    &value.join("."),
+                    &path,
+                    attrs,
+                ) {
+                    resp.headers_mut().append(header::SET_COOKIE, c);
+                }
+            }
+            Ok(resp)
         }
         LoginDecision::Fail(url) => Ok(respond(&request, &url)),
         LoginDecision::Login => {
@@ -291,6 +426,17 @@ fn respond(request: &AuthorizationRequest, url: &url::Url) -> Response {
 
 /// How many `sid` values a session remembers per client (one per authorization in this session).
 const MAX_SIDS_PER_CLIENT: usize = 8;
+
+/// How many token `sid`s `KEYCLOAK_SESSION` holds hashes of (the latest; ~44 bytes each).
+const MAX_STATUS_SIDS: usize = 16;
+
+/// Keycloak ≥ 26.1's `KEYCLOAK_SESSION` value for a session state: base64url(SHA-256(sid)), unpadded. A hash, so
+/// the cookie scripts can read tells whether a token's session is this one without being able to sign anyone in.
+fn session_state_hash(sid: &str) -> String {
+    use base64::Engine as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sid.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
 
 /// What the authorization request asks of the login page.
 struct LoginHints<'a> {
@@ -556,11 +702,6 @@ fn after_logout(state: &AppState, redirect: Option<url::Url>) -> Response {
         Some(url) => Redirect::to(url.as_str()).into_response(),
         None => crate::state::sign_in::logged_out_page(state),
     };
-    if let Some(c) = crate::http::cookies::clear(
-        &state.config.session.cookie_name,
-        crate::state::sign_in::session_cookie_attrs(state),
-    ) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
+    crate::state::sign_in::clear_session_cookies(state, &mut resp);
     resp
 }

@@ -52,15 +52,30 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
             return Ok(None);
         }
     };
+    // Route rules match group names: a `group_format = "path"` client's token carries `/eng/ai-admins`.
+    let paths = oidc.client(&c.client_id).is_some_and(|k| k.group_format == federation::principal::GroupFormat::Path);
+    let groups = if paths { c.groups.iter().map(|g| group_name(g)).collect() } else { c.groups };
     if c.sid.is_none() {
-        return Ok(Some(Identity::from_client(c.client_id, c.groups, c.roles, token.to_string())));
+        return Ok(Some(Identity::from_client(c.client_id, groups, c.roles, token.to_string())));
     }
     if !state.config.proxy.token_audiences.contains(&c.aud) {
         tracing::debug!(aud = %c.aud, "bearer token for an audience not in proxy.token_audiences");
         return Ok(None);
     }
     let username = c.preferred_username.clone().unwrap_or_else(|| c.sub.clone());
-    Ok(Some(Identity::from_token(c.sub, username, c.groups, c.roles, token.to_string())))
+    Ok(Some(Identity::from_token(c.sub, username, groups, c.roles, token.to_string())))
+}
+
+/// The group name at the end of a Keycloak group path (`/eng/ai-admins` → `ai-admins`; `~/` is an escaped `/`).
+fn group_name(path: &str) -> String {
+    let mut last = 0;
+    let bytes = path.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'/' && (i == 0 || bytes[i - 1] != b'~') {
+            last = i + 1;
+        }
+    }
+    path[last..].replace("~/", "/")
 }
 
 /// Lifetime of tokens minted for upstreams; they are cached per session for half of it.
@@ -369,5 +384,16 @@ async fn forward_auth(
             _ => Err(AppError::ForwardAuth(Denial::Unauthenticated)),
         },
         Decision::Forbidden(needs) => Err(AppError::ForwardAuth(Denial::Forbidden(needs))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn group_paths_become_names() {
+        assert_eq!(super::group_name("/eng/ai-admins"), "ai-admins");
+        assert_eq!(super::group_name("/staff"), "staff");
+        assert_eq!(super::group_name("/a/b~/c"), "b/c");
+        assert_eq!(super::group_name("plain"), "plain");
     }
 }

@@ -17,7 +17,7 @@ use crate::domain::session::SamlSignIn;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
-use crate::state::sign_in::{current_session, end_session, session_cookie_attrs, to_login};
+use crate::state::sign_in::{current_session, end_session, to_login};
 use crate::state::single_logout::{self, Finish, deliver};
 
 /// The SAML routes.
@@ -437,10 +437,8 @@ async fn logout(
             ));
         }
     };
-    if success
-        && let Some(c) = crate::http::cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state))
-    {
-        resp.headers_mut().append(header::SET_COOKIE, c);
+    if success {
+        crate::state::sign_in::clear_session_cookies(state, &mut resp);
     }
     Ok(resp)
 }

@@ -41,6 +41,39 @@ pub fn session_cookie_attrs(state: &AppState) -> CookieAttrs<'_> {
     }
 }
 
+/// Keycloak's `KEYCLOAK_SESSION` cookie (realm mode): what the realm's session-status iframe reads to tell
+/// keycloak-js whether the session it holds tokens of still exists.
+pub const KEYCLOAK_SESSION_COOKIE: &str = "KEYCLOAK_SESSION";
+
+/// The attributes and path of `KEYCLOAK_SESSION`: under the realm's URLs, and `SameSite=None` over https so the
+/// iframe reads it inside another site's page (over plain http browsers refuse `None`: `Lax`, same site only).
+pub fn keycloak_session_cookie(state: &AppState) -> Option<(String, CookieAttrs<'_>)> {
+    let kc = state.config.keycloak.as_ref()?;
+    let secure = state.secure_cookies();
+    let same_site = if secure { SameSite::None } else { SameSite::Lax };
+    Some((format!("{}/", kc.realm_path()), CookieAttrs { secure, same_site, domain: None, max_age: None }))
+}
+
+/// Appends the `Set-Cookie`s that end the browser's session here: the session cookie and, in realm mode,
+/// `KEYCLOAK_SESSION` (so keycloak-js apps in other tabs see the logout).
+pub fn clear_session_cookies(state: &AppState, resp: &mut Response) {
+    if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    clear_keycloak_session_cookie(state, resp);
+}
+
+/// Appends the `Set-Cookie` that clears `KEYCLOAK_SESSION` (realm mode): at a logout, and at a sign-in, whose new
+/// session issued none of the `sid`s the old cookie names.
+pub fn clear_keycloak_session_cookie(state: &AppState, resp: &mut Response) {
+    if let Some((path, attrs)) = keycloak_session_cookie(state)
+        && let Some(c) =
+            cookies::set_script_readable(KEYCLOAK_SESSION_COOKIE, "", &path, CookieAttrs { max_age: Some(0), ..attrs })
+    {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+}
+
 /// Marks a page as not to be cached, with the pages' CSP.
 pub fn no_store(resp: &mut Response) {
     let h = resp.headers_mut();
@@ -156,9 +189,7 @@ pub fn logged_out_page_with(state: &AppState, ended: &Ended, next: Option<&str>)
     let frames: Vec<&str> = ended.frontchannel.iter().map(url::Url::as_str).collect();
     let failed: Vec<&str> = ended.failed.iter().map(String::as_str).collect();
     let mut resp = pages::signed_out(&state.config.ui, &frames, &failed, next).into_response();
-    if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
+    clear_session_cookies(state, &mut resp);
     no_store(&mut resp);
     if !frames.is_empty() {
         let origins: Vec<String> = ended

@@ -20,7 +20,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use federation::saml::{IdentityProvider, Outbound};
 
 use super::AppState;
-use super::sign_in::{Ended, logged_out_page_with, session_cookie_attrs};
+use super::sign_in::{Ended, logged_out_page_with};
 use crate::domain::session::{SamlSignIn, Session};
 use crate::domain::store::{KvStore, StoreError, decode, encode, hashed_key};
 use crate::http::error::AppError;
@@ -242,9 +242,7 @@ pub async fn after_session_end(
         state.metrics.event("saml_logout_request", "sent");
         page
     };
-    if let Some(c) = crate::http::cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
+    super::sign_in::clear_session_cookies(state, &mut resp);
     Ok(resp)
 }
 

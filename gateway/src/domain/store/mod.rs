@@ -381,8 +381,10 @@ pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
         family_name: None,
         groups: vec!["staff".into()],
         group_dns: Vec::new(),
+        group_paths: Vec::new(),
         roles: vec!["admin".into()],
         claims: Default::default(),
+        saml_persistent_nameids: Default::default(),
     };
     for cache_ttl in [Duration::ZERO, Duration::from_secs(1)] {
         let store = KvSessionStore::new(Arc::clone(&kv), lifetimes, cache_ttl, 1000);

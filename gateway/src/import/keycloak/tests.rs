@@ -445,3 +445,46 @@ fn unreadable_or_foreign_input_is_a_clear_error() {
     let users: UsersFile = serde_json::from_str(r#"[{"id": "1", "username": "a"}]"#).unwrap();
     assert_eq!(users.into_users().len(), 1, "a bare list of users is read too");
 }
+
+/// Sets `key` to `value` in the `config` of every protocol mapper named `mapper` and every component whose config
+/// has `key` already (component configs hold arrays).
+fn set_everywhere(v: &mut Value, mapper: &str, key: &str, value: &str) {
+    match v {
+        Value::Object(o) => {
+            if o.get("protocolMapper").and_then(Value::as_str) == Some(mapper)
+                && let Some(Value::Object(cfg)) = o.get_mut("config")
+            {
+                cfg.insert(key.into(), json!(value));
+            }
+            if let Some(Value::Object(cfg)) = o.get_mut("config")
+                && cfg.get(key).is_some_and(Value::is_array)
+            {
+                cfg.insert(key.into(), json!([value]));
+            }
+            o.values_mut().for_each(|x| set_everywhere(x, mapper, key, value));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| set_everywhere(x, mapper, key, value)),
+        _ => {}
+    }
+}
+
+#[test]
+fn group_mappers_full_path_and_the_ldap_groups_path_are_kept() {
+    // The test export's mappers say `full.path: false`: names.
+    let c = run(partial(), None);
+    let t = table(&c);
+    assert!(t["oidc"]["clients"][0].get("group_format").is_none(), "names are the default");
+    assert_eq!(t["saml"]["service_providers"][0]["attributes"]["groups"].as_str(), Some("{groups}"));
+    assert!(t["ldap"].get("groups_path").is_none(), "groups.path \"/\" is the default");
+    // Keycloak's default, `full.path: true`, and groups placed under `/ldap`.
+    let mut v = partial();
+    set_everywhere(&mut v, "oidc-group-membership-mapper", "full.path", "true");
+    set_everywhere(&mut v, "saml-group-membership-mapper", "full.path", "true");
+    set_everywhere(&mut v, "-", "groups.path", "/ldap");
+    let c = run(v, None);
+    let t = table(&c);
+    assert_eq!(t["oidc"]["clients"][0]["group_format"].as_str(), Some("path"), "{}", c.config);
+    assert_eq!(t["saml"]["service_providers"][0]["attributes"]["groups"].as_str(), Some("{group_paths}"));
+    assert_eq!(t["ldap"]["groups_path"].as_str(), Some("/ldap"));
+    assert!(has(&c, Severity::Attention, "", "group paths start with it"));
+}

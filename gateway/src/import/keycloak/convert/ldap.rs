@@ -299,12 +299,15 @@ impl Converter<'_> {
         let nested =
             strategy == "LOAD_GROUPS_BY_MEMBER_ATTRIBUTE_RECURSIVELY" || m.flag("preserve.group.inheritance", true);
         kv("nested_groups", nested.to_string());
-        if m.get("groups.path").is_some_and(|p| p != "/") {
+        if let Some(p) = m.get("groups.path").filter(|p| p != "/" && !p.is_empty()) {
+            let p = if p.starts_with('/') { p } else { format!("/{p}") };
+            kv("groups_path", s(p.trim_end_matches('/')));
             self.add(
                 Severity::Attention,
                 subject,
-                format!("Keycloak placed these groups under `{}`", m.get("groups.path").unwrap_or_default()),
-                "fedgate's `groups` claim holds plain group names; apps that matched a `/path/name` need the name",
+                format!("Keycloak placed these groups under `{p}`: group paths start with it (ldap.groups_path)"),
+                "fedgate builds the rest of a path from the group's place under groups_dn, not from \
+                 group-in-group membership; compare a user's paths with `fedgate ldap probe <user>`",
             );
         }
         self.add(
@@ -393,11 +396,15 @@ impl Converter<'_> {
             "",
         );
         if !persistent.is_empty() {
+            let n: usize = persistent.values().map(BTreeMap::len).sum();
             self.add(
-                Severity::Attention,
+                Severity::Converted,
                 "SAML persistent NameIDs",
-                "Keycloak's per-user `G-…` NameIDs are saved in sub-map.json but not sent by this fedgate release",
-                "SPs that matched users on them see new users; match on another attribute (e-mail, username)",
+                format!(
+                    "{n} of Keycloak's per-user `G-…` NameIDs kept in sub-map.json; sent to their SPs as the \
+                     persistent NameID"
+                ),
+                "",
             );
         }
         vec![("subject_map_file", s(&path.display().to_string()))]

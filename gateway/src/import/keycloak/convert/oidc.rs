@@ -136,6 +136,12 @@ impl Converter<'_> {
                 mappers.extend(scope.protocol_mappers.iter());
             }
         }
+        // Keycloak's group-membership mapper writes `/full/path`s unless `full.path` is false.
+        if mappers.iter().any(|m| {
+            m.protocol_mapper == "oidc-group-membership-mapper" && m.get("full.path").is_none_or(|v| v == "true")
+        }) {
+            sec.kv("group_format", s("path"));
+        }
         for m in mappers {
             if let Some(scope) = self.oidc_mapper(&subject, m)
                 && !scopes.contains(&scope)
@@ -279,16 +285,18 @@ impl Converter<'_> {
             "oidc-group-membership-mapper" => {
                 let claim = m.get("claim.name").unwrap_or_else(|| "groups".into());
                 let full = m.get("full.path").is_none_or(|v| v == "true");
-                if claim != "groups" || full {
+                let shape = if full { "`/full/path` values (group_format = \"path\")" } else { "group names" };
+                if claim != "groups" {
                     self.add(
                         Severity::Attention,
                         &msub,
                         format!(
-                            "Keycloak sent `{claim}` with {}; fedgate sends `groups` with plain names for scope `groups`",
-                            if full { "`/full/path` values" } else { "group names" }
+                            "Keycloak sent `{claim}` with {shape}; fedgate sends them as `groups` for scope `groups`"
                         ),
-                        "make the app read plain group names from `groups`",
+                        "make the app read `groups`",
                     );
+                } else {
+                    self.add(Severity::Converted, &msub, format!("`groups` with {shape} for scope `groups`"), "");
                 }
                 Some("groups".into())
             }

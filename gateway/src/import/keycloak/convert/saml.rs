@@ -140,9 +140,9 @@ impl Converter<'_> {
                     self.add(
                         Severity::Attention,
                         &subject,
-                        "persistent NameID: Keycloak sent a per-user `G-…` value; fedgate sends the user's `sub`",
-                        "the SP sees new users unless it matches on another attribute; the old values are in \
-                         sub-map.json when users were exported",
+                        "persistent NameID: Keycloak sent a per-user `G-…` value; fedgate sends it to the users in \
+                         sub-map.json (from --users) and the user's `sub` to everyone else",
+                        "export the users and import with --users if you have not, or the SP sees new users",
                     );
                     ("persistent", "{subject}")
                 }
@@ -281,15 +281,12 @@ impl Converter<'_> {
                 }
                 "saml-role-list-mapper" => Some("{roles}".into()),
                 "saml-group-membership-mapper" => {
+                    // Keycloak's default is the full path (`/eng/ai-admins`).
                     if m.get("full.path").is_none_or(|v| v == "true") {
-                        self.add(
-                            Severity::Attention,
-                            &msub,
-                            "Keycloak sent `/full/path` group values; fedgate sends plain group names",
-                            "check the SP's group rules",
-                        );
+                        Some("{group_paths}".into())
+                    } else {
+                        Some("{groups}".into())
                     }
-                    Some("{groups}".into())
                 }
                 "saml-hardcode-attribute-mapper" => m.get("attribute.value").filter(|v| !v.contains('{')),
                 "saml-user-attribute-nameid-mapper" => {
