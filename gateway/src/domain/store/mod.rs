@@ -2,7 +2,7 @@
 //! operations the features need, so that sessions, authorization codes, refresh-token families, sign-in requests
 //! waiting for a login and brute-force counters survive a restart and can be shared between replicas.
 //!
-//! Backends ([`open`] picks one from `[store]`): [`embedded::EmbeddedKv`] (one crash-safe redb file),
+//! Backends ([`open`] picks one from `[store]`): [`embedded::EmbeddedKv`] (one fjall database directory),
 //! [`redis::RedisKv`] (Redis / Valkey) and [`memory::MemoryKv`] (in the process). Every backend must pass
 //! [`conformance`]. The typed stores on top ([`sessions::KvSessionStore`], [`grants::KvGrantStore`]) keep the
 //! feature code unaware of the backend.
@@ -12,6 +12,8 @@
 //! store holds no usable cookie, code or token.
 
 pub mod embedded;
+#[doc(hidden)]
+pub mod embedded_redb;
 pub mod grants;
 pub mod memory;
 pub mod redis;
@@ -136,42 +138,43 @@ pub trait KvStore: Send + Sync + 'static {
 pub fn open(cfg: &StoreConfig) -> Result<Option<Arc<dyn KvStore>>, OpenError> {
     match cfg.kind {
         StoreKind::Memory => Ok(None),
-        StoreKind::Embedded => Ok(Some(Arc::new(embedded::EmbeddedKv::open(&cfg.path)?))),
+        StoreKind::Embedded => Ok(Some(Arc::new(embedded::EmbeddedKv::open(&cfg.path, cfg.fsync_interval)?))),
         StoreKind::Redis => Ok(Some(Arc::new(redis::RedisKv::new(cfg)?))),
+        StoreKind::EmbeddedRedb => Ok(Some(Arc::new(embedded_redb::RedbKv::open(&cfg.path)?))),
     }
 }
 
 /// Why the store could not be opened at start-up; each names the path or setting and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// The embedded file is held by another process.
+    /// The embedded store is held by another process.
     #[error(
-        "the state file {path} is in use by another process (another fedgate?): stop it, or give this one its own \
+        "the state directory {path} is in use by another process (another fedgate?): stop it, or give this one its own \
          store.path; several replicas share state through kind = \"redis\""
     )]
     Locked {
-        /// The file.
+        /// The directory.
         path: std::path::PathBuf,
     },
-    /// The embedded file is damaged or of an unknown format.
+    /// The embedded store is damaged or of an unknown format.
     #[error(
-        "the state file {path} is damaged or not a fedgate state file: move it away (sessions and refresh tokens \
+        "the state directory {path} is damaged or not a fedgate state directory: move it away (sessions and refresh tokens \
          in it are lost) or restore it from a backup"
     )]
     Corrupt {
-        /// The file.
+        /// The directory.
         path: std::path::PathBuf,
         /// The database's error.
         #[source]
         source: BoxError,
     },
-    /// The embedded file or its directory cannot be created or written (permissions, full disk).
+    /// The embedded store's directory cannot be created or written (permissions, full disk).
     #[error(
-        "the state file {path} cannot be created or written (permissions? full disk?): free space or fix the \
+        "the state directory {path} cannot be created or written (permissions? full disk?): free space or fix the \
          directory's permissions, or set store.path elsewhere"
     )]
     Io {
-        /// The file.
+        /// The directory.
         path: std::path::PathBuf,
         /// The system's error.
         #[source]
