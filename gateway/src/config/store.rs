@@ -76,10 +76,6 @@ pub enum StoreKind {
     Redis,
     /// In the process only: a restart signs everyone out.
     Memory,
-    /// The redb file the embedded store used before fjall, only so one benchmark run can compare both crates.
-    #[doc(hidden)]
-    #[serde(rename = "embedded-redb")]
-    EmbeddedRedb,
 }
 
 impl StoreKind {
@@ -89,7 +85,6 @@ impl StoreKind {
             Self::Embedded => "embedded",
             Self::Redis => "redis",
             Self::Memory => "memory",
-            Self::EmbeddedRedb => "embedded-redb",
         }
     }
 }

@@ -4,8 +4,11 @@
 //!                                       process exits without closing the store, as after `kill -9`
 //!   store-bench open ENGINE PATH        time to open a store (after `fill`: recovery after a crash)
 //!   store-bench latency ENGINE PATH     per-write latency (one writer) and writes/s (16 concurrent writers)
-//!   store-bench churn ENGINE PATH SECS  sessions with a 2 s TTL written for SECS by 16 writers; disk size each second
-//! ENGINE: fjall (fsync every 1 s), fjall-always (fsync before each answer), redb (fsync before each answer).
+//!   store-bench churn ENGINE PATH SECS RATE
+//!                                       sessions with a 2 s TTL written for SECS by 16 writers, RATE per second in
+//!                                       all (0: as fast as they go); disk size each second
+//! ENGINE: fjall (fsync every 1 s) or fjall-always (fsync before each answer). The redb side of BENCHMARKS.md's
+//! comparison was measured with this helper at commit 7b1ab2a, where redb was still in the tree.
 //! Prints one JSON line.
 use std::path::Path;
 use std::sync::Arc;
@@ -16,12 +19,10 @@ use gateway::config::Fsync;
 use gateway::domain::session::{AuthMethod, Lifetimes, Session, SessionStore as _};
 use gateway::domain::store::KvStore;
 use gateway::domain::store::embedded::EmbeddedKv;
-use gateway::domain::store::embedded_redb::RedbKv;
 use gateway::domain::store::sessions::KvSessionStore;
 
 enum Store {
     Fjall(EmbeddedKv),
-    Redb(RedbKv),
 }
 
 impl Store {
@@ -29,22 +30,19 @@ impl Store {
         Ok(match engine {
             "fjall" => Self::Fjall(EmbeddedKv::open(path, Fsync::Every(Duration::from_secs(1)))?),
             "fjall-always" => Self::Fjall(EmbeddedKv::open(path, Fsync::Always)?),
-            "redb" => Self::Redb(RedbKv::open(path)?),
-            other => anyhow::bail!("unknown engine {other:?}: fjall, fjall-always or redb"),
+            other => anyhow::bail!("unknown engine {other:?}: fjall or fjall-always"),
         })
     }
 
     fn kv(&self) -> Arc<dyn KvStore> {
         match self {
             Self::Fjall(kv) => Arc::new(kv.clone()),
-            Self::Redb(kv) => Arc::new(kv.clone()),
         }
     }
 
-    fn bytes(&self, path: &Path) -> u64 {
+    fn bytes(&self) -> u64 {
         match self {
             Self::Fjall(kv) => kv.disk_space().unwrap_or(0),
-            Self::Redb(_) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
         }
     }
 }
@@ -129,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "{{\"sessions\":{done},\"secs\":{secs:.2},\"per_sec\":{:.0},\"bytes\":{}}}",
                 done as f64 / secs,
-                store.bytes(path)
+                store.bytes()
             );
             // Leave without closing the store, as a killed process would.
             std::process::exit(0);
@@ -164,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         }
         "churn" => {
             let secs: f64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(30.0);
+            let rate: f64 = rest.get(1).map(|s| s.parse()).transpose()?.unwrap_or(0.0);
             let sessions = Arc::new(KvSessionStore::new(
                 Arc::clone(&kv),
                 Lifetimes { idle: Duration::from_secs(2), absolute: Duration::from_secs(2) },
@@ -174,18 +173,12 @@ async fn main() -> anyhow::Result<()> {
             let sizes = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
             let sampler = {
                 let sizes = Arc::clone(&sizes);
-                let (fjall, redb_path) = match &store {
-                    Store::Fjall(kv) => (Some(kv.clone()), None),
-                    Store::Redb(_) => (None, Some(path.to_path_buf())),
-                };
+                let Store::Fjall(fjall) = &store;
+                let fjall = fjall.clone();
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        let b = match (&fjall, &redb_path) {
-                            (Some(kv), _) => kv.disk_space().unwrap_or(0),
-                            (_, Some(p)) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-                            _ => 0,
-                        };
+                        let b = fjall.disk_space().unwrap_or(0);
                         if let Ok(mut s) = sizes.lock() {
                             s.push(b);
                         }
@@ -197,6 +190,9 @@ async fn main() -> anyhow::Result<()> {
                 move |i| {
                     let sessions = Arc::clone(&sessions);
                     async move {
+                        if rate > 0.0 {
+                            tokio::time::sleep_until((t + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+                        }
                         let s = Session::new(user(i), AuthMethod::Password, time::OffsetDateTime::now_utc());
                         sessions.insert(&fedgate_types::random::token(), s).await.map_err(anyhow::Error::from)
                     }

@@ -12,8 +12,6 @@
 //! store holds no usable cookie, code or token.
 
 pub mod embedded;
-#[doc(hidden)]
-pub mod embedded_redb;
 pub mod grants;
 pub mod memory;
 pub mod redis;
@@ -140,7 +138,6 @@ pub fn open(cfg: &StoreConfig) -> Result<Option<Arc<dyn KvStore>>, OpenError> {
         StoreKind::Memory => Ok(None),
         StoreKind::Embedded => Ok(Some(Arc::new(embedded::EmbeddedKv::open(&cfg.path, cfg.fsync_interval)?))),
         StoreKind::Redis => Ok(Some(Arc::new(redis::RedisKv::new(cfg)?))),
-        StoreKind::EmbeddedRedb => Ok(Some(Arc::new(embedded_redb::RedbKv::open(&cfg.path)?))),
     }
 }
 
