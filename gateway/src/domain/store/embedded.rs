@@ -5,9 +5,9 @@
 //! its call returns, so a killed or crashed fedgate (`kill -9`, an OOM kill, a panic) loses nothing acknowledged:
 //! the kernel still writes the page cache out. The journal is then fsynced either before the answer
 //! ([`Fsync::Always`]) or by a background thread every interval ([`Fsync::Every`], Redis's `appendfsync
-//! everysec`), which bounds what a power cut or kernel crash can lose. At start-up fjall replays only the journal
-//! written since the last memtable flush (bounded by [`MEMTABLE_BYTES`]), not the whole data, so a start after
-//! `kill -9` stays short whatever the number of sessions.
+//! everysec`), which bounds what a power cut or kernel crash can lose. At start-up fjall replays the journal
+//! written since its last rotation (at most ~64 MB in fjall 3.1), not the whole data, so a start after `kill -9`
+//! is bounded whatever the number of sessions (BENCHMARKS.md has the figures).
 //!
 //! **Expiry.** Every value is stored with its deadline (unix milliseconds, 8 bytes big-endian, before the bytes).
 //! Reads treat an entry past its deadline as absent, so expiry is exact without a scan; a compaction filter turns
@@ -37,7 +37,8 @@ use crate::config::Fsync;
 
 /// The keyspace holding every entry.
 const KEYSPACE: &str = "kv";
-/// The largest memtable: what a start after `kill -9` replays from the journal at most (~6 000 sessions).
+/// The largest memtable (written to a table when full): the memory unflushed writes take, kept small because
+/// sessions are small and reads of recent ones are served by the first level anyway.
 pub const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 /// Block cache (fjall's default is 32 MiB; sessions are small and the first level caches the hot ones).
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
@@ -202,7 +203,9 @@ impl EmbeddedKv {
             // The store used to be one redb file at this path.
             return Err(OpenError::Corrupt {
                 path: path.to_path_buf(),
-                source: "a file where the state directory should be (a state file of fedgate before 0.2?)".into(),
+                source:
+                    "a file where the state directory should be (the single redb file of earlier development builds?)"
+                        .into(),
             });
         }
         std::fs::create_dir_all(path).map_err(|e| io(e.into()))?;

@@ -130,7 +130,7 @@ pub trait KvStore: Send + Sync + 'static {
     }
 }
 
-/// The backend `[store]` names, opened (the embedded file) or prepared (Redis connects on first use, so a Redis
+/// The backend `[store]` names, opened (the embedded store) or prepared (Redis connects on first use, so a Redis
 /// that is down at start-up is reported by `/readyz` and recovered from without a restart). `None` for
 /// `kind = "memory"`, whose typed stores are the in-process ones.
 pub fn open(cfg: &StoreConfig) -> Result<Option<Arc<dyn KvStore>>, OpenError> {
@@ -345,7 +345,7 @@ pub async fn conformance(store: Arc<dyn KvStore>, prefix: &str) {
 /// The typed stores on top of `kv` — sessions (with concurrent updates of one session from two replicas),
 /// OIDC grants, pending sign-in requests and login throttling — each shared by two instances as two replicas
 /// would share them. Panics on the first broken expectation; call it with a fresh backend on a multi-threaded
-/// tokio runtime (the e2e tests run it against real Redis and a real embedded file, the unit tests in memory).
+/// tokio runtime (the e2e tests run it against real Redis and a real embedded store, the unit tests in memory).
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
     use crate::domain::session::{AuthMethod, Lifetimes, Session, SessionStore as _};
@@ -401,7 +401,7 @@ pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
     assert!(b.get(&id, now).await.unwrap().is_none(), "a removal on one replica reaches the other within 1 s");
 
     // OIDC grants: the federation suite. It drives the store's futures from plain threads, so each operation is
-    // spawned onto this runtime (Redis and the embedded file need it) and awaited through its join handle.
+    // spawned onto this runtime (Redis and the embedded store need it) and awaited through its join handle.
     let grants = OnRuntime(Arc::new(grants::KvGrantStore::new(Arc::clone(&kv))), tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
         federation::oidc::store::block_on(federation::oidc::store::conformance(Arc::new(grants)))
