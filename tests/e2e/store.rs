@@ -22,7 +22,11 @@ async fn the_redis_store_passes_the_store_conformance_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_embedded_store_passes_the_store_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let kv = gateway::domain::store::embedded::EmbeddedKv::open(&dir.path().join("state")).unwrap();
+    let kv = gateway::domain::store::embedded::EmbeddedKv::open(
+        &dir.path().join("state"),
+        gateway::config::Fsync::default(),
+    )
+    .unwrap();
     gateway::domain::store::conformance(Arc::new(kv), "conf:").await;
 }
 
@@ -37,7 +41,11 @@ async fn sessions_grants_pending_requests_and_throttling_pass_their_conformance_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sessions_grants_pending_requests_and_throttling_pass_their_conformance_on_the_embedded_file() {
     let dir = tempfile::tempdir().unwrap();
-    let kv = gateway::domain::store::embedded::EmbeddedKv::open(&dir.path().join("state")).unwrap();
+    let kv = gateway::domain::store::embedded::EmbeddedKv::open(
+        &dir.path().join("state"),
+        gateway::config::Fsync::default(),
+    )
+    .unwrap();
     gateway::domain::store::typed_conformance(Arc::new(kv)).await;
 }
 
@@ -170,9 +178,104 @@ async fn survives_restarts(store: &str, mut between: impl FnMut()) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_and_tokens_survive_restarts_with_the_embedded_store() {
+    // The default (fsync every second) and an fsync before every answer.
+    for fsync in ["", "fsync_interval = \"always\"\n"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            format!("\n[store]\nkind = \"embedded\"\npath = \"{}\"\n{fsync}", dir.path().join("state").display());
+        survives_restarts(&store, || {}).await;
+    }
+}
+
+/// `kill -9` right after the answers, with no fsync in between (an interval of an hour): every login that was
+/// answered is still signed in after the restart, because each write reached the operating system before its
+/// answer. Only a power cut or kernel crash could lose what the interval has not yet fsynced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_login_survives_a_sigkill_before_any_fsync() {
     let dir = tempfile::tempdir().unwrap();
-    let store = format!("\n[store]\nkind = \"embedded\"\npath = \"{}\"\n", dir.path().join("state").display());
-    survives_restarts(&store, || {}).await;
+    let body = format!(
+        "{}\n[store]\nkind = \"embedded\"\npath = \"{}\"\nfsync_interval = \"1h\"\n",
+        demo_config(),
+        dir.path().join("state").display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let gw = start(&body, port).await;
+    let logins: Vec<_> = (0..40)
+        .map(|_| {
+            let base = base.clone();
+            tokio::spawn(async move { session_cookie(&base, "alice").await.unwrap() })
+        })
+        .collect();
+    let mut cookies = Vec::new();
+    for l in logins {
+        cookies.push(l.await.unwrap());
+    }
+    gw.stop_with("KILL").await.unwrap();
+    let _gw = start(&body, port).await;
+    for (i, cookie) in cookies.iter().enumerate() {
+        let r = no_redirects().get(format!("{base}/")).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "login {i} of 40 was answered before the SIGKILL but its session is gone (sent to {:?})",
+            r.headers().get("location")
+        );
+    }
+}
+
+/// Runs `fedgate serve` with `body` and returns what it printed; it must exit (not serve) within 15 s.
+async fn refuses_to_start(dir: &std::path::Path, body: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = dir.join("refused.toml");
+    std::fs::write(&cfg, format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{body}")).unwrap();
+    let out = tokio::process::Command::new(e2e::gateway::fedgate_bin().unwrap())
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(15), out).await.unwrap().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the gateway started: {text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_state_directory_or_an_unwritable_one_is_a_start_up_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    // A state directory whose files were overwritten with garbage (the gateway wrote them, then a disk or a
+    // person damaged them).
+    let path = dir.path().join("state");
+    let body = format!("{}\n[store]\npath = \"{}\"\n", demo_config(), path.display());
+    GatewayProcess::start(&body, &[], &[], false).await.unwrap().stop_with("TERM").await.unwrap();
+    let mut damaged = 0;
+    for entry in walk(&path) {
+        if entry.file_name().is_some_and(|n| n != "lock") {
+            std::fs::write(&entry, vec![0x42u8; 300]).unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0, "the gateway left no files in {}", path.display());
+    let text = refuses_to_start(dir.path(), &body).await;
+    assert!(text.contains(&path.display().to_string()) && text.contains("damaged"), "{text}");
+    assert!(text.contains("move it away") && text.contains("restore it from a backup"), "{text}");
+
+    // A directory that cannot be created.
+    let path = std::path::Path::new("/proc/fedgate-e2e/state");
+    let body = format!("{}\n[store]\npath = \"{}\"\n", demo_config(), path.display());
+    let text = refuses_to_start(dir.path(), &body).await;
+    assert!(text.contains(&path.display().to_string()) && text.contains("cannot be created or written"), "{text}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

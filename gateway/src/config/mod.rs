@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use problems::{ConfigError, ConfigIssue};
 pub use proxy::{HeaderNames, ProxyConfig, RouteConfig, Unmatched};
 pub use sections::*;
-pub use store::{StoreConfig, StoreKind};
+pub use store::{Fsync, StoreConfig, StoreKind};
 pub use upstream::{LinkMode, UpstreamConfig, UpstreamOidcConfig};
 
 /// The environment variable that names the configuration file when `--config` is not given.

@@ -1,5 +1,5 @@
 //! `[store]`: where runtime state lives (sessions, authorization codes, refresh-token families, sign-in requests
-//! waiting for a login, brute-force counters). `embedded` (the default) keeps it in one crash-safe file so a
+//! waiting for a login, brute-force counters). `embedded` (the default) keeps it in one crash-safe directory so a
 //! single node survives restarts; `redis` shares it between replicas; `memory` keeps it in the process only.
 
 use std::path::PathBuf;
@@ -14,11 +14,62 @@ pub const MAX_POOL_SIZE: usize = 64;
 /// The longest `store.cache_ttl`: a logout on one replica must reach every replica within a second.
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// When the embedded store forces its journal to the disk (`store.fsync_interval`), like Redis's `appendfsync`.
+///
+/// Either way every write is in the operating system (the journal file's page cache) before it is answered, so a
+/// killed or crashed fedgate (`kill -9`, OOM, panic) loses nothing acknowledged; the choice is what a power loss or
+/// kernel crash may lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// `"always"`: each write is fsynced before it is answered (concurrent writes share one fsync). Nothing
+    /// acknowledged is lost to a power cut; logins per second are bounded by the disk's fsync rate.
+    Always,
+    /// A duration (`"1s"`, the default): the journal is fsynced this often, so a power cut or kernel crash loses
+    /// at most the writes of the last interval.
+    Every(Duration),
+}
+
+impl Default for Fsync {
+    fn default() -> Self {
+        Self::Every(Duration::from_secs(1))
+    }
+}
+
+impl std::fmt::Display for Fsync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Always => f.write_str("always"),
+            Self::Every(d) => write!(f, "{}", humantime::format_duration(*d)),
+        }
+    }
+}
+
+impl Serialize for Fsync {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fsync {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().eq_ignore_ascii_case("always") {
+            return Ok(Self::Always);
+        }
+        humantime::parse_duration(text.trim()).map(Self::Every).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is neither \"always\" nor a duration ({e}): use e.g. fsync_interval = \"1s\", or \"always\" \
+                 for an fsync before every answer"
+            ))
+        })
+    }
+}
+
 /// Which backend holds the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
-    /// One crash-safe file under `store.path` (redb); one replica.
+    /// One crash-safe database directory at `store.path` (fjall); one replica.
     #[default]
     Embedded,
     /// Redis or Valkey at `store.url`; any number of replicas.
@@ -44,8 +95,10 @@ impl StoreKind {
 pub struct StoreConfig {
     /// `embedded`, `redis` or `memory`.
     pub kind: StoreKind,
-    /// `embedded`: the database file (created with its directory on first start).
+    /// `embedded`: the database directory (created on first start).
     pub path: PathBuf,
+    /// `embedded`: `"always"` (fsync before each answer) or how often the journal is fsynced (`"1s"`).
+    pub fsync_interval: Fsync,
     /// How long a replica answers from its in-process cache before asking the store again (at most 1 s): the
     /// longest a logout elsewhere can go unnoticed here.
     #[serde(with = "humantime_serde")]
@@ -80,6 +133,7 @@ impl Default for StoreConfig {
         Self {
             kind: StoreKind::Embedded,
             path: PathBuf::from("data/state"),
+            fsync_interval: Fsync::default(),
             cache_ttl: Duration::from_millis(500),
             url: String::new(),
             username: String::new(),
@@ -112,6 +166,12 @@ impl StoreConfig {
                 Some(String::new()),
                 "the embedded store needs a file",
                 "e.g. path = \"data/state\" (created on first start), or kind = \"memory\"",
+            )),
+            StoreKind::Embedded if self.fsync_interval == Fsync::Every(Duration::ZERO) => out.push(ConfigIssue::new(
+                "store.fsync_interval",
+                Some("0s".into()),
+                "a zero interval would fsync in a loop",
+                "use \"always\" for an fsync before every answer, or an interval such as \"1s\" (the default)",
             )),
             StoreKind::Redis => self.validate_redis(out),
             _ => {}

@@ -39,6 +39,21 @@ fn the_store_section_is_read() {
 }
 
 #[test]
+fn store_fsync_interval_is_always_or_a_duration_and_a_bad_value_names_the_key_and_the_fix() {
+    use super::Fsync;
+    let read = |v: &str| load_str(&format!("{DEMO_USER}\n[store]\nfsync_interval = \"{v}\"\n"));
+    assert_eq!(load_str(DEMO_USER).unwrap().store.fsync_interval, Fsync::Every(std::time::Duration::from_secs(1)));
+    assert_eq!(read("always").unwrap().store.fsync_interval, Fsync::Always);
+    assert_eq!(read("250ms").unwrap().store.fsync_interval, Fsync::Every(std::time::Duration::from_millis(250)));
+    let p = problems(&format!("{DEMO_USER}\n[store]\nfsync_interval = \"sometimes\"\n"));
+    let bad = p.iter().find(|p| p.key == "store.fsync_interval").unwrap_or_else(|| panic!("{p:?}"));
+    assert!(format!("{bad:?}").contains("always"), "{bad:?}");
+    let p = problems(&format!("{DEMO_USER}\n[store]\nfsync_interval = \"0s\"\n"));
+    let zero = p.iter().find(|p| p.key == "store.fsync_interval").unwrap_or_else(|| panic!("{p:?}"));
+    assert!(zero.fix.contains("\"always\""), "{}", zero.fix);
+}
+
+#[test]
 fn unknown_keys_suggest_the_nearest_known_key() {
     let p = problems(&format!("{DEMO_USER}\n[session]\ncookie_nme = \"x\"\n[sesion]\n"));
     let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.fix.as_str())).collect();

@@ -7,6 +7,6 @@ pub(crate) mod directory;
 pub(crate) mod identity;
 pub(crate) mod pending;
 pub(crate) mod principal;
-pub(crate) mod session;
+pub mod session;
 pub mod store;
 pub(crate) mod throttle;

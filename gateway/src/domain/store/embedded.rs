@@ -1,32 +1,47 @@
-//! [`EmbeddedKv`]: the default store, one crash-safe [redb] file (copy-on-write B-trees, a commit is durable when
-//! it returns; after `kill -9` or a power cut the file opens at the last commit). One process at a time: a
-//! second one gets a clear start-up error.
+//! [`EmbeddedKv`]: the default store, one [fjall] database directory (an LSM tree with a journal). One process at
+//! a time: a second one gets a clear start-up error.
 //!
-//! Every value is stored with its deadline (unix milliseconds, 8 bytes big-endian, before the bytes). Reads treat
-//! an entry past its deadline as absent, so expiry is exact without a scan; a second table indexes entries by
-//! deadline, and a background thread deletes what expired in small batches (one short write transaction per
-//! batch), so the file stops growing under churn and the hot path never scans.
+//! **Durability.** Every write is appended to the journal and handed to the operating system (`write(2)`) before
+//! its call returns, so a killed or crashed fedgate (`kill -9`, an OOM kill, a panic) loses nothing acknowledged:
+//! the kernel still writes the page cache out. The journal is then fsynced either before the answer
+//! ([`Fsync::Always`]) or by a background thread every interval ([`Fsync::Every`], Redis's `appendfsync
+//! everysec`), which bounds what a power cut or kernel crash can lose. At start-up fjall replays the journal
+//! written since its last rotation (at most ~64 MB in fjall 3.1), not the whole data, so a start after `kill -9`
+//! is bounded whatever the number of sessions (BENCHMARKS.md has the figures).
 //!
-//! redb is synchronous: reads run on tokio's blocking pool; writes go to one writer thread, which applies every
-//! write waiting in one transaction and commits once (group commit): concurrent logins share an fsync, and each
-//! write is durable when its call returns. Measured by `scripts/bench store` (BENCHMARKS.md).
+//! **Expiry.** Every value is stored with its deadline (unix milliseconds, 8 bytes big-endian, before the bytes).
+//! Reads treat an entry past its deadline as absent, so expiry is exact without a scan; a compaction filter turns
+//! expired entries into tombstones whenever fjall compacts the tables holding them (background threads, driven by
+//! the writes themselves), so the directory stops growing under churn and the hot path never scans.
+//!
+//! **Writes.** Each operation is one fjall write transaction (fjall's single-writer transactions: the reads inside
+//! see the database as of the write, so take, put-if-absent, compare-and-set and increment are atomic). With an
+//! fsync interval it runs on the caller's thread; with `"always"` one writer thread applies every write waiting in
+//! one transaction and commits once, so concurrent logins share one fsync. Reads go straight to the tree (the
+//! memtable and block cache; at most one small block read from the page cache). Measured by `scripts/bench store`
+//! and `store-bench` (BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction};
+use fjall::compaction::filter::{CompactionFilter, Context, Factory, ItemAccessor, Verdict};
+use fjall::{
+    KeyspaceCreateOptions, PersistMode, Readable as _, SingleWriterTxDatabase, SingleWriterTxKeyspace,
+    SingleWriterWriteTx,
+};
 
 use super::{KvStore, OpenError, Result, StoreError, StoreFuture};
+use crate::config::Fsync;
 
-const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
-const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
-
-/// Entries deleted per sweep transaction.
-const SWEEP_BATCH: usize = 512;
-/// Pause between sweeps when the last one found less than a batch.
-const SWEEP_EVERY: Duration = Duration::from_secs(2);
-
+/// The keyspace holding every entry.
+const KEYSPACE: &str = "kv";
+/// The largest memtable (written to a table when full): the memory unflushed writes take, kept small because
+/// sessions are small and reads of recent ones are served by the first level anyway.
+pub const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+/// Block cache (fjall's default is 32 MiB; sessions are small and the first level caches the hot ones).
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Writes waiting for the writer thread at most, per commit.
 const GROUP_MAX: usize = 512;
 
@@ -34,11 +49,13 @@ const GROUP_MAX: usize = 512;
 type Deliver = Box<dyn FnOnce(Result<(), SharedError>) + Send>;
 /// One write, applied inside the writer's transaction (none: the transaction could not begin, skip it); returns
 /// whether it applied, and whom to tell the commit's outcome.
-type Job = Box<dyn FnOnce(Option<&WriteTransaction>, u64) -> (Result<(), redb::Error>, Deliver) + Send>;
+type Job = Box<dyn FnOnce(Option<(&mut Tx<'_>, &Keyspace)>, u64) -> (Result<(), fjall::Error>, Deliver) + Send>;
+type Tx<'a> = SingleWriterWriteTx<'a>;
+type Keyspace = SingleWriterTxKeyspace;
 
 /// A commit's failure, told to every write in it.
 #[derive(Debug, Clone)]
-struct SharedError(Arc<redb::Error>);
+struct SharedError(Arc<fjall::Error>);
 
 impl std::fmt::Display for SharedError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,14 +69,25 @@ impl std::error::Error for SharedError {
     }
 }
 
+/// The database and its one keyspace; the writer and fsync threads hold it weakly, so dropping the last
+/// [`EmbeddedKv`] closes the database (fjall fsyncs the journal when it is dropped).
+struct Inner {
+    db: SingleWriterTxDatabase,
+    kv: Keyspace,
+    /// Whether a commit reached the journal since the last fsync (the interval fsync skips idle periods).
+    dirty: AtomicBool,
+}
+
 /// The embedded store. Cheap to share (`Arc` inside).
 #[derive(Clone)]
 pub struct EmbeddedKv {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
     path: PathBuf,
     writer: std::sync::mpsc::Sender<Job>,
     /// Write transactions committed so far (one per group of writes).
-    commits: Arc<std::sync::atomic::AtomicU64>,
+    commits: Arc<AtomicU64>,
+    /// `fsync_interval = "always"`: writes go through the writer thread, so concurrent ones share an fsync.
+    always: bool,
 }
 
 impl std::fmt::Debug for EmbeddedKv {
@@ -91,60 +119,145 @@ fn join(exp: u64, value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The live bytes of a stored value at `now`.
+fn live(raw: Option<fjall::Slice>, now: u64) -> Option<Vec<u8>> {
+    raw.and_then(|raw| {
+        let (exp, v) = split(&raw);
+        (exp > now).then(|| v.to_vec())
+    })
+}
+
 /// A counter's value as stored (decimal ASCII, like Redis); anything else counts as 0.
 pub(super) fn counter(bytes: &[u8]) -> u64 {
     std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-fn err(e: impl Into<redb::Error>) -> StoreError {
-    StoreError::unavailable("embedded", e.into())
+fn err(e: fjall::Error) -> StoreError {
+    StoreError::unavailable("embedded", e)
+}
+
+/// Turns entries past their deadline into tombstones while fjall compacts (a tombstone, not a plain drop, so an
+/// older version of the key in a lower level cannot come back).
+struct ExpiryFilterFactory;
+
+impl Factory for ExpiryFilterFactory {
+    fn name(&self) -> &str {
+        "fedgate-expiry"
+    }
+
+    fn make_filter(&self, _ctx: &Context) -> Box<dyn CompactionFilter> {
+        Box::new(ExpiryFilter { now: now_ms(), dropped: 0 })
+    }
+}
+
+struct ExpiryFilter {
+    now: u64,
+    dropped: u64,
+}
+
+impl CompactionFilter for ExpiryFilter {
+    fn filter_item(
+        &mut self,
+        item: ItemAccessor<'_>,
+        _ctx: &Context,
+    ) -> fjall::compaction::filter::CompactionFilterResult {
+        let value = item.value()?;
+        if split(&value).0 <= self.now {
+            self.dropped += 1;
+            Ok(Verdict::Remove)
+        } else {
+            Ok(Verdict::Keep)
+        }
+    }
+
+    fn finish(self: Box<Self>) {
+        EXPIRED_BY_COMPACTION.fetch_add(self.dropped, Ordering::Relaxed);
+    }
+}
+
+/// Expired entries removed by compactions in this process (all stores), for tests and metrics.
+static EXPIRED_BY_COMPACTION: AtomicU64 = AtomicU64::new(0);
+
+/// Maps fjall's open error to the start-up error that names the path and what to do.
+fn open_error(path: &Path, e: fjall::Error) -> OpenError {
+    let io_kind = match &e {
+        fjall::Error::Io(io) => Some(io.kind()),
+        fjall::Error::Storage(fjall::LsmError::Io(io)) => Some(io.kind()),
+        _ => None,
+    };
+    match (e, io_kind) {
+        (fjall::Error::Locked, _) => OpenError::Locked { path: path.to_path_buf() },
+        (e, Some(kind)) if kind != std::io::ErrorKind::InvalidData && kind != std::io::ErrorKind::UnexpectedEof => {
+            OpenError::Io { path: path.to_path_buf(), source: e.into() }
+        }
+        (e, _) => OpenError::Corrupt { path: path.to_path_buf(), source: e.into() },
+    }
 }
 
 impl EmbeddedKv {
-    /// Opens (or creates, with its directory) the store at `path` and starts its expiry sweeper.
-    pub fn open(path: &Path) -> Result<Self, OpenError> {
+    /// Opens (or creates, with its parent directories) the store at `path` and starts its writer and, for an
+    /// interval, its fsync thread.
+    pub fn open(path: &Path, fsync: Fsync) -> Result<Self, OpenError> {
         let io = |source: super::BoxError| OpenError::Io { path: path.to_path_buf(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| io(e.into()))?;
+        if path.is_file() {
+            // The store used to be one redb file at this path.
+            return Err(OpenError::Corrupt {
+                path: path.to_path_buf(),
+                source:
+                    "a file where the state directory should be (the single redb file of earlier development builds?)"
+                        .into(),
+            });
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
-                OpenError::Locked { path: path.to_path_buf() }
-            }
-            redb::DatabaseError::Storage(redb::StorageError::Io(e)) if e.kind() != std::io::ErrorKind::InvalidData => {
-                io(e.into())
-            }
-            other => OpenError::Corrupt { path: path.to_path_buf(), source: other.into() },
-        })?;
-        // Create both tables now: a read-only directory or a full disk shows at start-up, not at the first login.
-        let init = || -> Result<(), redb::Error> {
-            let txn = db.begin_write()?;
-            txn.open_table(KV)?;
-            txn.open_table(EXPIRY)?;
-            txn.commit()?;
-            Ok(())
+        std::fs::create_dir_all(path).map_err(|e| io(e.into()))?;
+        let db = SingleWriterTxDatabase::builder(path)
+            .cache_size(CACHE_BYTES)
+            .worker_threads(2)
+            .with_compaction_filter_factories(Arc::new(|keyspace: &str| {
+                (keyspace == KEYSPACE).then(|| Arc::new(ExpiryFilterFactory) as Arc<dyn Factory>)
+            }))
+            .open()
+            .map_err(|e| open_error(path, e))?;
+        let kv = db
+            .keyspace(KEYSPACE, || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))
+            .map_err(|e| open_error(path, e))?;
+        // Write once now: a read-only directory or a full disk shows at start-up, not at the first login.
+        let probe = || -> Result<(), fjall::Error> {
+            kv.insert("\0probe", join(0, b"").as_slice())?;
+            db.persist(PersistMode::SyncData)
         };
-        init().map_err(|e| match e {
-            redb::Error::Io(e) => io(e.into()),
-            other => OpenError::Corrupt { path: path.to_path_buf(), source: other.into() },
-        })?;
-        let db = Arc::new(db);
-        spawn_sweeper(Arc::downgrade(&db));
-        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let writer = spawn_writer(Arc::downgrade(&db), Arc::clone(&commits)).map_err(|e| io(e.into()))?;
-        Ok(Self { db, path: path.to_path_buf(), writer, commits })
+        probe().map_err(|e| open_error(path, e))?;
+        let inner = Arc::new(Inner { db, kv, dirty: AtomicBool::new(false) });
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = spawn_writer(Arc::downgrade(&inner), fsync, Arc::clone(&commits)).map_err(|e| io(e.into()))?;
+        if let Fsync::Every(every) = fsync {
+            spawn_fsync(Arc::downgrade(&inner), every).map_err(|e| io(e.into()))?;
+        }
+        Ok(Self { inner, path: path.to_path_buf(), writer, commits, always: fsync == Fsync::Always })
     }
 
-    /// Runs `f` in a write transaction of the writer thread and returns once that transaction is committed
-    /// (durable). Writes that arrive while a commit is being flushed to disk are applied together in the next
-    /// transaction, so concurrent logins share one fsync (group commit) instead of queueing for one each.
+    /// Runs `f` in a write transaction and returns once that transaction is committed: in the operating system
+    /// (one `write(2)` of the journal), and with [`Fsync::Always`] on the disk.
+    ///
+    /// With an fsync interval the transaction runs on the calling thread: it holds fjall's single-writer lock for
+    /// a memtable insert and one `write(2)`, microseconds, which costs less than a hop to another thread and back
+    /// (measured: BENCHMARKS.md). With `"always"` it goes to the writer thread, where writes that arrive while a
+    /// commit is being fsynced are applied together in the next transaction (group commit: one fsync for many).
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&WriteTransaction, u64) -> Result<T, redb::Error> + Send + 'static,
+        f: impl FnOnce(&mut Tx<'_>, &Keyspace, u64) -> Result<T, fjall::Error> + Send + 'static,
     ) -> Result<T> {
+        if !self.always {
+            let mut txn = self.inner.db.write_tx().durability(Some(PersistMode::Buffer));
+            // On an error the transaction is dropped, i.e. rolled back.
+            let value = f(&mut txn, &self.inner.kv, now_ms()).map_err(err)?;
+            txn.commit().map_err(err)?;
+            self.inner.dirty.store(true, Ordering::Release);
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            return Ok(value);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |txn, now| {
-            let (applied, value) = match txn.map(|t| f(t, now)) {
+            let (applied, value) = match txn.map(|(t, kv)| f(t, kv, now)) {
                 Some(Ok(v)) => (Ok(()), Some(v)),
                 Some(Err(e)) => (Err(e), None),
                 None => (Ok(()), None),
@@ -165,37 +278,53 @@ impl EmbeddedKv {
 
     /// Write transactions committed since the store was opened (each holds one or more writes).
     pub fn commits(&self) -> u64 {
-        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+        self.commits.load(Ordering::Relaxed)
     }
 
-    /// Expired entries deleted by the sweeper so far in this file (for tests): the live entry count.
-    pub fn len(&self) -> Result<u64> {
-        use redb::ReadableTableMetadata as _;
-        let txn = self.db.begin_read().map_err(err)?;
-        txn.open_table(KV).map_err(err)?.len().map_err(err)
+    /// Entries stored, live or expired but not yet compacted away (for tests; walks the tree).
+    pub fn stored_entries(&self) -> Result<usize> {
+        self.inner.kv.inner().len().map_err(err)
     }
 
-    /// Whether the store holds no entries.
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len()? == 0)
+    /// The bytes the database takes on disk (tables and journals).
+    pub fn disk_space(&self) -> Result<u64> {
+        self.inner.db.disk_space().map_err(err)
     }
 
-    /// Deletes up to one batch of expired entries now; returns how many (the sweeper calls this).
-    pub fn sweep_once(&self) -> Result<usize> {
-        sweep(&self.db).map_err(err)
+    /// Flushes the memtable and compacts the whole tree now, dropping every expired entry (tests and benchmarks;
+    /// in service, compactions run in the background as writes arrive).
+    pub fn compact_now(&self) -> Result<()> {
+        let kv = self.inner.kv.inner();
+        kv.rotate_memtable_and_wait().map_err(err)?;
+        kv.major_compact().map_err(err)
+    }
+
+    /// Expired entries compactions removed in this process so far (every embedded store in it).
+    pub fn expired_by_compaction() -> u64 {
+        EXPIRED_BY_COMPACTION.load(Ordering::Relaxed)
+    }
+
+    /// The live value under `key`, read on the calling thread.
+    fn get_now(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(live(self.inner.kv.get(key).map_err(err)?, now_ms()))
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the state file's writer thread stopped")]
+#[error("the state store's writer thread stopped")]
 struct WriterGone;
 
 /// The one thread that writes: takes every write waiting, applies them in one transaction, commits once and tells
-/// each write the outcome. It holds the database only while committing, so dropping the store closes the file.
+/// each write the outcome.
 fn spawn_writer(
-    db: Weak<Database>,
-    commits: Arc<std::sync::atomic::AtomicU64>,
+    inner: Weak<Inner>,
+    fsync: Fsync,
+    commits: Arc<AtomicU64>,
 ) -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+    let durability = match fsync {
+        Fsync::Always => PersistMode::SyncData,
+        Fsync::Every(_) => PersistMode::Buffer,
+    };
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     std::thread::Builder::new().name("fedgate-store-write".into()).spawn(move || {
         while let Ok(first) = rx.recv() {
@@ -206,32 +335,23 @@ fn spawn_writer(
                     Err(_) => break,
                 }
             }
-            // The store (and so the file) may be gone: then the batch's senders are dropped unanswered.
-            let Some(db) = db.upgrade() else { return };
-            commit_batch(&db, batch);
-            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // The store may be gone: then the batch's senders are dropped unanswered.
+            let Some(inner) = inner.upgrade() else { return };
+            commit_batch(&inner, durability, batch);
+            commits.fetch_add(1, Ordering::Relaxed);
         }
     })?;
     Ok(tx)
 }
 
-fn commit_batch(db: &Database, batch: Vec<Job>) {
+fn commit_batch(inner: &Inner, durability: PersistMode, batch: Vec<Job>) {
     let now = now_ms();
-    let txn = match db.begin_write() {
-        Ok(t) => t,
-        Err(e) => {
-            let e = SharedError(Arc::new(e.into()));
-            for job in batch {
-                let (_, deliver) = job(None, now);
-                deliver(Err(e.clone()));
-            }
-            return;
-        }
-    };
+    let mut txn = inner.db.write_tx().durability(Some(durability));
     let mut delivers = Vec::with_capacity(batch.len());
     let mut failed = None;
-    for job in batch {
-        let (applied, deliver) = job(Some(&txn), now);
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
+        let (applied, deliver) = job(Some((&mut txn, &inner.kv)), now);
         delivers.push(deliver);
         if let Err(e) = applied {
             failed = Some(e);
@@ -239,104 +359,44 @@ fn commit_batch(db: &Database, batch: Vec<Job>) {
         }
     }
     let outcome = match failed {
-        // A write failed half-way: the whole transaction is dropped (aborted), so no write in it took effect.
+        // A write failed half-way: the whole transaction is rolled back, so no write in it took effect.
         Some(e) => {
-            drop(txn);
+            txn.rollback();
+            for job in jobs {
+                delivers.push(job(None, now).1);
+            }
             Err(SharedError(Arc::new(e)))
         }
-        None => txn.commit().map_err(|e| SharedError(Arc::new(e.into()))),
+        None => txn.commit().map_err(|e| SharedError(Arc::new(e))),
     };
+    if outcome.is_ok() {
+        inner.dirty.store(true, Ordering::Release);
+    }
     for deliver in delivers {
         deliver(outcome.clone());
     }
 }
 
-/// The live bytes under `key` in `txn`, if any.
-fn live_in(txn: &WriteTransaction, key: &str, now: u64) -> Result<Option<Vec<u8>>, redb::Error> {
-    let table = txn.open_table(KV)?;
-    let found = table.get(key)?.map(|g| {
-        let (exp, v) = split(g.value());
-        (exp > now).then(|| v.to_vec())
-    });
-    Ok(found.flatten())
-}
-
-/// Writes `value` under `key` until `exp`, keeping the expiry index in step.
-fn store_in(txn: &WriteTransaction, key: &str, value: &[u8], exp: u64) -> Result<(), redb::Error> {
-    let mut kv = txn.open_table(KV)?;
-    let mut index = txn.open_table(EXPIRY)?;
-    let old = kv.insert(key, join(exp, value).as_slice())?.map(|g| split(g.value()).0);
-    if let Some(old) = old {
-        index.remove((old, key))?;
-    }
-    index.insert((exp, key), ())?;
+/// Fsyncs the journal every `every` while writes arrive, until the store is dropped.
+fn spawn_fsync(inner: Weak<Inner>, every: Duration) -> std::io::Result<()> {
+    std::thread::Builder::new().name("fedgate-store-fsync".into()).spawn(move || {
+        loop {
+            std::thread::sleep(every);
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.dirty.swap(false, Ordering::AcqRel)
+                && let Err(e) = inner.db.persist(PersistMode::SyncData)
+            {
+                // fjall refuses later writes after a failed fsync (they answer "session store unavailable").
+                tracing::error!(error = %super::Chain(&e), "fsyncing the state store's journal failed");
+            }
+        }
+    })?;
     Ok(())
 }
 
-/// Removes `key` and its index entry; returns its live bytes, if it had any.
-fn delete_in(txn: &WriteTransaction, key: &str, now: u64) -> Result<Option<Vec<u8>>, redb::Error> {
-    let mut kv = txn.open_table(KV)?;
-    let removed = kv.remove(key)?.map(|g| {
-        let (exp, v) = split(g.value());
-        (exp, v.to_vec())
-    });
-    let Some((exp, v)) = removed else { return Ok(None) };
-    txn.open_table(EXPIRY)?.remove((exp, key))?;
-    Ok((exp > now).then_some(v))
-}
-
-fn sweep(db: &Database) -> Result<usize, redb::Error> {
-    let now = now_ms();
-    let mut txn = db.begin_write()?;
-    // Sweeping loses nothing if a crash undoes it, so it need not wait for the disk.
-    txn.set_durability(redb::Durability::None).map_err(|e| redb::Error::Io(std::io::Error::other(e)))?;
-    let due: Vec<(u64, String)> = {
-        let index = txn.open_table(EXPIRY)?;
-        let mut due = Vec::new();
-        for entry in index.range((0u64, "")..(now, ""))?.take(SWEEP_BATCH) {
-            let (k, _) = entry?;
-            let (exp, key) = k.value();
-            due.push((exp, key.to_string()));
-        }
-        due
-    };
-    {
-        let mut kv = txn.open_table(KV)?;
-        let mut index = txn.open_table(EXPIRY)?;
-        for (exp, key) in &due {
-            index.remove((*exp, key.as_str()))?;
-            // Only if the entry still has this deadline (a newer put has its own index entry).
-            let current = kv.get(key.as_str())?.map(|g| split(g.value()).0);
-            if current == Some(*exp) {
-                kv.remove(key.as_str())?;
-            }
-        }
-    }
-    txn.commit()?;
-    Ok(due.len())
-}
-
-/// Sweeps expired entries in small batches until the store is dropped.
-fn spawn_sweeper(db: Weak<Database>) {
-    let spawned = std::thread::Builder::new().name("fedgate-store-sweep".into()).spawn(move || {
-        loop {
-            std::thread::sleep(SWEEP_EVERY);
-            let Some(db) = db.upgrade() else { return };
-            loop {
-                match sweep(&db) {
-                    Ok(n) if n == SWEEP_BATCH => continue,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sweeping expired state entries failed; retrying later");
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "no expiry sweeper for the state store: expired entries stay until overwritten");
-    }
+/// The live bytes under `key` as `txn` sees them (its own earlier writes included).
+fn live_in(txn: &Tx<'_>, kv: &Keyspace, key: &str, now: u64) -> Result<Option<Vec<u8>>, fjall::Error> {
+    Ok(live(txn.get(kv, key)?, now))
 }
 
 impl KvStore for EmbeddedKv {
@@ -346,50 +406,40 @@ impl KvStore for EmbeddedKv {
 
     fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> StoreFuture<'a, Result<()>> {
         let (key, exp) = (key.to_string(), deadline(ttl));
-        Box::pin(self.write(move |txn, _| store_in(txn, &key, &value, exp)))
+        Box::pin(self.write(move |txn, kv, _| {
+            txn.insert(kv, key, join(exp, &value));
+            Ok(())
+        }))
     }
 
     fn put_many<'a>(&'a self, entries: Vec<(String, Vec<u8>, Duration)>) -> StoreFuture<'a, Result<()>> {
-        // One job: every entry in the same transaction, so one commit (one fsync, shared by the group).
+        // Every entry in the same transaction: one journal write, all or none of them after a crash.
         let entries: Vec<(String, Vec<u8>, u64)> =
             entries.into_iter().map(|(k, v, ttl)| (k, v, deadline(ttl))).collect();
-        Box::pin(self.write(move |txn, _| {
-            for (key, value, exp) in &entries {
-                store_in(txn, key, value, *exp)?;
+        Box::pin(self.write(move |txn, kv, _| {
+            for (key, value, exp) in entries {
+                txn.insert(kv, key, join(exp, &value));
             }
             Ok(())
         }))
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Vec<u8>>>> {
-        let (db, key) = (Arc::clone(&self.db), key.to_string());
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let txn = db.begin_read().map_err(err)?;
-                let table = txn.open_table(KV).map_err(err)?;
-                let now = now_ms();
-                Ok(table.get(key.as_str()).map_err(err)?.and_then(|g| {
-                    let (exp, v) = split(g.value());
-                    (exp > now).then(|| v.to_vec())
-                }))
-            })
-            .await
-            .map_err(|e| StoreError::unavailable("embedded", e))?
-        })
+        Box::pin(std::future::ready(self.get_now(key)))
     }
 
     fn take<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Vec<u8>>>> {
         let key = key.to_string();
-        Box::pin(self.write(move |txn, now| delete_in(txn, &key, now)))
+        Box::pin(self.write(move |txn, kv, now| Ok(live(txn.take(kv, key)?, now))))
     }
 
     fn put_if_absent<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> StoreFuture<'a, Result<bool>> {
         let (key, exp) = (key.to_string(), deadline(ttl));
-        Box::pin(self.write(move |txn, now| {
-            if live_in(txn, &key, now)?.is_some() {
+        Box::pin(self.write(move |txn, kv, now| {
+            if live_in(txn, kv, &key, now)?.is_some() {
                 return Ok(false);
             }
-            store_in(txn, &key, &value, exp)?;
+            txn.insert(kv, key, join(exp, &value));
             Ok(true)
         }))
     }
@@ -402,62 +452,50 @@ impl KvStore for EmbeddedKv {
         ttl: Duration,
     ) -> StoreFuture<'a, Result<bool>> {
         let (key, exp, expected) = (key.to_string(), deadline(ttl), expected.map(<[u8]>::to_vec));
-        Box::pin(self.write(move |txn, now| {
-            if live_in(txn, &key, now)? != expected {
+        Box::pin(self.write(move |txn, kv, now| {
+            if live_in(txn, kv, &key, now)? != expected {
                 return Ok(false);
             }
-            store_in(txn, &key, &new, exp)?;
+            txn.insert(kv, key, join(exp, &new));
             Ok(true)
         }))
     }
 
     fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<()>> {
         let key = key.to_string();
-        Box::pin(self.write(move |txn, now| delete_in(txn, &key, now).map(drop)))
+        Box::pin(self.write(move |txn, kv, _| {
+            txn.remove(kv, key);
+            Ok(())
+        }))
     }
 
     fn increment<'a>(&'a self, key: &'a str, by: u64, ttl: Duration) -> StoreFuture<'a, Result<u64>> {
         let (key, fresh_exp) = (key.to_string(), deadline(ttl));
-        Box::pin(self.write(move |txn, now| {
-            let current = {
-                let table = txn.open_table(KV)?;
-                table.get(key.as_str())?.map(|g| {
-                    let (exp, v) = split(g.value());
-                    (exp, counter(v))
-                })
-            };
+        Box::pin(self.write(move |txn, kv, now| {
+            let current = txn.get(kv, &key)?.map(|raw| {
+                let (exp, v) = split(&raw);
+                (exp, counter(v))
+            });
             let (exp, n) = match current {
                 Some((exp, n)) if exp > now => (exp, n),
                 _ => (fresh_exp, 0),
             };
             let n = n.saturating_add(by);
-            store_in(txn, &key, n.to_string().as_bytes(), exp)?;
+            txn.insert(kv, key, join(exp, n.to_string().as_bytes()));
             Ok(n)
         }))
     }
 
     fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
-        let (db, keys) = (Arc::clone(&self.db), keys.to_vec());
-        Box::pin(async move {
+        let read = || {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            tokio::task::spawn_blocking(move || {
-                let txn = db.begin_read().map_err(err)?;
-                let table = txn.open_table(KV).map_err(err)?;
-                let now = now_ms();
-                keys.iter()
-                    .map(|key| {
-                        Ok(table.get(key.as_str()).map_err(err)?.and_then(|g| {
-                            let (exp, v) = split(g.value());
-                            (exp > now).then(|| v.to_vec())
-                        }))
-                    })
-                    .collect()
-            })
-            .await
-            .map_err(|e| StoreError::unavailable("embedded", e))?
-        })
+            let snapshot = self.inner.db.read_tx();
+            let now = now_ms();
+            keys.iter().map(|key| Ok(live(snapshot.get(&self.inner.kv, key).map_err(err)?, now))).collect()
+        };
+        Box::pin(std::future::ready(read()))
     }
 
     fn remove_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<()>> {
@@ -466,21 +504,18 @@ impl KvStore for EmbeddedKv {
             if keys.is_empty() {
                 return Ok(());
             }
-            self.write(move |txn, now| keys.iter().try_for_each(|key| delete_in(txn, key, now).map(drop))).await
+            self.write(move |txn, kv, _| {
+                for key in keys {
+                    txn.remove(kv, key);
+                }
+                Ok(())
+            })
+            .await
         })
     }
 
     fn check(&self) -> StoreFuture<'_, Result<()>> {
-        let db = Arc::clone(&self.db);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let txn = db.begin_read().map_err(err)?;
-                txn.open_table(KV).map_err(err)?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| StoreError::unavailable("embedded", e))?
-        })
+        Box::pin(std::future::ready(self.get_now("\0probe").map(drop)))
     }
 }
 
@@ -489,80 +524,88 @@ impl KvStore for EmbeddedKv {
 mod tests {
     use super::*;
 
+    const EVERY: Fsync = Fsync::Every(Duration::from_millis(200));
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn embedded_kv_passes_conformance() {
-        let dir = tempfile::tempdir().unwrap();
-        let kv = EmbeddedKv::open(&dir.path().join("state")).unwrap();
-        super::super::conformance(Arc::new(kv), "conf:").await;
+    async fn embedded_kv_passes_conformance_with_an_fsync_interval_and_with_always() {
+        for fsync in [EVERY, Fsync::Always] {
+            let dir = tempfile::tempdir().unwrap();
+            let kv = EmbeddedKv::open(&dir.path().join("state"), fsync).unwrap();
+            super::super::conformance(Arc::new(kv), "conf:").await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn expired_entries_are_swept_in_batches_and_the_file_stops_growing() {
+    async fn compaction_drops_expired_entries_and_the_directory_stops_growing() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state");
-        let kv = EmbeddedKv::open(&path).unwrap();
+        let kv = EmbeddedKv::open(&dir.path().join("state"), EVERY).unwrap();
         let value = vec![7u8; 2048];
         let mut sizes = Vec::new();
+        let before = EmbeddedKv::expired_by_compaction();
         for round in 0..4 {
-            for i in 0..300 {
+            for i in 0..1000 {
                 kv.put(&format!("k{round}-{i}"), value.clone(), Duration::from_millis(50)).await.unwrap();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-            while kv.sweep_once().unwrap() > 0 {}
-            assert!(kv.is_empty().unwrap(), "every expired entry was swept");
-            sizes.push(std::fs::metadata(&path).unwrap().len());
+            kv.compact_now().unwrap();
+            assert!(kv.stored_entries().unwrap() <= 1, "every expired entry was compacted away (the probe stays)");
+            sizes.push(kv.disk_space().unwrap());
         }
-        assert!(sizes[3] <= sizes[1], "the file reuses freed pages instead of growing: {sizes:?}");
+        assert!(EmbeddedKv::expired_by_compaction() - before >= 4000, "the compaction filter dropped them");
+        assert!(sizes[3] <= sizes[1] + 64 * 1024, "the directory does not grow with expired entries: {sizes:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_writes_share_commits_and_each_is_durable_when_it_returns() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state");
-        let kv = EmbeddedKv::open(&path).unwrap();
-        let before = kv.commits();
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let kv = kv.clone();
-                tokio::spawn(async move { kv.put(&format!("k{i}"), vec![1; 100], Duration::from_secs(60)).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        let commits = kv.commits() - before;
-        assert!(commits < 200, "200 concurrent writes took {commits} commits: no group commit");
-        drop(kv);
-        // Every acknowledged write is in the file when it is opened again.
-        let again = EmbeddedKv::open(&path).unwrap();
-        for i in 0..200 {
-            assert!(again.get(&format!("k{i}")).await.unwrap().is_some(), "write {i} was acknowledged but lost");
+    async fn concurrent_writes_are_kept_when_they_return_and_share_fsyncs_with_always() {
+        for fsync in [EVERY, Fsync::Always] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state");
+            let kv = EmbeddedKv::open(&path, fsync).unwrap();
+            let before = kv.commits();
+            let tasks: Vec<_> = (0..200)
+                .map(|i| {
+                    let kv = kv.clone();
+                    tokio::spawn(async move { kv.put(&format!("k{i}"), vec![1; 100], Duration::from_secs(60)).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+            let commits = kv.commits() - before;
+            if fsync == Fsync::Always {
+                assert!(commits < 200, "200 concurrent writes took {commits} fsynced commits: no group commit");
+            }
+            drop(kv);
+            let again = EmbeddedKv::open(&path, fsync).unwrap();
+            for i in 0..200 {
+                assert!(again.get(&format!("k{i}")).await.unwrap().is_some(), "write {i} was acknowledged but lost");
+            }
         }
     }
 
     #[test]
-    fn a_second_opener_gets_a_clear_error_naming_the_file() {
+    fn a_second_opener_gets_a_clear_error_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
-        let _first = EmbeddedKv::open(&path).unwrap();
-        let e = EmbeddedKv::open(&path).unwrap_err();
+        let _first = EmbeddedKv::open(&path, EVERY).unwrap();
+        let e = EmbeddedKv::open(&path, EVERY).unwrap_err();
         assert!(matches!(e, OpenError::Locked { .. }), "{e:?}");
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
     }
 
     #[test]
-    fn a_file_that_is_not_a_store_is_reported_as_damaged() {
+    fn a_file_where_the_directory_belongs_is_reported_as_damaged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         std::fs::write(&path, vec![0x42u8; 10_000]).unwrap();
-        let e = EmbeddedKv::open(&path).unwrap_err();
+        let e = EmbeddedKv::open(&path, EVERY).unwrap_err();
         assert!(matches!(e, OpenError::Corrupt { .. }), "{e:?}");
         assert!(e.to_string().contains("damaged"), "{e}");
     }
 
     #[test]
     fn an_unwritable_directory_is_reported_with_the_path() {
-        let e = EmbeddedKv::open(Path::new("/proc/fedgate-no/state")).unwrap_err();
+        let e = EmbeddedKv::open(Path::new("/proc/fedgate-no/state"), EVERY).unwrap_err();
         assert!(matches!(e, OpenError::Io { .. }), "{e:?}");
         assert!(e.to_string().contains("/proc/fedgate-no/state"), "{e}");
     }

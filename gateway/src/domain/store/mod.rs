@@ -2,7 +2,7 @@
 //! operations the features need, so that sessions, authorization codes, refresh-token families, sign-in requests
 //! waiting for a login and brute-force counters survive a restart and can be shared between replicas.
 //!
-//! Backends ([`open`] picks one from `[store]`): [`embedded::EmbeddedKv`] (one crash-safe redb file),
+//! Backends ([`open`] picks one from `[store]`): [`embedded::EmbeddedKv`] (one fjall database directory),
 //! [`redis::RedisKv`] (Redis / Valkey) and [`memory::MemoryKv`] (in the process). Every backend must pass
 //! [`conformance`]. The typed stores on top ([`sessions::KvSessionStore`], [`grants::KvGrantStore`]) keep the
 //! feature code unaware of the backend.
@@ -141,13 +141,13 @@ pub trait KvStore: Send + Sync + 'static {
     }
 }
 
-/// The backend `[store]` names, opened (the embedded file) or prepared (Redis connects on first use, so a Redis
+/// The backend `[store]` names, opened (the embedded store) or prepared (Redis connects on first use, so a Redis
 /// that is down at start-up is reported by `/readyz` and recovered from without a restart). `None` for
 /// `kind = "memory"`, whose typed stores are the in-process ones.
 pub fn open(cfg: &StoreConfig) -> Result<Option<Arc<dyn KvStore>>, OpenError> {
     match cfg.kind {
         StoreKind::Memory => Ok(None),
-        StoreKind::Embedded => Ok(Some(Arc::new(embedded::EmbeddedKv::open(&cfg.path)?))),
+        StoreKind::Embedded => Ok(Some(Arc::new(embedded::EmbeddedKv::open(&cfg.path, cfg.fsync_interval)?))),
         StoreKind::Redis => Ok(Some(Arc::new(redis::RedisKv::new(cfg)?))),
     }
 }
@@ -155,34 +155,34 @@ pub fn open(cfg: &StoreConfig) -> Result<Option<Arc<dyn KvStore>>, OpenError> {
 /// Why the store could not be opened at start-up; each names the path or setting and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// The embedded file is held by another process.
+    /// The embedded store is held by another process.
     #[error(
-        "the state file {path} is in use by another process (another fedgate?): stop it, or give this one its own \
+        "the state directory {path} is in use by another process (another fedgate?): stop it, or give this one its own \
          store.path; several replicas share state through kind = \"redis\""
     )]
     Locked {
-        /// The file.
+        /// The directory.
         path: std::path::PathBuf,
     },
-    /// The embedded file is damaged or of an unknown format.
+    /// The embedded store is damaged or of an unknown format.
     #[error(
-        "the state file {path} is damaged or not a fedgate state file: move it away (sessions and refresh tokens \
+        "the state directory {path} is damaged or not a fedgate state directory: move it away (sessions and refresh tokens \
          in it are lost) or restore it from a backup"
     )]
     Corrupt {
-        /// The file.
+        /// The directory.
         path: std::path::PathBuf,
         /// The database's error.
         #[source]
         source: BoxError,
     },
-    /// The embedded file or its directory cannot be created or written (permissions, full disk).
+    /// The embedded store's directory cannot be created or written (permissions, full disk).
     #[error(
-        "the state file {path} cannot be created or written (permissions? full disk?): free space or fix the \
+        "the state directory {path} cannot be created or written (permissions? full disk?): free space or fix the \
          directory's permissions, or set store.path elsewhere"
     )]
     Io {
-        /// The file.
+        /// The directory.
         path: std::path::PathBuf,
         /// The system's error.
         #[source]
@@ -364,7 +364,7 @@ pub async fn conformance(store: Arc<dyn KvStore>, prefix: &str) {
 /// The typed stores on top of `kv` — sessions (with concurrent updates of one session from two replicas),
 /// OIDC grants, pending sign-in requests and login throttling — each shared by two instances as two replicas
 /// would share them. Panics on the first broken expectation; call it with a fresh backend on a multi-threaded
-/// tokio runtime (the e2e tests run it against real Redis and a real embedded file, the unit tests in memory).
+/// tokio runtime (the e2e tests run it against real Redis and a real embedded store, the unit tests in memory).
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
     use crate::domain::session::{AuthMethod, Lifetimes, Session, SessionStore as _};
@@ -431,7 +431,7 @@ pub async fn typed_conformance(kv: Arc<dyn KvStore>) {
     assert!(b.get(&id, now).await.unwrap().is_none(), "a removal on one replica reaches the other within 1 s");
 
     // OIDC grants: the federation suite. It drives the store's futures from plain threads, so each operation is
-    // spawned onto this runtime (Redis and the embedded file need it) and awaited through its join handle.
+    // spawned onto this runtime (Redis and the embedded store need it) and awaited through its join handle.
     let grants = OnRuntime(Arc::new(grants::KvGrantStore::new(Arc::clone(&kv))), tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
         federation::oidc::store::block_on(federation::oidc::store::conformance(Arc::new(grants)))
