@@ -455,7 +455,8 @@ async fn saml_logout_chain_reaches_every_sp_and_lists_the_ones_that_failed() {
     let (c, given) = sign_in_to_all(c).await;
     let (name_id, _) = &given["http://127.0.0.1:9/a"];
     let request = format!(
-        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_from-a" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>http://127.0.0.1:9/a</saml:Issuer><saml:NameID>{name_id}</saml:NameID></samlp:LogoutRequest>"#
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_from-a" Version="2.0" IssueInstant="{}"><saml:Issuer>http://127.0.0.1:9/a</saml:Issuer><saml:NameID>{name_id}</saml:NameID></samlp:LogoutRequest>"#,
+        crate::saml::saml_now()
     );
     let b64 = base64::engine::general_purpose::STANDARD.encode(request);
     let first = c

@@ -47,6 +47,7 @@ pub fn realm_router(base: &str) -> OwnRoutes<AppState> {
 /// `/protocol/saml` by HTTP-Redirect: a LogoutRequest or LogoutResponse goes to Single Logout, anything else to SSO.
 async fn realm_redirect(
     state: State<AppState>,
+    uri: OriginalUri,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, AppError> {
@@ -55,7 +56,7 @@ async fn realm_redirect(
     let logout = raw.split('&').any(|p| p.starts_with("SAMLResponse="))
         || request.is_some_and(|r| federation::saml::authn_request::is_logout_request(&r, true));
     if logout {
-        slo_redirect(state, headers, RawQuery(Some(raw))).await
+        slo_redirect(state, uri, headers, RawQuery(Some(raw))).await
     } else {
         sso_redirect(state, headers, RawQuery(Some(raw))).await
     }
@@ -298,6 +299,7 @@ async fn slo_done(State(state): State<AppState>, Query(q): Query<ChainQuery>) ->
 
 async fn slo_redirect(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, AppError> {
@@ -310,6 +312,7 @@ async fn slo_redirect(
         return single_logout::on_response(&state, relay.as_deref(), sp.name(), irt, response.success);
     }
     let (request, sp) = idp.logout_redirect(&raw)?;
+    request.timing.check("LogoutRequest", &arrived_at(&state, uri.path()), state.clock.now())?;
     logout(&state, &headers, idp, sp, &request, relay_state_from(&raw)).await
 }
 
@@ -326,6 +329,7 @@ async fn slo_post(
         return single_logout::on_response(&state, form.relay_state.as_deref(), sp.name(), irt, response.success);
     }
     let (request, sp) = idp.logout_post(form.saml_request()?)?;
+    request.timing.check("LogoutRequest", &arrived_at(&state, uri.path()), state.clock.now())?;
     if form.reposted.is_none()
         && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site")
         && crate::http::cookies::get(&headers, &state.config.session.cookie_name).is_none()
@@ -341,12 +345,7 @@ async fn slo_post(
 /// auto-submitting page of fedgate's own, which is same-site and carries the cookie (as SimpleSAMLphp and
 /// Shibboleth do). The second post is marked and never posted again.
 fn repost_same_site(state: &AppState, path: &str, form: &PostBinding) -> Response {
-    let action = state
-        .config
-        .server
-        .public_url
-        .join(path.trim_start_matches('/'))
-        .map_or_else(|_| path.to_string(), String::from);
+    let action = arrived_at(state, path);
     let mut fields = vec![("SAMLRequest", form.saml_request.as_str())];
     if let Some(r) = &form.relay_state {
         fields.push(("RelayState", r.as_str()));
@@ -362,6 +361,11 @@ fn repost_same_site(state: &AppState, path: &str, form: &PostBinding) -> Respons
     resp
 }
 
+/// The public URL of `path` on this gateway: where an SP's message arrived, which its `Destination` must name.
+fn arrived_at(state: &AppState, path: &str) -> String {
+    state.config.server.public_url.join(path.trim_start_matches('/')).map_or_else(|_| path.to_string(), String::from)
+}
+
 /// Ends this browser's session only when the (signature-checked) request names its user and the session signed
 /// in to this SP, then answers the SP with a signed LogoutResponse by its SingleLogoutService binding. A request
 /// that names nobody or someone else (a cross-site GET any page can trigger) ends nothing and answers with a
@@ -375,6 +379,11 @@ async fn logout(
     request: &LogoutRequest,
     relay_state: Option<String>,
 ) -> Result<Response, AppError> {
+    // Checked and fresh: now it is taken, once (a captured request replayed within its lifetime is refused).
+    if !state.seen_saml.first_use(&request.issuer, &request.id).await? {
+        tracing::warn!(sp = sp.name(), "a SAML LogoutRequest ID came again: refused as a replay");
+        return Err(federation::saml::SamlError::Replayed { message: "LogoutRequest", id: request.id.clone() }.into());
+    }
     let mut success = true;
     let mut ended = None;
     if let Some((id, session)) = current_session(state, headers).await? {
