@@ -614,3 +614,43 @@ async fn a_cross_site_post_logout_from_an_sp_ends_the_session() {
     let r_location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
     assert!(r_location.starts_with("/login"), "the session still opens the account page: {} {r_location}", r.status());
 }
+
+/// SSO by HTTP-POST from an SP on another site: the SP's page posts the AuthnRequest to fedgate cross-site, so
+/// Chromium sends no `SameSite=Lax` session cookie, and a signed-in user was shown the login page again. fedgate
+/// posts the checked request once more from its own page, with the cookie: the user lands at the SP's ACS signed
+/// in, without typing a password (browser-slo.mjs fails on the login page: it waits for the ACS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_post_authn_request_signs_in_without_a_second_login() {
+    use e2e::saml_sp::{SamlSp, SloBinding};
+    e2e::node::chromium().unwrap();
+    let (receiver_base, _got) = receiver().await;
+    let keys = tempfile::tempdir().unwrap();
+    let sp = SamlSp::start(SloBinding::Post).unwrap();
+    let md = sp.metadata_file(keys.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let cfg = format!("[server]\npublic_url = \"{site}/\"\n{}", config(&receiver_base, keys.path(), &[("a", &md)]));
+    let gw = Gateway::start_on(listener, &cfg).await.unwrap();
+    sp.setup(&gw.url("/saml/metadata")).await.unwrap();
+    let env = [
+        ("BASE", site.clone()),
+        ("USER_NAME", "alice".to_string()),
+        ("PASSWORD", "alice-demo".to_string()),
+        ("SPS", sp.base.clone()),
+        ("START", sp.base.clone()),
+        ("SP_LOGOUT_BINDING", "post".to_string()),
+        ("SP_LOGIN_BINDING", "post".to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        e2e::node::run("browser-slo.mjs", &env, 120)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    let signed_in = &seen["sp_sessions"][0];
+    assert_eq!(signed_in["name_id"].is_string(), true, "the SP got an assertion: {seen}");
+    assert_eq!(seen["csp"], serde_json::json!([]), "{seen}");
+}

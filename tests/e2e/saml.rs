@@ -1092,65 +1092,54 @@ async fn redirect_only_slo_metadata_asynchronous_and_no_endpoint() {
     assert!(!signed_in(&c).await, "ended although the SP has no logout endpoint");
 }
 
-/// A captured LogoutRequest (no SessionIndex, so it names every session of the user) is taken only where, when and
-/// as often as it was meant: one for another IdP's endpoint (`Destination`), one issued ten minutes ago, one whose
-/// `NotOnOrAfter` passed, and the same request a second time are each refused with a 400 naming the problem, and
-/// the session the attacker aimed at stays signed in. Before, each of them signed the user out.
+/// A captured signed LogoutRequest (no SessionIndex, so it names every session of the user) is taken only where,
+/// when and as often as it was meant: one for another IdP's endpoint (`Destination`), one issued ten minutes ago,
+/// one whose `NotOnOrAfter` passed, and the same request a second time are each refused with a 400 naming the
+/// problem, and the session the attacker aimed at stays signed in. Before, each of them signed the user out.
 #[tokio::test]
 async fn a_captured_logout_request_is_refused_late_twice_or_for_another_idp() {
-    let slapd = Slapd::start().unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let cfg = format!("{}{}", slapd.ldap_toml(""), saml_toml(keys.path()));
-    let gw = Gateway::start(&cfg).await.unwrap();
-    let signed_in = |c: &reqwest::Client| {
-        let r = c.get(gw.url("/"));
-        async move { r.send().await.unwrap().status() == StatusCode::OK }
-    };
-    const ADMINS: &str = "http://127.0.0.1:9/admins";
-    let c = browser();
-    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
-    assert_eq!(c.get(gw.url("/saml/init/admins-only")).send().await.unwrap().status(), StatusCode::OK);
-    let slo = |request: &str| c.get(gw.url(&format!("/saml/slo?{}", redirect_query(request, None)))).send();
+    const ENTITY: &str = "http://127.0.0.1:9/signed";
+    let sp = signing_sp_with("signed", ENTITY, "http://127.0.0.1:9/signed/acs", false).await;
+    let (gw, c) = (&sp.gw, &sp.browser);
+    let signed_in = || async { c.get(gw.url("/")).send().await.unwrap().status() == StatusCode::OK };
+    assert_eq!(c.get(gw.url("/saml/init/signed")).send().await.unwrap().status(), StatusCode::OK);
+    let slo = |request: &str| c.get(gw.url(&format!("/saml/slo?{}", redirect_query(request, Some(&sp.key))))).send();
     let refused = |r: reqwest::Response, needle: &'static str| async move {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let body = r.text().await.unwrap();
         assert!(body.contains(needle), "expected {needle:?} in: {body}");
     };
+    let with = |attribute: &str, value: &str| {
+        logout_request(ENTITY, Some("alice")).replace("Version=", &format!(r#"{attribute}="{value}" Version="#))
+    };
 
     // Meant for another IdP.
-    let other = logout_request(ADMINS, Some("alice"))
-        .replace("Version=", r#"Destination="https://other-idp.example.net/saml/slo" Version="#);
-    refused(slo(&other).await.unwrap(), "other-idp.example.net").await;
-    assert!(signed_in(&c).await, "a LogoutRequest for another IdP ended the session");
+    refused(slo(&with("Destination", "https://other-idp.example.net/saml/slo")).await.unwrap(), "other-idp").await;
+    assert!(signed_in().await, "a LogoutRequest for another IdP ended the session");
 
     // Issued ten minutes ago (captured, replayed later).
     let old = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
     let old = old.replace_nanosecond(0).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap();
-    let fresh = logout_request(ADMINS, Some("alice"));
+    let fresh = logout_request(ENTITY, Some("alice"));
     let start = fresh.find("IssueInstant=\"").unwrap() + "IssueInstant=\"".len();
     let end = start + fresh[start..].find('"').unwrap();
     let late = format!("{}{old}{}", &fresh[..start], &fresh[end..]);
     refused(slo(&late).await.unwrap(), "was issued").await;
-    assert!(signed_in(&c).await, "a ten-minute-old LogoutRequest ended the session");
+    assert!(signed_in().await, "a ten-minute-old LogoutRequest ended the session");
 
     // Past its NotOnOrAfter.
-    let expired =
-        logout_request(ADMINS, Some("alice")).replace("Version=", &format!(r#"NotOnOrAfter="{old}" Version="#));
-    refused(slo(&expired).await.unwrap(), "NotOnOrAfter").await;
-    assert!(signed_in(&c).await, "an expired LogoutRequest ended the session");
+    refused(slo(&with("NotOnOrAfter", &old)).await.unwrap(), "NotOnOrAfter").await;
+    assert!(signed_in().await, "an expired LogoutRequest ended the session");
 
-    // Fresh and for this endpoint: taken once, with its Destination.
-    let destination = gw.url("/saml/slo");
-    let good =
-        logout_request(ADMINS, Some("alice")).replace("Version=", &format!(r#"Destination="{destination}" Version="#));
-    let r = slo(&good).await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(!signed_in(&c).await);
+    // Fresh and for this endpoint: taken once.
+    let good = with("Destination", &gw.url("/saml/slo"));
+    assert_eq!(slo(&good).await.unwrap().status(), StatusCode::OK);
+    assert!(!signed_in().await, "the SP's own fresh request ends the session");
     // Signed in again: the same request, replayed, ends nothing.
-    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
-    assert_eq!(c.get(gw.url("/saml/init/admins-only")).send().await.unwrap().status(), StatusCode::OK);
+    crate::login::login(c, gw, "alice", "alice-password", "").await;
+    assert_eq!(c.get(gw.url("/saml/init/signed")).send().await.unwrap().status(), StatusCode::OK);
     refused(slo(&good).await.unwrap(), "already used").await;
-    assert!(signed_in(&c).await, "a replayed LogoutRequest ended the new session");
+    assert!(signed_in().await, "a replayed LogoutRequest ended the new session");
 }
 
 /// `encrypt_assertions`: the signed assertion travels as an `EncryptedAssertion` (AES-256-GCM, key wrapped with

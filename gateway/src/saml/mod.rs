@@ -71,7 +71,11 @@ async fn realm_post(
 ) -> Result<Response, AppError> {
     let logout = form.saml_response.as_deref().is_some_and(|v| !v.is_empty())
         || federation::saml::authn_request::is_logout_request(&form.saml_request, false);
-    if logout { slo_post(state, uri, headers, Form(form)).await } else { sso_post(state, headers, Form(form)).await }
+    if logout {
+        slo_post(state, uri, headers, Form(form)).await
+    } else {
+        sso_post(state, uri, headers, Form(form)).await
+    }
 }
 
 fn idp(state: &AppState) -> Result<&std::sync::Arc<IdentityProvider>, AppError> {
@@ -111,7 +115,7 @@ struct PostBinding {
     saml_response: Option<String>,
     #[serde(rename = "RelayState")]
     relay_state: Option<String>,
-    /// Set when fedgate's own page posted this LogoutRequest again ([`repost_same_site`]).
+    /// Set when fedgate's own page posted this request again ([`repost_same_site`]).
     #[serde(rename = "fedgate_reposted")]
     reposted: Option<String>,
 }
@@ -128,11 +132,17 @@ impl PostBinding {
 
 async fn sso_post(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
     idp(&state)?.check_relay_state(form.relay_state.as_deref())?;
     let (request, sp) = idp(&state)?.post_request(form.saml_request()?)?;
+    // As for LogoutRequests: an SP's page on another site posts without the `SameSite=Lax` session cookie, so a
+    // signed-in user would be asked to sign in again. The checked request is posted once more from our own page.
+    if cross_site_without_session(&state, &headers, &form) {
+        return Ok(repost_same_site(&state, uri.path(), &form));
+    }
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), form.relay_state).await
 }
@@ -330,16 +340,21 @@ async fn slo_post(
     }
     let (request, sp) = idp.logout_post(form.saml_request()?)?;
     request.timing.check("LogoutRequest", &arrived_at(&state, uri.path()), state.clock.now())?;
-    if form.reposted.is_none()
-        && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site")
-        && crate::http::cookies::get(&headers, &state.config.session.cookie_name).is_none()
-    {
+    if cross_site_without_session(&state, &headers, &form) {
         return Ok(repost_same_site(&state, uri.path(), &form));
     }
     logout(&state, &headers, idp, sp, &request, form.relay_state).await
 }
 
-/// The SP's page posted a LogoutRequest from another site, and a browser sends no `SameSite=Lax` session cookie
+/// A POST from another site's page (`Sec-Fetch-Site: cross-site`) that brought no session cookie and was not
+/// posted again by [`repost_same_site`] already.
+fn cross_site_without_session(state: &AppState, headers: &HeaderMap, form: &PostBinding) -> bool {
+    form.reposted.is_none()
+        && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site")
+        && crate::http::cookies::get(headers, &state.config.session.cookie_name).is_none()
+}
+
+/// The SP's page posted a LogoutRequest (or an AuthnRequest) from another site, and a browser sends no `SameSite=Lax` session cookie
 /// with a cross-site POST: fedgate would find no session, end nothing and still tell the SP Success, leaving the
 /// user signed in everywhere else. So the (already checked) request is posted once more, unchanged, by an
 /// auto-submitting page of fedgate's own, which is same-site and carries the cookie (as SimpleSAMLphp and
@@ -379,8 +394,10 @@ async fn logout(
     request: &LogoutRequest,
     relay_state: Option<String>,
 ) -> Result<Response, AppError> {
-    // Checked and fresh: now it is taken, once (a captured request replayed within its lifetime is refused).
-    if !state.seen_saml.first_use(&request.issuer, &request.id).await? {
+    // Checked and fresh: a request from an SP with a certificate (so signed, and verified) is taken once, and a
+    // captured one replayed within its lifetime is refused. An SP without one sends unsigned requests anyone could
+    // make up anyway; their IDs are not stored, so nobody can fill the store with made-up IDs.
+    if sp.certificate_der.is_some() && !state.seen_saml.first_use(&request.issuer, &request.id).await? {
         tracing::warn!(sp = sp.name(), "a SAML LogoutRequest ID came again: refused as a replay");
         return Err(federation::saml::SamlError::Replayed { message: "LogoutRequest", id: request.id.clone() }.into());
     }
