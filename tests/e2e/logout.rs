@@ -616,11 +616,12 @@ async fn a_cross_site_post_logout_from_an_sp_ends_the_session() {
 }
 
 /// SSO by HTTP-POST from an SP on another site: the SP's page posts the AuthnRequest to fedgate cross-site, so
-/// Chromium sends no `SameSite=Lax` session cookie, and a signed-in user was shown the login page again. fedgate
-/// posts the checked request once more from its own page, with the cookie: the user lands at the SP's ACS signed
-/// in, without typing a password (browser-slo.mjs fails on the login page: it waits for the ACS).
+/// Chromium sends no `SameSite=Lax` session cookie, and fedgate took the signed-in user for a stranger: a passive
+/// request (`IsPassive="true"`, "sign in only if already signed in") was refused with "you are not signed in",
+/// and any other one went through the login page's redirect. fedgate posts the checked request once more from its
+/// own page, with the cookie: the user lands at the SP's ACS signed in (browser-slo.mjs waits for the ACS).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cross_site_post_authn_request_signs_in_without_a_second_login() {
+async fn a_cross_site_post_authn_request_finds_the_session() {
     use e2e::saml_sp::{SamlSp, SloBinding};
     e2e::node::chromium().unwrap();
     let (receiver_base, _got) = receiver().await;
@@ -639,7 +640,7 @@ async fn a_cross_site_post_authn_request_signs_in_without_a_second_login() {
         ("SPS", sp.base.clone()),
         ("START", sp.base.clone()),
         ("SP_LOGOUT_BINDING", "post".to_string()),
-        ("SP_LOGIN_BINDING", "post".to_string()),
+        ("SP_LOGIN_QUERY", "binding=post&passive=1".to_string()),
     ];
     let out = tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
