@@ -652,6 +652,6 @@ async fn a_cross_site_post_authn_request_finds_the_session() {
     let seen: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
     assert_eq!(seen["ok"], true, "{seen}");
     let signed_in = &seen["sp_sessions"][0];
-    assert_eq!(signed_in["name_id"].is_string(), true, "the SP got an assertion: {seen}");
+    assert_eq!(signed_in["name_id"], "alice", "the SP got an assertion for alice: {seen}");
     assert_eq!(seen["csp"], serde_json::json!([]), "{seen}");
 }
