@@ -7,11 +7,12 @@ handles logout the way a deployed SP does, by pysaml2's own code.
 Prints its base URL (http://127.0.0.1:PORT, its entity ID is BASE/sp) on the first line, then serves:
   GET  /metadata          its SP metadata (AssertionConsumerService HTTP-POST, one SingleLogoutService, its cert)
   GET  /setup?idp=URL     loads the IdP's metadata from URL (the IdP is started after the SP)
-  GET  /login             SP-initiated SSO: a signed AuthnRequest by HTTP-Redirect
   POST /acs               consumes the Response (pysaml2 checks signature, audience, times); starts a session
                           (cookie sp_<port>) and answers 200 JSON {name_id, format, session_index}
   GET  /whoami            200 JSON of the session, or 401
   GET  /sessions          JSON {"active": number of sessions}
+  GET  /login[?binding=post][&passive=1]  SP-initiated SSO: a signed AuthnRequest by HTTP-Redirect (by
+                          HTTP-POST with binding=post; IsPassive="true" with passive=1)
   GET  /logout[?binding=post]  SP-initiated logout of this browser's session (pysaml2 do_logout), signed, by
                           HTTP-Redirect (by HTTP-POST with ?binding=post)
   GET|POST /slo           an IdP LogoutRequest (pysaml2 handle_logout_request: the NameID must be the one it was
@@ -115,9 +116,13 @@ def app(environ, start):
             return reply(start, "200 OK", {"active": len(SESSIONS)})
         if path == "/login":
             idp = next(iter(c.metadata.identity_providers()))
-            _, info = c.prepare_for_authenticate(entityid=idp, binding=BINDING_HTTP_REDIRECT,
-                                                  sigalg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
-            return send(start, BINDING_HTTP_REDIRECT, info)
+            # ?binding=post: the AuthnRequest by HTTP-POST (an auto-submitting form on this SP's page);
+            # &passive=1: IsPassive="true" (sign in only if already signed in at the IdP).
+            binding = BINDING_HTTP_POST if q.get("binding") == "post" else BINDING_HTTP_REDIRECT
+            extra = {"is_passive": "true"} if q.get("passive") else {}
+            _, info = c.prepare_for_authenticate(entityid=idp, binding=binding,
+                                                  sigalg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, **extra)
+            return send(start, binding, info)
         if path == "/acs":
             resp = c.parse_authn_request_response(q["SAMLResponse"], BINDING_HTTP_POST)
             name_id = resp.assertion.subject.name_id

@@ -453,3 +453,35 @@ async fn keycloaks_saml_persistent_nameids_reach_the_sp() {
     assert!(!bob.is_empty() && !bob.starts_with("G-") && bob != "bob", "bob is not in the export: {seen}");
     drop(slapd);
 }
+
+/// Client ids become secret file names: one of 300 characters made a name over the 255-byte limit, so the import
+/// failed, and `a/b` and `a_b` shared `secrets/oidc-a_b` (one client's secret written over the other's). Now a long
+/// or unsafe id becomes its safe characters, cut, plus a short hash of the id: the import completes, every client
+/// has its own file, and the config points each client at its own secret.
+#[test]
+fn long_and_unsafe_client_ids_get_bounded_distinct_secret_files() {
+    let long = "x".repeat(300);
+    let mut clients = Vec::new();
+    for (id, secret) in [
+        (long.as_str(), "long-client-secret-0123456789abcdef"),
+        ("a/b", "slash-secret-0123456789abcdefgh"),
+        ("a_b", "under-secret-0123456789abcdefgh"),
+    ] {
+        let mut c = oidc_client(secret);
+        c["clientId"] = json!(id);
+        clients.push(c);
+    }
+    let imported = import(&realm("corp", clients, json!({})), None);
+    let config = imported.config();
+    let files: Vec<PathBuf> =
+        std::fs::read_dir(imported.path("out/secrets")).unwrap().map(|e| e.unwrap().path()).collect();
+    for (id, secret) in [(long.as_str(), "long-client-secret"), ("a/b", "slash-secret"), ("a_b", "under-secret")] {
+        let file = files
+            .iter()
+            .find(|f| std::fs::read_to_string(f).unwrap().starts_with(secret))
+            .unwrap_or_else(|| panic!("no secret file for {id:?} among {files:?}: {}", imported.report));
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(name.len() <= 80, "{name}");
+        assert!(config.contains(&format!("client_secret_file = \"{}\"", file.display())), "{id}: {config}");
+    }
+}

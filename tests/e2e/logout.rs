@@ -455,7 +455,8 @@ async fn saml_logout_chain_reaches_every_sp_and_lists_the_ones_that_failed() {
     let (c, given) = sign_in_to_all(c).await;
     let (name_id, _) = &given["http://127.0.0.1:9/a"];
     let request = format!(
-        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_from-a" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>http://127.0.0.1:9/a</saml:Issuer><saml:NameID>{name_id}</saml:NameID></samlp:LogoutRequest>"#
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_from-a" Version="2.0" IssueInstant="{}"><saml:Issuer>http://127.0.0.1:9/a</saml:Issuer><saml:NameID>{name_id}</saml:NameID></samlp:LogoutRequest>"#,
+        crate::saml::saml_now()
     );
     let b64 = base64::engine::general_purpose::STANDARD.encode(request);
     let first = c
@@ -612,4 +613,45 @@ async fn a_cross_site_post_logout_from_an_sp_ends_the_session() {
     let r = browser().get(gw.url("/")).header("cookie", format!("fedgate_session={session}")).send().await.unwrap();
     let r_location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
     assert!(r_location.starts_with("/login"), "the session still opens the account page: {} {r_location}", r.status());
+}
+
+/// SSO by HTTP-POST from an SP on another site: the SP's page posts the AuthnRequest to fedgate cross-site, so
+/// Chromium sends no `SameSite=Lax` session cookie, and fedgate took the signed-in user for a stranger: a passive
+/// request (`IsPassive="true"`, "sign in only if already signed in") was refused with "you are not signed in",
+/// and any other one went through the login page's redirect. fedgate posts the checked request once more from its
+/// own page, with the cookie: the user lands at the SP's ACS signed in (browser-slo.mjs waits for the ACS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_post_authn_request_finds_the_session() {
+    use e2e::saml_sp::{SamlSp, SloBinding};
+    e2e::node::chromium().unwrap();
+    let (receiver_base, _got) = receiver().await;
+    let keys = tempfile::tempdir().unwrap();
+    let sp = SamlSp::start(SloBinding::Post).unwrap();
+    let md = sp.metadata_file(keys.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let cfg = format!("[server]\npublic_url = \"{site}/\"\n{}", config(&receiver_base, keys.path(), &[("a", &md)]));
+    let gw = Gateway::start_on(listener, &cfg).await.unwrap();
+    sp.setup(&gw.url("/saml/metadata")).await.unwrap();
+    let env = [
+        ("BASE", site.clone()),
+        ("USER_NAME", "alice".to_string()),
+        ("PASSWORD", "alice-demo".to_string()),
+        ("SPS", sp.base.clone()),
+        ("START", sp.base.clone()),
+        ("SP_LOGOUT_BINDING", "post".to_string()),
+        ("SP_LOGIN_QUERY", "binding=post&passive=1".to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        e2e::node::run("browser-slo.mjs", &env, 120)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    let signed_in = &seen["sp_sessions"][0];
+    assert_eq!(signed_in["name_id"], "alice", "the SP got an assertion for alice: {seen}");
+    assert_eq!(seen["csp"], serde_json::json!([]), "{seen}");
 }

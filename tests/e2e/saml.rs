@@ -697,7 +697,10 @@ async fn sp_initiated_single_logout() {
     // answer it with, and nothing ended.
     let other = browser();
     crate::login::login(&other, &e.gw, "alice", "alice-password", "").await;
-    let logout = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_l1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>http://127.0.0.1:9/admins</saml:Issuer><saml:NameID>bob</saml:NameID></samlp:LogoutRequest>"#;
+    let logout = &format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_l1" Version="2.0" IssueInstant="{}"><saml:Issuer>http://127.0.0.1:9/admins</saml:Issuer><saml:NameID>bob</saml:NameID></samlp:LogoutRequest>"#,
+        saml_now()
+    );
     let enc = url::form_urlencoded::byte_serialize(deflate_b64(logout).as_bytes()).collect::<String>();
     let r = other.get(e.gw.url(&format!("/saml/slo?SAMLRequest={enc}"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -768,12 +771,29 @@ fn logout_request(issuer: &str, name_id: Option<&str>) -> String {
     logout_request_for(issuer, name_id, None)
 }
 
+/// The current time as a SAML `dateTime` (IssueInstant), for messages the tests write.
+pub fn saml_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// An ID no other message of this test run has (fedgate refuses a message ID it has seen).
+pub fn unique_id() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}{n}", time::OffsetDateTime::now_utc().unix_timestamp_nanos())
+}
+
 fn logout_request_for(issuer: &str, name_id: Option<&str>, session_index: Option<&str>) -> String {
     let name_id = name_id.map(|n| format!("<saml:NameID>{n}</saml:NameID>")).unwrap_or_default();
     let index = session_index.map(|i| format!("<samlp:SessionIndex>{i}</samlp:SessionIndex>")).unwrap_or_default();
     format!(
-        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_csrf{}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>{issuer}</saml:Issuer>{name_id}{index}</samlp:LogoutRequest>"#,
-        name_id.len() + index.len()
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_csrf{}" Version="2.0" IssueInstant="{}"><saml:Issuer>{issuer}</saml:Issuer>{name_id}{index}</samlp:LogoutRequest>"#,
+        unique_id(),
+        saml_now()
     )
 }
 
@@ -1070,6 +1090,56 @@ async fn redirect_only_slo_metadata_asynchronous_and_no_endpoint() {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("Signed out"));
     assert!(!signed_in(&c).await, "ended although the SP has no logout endpoint");
+}
+
+/// A captured signed LogoutRequest (no SessionIndex, so it names every session of the user) is taken only where,
+/// when and as often as it was meant: one for another IdP's endpoint (`Destination`), one issued ten minutes ago,
+/// one whose `NotOnOrAfter` passed, and the same request a second time are each refused with a 400 naming the
+/// problem, and the session the attacker aimed at stays signed in. Before, each of them signed the user out.
+#[tokio::test]
+async fn a_captured_logout_request_is_refused_late_twice_or_for_another_idp() {
+    const ENTITY: &str = "http://127.0.0.1:9/signed";
+    let sp = signing_sp_with("signed", ENTITY, "http://127.0.0.1:9/signed/acs", false).await;
+    let (gw, c) = (&sp.gw, &sp.browser);
+    let signed_in = || async { c.get(gw.url("/")).send().await.unwrap().status() == StatusCode::OK };
+    assert_eq!(c.get(gw.url("/saml/init/signed")).send().await.unwrap().status(), StatusCode::OK);
+    let slo = |request: &str| c.get(gw.url(&format!("/saml/slo?{}", redirect_query(request, Some(&sp.key))))).send();
+    let refused = |r: reqwest::Response, needle: &'static str| async move {
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body = r.text().await.unwrap();
+        assert!(body.contains(needle), "expected {needle:?} in: {body}");
+    };
+    let with = |attribute: &str, value: &str| {
+        logout_request(ENTITY, Some("alice")).replace("Version=", &format!(r#"{attribute}="{value}" Version="#))
+    };
+
+    // Meant for another IdP.
+    refused(slo(&with("Destination", "https://other-idp.example.net/saml/slo")).await.unwrap(), "other-idp").await;
+    assert!(signed_in().await, "a LogoutRequest for another IdP ended the session");
+
+    // Issued ten minutes ago (captured, replayed later).
+    let old = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let old = old.replace_nanosecond(0).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let fresh = logout_request(ENTITY, Some("alice"));
+    let start = fresh.find("IssueInstant=\"").unwrap() + "IssueInstant=\"".len();
+    let end = start + fresh[start..].find('"').unwrap();
+    let late = format!("{}{old}{}", &fresh[..start], &fresh[end..]);
+    refused(slo(&late).await.unwrap(), "was issued").await;
+    assert!(signed_in().await, "a ten-minute-old LogoutRequest ended the session");
+
+    // Past its NotOnOrAfter.
+    refused(slo(&with("NotOnOrAfter", &old)).await.unwrap(), "NotOnOrAfter").await;
+    assert!(signed_in().await, "an expired LogoutRequest ended the session");
+
+    // Fresh and for this endpoint: taken once.
+    let good = with("Destination", &gw.url("/saml/slo"));
+    assert_eq!(slo(&good).await.unwrap().status(), StatusCode::OK);
+    assert!(!signed_in().await, "the SP's own fresh request ends the session");
+    // Signed in again: the same request, replayed, ends nothing.
+    crate::login::login(c, gw, "alice", "alice-password", "").await;
+    assert_eq!(c.get(gw.url("/saml/init/signed")).send().await.unwrap().status(), StatusCode::OK);
+    refused(slo(&good).await.unwrap(), "already used").await;
+    assert!(signed_in().await, "a replayed LogoutRequest ended the new session");
 }
 
 /// `encrypt_assertions`: the signed assertion travels as an `EncryptedAssertion` (AES-256-GCM, key wrapped with

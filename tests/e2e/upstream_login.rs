@@ -447,6 +447,31 @@ async fn callback_replays_foreign_browsers_and_tampered_state_are_refused() {
     assert!(body.contains("Corp SSO refused the sign-in code: invalid_grant"), "{body}");
 }
 
+/// The "provider unavailable" page is for anyone who opens `/login/<provider>`: it names the provider and a
+/// generic reason, while the network details (the address tried, the resolver or connection error) go to the log
+/// with their cause chain. Before, the page showed `discovery at http://127.0.0.1:…/ failed: … Connection refused`.
+#[tokio::test]
+async fn provider_unavailable_details_go_to_the_log_not_the_page() {
+    use e2e::gateway::{GatewayProcess, ProcessOptions};
+    let port = free_port();
+    let body = format!("{}{}", demo_user_toml(), upstream_toml("corp", &format!("http://127.0.0.1:{port}"), ""));
+    let mut gw =
+        GatewayProcess::start_with(&body, ProcessOptions { capture: true, ..Default::default() }).await.unwrap();
+    gw.collect_output();
+    let r = browser().get(format!("{}/login/corp", gw.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Corp SSO is unavailable right now"), "{page}");
+    assert!(!page.contains(&format!("127.0.0.1:{port}")) && !page.contains("discovery"), "{page}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gw.output_so_far().contains(&format!("127.0.0.1:{port}")) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let log = gw.output_so_far();
+    assert!(log.contains("discovery at") && log.contains(&format!("127.0.0.1:{port}")), "the log has the cause: {log}");
+    gw.stop_with("TERM").await.unwrap();
+}
+
 #[tokio::test]
 async fn provider_down_is_a_503_naming_it_and_passwords_still_work() {
     let port = free_port();
@@ -456,7 +481,11 @@ async fn provider_down_is_a_503_naming_it_and_passwords_still_work() {
     let r = c.get(gw.url("/login/corp")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = r.text().await.unwrap();
-    assert!(body.contains("Corp SSO is unavailable"), "{body}");
+    assert!(body.contains("Corp SSO is unavailable right now"), "{body}");
+    // The network details are in the log, not on a page anyone can open: no address, port or error text.
+    for detail in ["127.0.0.1", &port.to_string(), "discovery", "onnection refused", "error sending request"] {
+        assert!(!body.contains(detail), "the page shows {detail:?}: {body}");
+    }
     let page = c.get(gw.url("/login")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Corp SSO (unavailable)"), "{page}");
     let r = e2e::gateway::http().get(gw.url("/readyz")).send().await.unwrap();

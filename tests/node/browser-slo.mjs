@@ -1,6 +1,6 @@
 // Single logout in a real browser: Debian's chromium driven by playwright-core.
 //   BASE=http://127.0.0.1:PORT USER_NAME=alice PASSWORD=… SPS=http://sp-a,http://sp-b START=fedgate|<an SP base>
-//   [SP_LOGOUT_BINDING=post] node browser-slo.mjs
+//   [SP_LOGOUT_BINDING=post] [SP_LOGIN_QUERY=binding=post&passive=1] node browser-slo.mjs
 // Logs in at fedgate, signs in to each pysaml2 SP (SP-initiated SSO: /login there, the auto-posted assertion back),
 // then logs out at fedgate's page (START=fedgate) or at the SP given as START, and follows the browser to the end:
 // the "Signing out" page with its iframes, its meta refresh, the final page. Prints one JSON line: the final URL
@@ -8,7 +8,8 @@
 // reported, and the value of fedgate's session cookie after the login. Exits non-zero on the first unmet expectation.
 import { chromium } from 'playwright-core';
 
-const { BASE, USER_NAME, PASSWORD, SPS = '', START = 'fedgate', SP_LOGOUT_BINDING = '' } = process.env;
+const { BASE, USER_NAME, PASSWORD, SPS = '', START = 'fedgate', SP_LOGOUT_BINDING = '',
+  SP_LOGIN_QUERY = '' } = process.env;
 if (!BASE || !USER_NAME || !PASSWORD) throw new Error('BASE, USER_NAME and PASSWORD are required');
 const sps = SPS.split(',').filter(Boolean);
 
@@ -36,7 +37,7 @@ try {
   seen.session = (await page.context().cookies()).find((c) => c.name === 'fedgate_session')?.value;
 
   for (const sp of sps) {
-    await page.goto(`${sp}/login`);
+    await page.goto(`${sp}/login${SP_LOGIN_QUERY ? `?${SP_LOGIN_QUERY}` : ''}`);
     await page.waitForURL(`${sp}/acs`);
     seen.sp_sessions.push(JSON.parse(await page.locator('body').textContent()));
   }

@@ -93,6 +93,33 @@ pub enum SamlError {
         /// The configured limit.
         max: usize,
     },
+    /// The message is too old, from the future, past its `NotOnOrAfter`, or has no usable `IssueInstant`
+    /// ([`super::freshness`]).
+    #[error("the {message} is refused: {reason}")]
+    Stale {
+        /// `LogoutRequest`, `AuthnRequest`.
+        message: &'static str,
+        /// Why, naming the attribute.
+        reason: String,
+    },
+    /// The message's `Destination` is not the URL it arrived at (meant for another IdP or endpoint).
+    #[error("the {message} is for {destination:?}, not for this endpoint {expected:?}")]
+    WrongDestination {
+        /// `LogoutRequest`, `AuthnRequest`.
+        message: &'static str,
+        /// Its `Destination`.
+        destination: String,
+        /// Where it arrived.
+        expected: String,
+    },
+    /// A message with this ID was already taken (a replay).
+    #[error("the {message} with ID {id:?} was already used; a captured message is not taken twice")]
+    Replayed {
+        /// `LogoutRequest`, `AuthnRequest`.
+        message: &'static str,
+        /// Its ID.
+        id: String,
+    },
     /// No configured SP has this entity ID.
     #[error("no service provider with entity ID {0:?} is configured")]
     UnknownIssuer(String),

@@ -98,6 +98,8 @@ pub struct LogoutRequest {
     /// The SP asked for no LogoutResponse (`<aslo:Asynchronous/>` in `Extensions`, SAML 2.0 Asynchronous Single
     /// Logout Protocol Extension, as Shibboleth sends it).
     pub asynchronous: bool,
+    /// `IssueInstant`, `NotOnOrAfter` and `Destination`: check them with [`super::Timing::check`].
+    pub timing: super::Timing,
 }
 
 /// What we use from an SP's LogoutResponse (the answer to our LogoutRequest).
@@ -173,6 +175,11 @@ pub fn parse(xml: &[u8]) -> Result<LogoutRequest, SamlError> {
         session_index: m.child("SessionIndex").map(str::to_string),
         signed: m.signed,
         asynchronous: m.extensions.iter().any(|e| e == "Asynchronous"),
+        timing: super::Timing {
+            issue_instant: m.attr("IssueInstant").map(str::to_string),
+            not_on_or_after: m.attr("NotOnOrAfter").map(str::to_string),
+            destination: m.attr("Destination").map(str::to_string),
+        },
     })
 }
 

@@ -8,6 +8,7 @@
 pub mod authn_request;
 pub mod encrypt;
 pub mod error;
+pub mod freshness;
 pub mod keys;
 mod legacy_sha1;
 pub mod logout;
@@ -24,6 +25,7 @@ use time::OffsetDateTime;
 
 pub use authn_request::AuthnRequest;
 pub use error::{SamlError, SignatureProblem};
+pub use freshness::Timing;
 pub use keys::SigningKeys;
 pub use logout::{LogoutRequest, Outbound};
 pub use service_provider::{

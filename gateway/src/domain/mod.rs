@@ -7,6 +7,7 @@ pub(crate) mod directory;
 pub(crate) mod identity;
 pub(crate) mod pending;
 pub(crate) mod principal;
+pub(crate) mod replay;
 pub mod session;
 pub mod store;
 pub(crate) mod throttle;

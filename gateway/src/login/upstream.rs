@@ -45,8 +45,15 @@ fn broker_error(state: &AppState, provider: &str, e: &BrokerError) -> Response {
         BrokerError::Mapping { .. } => (StatusCode::FORBIDDEN, "Sign-in refused"),
         _ => (StatusCode::BAD_REQUEST, "Sign-in failed"),
     };
-    tracing::info!(provider, outcome = "refused", reason = %e, "upstream login");
     state.metrics.event("login", "upstream_refused");
+    // What failed on the way to the provider (addresses, resolver and TLS errors) is for the operator: logged with
+    // its cause chain; an anonymous visitor reads the provider's name and a generic reason.
+    if let BrokerError::Unavailable { provider: label, .. } = e {
+        tracing::warn!(provider, outcome = "unavailable", reason = %e, "upstream login");
+        let message = format!("{label} is unavailable right now. Try again in a moment, or sign in another way.");
+        return error_page(state, status, title, &message);
+    }
+    tracing::info!(provider, outcome = "refused", reason = %e, "upstream login");
     error_page(state, status, title, &e.to_string())
 }
 

@@ -47,6 +47,7 @@ pub fn realm_router(base: &str) -> OwnRoutes<AppState> {
 /// `/protocol/saml` by HTTP-Redirect: a LogoutRequest or LogoutResponse goes to Single Logout, anything else to SSO.
 async fn realm_redirect(
     state: State<AppState>,
+    uri: OriginalUri,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, AppError> {
@@ -55,7 +56,7 @@ async fn realm_redirect(
     let logout = raw.split('&').any(|p| p.starts_with("SAMLResponse="))
         || request.is_some_and(|r| federation::saml::authn_request::is_logout_request(&r, true));
     if logout {
-        slo_redirect(state, headers, RawQuery(Some(raw))).await
+        slo_redirect(state, uri, headers, RawQuery(Some(raw))).await
     } else {
         sso_redirect(state, headers, RawQuery(Some(raw))).await
     }
@@ -70,7 +71,11 @@ async fn realm_post(
 ) -> Result<Response, AppError> {
     let logout = form.saml_response.as_deref().is_some_and(|v| !v.is_empty())
         || federation::saml::authn_request::is_logout_request(&form.saml_request, false);
-    if logout { slo_post(state, uri, headers, Form(form)).await } else { sso_post(state, headers, Form(form)).await }
+    if logout {
+        slo_post(state, uri, headers, Form(form)).await
+    } else {
+        sso_post(state, uri, headers, Form(form)).await
+    }
 }
 
 fn idp(state: &AppState) -> Result<&std::sync::Arc<IdentityProvider>, AppError> {
@@ -110,7 +115,7 @@ struct PostBinding {
     saml_response: Option<String>,
     #[serde(rename = "RelayState")]
     relay_state: Option<String>,
-    /// Set when fedgate's own page posted this LogoutRequest again ([`repost_same_site`]).
+    /// Set when fedgate's own page posted this request again ([`repost_same_site`]).
     #[serde(rename = "fedgate_reposted")]
     reposted: Option<String>,
 }
@@ -127,11 +132,17 @@ impl PostBinding {
 
 async fn sso_post(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
     idp(&state)?.check_relay_state(form.relay_state.as_deref())?;
     let (request, sp) = idp(&state)?.post_request(form.saml_request()?)?;
+    // As for LogoutRequests: an SP's page on another site posts without the `SameSite=Lax` session cookie, so a
+    // signed-in user would be asked to sign in again. The checked request is posted once more from our own page.
+    if cross_site_without_session(&state, &headers, &form) {
+        return Ok(repost_same_site(&state, uri.path(), &form));
+    }
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), form.relay_state).await
 }
@@ -298,6 +309,7 @@ async fn slo_done(State(state): State<AppState>, Query(q): Query<ChainQuery>) ->
 
 async fn slo_redirect(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, AppError> {
@@ -310,6 +322,7 @@ async fn slo_redirect(
         return single_logout::on_response(&state, relay.as_deref(), sp.name(), irt, response.success).await;
     }
     let (request, sp) = idp.logout_redirect(&raw)?;
+    request.timing.check("LogoutRequest", &arrived_at(&state, uri.path()), state.clock.now())?;
     logout(&state, &headers, idp, sp, &request, relay_state_from(&raw)).await
 }
 
@@ -326,27 +339,28 @@ async fn slo_post(
         return single_logout::on_response(&state, form.relay_state.as_deref(), sp.name(), irt, response.success).await;
     }
     let (request, sp) = idp.logout_post(form.saml_request()?)?;
-    if form.reposted.is_none()
-        && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site")
-        && crate::http::cookies::get(&headers, &state.config.session.cookie_name).is_none()
-    {
+    request.timing.check("LogoutRequest", &arrived_at(&state, uri.path()), state.clock.now())?;
+    if cross_site_without_session(&state, &headers, &form) {
         return Ok(repost_same_site(&state, uri.path(), &form));
     }
     logout(&state, &headers, idp, sp, &request, form.relay_state).await
 }
 
-/// The SP's page posted a LogoutRequest from another site, and a browser sends no `SameSite=Lax` session cookie
+/// A POST from another site's page (`Sec-Fetch-Site: cross-site`) that brought no session cookie and was not
+/// posted again by [`repost_same_site`] already.
+fn cross_site_without_session(state: &AppState, headers: &HeaderMap, form: &PostBinding) -> bool {
+    form.reposted.is_none()
+        && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site")
+        && crate::http::cookies::get(headers, &state.config.session.cookie_name).is_none()
+}
+
+/// The SP's page posted a LogoutRequest (or an AuthnRequest) from another site, and a browser sends no `SameSite=Lax` session cookie
 /// with a cross-site POST: fedgate would find no session, end nothing and still tell the SP Success, leaving the
 /// user signed in everywhere else. So the (already checked) request is posted once more, unchanged, by an
 /// auto-submitting page of fedgate's own, which is same-site and carries the cookie (as SimpleSAMLphp and
 /// Shibboleth do). The second post is marked and never posted again.
 fn repost_same_site(state: &AppState, path: &str, form: &PostBinding) -> Response {
-    let action = state
-        .config
-        .server
-        .public_url
-        .join(path.trim_start_matches('/'))
-        .map_or_else(|_| path.to_string(), String::from);
+    let action = arrived_at(state, path);
     let mut fields = vec![("SAMLRequest", form.saml_request.as_str())];
     if let Some(r) = &form.relay_state {
         fields.push(("RelayState", r.as_str()));
@@ -362,6 +376,11 @@ fn repost_same_site(state: &AppState, path: &str, form: &PostBinding) -> Respons
     resp
 }
 
+/// The public URL of `path` on this gateway: where an SP's message arrived, which its `Destination` must name.
+fn arrived_at(state: &AppState, path: &str) -> String {
+    state.config.server.public_url.join(path.trim_start_matches('/')).map_or_else(|_| path.to_string(), String::from)
+}
+
 /// Ends this browser's session only when the (signature-checked) request names its user and the session signed
 /// in to this SP, then answers the SP with a signed LogoutResponse by its SingleLogoutService binding. A request
 /// that names nobody or someone else (a cross-site GET any page can trigger) ends nothing and answers with a
@@ -375,6 +394,13 @@ async fn logout(
     request: &LogoutRequest,
     relay_state: Option<String>,
 ) -> Result<Response, AppError> {
+    // Checked and fresh: a request from an SP with a certificate (so signed, and verified) is taken once, and a
+    // captured one replayed within its lifetime is refused. An SP without one sends unsigned requests anyone could
+    // make up anyway; their IDs are not stored, so nobody can fill the store with made-up IDs.
+    if sp.certificate_der.is_some() && !state.seen_saml.first_use(&request.issuer, &request.id).await? {
+        tracing::warn!(sp = sp.name(), "a SAML LogoutRequest ID came again: refused as a replay");
+        return Err(federation::saml::SamlError::Replayed { message: "LogoutRequest", id: request.id.clone() }.into());
+    }
     let mut success = true;
     let mut ended = None;
     if let Some((id, session)) = current_session(state, headers).await? {

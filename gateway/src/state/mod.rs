@@ -56,6 +56,8 @@ pub struct Inner {
     pub logout_poster: crate::http::outbound::FormPoster,
     /// SAML single logouts on their way through the session's SPs.
     pub logout_chains: single_logout::Chains,
+    /// IDs of SAML LogoutRequests already taken (replays are refused).
+    pub seen_saml: crate::domain::replay::SeenMessages,
     /// The state store behind sessions, grants, pending requests and throttling (`None`: `kind = "memory"`).
     pub store: Option<Arc<dyn KvStore>>,
     /// The `[[upstream.oidc]]` providers users may sign in through.
@@ -179,6 +181,7 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
         pending,
         logout_poster: crate::http::outbound::FormPoster::new(sign_in::BACKCHANNEL_TIMEOUT)?,
         logout_chains: single_logout::chains(store.clone()),
+        seen_saml: crate::domain::replay::SeenMessages::new(store.clone(), 100_000),
         store,
         brokers,
         roles: upstream_roles,

@@ -293,8 +293,23 @@ fn claim_name(attr: &str) -> String {
 }
 
 /// A file name from a client id.
+/// The longest file-name part [`file_safe`] makes: with a prefix such as `oidc-` it stays far below the 255-byte
+/// file-name limit of Linux file systems.
+const MAX_FILE_PART: usize = 64;
+
+/// A file-name part for `id`: the id itself when it is short and only `[A-Za-z0-9._-]`; otherwise its safe
+/// characters cut to fit, then `-` and 12 hex digits of its SHA-256, so ids that differ only in unsafe characters
+/// or beyond the cut (`a/b`, `a_b`) never share a file, and a 300-character client id still makes a valid name.
 fn file_safe(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+    let safe: String =
+        id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    if safe == id && !safe.is_empty() && safe.len() <= MAX_FILE_PART {
+        return safe;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes());
+    let hash = hex::encode(&digest.as_ref()[..6]);
+    let cut: String = safe.chars().take(MAX_FILE_PART - hash.len() - 1).collect();
+    format!("{cut}-{hash}")
 }
 
 /// An SP name (`/saml/init/{name}`) from an entity ID: its host and path, URL-safe.
