@@ -1023,3 +1023,60 @@ async fn a_public_client_without_a_secret_signs_in_with_pkce_alone() {
     let account = r.text().await.unwrap();
     assert!(account.contains("alice") && account.contains("admin"), "{account}");
 }
+
+/// `fedgate import keycloak` turns the realm's OpenID Connect identity provider into an `[[upstream.oidc]]` entry:
+/// the generated configuration passes check-config, starts, discovers the provider, and a user signs in through it
+/// (node oidc-provider) and lands signed in at fedgate, under the provider's name for the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_keycloak_identity_provider_signs_users_in() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let op = Op::start(free_port(), &format!("{base}/login/corp/callback"), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let export = serde_json::json!({
+        "realm": "corp", "enabled": true, "clients": [],
+        "identityProviders": [{
+            "alias": "corp", "providerId": "oidc", "enabled": true, "displayName": "Corp SSO",
+            "config": {"clientId": "fedgate", "clientSecret": "fedgate-secret", "issuer": op.issuer,
+                       "clientAuthMethod": "client_secret_basic", "defaultScope": "openid profile email groups"}
+        }]
+    });
+    let export_path = dir.path().join("realm-export.json");
+    std::fs::write(&export_path, serde_json::to_vec_pretty(&export).unwrap()).unwrap();
+    let bin = e2e::gateway::fedgate_bin().unwrap();
+    let out = Command::new(&bin)
+        .args(["import", "keycloak"])
+        .arg(&export_path)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(dir.path().join("out/IMPORT-REPORT.md")).unwrap();
+    assert!(out.status.success(), "nothing blocks:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("[[upstream.oidc]] \"corp\""), "{report}");
+    assert!(report.contains("/login/corp/callback"), "the report says what to register upstream:\n{report}");
+    let config_path = dir.path().join("out/config.toml");
+    let check = Command::new(&bin).args(["check-config", "--config"]).arg(&config_path).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    let gw = Gateway::start_on(listener, &config).await.unwrap();
+    wait_discovered(&gw).await;
+    let c = browser();
+    // No LDAP in the realm: the password form is off, so the login page goes straight to the one provider.
+    let r = c.get(gw.url("/login?rd=%2F")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login/corp?rd=%2F");
+    let (url, r) = sign_in_at_op(&c, &gw.url("/login/corp?rd=%2F"), "alice").await;
+    let status = r.status();
+    let account = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "landed at {url}: {account}");
+    assert_eq!(url, gw.url("/"), "the account page");
+    assert!(account.contains("alice") && !account.contains("name=\"password\""), "signed in as alice: {account}");
+    drop(op);
+}

@@ -220,6 +220,25 @@ pub struct IdentityProvider {
     pub provider_id: String,
     /// Disabled providers are only mentioned.
     pub enabled: Option<bool>,
+    /// The button's label.
+    pub display_name: Option<String>,
+    /// Whether Keycloak trusted the provider's e-mail addresses as verified.
+    pub trust_email: Option<bool>,
+    /// Its settings (`clientId`, `clientSecret`, `issuer`, `authorizationUrl`, `defaultScope`, `clientAuthMethod`,
+    /// `hostedDomain`, …); Keycloak writes every value as a string.
+    pub config: BTreeMap<String, Value>,
+}
+
+impl IdentityProvider {
+    /// A setting as text (`None` when absent or empty).
+    pub fn setting(&self, key: &str) -> Option<String> {
+        match self.config.get(key)? {
+            Value::String(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// One authentication flow.

@@ -291,7 +291,7 @@ fn ram_role_sso_is_recognised_as_the_preset() {
 #[test]
 fn realm_features_fedgate_lacks_are_reported() {
     let c = run(partial(), None);
-    assert!(has(&c, Severity::Blocking, "identity provider `google`", "brokered sign-in"));
+    assert!(has(&c, Severity::Blocking, "identity provider `google`", "no clientId"), "brokered, not convertible");
     assert!(has(&c, Severity::Unsupported, "authentication flow `browser with webauthn`", "custom"));
     assert!(has(&c, Severity::Attention, "key provider `rsa-generated`", "masked"));
     assert!(has(&c, Severity::Unsupported, "realm brute-force detection", "growing"));
@@ -487,4 +487,50 @@ fn group_mappers_full_path_and_the_ldap_groups_path_are_kept() {
     assert_eq!(t["saml"]["service_providers"][0]["attributes"]["groups"].as_str(), Some("{group_paths}"));
     assert_eq!(t["ldap"]["groups_path"].as_str(), Some("/ldap"));
     assert!(has(&c, Severity::Attention, "", "group paths start with it"));
+}
+
+/// OpenID Connect identity providers become `[[upstream.oidc]]` entries (issuer, client, secret file, scopes,
+/// Google's hosted domain); another Keycloak's issuer comes from its authorization URL; providers fedgate cannot
+/// sign in through (OAuth-only, SAML, a multi-tenant Microsoft app, client-jwt authentication) block the cut-over.
+#[test]
+fn oidc_identity_providers_become_upstream_sign_in_entries() {
+    let mut v = partial();
+    v["identityProviders"] = json!([
+        {"alias": "google", "providerId": "google", "enabled": true, "displayName": "Google",
+         "config": {"clientId": "g-client", "clientSecret": "g-secret", "hostedDomain": "example.org"}},
+        {"alias": "entra id", "providerId": "oidc", "enabled": true, "trustEmail": true,
+         "config": {"clientId": "e-client", "clientSecret": "e-secret", "clientAuthMethod": "client_secret_post",
+                    "issuer": "https://login.microsoftonline.com/tenant-1/v2.0/", "defaultScope": "profile email"}},
+        {"alias": "corp-kc", "providerId": "keycloak-oidc", "enabled": true,
+         "config": {"clientId": "k-client", "clientSecret": "k-secret",
+                    "authorizationUrl": "https://old-sso.example.org/realms/corp/protocol/openid-connect/auth"}},
+        {"alias": "github", "providerId": "github", "enabled": true, "config": {"clientId": "x"}},
+        {"alias": "jwt", "providerId": "oidc", "enabled": true,
+         "config": {"clientId": "j", "issuer": "https://j.example", "clientAuthMethod": "private_key_jwt"}},
+        {"alias": "ms-common", "providerId": "microsoft", "enabled": true, "config": {"clientId": "m", "clientSecret": "m"}},
+        {"alias": "off", "providerId": "oidc", "enabled": false, "config": {}}
+    ]);
+    let c = run(v, None);
+    let t = table(&c);
+    let ups = t["upstream"]["oidc"].as_array().unwrap();
+    let names: Vec<&str> = ups.iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["google", "entra-id", "corp-kc"], "{}", c.config);
+    assert_eq!(ups[0]["issuer"].as_str(), Some("https://accounts.google.com"));
+    assert_eq!(ups[0]["display_name"].as_str(), Some("Google"));
+    assert_eq!(ups[0]["allowed_email_domains"].as_array().unwrap()[0].as_str(), Some("example.org"));
+    assert_eq!(ups[0]["client_secret_file"].as_str(), Some("/out/secrets/upstream-google"));
+    assert_eq!(ups[1]["issuer"].as_str(), Some("https://login.microsoftonline.com/tenant-1/v2.0"));
+    let scopes: Vec<&str> = ups[1]["scopes"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(scopes, ["openid", "profile", "email"]);
+    assert_eq!(ups[2]["issuer"].as_str(), Some("https://old-sso.example.org/realms/corp"));
+    let secret = c.files.iter().find(|f| f.path == Path::new("secrets/upstream-corp-kc")).unwrap();
+    assert_eq!(secret.contents, b"k-secret\n");
+    assert!(secret.private);
+    assert!(has(&c, Severity::Converted, "identity provider `corp-kc`", "[[upstream.oidc]]"));
+    assert!(has(&c, Severity::Attention, "identity provider `corp-kc`", "/login/corp-kc/callback"));
+    assert!(has(&c, Severity::Blocking, "identity provider `github`", "not an OpenID Connect provider"));
+    assert!(has(&c, Severity::Blocking, "identity provider `jwt`", "private_key_jwt"));
+    assert!(has(&c, Severity::Blocking, "identity provider `ms-common`", "multi-tenant"));
+    assert!(has(&c, Severity::Attention, "identity provider `off`", "disabled"));
+    assert!(!has(&c, Severity::Blocking, "identity provider `google`", ""), "nothing blocks google");
 }

@@ -47,6 +47,16 @@ impl Converter<'_> {
         }
         match ldap {
             Some(comp) => self.ldap(&comp),
+            None if self.realm.identity_providers.iter().any(super::upstream::convertible) => {
+                self.add(
+                    Severity::Attention,
+                    "user federation",
+                    "the realm has no LDAP provider: users sign in only through its identity providers \
+                     ([[upstream.oidc]]); the password form is off",
+                    "add an [ldap] section if some users signed in with a password",
+                );
+                String::new()
+            }
             None => {
                 self.add(
                     Severity::Blocking,

@@ -7,6 +7,7 @@ mod realm;
 mod roles;
 mod saml;
 mod signing;
+mod upstream;
 
 #[cfg(test)]
 pub(super) use saml::parse_ram_role;
@@ -82,6 +83,7 @@ pub fn convert(realm: &Realm, users: Option<&[User]>, options: &Options) -> Conv
     }
     sections.push(oidc);
     sections.push(saml);
+    sections.push(c.upstream());
     c.realm_features();
     let header = format!(
         "# fedgate configuration imported from the Keycloak realm \"{}\" by `fedgate import keycloak`.\n# Read \
@@ -240,6 +242,11 @@ impl Converter<'_> {
         let mut text = out.finish();
         let mut login = Section::new("[login]", &["From the realm's brute-force detection settings."]);
         login.kv("throttle", "true");
+        let enabled_ldap = self.realm.user_storage().iter().any(|c| c.provider_id == "ldap" && c.flag("enabled", true));
+        if !enabled_ldap && self.realm.identity_providers.iter().any(upstream::convertible) {
+            login.comment("No LDAP provider in the export: users sign in through the upstream providers only.");
+            login.kv("password", "false");
+        }
         if r.brute_force_protected == Some(true) {
             let failures = r.failure_factor.filter(|f| *f > 0).unwrap_or(30);
             let window = r.max_delta_time_seconds.filter(|v| *v > 0).unwrap_or(43_200);

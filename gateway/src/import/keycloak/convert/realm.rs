@@ -1,4 +1,4 @@
-//! Realm-wide features fedgate does not have: brokering, flows, OTP, required actions, self-service.
+//! Realm-wide features fedgate does not have: flows, OTP, required actions, self-service.
 
 use super::*;
 
@@ -6,19 +6,6 @@ impl Converter<'_> {
     /// Realm-wide features fedgate does not have.
     pub(super) fn realm_features(&mut self) {
         let r = self.realm;
-        for idp in &r.identity_providers {
-            let (severity, note) = if idp.enabled == Some(false) {
-                (Severity::Attention, "disabled in Keycloak")
-            } else {
-                (Severity::Blocking, "users who sign in through it could not sign in")
-            };
-            self.add(
-                severity,
-                format!("identity provider `{}`", idp.alias),
-                format!("brokered sign-in through `{}` ({note}); fedgate has no upstream sign-in yet", idp.provider_id),
-                "keep Keycloak for these users, or move them to the LDAP directory",
-            );
-        }
         for flow in r.authentication_flows.iter().filter(|f| !f.built_in && f.top_level) {
             self.add(
                 Severity::Unsupported,
