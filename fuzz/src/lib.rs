@@ -52,10 +52,12 @@ pub fn principal() -> Principal {
         given_name: Some("Alice".into()),
         family_name: Some("Liddell".into()),
         groups: vec!["staff".into(), "dev".into()],
+        group_paths: vec!["/staff".into(), "/eng/dev".into()],
         roles: vec!["admin".into()],
         claims: BTreeMap::from([("department".to_string(), vec!["R&D".to_string()])]),
         auth_time: now(),
         authn: Default::default(),
+        saml_persistent_nameids: BTreeMap::new(),
     }
 }
 
