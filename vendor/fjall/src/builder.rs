@@ -122,6 +122,20 @@ impl<O: Openable> Builder<O> {
         self
     }
 
+    /// Size of the active journal past which it is sealed and a new one started, checked at each memtable flush.
+    ///
+    /// Recovery replays the active journal from its start on every open, so this bounds the work of an open
+    /// (after a crash or a clean close alike). A sealed journal is deleted once every memtable it holds is flushed.
+    ///
+    /// Default = 64 MB
+    ///
+    /// (fedgate patch, see vendor/fjall/PATCH.md)
+    #[must_use]
+    pub fn journal_rotation_threshold(mut self, bytes: u64) -> Self {
+        self.inner.journal_rotation_threshold_in_bytes = bytes;
+        self
+    }
+
     /// Maximum size of all memtables in bytes.
     ///
     /// Similar to `db_write_buffer_size` in `RocksDB`, however it is disabled by default in `RocksDB`.

@@ -6,8 +6,9 @@
 //! the kernel still writes the page cache out. The journal is then fsynced either before the answer
 //! ([`Fsync::Always`]) or by a background thread every interval ([`Fsync::Every`], Redis's `appendfsync
 //! everysec`), which bounds what a power cut or kernel crash can lose. At start-up fjall replays the journal
-//! written since its last rotation (at most ~64 MB in fjall 3.1), not the whole data, so a start after `kill -9`
-//! is bounded whatever the number of sessions (BENCHMARKS.md has the figures).
+//! written since its last rotation, not the whole data; the journal is sealed at every memtable flush
+//! ([`JOURNAL_ROTATION_BYTES`], a setting of our vendored fjall), so a start — after `kill -9` or a clean stop —
+//! replays about one memtable (4 MiB) whatever the number of sessions (BENCHMARKS.md has the figures).
 //!
 //! **Expiry.** Every value is stored with its deadline (unix milliseconds, 8 bytes big-endian, before the bytes).
 //! Reads treat an entry past its deadline as absent, so expiry is exact without a scan; a compaction filter turns
@@ -40,6 +41,11 @@ const KEYSPACE: &str = "kv";
 /// The largest memtable (written to a table when full): the memory unflushed writes take, kept small because
 /// sessions are small and reads of recent ones are served by the first level anyway.
 pub const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+/// The journal is sealed and a new one started at the first flush past this size. Every open replays the active
+/// journal from its start (and any sealed one whose memtables were not yet flushed), so this bounds the work of a
+/// start after a crash or a clean stop alike: about one memtable's worth of records. (A setting our vendored fjall
+/// adds: upstream hard-codes 64 MB, 150–300 ms of replay at every start; vendor/fjall/PATCH.md.)
+const JOURNAL_ROTATION_BYTES: u64 = MEMTABLE_BYTES;
 /// Block cache (fjall's default is 32 MiB; sessions are small and the first level caches the hot ones).
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Writes waiting for the writer thread at most, per commit.
@@ -212,6 +218,7 @@ impl EmbeddedKv {
         let db = SingleWriterTxDatabase::builder(path)
             .cache_size(CACHE_BYTES)
             .worker_threads(2)
+            .journal_rotation_threshold(JOURNAL_ROTATION_BYTES)
             .with_compaction_filter_factories(Arc::new(|keyspace: &str| {
                 (keyspace == KEYSPACE).then(|| Arc::new(ExpiryFilterFactory) as Arc<dyn Factory>)
             }))
@@ -580,6 +587,43 @@ mod tests {
             for i in 0..200 {
                 assert!(again.get(&format!("k{i}")).await.unwrap().is_some(), "write {i} was acknowledged but lost");
             }
+        }
+    }
+
+    /// Bytes the journal files hold on disk (allocated blocks: fjall sizes each new journal file sparsely).
+    fn journal_bytes(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jnl"))
+            .map(|p| std::fs::metadata(p).unwrap().blocks() * 512)
+            .sum()
+    }
+
+    /// What an open replays is the journal: after 24 MB of writes it must hold about one memtable, not everything
+    /// since the last 64 MB (fjall's own threshold, 150–300 ms of replay at every start).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_journal_is_sealed_at_each_flush_so_an_open_replays_little() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let kv = EmbeddedKv::open(&path, EVERY).unwrap();
+        let value = vec![9u8; 2000];
+        for i in 0..12_000 {
+            kv.put(&format!("k{i}"), value.clone(), Duration::from_secs(600)).await.unwrap();
+        }
+        // Flushes run in the background; a sealed journal is deleted once its memtables are flushed.
+        let bound = 3 * MEMTABLE_BYTES;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while journal_bytes(&path) > bound && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let journal = journal_bytes(&path);
+        assert!(journal <= bound, "{journal} bytes of journal after 24 MB of writes: an open would replay them all");
+        drop(kv);
+        let again = EmbeddedKv::open(&path, EVERY).unwrap();
+        for i in [0, 5_999, 11_999] {
+            assert_eq!(again.get(&format!("k{i}")).await.unwrap().as_deref(), Some(&value[..]), "write {i} lost");
         }
     }
 
