@@ -227,10 +227,12 @@ impl EmbeddedKv {
         let kv = db
             .keyspace(KEYSPACE, || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))
             .map_err(|e| open_error(path, e))?;
-        // Write once now: a read-only directory or a full disk shows at start-up, not at the first login.
+        // Write once now: a read-only directory or a full disk shows at start-up, not at the first login. A
+        // `write(2)` is enough (the filesystem reserves the blocks then); fjall's recovery has just fsynced the
+        // journal, and one more fsync would cost the start 1–30 ms on a busy disk.
         let probe = || -> Result<(), fjall::Error> {
             kv.insert("\0probe", join(0, b"").as_slice())?;
-            db.persist(PersistMode::SyncData)
+            db.persist(PersistMode::Buffer)
         };
         probe().map_err(|e| open_error(path, e))?;
         let inner = Arc::new(Inner { db, kv, dirty: AtomicBool::new(false) });
