@@ -17,8 +17,10 @@
 //!
 //! **Writes.** Each operation is one fjall write transaction (fjall's single-writer transactions: the reads inside
 //! see the database as of the write, so take, put-if-absent, compare-and-set and increment are atomic). With an
-//! fsync interval it runs on the caller's thread; with `"always"` one writer thread applies every write waiting in
-//! one transaction and commits once, so concurrent logins share one fsync. Reads go straight to the tree (the
+//! fsync interval the caller commits on its own thread when nobody else is committing, and writes that arrive
+//! meanwhile wait (without blocking a thread) to be committed together by that caller, one `write(2)` for the
+//! group; with `"always"` one writer thread applies every write waiting in one transaction and commits once, so
+//! concurrent logins share one fsync. Reads go straight to the tree (the
 //! memtable and block cache; at most one small block read from the page cache). Measured by `scripts/bench store`
 //! and `store-bench` (BENCHMARKS.md).
 
@@ -46,6 +48,16 @@ pub const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 /// start after a crash or a clean stop alike: about one memtable's worth of records. (A setting our vendored fjall
 /// adds: upstream hard-codes 64 MB, 150–300 ms of replay at every start; vendor/fjall/PATCH.md.)
 const JOURNAL_ROTATION_BYTES: u64 = MEMTABLE_BYTES;
+/// Leveled compaction sized for small memtables and random keys (session ids are hashes, so every table in level 0
+/// spans the whole key range and merging level 0 rewrites all of level 1). fjall's defaults (64 MiB tables, level 0
+/// merged at 4 tables) suit 64 MiB memtables: with 4 MiB ones, level 0 is merged every 16 MiB into a level 1 of up
+/// to 256 MiB, which rewrote ~16 times what was written and grew with the store (fjall's threads went from 4 to
+/// 17 µs per login over five rounds of the login benchmark). Merging at 8 tables into a level 1 of 4 MiB tables
+/// (32 MiB) keeps each merge proportionate: 3–8 µs per login in the same run (BENCHMARKS.md). Reads check at most
+/// 8 level-0 tables, each behind a bloom filter.
+fn compaction() -> fjall::compaction::Leveled {
+    fjall::compaction::Leveled::default().with_l0_threshold(8).with_table_target_size(MEMTABLE_BYTES)
+}
 /// Block cache (fjall's default is 32 MiB; sessions are small and the first level caches the hot ones).
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Writes waiting for the writer thread at most, per commit.
@@ -94,7 +106,19 @@ pub struct EmbeddedKv {
     commits: Arc<AtomicU64>,
     /// `fsync_interval = "always"`: writes go through the writer thread, so concurrent ones share an fsync.
     always: bool,
+    /// With an fsync interval: the writes waiting for the caller that is committing (see [`EmbeddedKv::write`]).
+    group: Arc<std::sync::Mutex<Group>>,
 }
+
+/// Writes that arrived while another caller was committing, and whether one is.
+#[derive(Default)]
+struct Group {
+    waiting: Vec<Job>,
+    leading: bool,
+}
+
+/// Groups one leading caller commits before it hands what is still waiting to the writer thread.
+const LEAD_ROUNDS: usize = 8;
 
 impl std::fmt::Debug for EmbeddedKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,7 +249,11 @@ impl EmbeddedKv {
             .open()
             .map_err(|e| open_error(path, e))?;
         let kv = db
-            .keyspace(KEYSPACE, || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))
+            .keyspace(KEYSPACE, || {
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(MEMTABLE_BYTES)
+                    .compaction_strategy(Arc::new(compaction()))
+            })
             .map_err(|e| open_error(path, e))?;
         // Write once now: a read-only directory or a full disk shows at start-up, not at the first login. A
         // `write(2)` is enough (the filesystem reserves the blocks then); fjall's recovery has just fsynced the
@@ -241,29 +269,30 @@ impl EmbeddedKv {
         if let Fsync::Every(every) = fsync {
             spawn_fsync(Arc::downgrade(&inner), every).map_err(|e| io(e.into()))?;
         }
-        Ok(Self { inner, path: path.to_path_buf(), writer, commits, always: fsync == Fsync::Always })
+        Ok(Self {
+            inner,
+            path: path.to_path_buf(),
+            writer,
+            commits,
+            always: fsync == Fsync::Always,
+            group: Arc::default(),
+        })
     }
 
     /// Runs `f` in a write transaction and returns once that transaction is committed: in the operating system
     /// (one `write(2)` of the journal), and with [`Fsync::Always`] on the disk.
     ///
-    /// With an fsync interval the transaction runs on the calling thread: it holds fjall's single-writer lock for
-    /// a memtable insert and one `write(2)`, microseconds, which costs less than a hop to another thread and back
-    /// (measured: BENCHMARKS.md). With `"always"` it goes to the writer thread, where writes that arrive while a
-    /// commit is being fsynced are applied together in the next transaction (group commit: one fsync for many).
+    /// With an fsync interval the caller commits on its own thread when no other caller is committing: a memtable
+    /// insert and one `write(2)`, microseconds, less than a hop to another thread and back (measured:
+    /// BENCHMARKS.md). Writes that arrive while it commits do not block their threads on fjall's writer lock: they
+    /// queue and wait (asynchronously), and the committing caller applies them all in its next transaction — one
+    /// `write(2)` for the group — before it returns (leader/follower group commit, as LevelDB's writer queue).
+    /// With `"always"` every write goes to the writer thread, where writes that arrive while a commit is being
+    /// fsynced are applied together in the next transaction (one fsync for many).
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Tx<'_>, &Keyspace, u64) -> Result<T, fjall::Error> + Send + 'static,
     ) -> Result<T> {
-        if !self.always {
-            let mut txn = self.inner.db.write_tx().durability(Some(PersistMode::Buffer));
-            // On an error the transaction is dropped, i.e. rolled back.
-            let value = f(&mut txn, &self.inner.kv, now_ms()).map_err(err)?;
-            txn.commit().map_err(err)?;
-            self.inner.dirty.store(true, Ordering::Release);
-            self.commits.fetch_add(1, Ordering::Relaxed);
-            return Ok(value);
-        }
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |txn, now| {
             let (applied, value) = match txn.map(|(t, kv)| f(t, kv, now)) {
@@ -281,8 +310,47 @@ impl EmbeddedKv {
             });
             (applied, deliver)
         });
-        self.writer.send(job).map_err(|_| StoreError::unavailable("embedded", WriterGone))?;
+        if self.always {
+            self.writer.send(job).map_err(|_| StoreError::unavailable("embedded", WriterGone))?;
+        } else {
+            self.commit_or_queue(job)?;
+        }
         rx.await.map_err(|_| StoreError::unavailable("embedded", WriterGone))?
+    }
+
+    /// Queues `job`; if no caller is committing, this one commits every queued write (its own first), group after
+    /// group, until none is waiting or it has led [`LEAD_ROUNDS`] groups, then hands the rest to the writer
+    /// thread so no caller's answer waits on other callers' writes for long.
+    fn commit_or_queue(&self, job: Job) -> Result<()> {
+        let lock = || self.group.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let mut group = lock();
+            group.waiting.push(job);
+            if std::mem::replace(&mut group.leading, true) {
+                return Ok(());
+            }
+        }
+        for _ in 0..LEAD_ROUNDS {
+            let batch = {
+                let mut group = lock();
+                if group.waiting.is_empty() {
+                    group.leading = false;
+                    return Ok(());
+                }
+                std::mem::take(&mut group.waiting)
+            };
+            commit_batch(&self.inner, PersistMode::Buffer, batch);
+            self.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        let rest = {
+            let mut group = lock();
+            group.leading = false;
+            std::mem::take(&mut group.waiting)
+        };
+        for job in rest {
+            self.writer.send(job).map_err(|_| StoreError::unavailable("embedded", WriterGone))?;
+        }
+        Ok(())
     }
 
     /// Write transactions committed since the store was opened (each holds one or more writes).
