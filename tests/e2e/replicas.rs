@@ -89,6 +89,11 @@ async fn pair() -> Pair {
 
 /// [`pair`], with `saml_sps` (more `[[saml.service_providers]]`) in the replicas' configuration.
 async fn pair_with(saml_sps: &str) -> Pair {
+    pair_configured(saml_sps, "").await
+}
+
+/// [`pair`], with `saml_sps` and `store` (more `[store]` lines) in the replicas' configuration.
+async fn pair_configured(saml_sps: &str, store: &str) -> Pair {
     let redis = Redis::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let access_log = dir.path().join("access.log");
@@ -104,7 +109,7 @@ async fn pair_with(saml_sps: &str) -> Pair {
     .unwrap();
     let public_url = format!("{}/", nginx.base);
     let body = format!(
-        "{}{}{}{saml_sps}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n",
+        "{}{}{}{saml_sps}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n{store}",
         demo_config(),
         oidc_toml(&dir.path().join("keys/oidc"), "ES256"),
         saml_toml(&dir.path().join("keys/saml")),
@@ -450,4 +455,92 @@ async fn a_saml_single_logout_crosses_replicas_and_reaches_every_sp() {
         steps.iter().filter(|(_, u)| u.starts_with("/saml/slo/") || u.contains("SAMLResponse=")).collect();
     assert!(!used.is_empty(), "no fan-out step went through the balancer: {steps:?}");
     assert!(used.iter().any(|(a, _)| *a != started.0), "every step landed on the replica that started: {steps:?}");
+}
+
+/// The AuthnRequest of `SP_ENTITY` (HTTP-Redirect query), sent to `base` without a session: the `rd` it is sent to
+/// the login page with (`/saml/resume?id=…`).
+async fn pending_authn_request(base: &str, id: &str) -> String {
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="{id}" Version="2.0" IssueInstant="2020-09-28T13:09:57.896Z" AssertionConsumerServiceURL="{SP_ACS}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">{SP_ENTITY}</saml2:Issuer></samlp:AuthnRequest>"#
+    );
+    let sso = raw().get(format!("{base}/saml/sso?{}", crate::saml::redirect_query(&xml, None))).send().await.unwrap();
+    assert_eq!(sso.status(), StatusCode::SEE_OTHER, "an unauthenticated AuthnRequest is sent to the login page");
+    e2e::gateway::rd_of(&sso).expect("rd")
+}
+
+/// The same pending AuthnRequest resumed at once on both replicas (a double click, a retried request, a replayed
+/// resume URL) is answered with one SAML response, not one per request: the resume takes the request from the
+/// store in one atomic step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_authn_request_resumed_on_both_replicas_at_once_is_answered_once() {
+    let p = pair().await;
+    for round in 0..3 {
+        let rd = pending_authn_request(p.lb(), &format!("req-twice-{round}")).await;
+        assert!(rd.starts_with("/saml/resume?id="), "{rd}");
+        let cookie = sign_in(p.lb()).await;
+        let attempts: Vec<_> = (0..8)
+            .map(|i| {
+                let url = format!("{}{rd}", if i % 2 == 0 { p.a() } else { p.b() });
+                let cookie = cookie.clone();
+                tokio::spawn(async move {
+                    let r = raw().get(url).header("cookie", cookie).send().await.unwrap();
+                    let status = r.status();
+                    (status, r.text().await.unwrap().contains("name=\"SAMLResponse\""))
+                })
+            })
+            .collect();
+        let mut answered = Vec::new();
+        for a in attempts {
+            answered.push(a.await.unwrap());
+        }
+        let responses = answered.iter().filter(|(_, saml)| *saml).count();
+        assert_eq!(responses, 1, "round {round}: one AuthnRequest answered {responses} times: {answered:?}");
+        assert!(
+            answered.iter().filter(|(_, saml)| !saml).all(|(s, _)| *s == StatusCode::BAD_REQUEST),
+            "the others are told the request was used: {answered:?}"
+        );
+    }
+}
+
+/// An SP's LogoutRequest is checked against the session as the store holds it: the sign-in to that SP (its NameID
+/// and SessionIndex) recorded by replica A a moment ago is seen by replica B, whose first level still holds the
+/// session from before that sign-in. The logout ends the session everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_logout_on_one_replica_sees_the_sign_in_the_other_recorded_just_before() {
+    use base64::Engine as _;
+    // The longest first level allowed, so the test has a whole second between B's read and the LogoutRequest.
+    let p = pair_configured("", "cache_ttl = \"1s\"\n").await;
+    let cookie = sign_in(p.a()).await;
+    let c = raw();
+    let read = c.get(format!("{}/", p.b())).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let cached_at = Instant::now();
+    // Replica A signs the session in to the SP.
+    let init = c.get(format!("{}/saml/init/app", p.a())).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(init.status(), StatusCode::OK);
+    let html = init.text().await.unwrap();
+    let b64 = html.split("name=\"SAMLResponse\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let xml = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
+    let name_id = xml.split("NameID").nth(1).unwrap().split('>').nth(1).unwrap().split('<').next().unwrap();
+    let index = xml.split("SessionIndex=\"").nth(1).unwrap().split('"').next().unwrap();
+    // The SP asks replica B to end that session.
+    let request = crate::saml::logout_request_for(SP_ENTITY, Some(name_id), Some(index));
+    let slo = c
+        .get(format!("{}/saml/slo?{}", p.b(), crate::saml::redirect_query(&request, None)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let within = cached_at.elapsed();
+    let status = slo.status();
+    let body = slo.text().await.unwrap();
+    assert!(within < Duration::from_secs(1), "too slow to test the first level ({within:?}): the machine is overloaded");
+    assert_eq!(status, StatusCode::OK, "replica B did not see the sign-in A recorded {within:?} before: {body}");
+    assert!(body.contains("signed out"), "{body}");
+    // Ended in the store at once; replica A's first level drops it within its TTL.
+    let ended = Instant::now();
+    while c.get(format!("{}/", p.a())).header("cookie", &cookie).send().await.unwrap().status() == StatusCode::OK {
+        assert!(ended.elapsed() < Duration::from_millis(1500), "the session outlived the SP's logout on replica A");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -17,7 +17,7 @@ use crate::domain::session::SamlSignIn;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
-use crate::state::sign_in::{current_session, end_session, to_login};
+use crate::state::sign_in::{current_session, end_session, latest_session, to_login};
 use crate::state::single_logout::{self, Finish, deliver};
 
 /// The SAML routes.
@@ -178,10 +178,15 @@ async fn resume(
     headers: HeaderMap,
     Query(q): Query<crate::domain::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
-    match state.pending.get(&q.id).await? {
+    // Taken at once (one atomic take across replicas, read at the same time as the session): the same pending
+    // AuthnRequest resumed twice, on one replica or two, is answered once.
+    let (taken, session) = tokio::join!(state.pending.take(&q.id), current_session(&state, &headers));
+    match taken? {
         Some(Pending::Saml { sp, request, relay_state }) => {
-            if current_session(&state, &headers).await?.is_some() {
-                state.pending.take(&q.id).await?;
+            if session?.is_none() {
+                // Not signed in (the session ended meanwhile): the request waits again, under a new id.
+                let id = state.pending.put(Pending::Saml { sp, request, relay_state }).await?;
+                return Ok(to_login(&format!("/saml/resume?id={id}")));
             }
             proceed_after_login(&state, &headers, &sp, request.map(|r| *r), relay_state).await
         }
@@ -403,7 +408,9 @@ async fn logout(
     }
     let mut success = true;
     let mut ended = None;
-    if let Some((id, session)) = current_session(state, headers).await? {
+    // Decided on the session as the store holds it, not this replica's first-level copy: the sign-in to this SP
+    // (its NameID and SessionIndex) may have been recorded by another replica within the last cache_ttl.
+    if let Some((id, session)) = latest_session(state, headers).await? {
         let principal = from_session(&session);
         // The NameID this session gave the SP (transient and persistent ones are not the username); sessions from
         // before those records existed fall back to the SP's configured NameID.

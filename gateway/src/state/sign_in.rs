@@ -25,6 +25,21 @@ pub async fn current_session<'h>(
     Ok(state.sessions.get(id, state.clock.now()).await?.map(|s| (id, s)))
 }
 
+/// The live session of this request as the store holds it now ([`SessionStore::latest`]), for decisions that must
+/// see what another replica recorded in the last `cache_ttl`.
+///
+/// [`SessionStore::latest`]: crate::domain::session::SessionStore::latest
+pub async fn latest_session<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+) -> Result<Option<(&'h str, std::sync::Arc<Session>)>, AppError> {
+    let Some(id) = cookies::get(headers, &state.config.session.cookie_name) else { return Ok(None) };
+    if id.len() != 43 {
+        return Ok(None);
+    }
+    Ok(state.sessions.latest(id, state.clock.now()).await?.map(|s| (id, s)))
+}
+
 /// Sends the browser to the login page, coming back to `target` afterwards.
 pub fn to_login(target: &str) -> Response {
     let q = serde_urlencoded::to_string([("rd", target)]).unwrap_or_default();
