@@ -123,7 +123,7 @@ async fn pair_configured(saml_sps: &str, store: &str) -> Pair {
 }
 
 /// Logs `user` in with `password` at `base` (login form from the same base); the response of the POST.
-async fn post_login(base: &str, user: &str, password: &str, rd: &str) -> reqwest::Response {
+pub async fn post_login(base: &str, user: &str, password: &str, rd: &str) -> reqwest::Response {
     let c = raw();
     let r = c.get(format!("{base}/login")).send().await.unwrap();
     let csrf_cookie = set_cookie(&r, "fedgate_csrf").expect("a CSRF cookie");
