@@ -383,3 +383,43 @@ async fn sessions_and_tokens_survive_gateway_restarts_on_a_redis_cluster() {
     let spread = cluster.keys_per_node();
     assert!(spread.iter().filter(|n| **n > 0).count() >= 2, "the keys all landed on one node: {spread:?}");
 }
+
+/// The login page of a sign-in waiting for its login names the app ("to continue to Demo app") without asking
+/// the store: no Redis read between the authorization request (or AuthnRequest) and the form, where the page used
+/// to `GET` the pending request for the app's name. Checked with `INFO commandstats` after `CONFIG RESETSTAT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_page_of_a_waiting_sign_in_names_the_app_without_a_store_read() {
+    let redis = Redis::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{}{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"wiki\"\ndisplay_name = \"Team wiki\"\n\
+         entity_id = \"http://127.0.0.1:9/sp\"\nacs_urls = [\"http://127.0.0.1:9/acs\"]\n\
+         \n[store]\nkind = \"redis\"\nurl = \"{}\"\n",
+        demo_config(),
+        oidc_toml(&dir.path().join("keys"), "ES256"),
+        dir.path().join("saml").display(),
+        redis.url()
+    );
+    let gw = GatewayProcess::start(&body, &[], &[], false).await.unwrap();
+    let authorize = format!(
+        "{}/oauth2/authorize?response_type=code&client_id=app&redirect_uri={REDIRECT}&scope=openid&state=s1\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256",
+        gw.base
+    );
+    let sso = format!("{}/saml/init/wiki", gw.base);
+    for (start, app) in [(authorize, "Demo app"), (sso, "Team wiki")] {
+        let r = no_redirects().get(&start).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{start}");
+        let login = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(login.starts_with("/login?rd="), "{login}");
+        assert!(redis.cli(&["CONFIG", "RESETSTAT"]).contains("OK"));
+        let page = no_redirects().get(format!("{}{login}", gw.base)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&format!("to continue to <strong>{app}</strong>")), "{html}");
+        let stats = redis.cli(&["INFO", "commandstats"]);
+        let reads: Vec<&str> =
+            stats.lines().filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_config")).collect();
+        assert!(reads.is_empty(), "the login page of {start} asked Redis: {reads:?}");
+    }
+}

@@ -46,6 +46,17 @@ pub fn to_login(target: &str) -> Response {
     Redirect::to(&format!("/login?{q}")).into_response()
 }
 
+/// Where an OIDC authorization request resumes after the login.
+pub const OIDC_RESUME: &str = "/oauth2/authorize/resume";
+/// Where a SAML sign-in resumes after the login.
+pub const SAML_RESUME: &str = "/saml/resume";
+
+/// The resume URL of the pending request `id` at `path` ([`OIDC_RESUME`] with `("client", client_id)`,
+/// [`SAML_RESUME`] with `("sp", name)`): the app is named in the URL for the login page's title.
+pub fn resume_target(path: &str, id: &str, app: (&str, &str)) -> String {
+    format!("{path}?{}", serde_urlencoded::to_string([("id", id), app]).unwrap_or_default())
+}
+
 /// The attributes of the session cookie.
 pub fn session_cookie_attrs(state: &AppState) -> CookieAttrs<'_> {
     CookieAttrs {
