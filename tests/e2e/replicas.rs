@@ -176,6 +176,37 @@ async fn two_replicas_started_at_once_on_one_keys_dir_publish_identical_keys_and
         assert!(Instant::now() < deadline, "after a rotation the replicas publish\nA: {na}\nB: {nb}\nbefore: {ja}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (_, ma2) = jwks_and_metadata(p.a()).await;
+    let (_, mb2) = jwks_and_metadata(p.b()).await;
+    assert!(ma2 == ma && mb2 == ma, "an OIDC rotation changed the SAML metadata");
+
+    // A new SAML key and certificate put in place as a Kubernetes Secret update would (each file renamed over the
+    // old one): both replicas publish the new certificate, byte-identical metadata, without a restart.
+    let saml_dir = p._dir.path().join("keys/saml");
+    let staged = p._dir.path().join("staged");
+    std::fs::create_dir_all(&staged).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=fedgate rotated"])
+        .arg("-keyout")
+        .arg(staged.join("saml-signing.key"))
+        .arg("-out")
+        .arg(staged.join("saml-signing.crt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["saml-signing.key", "saml-signing.crt"] {
+        std::fs::rename(staged.join(f), saml_dir.join(f)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, na) = jwks_and_metadata(p.a()).await;
+        let (_, nb) = jwks_and_metadata(p.b()).await;
+        if na != ma && na == nb {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after a new SAML certificate the replicas publish\nA: {na}\nB: {nb}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
