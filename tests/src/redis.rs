@@ -11,6 +11,10 @@ use anyhow::{Context as _, bail};
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
+/// The ACL rules docs/ha.md gives the Redis user of fedgate: the commands it sends, on its key prefix only.
+pub const FEDGATE_COMMANDS: &[&str] =
+    &["+get", "+set", "+getdel", "+mget", "+del", "+incrby", "+evalsha", "+eval", "+script|load", "+ping"];
+
 /// A running (or stopped) redis-server.
 pub struct Redis {
     dir: tempfile::TempDir,
@@ -45,7 +49,7 @@ impl Redis {
 
     /// Starts redis-server as a production one is run: TLS (a throwaway CA; the server certificate names
     /// 127.0.0.1) on a second free port, the `default` user switched off and one ACL user, `user` with `password`,
-    /// allowed every command and key. The plain port stays open for the fixture's own readiness check, which
+    /// allowed only [`FEDGATE_COMMANDS`] on keys under `fedgate:`. The plain port stays open for the fixture's own readiness check, which
     /// authenticates too.
     pub fn start_secured(user: &str, password: &str) -> anyhow::Result<Self> {
         if !Path::new(REDIS_SERVER).exists() {
@@ -110,7 +114,8 @@ impl Redis {
                 .arg("--tls-ca-cert-file")
                 .arg(&s.pki.ca_pem)
                 .args(["--user", "default", "off"])
-                .args(["--user", &s.user, "on", &format!(">{}", s.password), "~*", "&*", "+@all"]);
+                .args(["--user", &s.user, "on", &format!(">{}", s.password), "~fedgate:*", "resetchannels", "-@all"])
+                .args(FEDGATE_COMMANDS);
         }
         let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting redis-server")?;
         self.child = Some(child);
