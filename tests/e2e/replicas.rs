@@ -634,7 +634,10 @@ async fn a_saml_logout_on_one_replica_sees_the_sign_in_the_other_recorded_just_b
     let within = cached_at.elapsed();
     let status = slo.status();
     let body = slo.text().await.unwrap();
-    assert!(within < Duration::from_secs(1), "too slow to test the first level ({within:?}): the machine is overloaded");
+    assert!(
+        within < Duration::from_secs(1),
+        "too slow to test the first level ({within:?}): the machine is overloaded"
+    );
     assert_eq!(status, StatusCode::OK, "replica B did not see the sign-in A recorded {within:?} before: {body}");
     assert!(body.contains("signed out"), "{body}");
     // Ended in the store at once; replica A's first level drops it within its TTL.

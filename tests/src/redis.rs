@@ -88,10 +88,7 @@ impl Redis {
         if let Some(s) = &self.secured {
             cmd.args(["--user", &s.user, "--pass", &s.password]);
         }
-        cmd.args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
+        cmd.args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
     }
 
     /// The process id, while running.
