@@ -13,15 +13,17 @@ use crate::http::cookies::{self, CookieAttrs, SameSite};
 use crate::http::error::AppError;
 use crate::http::pages;
 
+/// The session id this request's cookie carries, when it has the shape of one (43 characters).
+fn session_id<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<&'h str> {
+    cookies::get(headers, &state.config.session.cookie_name).filter(|id| id.len() == 43)
+}
+
 /// The live session of this request, with its id.
 pub async fn current_session<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
 ) -> Result<Option<(&'h str, std::sync::Arc<Session>)>, AppError> {
-    let Some(id) = cookies::get(headers, &state.config.session.cookie_name) else { return Ok(None) };
-    if id.len() != 43 {
-        return Ok(None);
-    }
+    let Some(id) = session_id(state, headers) else { return Ok(None) };
     Ok(state.sessions.get(id, state.clock.now()).await?.map(|s| (id, s)))
 }
 
@@ -33,10 +35,7 @@ pub async fn latest_session<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
 ) -> Result<Option<(&'h str, std::sync::Arc<Session>)>, AppError> {
-    let Some(id) = cookies::get(headers, &state.config.session.cookie_name) else { return Ok(None) };
-    if id.len() != 43 {
-        return Ok(None);
-    }
+    let Some(id) = session_id(state, headers) else { return Ok(None) };
     Ok(state.sessions.latest(id, state.clock.now()).await?.map(|s| (id, s)))
 }
 
