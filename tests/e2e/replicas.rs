@@ -89,6 +89,11 @@ async fn pair() -> Pair {
 
 /// [`pair`], with `saml_sps` (more `[[saml.service_providers]]`) in the replicas' configuration.
 async fn pair_with(saml_sps: &str) -> Pair {
+    pair_configured(saml_sps, "").await
+}
+
+/// [`pair`], with `saml_sps` and `store` (more `[store]` lines) in the replicas' configuration.
+async fn pair_configured(saml_sps: &str, store: &str) -> Pair {
     let redis = Redis::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let access_log = dir.path().join("access.log");
@@ -104,7 +109,7 @@ async fn pair_with(saml_sps: &str) -> Pair {
     .unwrap();
     let public_url = format!("{}/", nginx.base);
     let body = format!(
-        "{}{}{}{saml_sps}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n",
+        "{}{}{}{saml_sps}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n{store}",
         demo_config(),
         oidc_toml(&dir.path().join("keys/oidc"), "ES256"),
         saml_toml(&dir.path().join("keys/saml")),
@@ -118,7 +123,7 @@ async fn pair_with(saml_sps: &str) -> Pair {
 }
 
 /// Logs `user` in with `password` at `base` (login form from the same base); the response of the POST.
-async fn post_login(base: &str, user: &str, password: &str, rd: &str) -> reqwest::Response {
+pub async fn post_login(base: &str, user: &str, password: &str, rd: &str) -> reqwest::Response {
     let c = raw();
     let r = c.get(format!("{base}/login")).send().await.unwrap();
     let csrf_cookie = set_cookie(&r, "fedgate_csrf").expect("a CSRF cookie");
@@ -169,6 +174,37 @@ async fn two_replicas_started_at_once_on_one_keys_dir_publish_identical_keys_and
             break;
         }
         assert!(Instant::now() < deadline, "after a rotation the replicas publish\nA: {na}\nB: {nb}\nbefore: {ja}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, ma2) = jwks_and_metadata(p.a()).await;
+    let (_, mb2) = jwks_and_metadata(p.b()).await;
+    assert!(ma2 == ma && mb2 == ma, "an OIDC rotation changed the SAML metadata");
+
+    // A new SAML key and certificate put in place as a Kubernetes Secret update would (each file renamed over the
+    // old one): both replicas publish the new certificate, byte-identical metadata, without a restart.
+    let saml_dir = p._dir.path().join("keys/saml");
+    let staged = p._dir.path().join("staged");
+    std::fs::create_dir_all(&staged).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=fedgate rotated"])
+        .arg("-keyout")
+        .arg(staged.join("saml-signing.key"))
+        .arg("-out")
+        .arg(staged.join("saml-signing.crt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["saml-signing.key", "saml-signing.crt"] {
+        std::fs::rename(staged.join(f), saml_dir.join(f)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, na) = jwks_and_metadata(p.a()).await;
+        let (_, nb) = jwks_and_metadata(p.b()).await;
+        if na != ma && na == nb {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after a new SAML certificate the replicas publish\nA: {na}\nB: {nb}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -311,22 +347,91 @@ async fn five_wrong_passwords_spread_over_both_replicas_lock_the_account() {
     }
 }
 
+/// One replica killed with SIGKILL while four clients keep requesting the account page with eight sessions (signed
+/// in through the balancer, so on both replicas): every request that starts after the kill is answered by the
+/// survivor (nginx passes a refused connection on to the other upstream), no session is lost, and new sign-ins
+/// and code exchanges work on the survivor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_killed_under_load_loses_no_session() {
     let mut p = pair().await;
-    let cookie = sign_in(p.lb()).await;
-    let c = raw();
-    let mut statuses = Vec::new();
-    for i in 0..120 {
-        if i == 40 {
-            p.a.take().unwrap().stop_with("KILL").await.unwrap();
-        }
-        let r = c.get(format!("{}/", p.lb())).header("cookie", &cookie).send().await.unwrap();
-        statuses.push(r.status().as_u16());
+    let mut cookies = Vec::new();
+    for _ in 0..8 {
+        cookies.push(sign_in(p.lb()).await);
     }
-    assert!(statuses.iter().all(|s| *s == 200), "requests after one replica died: {statuses:?}");
-    // New sign-ins and token requests work on the survivor too.
-    sign_in(p.lb()).await;
+    let made_on: std::collections::BTreeSet<String> = p.routed().into_iter().map(|(a, _)| a).collect();
+    assert_eq!(made_on.len(), 2, "the sessions were all made on one replica: {made_on:?}");
+    let killed_at = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (lb, cookies, killed_at) = (p.lb().to_string(), cookies.clone(), killed_at.clone());
+            tokio::spawn(async move {
+                let c = raw();
+                let (mut seen, mut after) = (Vec::new(), 0);
+                // Until 40 requests of this client started after the kill (bounded: 5,000 requests at most).
+                for i in 0..5000 {
+                    let started = Instant::now();
+                    let cookie = &cookies[(w + i) % cookies.len()];
+                    let status = c.get(format!("{lb}/")).header("cookie", cookie).send().await.unwrap().status();
+                    let after_kill = killed_at.get().is_some_and(|k| started > *k);
+                    seen.push((i, status.as_u16(), after_kill));
+                    after += usize::from(after_kill);
+                    if after == 40 {
+                        break;
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    p.a.take().unwrap().stop_with("KILL").await.unwrap();
+    killed_at.set(Instant::now()).unwrap();
+    let mut after = 0;
+    for w in workers {
+        for (i, status, after_kill) in w.await.unwrap() {
+            if after_kill {
+                after += 1;
+                assert_eq!(status, 200, "request {i} after the kill");
+            } else {
+                assert!(status == 200 || status == 502, "request {i} around the kill answered {status}");
+            }
+        }
+    }
+    assert_eq!(after, 4 * 40, "the load ended before the kill: not everything was tested");
+    for (i, cookie) in cookies.iter().enumerate() {
+        let r = raw().get(format!("{}/", p.lb())).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "session {i} was lost with the replica");
+    }
+    // New sign-ins and a code exchange work on the survivor too.
+    let cookie = sign_in(p.lb()).await;
+    let authorize = raw()
+        .get(format!(
+            "{}/oauth2/authorize?response_type=code&client_id=app&redirect_uri={REDIRECT}&scope=openid&state=s1\
+             &code_challenge={CHALLENGE}&code_challenge_method=S256",
+            p.lb()
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let loc = authorize.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
+    let code = url::Url::parse(&loc)
+        .ok()
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
+        .unwrap_or_else(|| panic!("no code in {loc:?}"));
+    let token = raw()
+        .post(format!("{}/oauth2/token", p.lb()))
+        .basic_auth("app", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::OK, "{}", token.text().await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,4 +555,95 @@ async fn a_saml_single_logout_crosses_replicas_and_reaches_every_sp() {
         steps.iter().filter(|(_, u)| u.starts_with("/saml/slo/") || u.contains("SAMLResponse=")).collect();
     assert!(!used.is_empty(), "no fan-out step went through the balancer: {steps:?}");
     assert!(used.iter().any(|(a, _)| *a != started.0), "every step landed on the replica that started: {steps:?}");
+}
+
+/// The AuthnRequest of `SP_ENTITY` (HTTP-Redirect query), sent to `base` without a session: the `rd` it is sent to
+/// the login page with (`/saml/resume?id=…`).
+async fn pending_authn_request(base: &str, id: &str) -> String {
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="{id}" Version="2.0" IssueInstant="2020-09-28T13:09:57.896Z" AssertionConsumerServiceURL="{SP_ACS}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">{SP_ENTITY}</saml2:Issuer></samlp:AuthnRequest>"#
+    );
+    let sso = raw().get(format!("{base}/saml/sso?{}", crate::saml::redirect_query(&xml, None))).send().await.unwrap();
+    assert_eq!(sso.status(), StatusCode::SEE_OTHER, "an unauthenticated AuthnRequest is sent to the login page");
+    e2e::gateway::rd_of(&sso).expect("rd")
+}
+
+/// The same pending AuthnRequest resumed at once on both replicas (a double click, a retried request, a replayed
+/// resume URL) is answered with one SAML response, not one per request: the resume takes the request from the
+/// store in one atomic step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_authn_request_resumed_on_both_replicas_at_once_is_answered_once() {
+    let p = pair().await;
+    for round in 0..3 {
+        let rd = pending_authn_request(p.lb(), &format!("req-twice-{round}")).await;
+        assert!(rd.starts_with("/saml/resume?id="), "{rd}");
+        let cookie = sign_in(p.lb()).await;
+        let attempts: Vec<_> = (0..8)
+            .map(|i| {
+                let url = format!("{}{rd}", if i % 2 == 0 { p.a() } else { p.b() });
+                let cookie = cookie.clone();
+                tokio::spawn(async move {
+                    let r = raw().get(url).header("cookie", cookie).send().await.unwrap();
+                    let status = r.status();
+                    (status, r.text().await.unwrap().contains("name=\"SAMLResponse\""))
+                })
+            })
+            .collect();
+        let mut answered = Vec::new();
+        for a in attempts {
+            answered.push(a.await.unwrap());
+        }
+        let responses = answered.iter().filter(|(_, saml)| *saml).count();
+        assert_eq!(responses, 1, "round {round}: one AuthnRequest answered {responses} times: {answered:?}");
+        assert!(
+            answered.iter().filter(|(_, saml)| !saml).all(|(s, _)| *s == StatusCode::BAD_REQUEST),
+            "the others are told the request was used: {answered:?}"
+        );
+    }
+}
+
+/// An SP's LogoutRequest is checked against the session as the store holds it: the sign-in to that SP (its NameID
+/// and SessionIndex) recorded by replica A a moment ago is seen by replica B, whose first level still holds the
+/// session from before that sign-in. The logout ends the session everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_logout_on_one_replica_sees_the_sign_in_the_other_recorded_just_before() {
+    use base64::Engine as _;
+    // The longest first level allowed, so the test has a whole second between B's read and the LogoutRequest.
+    let p = pair_configured("", "cache_ttl = \"1s\"\n").await;
+    let cookie = sign_in(p.a()).await;
+    let c = raw();
+    let read = c.get(format!("{}/", p.b())).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let cached_at = Instant::now();
+    // Replica A signs the session in to the SP.
+    let init = c.get(format!("{}/saml/init/app", p.a())).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(init.status(), StatusCode::OK);
+    let html = init.text().await.unwrap();
+    let b64 = html.split("name=\"SAMLResponse\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let xml = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
+    let name_id = xml.split("NameID").nth(1).unwrap().split('>').nth(1).unwrap().split('<').next().unwrap();
+    let index = xml.split("SessionIndex=\"").nth(1).unwrap().split('"').next().unwrap();
+    // The SP asks replica B to end that session.
+    let request = crate::saml::logout_request_for(SP_ENTITY, Some(name_id), Some(index));
+    let slo = c
+        .get(format!("{}/saml/slo?{}", p.b(), crate::saml::redirect_query(&request, None)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let within = cached_at.elapsed();
+    let status = slo.status();
+    let body = slo.text().await.unwrap();
+    assert!(
+        within < Duration::from_secs(1),
+        "too slow to test the first level ({within:?}): the machine is overloaded"
+    );
+    assert_eq!(status, StatusCode::OK, "replica B did not see the sign-in A recorded {within:?} before: {body}");
+    assert!(body.contains("signed out"), "{body}");
+    // Ended in the store at once; replica A's first level drops it within its TTL.
+    let ended = Instant::now();
+    while c.get(format!("{}/", p.a())).header("cookie", &cookie).send().await.unwrap().status() == StatusCode::OK {
+        assert!(ended.elapsed() < Duration::from_millis(1500), "the session outlived the SP's logout on replica A");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -748,7 +748,7 @@ async fn node_saml_accepts_our_responses() {
 
 /// `?SAMLRequest=…&RelayState=…&SigAlg=…&Signature=…` for `xml`, signed (HTTP-Redirect binding, RSA-SHA256) with
 /// `key` when given.
-fn redirect_query(xml: &str, key: Option<&aws_lc_rs::rsa::KeyPair>) -> String {
+pub fn redirect_query(xml: &str, key: Option<&aws_lc_rs::rsa::KeyPair>) -> String {
     let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     let Some(key) = key else { return format!("SAMLRequest={}&RelayState=r", enc(&deflate_b64(xml))) };
     let signed_part = format!(
@@ -787,7 +787,7 @@ pub fn unique_id() -> String {
     format!("{}{n}", time::OffsetDateTime::now_utc().unix_timestamp_nanos())
 }
 
-fn logout_request_for(issuer: &str, name_id: Option<&str>, session_index: Option<&str>) -> String {
+pub fn logout_request_for(issuer: &str, name_id: Option<&str>, session_index: Option<&str>) -> String {
     let name_id = name_id.map(|n| format!("<saml:NameID>{n}</saml:NameID>")).unwrap_or_default();
     let index = session_index.map(|i| format!("<samlp:SessionIndex>{i}</samlp:SessionIndex>")).unwrap_or_default();
     format!(

@@ -305,3 +305,121 @@ async fn a_second_gateway_on_the_same_state_file_refuses_to_start_and_names_it()
     assert!(!out.status.success(), "the second gateway started: {text}");
     assert!(text.contains(&path.display().to_string()) && text.contains("in use by another process"), "{text}");
 }
+
+/// Redis as a production one is run, configured as docs/ha.md says: TLS with a private CA (`rediss://` +
+/// `ca_file`), an ACL user (`username`) whose password comes from a file (`password_file`, trailing newline and
+/// all), the `default` user switched off, AOF on. Sessions, refresh and access tokens survive restarts of the
+/// gateway (SIGTERM, SIGKILL) and of Redis. A wrong password is "not ready" naming the store, and never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_redis_with_an_acl_user_and_a_password_file_keeps_everything_across_restarts() {
+    let password = fedgate_types::random::token();
+    let mut redis = Redis::start_secured("fedgate", &password).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("redis-password");
+    std::fs::write(&secret, format!("{password}\n")).unwrap();
+    let (url, ca) = (redis.tls_url().unwrap(), redis.ca_file().unwrap().to_path_buf());
+    let store = |secret: &std::path::Path| {
+        format!(
+            "\n[store]\nkind = \"redis\"\nurl = \"{url}\"\nusername = \"fedgate\"\npassword_file = \"{}\"\nca_file = \"{}\"\n",
+            secret.display(),
+            ca.display()
+        )
+    };
+    let good = store(&secret);
+    survives_restarts(&good, || redis.restart().unwrap()).await;
+
+    // Brute-force counters survive a Redis restart too: three wrong passwords, Redis restarted, two more lock the
+    // account (five in the window).
+    let gw = GatewayProcess::start(&format!("{}{good}", demo_config()), &[], &[], false).await.unwrap();
+    let wrong_password = |n: usize| {
+        let base = gw.base.clone();
+        async move {
+            for _ in 0..n {
+                let r = crate::replicas::post_login(&base, "bob", "not-bobs-password", "").await;
+                assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a wrong password");
+            }
+        }
+    };
+    wrong_password(3).await;
+    redis.restart().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while http().get(format!("{}/readyz", gw.base)).send().await.unwrap().status() != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "the gateway did not reconnect to the restarted Redis");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    wrong_password(2).await;
+    let r = crate::replicas::post_login(&gw.base, "bob", "bob-demo", "").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "the failures before the Redis restart were forgotten");
+    gw.stop_with("TERM").await.unwrap();
+
+    // The same set-up with a wrong password: the gateway starts (Redis may come later), /readyz says the store is
+    // not usable, a login is a clear 503, and the password it tried is in no output.
+    let wrong = dir.path().join("wrong-password");
+    let tried = fedgate_types::random::token();
+    std::fs::write(&wrong, &tried).unwrap();
+    let mut gw = GatewayProcess::start(&format!("{}{}", demo_config(), store(&wrong)), &[], &[], true).await.unwrap();
+    gw.collect_output();
+    let ready = http().get(format!("{}/readyz", gw.base)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready = ready.text().await.unwrap();
+    assert!(ready.contains("\"store\"") && ready.contains("redis"), "{ready}");
+    let login = session_cookie(&gw.base, "alice").await;
+    let refused = login.expect_err("a login with the store refusing our password").to_string();
+    assert!(refused.contains("503"), "{refused}");
+    gw.sigterm();
+    let (_, out) = gw.wait_output().await.unwrap();
+    let all = format!("{ready}\n{out}");
+    assert!(!all.contains(&tried) && !all.contains(&password), "a Redis password was printed: {all}");
+    eprintln!("readyz with a wrong Redis password: {ready}");
+}
+
+/// The gateway on a three-master Redis Cluster (`cluster = true`, `url` naming one node): sign-in, a code + PKCE
+/// token set and a SAML sign-in work, and survive restarts of the gateway (SIGTERM, SIGKILL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_tokens_survive_gateway_restarts_on_a_redis_cluster() {
+    let cluster = e2e::redis::RedisCluster::start().unwrap();
+    let store = format!("\n[store]\nkind = \"redis\"\ncluster = true\nurl = \"{}\"\n", cluster.url());
+    survives_restarts(&store, || {}).await;
+    let spread = cluster.keys_per_node();
+    assert!(spread.iter().filter(|n| **n > 0).count() >= 2, "the keys all landed on one node: {spread:?}");
+}
+
+/// The login page of a sign-in waiting for its login names the app ("to continue to Demo app") without asking
+/// the store: no Redis read between the authorization request (or AuthnRequest) and the form, where the page used
+/// to `GET` the pending request for the app's name. Checked with `INFO commandstats` after `CONFIG RESETSTAT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_page_of_a_waiting_sign_in_names_the_app_without_a_store_read() {
+    let redis = Redis::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{}{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"wiki\"\ndisplay_name = \"Team wiki\"\n\
+         entity_id = \"http://127.0.0.1:9/sp\"\nacs_urls = [\"http://127.0.0.1:9/acs\"]\n\
+         \n[store]\nkind = \"redis\"\nurl = \"{}\"\n",
+        demo_config(),
+        oidc_toml(&dir.path().join("keys"), "ES256"),
+        dir.path().join("saml").display(),
+        redis.url()
+    );
+    let gw = GatewayProcess::start(&body, &[], &[], false).await.unwrap();
+    let authorize = format!(
+        "{}/oauth2/authorize?response_type=code&client_id=app&redirect_uri={REDIRECT}&scope=openid&state=s1\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256",
+        gw.base
+    );
+    let sso = format!("{}/saml/init/wiki", gw.base);
+    for (start, app) in [(authorize, "Demo app"), (sso, "Team wiki")] {
+        let r = no_redirects().get(&start).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{start}");
+        let login = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(login.starts_with("/login?rd="), "{login}");
+        assert!(redis.cli(&["CONFIG", "RESETSTAT"]).contains("OK"));
+        let page = no_redirects().get(format!("{}{login}", gw.base)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&format!("to continue to <strong>{app}</strong>")), "{html}");
+        let stats = redis.cli(&["INFO", "commandstats"]);
+        let reads: Vec<&str> =
+            stats.lines().filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_config")).collect();
+        assert!(reads.is_empty(), "the login page of {start} asked Redis: {reads:?}");
+    }
+}

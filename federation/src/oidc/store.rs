@@ -118,9 +118,9 @@ pub trait GrantStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> StoreFuture<'a, Result<bool, StoreError>>;
     /// Stores every `(key, value, ttl)` of `entries`, in order (a reader never sees a later one without the
-    /// earlier ones), in one round trip and one atomic step where the backend can (a Redis `MULTI`, one embedded
-    /// transaction). The token endpoint writes a code's family, its redeemed-code marker and the refresh token
-    /// with it. The default writes them one after the other.
+    /// earlier ones), in one round trip and one atomic step where the backend can (one embedded transaction; on Redis
+    /// one pipeline, in order but not a `MULTI`: see the Redis store). The token endpoint writes a code's
+    /// family, its redeemed-code marker and the refresh token with it. The default writes them one after the other.
     fn put_many<'a>(&'a self, entries: Vec<(String, Grant, Duration)>) -> StoreFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             for (key, value, ttl) in entries {

@@ -148,7 +148,7 @@ impl Provider {
         let CodeGrant { client_id, redirect_uri, scopes, nonce, code_challenge, principal, expires_at, family_id } =
             grant;
         // The family is written before (or with) the redeemed-code marker, so a replay that sees the marker can
-        // always revoke it; on success the refresh token goes with them: one write (one Redis `MULTI`, one
+        // always revoke it; on success the refresh token goes with them: one write (one Redis pipeline, one
         // embedded transaction) instead of three in sequence.
         let family = Family {
             client_id: client_id.clone(),

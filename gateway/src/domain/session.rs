@@ -203,6 +203,19 @@ pub trait SessionStore: Send + Sync + 'static {
         id: &'a str,
         change: Box<dyn Fn(&mut Session) + Send + Sync + 'a>,
     ) -> StoreFuture<'a, Result<(), StoreError>>;
+    /// The live session for `id` as the store holds it now, never a first-level copy that may miss what another
+    /// replica recorded in the last `cache_ttl` (a client or SP it signed in to): what a decision about the whole
+    /// session, such as whether an SP's LogoutRequest names it, must read. Marks it used at `now` like [`get`].
+    ///
+    /// [`get`]: SessionStore::get
+    fn latest<'a>(
+        &'a self,
+        id: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Result<Option<Arc<Session>>, StoreError>> {
+        // A store without a first level has nothing older than the store itself.
+        self.get(id, now)
+    }
     /// Ends a session.
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<(), StoreError>>;
     /// Ends a session and returns its latest version from the store (not a first-level copy that may miss what

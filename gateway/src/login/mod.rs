@@ -87,7 +87,7 @@ async fn login_get(
 /// Renders the login form with a fresh CSRF token (double-submit: cookie + hidden field).
 async fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&str>, status: StatusCode) -> Response {
     let csrf = random::token();
-    let app = app_name(state, rd).await;
+    let app = app_name(state, rd);
     let buttons = upstream::buttons(state, rd);
     let form = LoginForm {
         csrf: &csrf,
@@ -107,20 +107,25 @@ async fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&
     resp
 }
 
-/// The name of the app the user came from, when the pending request says so.
-async fn app_name(state: &AppState, rd: &str) -> Option<String> {
+/// The name of the app the user came from: the configured name of the OIDC client or SAML SP that the resume URL
+/// in `rd` names (`/oauth2/authorize/resume?id=…&client=…`, `/saml/resume?id=…&sp=…`, see
+/// [`resume_target`](crate::state::sign_in::resume_target)).
+/// Read from the URL rather than the pending request, so showing the form costs no store round trip. A made-up
+/// `client` or `sp` can only name an app that is configured, which anyone can do by starting a real sign-in to it.
+fn app_name(state: &AppState, rd: &str) -> Option<String> {
+    use crate::state::sign_in::{OIDC_RESUME, SAML_RESUME};
     let url = url::Url::parse("http://gateway.invalid").ok()?.join(rd).ok()?;
-    let id = url.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.into_owned())?;
-    match state.pending.get(&id).await.ok()?? {
-        crate::domain::pending::Pending::Oidc(req) => {
-            let client = state.oidc.as_ref()?.client(&req.client_id)?;
+    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    match url.path() {
+        OIDC_RESUME => {
+            let client = state.oidc.as_ref()?.client(&param("client")?)?;
             Some(client.name.clone().unwrap_or_else(|| client.client_id.clone()))
         }
-        crate::domain::pending::Pending::Saml { sp, .. } => {
-            let sp = state.saml.as_ref()?.by_name(&sp).ok()?;
+        SAML_RESUME => {
+            let sp = state.saml.as_ref()?.by_name(&param("sp")?).ok()?;
             Some(sp.config.display_name.clone().unwrap_or_else(|| sp.name().to_string()))
         }
-        crate::domain::pending::Pending::Upstream(_) => None,
+        _ => None,
     }
 }
 

@@ -22,7 +22,7 @@ use crate::domain::session::OidcSignIn;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
-use crate::state::sign_in::{current_session, end_session, to_login};
+use crate::state::sign_in::{OIDC_RESUME, current_session, end_session, resume_target, to_login};
 
 /// The OIDC routes. The JSON endpoints browsers call directly (discovery, JWKS, token, userinfo) allow CORS.
 pub fn router() -> OwnRoutes<AppState> {
@@ -40,7 +40,7 @@ pub fn router() -> OwnRoutes<AppState> {
         .reserve_prefix("/oauth2/")
         .merge(browser_json)
         .route("/oauth2/authorize", get(authorize).post(authorize))
-        .route("/oauth2/authorize/resume", get(resume))
+        .route(OIDC_RESUME, get(resume))
         .route("/oauth2/introspect", post(introspect))
         .route("/oauth2/revoke", post(revoke))
         .route("/oauth2/logout", get(logout).post(logout))
@@ -399,10 +399,10 @@ async fn continue_authorization(
         LoginDecision::Fail(url) => Ok(respond(&request, &url)),
         LoginDecision::Login => {
             let force = request.prompt == Some(federation::oidc::Prompt::Login) || session.is_some();
-            let hint = request.login_hint.clone();
+            let (hint, client_id) = (request.login_hint.clone(), request.client_id.clone());
             let id = state.pending.put(Pending::Oidc(Box::new(request))).await?;
             let login = LoginHints { force, login_hint: hint.as_deref(), idp: idp_hint.as_deref() };
-            Ok(to_login_with(&format!("/oauth2/authorize/resume?id={id}"), &login))
+            Ok(to_login_with(&resume_target(OIDC_RESUME, &id, ("client", &client_id)), &login))
         }
     }
 }

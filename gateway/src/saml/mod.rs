@@ -17,7 +17,7 @@ use crate::domain::session::SamlSignIn;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
-use crate::state::sign_in::{current_session, end_session, to_login};
+use crate::state::sign_in::{SAML_RESUME, current_session, end_session, latest_session, resume_target, to_login};
 use crate::state::single_logout::{self, Finish, deliver};
 
 /// The SAML routes.
@@ -27,7 +27,7 @@ pub fn router() -> OwnRoutes<AppState> {
         .route("/saml/metadata", get(metadata))
         .route("/saml/sso", get(sso_redirect).post(sso_post))
         .route("/saml/init/{sp}", get(idp_initiated))
-        .route("/saml/resume", get(resume))
+        .route(SAML_RESUME, get(resume))
         .route("/saml/slo", get(slo_redirect).post(slo_post))
         .route(single_logout::FRAME_PATH, get(slo_frame))
         .route(single_logout::DONE_PATH, get(slo_done))
@@ -178,10 +178,16 @@ async fn resume(
     headers: HeaderMap,
     Query(q): Query<crate::domain::pending::ResumeQuery>,
 ) -> Result<Response, AppError> {
-    match state.pending.get(&q.id).await? {
+    // Taken at once (one atomic take across replicas, read at the same time as the session): the same pending
+    // AuthnRequest resumed twice, on one replica or two, is answered once.
+    let (taken, session) = tokio::join!(state.pending.take(&q.id), current_session(&state, &headers));
+    match taken? {
         Some(Pending::Saml { sp, request, relay_state }) => {
-            if current_session(&state, &headers).await?.is_some() {
-                state.pending.take(&q.id).await?;
+            if session?.is_none() {
+                // Not signed in (the session ended meanwhile): the request waits again, under a new id.
+                let target = |id: &str| resume_target(SAML_RESUME, id, ("sp", &sp));
+                let id = state.pending.put(Pending::Saml { sp: sp.clone(), request, relay_state }).await?;
+                return Ok(to_login(&target(&id)));
             }
             proceed_after_login(&state, &headers, &sp, request.map(|r| *r), relay_state).await
         }
@@ -211,7 +217,7 @@ async fn proceed(
             .pending
             .put(Pending::Saml { sp: sp.to_string(), request: request.map(Box::new), relay_state })
             .await?;
-        let target = format!("/saml/resume?id={id}");
+        let target = resume_target(SAML_RESUME, &id, ("sp", sp));
         return Ok(if force {
             axum::response::Redirect::to(&format!(
                 "/login?{}",
@@ -403,7 +409,9 @@ async fn logout(
     }
     let mut success = true;
     let mut ended = None;
-    if let Some((id, session)) = current_session(state, headers).await? {
+    // Decided on the session as the store holds it, not this replica's first-level copy: the sign-in to this SP
+    // (its NameID and SessionIndex) may have been recorded by another replica within the last cache_ttl.
+    if let Some((id, session)) = latest_session(state, headers).await? {
         let principal = from_session(&session);
         // The NameID this session gave the SP (transient and persistent ones are not the username); sessions from
         // before those records existed fall back to the SP's configured NameID.

@@ -13,22 +13,47 @@ use crate::http::cookies::{self, CookieAttrs, SameSite};
 use crate::http::error::AppError;
 use crate::http::pages;
 
+/// The session id this request's cookie carries, when it has the shape of one (43 characters).
+fn session_id<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<&'h str> {
+    cookies::get(headers, &state.config.session.cookie_name).filter(|id| id.len() == 43)
+}
+
 /// The live session of this request, with its id.
 pub async fn current_session<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
 ) -> Result<Option<(&'h str, std::sync::Arc<Session>)>, AppError> {
-    let Some(id) = cookies::get(headers, &state.config.session.cookie_name) else { return Ok(None) };
-    if id.len() != 43 {
-        return Ok(None);
-    }
+    let Some(id) = session_id(state, headers) else { return Ok(None) };
     Ok(state.sessions.get(id, state.clock.now()).await?.map(|s| (id, s)))
+}
+
+/// The live session of this request as the store holds it now ([`SessionStore::latest`]), for decisions that must
+/// see what another replica recorded in the last `cache_ttl`.
+///
+/// [`SessionStore::latest`]: crate::domain::session::SessionStore::latest
+pub async fn latest_session<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+) -> Result<Option<(&'h str, std::sync::Arc<Session>)>, AppError> {
+    let Some(id) = session_id(state, headers) else { return Ok(None) };
+    Ok(state.sessions.latest(id, state.clock.now()).await?.map(|s| (id, s)))
 }
 
 /// Sends the browser to the login page, coming back to `target` afterwards.
 pub fn to_login(target: &str) -> Response {
     let q = serde_urlencoded::to_string([("rd", target)]).unwrap_or_default();
     Redirect::to(&format!("/login?{q}")).into_response()
+}
+
+/// Where an OIDC authorization request resumes after the login.
+pub const OIDC_RESUME: &str = "/oauth2/authorize/resume";
+/// Where a SAML sign-in resumes after the login.
+pub const SAML_RESUME: &str = "/saml/resume";
+
+/// The resume URL of the pending request `id` at `path` ([`OIDC_RESUME`] with `("client", client_id)`,
+/// [`SAML_RESUME`] with `("sp", name)`): the app is named in the URL for the login page's title.
+pub fn resume_target(path: &str, id: &str, app: (&str, &str)) -> String {
+    format!("{path}?{}", serde_urlencoded::to_string([("id", id), app]).unwrap_or_default())
 }
 
 /// The attributes of the session cookie.

@@ -120,8 +120,9 @@ pub trait KvStore: Send + Sync + 'static {
         })
     }
     /// Stores every `(key, value, ttl)` of `entries`, in order (nobody sees a later one without the earlier
-    /// ones), in one round trip and one atomic step where the backend can (a Redis `MULTI`, one embedded
-    /// transaction). The default writes them one after the other, which keeps the order.
+    /// ones), in one round trip and one atomic step where the backend can (one embedded transaction; on Redis
+    /// one pipeline, in order but not a `MULTI`: see the Redis store). The default writes them one after the
+    /// other, which keeps the order.
     fn put_many<'a>(&'a self, entries: Vec<(String, Vec<u8>, Duration)>) -> StoreFuture<'a, Result<()>> {
         Box::pin(async move {
             for (key, value, ttl) in entries {

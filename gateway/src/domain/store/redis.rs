@@ -30,11 +30,12 @@ redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 ";
 
-/// Increment, giving the counter its time to live when it has none yet (the first increment).
+/// Increment, giving the counter its time to live when it is created (the first increment). Each run writes
+/// once (a `SET … NX PX` or an `INCRBY`), so Redis logs it to the AOF as that one command, never as a
+/// `MULTI`/`EXEC` (see [`RedisKv::put_many`] for why that matters).
 const INCR: &str = r"
-local n = redis.call('INCRBY', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return n
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return tonumber(ARGV[1]) end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
 ";
 
 /// The Redis store.
@@ -312,8 +313,13 @@ impl KvStore for RedisKv {
     }
 
     fn put_many<'a>(&'a self, entries: Vec<(String, Vec<u8>, Duration)>) -> StoreFuture<'a, Result<()>> {
-        // One MULTI/EXEC on one server: one round trip, applied at once. On a cluster the keys' hash tags put them
-        // in different slots, where MULTI is refused (CROSSSLOT): written one after the other, in order.
+        // One pipeline on one connection: one round trip, executed in order (a reader may see an earlier entry
+        // without a later one, never the reverse). Deliberately not MULTI/EXEC: Redis (7.0.15 here, Debian 12) and
+        // Valkey without the fixes of redis/redis#14541 and valkey-io/valkey#3983 drop every transaction when they
+        // replay their AOF with the `default` user switched off (the usual ACL set-up), so a Redis restart lost the
+        // token families and refresh tokens written here while keeping the sessions. Multi-write Lua scripts
+        // are logged as transactions too, hence the single-write scripts above. On a cluster the keys' hash tags
+        // put them in different slots (a pipeline across slots is refused): written one after the other, in order.
         Box::pin(async move {
             if entries.len() <= 1 || self.cluster.is_some() {
                 for (key, value, ttl) in entries {
@@ -322,7 +328,6 @@ impl KvStore for RedisKv {
                 return Ok(());
             }
             let mut pipe = redis::pipe();
-            pipe.atomic();
             for (key, value, ttl) in entries {
                 pipe.cmd("SET").arg(self.key(&key)).arg(value).arg("PX").arg(millis(ttl)).ignore();
             }

@@ -188,6 +188,18 @@ impl SessionStore for KvSessionStore {
         })
     }
 
+    fn latest<'a>(
+        &'a self,
+        id: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Result<Option<Arc<Session>>, StoreError>> {
+        Box::pin(async move {
+            // Dropped from the first level, so `get` reads the store (and caches what it read).
+            self.forget(id);
+            self.get(id, now).await
+        })
+    }
+
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             self.forget(id);
@@ -296,6 +308,22 @@ mod tests {
         assert!(a.get(&id, now).await.unwrap().is_none(), "gone at once where it was removed");
         tokio::time::sleep(ttl + Duration::from_millis(50)).await;
         assert!(b.get(&id, now).await.unwrap().is_none(), "gone on the other replica after the cache TTL");
+    }
+
+    #[tokio::test]
+    async fn latest_reads_what_the_other_replica_recorded_within_the_cache_ttl() {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryKv::new());
+        let a = KvSessionStore::new(kv.clone(), lifetimes(), Duration::from_secs(1), 100);
+        let b = KvSessionStore::new(kv, lifetimes(), Duration::from_secs(1), 100);
+        let id = fedgate_types::random::token();
+        let now = OffsetDateTime::now_utc();
+        a.insert(&id, Session::new(crate::domain::session::tests::user("a"), AuthMethod::Password, now)).await.unwrap();
+        assert!(b.get(&id, now).await.unwrap().is_some(), "b has it cached now");
+        a.modify(&id, Box::new(|s| s.signed_in_to.push("sp".into()))).await.unwrap();
+        assert!(b.get(&id, now).await.unwrap().unwrap().signed_in_to.is_empty(), "b's first level is stale");
+        let latest = b.latest(&id, now).await.unwrap().unwrap();
+        assert_eq!(latest.signed_in_to, ["sp"], "latest reads the store");
+        assert_eq!(b.get(&id, now).await.unwrap().unwrap().signed_in_to, ["sp"], "and refreshes the first level");
     }
 
     /// Counts the operations that reach the store.
