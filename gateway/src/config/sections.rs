@@ -40,6 +40,10 @@ pub struct ServerConfig {
     /// A connection on which no new request starts for this long is closed (requests in progress finish first).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// How long a client has to send the whole body of a request to the gateway's own endpoints, from the end of
+    /// its header: 408 and the connection closed after it (proxied bodies stream to the app and are its concern).
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
     /// Most client connections served at once; further ones wait in the listen queue until one closes. Capped
     /// at half the process's open-file limit, so that upstream connections and files always find a descriptor.
     pub max_connections: usize,
@@ -57,6 +61,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
             max_header_bytes: 64 * 1024,
         }
@@ -384,15 +389,18 @@ impl super::Config {
 
     fn validate_server_limits(&self, out: &mut Vec<ConfigIssue>) {
         let s = &self.server;
-        for (key, value) in
-            [("server.header_read_timeout", s.header_read_timeout), ("server.idle_timeout", s.idle_timeout)]
-        {
+        for (key, value) in [
+            ("server.header_read_timeout", s.header_read_timeout),
+            ("server.idle_timeout", s.idle_timeout),
+            ("server.body_read_timeout", s.body_read_timeout),
+        ] {
             if value < Duration::from_millis(100) || value > Duration::from_secs(3600) {
                 out.push(ConfigIssue::new(
                     key,
                     Some(humantime::format_duration(value).to_string()),
                     "outside 100ms–1h",
-                    "use the defaults, header_read_timeout = \"10s\" and idle_timeout = \"60s\"",
+                    "use the defaults, header_read_timeout = \"10s\", idle_timeout = \"60s\" and \
+                     body_read_timeout = \"30s\"",
                 ));
             }
         }

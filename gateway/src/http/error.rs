@@ -63,6 +63,9 @@ pub enum AppError {
     /// Forward-auth's answer when the request it was asked about may not pass.
     #[error("forward-auth refused: {0}")]
     ForwardAuth(ForwardAuthDenial),
+    /// The request body did not arrive within `server.body_read_timeout` (408; the connection is closed).
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
     /// Too many failed client authentications for this client or from this IP: 429 + `Retry-After`, with an
     /// RFC 6749 §5.2 `invalid_client` body, without the secret being checked.
     #[error("too many failed client authentications")]
@@ -212,9 +215,18 @@ impl AppError {
                 StatusCode::BAD_REQUEST,
                 "Invalid sign-in request",
                 format!(
-                    "The application sent an invalid sign-in request ({}: {}). Tell the application's administrator;                      you were not sent back to it because its address could not be trusted.",
+                    "The application sent an invalid sign-in request ({}: {}). Tell the application's administrator; \
+                     you were not sent back to it because its address could not be trusted.",
                     e.code.as_str(),
                     e.description
+                ),
+            ),
+            Self::BodyTimeout(t) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "Request too slow",
+                format!(
+                    "The request body did not arrive within {} (server.body_read_timeout). Send it again.",
+                    humantime::format_duration(*t)
                 ),
             ),
             Self::Proxy(ProxyError::Client(m)) => {

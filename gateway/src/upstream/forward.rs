@@ -31,6 +31,30 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// with `_` for `-` is removed too.
 const CLIENT_FACTS: [&str; 6] =
     ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"];
+/// Headers other authenticating proxies set for the user, which an app moved behind fedgate may still trust:
+/// oauth2-proxy (`X-Auth-Request-*`), Authelia and Traefik set-ups (`Remote-*`), Apache-style `X-Remote-*`,
+/// Grafana and Gitea (`X-WEBAUTH-*`), AWS ALB (`X-Amzn-Oidc-*`), Cloudflare Access, Google IAP, Azure App
+/// Service, Pomerium, Kong (`X-Authenticated-*`). A client's copy is removed unless the gateway itself sets that name (`[proxy.headers]`).
+/// Lower case with `-`; names and prefixes.
+const FOREIGN_IDENTITY: [&str; 4] = ["remote-user", "remote-email", "remote-groups", "remote-name"];
+/// Prefixes of [`FOREIGN_IDENTITY`] families.
+const FOREIGN_IDENTITY_PREFIXES: [&str; 9] = [
+    "x-auth-request-",
+    "x-remote-",
+    "x-webauth-",
+    "x-amzn-oidc-",
+    "cf-access-",
+    "x-goog-authenticated-user-",
+    "x-ms-client-principal",
+    "x-pomerium-",
+    "x-authenticated-",
+];
+
+/// Is `dashed` (lower case, `_` read as `-`) a header another auth proxy uses for the user?
+fn foreign_identity(dashed: &str) -> bool {
+    FOREIGN_IDENTITY.contains(&dashed) || FOREIGN_IDENTITY_PREFIXES.iter().any(|p| dashed.starts_with(p))
+}
+
 /// How many names [`HOP_BY_HOP`] has.
 const HOP_BY_HOP_COUNT: usize = 7;
 /// Hop-by-hop headers (RFC 9110 §7.6.1) besides `Connection` and `Upgrade`, parsed at compile time.
@@ -134,8 +158,14 @@ impl IdentityHeaders {
     /// (`X-Forwarded-Port`, `-Prefix`, …), `Forwarded`, and every spelling of its own names with `_` for `-`
     /// (`X_Forwarded_User`), which CGI, WSGI, PHP and Rack read as the same variable (`HTTP_X_FORWARDED_USER`).
     /// The names the gateway sets keep their client copy only until [`Self::set`] and [`prepare`] replace it.
+    /// Identity headers of other auth proxies ([`FOREIGN_IDENTITY`]) go too, in either spelling.
     pub fn remove_client_claims(&self, h: &mut HeaderMap) {
-        let suspicious = |n: &str| n.starts_with("x-forwarded") || n == "forwarded" || n.as_bytes().contains(&b'_');
+        let suspicious = |n: &str| {
+            n.starts_with("x-forwarded")
+                || n == "forwarded"
+                || n.as_bytes().contains(&b'_')
+                || (matches!(n.as_bytes().first(), Some(b'r' | b'x' | b'c')) && foreign_identity(n))
+        };
         if !h.keys().any(|n| suspicious(n.as_str())) {
             return;
         }
@@ -146,7 +176,10 @@ impl IdentityHeaders {
                 let name = n.as_str();
                 let dashed = name.replace('_', "-");
                 let set_by_us = !name.contains('_') && self.sets(name);
-                !set_by_us && (dashed.starts_with("x-forwarded-") || self.protected.contains(&dashed))
+                !set_by_us
+                    && (dashed.starts_with("x-forwarded-")
+                        || self.protected.contains(&dashed)
+                        || foreign_identity(&dashed))
             })
             .cloned()
             .collect();

@@ -1,0 +1,182 @@
+//! The second, independent attack run against the real `fedgate` binary (issue 14 was the first): what it found
+//! open, replayed. Each test performs the attack and asserts what the attacker must not get.
+
+use std::time::{Duration, Instant};
+
+use e2e::gateway::{GatewayProcess, ProcessOptions, demo_config, session_cookie};
+use e2e::nginx::Nginx;
+use e2e::raw_http;
+use e2e::wsgi::WsgiEcho;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Name-based virtual hosting behind the proxy: `admin.example.com` is for admins, every other host for any
+/// signed-in user, both served by one nginx that picks its `server` block by `Host` (`preserve_host`).
+fn vhost_config(upstream: &str) -> String {
+    format!(
+        r#"{demo}
+[[proxy.routes]]
+host = "admin.example.com"
+upstream = "{upstream}"
+preserve_host = true
+allow_roles = ["admin"]
+[[proxy.routes]]
+upstream = "{upstream}"
+preserve_host = true
+"#,
+        demo = demo_config()
+    )
+}
+
+/// nginx, like every HTTP server, reads `admin.example.com.` (the fully qualified spelling) as
+/// `admin.example.com`: a host route must take it too, in the proxy and in forward-auth, or a non-admin reaches
+/// the admin site by adding a dot. Hosts no server would accept are refused up front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailing_dot_does_not_take_a_host_past_its_route() {
+    let nginx = tokio::task::spawn_blocking(|| {
+        Nginx::with_server(
+            "server {\n  listen 127.0.0.1:{PORT};\n  server_name admin.example.com;\n  \
+             location / { return 200 \"admin console\\n\"; }\n}\n\
+             server {\n  listen 127.0.0.1:{PORT} default_server;\n  server_name _;\n  \
+             location / { return 200 \"app\\n\"; }\n}",
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let gw = GatewayProcess::start(&vhost_config(&nginx.base), &[], &[], false).await.unwrap();
+    let bob = session_cookie(&gw.base, "bob").await.unwrap();
+    let alice = session_cookie(&gw.base, "alice").await.unwrap();
+    let get = |host: &'static str, cookie: &str| {
+        let (base, cookie) = (gw.base.clone(), cookie.to_string());
+        async move { raw_http::get(&base, "/", &[("Host", host), ("Cookie", &cookie)]).await.unwrap() }
+    };
+
+    // The set-up: the admin site is alice's, bob gets the app.
+    assert_eq!(get("admin.example.com", &alice).await.body, "admin console\n");
+    assert_eq!(get("admin.example.com", &bob).await.status, 403);
+    assert_eq!(get("app.example.com", &bob).await.body, "app\n");
+
+    for host in ["admin.example.com.", "ADMIN.example.com.", "admin.example.com.:80"] {
+        let r = get(host, &bob).await;
+        assert_ne!(r.body, "admin console\n", "bob reached the admin site as Host: {host}");
+        assert_eq!(r.status, 403, "Host: {host}: {}", r.body);
+        assert_eq!(get(host, &alice).await.body, "admin console\n", "alice, Host: {host}");
+    }
+    // What no server reads as one host is refused with a 400 that says why.
+    for host in ["admin.example.com..", "admin..example.com", "admin.example.com/x", "admin.example.com\\x"] {
+        let r = get(host, &bob).await;
+        assert_eq!(r.status, 400, "Host: {host}: {}", r.body);
+        assert!(r.body.contains("Host"), "Host: {host}: {}", r.body);
+    }
+
+    // Forward-auth (Traefik and Caddy send the client's Host as X-Forwarded-Host) decides the same way.
+    let ask = |host: &'static str| {
+        let (base, bob) = (gw.base.clone(), bob.clone());
+        async move {
+            let headers = [
+                ("X-Forwarded-Proto", "https"),
+                ("X-Forwarded-Host", host),
+                ("X-Forwarded-Uri", "/"),
+                ("Cookie", &bob),
+            ];
+            raw_http::get(&base, "/auth/forward", &headers).await.unwrap()
+        }
+    };
+    assert_eq!(ask("app.example.com").await.status, 200);
+    for host in ["admin.example.com", "admin.example.com.", "Admin.Example.Com.:443"] {
+        assert_eq!(ask(host).await.status, 403, "forward-auth let bob into X-Forwarded-Host: {host}");
+    }
+}
+
+/// Headers other auth proxies use for the user (oauth2-proxy's `X-Auth-Request-*`, Authelia's `Remote-*`,
+/// Grafana's and Gitea's `X-WEBAUTH-USER`, …): an app moved behind fedgate may still trust them, so a client's
+/// copy never reaches it, in any spelling, whoever is signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_headers_of_other_auth_proxies_never_reach_the_app() {
+    let app = tokio::task::spawn_blocking(WsgiEcho::start).await.unwrap().unwrap();
+    let cfg =
+        format!("{}\n[[proxy.routes]]\nupstream = \"{}\"\npublic_paths = [\"/public\"]\n", demo_config(), app.base);
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let bob = session_cookie(&gw.base, "bob").await.unwrap();
+    let forged: &[(&str, &str)] = &[
+        ("Remote-User", "admin"),
+        ("remote_user", "admin"),
+        ("Remote-Groups", "ai-admins"),
+        ("Remote-Email", "ceo@example.com"),
+        ("Remote-Name", "Admin"),
+        ("X-Remote-User", "admin"),
+        ("X-Auth-Request-User", "admin"),
+        ("X-Auth-Request-Email", "ceo@example.com"),
+        ("X-Auth-Request-Groups", "ai-admins"),
+        ("X-Auth-Request-Preferred-Username", "admin"),
+        ("X-Auth-Request-Access-Token", "forged"),
+        ("X-WEBAUTH-USER", "admin"),
+        ("x_webauth_user", "admin"),
+        ("X-Authenticated-User", "admin"),
+        ("X-Amzn-Oidc-Identity", "admin"),
+        ("Cf-Access-Authenticated-User-Email", "ceo@example.com"),
+    ];
+    for (who, path, cookie) in [("bob", "/home", Some(bob.as_str())), ("anonymous", "/public/x", None)] {
+        let mut headers = forged.to_vec();
+        headers.extend(cookie.map(|c| ("Cookie", c)));
+        let r = raw_http::get(&gw.base, path, &headers).await.unwrap();
+        assert_eq!(r.status, 200, "{who}: {}", r.body);
+        let env = r.json().unwrap()["env"].clone();
+        let leaked: Vec<&String> = env
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| {
+                ["admin", "Admin", "ai-admins", "ceo@example.com", "forged"].contains(&v.as_str().unwrap_or(""))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        assert!(leaked.is_empty(), "{who}: the client's identity headers reached the app as {leaked:?}: {env}");
+        if who == "bob" {
+            assert_eq!(env["HTTP_X_FORWARDED_USER"], "bob", "{env}");
+        }
+    }
+}
+
+/// A client that sends a body to the gateway's own endpoints one byte at a time holds a connection (and with
+/// `server.max_connections` of them, the gateway) only until `server.body_read_timeout`; then it gets a 408 and the
+/// connection is closed. Sending the body at a normal pace still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_is_cut_off() {
+    let gw = GatewayProcess::start_with(
+        &demo_config(),
+        ProcessOptions { server: "body_read_timeout = \"2s\"", ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let authority = gw.base.trim_start_matches("http://").to_string();
+    for path in ["/login", "/oauth2/token", "/saml/sso"] {
+        let mut s = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 1000\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        // One byte every 300 ms: well below any body limit, never idle for long.
+        while started.elapsed() < Duration::from_secs(15) {
+            if s.write_all(b"a").await.is_err() {
+                break;
+            }
+            let mut buf = [0u8; 4096];
+            match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        let elapsed = started.elapsed();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(elapsed < Duration::from_secs(6), "{path}: a slow body held the connection for {elapsed:?}");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("body_read_timeout"), "{path}: the answer names the setting: {answer}");
+    }
+    // A body that arrives in time is served.
+    assert!(session_cookie(&gw.base, "alice").await.is_ok());
+}
