@@ -103,6 +103,8 @@ struct Dispatch {
     peer: SocketAddr,
     /// The peer's address as `X-Forwarded-For` wants it, made once per connection.
     client_ip: HeaderValue,
+    /// `server.trusted_proxies`: requests from these are attributed to the client `X-Forwarded-For` names.
+    trusted: Arc<[crate::config::net::IpRange]>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Dispatch {
@@ -126,7 +128,14 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         let (parts, body) = req.into_parts();
         let (body, deadline) = server::deadline_body(body, self.state.config.server.body_read_timeout);
         let mut req = Request::from_parts(parts, body);
-        req.extensions_mut().insert(ConnectInfo(self.peer));
+        // Handlers read the client's address (throttle, logs) from ConnectInfo: behind a trusted proxy, the one it
+        // names.
+        let client = if self.trusted.is_empty() {
+            self.peer
+        } else {
+            SocketAddr::new(server::client_ip(self.peer.ip(), req.headers(), &self.trusted), self.peer.port())
+        };
+        req.extensions_mut().insert(ConnectInfo(client));
         if let Some(deadline) = deadline {
             req.extensions_mut().insert(deadline);
         }
@@ -234,6 +243,9 @@ pub async fn start_on(
         }
     };
     let serving = state.clone();
+    // Validated with the configuration: an entry that does not parse was reported there.
+    let trusted: Arc<[crate::config::net::IpRange]> =
+        state.config.server.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect();
     let task = tokio::spawn(async move {
         let make_service = |peer| Dispatch {
             state: serving.clone(),
@@ -241,6 +253,7 @@ pub async fn start_on(
             own: own.clone(),
             peer,
             client_ip: crate::upstream::forward::client_ip_value(peer),
+            trusted: trusted.clone(),
         };
         server::serve(listener, &serving.config.server, tls, make_service, stop).await
     });

@@ -180,3 +180,64 @@ async fn a_slow_body_is_cut_off() {
     // A body that arrives in time is served.
     assert!(session_cookie(&gw.base, "alice").await.is_ok());
 }
+
+/// One sign-in attempt from the loopback address `from` (a client of its own) at `base`; the answer's status.
+async fn sign_in_from(base: &str, from: &str, user: &str, password: &str, xff: Option<&str>) -> u16 {
+    let c = reqwest::Client::builder()
+        .local_address(Some(from.parse().unwrap()))
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let html = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = e2e::gateway::csrf_from(&html).expect("login form");
+    let mut r = c.post(format!("{base}/login")).form(&[("username", user), ("password", password), ("csrf", &csrf)]);
+    if let Some(xff) = xff {
+        r = r.header("X-Forwarded-For", xff);
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+/// Behind a reverse proxy every client has the proxy's address. Five wrong passwords from one attacker locked the
+/// address out, i.e. everyone: alice's right password was a 429. With `server.trusted_proxies` naming nginx, each
+/// client is counted under its own address from `X-Forwarded-For`, and what a client writes there itself (to
+/// nginx, or to fedgate directly) buys it no fresh address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_one_client_cannot_lock_out_everyone() {
+    let gw = GatewayProcess::start_with(
+        &demo_config(),
+        ProcessOptions { server: "trusted_proxies = [\"127.0.0.1\"]", ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let nginx = tokio::task::spawn_blocking({
+        let gw = gw.base.clone();
+        move || {
+            Nginx::with_server(&format!(
+                "server {{\n  listen 127.0.0.1:{{PORT}};\n  location / {{\n    proxy_pass {gw};\n    \
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n  }}\n}}"
+            ))
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    for i in 0..5 {
+        assert_eq!(sign_in_from(&nginx.base, "127.0.0.2", &format!("nobody{i}"), "guess", None).await, 401);
+    }
+    assert_eq!(sign_in_from(&nginx.base, "127.0.0.2", "nobody9", "guess", None).await, 429, "the attacker is locked");
+    assert_eq!(sign_in_from(&nginx.base, "127.0.0.3", "alice", "alice-demo", None).await, 303, "alice is not");
+
+    // A forged X-Forwarded-For, sent to nginx (which appends the real address) or straight to fedgate (whose
+    // peer is no trusted proxy), changes nothing.
+    for (base, from) in [(&nginx.base, "127.0.0.4"), (&gw.base, "127.0.0.5")] {
+        for i in 0..5 {
+            let forged = format!("198.51.100.{i}");
+            assert_eq!(sign_in_from(base, from, &format!("nobody{i}"), "guess", Some(&forged)).await, 401);
+        }
+        let r = sign_in_from(base, from, "nobody9", "guess", Some("198.51.100.99")).await;
+        assert_eq!(r, 429, "{from} via {base} bought a fresh address with X-Forwarded-For");
+    }
+}

@@ -49,6 +49,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Largest request header (request line and all fields; the HTTP/2 header list), in bytes: 431 beyond it.
     pub max_header_bytes: usize,
+    /// Reverse proxies and load balancers in front of the gateway (addresses or CIDR blocks). A request from one
+    /// of them is attributed to the last address in its `X-Forwarded-For` that is not one of them, for the
+    /// brute-force throttle and the logs; from anywhere else, `X-Forwarded-For` is ignored. Empty: the peer.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +68,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
             max_header_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -389,6 +394,16 @@ impl super::Config {
 
     fn validate_server_limits(&self, out: &mut Vec<ConfigIssue>) {
         let s = &self.server;
+        for (i, p) in s.trusted_proxies.iter().enumerate() {
+            if let Err(e) = p.parse::<crate::config::net::IpRange>() {
+                out.push(ConfigIssue::new(
+                    format!("server.trusted_proxies[{i}]"),
+                    Some(p.clone()),
+                    e.to_string(),
+                    "list the addresses of your load balancers or reverse proxies, e.g. [\"10.0.0.0/8\"]",
+                ));
+            }
+        }
         for (key, value) in [
             ("server.header_read_timeout", s.header_read_timeout),
             ("server.idle_timeout", s.idle_timeout),

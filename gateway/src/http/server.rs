@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::net::IpRange;
 use crate::config::{MAX_CONNECTIONS_LIMIT, MAX_HEADER_BYTES_LIMIT, MIN_HEADER_BYTES, ServerConfig, TlsConfig};
 
 /// Builds the rustls server configuration from PEM files (ALPN: h2, http/1.1).
@@ -109,6 +110,29 @@ pub fn ambiguous_host<B>(req: &Request<B>) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// The client a request is from: `peer`, unless `peer` is one of the `trusted` proxies (`server.trusted_proxies`);
+/// then the last address in `X-Forwarded-For` (all its fields, read right to left) that is not a trusted proxy,
+/// skipping the trusted hops that appended themselves. A client cannot choose its address this way: what it
+/// sends itself stands left of the address its first trusted proxy appended. An entry that is not an address
+/// ends the walk at the last trusted hop.
+pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpRange]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let fields: Vec<&str> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    let mut last = peer;
+    for entry in fields.iter().rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => last = ip,
+            Ok(ip) => return ip,
+            Err(_) => return last,
+        }
+    }
+    last
 }
 
 /// Whether a `Host` value (or an authority) holds what no host name or port may hold.
