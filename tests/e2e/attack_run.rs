@@ -241,3 +241,26 @@ async fn behind_a_trusted_proxy_one_client_cannot_lock_out_everyone() {
         assert_eq!(r, 429, "{from} via {base} bought a fresh address with X-Forwarded-For");
     }
 }
+
+/// A malformed chunked body (or one cut off) sent through the proxy is the client's fault: a 400, not a 502
+/// "application unavailable" with a warning in the log that any anonymous client could fill the log and the
+/// 5xx alerts with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_body_through_the_proxy_is_the_clients_fault() {
+    let app = tokio::task::spawn_blocking(WsgiEcho::start).await.unwrap().unwrap();
+    let cfg =
+        format!("{}\n[[proxy.routes]]\nupstream = \"{}\"\npublic_paths = [\"/public\"]\n", demo_config(), app.base);
+    let mut gw = GatewayProcess::start(&cfg, &[], &[], true).await.unwrap();
+    gw.collect_output();
+    let authority = gw.base.trim_start_matches("http://").to_string();
+    for body in ["3\r\nabcXX0\r\n\r\n", "zz\r\nabc\r\n0\r\n\r\n", "ffffffffffffffffff1\r\nabc\r\n0\r\n\r\n"] {
+        let req = format!(
+            "POST /public/upload HTTP/1.1\r\nHost: {authority}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}"
+        );
+        let r = raw_http::send(&authority, req.as_bytes()).await.unwrap();
+        assert_eq!(r.status, 400, "{body:?}: {}", r.body);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = gw.output_so_far();
+    assert!(!log.contains("WARN"), "a client's malformed body was logged as the upstream's failure:\n{log}");
+}

@@ -74,8 +74,25 @@ fn pool_error(upstream: &str, e: super::pool::PoolError) -> ProxyError {
     let upstream = upstream.to_string();
     match e {
         e @ (P::Connect { .. } | P::ConnectTimeout { .. }) => ProxyError::Connect { upstream, source: Box::new(e) },
+        P::Http(e) if client_body_failed(&e) => ProxyError::ClientBody(Box::new(e)),
         P::Http(e) => ProxyError::Response { upstream, source: Box::new(e) },
     }
+}
+
+/// Whether sending failed because the body being sent, the client's, failed: hyper reports an error of the
+/// user's body (`is_user`) whose cause is the error reading the client's connection (a malformed chunk, a body
+/// cut off). That is the client's doing, not the upstream's.
+fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper::Error>()
+            && h.is_user()
+        {
+            return std::error::Error::source(h).is_some_and(|s| s.downcast_ref::<hyper::Error>().is_some());
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The [`ProxyError`] for a failure of the TLS client.
@@ -83,6 +100,8 @@ fn client_error(upstream: &str, e: hyper_util::client::legacy::Error) -> ProxyEr
     let upstream = upstream.to_string();
     if e.is_connect() {
         ProxyError::Connect { upstream, source: Box::new(e) }
+    } else if client_body_failed(&e) {
+        ProxyError::ClientBody(Box::new(e))
     } else {
         ProxyError::Response { upstream, source: Box::new(e) }
     }
