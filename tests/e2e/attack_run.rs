@@ -264,3 +264,36 @@ async fn a_malformed_body_through_the_proxy_is_the_clients_fault() {
     let log = gw.output_so_far();
     assert!(!log.contains("WARN"), "a client's malformed body was logged as the upstream's failure:\n{log}");
 }
+
+/// Every IPv6 subscriber (and cloud host) has a /64 to itself: counted per address, one attacker would have 2^64
+/// fresh addresses and the per-address lockout (against password spraying) would never hold. Counted per /64, it
+/// does; IPv4 clients written IPv4-mapped (`::ffff:192.0.2.1`, as a dual-stack listener sees them) stay one
+/// address each. Clients are told apart by the `X-Forwarded-For` a trusted proxy (here the test, on 127.0.0.1)
+/// sends, since tests use loopback only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_network_counts_as_one_client() {
+    let gw = GatewayProcess::start_with(
+        &demo_config(),
+        ProcessOptions { server: "trusted_proxies = [\"127.0.0.1\"]", ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let from = |xff: &'static str, user: &'static str, password: &'static str| {
+        let base = gw.base.clone();
+        async move { sign_in_from(&base, "127.0.0.1", user, password, Some(xff)).await }
+    };
+    for (i, xff) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2::3", "2001:db8:1:2:a::4", "2001:db8:1:2:b::5"]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(from(xff, ["u0", "u1", "u2", "u3", "u4"][i], "guess").await, 401, "{xff}");
+    }
+    assert_eq!(from("2001:db8:1:2:ffff::9", "u9", "guess").await, 429, "a fresh address in the same /64");
+    assert_eq!(from("2001:db8:1:3::1", "alice", "alice-demo").await, 303, "the next /64 is someone else");
+
+    for _ in 0..5 {
+        assert_eq!(from("::ffff:192.0.2.1", "v0", "guess").await, 401);
+    }
+    assert_eq!(from("192.0.2.1", "v9", "guess").await, 429, "192.0.2.1 is ::ffff:192.0.2.1");
+    assert_eq!(from("::ffff:192.0.2.2", "alice", "alice-demo").await, 303, "other IPv4 clients are not locked");
+}
