@@ -297,3 +297,41 @@ async fn an_ipv6_network_counts_as_one_client() {
     assert_eq!(from("192.0.2.1", "v9", "guess").await, 429, "192.0.2.1 is ::ffff:192.0.2.1");
     assert_eq!(from("::ffff:192.0.2.2", "alice", "alice-demo").await, 303, "other IPv4 clients are not locked");
 }
+
+/// A group name is directory data, and may hold the comma that separates names in `X-Forwarded-Groups`: bob, a
+/// member of a group called `pets,ai-admins` (anyone allowed to create groups can name one so), must not read as a
+/// member of `ai-admins` to an app that splits the header. Commas inside a name are sent as `%2C`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comma_in_a_group_name_does_not_make_another_group() {
+    let slapd = tokio::task::spawn_blocking(e2e::slapd::Slapd::start).await.unwrap().unwrap();
+    slapd
+        .modify(
+            "dn: cn=pets\\,ai-admins,ou=groups,dc=example,dc=org\nchangetype: add\nobjectClass: groupOfNames\n\
+             cn: pets,ai-admins\nmember: uid=bob,ou=people,dc=example,dc=org\n",
+        )
+        .unwrap();
+    let app = tokio::task::spawn_blocking(WsgiEcho::start).await.unwrap().unwrap();
+    let cfg = format!(
+        "[roles]\nadmin = [\"ai-admins\"]\nresearcher = [\"ai-researchers\"]\n{}\n[[proxy.routes]]\nupstream = \"{}\"\n",
+        slapd.ldap_toml(""),
+        app.base
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let html = c.get(format!("{}/login", gw.base)).send().await.unwrap().text().await.unwrap();
+    let csrf = e2e::gateway::csrf_from(&html).unwrap();
+    let form = [("username", "bob"), ("password", "bob-password"), ("csrf", csrf.as_str())];
+    let r = c.post(format!("{}/login", gw.base)).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let seen: serde_json::Value = c.get(format!("{}/home", gw.base)).send().await.unwrap().json().await.unwrap();
+    let groups = seen["env"]["HTTP_X_FORWARDED_GROUPS"].as_str().unwrap_or_default().to_string();
+    let names: Vec<&str> = groups.split(',').map(str::trim).collect();
+    assert!(!names.contains(&"ai-admins"), "bob reads as a member of ai-admins: {groups}");
+    assert!(names.contains(&"pets%2Cai-admins") && names.contains(&"ai-researchers"), "{groups}");
+    assert_eq!(seen["env"]["HTTP_X_FORWARDED_ROLES"], "researcher", "{seen}");
+}

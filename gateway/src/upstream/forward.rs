@@ -119,7 +119,9 @@ pub fn header_values(who: &Identity) -> std::borrow::Cow<'_, UserHeaderValues> {
 }
 
 /// A user's identity header values (username, e-mail, groups and roles joined by commas), validated once; `None`
-/// where a value is missing or cannot be a header value.
+/// where a value is missing or cannot be a header value. A comma inside a group or role name is written `%2C`:
+/// names are directory data, and a group called `pets,ai-admins` must not read as `ai-admins` to an app that
+/// splits the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserHeaderValues {
     username: Option<HeaderValue>,
@@ -134,10 +136,18 @@ impl UserHeaderValues {
         Self {
             username: HeaderValue::from_str(username).ok(),
             email: email.and_then(|e| HeaderValue::from_str(e).ok()),
-            groups: HeaderValue::from_str(&groups.join(",")).ok(),
-            roles: HeaderValue::from_str(&roles.join(",")).ok(),
+            groups: HeaderValue::from_str(&join_names(groups)).ok(),
+            roles: HeaderValue::from_str(&join_names(roles)).ok(),
         }
     }
+}
+
+/// `names` joined by commas, a comma inside a name written `%2C`.
+fn join_names(names: &[String]) -> String {
+    if !names.iter().any(|n| n.contains(',')) {
+        return names.join(",");
+    }
+    names.iter().map(|n| n.replace(',', "%2C")).collect::<Vec<_>>().join(",")
 }
 
 /// The configured identity header names (`[proxy.headers]`), parsed once at start-up.
