@@ -335,3 +335,20 @@ async fn a_comma_in_a_group_name_does_not_make_another_group() {
     assert!(names.contains(&"pets%2Cai-admins") && names.contains(&"ai-researchers"), "{groups}");
     assert_eq!(seen["env"]["HTTP_X_FORWARDED_ROLES"], "researcher", "{seen}");
 }
+
+/// `CONNECT` through the proxy, signed in: it was forwarded to the app as `CONNECT /` (and an app's 200 would have
+/// made the client's connection a tunnel). fedgate is no forward proxy: it is refused with 400, for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_is_not_forwarded() {
+    let app = tokio::task::spawn_blocking(WsgiEcho::start).await.unwrap().unwrap();
+    let cfg = format!("{}\n[[proxy.routes]]\nupstream = \"{}\"\npublic_paths = [\"/\"]\n", demo_config(), app.base);
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let bob = session_cookie(&gw.base, "bob").await.unwrap();
+    let authority = gw.base.trim_start_matches("http://").to_string();
+    for cookie in [format!("Cookie: {bob}\r\n"), String::new()] {
+        let req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{cookie}Connection: close\r\n\r\n");
+        let r = raw_http::send(&authority, req.as_bytes()).await.unwrap();
+        assert_eq!(r.status, 400, "{cookie}: {}", r.body);
+        assert!(r.body.contains("CONNECT"), "{}", r.body);
+    }
+}
