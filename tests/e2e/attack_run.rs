@@ -352,3 +352,67 @@ async fn connect_is_not_forwarded() {
         assert!(r.body.contains("CONNECT"), "{}", r.body);
     }
 }
+
+/// An AuthnRequest's `Destination` names the IdP endpoint the SP sent it to. One meant for another IdP (or
+/// another endpoint) was taken here all the same; like a LogoutRequest, it is now refused with a 400 naming both
+/// URLs, in either binding, while one for this endpoint (or without `Destination`) is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authn_request_for_another_idp_is_not_taken() {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"http://127.0.0.1:9/sp\"\n\
+         acs_urls = [\"http://127.0.0.1:9/acs\"]\n",
+        demo_config(),
+        keys.path().display()
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let bob = session_cookie(&gw.base, "bob").await.unwrap();
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let request = |destination: Option<&str>| {
+        let d = destination.map(|d| format!(" Destination=\"{d}\"")).unwrap_or_default();
+        format!(
+            "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+             xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_r{}\" Version=\"2.0\" IssueInstant=\"{now}\"{d}>\
+             <saml:Issuer>http://127.0.0.1:9/sp</saml:Issuer></samlp:AuthnRequest>",
+            rand_id()
+        )
+    };
+    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap();
+    let redirect = |xml: String| {
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(xml.as_bytes()).unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(z.finish().unwrap());
+        c.get(format!("{}/saml/sso", gw.base)).query(&[("SAMLRequest", encoded)]).header("Cookie", &bob).send()
+    };
+    let post = |xml: String| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
+        c.post(format!("{}/saml/sso", gw.base))
+            .form(&[("SAMLRequest", encoded)])
+            .header("Cookie", &bob)
+            .header("Sec-Fetch-Site", "same-origin")
+            .send()
+    };
+    let ours = format!("{}/saml/sso", gw.base);
+    for destination in [None, Some(ours.as_str())] {
+        let r = redirect(request(destination)).await.unwrap();
+        assert_eq!(r.status(), 200, "{destination:?}");
+        assert!(r.text().await.unwrap().contains("http://127.0.0.1:9/acs"));
+        assert_eq!(post(request(destination)).await.unwrap().status(), 200, "{destination:?}");
+    }
+    for destination in ["https://other-idp.example.com/saml/sso", &format!("{}/saml/slo", gw.base)] {
+        for r in [redirect(request(Some(destination))).await.unwrap(), post(request(Some(destination))).await.unwrap()]
+        {
+            assert_eq!(r.status(), 400, "{destination}");
+            let body = r.text().await.unwrap();
+            assert!(body.contains(destination) && !body.contains("http://127.0.0.1:9/acs"), "{body}");
+        }
+    }
+}
+
+fn rand_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
