@@ -416,3 +416,32 @@ fn rand_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     format!("{}{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// `/metrics` tells anyone who asks the route hosts and paths, login outcomes and session counts. Only loopback and
+/// private networks may read it by default (`server.metrics_allow`); a client on the internet, here behind a
+/// trusted proxy that names it in `X-Forwarded-For`, gets a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_not_for_the_internet() {
+    let gw = GatewayProcess::start_with(
+        &demo_config(),
+        ProcessOptions { server: "trusted_proxies = [\"127.0.0.1\"]", ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let metrics = |xff: Option<&'static str>| {
+        let base = gw.base.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = xff.map(|x| ("X-Forwarded-For", x)).into_iter().collect();
+            raw_http::get(&base, "/metrics", &headers).await.unwrap()
+        }
+    };
+    let r = metrics(None).await;
+    assert_eq!(r.status, 200, "loopback (Prometheus beside fedgate) reads them");
+    assert!(r.body.contains("fedgate_http_requests_total"), "{}", r.body);
+    assert_eq!(metrics(Some("10.1.2.3")).await.status, 200, "a private network reads them");
+    for public in ["203.0.113.5", "2001:db8::5"] {
+        let r = metrics(Some(public)).await;
+        assert_eq!(r.status, 404, "{public} read the metrics");
+        assert!(!r.body.contains("fedgate_"), "{}", r.body);
+    }
+}

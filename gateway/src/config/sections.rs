@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// of them is attributed to the last address in its `X-Forwarded-For` that is not one of them, for the
     /// brute-force throttle and the logs; from anywhere else, `X-Forwarded-For` is ignored. Empty: the peer.
     pub trusted_proxies: Vec<String>,
+    /// Client addresses (or CIDR blocks) that may read `/metrics`; others get 404. Behind a trusted proxy, the
+    /// client is the one its `X-Forwarded-For` names.
+    pub metrics_allow: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,9 @@ impl Default for ServerConfig {
             max_connections: 4096,
             max_header_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
+            metrics_allow: ["127.0.0.0/8", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -394,13 +400,16 @@ impl super::Config {
 
     fn validate_server_limits(&self, out: &mut Vec<ConfigIssue>) {
         let s = &self.server;
-        for (i, p) in s.trusted_proxies.iter().enumerate() {
+        let ranges = s.trusted_proxies.iter().map(|p| ("trusted_proxies", p));
+        let ranges = ranges.chain(s.metrics_allow.iter().map(|p| ("metrics_allow", p)));
+        for (i, (key, p)) in ranges.enumerate() {
+            let i = if key == "trusted_proxies" { i } else { i - s.trusted_proxies.len() };
             if let Err(e) = p.parse::<crate::config::net::IpRange>() {
                 out.push(ConfigIssue::new(
-                    format!("server.trusted_proxies[{i}]"),
+                    format!("server.{key}[{i}]"),
                     Some(p.clone()),
                     e.to_string(),
-                    "list the addresses of your load balancers or reverse proxies, e.g. [\"10.0.0.0/8\"]",
+                    "write an address or a CIDR block, e.g. \"10.0.0.0/8\"",
                 ));
             }
         }
