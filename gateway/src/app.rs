@@ -9,7 +9,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -65,15 +64,28 @@ async fn not_found(uri: axum::http::Uri) -> AppError {
 /// The request pipeline of the gateway's own routes ([`RequestContext`]: span, request id, branded errors,
 /// security headers, metrics under the matched route). Proxied requests go through the same context in
 /// [`crate::proxy::serve`], past the router.
+///
+/// A body that did not arrive within `server.body_read_timeout` ([`server::BodyDeadline`]) makes whatever the
+/// handler answered a 408, and closes an HTTP/1 connection.
 async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ctx = RequestContext::begin(&mut req);
     let route = req.extensions().get::<MatchedPath>().cloned();
+    let deadline = req.extensions().get::<server::BodyDeadline>().cloned();
+    let http1 = req.version() < axum::http::Version::HTTP_2;
     let run = next.run(req);
-    let resp = if ctx.span().is_disabled() {
+    let mut resp = if ctx.span().is_disabled() {
         run.await
     } else {
         tracing::Instrument::instrument(run, ctx.span().clone()).await
     };
+    if deadline.is_some_and(|d| d.expired()) {
+        let timeout = state.config.server.body_read_timeout;
+        ctx.span().in_scope(|| tracing::debug!(?timeout, "request body too slow"));
+        resp = AppError::BodyTimeout(timeout).into_response();
+        if http1 {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
     let resp = ctx.own_response(resp, &state.config.ui);
     ctx.finish(&state.metrics, route.as_ref().map_or("unmatched", MatchedPath::as_str), resp.status());
     resp
@@ -91,6 +103,8 @@ struct Dispatch {
     peer: SocketAddr,
     /// The peer's address as `X-Forwarded-For` wants it, made once per connection.
     client_ip: HeaderValue,
+    /// `server.trusted_proxies`: requests from these are attributed to the client `X-Forwarded-For` names.
+    trusted: Arc<[crate::config::net::IpRange]>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Dispatch {
@@ -111,8 +125,20 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
             Ok(None) => {}
             Err(e) => return Box::pin(std::future::ready(Ok(refuse(&self.state, req, e)))),
         }
-        let mut req = req.map(Body::new);
-        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let (parts, body) = req.into_parts();
+        let (body, deadline) = server::deadline_body(body, self.state.config.server.body_read_timeout);
+        let mut req = Request::from_parts(parts, body);
+        // Handlers read the client's address (throttle, logs) from ConnectInfo: behind a trusted proxy, the one it
+        // names.
+        let client = if self.trusted.is_empty() {
+            self.peer
+        } else {
+            SocketAddr::new(server::client_ip(self.peer.ip(), req.headers(), &self.trusted), self.peer.port())
+        };
+        req.extensions_mut().insert(ConnectInfo(client));
+        if let Some(deadline) = deadline {
+            req.extensions_mut().insert(deadline);
+        }
         let router = self.router.clone();
         Box::pin(async move {
             let resp = match router.oneshot(req).await {
@@ -217,6 +243,9 @@ pub async fn start_on(
         }
     };
     let serving = state.clone();
+    // Validated with the configuration: an entry that does not parse was reported there.
+    let trusted: Arc<[crate::config::net::IpRange]> =
+        state.config.server.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect();
     let task = tokio::spawn(async move {
         let make_service = |peer| Dispatch {
             state: serving.clone(),
@@ -224,6 +253,7 @@ pub async fn start_on(
             own: own.clone(),
             peer,
             client_ip: crate::upstream::forward::client_ip_value(peer),
+            trusted: trusted.clone(),
         };
         server::serve(listener, &serving.config.server, tls, make_service, stop).await
     });

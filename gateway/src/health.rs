@@ -1,12 +1,16 @@
 //! `/healthz` (the process is alive), `/readyz` (every dependency is usable) and `/metrics` (Prometheus).
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::config::net::IpRange;
+use crate::http::error::AppError;
 use crate::http::metrics::Format;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
@@ -60,7 +64,19 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The metrics in the Prometheus text format, or OpenMetrics when the scraper's `Accept` prefers it.
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Prometheus text, for the addresses in `server.metrics_allow` only (loopback and private networks by default):
+/// route hosts and paths, login outcomes and session counts are nobody else's business. Others get the same 404
+/// as for a path that does not exist.
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let allowed = state.config.server.metrics_allow.iter().filter_map(|r| r.parse::<IpRange>().ok());
+    if !allowed.clone().any(|r| r.contains(client.ip())) {
+        tracing::debug!(client = %client.ip(), "metrics refused: not in server.metrics_allow");
+        return AppError::NotFound("There is nothing at /metrics on this gateway.".into()).into_response();
+    }
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     match state.metrics.render(state.sessions.count(), format) {
         Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),

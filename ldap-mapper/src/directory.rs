@@ -551,7 +551,7 @@ impl LdapDirectory {
         // Names for groups known only by DN (memberOf): the value of the first RDN.
         for dn in &dns {
             if let Some(v) = crate::dn::first_value(dn) {
-                names.insert(v.to_string());
+                names.insert(v);
             }
         }
         names.remove("");

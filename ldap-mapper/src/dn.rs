@@ -50,26 +50,37 @@ pub fn split_rdns(dn: &str) -> Vec<&str> {
     out
 }
 
-/// The value of the first RDN (`cn=ai-admins,ou=groups,…` → `ai-admins`), used as a group's name.
-pub fn first_value(dn: &str) -> Option<&str> {
-    split_rdns(dn).first().and_then(|rdn| rdn.split_once('=')).map(|(_, v)| v.trim())
+/// The value of the first RDN with its DN escapes removed (`cn=ai-admins,ou=groups,…` → `ai-admins`,
+/// `cn=pets\\2Cai-admins,…` → `pets,ai-admins`), used as a group's name: the name its `cn` holds.
+pub fn first_value(dn: &str) -> Option<String> {
+    split_rdns(dn).first().and_then(|rdn| unescaped_value(rdn))
 }
 
-/// The value of an RDN with its DN escapes removed (`Smith\\, John` → `Smith, John`).
+/// The value of an RDN with its DN escapes (RFC 4514 §2.4: `\\` and a character, or two hex digits of a UTF-8
+/// byte) removed: `Smith\\, John` and `Smith\\2C John` → `Smith, John`.
 fn unescaped_value(rdn: &str) -> Option<String> {
     let (_, v) = rdn.split_once('=')?;
-    let mut out = String::new();
-    let mut chars = v.trim().chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
+    let v = v.trim().as_bytes();
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (v[i], v.get(i + 1).copied(), v.get(i + 2).copied()) {
+            (b'\\', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push(u8::try_from(hex(h)? * 16 + hex(l)?).ok()?);
+                i += 3;
             }
-        } else {
-            out.push(c);
+            (b'\\', Some(c), _) => {
+                out.push(c);
+                i += 2;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
         }
     }
-    Some(out)
+    String::from_utf8(out).ok()
 }
 
 /// The Keycloak-style `/full/path` of the group at `group_dn`: `parent` (Keycloak's `groups.path`, `""` for the
@@ -144,7 +155,10 @@ mod tests {
 
     #[test]
     fn first_value_is_the_group_name() {
-        assert_eq!(first_value("cn=ai-admins,ou=groups,dc=example,dc=org"), Some("ai-admins"));
+        assert_eq!(first_value("cn=ai-admins,ou=groups,dc=example,dc=org").as_deref(), Some("ai-admins"));
+        assert_eq!(first_value("cn=pets\\2Cai-admins,ou=groups,dc=x").as_deref(), Some("pets,ai-admins"));
+        assert_eq!(first_value("cn=pets\\,ai-admins,ou=groups,dc=x").as_deref(), Some("pets,ai-admins"));
+        assert_eq!(first_value("cn=caf\\C3\\A9,dc=x").as_deref(), Some("caf\u{e9}"));
         assert_eq!(split_rdns("cn=a\\,b,dc=x"), vec!["cn=a\\,b", "dc=x"]);
     }
 }

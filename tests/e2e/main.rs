@@ -1,6 +1,7 @@
 //! fedgate's end-to-end tests: one binary, real slapd, the real gateway, real independent clients.
 
 mod ad;
+mod attack_run;
 mod attacks;
 mod browser;
 mod foundation;

@@ -30,6 +30,10 @@ pub struct AuthnRequest {
     pub signed: bool,
     /// `NameIDPolicy/@Format`, if the SP asked for a format (SAML core §3.4.1.1).
     pub nameid_policy_format: Option<String>,
+    /// `Destination`, as written, if given: the URL the SP sent it to, which must be where it arrived (SAML core
+    /// §3.2.1).
+    #[serde(default)]
+    pub destination: Option<String>,
 }
 
 fn b64(s: &str) -> Result<Vec<u8>, SamlError> {
@@ -304,6 +308,7 @@ pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
         is_passive: m.attr("IsPassive") == Some("true"),
         signed: m.signed,
         nameid_policy_format: m.child_attr("NameIDPolicy", "Format").map(str::to_string),
+        destination: m.attr("Destination").map(str::to_string),
     })
 }
 

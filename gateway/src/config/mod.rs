@@ -4,6 +4,7 @@
 //! Sections owned by a library (`[ldap]`, `[oidc]`, `[saml]`) are that library's plain `Deserialize` structs; this
 //! module only loads and combines them.
 
+pub mod net;
 mod problems;
 pub mod proxy;
 mod sections;

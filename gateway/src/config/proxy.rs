@@ -220,9 +220,10 @@ impl ProxyConfig {
     }
 }
 
-/// Does `pattern` (`host`, `*.suffix`, or empty) match `host` (any port, any case)?
+/// Does `pattern` (`host`, `*.suffix`, or empty) match `host` (any port, any case, with or without the final
+/// dot of a fully qualified name)?
 pub fn host_matches(pattern: Option<&str>, host: &str) -> bool {
-    let host = host.split(':').next().unwrap_or(host);
+    let host = host_name(host);
     match pattern {
         None | Some("") => true,
         Some(p) => match p.strip_prefix("*.") {
@@ -234,6 +235,17 @@ pub fn host_matches(pattern: Option<&str>, host: &str) -> bool {
             None => host.eq_ignore_ascii_case(p),
         },
     }
+}
+
+/// The name in a `Host` value, as web servers read it when they pick a virtual host: without the port, and
+/// without the final dot of a fully qualified name (`admin.example.com.` is `admin.example.com` to DNS, nginx,
+/// Apache and Traefik, so it must be to the routes too). An IPv6 literal keeps its brackets.
+pub fn host_name(host: &str) -> &str {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.find(']').map_or(host, |i| &host[..i + 2]),
+        None => host.split(':').next().unwrap_or(host),
+    };
+    name.strip_suffix('.').unwrap_or(name)
 }
 
 /// Does the path prefix `prefix` match `path` (whole segments: `/api` matches `/api` and `/api/x`, not `/apix`)?
@@ -267,6 +279,14 @@ mod tests {
         assert!(host_matches(Some("*.Example.com"), "a.b.EXAMPLE.com"));
         assert!(!host_matches(Some("*.example.com"), "example.com"), "the bare domain is not a subdomain");
         assert!(!host_matches(Some("*.example.com"), "xexample.com"));
+        // The fully qualified spelling is the same host (nginx, Apache and Traefik serve it as such).
+        assert!(host_matches(Some("admin.example.com"), "admin.example.com."));
+        assert!(host_matches(Some("admin.example.com"), "ADMIN.example.com.:8443"));
+        assert!(host_matches(Some("*.example.com"), "a.example.com."));
+        assert!(!host_matches(Some("admin.example.com"), "admin.example.com.."));
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("[::1]"), "[::1]");
+        assert!(host_matches(Some("[::1]"), "[::1]:8080"));
         let api = RouteConfig { path_prefix: "/api".into(), upstream: "a".into(), ..Default::default() };
         let slash = RouteConfig { path_prefix: "/api/".into(), upstream: "a".into(), ..Default::default() };
         let all = RouteConfig { upstream: "b".into(), ..Default::default() };

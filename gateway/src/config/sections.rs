@@ -40,11 +40,22 @@ pub struct ServerConfig {
     /// A connection on which no new request starts for this long is closed (requests in progress finish first).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// How long a client has to send the whole body of a request to the gateway's own endpoints, from the end of
+    /// its header: 408 and the connection closed after it (proxied bodies stream to the app and are its concern).
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
     /// Most client connections served at once; further ones wait in the listen queue until one closes. Capped
     /// at half the process's open-file limit, so that upstream connections and files always find a descriptor.
     pub max_connections: usize,
     /// Largest request header (request line and all fields; the HTTP/2 header list), in bytes: 431 beyond it.
     pub max_header_bytes: usize,
+    /// Reverse proxies and load balancers in front of the gateway (addresses or CIDR blocks). A request from one
+    /// of them is attributed to the last address in its `X-Forwarded-For` that is not one of them, for the
+    /// brute-force throttle and the logs; from anywhere else, `X-Forwarded-For` is ignored. Empty: the peer.
+    pub trusted_proxies: Vec<String>,
+    /// Client addresses (or CIDR blocks) that may read `/metrics`; others get 404. Behind a trusted proxy, the
+    /// client is the one its `X-Forwarded-For` names.
+    pub metrics_allow: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -57,8 +68,13 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
             max_header_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
+            metrics_allow: ["127.0.0.0/8", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -384,15 +400,31 @@ impl super::Config {
 
     fn validate_server_limits(&self, out: &mut Vec<ConfigIssue>) {
         let s = &self.server;
-        for (key, value) in
-            [("server.header_read_timeout", s.header_read_timeout), ("server.idle_timeout", s.idle_timeout)]
-        {
+        let ranges = s.trusted_proxies.iter().map(|p| ("trusted_proxies", p));
+        let ranges = ranges.chain(s.metrics_allow.iter().map(|p| ("metrics_allow", p)));
+        for (i, (key, p)) in ranges.enumerate() {
+            let i = if key == "trusted_proxies" { i } else { i - s.trusted_proxies.len() };
+            if let Err(e) = p.parse::<crate::config::net::IpRange>() {
+                out.push(ConfigIssue::new(
+                    format!("server.{key}[{i}]"),
+                    Some(p.clone()),
+                    e.to_string(),
+                    "write an address or a CIDR block, e.g. \"10.0.0.0/8\"",
+                ));
+            }
+        }
+        for (key, value) in [
+            ("server.header_read_timeout", s.header_read_timeout),
+            ("server.idle_timeout", s.idle_timeout),
+            ("server.body_read_timeout", s.body_read_timeout),
+        ] {
             if value < Duration::from_millis(100) || value > Duration::from_secs(3600) {
                 out.push(ConfigIssue::new(
                     key,
                     Some(humantime::format_duration(value).to_string()),
                     "outside 100ms–1h",
-                    "use the defaults, header_read_timeout = \"10s\" and idle_timeout = \"60s\"",
+                    "use the defaults, header_read_timeout = \"10s\", idle_timeout = \"60s\" and \
+                     body_read_timeout = \"30s\"",
                 ));
             }
         }

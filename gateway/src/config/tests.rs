@@ -151,13 +151,14 @@ fn a_missing_file_is_one_clear_problem() {
 #[test]
 fn limits_on_what_clients_can_make_the_gateway_hold_are_checked() {
     let p = problems(&format!(
-        "{DEMO_USER}\n[server]\nheader_read_timeout = \"0s\"\nidle_timeout = \"2h\"\nmax_connections = 0\n\
+        "{DEMO_USER}\n[server]\nheader_read_timeout = \"0s\"\nidle_timeout = \"2h\"\nbody_read_timeout = \"0s\"\nmax_connections = 0\n\
          max_header_bytes = 100\n[session]\nmax_pending_bytes = 1000\n[saml]\nmax_relay_state_bytes = 40\n"
     ));
     let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
     for k in [
         "server.header_read_timeout",
         "server.idle_timeout",
+        "server.body_read_timeout",
         "server.max_connections",
         "server.max_header_bytes",
         "session.max_pending_bytes",
@@ -171,6 +172,7 @@ fn limits_on_what_clients_can_make_the_gateway_hold_are_checked() {
     assert_eq!(ok.saml.unwrap().max_relay_state_bytes, 1024);
     let defaults = load_str(DEMO_USER).unwrap();
     assert_eq!(defaults.server.header_read_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(defaults.server.body_read_timeout, std::time::Duration::from_secs(30));
     assert_eq!(defaults.session.max_pending_bytes, 32 << 20);
 }
 

@@ -321,17 +321,45 @@ fn client_key(client_id: &str) -> String {
 
 /// Apart from the login form's IP count: a client's failures do not lock people out of the form, nor back.
 fn client_ip_key(ip: IpAddr) -> String {
-    format!("cip:{ip}")
+    format!("cip:{}", client_network(ip))
 }
 
 fn ip_key(ip: IpAddr) -> String {
-    format!("ip:{ip}")
+    format!("ip:{}", client_network(ip))
+}
+
+/// What one client is, for counting failures by address: an IPv4 address (also written IPv4-mapped,
+/// `::ffff:192.0.2.1`, as a dual-stack listener reports IPv4 peers), or the /64 network of an IPv6 address. An
+/// IPv6 subscriber or cloud host is given a whole /64 (RFC 6177 and practice), so counted per address one
+/// attacker would have 2^64 fresh counters and the lockout would never hold.
+fn client_network(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_are_ipv4_addresses_or_ipv6_slash_64s() {
+        let net = |s: &str| client_network(s.parse().unwrap());
+        assert_eq!(net("192.0.2.1"), "192.0.2.1");
+        assert_eq!(net("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(net("2001:db8:1:2::1"), net("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_eq!(net("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_ne!(net("::ffff:192.0.2.1"), net("::ffff:192.0.2.2"));
+    }
 
     /// The same throttle in memory and over a state store.
     fn throttles() -> Vec<LoginThrottle> {

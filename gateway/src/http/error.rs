@@ -63,6 +63,9 @@ pub enum AppError {
     /// Forward-auth's answer when the request it was asked about may not pass.
     #[error("forward-auth refused: {0}")]
     ForwardAuth(ForwardAuthDenial),
+    /// The request body did not arrive within `server.body_read_timeout` (408; the connection is closed).
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
     /// Too many failed client authentications for this client or from this IP: 429 + `Retry-After`, with an
     /// RFC 6749 §5.2 `invalid_client` body, without the secret being checked.
     #[error("too many failed client authentications")]
@@ -106,12 +109,16 @@ pub enum ProxyError {
     /// The client's request cannot be sent on (its target cannot be expressed for the upstream).
     #[error("the request cannot be forwarded: {0}")]
     Client(&'static str),
+    /// The client's request body broke off or was malformed (its chunked encoding) while it was being forwarded:
+    /// the client's failure, not the upstream's (400, logged at debug).
+    #[error("the client's request body failed while it was forwarded")]
+    ClientBody(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ProxyError {
     /// Whether the upstream failed (rather than the client's request).
     pub fn is_upstream(&self) -> bool {
-        !matches!(self, Self::Client(_))
+        !matches!(self, Self::Client(_) | Self::ClientBody(_))
     }
 }
 
@@ -212,10 +219,24 @@ impl AppError {
                 StatusCode::BAD_REQUEST,
                 "Invalid sign-in request",
                 format!(
-                    "The application sent an invalid sign-in request ({}: {}). Tell the application's administrator;                      you were not sent back to it because its address could not be trusted.",
+                    "The application sent an invalid sign-in request ({}: {}). Tell the application's administrator; \
+                     you were not sent back to it because its address could not be trusted.",
                     e.code.as_str(),
                     e.description
                 ),
+            ),
+            Self::BodyTimeout(t) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "Request too slow",
+                format!(
+                    "The request body did not arrive within {} (server.body_read_timeout). Send it again.",
+                    humantime::format_duration(*t)
+                ),
+            ),
+            Self::Proxy(ProxyError::ClientBody(_)) => (
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The request body broke off or its chunked encoding is malformed; send it again.".into(),
             ),
             Self::Proxy(ProxyError::Client(m)) => {
                 (StatusCode::BAD_REQUEST, "Bad request", format!("The request cannot be forwarded: {m}."))
@@ -311,6 +332,7 @@ impl IntoResponse for AppError {
             Self::Session(e) => tracing::error!(error = %e, "session store failed"),
             Self::OidcStore(e) => tracing::error!(error = %Chain(e), "grant store failed"),
             Self::Proxy(e) if e.is_upstream() => tracing::warn!(error = %Chain(e), "proxied request failed"),
+            Self::Proxy(e) => tracing::debug!(error = %Chain(e), "proxied request refused"),
             Self::Saml(e @ federation::saml::SamlError::Mapping { .. }) => {
                 tracing::warn!(error = %e, "SAML response refused: fix the user's directory data or the SP's nameid_template / role_mapping")
             }

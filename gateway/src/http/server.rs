@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::net::IpRange;
 use crate::config::{MAX_CONNECTIONS_LIMIT, MAX_HEADER_BYTES_LIMIT, MIN_HEADER_BYTES, ServerConfig, TlsConfig};
 
 /// Builds the rustls server configuration from PEM files (ALPN: h2, http/1.1).
@@ -85,11 +86,23 @@ impl<S: hyper::service::Service<R>, R> hyper::service::Service<R> for Counted<S>
 /// authority of an absolute-form target (RFC 9112 §3.2.2) or of HTTP/2's `:authority` (RFC 9113 §8.3.1). Routes,
 /// the proxy and forward-auth decide by host, and a server further on may read the other value, so a request
 /// that names two hosts is refused rather than resolved one way here and another way there.
+///
+/// A host no web server reads as one name is refused too (what nginx answers "invalid host header"): a space or
+/// control character, a slash or backslash, an `@` (user information has no place in `Host`), or an empty label
+/// (`..`). One final dot is a fully qualified name and fine (the routes read `admin.example.com.` as
+/// `admin.example.com`, as nginx does).
 pub fn ambiguous_host<B>(req: &Request<B>) -> Option<&'static str> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
         return Some("The request has more than one Host header, so the site it is meant for is ambiguous.");
+    }
+    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+    if host.map(axum::http::HeaderValue::as_bytes).into_iter().chain(authority).any(invalid_host) {
+        return Some(
+            "The request's Host is not a valid host name: it has a space, control character, slash, backslash, \
+             @ or empty label (..).",
+        );
     }
     match (host, req.uri().authority()) {
         (Some(host), Some(authority)) if !same_authority(host.as_bytes(), authority, req.uri().scheme_str()) => {
@@ -97,6 +110,35 @@ pub fn ambiguous_host<B>(req: &Request<B>) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// The client a request is from: `peer`, unless `peer` is one of the `trusted` proxies (`server.trusted_proxies`);
+/// then the last address in `X-Forwarded-For` (all its fields, read right to left) that is not a trusted proxy,
+/// skipping the trusted hops that appended themselves. A client cannot choose its address this way: what it
+/// sends itself stands left of the address its first trusted proxy appended. An entry that is not an address
+/// ends the walk at the last trusted hop.
+pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpRange]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let fields: Vec<&str> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    let mut last = peer;
+    for entry in fields.iter().rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => last = ip,
+            Ok(ip) => return ip,
+            Err(_) => return last,
+        }
+    }
+    last
+}
+
+/// Whether a `Host` value (or an authority) holds what no host name or port may hold.
+fn invalid_host(host: &[u8]) -> bool {
+    host.iter().any(|&b| b <= b' ' || b == 0x7f || matches!(b, b'/' | b'\\' | b'@'))
+        || host.windows(2).any(|w| w == b"..")
 }
 
 /// Whether a `Host` value names the same host and port as `authority` (case-insensitive host; a missing port is
@@ -456,6 +498,73 @@ pub async fn shutdown_signal() {
 /// Binds the listener, with the address in the error.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("while binding server.listen = {addr}"))
+}
+
+/// The whole body of a request to the gateway's own endpoints must arrive within `server.body_read_timeout`, or a
+/// client sending a byte now and then would hold its connection (and with `max_connections` of them, the
+/// gateway) for as long as it likes. [`deadline_body`] wraps the body; past the deadline reading it fails with
+/// [`BodyTimeout`] and [`BodyDeadline::expired`] says so, so that the answer can be a 408.
+#[derive(Debug, Clone, Default)]
+pub struct BodyDeadline(Arc<std::sync::atomic::AtomicBool>);
+
+impl BodyDeadline {
+    /// Whether the body was still arriving when its time ran out.
+    pub fn expired(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Reading a request body took longer than `server.body_read_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?} (server.body_read_timeout)")]
+pub struct BodyTimeout(pub Duration);
+
+/// `body`, failing with [`BodyTimeout`] once `timeout` has passed from now without its end. A body that is
+/// already complete (no body at all) is passed as it is, without a timer.
+pub fn deadline_body(body: Incoming, timeout: Duration) -> (axum::body::Body, Option<BodyDeadline>) {
+    if http_body::Body::is_end_stream(&body) {
+        return (axum::body::Body::new(body), None);
+    }
+    let deadline = BodyDeadline::default();
+    let timed =
+        DeadlineBody { inner: body, sleep: Box::pin(tokio::time::sleep(timeout)), timeout, deadline: deadline.clone() };
+    (axum::body::Body::new(timed), Some(deadline))
+}
+
+struct DeadlineBody {
+    inner: Incoming,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+    deadline: BodyDeadline,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if this.sleep.as_mut().poll(cx).is_ready() {
+            this.deadline.0.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]

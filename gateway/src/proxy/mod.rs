@@ -248,6 +248,15 @@ async fn forward_if_allowed(
     client_ip: &HeaderValue,
     mut req: Request<hyper::body::Incoming>,
 ) -> Result<Answer, AppError> {
+    if req.method() == Method::CONNECT {
+        // A tunnel to wherever the client names is a forward proxy's business; an app behind a route has no use
+        // for one, and an upstream that is itself a proxy must not get one through the gateway.
+        return Err(AppError::BadRequest(
+            "CONNECT is not forwarded: fedgate is a reverse proxy for the apps behind its routes, not a forward \
+             proxy."
+                .into(),
+        ));
+    }
     let who = identity(state, req.headers()).await?;
     let path = req.uri().path();
     let decision = decide::decide(&upstream.route, path, who.as_ref());

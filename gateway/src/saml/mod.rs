@@ -58,7 +58,7 @@ async fn realm_redirect(
     if logout {
         slo_redirect(state, uri, headers, RawQuery(Some(raw))).await
     } else {
-        sso_redirect(state, headers, RawQuery(Some(raw))).await
+        sso_redirect(state, uri, headers, RawQuery(Some(raw))).await
     }
 }
 
@@ -95,6 +95,7 @@ fn relay_state_from(raw_query: &str) -> Option<String> {
 
 async fn sso_redirect(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, AppError> {
@@ -102,6 +103,7 @@ async fn sso_redirect(
     let relay = relay_state_from(&raw);
     idp(&state)?.check_relay_state(relay.as_deref())?;
     let (request, sp) = idp(&state)?.redirect_request(&raw)?;
+    check_destination(&state, &request, uri.path())?;
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), relay).await
 }
@@ -138,6 +140,7 @@ async fn sso_post(
 ) -> Result<Response, AppError> {
     idp(&state)?.check_relay_state(form.relay_state.as_deref())?;
     let (request, sp) = idp(&state)?.post_request(form.saml_request()?)?;
+    check_destination(&state, &request, uri.path())?;
     // As for LogoutRequests: an SP's page on another site posts without the `SameSite=Lax` session cookie, so a
     // signed-in user would be asked to sign in again. The checked request is posted once more from our own page.
     if cross_site_without_session(&state, &headers, &form) {
@@ -380,6 +383,28 @@ fn repost_same_site(state: &AppState, path: &str, form: &PostBinding) -> Respons
     }
     h.insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     resp
+}
+
+/// An AuthnRequest's `Destination`, when present, must be the URL it arrived at (SAML core §3.2.1, as Shibboleth
+/// and Keycloak check it, and as fedgate checks LogoutRequests): a request an SP sent to another IdP is not taken
+/// here.
+fn check_destination(
+    state: &AppState,
+    request: &federation::saml::authn_request::AuthnRequest,
+    path: &str,
+) -> Result<(), AppError> {
+    let Some(destination) = &request.destination else { return Ok(()) };
+    let expected = arrived_at(state, path);
+    let norm = |s: &str| s.trim().trim_end_matches('/').to_string();
+    if norm(destination) == norm(&expected) {
+        return Ok(());
+    }
+    Err(federation::saml::SamlError::WrongDestination {
+        message: "AuthnRequest",
+        destination: destination.clone(),
+        expected,
+    }
+    .into())
 }
 
 /// The public URL of `path` on this gateway: where an SP's message arrived, which its `Destination` must name.

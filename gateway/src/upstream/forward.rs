@@ -31,6 +31,30 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// with `_` for `-` is removed too.
 const CLIENT_FACTS: [&str; 6] =
     ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"];
+/// Headers other authenticating proxies set for the user, which an app moved behind fedgate may still trust:
+/// oauth2-proxy (`X-Auth-Request-*`), Authelia and Traefik set-ups (`Remote-*`), Apache-style `X-Remote-*`,
+/// Grafana and Gitea (`X-WEBAUTH-*`), AWS ALB (`X-Amzn-Oidc-*`), Cloudflare Access, Google IAP, Azure App
+/// Service, Pomerium, Kong (`X-Authenticated-*`). A client's copy is removed unless the gateway itself sets that name (`[proxy.headers]`).
+/// Lower case with `-`; names and prefixes.
+const FOREIGN_IDENTITY: [&str; 4] = ["remote-user", "remote-email", "remote-groups", "remote-name"];
+/// Prefixes of [`FOREIGN_IDENTITY`] families.
+const FOREIGN_IDENTITY_PREFIXES: [&str; 9] = [
+    "x-auth-request-",
+    "x-remote-",
+    "x-webauth-",
+    "x-amzn-oidc-",
+    "cf-access-",
+    "x-goog-authenticated-user-",
+    "x-ms-client-principal",
+    "x-pomerium-",
+    "x-authenticated-",
+];
+
+/// Is `dashed` (lower case, `_` read as `-`) a header another auth proxy uses for the user?
+fn foreign_identity(dashed: &str) -> bool {
+    FOREIGN_IDENTITY.contains(&dashed) || FOREIGN_IDENTITY_PREFIXES.iter().any(|p| dashed.starts_with(p))
+}
+
 /// How many names [`HOP_BY_HOP`] has.
 const HOP_BY_HOP_COUNT: usize = 7;
 /// Hop-by-hop headers (RFC 9110 §7.6.1) besides `Connection` and `Upgrade`, parsed at compile time.
@@ -50,8 +74,25 @@ fn pool_error(upstream: &str, e: super::pool::PoolError) -> ProxyError {
     let upstream = upstream.to_string();
     match e {
         e @ (P::Connect { .. } | P::ConnectTimeout { .. }) => ProxyError::Connect { upstream, source: Box::new(e) },
+        P::Http(e) if client_body_failed(&e) => ProxyError::ClientBody(Box::new(e)),
         P::Http(e) => ProxyError::Response { upstream, source: Box::new(e) },
     }
+}
+
+/// Whether sending failed because the body being sent, the client's, failed: hyper reports an error of the
+/// user's body (`is_user`) whose cause is the error reading the client's connection (a malformed chunk, a body
+/// cut off). That is the client's doing, not the upstream's.
+fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper::Error>()
+            && h.is_user()
+        {
+            return std::error::Error::source(h).is_some_and(|s| s.downcast_ref::<hyper::Error>().is_some());
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The [`ProxyError`] for a failure of the TLS client.
@@ -59,6 +100,8 @@ fn client_error(upstream: &str, e: hyper_util::client::legacy::Error) -> ProxyEr
     let upstream = upstream.to_string();
     if e.is_connect() {
         ProxyError::Connect { upstream, source: Box::new(e) }
+    } else if client_body_failed(&e) {
+        ProxyError::ClientBody(Box::new(e))
     } else {
         ProxyError::Response { upstream, source: Box::new(e) }
     }
@@ -76,7 +119,9 @@ pub fn header_values(who: &Identity) -> std::borrow::Cow<'_, UserHeaderValues> {
 }
 
 /// A user's identity header values (username, e-mail, groups and roles joined by commas), validated once; `None`
-/// where a value is missing or cannot be a header value.
+/// where a value is missing or cannot be a header value. A comma inside a group or role name is written `%2C`:
+/// names are directory data, and a group called `pets,ai-admins` must not read as `ai-admins` to an app that
+/// splits the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserHeaderValues {
     username: Option<HeaderValue>,
@@ -91,10 +136,18 @@ impl UserHeaderValues {
         Self {
             username: HeaderValue::from_str(username).ok(),
             email: email.and_then(|e| HeaderValue::from_str(e).ok()),
-            groups: HeaderValue::from_str(&groups.join(",")).ok(),
-            roles: HeaderValue::from_str(&roles.join(",")).ok(),
+            groups: HeaderValue::from_str(&join_names(groups)).ok(),
+            roles: HeaderValue::from_str(&join_names(roles)).ok(),
         }
     }
+}
+
+/// `names` joined by commas, a comma inside a name written `%2C`.
+fn join_names(names: &[String]) -> String {
+    if !names.iter().any(|n| n.contains(',')) {
+        return names.join(",");
+    }
+    names.iter().map(|n| n.replace(',', "%2C")).collect::<Vec<_>>().join(",")
 }
 
 /// The configured identity header names (`[proxy.headers]`), parsed once at start-up.
@@ -134,8 +187,14 @@ impl IdentityHeaders {
     /// (`X-Forwarded-Port`, `-Prefix`, …), `Forwarded`, and every spelling of its own names with `_` for `-`
     /// (`X_Forwarded_User`), which CGI, WSGI, PHP and Rack read as the same variable (`HTTP_X_FORWARDED_USER`).
     /// The names the gateway sets keep their client copy only until [`Self::set`] and [`prepare`] replace it.
+    /// Identity headers of other auth proxies ([`FOREIGN_IDENTITY`]) go too, in either spelling.
     pub fn remove_client_claims(&self, h: &mut HeaderMap) {
-        let suspicious = |n: &str| n.starts_with("x-forwarded") || n == "forwarded" || n.as_bytes().contains(&b'_');
+        let suspicious = |n: &str| {
+            n.starts_with("x-forwarded")
+                || n == "forwarded"
+                || n.as_bytes().contains(&b'_')
+                || (matches!(n.as_bytes().first(), Some(b'r' | b'x' | b'c')) && foreign_identity(n))
+        };
         if !h.keys().any(|n| suspicious(n.as_str())) {
             return;
         }
@@ -146,7 +205,10 @@ impl IdentityHeaders {
                 let name = n.as_str();
                 let dashed = name.replace('_', "-");
                 let set_by_us = !name.contains('_') && self.sets(name);
-                !set_by_us && (dashed.starts_with("x-forwarded-") || self.protected.contains(&dashed))
+                !set_by_us
+                    && (dashed.starts_with("x-forwarded-")
+                        || self.protected.contains(&dashed)
+                        || foreign_identity(&dashed))
             })
             .cloned()
             .collect();

@@ -186,9 +186,9 @@ impl LdapDirectory {
         let mut index = GroupIndex { groups: Vec::new(), by_dn: HashMap::new(), by_member: HashMap::new() };
         for (i, g) in entries.iter().enumerate() {
             let name = mapping::first(g, &m.group_name)
+                .map(str::to_string)
                 .or_else(|| crate::dn::first_value(&g.dn))
-                .unwrap_or_default()
-                .to_string();
+                .unwrap_or_default();
             index.groups.push((g.dn.clone(), name));
             index.by_dn.insert(g.dn.to_lowercase(), i);
             for member in mapping::values(g, &m.group_member).into_iter().flatten() {
@@ -214,7 +214,7 @@ impl LdapDirectory {
                             // A group outside groups_dn: known by DN only, named by its first RDN (as at login).
                             dns.insert(dn.clone());
                             if let Some(v) = crate::dn::first_value(dn) {
-                                names.insert(v.to_string());
+                                names.insert(v);
                             }
                         }
                     }
