@@ -721,3 +721,30 @@ scopes = ["openid", "profile", "email", "groups", "roles", "offline_access"]
     assert_eq!(names["userinfo"]["groups"], json!(["ai-admins", "staff"]), "{names}");
     assert_eq!(names["id_token"]["roles"], json!(["admin"]));
 }
+
+/// An API behind fedgate's proxy that authorizes by role, called with the bearer token a Keycloak-profile client
+/// got (roles in `realm_access.roles`, as Keycloak puts them): the route's `allow_roles` reads them, so alice (admin)
+/// is let in with her roles in the identity headers and bob (researcher) is refused (before, a Keycloak-profile
+/// token had no roles for the proxy and alice was refused too).
+#[tokio::test]
+async fn the_proxy_reads_realm_roles_from_keycloak_profile_bearer_tokens() {
+    let up = e2e::upstream::EchoUpstream::start().await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[proxy]\ntoken_audiences = [\"kc-app\"]\n[[proxy.routes]]\nupstream = \"{}\"\nallow_roles = [\"admin\"]\n",
+        realm_toml(keys.path(), "", "http://127.0.0.1:9", false),
+        up.base
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let alice = access_token(&gw, "kc-app", "alice", "alice-demo").await;
+    assert_eq!(jwt_part(&alice, 1)["realm_access"], json!({ "roles": ["admin"] }), "a Keycloak-shaped token");
+    assert!(jwt_part(&alice, 1).get("roles").is_none());
+    let r = http().get(gw.url("/api/items")).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "alice holds admin in realm_access.roles");
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-user"], "alice", "{seen}");
+    assert_eq!(seen["headers"]["x-forwarded-roles"], "admin", "{seen}");
+    let bob = access_token(&gw, "kc-app", "bob", "bob-demo").await;
+    let r = http().get(gw.url("/api/items")).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "bob is a researcher, not an admin");
+}

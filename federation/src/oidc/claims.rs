@@ -135,6 +135,18 @@ pub struct AccessTokenClaims {
     pub keycloak: Option<KeycloakAccessClaims>,
 }
 
+impl AccessTokenClaims {
+    /// The user's (realm) roles, wherever the client's claims profile put them: `roles`, or Keycloak's
+    /// `realm_access.roles`.
+    pub fn realm_roles(&self) -> Vec<String> {
+        let mut roles = self.roles.clone();
+        if let Some(k) = &self.keycloak {
+            roles.extend(k.realm_access.roles.iter().filter(|r| !self.roles.contains(r)).cloned());
+        }
+        roles
+    }
+}
+
 /// Roles as Keycloak nests them (`{"roles": [...]}`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RoleList {

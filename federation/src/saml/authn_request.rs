@@ -30,6 +30,10 @@ pub struct AuthnRequest {
     pub signed: bool,
     /// `NameIDPolicy/@Format`, if the SP asked for a format (SAML core §3.4.1.1).
     pub nameid_policy_format: Option<String>,
+    /// Keycloak's `kc_idp_hint` from the SSO URL's query (outside the SAML message and its signature): the name
+    /// of the identity provider the login should go straight to. Set by the caller; the parser never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_hint: Option<String>,
 }
 
 fn b64(s: &str) -> Result<Vec<u8>, SamlError> {
@@ -304,6 +308,7 @@ pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
         is_passive: m.attr("IsPassive") == Some("true"),
         signed: m.signed,
         nameid_policy_format: m.child_attr("NameIDPolicy", "Format").map(str::to_string),
+        idp_hint: None,
     })
 }
 

@@ -107,11 +107,16 @@ async fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&
     resp
 }
 
-/// The name of the app the user came from, when the pending request says so.
-async fn app_name(state: &AppState, rd: &str) -> Option<String> {
+/// The app's request waiting behind a login target (`/oauth2/authorize/resume?id=…`, `/saml/resume?id=…`), if any.
+async fn pending_behind(state: &AppState, rd: &str) -> Option<crate::domain::pending::Pending> {
     let url = url::Url::parse("http://gateway.invalid").ok()?.join(rd).ok()?;
     let id = url.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.into_owned())?;
-    match state.pending.get(&id).await.ok()?? {
+    state.pending.get(&id).await.ok()?
+}
+
+/// The name of the app the user came from, when the pending request says so.
+async fn app_name(state: &AppState, rd: &str) -> Option<String> {
+    match pending_behind(state, rd).await? {
         crate::domain::pending::Pending::Oidc(req) => {
             let client = state.oidc.as_ref()?.client(&req.client_id)?;
             Some(client.name.clone().unwrap_or_else(|| client.client_id.clone()))
