@@ -225,10 +225,12 @@ async fn proceed(
     let force = request.as_ref().is_some_and(|r| r.force_authn);
     if session.is_none() || force {
         let request_hint = request.as_ref().and_then(|r| idp_hint(state, r));
-        if request.as_ref().is_some_and(|r| r.is_passive) {
-            return Err(AppError::Forbidden(
-                "The application asked for a passive login, but you are not signed in.".into(),
-            ));
+        if let Some(r) = request.as_ref().filter(|r| r.is_passive) {
+            // "Sign in only if already signed in": the SP gets its answer (NoPassive), the user sees no page of ours.
+            let idp = idp(state)?;
+            let answer = idp.no_passive(idp.by_name(sp)?, r, state.clock.now())?;
+            tracing::info!(sp, "passive AuthnRequest without a session: answering NoPassive");
+            return Ok(post_form(&answer, relay_state.as_deref()));
         }
         let id = state
             .pending
