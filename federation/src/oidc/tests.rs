@@ -536,7 +536,7 @@ fn client_credentials_token_has_the_client_as_subject() {
     assert_eq!(r.token_type, "Bearer");
     let c = block_on(p.verify_access_token(&r.access_token, now())).unwrap();
     assert_eq!(
-        (c.sub.as_str(), c.client_id.as_str(), c.aud.as_str(), c.scope.as_str()),
+        (c.sub.as_str(), c.client_id.as_str(), c.aud.client(), c.scope.as_str()),
         ("svc", "svc", "svc", "groups")
     );
     assert_eq!(

@@ -275,7 +275,7 @@ impl Provider {
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
             sub: client.id().to_string(),
-            aud: client.id().to_string(),
+            aud: super::claims::Audience::with_extra(client.id(), &client.config.audiences),
             exp: iat + super::secs(self.cfg.access_token_ttl),
             iat,
             jti: fedgate_types::random::token(),
@@ -362,7 +362,7 @@ impl Provider {
         let at_claims = AccessTokenClaims {
             iss: self.issuer.clone(),
             sub: p.subject.clone(),
-            aud: client_id.clone(),
+            aud: super::claims::Audience::with_extra(client_id.clone(), &issue.client.config.audiences),
             exp: iat + super::secs(self.cfg.access_token_ttl),
             iat,
             jti: fedgate_types::random::token(),

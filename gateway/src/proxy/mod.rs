@@ -60,7 +60,9 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
     if c.sid.is_none() {
         return Ok(Some(Identity::from_client(c.client_id, groups, roles, token.to_string())));
     }
-    if !state.config.proxy.token_audiences.contains(&c.aud) {
+    // A token is for the proxy when one of its audiences is: the client's own id, or an API it was issued for
+    // (`audiences`, Keycloak's audience mapper).
+    if !c.aud.all().iter().any(|a| state.config.proxy.token_audiences.contains(a)) {
         tracing::debug!(aud = %c.aud, "bearer token for an audience not in proxy.token_audiences");
         return Ok(None);
     }
