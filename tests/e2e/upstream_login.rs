@@ -1234,6 +1234,21 @@ async fn kc_idp_hint_on_a_saml_authn_request_goes_to_the_provider() {
         };
         assert!(at.as_str().starts_with(&format!("{}/auth?", e.op.issuer)), "{sso} POST: went to {at}");
 
+        // Posted from the SP's page on another site (no session cookie comes along): fedgate posts it once more
+        // from its own page, to the same URL, hint included, and the login still goes to the provider.
+        let c = browser();
+        let first = c
+            .post(e.gw.url(&format!("{sso}?kc_idp_hint=corp")))
+            .header("sec-fetch-site", "cross-site")
+            .form(&[("SAMLRequest", base64_xml_of(&request(false)))]);
+        let landed = e2e::saml_sp::follow(&c, first).await;
+        assert!(
+            landed.url.starts_with(&format!("{}/interaction/", e.op.issuer)),
+            "{sso} cross-site POST: {:?}",
+            landed.trail
+        );
+        assert!(landed.trail.iter().any(|u| u.contains("kc_idp_hint=corp")), "{:?}", landed.trail);
+
         // ForceAuthn: a fresh login at the provider too.
         let q = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("SAMLRequest", &request(true))
