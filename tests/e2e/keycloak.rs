@@ -254,7 +254,10 @@ async fn keycloak_profile_tokens_have_keycloaks_claim_layout() {
     let at = tokens["access_token"].as_str().unwrap();
     assert_eq!(jwt_part(at, 0)["typ"], "JWT", "Spring resource servers refuse at+jwt");
     let claims = jwt_part(at, 1);
-    assert_layout(&claims, KEYCLOAK_ACCESS_TOKEN_LAYOUT, &["client_id"], "access token");
+    // `session_state`: Keycloak up to 25 wrote the session id there too, and keycloak-js before 26 reads its session
+    // id from it for the session-status iframe (26 reads `sid`); the same value as `sid`.
+    assert_layout(&claims, KEYCLOAK_ACCESS_TOKEN_LAYOUT, &["client_id", "session_state"], "access token");
+    assert_eq!(claims["session_state"], claims["sid"], "keycloak-js < 26 finds its session id");
     assert_eq!(claims["iss"], realm);
     assert_eq!(claims["typ"], "Bearer");
     assert_eq!(claims["azp"], "kc-app");
@@ -270,7 +273,8 @@ async fn keycloak_profile_tokens_have_keycloaks_claim_layout() {
     let id_claims = jwt_part(id, 1);
     // `amr` (how the user authenticated: "pwd", or "fed" through an upstream provider) is a standard claim Keycloak
     // sends with its AMR mapper; RPs that do not know it ignore it.
-    assert_layout(&id_claims, KEYCLOAK_ID_TOKEN_LAYOUT, &["amr"], "ID token");
+    assert_layout(&id_claims, KEYCLOAK_ID_TOKEN_LAYOUT, &["amr", "session_state"], "ID token");
+    assert_eq!(id_claims["session_state"], id_claims["sid"]);
     assert_eq!(id_claims["amr"], serde_json::json!(["pwd"]));
     assert_eq!(id_claims["typ"], "ID");
     assert_eq!(id_claims["sid"], claims["sid"]);

@@ -254,6 +254,10 @@ pub struct KeycloakAccessClaims {
     /// E-mail address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The session's id as Keycloak up to 25 wrote it beside `sid` (the same value): keycloak-js before 26 reads
+    /// its session id from here for the session-status iframe. None for `client_credentials` tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<String>,
 }
 
 /// The Keycloak scopes applied to every token of a `keycloak`-profile client without being requested, as they
