@@ -485,3 +485,190 @@ fn long_and_unsafe_client_ids_get_bounded_distinct_secret_files() {
         assert!(config.contains(&format!("client_secret_file = \"{}\"", file.display())), "{id}: {config}");
     }
 }
+
+/// A realm as a company runs it: a confidential web app whose tokens an API checks (Keycloak's audience mapper
+/// adds the API to `aud`; client roles held by groups; full-path group mapper), a public SPA with PKCE, the
+/// bearer-only API itself, Alibaba Cloud RAM user SSO and role SSO, an LDAP federation with a group mapper.
+fn company_realm(slapd: &Slapd) -> Value {
+    const RAM_ROLE: &str = "acs:ram::1234567890123456:role/AdminRole,acs:ram::1234567890123456:saml-provider/corp-kc";
+    let webapp = json!({"clientId": "webapp", "name": "Web app", "enabled": true,
+        "clientAuthenticatorType": "client-secret", "secret": SECRET, "redirectUris": [REDIRECT], "webOrigins": ["+"],
+        "standardFlowEnabled": true, "publicClient": false, "protocol": "openid-connect",
+        "attributes": {"post.logout.redirect.uris": BYE},
+        "protocolMappers": [
+            {"name": "orders-api audience", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+             "config": {"included.client.audience": "orders-api", "id.token.claim": "false", "access.token.claim": "true"}},
+            {"name": "groups", "protocol": "openid-connect", "protocolMapper": "oidc-group-membership-mapper",
+             "config": {"full.path": "true", "claim.name": "groups", "id.token.claim": "true", "access.token.claim": "true"}},
+            {"name": "client roles", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-client-role-mapper",
+             "config": {"usermodel.clientRoleMapping.clientId": "webapp", "claim.name": "resource_access.${client_id}.roles",
+                        "multivalued": "true", "access.token.claim": "true"}}
+        ],
+        "defaultClientScopes": ["web-origins", "acr", "profile", "roles", "basic", "email"],
+        "optionalClientScopes": ["offline_access"]});
+    let spa = json!({"clientId": "spa", "enabled": true, "publicClient": true, "protocol": "openid-connect",
+        "redirectUris": ["http://127.0.0.1:9/spa/"], "webOrigins": ["+"], "standardFlowEnabled": true,
+        "attributes": {"pkce.code.challenge.method": "S256"},
+        "defaultClientScopes": ["web-origins", "acr", "profile", "roles", "basic", "email"]});
+    let api = json!({"clientId": "orders-api", "enabled": true, "bearerOnly": true, "protocol": "openid-connect"});
+    let ram_user = json!({"clientId": "https://signin-intl.aliyun.com/1234567890123456/saml/SSO", "enabled": true,
+        "protocol": "saml", "attributes": {"saml.server.signature": "true", "saml.signature.algorithm": "RSA_SHA256",
+        "saml_name_id_format": "username", "saml_idp_initiated_sso_url_name": "ram-user",
+        "saml_assertion_consumer_url_post": "https://signin-intl.aliyun.com/saml/SSO"}});
+    let ram_role = json!({"clientId": "urn:alibaba:cloudcomputing:international", "enabled": true, "protocol": "saml",
+    "attributes": {"saml.server.signature": "true", "saml.signature.algorithm": "RSA_SHA256",
+    "saml_name_id_format": "username", "saml_idp_initiated_sso_url_name": "ram-role",
+    "saml_assertion_consumer_url_post": "https://signin.alibabacloud.com/saml-role/sso"},
+    "protocolMappers": [
+        {"name": "role", "protocol": "saml", "protocolMapper": "saml-role-list-mapper",
+         "config": {"attribute.name": "https://www.aliyun.com/SAML-Role/Attributes/Role",
+                    "attribute.nameformat": "URI Reference", "single": "true"}},
+        {"name": "session name", "protocol": "saml", "protocolMapper": "saml-user-property-mapper",
+         "config": {"user.attribute": "username", "attribute.name": "https://www.aliyun.com/SAML-Role/Attributes/RoleSessionName",
+                    "attribute.nameformat": "URI Reference"}}
+    ]});
+    let components =
+        json!({"org.keycloak.storage.UserStorageProvider": [ldap_component(slapd, "service-password", false)]});
+    let mut export = realm("corp", vec![webapp, spa, api, ram_user, ram_role], components);
+    export["roles"]["realm"].as_array_mut().unwrap().push(json!({"name": RAM_ROLE}));
+    export["roles"]["client"] = json!({"webapp": [{"name": "editor"}], "orders-api": [{"name": "read"}]});
+    export["groups"] = json!([
+        {"name": "ai-admins", "path": "/ai-admins", "realmRoles": ["admin", RAM_ROLE],
+         "clientRoles": {"webapp": ["editor"], "orders-api": ["read"]}, "subGroups": []},
+        {"name": "ai-researchers", "path": "/ai-researchers", "realmRoles": ["researcher"], "subGroups": []}
+    ]);
+    export
+}
+
+/// `user`'s tokens for `client` from the code flow with PKCE at the realm's endpoints, as the app did it with
+/// Keycloak (same paths, only the host changed).
+async fn realm_code_flow(gw: &Gateway, client: &str, secret: Option<&str>, redirect: &str, user: &str) -> Value {
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let realm = format!("{}/realms/corp/protocol/openid-connect", gw.base);
+    let c = browser();
+    let r = crate::login::login(&c, gw, user, &format!("{user}-password"), "").await;
+    assert_eq!(r.status(), 303, "{user} signs in");
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let r = c
+        .get(format!(
+            "{realm}/auth?response_type=code&client_id={client}&redirect_uri={}&scope=openid&state=s&nonce=n&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            enc(redirect)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
+    let url = url::Url::parse(&loc).unwrap_or_else(|_| panic!("{client}: no code, {} {loc}", r.status()));
+    let code = url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).unwrap();
+    let mut req = http().post(format!("{realm}/token")).form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", redirect),
+        ("code_verifier", VERIFIER),
+        ("client_id", client),
+    ]);
+    if let Some(secret) = secret {
+        req = req.basic_auth(client, Some(secret));
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200, "{client}'s token request");
+    r.json().await.unwrap()
+}
+
+fn payload(jwt: &str) -> Value {
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// The cut-over a company makes: `fedgate import keycloak` on its realm, then only the host name changes. Each
+/// client keeps Keycloak's URLs and reads what it read before: the web app's access token carries
+/// `realm_access.roles`, `resource_access.webapp.roles` (client roles held by groups), `azp`, `typ`, `sid`,
+/// `preferred_username` and, from the audience mapper, the API in `aud`; the API (keycloak-connect, bearer-only,
+/// checking its audience as Keycloak's adapters do) accepts those tokens by realm role; the SPA gets tokens with
+/// PKCE alone; RAM role SSO gets the role the group held and RAM user SSO its NameID. Before, the importer dropped
+/// the audience mapper and the client roles, and the API refused every token ("wrong audience").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_realm_moves_by_changing_the_host_name() {
+    let slapd = Slapd::start().unwrap();
+    let imported = import(&company_realm(&slapd), None);
+    let report = &imported.report;
+    assert_eq!(imported.status, 0, "nothing blocks this realm:\n{report}");
+    for item in ["audience `orders-api` → audiences", "client roles held by groups → client_roles", "aliyun-ram-role"]
+    {
+        assert!(report.contains(item), "{item:?} missing from the report:\n{report}");
+    }
+    assert!(report.contains("orders-api: read"), "the bearer-only API's own roles are named as not carried:\n{report}");
+    let (ok, out) = check_config(&imported.path("out/config.toml"));
+    let config = imported.config();
+    assert!(ok, "{out}\n{config}");
+    let gw = Gateway::start(&config).await.unwrap();
+    // Discovery says what the provider does not take, where OIDC Discovery's defaults would claim it does.
+    let d: Value =
+        http().get(gw.url("/realms/corp/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(d["prompt_values_supported"], json!(["none", "login", "consent", "select_account"]), "{d}");
+    assert_eq!(d["request_uri_parameter_supported"], false, "{d}");
+
+    // The web app.
+    let tokens = realm_code_flow(&gw, "webapp", Some(SECRET), REDIRECT, "alice").await;
+    let at = payload(tokens["access_token"].as_str().unwrap());
+    assert_eq!(at["iss"], format!("{}/realms/corp", gw.base), "{at}");
+    assert_eq!(at["realm_access"], json!({"roles": ["admin"]}), "{at}");
+    assert_eq!(at["resource_access"], json!({"webapp": {"roles": ["editor"]}}), "{at}");
+    let aud: Vec<&str> = at["aud"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    assert!(aud.contains(&"orders-api"), "the audience mapper's API is in aud: {at}");
+    assert_eq!((at["azp"].as_str(), at["typ"].as_str()), (Some("webapp"), Some("Bearer")), "{at}");
+    assert_eq!(at["preferred_username"], "alice", "{at}");
+    assert!(at["sid"].as_str().is_some_and(|s| !s.is_empty()), "{at}");
+    let id = payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!((id["typ"].as_str(), id["azp"].as_str()), (Some("ID"), Some("webapp")), "{id}");
+    assert_eq!(id["sid"], at["sid"], "one session id in both tokens");
+
+    // The API, bearer-only, protected by Keycloak's Node.js adapter checking its audience.
+    let bob = realm_code_flow(&gw, "webapp", Some(SECRET), REDIRECT, "bob").await;
+    let app_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let env = [
+        ("BASE", gw.base.clone()),
+        ("REALM", "corp".to_string()),
+        ("CLIENT_ID", "orders-api".to_string()),
+        ("APP_PORT", app_port.to_string()),
+        ("TOKENS", json!({"alice": tokens["access_token"], "bob": bob["access_token"]}).to_string()),
+        ("PUBLIC_KEY_FROM_REALM", String::new()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node::run("keycloak-connect.mjs", &env, 60)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["alice"]["realm-admin"], 200, "the API takes the web app's token: {seen}");
+    assert_eq!(seen["bob"]["realm-admin"], 403, "bob is no admin: {seen}");
+    assert_eq!(seen["bob"]["realm-researcher"], 200, "{seen}");
+
+    // The SPA: a public client, PKCE and no secret.
+    let spa = realm_code_flow(&gw, "spa", None, "http://127.0.0.1:9/spa/", "bob").await;
+    let at = payload(spa["access_token"].as_str().unwrap());
+    assert_eq!(
+        (at["azp"].as_str(), at["realm_access"]["roles"][0].as_str()),
+        (Some("spa"), Some("researcher")),
+        "{at}"
+    );
+
+    // Alibaba Cloud RAM, at Keycloak's IdP-initiated URLs.
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-password", "").await;
+    let r = c.get(gw.url("/realms/corp/protocol/saml/clients/ram-role")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (action, xml, _) = crate::saml::posted(&r.text().await.unwrap());
+    assert_eq!(action, "https://signin.alibabacloud.com/saml-role/sso");
+    assert!(xml.contains("acs:ram::1234567890123456:role/") && xml.contains("saml-provider/corp-kc"), "{xml}");
+    assert_eq!(crate::saml::get(&xml, "saml:Issuer", ""), format!("{}/realms/corp", gw.base), "Keycloak's entity ID");
+    let r = c.get(gw.url("/realms/corp/protocol/saml/clients/ram-user")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (action, xml, _) = crate::saml::posted(&r.text().await.unwrap());
+    assert_eq!(action, "https://signin-intl.aliyun.com/saml/SSO");
+    assert!(crate::saml::get(&xml, "saml:NameID", "").starts_with("alice@"), "{xml}");
+    drop(slapd);
+}

@@ -254,7 +254,10 @@ async fn keycloak_profile_tokens_have_keycloaks_claim_layout() {
     let at = tokens["access_token"].as_str().unwrap();
     assert_eq!(jwt_part(at, 0)["typ"], "JWT", "Spring resource servers refuse at+jwt");
     let claims = jwt_part(at, 1);
-    assert_layout(&claims, KEYCLOAK_ACCESS_TOKEN_LAYOUT, &["client_id"], "access token");
+    // `session_state`: Keycloak up to 25 wrote the session id there too, and keycloak-js before 26 reads its session
+    // id from it for the session-status iframe (26 reads `sid`); the same value as `sid`.
+    assert_layout(&claims, KEYCLOAK_ACCESS_TOKEN_LAYOUT, &["client_id", "session_state"], "access token");
+    assert_eq!(claims["session_state"], claims["sid"], "keycloak-js < 26 finds its session id");
     assert_eq!(claims["iss"], realm);
     assert_eq!(claims["typ"], "Bearer");
     assert_eq!(claims["azp"], "kc-app");
@@ -270,7 +273,8 @@ async fn keycloak_profile_tokens_have_keycloaks_claim_layout() {
     let id_claims = jwt_part(id, 1);
     // `amr` (how the user authenticated: "pwd", or "fed" through an upstream provider) is a standard claim Keycloak
     // sends with its AMR mapper; RPs that do not know it ignore it.
-    assert_layout(&id_claims, KEYCLOAK_ID_TOKEN_LAYOUT, &["amr"], "ID token");
+    assert_layout(&id_claims, KEYCLOAK_ID_TOKEN_LAYOUT, &["amr", "session_state"], "ID token");
+    assert_eq!(id_claims["session_state"], id_claims["sid"]);
     assert_eq!(id_claims["amr"], serde_json::json!(["pwd"]));
     assert_eq!(id_claims["typ"], "ID");
     assert_eq!(id_claims["sid"], claims["sid"]);
@@ -720,4 +724,31 @@ scopes = ["openid", "profile", "email", "groups", "roles", "offline_access"]
     assert_eq!(names["id_token"]["groups"], json!(["ai-admins", "staff"]), "{names}");
     assert_eq!(names["userinfo"]["groups"], json!(["ai-admins", "staff"]), "{names}");
     assert_eq!(names["id_token"]["roles"], json!(["admin"]));
+}
+
+/// An API behind fedgate's proxy that authorizes by role, called with the bearer token a Keycloak-profile client
+/// got (roles in `realm_access.roles`, as Keycloak puts them): the route's `allow_roles` reads them, so alice (admin)
+/// is let in with her roles in the identity headers and bob (researcher) is refused (before, a Keycloak-profile
+/// token had no roles for the proxy and alice was refused too).
+#[tokio::test]
+async fn the_proxy_reads_realm_roles_from_keycloak_profile_bearer_tokens() {
+    let up = e2e::upstream::EchoUpstream::start().await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[proxy]\ntoken_audiences = [\"kc-app\"]\n[[proxy.routes]]\nupstream = \"{}\"\nallow_roles = [\"admin\"]\n",
+        realm_toml(keys.path(), "", "http://127.0.0.1:9", false),
+        up.base
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let alice = access_token(&gw, "kc-app", "alice", "alice-demo").await;
+    assert_eq!(jwt_part(&alice, 1)["realm_access"], json!({ "roles": ["admin"] }), "a Keycloak-shaped token");
+    assert!(jwt_part(&alice, 1).get("roles").is_none());
+    let r = http().get(gw.url("/api/items")).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "alice holds admin in realm_access.roles");
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-user"], "alice", "{seen}");
+    assert_eq!(seen["headers"]["x-forwarded-roles"], "admin", "{seen}");
+    let bob = access_token(&gw, "kc-app", "bob", "bob-demo").await;
+    let r = http().get(gw.url("/api/items")).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "bob is a researcher, not an admin");
 }

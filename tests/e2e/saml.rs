@@ -1228,3 +1228,35 @@ async fn pysaml2_reads_attributes_by_their_name_format() {
     assert_eq!(seen["attributes"]["mail"], serde_json::json!(["bob@example.org"]), "{seen}");
     assert_eq!(seen["attributes"]["uid"], serde_json::json!(["bob"]), "{seen}");
 }
+
+/// SAML core §3.4.1: an IdP that cannot sign the user in without showing a page answers a passive AuthnRequest
+/// (`IsPassive="true"`) with a Response of status `NoPassive`, as Keycloak does; the SP (pysaml2) gets its answer
+/// at its ACS and can go on without a login. Before, fedgate showed its own 403 page and the SP heard nothing.
+/// Once signed in, the same passive request gets the assertion.
+#[tokio::test]
+async fn a_passive_request_without_a_session_gets_no_passive_at_the_sp() {
+    use e2e::saml_sp::{SamlSp, SloBinding, follow};
+    let keys = tempfile::tempdir().unwrap();
+    let sp = SamlSp::start(SloBinding::Redirect).unwrap();
+    let md = sp.metadata_file(keys.path()).await.unwrap();
+    let cfg = format!(
+        "{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"py\"\nmetadata_file = \"{}\"\n",
+        e2e::gateway::demo_config(),
+        keys.path().display(),
+        md.display()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    sp.setup(&gw.url("/saml/metadata")).await.unwrap();
+    for binding in ["", "&binding=post"] {
+        let c = browser();
+        let landed = follow(&c, c.get(sp.url(&format!("/login?passive=1{binding}")))).await;
+        assert!(landed.url.starts_with(&sp.url("/acs")), "{binding}: the SP got no answer: {:?}", landed.trail);
+        assert_eq!(landed.status, StatusCode::BAD_REQUEST, "{binding}: {}", landed.body);
+        assert!(landed.body.contains("StatusNoPassive"), "{binding}: pysaml2 read {}", landed.body);
+        crate::login::login(&c, &gw, "alice", "alice-demo", "").await;
+        let landed = follow(&c, c.get(sp.url(&format!("/login?passive=1{binding}")))).await;
+        assert_eq!(landed.status, StatusCode::OK, "{binding}: {:?} {}", landed.trail, landed.body);
+        let seen: serde_json::Value = serde_json::from_str(&landed.body).unwrap();
+        assert_eq!(seen["name_id"], "alice", "{binding}: {seen}");
+    }
+}

@@ -1080,3 +1080,205 @@ async fn an_imported_keycloak_identity_provider_signs_users_in() {
     assert!(account.contains("alice") && !account.contains("name=\"password\""), "signed in as alice: {account}");
     drop(op);
 }
+
+/// Follows every redirect (across sites) from `start` until a page: (where it stopped, the status, the page).
+async fn follow_all(c: &reqwest::Client, start: &str) -> (url::Url, StatusCode, String) {
+    let mut url = url::Url::parse(start).unwrap();
+    for _ in 0..20 {
+        let r = c.get(url.clone()).send().await.unwrap();
+        if !r.status().is_redirection() {
+            let status = r.status();
+            return (url, status, r.text().await.unwrap());
+        }
+        url = url.join(r.headers()["location"].to_str().unwrap()).unwrap();
+    }
+    panic!("too many redirects from {start}");
+}
+
+fn query_value(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// Keycloak's broker passes an app's `login_hint` and `prompt` on to the identity provider: at both authorization
+/// endpoints, by `kc_idp_hint` or by the login page's button, the provider's login page (node oidc-provider) shows
+/// the name filled in, and `prompt=login` makes the provider ask for the password again although the browser is
+/// signed in there (before, the provider signed the user in silently and the app's `prompt=login` meant nothing).
+#[tokio::test]
+async fn login_hint_and_prompt_reach_the_provider() {
+    let realm = "[keycloak]\nrealm = \"corp\"\n";
+    let e = env_full("", &format!("{}{realm}", demo_user_toml()), false).await;
+    let auth = |path: &str, extra: &str| {
+        format!(
+            "{path}?response_type=code&client_id=rp&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid&state=s&nonce=n{extra}"
+        )
+    };
+    let op_login_page = |at: &url::Url, status: StatusCode, page: &str, what: &str| {
+        assert_eq!(status, StatusCode::OK, "{what}: stopped at {at}");
+        assert!(at.as_str().starts_with(&format!("{}/interaction/", e.op.issuer)), "{what}: stopped at {at}");
+        assert!(page.contains("name=\"login\""), "{what}: not the provider's login form: {page}");
+    };
+    for path in ["/oauth2/authorize", "/realms/corp/protocol/openid-connect/auth"] {
+        // Straight there by kc_idp_hint: the provider got the hint and fills the name in.
+        let (at, status, page) =
+            follow_all(&browser(), &e.gw.url(&auth(path, "&kc_idp_hint=corp&login_hint=carol"))).await;
+        op_login_page(&at, status, &page, path);
+        assert!(page.contains("value=\"carol\""), "{path}: the provider did not get login_hint: {page}");
+
+        // By the button on fedgate's login page: the same.
+        let c = browser();
+        let (at, status, page) = follow_at_gateway(&c, &e.gw, &auth(path, "&login_hint=carol")).await;
+        assert_eq!((at.path(), status), ("/login", StatusCode::OK), "{path}");
+        let button = href_starting(&page, "/login/corp").unwrap_or_else(|| panic!("no button: {page}"));
+        let (at, status, page) = follow_all(&c, &e.gw.url(&button)).await;
+        op_login_page(&at, status, &page, &format!("{path} by the button"));
+        assert!(page.contains("value=\"carol\""), "{path} by the button: {page}");
+
+        // Other prompt values go along (the provider is named by the redirect that leaves fedgate).
+        let (at, _, _) =
+            follow_at_gateway(&browser(), &e.gw, &auth(path, "&kc_idp_hint=corp&prompt=select_account%20consent"))
+                .await;
+        assert!(at.as_str().starts_with(&format!("{}/auth?", e.op.issuer)), "{path}: {at}");
+        assert_eq!(query_value(&at, "prompt").as_deref(), Some("select_account consent"), "{path}: {at}");
+        assert_eq!(query_value(&at, "login_hint"), None, "{path}: no hint asked, none sent");
+
+        // Signed in at the provider and at fedgate; the app asks for a fresh login: the provider asks again.
+        let c = browser();
+        let (_, r) = sign_in_at_op(&c, &e.gw.url(&auth(path, "&kc_idp_hint=corp")), "alice").await;
+        assert!(r.headers()["location"].to_str().unwrap().starts_with("http://127.0.0.1:9/cb?code="), "{path}");
+        // (prompt=login needs a login after the request; auth_time has whole seconds)
+        e.gw.clock.advance(std::time::Duration::from_secs(2));
+        let (at, status, page) = follow_all(&c, &e.gw.url(&auth(path, "&kc_idp_hint=corp&prompt=login"))).await;
+        op_login_page(&at, status, &page, &format!("{path} with prompt=login"));
+    }
+}
+
+/// A hint travels with the request it came with: a login that comes back to the authorization request without a
+/// session (the sign-in did not stick, or the link was opened in another browser) still goes to the provider the
+/// app named, for OIDC and for SAML (before, it showed fedgate's login page and the hint was lost).
+#[tokio::test]
+async fn a_hint_survives_a_resume_without_a_session() {
+    let e = env_full("", &demo_user_toml(), false).await;
+    let to_provider = |at: &url::Url, what: &str| {
+        assert!(at.as_str().starts_with(&format!("{}/auth?", e.op.issuer)), "{what}: went to {at}");
+    };
+    // OIDC: the login page's `rd` is the resume URL of the waiting request.
+    let c = browser();
+    let start = "/oauth2/authorize?response_type=code&client_id=rp&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid&state=s&kc_idp_hint=corp&login_hint=carol";
+    let r = c.get(e.gw.url(start)).send().await.unwrap();
+    let rd = e2e::gateway::rd_of(&r).expect("sent to the login page");
+    assert!(rd.starts_with("/oauth2/authorize/resume?id="), "{rd}");
+    let (at, _, _) = follow_at_gateway(&browser(), &e.gw, &rd).await;
+    to_provider(&at, "OIDC resume");
+    assert_eq!(query_value(&at, "login_hint").as_deref(), Some("carol"), "{at}");
+
+    // SAML: an AuthnRequest at the SSO URL with kc_idp_hint, resumed without a session.
+    let req = crate::saml::deflate_b64(&format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r{}" Version="2.0" IssueInstant="{}"><saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">https://signin-intl.aliyun.com/1234567890123456/saml/SSO</saml2:Issuer></samlp:AuthnRequest>"#,
+        crate::saml::unique_id(),
+        crate::saml::saml_now()
+    ));
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLRequest", &req)
+        .append_pair("kc_idp_hint", "corp")
+        .finish();
+    let r = c.get(e.gw.url(&format!("/saml/sso?{q}"))).send().await.unwrap();
+    let rd = e2e::gateway::rd_of(&r).expect("sent to the login page");
+    assert!(rd.starts_with("/saml/resume?id="), "{rd}");
+    let (at, _, _) = follow_at_gateway(&browser(), &e.gw, &rd).await;
+    to_provider(&at, "SAML resume");
+}
+
+/// An AuthnRequest for Alibaba Cloud RAM user SSO that names an identity provider as Keycloak reads it
+/// (`kc_idp_hint` in the SSO URL's query), at `/saml/sso` and at the realm's `/protocol/saml`, by HTTP-Redirect and
+/// HTTP-POST: the login goes straight to the provider, and RAM gets the signed response for the user who signed
+/// in there. An unknown name shows the login page; `ForceAuthn` asks the provider for a fresh login.
+#[tokio::test]
+async fn kc_idp_hint_on_a_saml_authn_request_goes_to_the_provider() {
+    let realm = "[keycloak]\nrealm = \"corp\"\n";
+    let e = env_full("", &format!("{}{realm}", demo_user_toml()), false).await;
+    let request = |force: bool| {
+        crate::saml::deflate_b64(&format!(
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_k{}" Version="2.0" IssueInstant="{}"{}><saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">https://signin-intl.aliyun.com/1234567890123456/saml/SSO</saml2:Issuer></samlp:AuthnRequest>"#,
+            crate::saml::unique_id(),
+            crate::saml::saml_now(),
+            if force { r#" ForceAuthn="true""# } else { "" }
+        ))
+    };
+    for sso in ["/saml/sso", "/realms/corp/protocol/saml"] {
+        // HTTP-Redirect, through the provider's login and back: RAM's response names alice.
+        let c = browser();
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLRequest", &request(false))
+            .append_pair("RelayState", "https://homenew-intl.console.aliyun.com/")
+            .append_pair("kc_idp_hint", "corp")
+            .finish();
+        let (at, r) = sign_in_at_op(&c, &e.gw.url(&format!("{sso}?{q}")), "alice").await;
+        assert_eq!(r.status(), StatusCode::OK, "{sso}: stopped at {at}");
+        let (action, xml, relay) = crate::saml::posted(&r.text().await.unwrap());
+        assert_eq!(action, "https://signin-intl.aliyun.com/saml/SSO", "{sso}");
+        assert_eq!(relay.as_deref(), Some("https://homenew-intl.console.aliyun.com/"), "{sso}");
+        assert_eq!(crate::saml::get(&xml, "saml:NameID", ""), "alice@corp.example.com", "{sso}");
+
+        // HTTP-POST to the SSO URL with the hint in its query.
+        let (at, _, _) = {
+            let c = browser();
+            let r = c
+                .post(e.gw.url(&format!("{sso}?kc_idp_hint=corp")))
+                .form(&[("SAMLRequest", base64_xml_of(&request(false)))])
+                .send()
+                .await
+                .unwrap();
+            let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+            let next = loc.unwrap_or_else(|| panic!("{sso} POST: no redirect ({})", r.status()));
+            follow_at_gateway(&c, &e.gw, &next).await
+        };
+        assert!(at.as_str().starts_with(&format!("{}/auth?", e.op.issuer)), "{sso} POST: went to {at}");
+
+        // Posted from the SP's page on another site (no session cookie comes along): fedgate posts it once more
+        // from its own page, to the same URL, hint included, and the login still goes to the provider.
+        let c = browser();
+        let first = c
+            .post(e.gw.url(&format!("{sso}?kc_idp_hint=corp")))
+            .header("sec-fetch-site", "cross-site")
+            .form(&[("SAMLRequest", base64_xml_of(&request(false)))]);
+        let landed = e2e::saml_sp::follow(&c, first).await;
+        assert!(
+            landed.url.starts_with(&format!("{}/interaction/", e.op.issuer)),
+            "{sso} cross-site POST: {:?}",
+            landed.trail
+        );
+        assert!(landed.trail.iter().any(|u| u.contains("kc_idp_hint=corp")), "{:?}", landed.trail);
+
+        // ForceAuthn: a fresh login at the provider too.
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLRequest", &request(true))
+            .append_pair("kc_idp_hint", "corp")
+            .finish();
+        let (at, _, _) = follow_at_gateway(&c, &e.gw, &format!("{sso}?{q}")).await;
+        assert_eq!(query_value(&at, "prompt").as_deref(), Some("login"), "{sso} ForceAuthn: {at}");
+
+        // A name no provider has: fedgate's login page.
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLRequest", &request(false))
+            .append_pair("kc_idp_hint", "https://evil.example/")
+            .finish();
+        let (at, status, page) = follow_at_gateway(&browser(), &e.gw, &format!("{sso}?{q}")).await;
+        assert_eq!((at.path(), status), ("/login", StatusCode::OK), "{sso}: {page}");
+    }
+}
+
+/// The HTTP-POST binding's `SAMLRequest` (plain base64 XML) for a Redirect-binding value (deflated base64).
+fn base64_xml_of(deflated_b64: &str) -> String {
+    use std::io::Read as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(deflated_b64).unwrap();
+    let mut xml = Vec::new();
+    flate2::read::DeflateDecoder::new(raw.as_slice()).read_to_end(&mut xml).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(xml)
+}
+
+/// The first `href="…"` of `html` that starts with `prefix`, HTML entities decoded.
+fn href_starting(html: &str, prefix: &str) -> Option<String> {
+    let at = html.find(&format!("href=\"{prefix}"))? + "href=\"".len();
+    let end = html[at..].find('"')? + at;
+    Some(html[at..end].replace("&amp;", "&").replace("&#x3D;", "=").replace("&#x2F;", "/"))
+}

@@ -34,6 +34,9 @@ const MAX_LEN: &[(&str, usize)] = &[
     ("max_age", 20),
 ];
 
+/// Longest `kc_idp_hint` kept (provider names are short; a longer hint names none).
+const MAX_IDP_HINT_BYTES: usize = 128;
+
 /// The limit [`MAX_LEN`] sets for `name`.
 fn max_len(name: &str) -> usize {
     MAX_LEN.iter().find(|(n, _)| *n == name).map_or(usize::MAX, |(_, max)| *max)
@@ -84,6 +87,15 @@ pub struct AuthorizationRequest {
     pub max_age: Option<u64>,
     /// `login_hint` to prefill the username.
     pub login_hint: Option<String>,
+    /// Every `prompt` value as requested (`login`, `consent`, `select_account`; `none` is [`Prompt::None`]),
+    /// passed on when the login goes through an upstream provider, as Keycloak's broker does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_values: Vec<String>,
+    /// Keycloak's `kc_idp_hint` (or `idp`): the name of the identity provider the login should go straight to,
+    /// as sent (the gateway checks it names one of its upstream providers). Kept with the request, so a login
+    /// that resumes without a session still goes there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_hint: Option<String>,
     /// When the request arrived (unix seconds); `prompt=login` needs a login after this.
     pub received_at: i64,
     /// How the response goes back to the client (`response_mode`).
@@ -329,6 +341,7 @@ impl Provider {
             (_, Some(_)) => return Err(fail(ErrorCode::InvalidRequest, "unsupported code_challenge_method")),
         };
 
+        let mut prompt_values = Vec::new();
         let prompt = match get("prompt")? {
             None => None,
             Some(p) => {
@@ -339,6 +352,8 @@ impl Provider {
                 if let Some(bad) = values.iter().find(|v| !["none", "login", "consent", "select_account"].contains(v)) {
                     return Err(fail(ErrorCode::InvalidRequest, &format!("unsupported prompt value {bad}")));
                 }
+                prompt_values = values.iter().filter(|v| **v != "none").map(|v| (*v).to_string()).collect();
+                prompt_values.dedup();
                 if values.contains(&"none") {
                     Some(Prompt::None)
                 } else if values.contains(&"login") {
@@ -354,6 +369,12 @@ impl Provider {
         };
         let nonce = get("nonce")?.map(str::to_string);
         let login_hint = get("login_hint")?.map(str::to_string);
+        // A hint is advice, not part of the request's validity: a repeated or oversized one is no hint.
+        let idp_hint = ["kc_idp_hint", "idp"]
+            .into_iter()
+            .find_map(|k| params.get(k).ok().flatten())
+            .filter(|h| !h.is_empty() && h.len() <= MAX_IDP_HINT_BYTES)
+            .map(str::to_string);
         Ok(AuthorizationRequest {
             client_id: client_id.to_string(),
             redirect_uri: redirect_uri.to_string(),
@@ -364,6 +385,8 @@ impl Provider {
             prompt,
             max_age,
             login_hint,
+            prompt_values,
+            idp_hint,
             received_at: now.unix_timestamp(),
             response_mode,
         })

@@ -103,8 +103,8 @@ pub struct AccessTokenClaims {
     pub iss: String,
     /// Subject: the principal's stable subject, or the client_id for `client_credentials`.
     pub sub: String,
-    /// Audience: the client_id.
-    pub aud: String,
+    /// Audience: the client_id, then the client's extra `audiences`.
+    pub aud: Audience,
     /// Expiry (unix seconds).
     pub exp: i64,
     /// Issued at (unix seconds).
@@ -133,6 +133,87 @@ pub struct AccessTokenClaims {
     /// The Keycloak profile's claims (`claims_profile = "keycloak"`), beside the ones above.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub keycloak: Option<KeycloakAccessClaims>,
+}
+
+/// An access token's `aud`: the client it was issued to, then the client's extra audiences (Keycloak's audience
+/// mappers). Written as a string when it is the client alone (RFC 9068 §2.2 allows both), as an array otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(Vec<String>);
+
+impl Audience {
+    /// `client` alone.
+    pub fn one(client: impl Into<String>) -> Self {
+        Self(vec![client.into()])
+    }
+
+    /// `client`, then `extra` (duplicates of earlier entries left out).
+    pub fn with_extra(client: impl Into<String>, extra: &[String]) -> Self {
+        let mut all = vec![client.into()];
+        for a in extra {
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        Self(all)
+    }
+
+    /// The client the token was issued to (the first audience).
+    pub fn client(&self) -> &str {
+        self.0.first().map_or("", String::as_str)
+    }
+
+    /// Every audience, the client first.
+    pub fn all(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether `aud` is one of them.
+    pub fn contains(&self, aud: &str) -> bool {
+        self.0.iter().any(|a| a == aud)
+    }
+}
+
+impl std::fmt::Display for Audience {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            all => all.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::One(a) => Ok(Self(vec![a])),
+            Raw::Many(v) if !v.is_empty() => Ok(Self(v)),
+            Raw::Many(_) => Err(serde::de::Error::custom("empty aud")),
+        }
+    }
+}
+
+impl AccessTokenClaims {
+    /// The user's (realm) roles, wherever the client's claims profile put them: `roles`, or Keycloak's
+    /// `realm_access.roles`.
+    pub fn realm_roles(&self) -> Vec<String> {
+        let mut roles = self.roles.clone();
+        if let Some(k) = &self.keycloak {
+            roles.extend(k.realm_access.roles.iter().filter(|r| !self.roles.contains(r)).cloned());
+        }
+        roles
+    }
 }
 
 /// Roles as Keycloak nests them (`{"roles": [...]}`).
@@ -173,6 +254,10 @@ pub struct KeycloakAccessClaims {
     /// E-mail address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The session's id as Keycloak up to 25 wrote it beside `sid` (the same value): keycloak-js before 26 reads
+    /// its session id from here for the session-status iframe. None for `client_credentials` tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<String>,
 }
 
 /// The Keycloak scopes applied to every token of a `keycloak`-profile client without being requested, as they

@@ -194,6 +194,10 @@ pub struct ClientConfig {
     /// claim of this client's tokens and userinfo writes groups. `allowed_groups`, `client_roles` and `[roles]`
     /// always match names.
     pub group_format: GroupFormat,
+    /// More audiences for this client's access tokens, beside the client itself (Keycloak's audience mappers,
+    /// `included.client.audience`): the APIs the app calls with them, which check that `aud` names them. With
+    /// any, `aud` is an array, the client first.
+    pub audiences: Vec<String>,
 }
 
 impl Default for ClientConfig {
@@ -219,6 +223,7 @@ impl Default for ClientConfig {
             redirect_uri_rules: RedirectUriRules::Exact,
             client_roles: BTreeMap::new(),
             group_format: GroupFormat::Name,
+            audiences: Vec::new(),
         }
     }
 }
@@ -324,6 +329,16 @@ impl OidcConfig {
                     "duplicate client_id",
                     "give every client its own client_id",
                 ));
+            }
+            for (j, a) in c.audiences.iter().enumerate() {
+                if a.is_empty() || a.chars().any(char::is_control) || a == super::UPSTREAM_AUDIENCE {
+                    issues.push(ConfigIssue::new(
+                        k(&format!("audiences[{j}]")),
+                        Some(a.clone()),
+                        "not a usable audience",
+                        "name the API's client_id (or the audience it checks for)",
+                    ));
+                }
             }
             let has_secret = c.client_secret.is_some() || c.client_secret_file.is_some();
             if c.client_secret.is_some() && c.client_secret_file.is_some() {

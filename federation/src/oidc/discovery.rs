@@ -106,6 +106,9 @@ pub struct ExtraProviderMetadata {
     pub frontchannel_logout_supported: bool,
     /// Front-channel logout URLs carry `iss` and `sid`.
     pub frontchannel_logout_session_supported: bool,
+    /// The `prompt` values the authorization endpoint takes (Initiating User Registration via OpenID Connect §4.1);
+    /// `consent` and `select_account` are passed on to an upstream provider, fedgate shows no screen for them.
+    pub prompt_values_supported: Vec<String>,
     /// OIDC Session Management's iframe (Keycloak layout only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_session_iframe: Option<String>,
@@ -194,6 +197,7 @@ pub fn document_in(
         backchannel_logout_session_supported: true,
         frontchannel_logout_supported: true,
         frontchannel_logout_session_supported: true,
+        prompt_values_supported: ["none", "login", "consent", "select_account"].map(String::from).to_vec(),
         check_session_iframe: (layout == Layout::Keycloak).then(|| url(keycloak::CHECK_SESSION_IFRAME)),
     };
     let doc = DiscoveryDocument::new(
@@ -223,6 +227,11 @@ pub fn document_in(
         CoreClientAuthMethod::ClientSecretPost,
         CoreClientAuthMethod::None,
     ]))
-    .set_claims_supported(Some(claims.into_iter().map(CoreClaimName::new).collect()));
+    .set_claims_supported(Some(claims.into_iter().map(CoreClaimName::new).collect()))
+    // Request objects and the `claims` parameter are not taken. OIDC Discovery §3 makes an absent
+    // `request_uri_parameter_supported` mean true, so each is said explicitly.
+    .set_request_parameter_supported(Some(false))
+    .set_request_uri_parameter_supported(Some(false))
+    .set_claims_parameter_supported(Some(false));
     Ok(doc)
 }

@@ -43,7 +43,7 @@ impl Provider {
     pub async fn verify_access_token(&self, token: &str, now: OffsetDateTime) -> Result<AccessTokenClaims> {
         let claims: AccessTokenClaims =
             self.decode_our_jwt(token, true).ok_or_else(|| invalid_token("the access token is not valid"))?;
-        if claims.aud == super::UPSTREAM_AUDIENCE {
+        if claims.aud.contains(super::UPSTREAM_AUDIENCE) {
             return Err(invalid_token("a token the proxy handed an upstream is not a credential here"));
         }
         if now.unix_timestamp() >= claims.exp {

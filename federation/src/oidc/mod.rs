@@ -183,7 +183,7 @@ impl Provider {
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
             sub: principal.subject.clone(),
-            aud: UPSTREAM_AUDIENCE.to_string(),
+            aud: crate::oidc::claims::Audience::one(UPSTREAM_AUDIENCE),
             exp: iat + secs(ttl),
             iat,
             jti: fedgate_types::random::token(),

@@ -536,7 +536,7 @@ fn client_credentials_token_has_the_client_as_subject() {
     assert_eq!(r.token_type, "Bearer");
     let c = block_on(p.verify_access_token(&r.access_token, now())).unwrap();
     assert_eq!(
-        (c.sub.as_str(), c.client_id.as_str(), c.aud.as_str(), c.scope.as_str()),
+        (c.sub.as_str(), c.client_id.as_str(), c.aud.client(), c.scope.as_str()),
         ("svc", "svc", "svc", "groups")
     );
     assert_eq!(
@@ -956,4 +956,51 @@ fn keycloak_profile_service_accounts_are_named_like_keycloaks() {
     assert_eq!(claims["preferred_username"], "service-account-svc");
     assert_eq!((claims["typ"].as_str(), claims["azp"].as_str()), (Some("Bearer"), Some("svc")));
     assert!(block_on(p.verify_access_token(&r.access_token, now())).is_ok());
+}
+
+#[test]
+fn extra_audiences_make_aud_an_array_the_client_first() {
+    let mut cfg = config(SigningAlgorithm::RS256);
+    if let Some(svc) = cfg.clients.iter_mut().find(|c| c.client_id == "svc") {
+        svc.audiences = vec!["orders-api".into(), "svc".into(), "orders-api".into()];
+    }
+    assert!(cfg.validate().is_empty(), "{:#?}", cfg.validate());
+    let p = Provider::new(
+        cfg,
+        Url::parse("https://gw.example/").unwrap(),
+        KeySet::generate(SigningAlgorithm::RS256).unwrap(),
+        Arc::new(MemoryGrantStore::new(100)),
+    )
+    .unwrap();
+    let form = q(&[("grant_type", "client_credentials"), ("scope", "groups")]);
+    let r = block_on(p.token(&form, Some(&basic("svc", SECRET)), now())).unwrap();
+    let payload = r.access_token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["aud"], serde_json::json!(["svc", "orders-api"]), "duplicates left out, the client first");
+    let c = block_on(p.verify_access_token(&r.access_token, now())).unwrap();
+    assert_eq!(c.aud.client(), "svc");
+    assert!(c.aud.contains("orders-api"));
+
+    let mut bad = config(SigningAlgorithm::RS256);
+    bad.clients[0].audiences = vec![String::new(), super::UPSTREAM_AUDIENCE.to_string()];
+    let issues = format!("{:?}", bad.validate());
+    assert!(issues.contains("clients[0].audiences[0]") && issues.contains("clients[0].audiences[1]"), "{issues}");
+}
+
+#[test]
+fn prompt_values_and_the_idp_hint_travel_with_the_request() {
+    let p = provider(SigningAlgorithm::ES256);
+    let cb = "https://app.example/cb";
+    let r = p
+        .authorize(&q(&auth_params("app", cb, &[("prompt", "select_account login"), ("kc_idp_hint", "corp")])), now())
+        .unwrap();
+    assert_eq!(r.prompt, Some(Prompt::Login));
+    assert_eq!(r.prompt_values, ["select_account", "login"]);
+    assert_eq!(r.idp_hint.as_deref(), Some("corp"));
+    let r = p.authorize(&q(&auth_params("app", cb, &[("idp", "corp")])), now()).unwrap();
+    assert_eq!(r.idp_hint.as_deref(), Some("corp"), "idp is kc_idp_hint's other name");
+    let long = "x".repeat(200);
+    let r = p.authorize(&q(&auth_params("app", cb, &[("kc_idp_hint", &long), ("prompt", "none")])), now()).unwrap();
+    assert_eq!((r.idp_hint, r.prompt_values.len()), (None, 0), "an oversized hint is none; none is not passed on");
 }

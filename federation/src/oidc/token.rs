@@ -275,7 +275,7 @@ impl Provider {
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
             sub: client.id().to_string(),
-            aud: client.id().to_string(),
+            aud: super::claims::Audience::with_extra(client.id(), &client.config.audiences),
             exp: iat + super::secs(self.cfg.access_token_ttl),
             iat,
             jti: fedgate_types::random::token(),
@@ -362,7 +362,7 @@ impl Provider {
         let at_claims = AccessTokenClaims {
             iss: self.issuer.clone(),
             sub: p.subject.clone(),
-            aud: client_id.clone(),
+            aud: super::claims::Audience::with_extra(client_id.clone(), &issue.client.config.audiences),
             exp: iat + super::secs(self.cfg.access_token_ttl),
             iat,
             jti: fedgate_types::random::token(),
@@ -407,6 +407,7 @@ impl Provider {
                     given_name: p.given_name.clone(),
                     family_name: p.family_name.clone(),
                     email: p.email.clone(),
+                    session_state: Some(issue.family_id.to_string()),
                 }),
                 ..at_claims
             }
@@ -424,6 +425,8 @@ impl Provider {
                 extra.extra.insert("typ".into(), "ID".into());
                 extra.extra.insert("jti".into(), fedgate_types::random::token().into());
                 extra.extra.insert("acr".into(), acr.clone().into());
+                // Keycloak up to 25 wrote the session id as `session_state` too (keycloak-js < 26 reads it).
+                extra.extra.insert("session_state".into(), issue.family_id.to_string().into());
                 standard = standard.set_email_verified(Some(p.email.is_some()));
             }
             let issuer = IssuerUrl::new(self.issuer.clone())

@@ -34,6 +34,10 @@ pub struct AuthnRequest {
     /// §3.2.1).
     #[serde(default)]
     pub destination: Option<String>,
+    /// Keycloak's `kc_idp_hint` from the SSO URL's query (outside the SAML message and its signature): the name
+    /// of the identity provider the login should go straight to. Set by the caller; the parser never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_hint: Option<String>,
 }
 
 fn b64(s: &str) -> Result<Vec<u8>, SamlError> {
@@ -309,6 +313,7 @@ pub fn parse(xml: &[u8]) -> Result<AuthnRequest, SamlError> {
         signed: m.signed,
         nameid_policy_format: m.child_attr("NameIDPolicy", "Format").map(str::to_string),
         destination: m.attr("Destination").map(str::to_string),
+        idp_hint: None,
     })
 }
 

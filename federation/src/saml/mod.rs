@@ -453,7 +453,17 @@ impl IdentityProvider {
             }
             Err(e @ SamlError::InvalidNameIdPolicy { .. }) => {
                 tracing::info!(sp = sp.name(), username = %principal.username, reason = %e, "answering InvalidNameIDPolicy");
-                (response::build_status(sp, &params, response::INVALID_NAMEID_POLICY, &self.keys())?, None, None)
+                (
+                    response::build_status(
+                        sp,
+                        &params,
+                        response::REQUESTER,
+                        response::INVALID_NAMEID_POLICY,
+                        &self.keys(),
+                    )?,
+                    None,
+                    None,
+                )
             }
             Err(e) => return Err(e),
         };
@@ -463,6 +473,33 @@ impl IdentityProvider {
             xml,
             session_index,
             name_id,
+        })
+    }
+
+    /// The answer to a passive AuthnRequest (`IsPassive="true"`) when nobody is signed in: a signed Response with
+    /// status `Responder` / `NoPassive` and no assertion, for the request's ACS (SAML core §3.4.1: the IdP must not
+    /// show the user anything and must answer the SP). Keycloak answers the same way.
+    pub fn no_passive(
+        &self,
+        sp: &ServiceProvider,
+        request: &AuthnRequest,
+        now: OffsetDateTime,
+    ) -> Result<SignedResponse, SamlError> {
+        let acs_url = self.acs_for(sp, Some(request))?.to_string();
+        let params = response::ResponseParams {
+            issuer: &self.entity_id,
+            acs_url: &acs_url,
+            in_response_to: Some(request.id.as_str()),
+            assertion_id: "",
+            window: response::Window { now, lifetime: self.cfg.assertion_lifetime, skew: self.cfg.clock_skew },
+        };
+        let xml = response::build_status(sp, &params, response::RESPONDER, response::NO_PASSIVE, &self.keys())?;
+        Ok(SignedResponse {
+            saml_response: base64::engine::general_purpose::STANDARD.encode(&xml),
+            acs_url,
+            xml,
+            session_index: None,
+            name_id: None,
         })
     }
 

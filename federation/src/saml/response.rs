@@ -53,16 +53,22 @@ pub fn instant(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// Top-level status of a request we could not answer with an assertion (SAML core §3.2.2.2).
+/// Top-level status of a request we could not answer with an assertion because of the request (SAML core §3.2.2.2).
 pub const REQUESTER: &str = "urn:oasis:names:tc:SAML:2.0:status:Requester";
+/// Top-level status of a request we could not answer with an assertion on our side (SAML core §3.2.2.2).
+pub const RESPONDER: &str = "urn:oasis:names:tc:SAML:2.0:status:Responder";
+/// Second-level status: the request was passive (`IsPassive="true"`) and the user is not signed in (SAML core
+/// §3.2.2.2, §3.4.1).
+pub const NO_PASSIVE: &str = "urn:oasis:names:tc:SAML:2.0:status:NoPassive";
 /// Second-level status: the requested NameID format cannot be issued (SAML core §3.2.2.2).
 pub const INVALID_NAMEID_POLICY: &str = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy";
 
-/// A signed Response without an assertion: top-level status `Requester` with the second-level `status` (e.g.
-/// [`INVALID_NAMEID_POLICY`]), to the ACS of the request it answers.
+/// A signed Response without an assertion: top-level status `top` ([`REQUESTER`] or [`RESPONDER`]) with the
+/// second-level `status` (e.g. [`INVALID_NAMEID_POLICY`], [`NO_PASSIVE`]), to the ACS of the request it answers.
 pub fn build_status(
     sp: &ServiceProvider,
     params: &ResponseParams<'_>,
+    top: &str,
     status: &str,
     keys: &SigningKeys,
 ) -> Result<String, SamlError> {
@@ -76,7 +82,7 @@ pub fn build_status(
         .child(
             Element::new(ns::SAMLP, "Status").child(
                 Element::new(ns::SAMLP, "StatusCode")
-                    .attr("Value", REQUESTER)
+                    .attr("Value", top)
                     .child(Element::new(ns::SAMLP, "StatusCode").attr("Value", status)),
             ),
         );

@@ -105,6 +105,16 @@ struct Discovered {
     fetched: Instant,
 }
 
+/// What the app's request asks of the sign-in at the upstream provider (OIDC `login_hint` and `prompt`, SAML
+/// `ForceAuthn` as `prompt=login`), passed on in the upstream authorization request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamHints {
+    /// The username or e-mail to prefill at the provider.
+    pub login_hint: Option<String>,
+    /// Space-separated `prompt` values (`login`, `consent`, `select_account`).
+    pub prompt: Option<String>,
+}
+
 /// One `[[upstream.oidc]]` provider at run time.
 pub struct UpstreamProvider {
     /// Its configuration.
@@ -290,7 +300,12 @@ impl UpstreamProvider {
 
     /// Starts a sign-in: the authorization URL to send the browser to, and what the callback needs (kept
     /// server-side under `state`).
-    pub async fn start(&self, return_to: String, binding: String) -> Result<(url::Url, UpstreamLogin), BrokerError> {
+    pub async fn start(
+        &self,
+        return_to: String,
+        binding: String,
+        hints: &UpstreamHints,
+    ) -> Result<(url::Url, UpstreamLogin), BrokerError> {
         let d = self.discovered().await?;
         let client = openidconnect::core::CoreClient::from_provider_metadata(
             d.metadata.clone(),
@@ -306,6 +321,13 @@ impl UpstreamProvider {
         }
         for (k, v) in &self.config.authorization_params {
             req = req.add_extra_param(k.clone(), v.clone());
+        }
+        // What the app asked of the login, passed on as Keycloak's broker does; a value the operator fixed in
+        // `authorization_params` wins (Keycloak: the identity provider's own `prompt` setting).
+        for (k, v) in [("login_hint", &hints.login_hint), ("prompt", &hints.prompt)] {
+            if let Some(v) = v.as_ref().filter(|_| !self.config.authorization_params.contains_key(k)) {
+                req = req.add_extra_param(k, v.clone());
+            }
         }
         let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
         let login = UpstreamLogin {

@@ -130,6 +130,8 @@ impl Pending {
                     + opt(&r.nonce)
                     + opt(&r.code_challenge)
                     + opt(&r.login_hint)
+                    + opt(&r.idp_hint)
+                    + r.prompt_values.iter().map(|s| s.len() + std::mem::size_of::<String>()).sum::<usize>()
             }
             Self::Saml { sp, request, relay_state } => {
                 sp.len()
@@ -139,6 +141,8 @@ impl Pending {
                             + r.id.len()
                             + r.issuer.len()
                             + opt(&r.acs_url)
+                            + opt(&r.nameid_policy_format)
+                            + opt(&r.idp_hint)
                     })
             }
             Self::Upstream(u) => {
@@ -269,6 +273,8 @@ mod tests {
             prompt: None,
             max_age: None,
             login_hint: None,
+            prompt_values: Vec::new(),
+            idp_hint: None,
             response_mode: Default::default(),
             received_at: 5,
         }));

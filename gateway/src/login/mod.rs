@@ -107,6 +107,13 @@ async fn render_form(state: &AppState, rd: &str, username: &str, error: Option<&
     resp
 }
 
+/// The app's request waiting behind a login target (`/oauth2/authorize/resume?id=…`, `/saml/resume?id=…`), if any.
+async fn pending_behind(state: &AppState, rd: &str) -> Option<crate::domain::pending::Pending> {
+    let url = url::Url::parse("http://gateway.invalid").ok()?.join(rd).ok()?;
+    let id = url.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.into_owned())?;
+    state.pending.get(&id).await.ok()?
+}
+
 /// The name of the app the user came from: the configured name of the OIDC client or SAML SP that the resume URL
 /// in `rd` names (`/oauth2/authorize/resume?id=…&client=…`, `/saml/resume?id=…&sp=…`, see
 /// [`resume_target`](crate::state::sign_in::resume_target)).

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::broker::{BrokerError, UpstreamProvider};
+use crate::broker::{BrokerError, UpstreamHints, UpstreamProvider};
 use crate::config::LinkMode;
 use crate::domain::pending::Pending;
 use crate::domain::session::{AuthMethod, Session, UpstreamSignIn};
@@ -81,7 +81,8 @@ async fn start(
     let binding = cookies::get(&headers, UPSTREAM_BINDING_COOKIE.name(state.secure_cookies()))
         .filter(|b| b.len() == 43 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
         .map_or_else(random::token, str::to_string);
-    let (url, login) = match provider.start(rd, binding.clone()).await {
+    let hints = upstream_hints(&state, &rd).await;
+    let (url, login) = match provider.start(rd, binding.clone(), &hints).await {
         Ok(x) => x,
         Err(e) => return Ok(broker_error(&state, &name, &e)),
     };
@@ -93,6 +94,22 @@ async fn start(
     }
     no_store(&mut resp);
     Ok(resp)
+}
+
+/// What the app's request waiting behind `rd` asks of the sign-in: an OIDC request's `login_hint` and `prompt`
+/// values, a SAML AuthnRequest's `ForceAuthn` (as `prompt=login`). Read from the request itself, so the hints
+/// reach the provider whether the browser came straight (`kc_idp_hint`) or by the login page's button.
+async fn upstream_hints(state: &AppState, rd: &str) -> UpstreamHints {
+    match super::pending_behind(state, rd).await {
+        Some(Pending::Oidc(req)) => UpstreamHints {
+            login_hint: req.login_hint.clone(),
+            prompt: (!req.prompt_values.is_empty()).then(|| req.prompt_values.join(" ")),
+        },
+        Some(Pending::Saml { request: Some(r), .. }) if r.force_authn => {
+            UpstreamHints { login_hint: None, prompt: Some("login".into()) }
+        }
+        _ => UpstreamHints::default(),
+    }
 }
 
 #[derive(Debug, Deserialize)]

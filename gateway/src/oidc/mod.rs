@@ -303,7 +303,7 @@ async fn authorize(
 ) -> Result<Response, AppError> {
     let provider = oidc(&state)?;
     match provider.authorize(&params, state.clock.now()) {
-        Ok(request) => continue_authorization(&state, &headers, request, idp_hint(&state, &params)).await,
+        Ok(request) => continue_authorization(&state, &headers, request).await,
         Err(e) => authorize_failure(e),
     }
 }
@@ -311,12 +311,10 @@ async fn authorize(
 /// Keycloak's `kc_idp_hint` (or `idp`): the `[[upstream.oidc]]` provider the login should go straight to. Only a
 /// configured provider's name is passed on (as a name, never a URL); anything else, or a repeated parameter, is
 /// no hint, and the login page shows as usual.
-fn idp_hint(state: &AppState, params: &Params) -> Option<String> {
-    ["kc_idp_hint", "idp"]
-        .into_iter()
-        .find_map(|k| params.get(k).ok().flatten())
-        .and_then(|h| state.brokers.get(h))
-        .map(|p| p.config.name.clone())
+/// The hint travels with the request (`AuthorizationRequest::idp_hint`), so a login resumed without a session
+/// still goes there.
+fn idp_hint(state: &AppState, request: &AuthorizationRequest) -> Option<String> {
+    request.idp_hint.as_deref().and_then(|h| state.brokers.get(h)).map(|p| p.config.name.clone())
 }
 
 fn authorize_failure(e: AuthorizeError) -> Result<Response, AppError> {
@@ -335,7 +333,6 @@ async fn continue_authorization(
     state: &AppState,
     headers: &HeaderMap,
     request: AuthorizationRequest,
-    idp_hint: Option<String>,
 ) -> Result<Response, AppError> {
     let provider = oidc(state)?;
     let now = state.clock.now();
@@ -400,6 +397,7 @@ async fn continue_authorization(
         LoginDecision::Login => {
             let force = request.prompt == Some(federation::oidc::Prompt::Login) || session.is_some();
             let (hint, client_id) = (request.login_hint.clone(), request.client_id.clone());
+            let idp_hint = idp_hint(state, &request);
             let id = state.pending.put(Pending::Oidc(Box::new(request))).await?;
             let login = LoginHints { force, login_hint: hint.as_deref(), idp: idp_hint.as_deref() };
             Ok(to_login_with(&resume_target(OIDC_RESUME, &id, ("client", &client_id)), &login))
@@ -476,7 +474,7 @@ async fn resume(
     // Taken at once (one round trip, used once across replicas): if the user still has to log in,
     // `continue_authorization` keeps the request again under a new id, which the login page's `rd` names.
     match state.pending.take(&q.id).await? {
-        Some(Pending::Oidc(request)) => continue_authorization(&state, &headers, *request, None).await,
+        Some(Pending::Oidc(request)) => continue_authorization(&state, &headers, *request).await,
         _ => Err(AppError::BadRequest(
             "This sign-in request expired or was already used. Go back to the application and sign in again.".into(),
         )),

@@ -54,16 +54,20 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
     };
     // Route rules match group names: a `group_format = "path"` client's token carries `/eng/ai-admins`.
     let paths = oidc.client(&c.client_id).is_some_and(|k| k.group_format == federation::principal::GroupFormat::Path);
-    let groups = if paths { c.groups.iter().map(|g| group_name(g)).collect() } else { c.groups };
+    let groups = if paths { c.groups.iter().map(|g| group_name(g)).collect() } else { c.groups.clone() };
+    // A `claims_profile = "keycloak"` token carries the roles where Keycloak puts them, `realm_access.roles`.
+    let roles = c.realm_roles();
     if c.sid.is_none() {
-        return Ok(Some(Identity::from_client(c.client_id, groups, c.roles, token.to_string())));
+        return Ok(Some(Identity::from_client(c.client_id, groups, roles, token.to_string())));
     }
-    if !state.config.proxy.token_audiences.contains(&c.aud) {
+    // A token is for the proxy when one of its audiences is: the client's own id, or an API it was issued for
+    // (`audiences`, Keycloak's audience mapper).
+    if !c.aud.all().iter().any(|a| state.config.proxy.token_audiences.contains(a)) {
         tracing::debug!(aud = %c.aud, "bearer token for an audience not in proxy.token_audiences");
         return Ok(None);
     }
     let username = c.preferred_username.clone().unwrap_or_else(|| c.sub.clone());
-    Ok(Some(Identity::from_token(c.sub, username, groups, c.roles, token.to_string())))
+    Ok(Some(Identity::from_token(c.sub, username, groups, roles, token.to_string())))
 }
 
 /// The group name at the end of a Keycloak group path (`/eng/ai-admins` → `ai-admins`; `~/` is an escaped `/`).

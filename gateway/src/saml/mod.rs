@@ -93,6 +93,15 @@ fn relay_state_from(raw_query: &str) -> Option<String> {
     federation::saml::authn_request::redirect_parameter(raw_query, "RelayState")
 }
 
+/// Keycloak's `kc_idp_hint` in the SSO URL's query (it is not part of the SAML message, and not signed: it only
+/// chooses where the user signs in, among the providers configured here). Bounded; empty, repeated or oversized is
+/// no hint.
+fn idp_hint_from(query: Option<&str>) -> Option<String> {
+    let mut hints = url::form_urlencoded::parse(query?.as_bytes()).filter(|(k, _)| k == "kc_idp_hint");
+    let hint = hints.next()?.1;
+    (hints.next().is_none() && !hint.is_empty() && hint.len() <= 128).then(|| hint.into_owned())
+}
+
 async fn sso_redirect(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -102,8 +111,9 @@ async fn sso_redirect(
     let raw = q.unwrap_or_default();
     let relay = relay_state_from(&raw);
     idp(&state)?.check_relay_state(relay.as_deref())?;
-    let (request, sp) = idp(&state)?.redirect_request(&raw)?;
+    let (mut request, sp) = idp(&state)?.redirect_request(&raw)?;
     check_destination(&state, &request, uri.path())?;
+    request.idp_hint = idp_hint_from(Some(&raw));
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), relay).await
 }
@@ -139,12 +149,20 @@ async fn sso_post(
     Form(form): Form<PostBinding>,
 ) -> Result<Response, AppError> {
     idp(&state)?.check_relay_state(form.relay_state.as_deref())?;
-    let (request, sp) = idp(&state)?.post_request(form.saml_request()?)?;
+    let (mut request, sp) = idp(&state)?.post_request(form.saml_request()?)?;
     check_destination(&state, &request, uri.path())?;
+    request.idp_hint = idp_hint_from(uri.query());
     // As for LogoutRequests: an SP's page on another site posts without the `SameSite=Lax` session cookie, so a
     // signed-in user would be asked to sign in again. The checked request is posted once more from our own page.
     if cross_site_without_session(&state, &headers, &form) {
-        return Ok(repost_same_site(&state, uri.path(), &form));
+        // The hint is in the SSO URL's query: the re-post goes to the same URL, hint included.
+        let target = match &request.idp_hint {
+            Some(h) => {
+                format!("{}?{}", uri.path(), serde_urlencoded::to_string([("kc_idp_hint", h)]).unwrap_or_default())
+            }
+            None => uri.path().to_string(),
+        };
+        return Ok(repost_same_site(&state, &target, &form));
     }
     let sp = sp.name().to_string();
     proceed(&state, &headers, &sp, Some(request), form.relay_state).await
@@ -187,10 +205,11 @@ async fn resume(
     match taken? {
         Some(Pending::Saml { sp, request, relay_state }) => {
             if session?.is_none() {
-                // Not signed in (the session ended meanwhile): the request waits again, under a new id.
-                let target = |id: &str| resume_target(SAML_RESUME, id, ("sp", &sp));
+                // Not signed in (the login did not stick, or this link was opened elsewhere): the request waits
+                // again, under a new id, keeping where it asked to sign in.
+                let hint = request.as_ref().and_then(|r| idp_hint(&state, r));
                 let id = state.pending.put(Pending::Saml { sp: sp.clone(), request, relay_state }).await?;
-                return Ok(to_login(&target(&id)));
+                return Ok(login_for(&resume_target(SAML_RESUME, &id, ("sp", &sp)), false, hint.as_deref()));
             }
             proceed_after_login(&state, &headers, &sp, request.map(|r| *r), relay_state).await
         }
@@ -211,27 +230,43 @@ async fn proceed(
     let session = current_session(state, headers).await?;
     let force = request.as_ref().is_some_and(|r| r.force_authn);
     if session.is_none() || force {
-        if request.as_ref().is_some_and(|r| r.is_passive) {
-            return Err(AppError::Forbidden(
-                "The application asked for a passive login, but you are not signed in.".into(),
-            ));
+        let request_hint = request.as_ref().and_then(|r| idp_hint(state, r));
+        if let Some(r) = request.as_ref().filter(|r| r.is_passive) {
+            // "Sign in only if already signed in": the SP gets its answer (NoPassive), the user sees no page of ours.
+            let idp = idp(state)?;
+            let answer = idp.no_passive(idp.by_name(sp)?, r, state.clock.now())?;
+            tracing::info!(sp, "passive AuthnRequest without a session: answering NoPassive");
+            return Ok(post_form(&answer, relay_state.as_deref()));
         }
         let id = state
             .pending
             .put(Pending::Saml { sp: sp.to_string(), request: request.map(Box::new), relay_state })
             .await?;
         let target = resume_target(SAML_RESUME, &id, ("sp", sp));
-        return Ok(if force {
-            axum::response::Redirect::to(&format!(
-                "/login?{}",
-                serde_urlencoded::to_string([("rd", target.as_str()), ("force", "1")]).unwrap_or_default()
-            ))
-            .into_response()
-        } else {
-            to_login(&target)
-        });
+        return Ok(login_for(&target, force, request_hint.as_deref()));
     }
     proceed_after_login(state, headers, sp, request, relay_state).await
+}
+
+/// The hint of `request`, when it names a configured `[[upstream.oidc]]` provider (as a name, never a URL).
+fn idp_hint(state: &AppState, request: &AuthnRequest) -> Option<String> {
+    request.idp_hint.as_deref().and_then(|h| state.brokers.get(h)).map(|p| p.config.name.clone())
+}
+
+/// The login page for `target`: a fresh login (`ForceAuthn`), or straight on to provider `idp`.
+fn login_for(target: &str, force: bool, idp: Option<&str>) -> Response {
+    if !force && idp.is_none() {
+        return to_login(target);
+    }
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("rd", target);
+    if force {
+        q.append_pair("force", "1");
+    }
+    if let Some(idp) = idp {
+        q.append_pair("idp", idp);
+    }
+    axum::response::Redirect::to(&format!("/login?{}", q.finish())).into_response()
 }
 
 async fn proceed_after_login(

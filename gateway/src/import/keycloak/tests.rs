@@ -104,7 +104,10 @@ fn realm_roles_held_by_groups_become_roles_with_composites_and_subgroups() {
     );
     assert!(!roles.contains_key("offline_access") && !roles.contains_key("default-roles-corp"));
     assert!(!roles.keys().any(|r| r.starts_with("acs:ram")), "RAM roles go to the preset's role_mapping");
-    assert!(has(&c, Severity::Unsupported, "client roles", "app: editor"));
+    // `app` is converted: its roles become its client_roles (resource_access.app.roles), not a loss.
+    assert!(!has(&c, Severity::Unsupported, "client roles", "app: editor"));
+    let app = t["oidc"]["clients"].as_array().unwrap().iter().find(|c| c["client_id"].as_str() == Some("app")).unwrap();
+    assert!(app["client_roles"]["editor"].as_array().is_some_and(|g| !g.is_empty()), "{app:?}");
     assert!(!has(&c, Severity::Unsupported, "client roles", "acs:ram"), "RAM roles are the preset's business");
 }
 
@@ -152,7 +155,8 @@ fn oidc_clients_convert_and_built_in_ones_are_skipped() {
     assert_eq!(app["backchannel_logout_uri"].as_str(), Some("https://app.example.com/bcl"));
     assert_eq!(app["backchannel_logout_session_required"].as_bool(), Some(true), "Keycloak's default");
     assert!(!has(&c, Severity::Unsupported, "OIDC client `app`", "logout"), "back-channel logout is converted");
-    assert!(has(&c, Severity::Unsupported, "mapper `aud`", "extra audience `api`"));
+    assert!(has(&c, Severity::Converted, "mapper `aud`", "audience `api` → audiences"));
+    assert_eq!(app["audiences"].as_array().unwrap()[0].as_str(), Some("api"), "Keycloak's audience mapper");
     assert!(has(&c, Severity::Attention, "OIDC client `app`", "client-specific access-token lifetime"));
 }
 

@@ -150,6 +150,50 @@ impl Converter<'_> {
             }
         }
         sec.kv("scopes", arr(&scopes));
+        // Keycloak's audience mappers: the APIs this app calls with its access tokens check `aud` for themselves.
+        let mut audiences: Vec<String> = Vec::new();
+        for m in c.protocol_mappers.iter().chain(
+            self.realm
+                .client_scopes
+                .iter()
+                .filter(|s| all_scopes.contains(&&s.name))
+                .flat_map(|s| s.protocol_mappers.iter()),
+        ) {
+            if m.protocol_mapper != "oidc-audience-mapper" || m.get("access.token.claim").is_some_and(|v| v == "false")
+            {
+                continue;
+            }
+            let target = m
+                .get("included.client.audience")
+                .filter(|a| !a.is_empty())
+                .or_else(|| m.get("included.custom.audience").filter(|a| !a.is_empty()));
+            if let Some(a) = target.filter(|a| *a != c.client_id && !audiences.contains(a)) {
+                audiences.push(a);
+            }
+        }
+        if !audiences.is_empty() {
+            sec.kv("audiences", arr(&audiences));
+        }
+        // Client roles held by groups: Keycloak's `resource_access.<client>.roles`.
+        let mut client_roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (group, (_, crs)) in self.group_grants() {
+            for role in crs.get(&c.client_id).into_iter().flatten() {
+                client_roles.entry(role.clone()).or_default().insert(group.clone());
+            }
+        }
+        if !client_roles.is_empty() {
+            let table: Vec<String> = client_roles
+                .iter()
+                .map(|(role, groups)| format!("{} = {}", s(role), arr(&groups.iter().cloned().collect::<Vec<_>>())))
+                .collect();
+            sec.kv("client_roles", format!("{{ {} }}", table.join(", ")));
+            self.add(
+                Severity::Converted,
+                &subject,
+                format!("client roles held by groups → client_roles ({})", client_roles.len()),
+                "",
+            );
+        }
         // Keycloak's logout notifications; both "session required" flags default to on there.
         let required = |key: &str| if c.attr(key).as_deref() == Some("false") { "false" } else { "true" };
         if let Some(url) = c.attr("backchannel.logout.url").filter(|u| !u.is_empty()) {
@@ -313,17 +357,28 @@ impl Converter<'_> {
                 Some("roles".into())
             }
             "oidc-audience-mapper" => {
-                self.add(
-                    Severity::Unsupported,
-                    &msub,
-                    format!(
-                        "extra audience `{}` in access tokens",
-                        m.get("included.client.audience")
-                            .or_else(|| m.get("included.custom.audience"))
-                            .unwrap_or_default()
-                    ),
-                    "fedgate's access tokens name the requesting client as `aud`; the API must accept that",
-                );
+                let target = m
+                    .get("included.client.audience")
+                    .filter(|a| !a.is_empty())
+                    .or_else(|| m.get("included.custom.audience"))
+                    .unwrap_or_default();
+                if m.get("access.token.claim").is_some_and(|v| v == "false") {
+                    self.add(
+                        Severity::Attention,
+                        &msub,
+                        format!("audience `{target}` only in introspection, not in access tokens"),
+                        "fedgate adds `audiences` to the access token (and so to introspection): nothing to do",
+                    );
+                } else {
+                    self.add(Severity::Converted, &msub, format!("audience `{target}` → audiences"), "");
+                }
+                None
+            }
+            // Keycloak's default `resource_access.${client_id}.roles`: the Keycloak profile writes it from
+            // client_roles.
+            "oidc-usermodel-client-role-mapper"
+                if m.get("claim.name").is_none_or(|c| c.is_empty() || c.starts_with("resource_access.")) =>
+            {
                 None
             }
             other => {

@@ -54,16 +54,32 @@ impl Converter<'_> {
                 "fedgate grants roles through groups only: put those users in a group and map it in [roles]",
             );
         }
-        let client_only: Vec<String> = client_roles.into_iter().filter(|cr| !self.ram_client_role(cr)).collect();
+        // Roles of a converted OIDC client become its client_roles; the others (bearer-only APIs, SAML clients)
+        // have no place in fedgate's tokens.
+        let converted = |client: &str| {
+            self.realm.clients.iter().any(|c| {
+                c.client_id == client
+                    && !c.bearer_only
+                    && c.enabled != Some(false)
+                    && c.protocol.as_deref().unwrap_or("openid-connect") == "openid-connect"
+            })
+        };
+        let client_only: Vec<String> = client_roles
+            .into_iter()
+            .filter(|cr| !self.ram_client_role(cr))
+            .filter(|cr| !cr.split_once(": ").is_some_and(|(client, _)| converted(client)))
+            .collect();
         if !client_only.is_empty() {
             self.add(
                 Severity::Unsupported,
                 "client roles",
                 format!(
-                    "client roles held by groups ({}) are not in tokens (`resource_access`)",
+                    "client roles of clients that are not OIDC clients here (bearer-only APIs, SAML clients) held by \
+                     groups ({}) are not in tokens: Keycloak put every client's roles in `resource_access`, fedgate \
+                     only the issuing client's",
                     client_only.join("; ")
                 ),
-                "map them as realm roles in [roles] if the apps can read `roles`",
+                "map them as realm roles in [roles], or as client_roles of the app whose tokens the API reads",
             );
         }
         let mut sec =
