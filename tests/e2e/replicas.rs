@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::gateway::{GatewayProcess, ProcessOptions, csrf_from, demo_config, fedgate_bin, http};
+use e2e::gateway::{GatewayProcess, ProcessOptions, code_of, csrf_from, demo_config, fedgate_bin, http};
 use e2e::nginx::Nginx;
 use e2e::redis::Redis;
 use reqwest::StatusCode;
@@ -224,11 +224,7 @@ async fn a_code_from_one_replica_is_redeemed_on_the_other_and_a_saml_request_res
         .send()
         .await
         .unwrap();
-    let loc = authorize.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
-    let code = url::Url::parse(&loc)
-        .ok()
-        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
-        .unwrap_or_else(|| panic!("no code in {loc:?}"));
+    let code = code_of(&authorize).unwrap_or_else(|| panic!("no code in {:?}", authorize.headers().get("location")));
     let token = c
         .post(format!("{}/oauth2/token", p.lb()))
         .basic_auth("app", Some(SECRET))
@@ -414,11 +410,7 @@ async fn one_replica_killed_under_load_loses_no_session() {
         .send()
         .await
         .unwrap();
-    let loc = authorize.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
-    let code = url::Url::parse(&loc)
-        .ok()
-        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
-        .unwrap_or_else(|| panic!("no code in {loc:?}"));
+    let code = code_of(&authorize).unwrap_or_else(|| panic!("no code in {:?}", authorize.headers().get("location")));
     let token = raw()
         .post(format!("{}/oauth2/token", p.lb()))
         .basic_auth("app", Some(SECRET))

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use e2e::gateway::{GatewayProcess, ProcessOptions, demo_config, http, session_cookie};
+use e2e::gateway::{GatewayProcess, ProcessOptions, code_of, demo_config, http, session_cookie};
 use e2e::redis::Redis;
 use gateway::config::{StoreConfig, StoreKind};
 use reqwest::StatusCode;
@@ -90,11 +90,7 @@ async fn sign_in(base: &str) -> Held {
         .send()
         .await
         .unwrap();
-    let loc = r.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
-    let code = url::Url::parse(&loc)
-        .ok()
-        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
-        .unwrap_or_else(|| panic!("no code in {loc:?}"));
+    let code = code_of(&r).unwrap_or_else(|| panic!("no code in {:?}", r.headers().get("location")));
     let tokens: serde_json::Value = http()
         .post(format!("{base}/oauth2/token"))
         .basic_auth("app", Some(SECRET))

@@ -140,6 +140,13 @@ pub fn rd_of(response: &reqwest::Response) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == "rd").map(|(_, v)| v.into_owned())
 }
 
+/// The `code` of an authorization response's `Location` (`…?code=…&state=…`), if it carries one.
+pub fn code_of(response: &reqwest::Response) -> Option<String> {
+    let loc = response.headers().get("location")?.to_str().ok()?;
+    let url = url::Url::parse(loc).ok()?;
+    url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned())
+}
+
 /// The real `fedgate` binary as its own process (for signals, logs and memory read from outside), on a free
 /// loopback port with `[server]` filled in and `body` as the rest of its configuration. Killed on drop.
 pub struct GatewayProcess {
