@@ -117,6 +117,17 @@ struct Group {
     leading: bool,
 }
 
+/// Gives up the lead when a leading caller unwinds, dropping what waits (its callers get an error).
+struct Unwind<'a>(&'a std::sync::Mutex<Group>);
+
+impl Drop for Unwind<'_> {
+    fn drop(&mut self) {
+        let mut group = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        group.leading = false;
+        group.waiting.clear();
+    }
+}
+
 /// Groups one leading caller commits before it hands what is still waiting to the writer thread.
 const LEAD_ROUNDS: usize = 8;
 
@@ -330,11 +341,15 @@ impl EmbeddedKv {
                 return Ok(());
             }
         }
+        // Should a commit panic, the next writer must be able to lead, and the waiting ones must hear it (their
+        // answers are dropped: "the state store's writer thread stopped").
+        let unwind = Unwind(&self.group);
         for _ in 0..LEAD_ROUNDS {
             let batch = {
                 let mut group = lock();
                 if group.waiting.is_empty() {
                     group.leading = false;
+                    std::mem::forget(unwind);
                     return Ok(());
                 }
                 std::mem::take(&mut group.waiting)
@@ -342,6 +357,7 @@ impl EmbeddedKv {
             commit_batch(&self.inner, PersistMode::Buffer, batch);
             self.commits.fetch_add(1, Ordering::Relaxed);
         }
+        std::mem::forget(unwind);
         let rest = {
             let mut group = lock();
             group.leading = false;
