@@ -6,7 +6,7 @@
 //!   store-bench latency ENGINE PATH     per-write latency (one writer) and writes/s (16 concurrent writers)
 //!   store-bench churn ENGINE PATH SECS RATE
 //!                                       sessions with a 2 s TTL written for SECS by 16 writers, RATE per second in
-//!                                       all (0: as fast as they go); disk size each second
+//!                                       all (0: as fast as they go); disk use (allocated blocks) each second
 //! ENGINE: fjall (fsync every 1 s) or fjall-always (fsync before each answer). The redb side of BENCHMARKS.md's
 //! comparison was measured with this helper at commit 7b1ab2a, where redb was still in the tree.
 //! Prints one JSON line.
@@ -95,6 +95,21 @@ where
     next.load(Ordering::Relaxed).saturating_sub(writers)
 }
 
+/// The bytes the files under `dir` occupy on the disk (allocated blocks, as `du` counts them): fjall sizes each new
+/// journal file to 64 MiB sparsely, so file lengths would count space that holds nothing.
+fn allocated_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => allocated_bytes(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -175,12 +190,11 @@ async fn main() -> anyhow::Result<()> {
             let sizes = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
             let sampler = {
                 let sizes = Arc::clone(&sizes);
-                let Store::Fjall(fjall) = &store;
-                let fjall = fjall.clone();
+                let dir = path.to_path_buf();
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        let b = fjall.disk_space().unwrap_or(0);
+                        let b = allocated_bytes(&dir);
                         if let Ok(mut s) = sizes.lock() {
                             s.push(b);
                         }
