@@ -225,35 +225,13 @@ async fn a_code_from_one_replica_is_redeemed_on_the_other_and_a_saml_request_res
         .await
         .unwrap();
     let code = code_of(&authorize).unwrap_or_else(|| panic!("no code in {:?}", authorize.headers().get("location")));
-    let token = c
-        .post(format!("{}/oauth2/token", p.lb()))
-        .basic_auth("app", Some(SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let token = redeem(&c, p.lb(), &code).await;
     assert_ne!(replica(&authorize), replica(&token), "the balancer sent both requests to one replica");
     let status = token.status();
     let body: serde_json::Value = token.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "the code issued by one replica was refused by the other: {body}");
     // The same code on the first replica now: single use across replicas.
-    let again = c
-        .post(format!("{}/oauth2/token", p.lb()))
-        .basic_auth("app", Some(SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let again = redeem(&c, p.lb(), &code).await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST, "a code was redeemed twice");
 
     // SAML, SP-initiated: the AuthnRequest lands on one replica, the login POST on the other.
@@ -411,18 +389,7 @@ async fn one_replica_killed_under_load_loses_no_session() {
         .await
         .unwrap();
     let code = code_of(&authorize).unwrap_or_else(|| panic!("no code in {:?}", authorize.headers().get("location")));
-    let token = raw()
-        .post(format!("{}/oauth2/token", p.lb()))
-        .basic_auth("app", Some(SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let token = redeem(&raw(), p.lb(), &code).await;
     assert_eq!(token.status(), StatusCode::OK, "{}", token.text().await.unwrap());
 }
 
@@ -638,4 +605,20 @@ async fn a_saml_logout_on_one_replica_sees_the_sign_in_the_other_recorded_just_b
         assert!(ended.elapsed() < Duration::from_millis(1500), "the session outlived the SP's logout on replica A");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Redeems the authorization code `code` (client `app`, PKCE) at `base`'s token endpoint.
+async fn redeem(client: &reqwest::Client, base: &str, code: &str) -> reqwest::Response {
+    client
+        .post(format!("{base}/oauth2/token"))
+        .basic_auth("app", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap()
 }
