@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::domain::clock::Clock;
 use crate::domain::directory::Directory;
 use crate::domain::directory::StaticDirectory;
@@ -19,6 +19,7 @@ use crate::domain::pending::PendingRequests;
 use crate::domain::session::SessionStore;
 use crate::domain::session::{Lifetimes, MemoryStore};
 use crate::domain::store::KvStore;
+use crate::domain::store::sessions::KvSessionStore;
 use crate::domain::throttle::LoginThrottle;
 use crate::http::metrics::Metrics;
 
@@ -118,12 +119,11 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
     // The one place the backend is chosen: everything below works on the traits.
     let (sessions, throttle, pending): (Box<dyn SessionStore>, _, _) = match &store {
         Some(kv) => (
-            Box::new(crate::domain::store::sessions::KvSessionStore::new(
-                kv.clone(),
-                lifetimes,
-                config.store.cache_ttl,
-                config.session.max_sessions,
-            )),
+            Box::new(match config.store.kind {
+                // One process owns the embedded directory: its first level never goes stale.
+                StoreKind::Embedded => KvSessionStore::owned(kv.clone(), lifetimes, config.session.max_sessions),
+                _ => KvSessionStore::new(kv.clone(), lifetimes, config.store.cache_ttl, config.session.max_sessions),
+            }),
             LoginThrottle::with_store(config.login.clone(), kv.clone()),
             PendingRequests::with_store(config.session.max_pending_bytes, kv.clone()),
         ),

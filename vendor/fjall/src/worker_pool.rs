@@ -251,6 +251,10 @@ fn worker_tick(ctx: &WorkerState) -> crate::Result<bool> {
             // NOTE: Let one worker prioritize flushing if there are pending flushes
             if ctx.pool_size > 1 && ctx.worker_id == 0 {
                 ctx.sender.try_send(WorkerMessage::Compact(keyspace)).ok();
+                // Patched for fedgate: while the other workers compact, this worker would take back the message it
+                // just passed on at once and spin on the channel, a whole core for the compaction's length. An idle
+                // worker takes the message now; otherwise it waits for the next free one.
+                std::thread::sleep(std::time::Duration::from_millis(10));
                 return Ok(false);
             }
 

@@ -47,10 +47,29 @@ impl std::fmt::Debug for KvSessionStore {
 }
 
 impl KvSessionStore {
-    /// Sessions in `kv`, at most `max_cached` of them in the first level for `cache_ttl` (none when zero).
+    /// Sessions in `kv`, a store other processes write too (other replicas): at most `max_cached` of them in the
+    /// first level, each for `cache_ttl` (none when zero).
     pub fn new(kv: Arc<dyn KvStore>, lifetimes: Lifetimes, cache_ttl: Duration, max_cached: u64) -> Self {
         let l1 =
             (!cache_ttl.is_zero()).then(|| Cache::builder().max_capacity(max_cached).time_to_live(cache_ttl).build());
+        Self::with_first_level(kv, lifetimes, l1)
+    }
+
+    /// Sessions in `kv`, a store only this process writes (the embedded store: its directory is locked to one
+    /// process). Nothing can change a session behind this process's back, so the first level keeps at most
+    /// `max_cached` of them until they go idle or reach their absolute lifetime, as `kind = "memory"` keeps them,
+    /// instead of asking the store again after a short TTL. (Entries expiring every half second cost a busy
+    /// gateway ~7 µs of moka housekeeping per login: BENCHMARKS.md.)
+    pub fn owned(kv: Arc<dyn KvStore>, lifetimes: Lifetimes, max_cached: u64) -> Self {
+        let l1 = Cache::builder()
+            .max_capacity(max_cached)
+            .time_to_idle(lifetimes.idle + Duration::from_secs(60))
+            .time_to_live(lifetimes.absolute + Duration::from_secs(60))
+            .build();
+        Self::with_first_level(kv, lifetimes, Some(l1))
+    }
+
+    fn with_first_level(kv: Arc<dyn KvStore>, lifetimes: Lifetimes, l1: Option<Cache<String, Arc<Cached>>>) -> Self {
         let touch_every = i64::try_from((lifetimes.idle / 10).as_secs()).unwrap_or(i64::MAX).max(5);
         Self { kv, l1, lifetimes, touch_every }
     }
@@ -218,7 +237,8 @@ impl SessionStore for KvSessionStore {
     }
 
     fn count(&self) -> u64 {
-        // Sessions this replica served within the last cache_ttl: the store itself is not scanned.
+        // Sessions in the first level (served within the last cache_ttl, or with the embedded store all those not
+        // idle, up to the cache's bound): the store itself is not scanned.
         self.l1.as_ref().map_or(0, Cache::entry_count)
     }
 }
@@ -266,6 +286,34 @@ mod tests {
         assert_eq!(kv.writes(), 1, "only the insert wrote");
         assert!(store.get(&id, t0 + Duration::from_secs(181)).await.unwrap().is_some());
         assert_eq!(kv.writes(), 2, "a tenth of the idle timeout later, the idle clock is written once");
+    }
+
+    /// The embedded store's first level: nothing else writes the store, so a session stays cached past any
+    /// cache_ttl (no store read on a later request), a removal is seen at once, and it still expires when idle.
+    #[tokio::test]
+    async fn an_owned_store_keeps_sessions_in_the_first_level_until_they_expire() {
+        let kv = Arc::new(Counting(MemoryKv::new(), Default::default()));
+        let store = KvSessionStore::owned(kv.clone(), lifetimes(), 1000);
+        conformance(&store, lifetimes(), crate::domain::session::tests::user("alice")).await.unwrap();
+        let t0 = OffsetDateTime::now_utc();
+        let id = fedgate_types::random::token();
+        store
+            .insert(&id, Session::new(crate::domain::session::tests::user("a"), AuthMethod::Password, t0))
+            .await
+            .unwrap();
+        let before = kv.ops();
+        // Longer than the longest cache_ttl (1 s): a shared store's first level would have asked the store again.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(store.get(&id, t0 + Duration::from_secs(2)).await.unwrap().is_some());
+        assert_eq!(kv.ops(), before, "answered from the first level, no store round trip");
+        // Idle past the timeout (the caller's clock): refused, and removed from the store too.
+        assert!(store.get(&id, t0 + lifetimes().idle + Duration::from_secs(1)).await.unwrap().is_none());
+        store
+            .insert(&id, Session::new(crate::domain::session::tests::user("a"), AuthMethod::Password, t0))
+            .await
+            .unwrap();
+        store.remove(&id).await.unwrap();
+        assert!(store.get(&id, t0).await.unwrap().is_none(), "a removal is seen at once");
     }
 
     #[tokio::test]
