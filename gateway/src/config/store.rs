@@ -124,7 +124,8 @@ pub struct StoreConfig {
     /// `redis`: how long one command may take before the request fails with "session store unavailable".
     #[serde(with = "humantime_serde")]
     pub command_timeout: Duration,
-    /// `redis`: multiplexed connections used round-robin.
+    /// `redis`: multiplexed connections used round-robin (default 1: commands sent concurrently on one connection
+    /// reach Redis together, which costs Redis less per command than the same commands spread over several).
     pub pool_size: usize,
 }
 
@@ -144,7 +145,7 @@ impl Default for StoreConfig {
             cluster: false,
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
-            pool_size: 4,
+            pool_size: 1,
         }
     }
 }
@@ -216,7 +217,7 @@ impl StoreConfig {
                 "store.pool_size",
                 Some(self.pool_size.to_string()),
                 format!("must be between 1 and {MAX_POOL_SIZE}"),
-                "e.g. pool_size = 4 (each connection multiplexes many requests)",
+                "e.g. pool_size = 1, the default (each connection multiplexes many requests)",
             ));
         }
         for (key, d) in

@@ -254,7 +254,7 @@ fn worker_tick(ctx: &WorkerState) -> crate::Result<bool> {
                 // Patched for fedgate: while the other workers compact, this worker would take back the message it
                 // just passed on at once and spin on the channel, a whole core for the compaction's length. An idle
                 // worker takes the message now; otherwise it waits for the next free one.
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                std::thread::sleep(std::time::Duration::from_millis(1));
                 return Ok(false);
             }
 
