@@ -3,6 +3,7 @@
 //! access token all still work, with the embedded store and with Redis (restarted too, AOF on).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use e2e::gateway::{GatewayProcess, ProcessOptions, code_of, demo_config, http, session_cookie};
 use e2e::redis::Redis;
@@ -418,4 +419,139 @@ async fn the_login_page_of_a_waiting_sign_in_names_the_app_without_a_store_read(
             stats.lines().filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_config")).collect();
         assert!(reads.is_empty(), "the login page of {start} asked Redis: {reads:?}");
     }
+}
+
+/// A full disk at start-up (a small tmpfs filled up, `store.path` on it), for a new state directory and for one
+/// the gateway wrote before the disk filled: it exits non-zero with an error naming the path, saying the
+/// filesystem is full and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_at_start_up_is_an_error_naming_the_path_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    for existing in [false, true] {
+        let fs = e2e::tmpfs::Tmpfs::mount(8).unwrap();
+        let path = fs.path().join("state");
+        let body = format!("{}\n[store]\npath = \"{}\"\n", demo_config(), path.display());
+        if existing {
+            GatewayProcess::start(&body, &[], &[], false).await.unwrap().stop_with("TERM").await.unwrap();
+        }
+        fs.fill().unwrap();
+        let text = refuses_to_start(dir.path(), &body).await;
+        let what = if existing { "an existing state directory" } else { "a new state directory" };
+        assert!(text.contains(&path.display().to_string()), "{what}: the error does not name the path: {text}");
+        assert!(text.contains("filesystem is full"), "{what}: the error does not say the disk is full: {text}");
+        assert!(text.contains("Free space") && text.contains("store.path"), "{what}: no remedy in: {text}");
+    }
+}
+
+/// The disk fills while the gateway serves (a tmpfs holding `store.path`, filled with a file after a sign-in):
+/// a new login gets the "Session store unavailable" page and a token request the JSON error (503s, not 500s or
+/// hangs), the signed-in user's account page keeps answering from the first level, and `/readyz` is not ready,
+/// naming the store, the path and the full disk. The filler deleted, the gateway recovers without a restart:
+/// new logins and the refresh token work again, and after a later restart everything written before the disk
+/// filled and after it recovered is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fills_while_serving_is_a_clear_503_and_freeing_space_recovers_without_a_restart() {
+    use crate::replicas::post_login;
+    let fs = e2e::tmpfs::Tmpfs::mount(24).unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let path = fs.path().join("state");
+    let body = format!(
+        "{}{}\n[store]\npath = \"{}\"\n",
+        demo_config(),
+        oidc_toml(&keys.path().join("keys"), "ES256"),
+        path.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut gw = GatewayProcess::start_with(&body, ProcessOptions { port: Some(port), capture: true, ..Default::default() })
+        .await
+        .unwrap();
+    gw.collect_output();
+    let mut held = sign_in(&base).await;
+
+    let filler = fs.fill().unwrap();
+    // The journal's last page has room for a few more records; the login after them finds the disk full.
+    let mut r = None;
+    for _ in 0..100 {
+        let login = post_login(&base, "bob", "bob-demo", "");
+        let answer = tokio::time::timeout(Duration::from_secs(10), login).await.expect("a login with the disk full hung");
+        if answer.status() != StatusCode::SEE_OTHER {
+            r = Some(answer);
+            break;
+        }
+    }
+    let r = r.expect("100 logins succeeded on a full disk");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "a new login with the disk full");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Session store unavailable"), "{page}");
+    let refresh = |token: String| {
+        let base = base.clone();
+        async move {
+            http()
+                .post(format!("{base}/oauth2/token"))
+                .basic_auth("app", Some(SECRET))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", token.as_str())])
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = refresh(held.refresh_token.clone()).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "a token request with the disk full");
+    let body_json = r.text().await.unwrap();
+    assert!(
+        body_json.contains("temporarily_unavailable") && body_json.contains("session store unavailable"),
+        "{body_json}"
+    );
+    let r = no_redirects().get(format!("{base}/")).header("cookie", &held.cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the signed-in user's account page with the disk full");
+    assert!(r.text().await.unwrap().contains("alice"));
+    let ready = http().get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "/readyz with the disk full");
+    let ready = ready.text().await.unwrap();
+    assert!(ready.contains("\"embedded\"") && ready.contains(&path.display().to_string()), "{ready}");
+    assert!(ready.contains("disk is full") && ready.contains("free space"), "{ready}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let bob = loop {
+        let r = post_login(&base, "bob", "bob-demo", "").await;
+        if r.status() == StatusCode::SEE_OTHER {
+            break session_cookie_of(&r);
+        }
+        assert!(Instant::now() < deadline, "no recovery within 10 s of freeing space: {}", r.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ready = http().get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK, "{}", ready.text().await.unwrap());
+    let r = refresh(held.refresh_token.clone()).await;
+    let status = r.status();
+    let tokens: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "the refresh token after the recovery: {tokens}");
+    held.refresh_token = tokens["refresh_token"].as_str().unwrap().to_string();
+    let output = gw.output_so_far();
+    assert!(!output.contains("panicked"), "the gateway panicked:\n{output}");
+
+    // A later restart: the session and refresh token from before the disk filled, and bob's from after.
+    gw.stop_with("TERM").await.unwrap();
+    let _gw = start(&body, port).await;
+    for (who, cookie) in [("alice (signed in before the disk filled)", &held.cookie), ("bob (after)", &bob)] {
+        let r = no_redirects().get(format!("{base}/")).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{who}: sent to {:?} after a restart", r.headers().get("location"));
+    }
+    let r = refresh(held.refresh_token.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK, "the rotated refresh token after a restart: {}", r.text().await.unwrap());
+}
+
+/// The `fedgate_session` cookie a login response sets.
+fn session_cookie_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("fedgate_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie in {:?}", r.headers()))
+        .to_string()
 }

@@ -29,7 +29,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fjall::compaction::filter::{CompactionFilter, Context, Factory, ItemAccessor, Verdict};
 use fjall::{
@@ -84,7 +84,13 @@ type Keyspace = SingleWriterTxKeyspace;
 
 /// A commit's failure, told to every write in it.
 #[derive(Debug, Clone)]
-struct SharedError(Arc<fjall::Error>);
+struct SharedError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl SharedError {
+    fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(e))
+    }
+}
 
 impl std::fmt::Display for SharedError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,12 +100,11 @@ impl std::fmt::Display for SharedError {
 
 impl std::error::Error for SharedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.0.as_ref())
+        self.0.source()
     }
 }
 
-/// The database and its one keyspace; the writer and fsync threads hold it weakly, so dropping the last
-/// [`EmbeddedKv`] closes the database (fjall fsyncs the journal when it is dropped).
+/// The database and its one keyspace, as one open of the directory.
 struct Inner {
     db: SingleWriterTxDatabase,
     kv: Keyspace,
@@ -110,11 +115,40 @@ struct Inner {
     dirty: AtomicBool,
 }
 
+/// What every handle shares: the open database, and what it takes to reopen it after a failed write. The writer
+/// and fsync threads hold it weakly, so dropping the last [`EmbeddedKv`] closes the database (fjall fsyncs the
+/// journal when it is dropped).
+///
+/// **A failed write.** fjall stops taking writes for good ("poisoned") after a journal write or fsync fails — on
+/// a full disk, say — because what reached the file is then unknown to it. Reads go on. The store then reopens the
+/// directory in-process, once a file of [`ROOM_BYTES`] fits beside it again: the write lock below waits for every
+/// operation using the old database, the old one is dropped (its threads joined, its journal flushed, its lock
+/// file released), and a new one is opened, which replays the journal, so every acknowledged write is there.
+/// Operations that arrive meanwhile are told the store is unavailable (they never wait on the reopen).
+struct Shared {
+    path: PathBuf,
+    /// The open database; `None` after a reopen failed (tried again at most every [`REOPEN_EVERY`]). Operations
+    /// take it for reading with `try_read` (a reopen holds it for writing, so they fail fast instead of waiting).
+    open: std::sync::RwLock<Option<Inner>>,
+    /// Why writes stopped (the first failure), until a reopen succeeds.
+    failure: std::sync::Mutex<Option<String>>,
+    /// A reopen is under way on its own thread.
+    reopening: AtomicBool,
+    /// When the last reopen attempt ended.
+    last_attempt: std::sync::Mutex<Option<Instant>>,
+}
+
+/// A reopen is attempted at most this often (each checks for room, and only then closes the database).
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+/// The room a start and a reopen want on the store's filesystem: less, and the first memtable flush would fail.
+const ROOM_BYTES: usize = 1024 * 1024;
+/// The file written and removed to check for room.
+const ROOM_FILE: &str = "room-check.tmp";
+
 /// The embedded store. Cheap to share (`Arc` inside).
 #[derive(Clone)]
 pub struct EmbeddedKv {
-    inner: Arc<Inner>,
-    path: PathBuf,
+    shared: Arc<Shared>,
     writer: std::sync::mpsc::Sender<Job>,
     /// Write transactions committed so far (one per group of writes).
     commits: Arc<AtomicU64>,
@@ -147,7 +181,7 @@ const LEAD_ROUNDS: usize = 8;
 
 impl std::fmt::Debug for EmbeddedKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedKv").field("path", &self.path).finish()
+        f.debug_struct("EmbeddedKv").field("path", &self.shared.path).finish()
     }
 }
 
@@ -242,10 +276,209 @@ fn open_error(path: &Path, e: fjall::Error) -> OpenError {
     };
     match (e, io_kind) {
         (fjall::Error::Locked, _) => OpenError::Locked { path: path.to_path_buf() },
+        (e, Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)) => {
+            OpenError::Full { path: path.to_path_buf(), source: e.into() }
+        }
         (e, Some(kind)) if kind != std::io::ErrorKind::InvalidData && kind != std::io::ErrorKind::UnexpectedEof => {
             OpenError::Io { path: path.to_path_buf(), source: e.into() }
         }
         (e, _) => OpenError::Corrupt { path: path.to_path_buf(), source: e.into() },
+    }
+}
+
+/// Opens the database directory at `path` (creating it) and writes once.
+fn open_inner(path: &Path) -> Result<Inner, OpenError> {
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            OpenError::Full { path: path.to_path_buf(), source: e.into() }
+        }
+        _ => OpenError::Io { path: path.to_path_buf(), source: e.into() },
+    };
+    if path.is_file() {
+        // The store used to be one redb file at this path.
+        return Err(OpenError::Corrupt {
+            path: path.to_path_buf(),
+            source: "a file where the state directory should be (the single redb file of earlier development builds?)"
+                .into(),
+        });
+    }
+    std::fs::create_dir_all(path).map_err(io)?;
+    // Room for more than a few writes: a full disk, or one about to be, shows at start-up, not at the first flush.
+    room(path).map_err(io)?;
+    let db = SingleWriterTxDatabase::builder(path)
+        .cache_size(CACHE_BYTES)
+        .worker_threads(2)
+        .journal_rotation_threshold(JOURNAL_ROTATION_BYTES)
+        .with_compaction_filter_factories(Arc::new(|keyspace: &str| {
+            (keyspace == KEYSPACE).then(|| Arc::new(ExpiryFilterFactory) as Arc<dyn Factory>)
+        }))
+        .open()
+        .map_err(|e| open_error(path, e))?;
+    let kv = db
+        .keyspace(KEYSPACE, || {
+            KeyspaceCreateOptions::default()
+                .max_memtable_size(MEMTABLE_BYTES)
+                .compaction_strategy(Arc::new(compaction()))
+        })
+        .map_err(|e| open_error(path, e))?;
+    // Write once now: a read-only directory or a full disk shows at start-up, not at the first login. A
+    // `write(2)` is enough (the filesystem reserves the blocks then); fjall's recovery has just fsynced the
+    // journal, and one more fsync would cost the start 1–30 ms on a busy disk.
+    let probe = || -> Result<(), fjall::Error> {
+        kv.insert("\0probe", join(0, b"").as_slice())?;
+        db.persist(PersistMode::Buffer)
+    };
+    probe().map_err(|e| open_error(path, e))?;
+    Ok(Inner { db, kv, committing: std::sync::Mutex::new(()), dirty: AtomicBool::new(false) })
+}
+
+/// Why the store answers "unavailable" after a failed write: it names the path, the cause and what to do.
+#[derive(Debug, thiserror::Error)]
+enum Stopped {
+    /// fjall stopped taking writes; a reopen waits for room.
+    #[error(
+        "writing the state directory {path} failed ({cause}): free space on its filesystem (or move store.path); the \
+         store reopens by itself once there is room, no restart needed"
+    )]
+    Failed { path: PathBuf, cause: String },
+    /// A reopen is under way right now.
+    #[error("the state directory {path} is being reopened after a failed write; try again in a moment")]
+    Reopening { path: PathBuf },
+}
+
+/// What a failed write's error says, in words an operator acts on (fjall's own `Debug` otherwise).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                    format!("the disk is full: {io}")
+                }
+                _ => io.to_string(),
+            };
+        }
+        if let Some(fjall::Error::Io(io) | fjall::Error::Storage(fjall::LsmError::Io(io))) =
+            c.downcast_ref::<fjall::Error>()
+        {
+            return describe(io);
+        }
+        cause = c.source();
+    }
+    e.to_string()
+}
+
+/// Writes and removes [`ROOM_BYTES`] beside the database: whether a start or a reopen has room. No fsync: the
+/// filesystem reserves the blocks at `write(2)` (and says `ENOSPC` then), and a start stays fast.
+fn room(path: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let file = path.join(ROOM_FILE);
+    let written = (|| {
+        let mut f = std::fs::File::create(&file)?;
+        f.write_all(&vec![0u8; ROOM_BYTES])
+    })();
+    let removed = std::fs::remove_file(&file);
+    written.and(removed)
+}
+
+impl Shared {
+    /// Runs `f` on the open database; without one (a reopen under way, or one that failed) the store is
+    /// unavailable, and a reopen is scheduled.
+    fn with<T>(self: &Arc<Self>, f: impl FnOnce(&Inner) -> Result<T>) -> Result<T> {
+        let open = match self.open.try_read() {
+            Ok(open) => open,
+            Err(std::sync::TryLockError::Poisoned(open)) => open.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(StoreError::unavailable("embedded", Stopped::Reopening { path: self.path.clone() }));
+            }
+        };
+        match open.as_ref() {
+            Some(inner) => f(inner),
+            None => {
+                drop(open);
+                self.schedule_reopen();
+                Err(self.stopped())
+            }
+        }
+    }
+
+    /// The error for an operation while writes are stopped.
+    fn stopped(&self) -> StoreError {
+        let cause = self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let cause = cause.unwrap_or_else(|| "a write failed".into());
+        StoreError::unavailable("embedded", Stopped::Failed { path: self.path.clone(), cause })
+    }
+
+    /// Notes why writes stopped (the first cause is kept: later ones only say "poisoned") and schedules a reopen.
+    fn failed(self: &Arc<Self>, cause: &(dyn std::error::Error + 'static)) {
+        {
+            let mut failure = self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if failure.is_none() {
+                let what = describe(cause);
+                tracing::error!(path = %self.path.display(), cause = %what, "the state store stopped taking writes; \
+                    it reopens by itself once there is room");
+                *failure = Some(what);
+            }
+        }
+        self.schedule_reopen();
+    }
+
+    /// Starts a reopen on its own thread, unless one is under way or the last ended less than [`REOPEN_EVERY`] ago.
+    fn schedule_reopen(self: &Arc<Self>) {
+        if self.reopening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let recent = self
+            .last_attempt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < REOPEN_EVERY);
+        if recent {
+            self.reopening.store(false, Ordering::Release);
+            return;
+        }
+        let shared = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("fedgate-store-reopen".into()).spawn(move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.reopen();
+                *shared.last_attempt.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                shared.reopening.store(false, Ordering::Release);
+            }
+        });
+        if spawned.is_err() {
+            self.reopening.store(false, Ordering::Release);
+        }
+    }
+
+    /// Closes and reopens the database if there is room again (see [`Shared`]).
+    fn reopen(&self) {
+        // Room first, with the database still open: while the disk stays full, reads keep answering.
+        if let Err(e) = room(&self.path) {
+            tracing::debug!(path = %self.path.display(), error = %e, "no room to reopen the state store yet");
+            *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(describe(&e));
+            return;
+        }
+        let mut open = self.open.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(inner) = open.as_ref()
+            && !matches!(inner.db.persist(PersistMode::Buffer), Err(fjall::Error::Poisoned))
+        {
+            return; // Taking writes (another reopen got there first).
+        }
+        // Joins fjall's threads, flushes and fsyncs the journal, releases the lock file: nothing uses it now.
+        drop(open.take());
+        match open_inner(&self.path) {
+            Ok(inner) => {
+                *open = Some(inner);
+                *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                tracing::info!(path = %self.path.display(), "the state store was reopened and takes writes again");
+            }
+            Err(e) => {
+                let what = describe(&e);
+                tracing::warn!(path = %self.path.display(), error = %super::Chain(&e), "reopening the state store \
+                    failed; trying again in a moment");
+                *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(what);
+            }
+        }
     }
 }
 
@@ -254,54 +487,20 @@ impl EmbeddedKv {
     /// interval, its fsync thread.
     pub fn open(path: &Path, fsync: Fsync) -> Result<Self, OpenError> {
         let io = |source: super::BoxError| OpenError::Io { path: path.to_path_buf(), source };
-        if path.is_file() {
-            // The store used to be one redb file at this path.
-            return Err(OpenError::Corrupt {
-                path: path.to_path_buf(),
-                source:
-                    "a file where the state directory should be (the single redb file of earlier development builds?)"
-                        .into(),
-            });
-        }
-        std::fs::create_dir_all(path).map_err(|e| io(e.into()))?;
-        let db = SingleWriterTxDatabase::builder(path)
-            .cache_size(CACHE_BYTES)
-            .worker_threads(2)
-            .journal_rotation_threshold(JOURNAL_ROTATION_BYTES)
-            .with_compaction_filter_factories(Arc::new(|keyspace: &str| {
-                (keyspace == KEYSPACE).then(|| Arc::new(ExpiryFilterFactory) as Arc<dyn Factory>)
-            }))
-            .open()
-            .map_err(|e| open_error(path, e))?;
-        let kv = db
-            .keyspace(KEYSPACE, || {
-                KeyspaceCreateOptions::default()
-                    .max_memtable_size(MEMTABLE_BYTES)
-                    .compaction_strategy(Arc::new(compaction()))
-            })
-            .map_err(|e| open_error(path, e))?;
-        // Write once now: a read-only directory or a full disk shows at start-up, not at the first login. A
-        // `write(2)` is enough (the filesystem reserves the blocks then); fjall's recovery has just fsynced the
-        // journal, and one more fsync would cost the start 1–30 ms on a busy disk.
-        let probe = || -> Result<(), fjall::Error> {
-            kv.insert("\0probe", join(0, b"").as_slice())?;
-            db.persist(PersistMode::Buffer)
-        };
-        probe().map_err(|e| open_error(path, e))?;
-        let inner = Arc::new(Inner { db, kv, committing: std::sync::Mutex::new(()), dirty: AtomicBool::new(false) });
-        let commits = Arc::new(AtomicU64::new(0));
-        let writer = spawn_writer(Arc::downgrade(&inner), fsync, Arc::clone(&commits)).map_err(|e| io(e.into()))?;
-        if let Fsync::Every(every) = fsync {
-            spawn_fsync(Arc::downgrade(&inner), every).map_err(|e| io(e.into()))?;
-        }
-        Ok(Self {
-            inner,
+        let inner = open_inner(path)?;
+        let shared = Arc::new(Shared {
             path: path.to_path_buf(),
-            writer,
-            commits,
-            always: fsync == Fsync::Always,
-            group: Arc::default(),
-        })
+            open: std::sync::RwLock::new(Some(inner)),
+            failure: std::sync::Mutex::new(None),
+            reopening: AtomicBool::new(false),
+            last_attempt: std::sync::Mutex::new(None),
+        });
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = spawn_writer(Arc::downgrade(&shared), fsync, Arc::clone(&commits)).map_err(|e| io(e.into()))?;
+        if let Fsync::Every(every) = fsync {
+            spawn_fsync(Arc::downgrade(&shared), every).map_err(|e| io(e.into()))?;
+        }
+        Ok(Self { shared, writer, commits, always: fsync == Fsync::Always, group: Arc::default() })
     }
 
     /// Runs `f` in a write transaction and returns once that transaction is committed: in the operating system
@@ -387,7 +586,7 @@ impl EmbeddedKv {
                 }
                 std::mem::take(&mut group.waiting)
             };
-            commit_batch(&self.inner, PersistMode::Buffer, batch);
+            commit_batch(&self.shared, PersistMode::Buffer, batch);
             self.commits.fetch_add(1, Ordering::Relaxed);
         }
         std::mem::forget(unwind);
@@ -409,25 +608,27 @@ impl EmbeddedKv {
 
     /// Entries stored, live or expired but not yet compacted away (for tests; walks the tree).
     pub fn stored_entries(&self) -> Result<usize> {
-        self.inner.kv.inner().len().map_err(err)
+        self.shared.with(|inner| inner.kv.inner().len().map_err(err))
     }
 
     /// The bytes the database takes on disk (tables and journals; a journal file counts its preallocated size).
     pub fn disk_space(&self) -> Result<u64> {
-        self.inner.db.disk_space().map_err(err)
+        self.shared.with(|inner| inner.db.disk_space().map_err(err))
     }
 
     /// The bytes the entries' tables take on disk (no journal).
     pub fn table_space(&self) -> u64 {
-        self.inner.kv.inner().disk_space()
+        self.shared.with(|inner| Ok(inner.kv.inner().disk_space())).unwrap_or(0)
     }
 
     /// Flushes the memtable and compacts the whole tree now, dropping every expired entry (tests and benchmarks;
     /// in service, compactions run in the background as writes arrive).
     pub fn compact_now(&self) -> Result<()> {
-        let kv = self.inner.kv.inner();
-        kv.rotate_memtable_and_wait().map_err(err)?;
-        kv.major_compact().map_err(err)
+        self.shared.with(|inner| {
+            let kv = inner.kv.inner();
+            kv.rotate_memtable_and_wait().map_err(err)?;
+            kv.major_compact().map_err(err)
+        })
     }
 
     /// Expired entries compactions removed in this process so far (every embedded store in it).
@@ -437,7 +638,7 @@ impl EmbeddedKv {
 
     /// The live value under `key`, read on the calling thread.
     fn get_now(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(live(self.inner.kv.get(key).map_err(err)?, now_ms()))
+        self.shared.with(|inner| Ok(live(inner.kv.get(key).map_err(err)?, now_ms())))
     }
 }
 
@@ -448,7 +649,7 @@ struct WriterGone;
 /// The one thread that writes: takes every write waiting, applies them in one transaction, commits once and tells
 /// each write the outcome.
 fn spawn_writer(
-    inner: Weak<Inner>,
+    shared: Weak<Shared>,
     fsync: Fsync,
     commits: Arc<AtomicU64>,
 ) -> std::io::Result<std::sync::mpsc::Sender<Job>> {
@@ -467,8 +668,8 @@ fn spawn_writer(
                 }
             }
             // The store may be gone: then the batch's senders are dropped unanswered.
-            let Some(inner) = inner.upgrade() else { return };
-            commit_batch(&inner, durability, batch);
+            let Some(shared) = shared.upgrade() else { return };
+            commit_batch(&shared, durability, batch);
             commits.fetch_add(1, Ordering::Relaxed);
         }
     })?;
@@ -476,19 +677,55 @@ fn spawn_writer(
 }
 
 /// Commits `batch` as one group: a plain fjall batch when every write in it is blind, else one transaction.
-fn commit_batch(inner: &Inner, durability: PersistMode, batch: Vec<Job>) {
+/// Without an open database (a reopen under way or failed) every write in it is told the store is unavailable.
+fn commit_batch(shared: &Arc<Shared>, durability: PersistMode, batch: Vec<Job>) {
+    let (mut stopped, mut batch) = (false, Some(batch));
+    let committed =
+        shared.with(|inner| Ok(commit_open(inner, durability, &mut stopped, batch.take().unwrap_or_default())));
+    let (outcome, delivers) = match committed {
+        Ok(committed) => committed,
+        Err(e) => refuse(batch.take().unwrap_or_default(), SharedError::new(e)),
+    };
+    if stopped && let Err(e) = &outcome {
+        shared.failed(e);
+    }
+    for deliver in delivers {
+        deliver(outcome.clone());
+    }
+}
+
+/// Commits `batch` to the open database; sets `stopped` when the commit failed and fjall takes no more writes.
+fn commit_open(
+    inner: &Inner,
+    durability: PersistMode,
+    stopped: &mut bool,
+    batch: Vec<Job>,
+) -> (Result<(), SharedError>, Vec<Deliver>) {
     let _committing = inner.committing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (outcome, delivers) = if batch.iter().all(|job| matches!(job, Job::Blind { .. })) {
         commit_blind(inner, durability, batch)
     } else {
         commit_tx(inner, durability, batch)
     };
-    if outcome.is_ok() {
-        inner.dirty.store(true, Ordering::Release);
+    match &outcome {
+        Ok(()) => inner.dirty.store(true, Ordering::Release),
+        // fjall poisons itself after a failed journal write; a write of ours that failed on its own does not.
+        Err(_) => *stopped = matches!(inner.db.persist(PersistMode::Buffer), Err(fjall::Error::Poisoned)),
     }
-    for deliver in delivers {
-        deliver(outcome.clone());
-    }
+    (outcome, delivers)
+}
+
+/// Tells every write in `batch` that it was not committed, because of `e`.
+fn refuse(batch: Vec<Job>, e: SharedError) -> (Result<(), SharedError>, Vec<Deliver>) {
+    let now = now_ms();
+    let delivers = batch
+        .into_iter()
+        .map(|job| match job {
+            Job::Blind { deliver, .. } => deliver,
+            Job::Tx(job) => job(None, now).1,
+        })
+        .collect();
+    (Err(e), delivers)
 }
 
 fn commit_blind(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Result<(), SharedError>, Vec<Deliver>) {
@@ -506,7 +743,7 @@ fn commit_blind(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Res
             delivers.push(deliver);
         }
     }
-    (writes.commit().map_err(|e| SharedError(Arc::new(e))), delivers)
+    (writes.commit().map_err(|e| SharedError::new(e)), delivers)
 }
 
 fn commit_tx(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Result<(), SharedError>, Vec<Deliver>) {
@@ -546,24 +783,32 @@ fn commit_tx(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Result
                     Job::Tx(job) => delivers.push(job(None, now).1),
                 }
             }
-            Err(SharedError(Arc::new(e)))
+            Err(SharedError::new(e))
         }
-        None => txn.commit().map_err(|e| SharedError(Arc::new(e))),
+        None => txn.commit().map_err(|e| SharedError::new(e)),
     };
     (outcome, delivers)
 }
 
 /// Fsyncs the journal every `every` while writes arrive, until the store is dropped.
-fn spawn_fsync(inner: Weak<Inner>, every: Duration) -> std::io::Result<()> {
+fn spawn_fsync(shared: Weak<Shared>, every: Duration) -> std::io::Result<()> {
     std::thread::Builder::new().name("fedgate-store-fsync".into()).spawn(move || {
         loop {
             std::thread::sleep(every);
-            let Some(inner) = inner.upgrade() else { return };
-            if inner.dirty.swap(false, Ordering::AcqRel)
-                && let Err(e) = inner.db.persist(PersistMode::SyncData)
+            let Some(shared) = shared.upgrade() else { return };
+            let synced = shared.with(|inner| {
+                if inner.dirty.swap(false, Ordering::AcqRel) {
+                    inner.db.persist(PersistMode::SyncData).map_err(err)?;
+                }
+                Ok(())
+            });
+            // fjall refuses later writes after a failed fsync: reopen. (A database being reopened or waiting for
+            // room is no new failure.)
+            if let Err(e) = synced
+                && !matches!(&e, StoreError::Unavailable { source, .. } if source.downcast_ref::<Stopped>().is_some())
             {
-                // fjall refuses later writes after a failed fsync (they answer "session store unavailable").
                 tracing::error!(error = %super::Chain(&e), "fsyncing the state store's journal failed");
+                shared.failed(&e);
             }
         }
     })?;
@@ -654,9 +899,11 @@ impl KvStore for EmbeddedKv {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            let snapshot = self.inner.db.read_tx();
-            let now = now_ms();
-            keys.iter().map(|key| Ok(live(snapshot.get(&self.inner.kv, key).map_err(err)?, now))).collect()
+            self.shared.with(|inner| {
+                let snapshot = inner.db.read_tx();
+                let now = now_ms();
+                keys.iter().map(|key| Ok(live(snapshot.get(&inner.kv, key).map_err(err)?, now))).collect()
+            })
         };
         Box::pin(std::future::ready(read()))
     }
@@ -671,8 +918,21 @@ impl KvStore for EmbeddedKv {
         })
     }
 
+    /// Reads, and asks fjall whether it still takes writes (after a failed write it does not until reopened:
+    /// the answer names the path and the cause, and schedules a reopen).
     fn check(&self) -> StoreFuture<'_, Result<()>> {
-        Box::pin(std::future::ready(self.get_now("\0probe").map(drop)))
+        let checked = self.shared.with(|inner| {
+            if matches!(inner.db.persist(PersistMode::Buffer), Err(fjall::Error::Poisoned)) {
+                return Err(self.shared.stopped());
+            }
+            inner.kv.get("\0probe").map(drop).map_err(err)
+        });
+        if let Err(StoreError::Unavailable { source, .. }) = &checked
+            && source.downcast_ref::<Stopped>().is_some()
+        {
+            self.shared.schedule_reopen();
+        }
+        Box::pin(std::future::ready(checked))
     }
 }
 

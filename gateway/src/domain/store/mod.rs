@@ -177,6 +177,19 @@ pub enum OpenError {
         #[source]
         source: BoxError,
     },
+    /// The filesystem holding the embedded store is full (or the user's quota is used up).
+    #[error(
+        "the state directory {path} cannot be written: its filesystem is full (no space left on device). Free space \
+         on it (old logs, backups), grow the volume, or set store.path to a directory on a filesystem with room \
+         (moving the directory there keeps the sessions)"
+    )]
+    Full {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The system's error.
+        #[source]
+        source: BoxError,
+    },
     /// The embedded store's directory cannot be created or written (permissions, full disk).
     #[error(
         "the state directory {path} cannot be created or written (permissions? full disk?): free space or fix the \
