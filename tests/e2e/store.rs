@@ -463,9 +463,10 @@ async fn a_disk_that_fills_while_serving_is_a_clear_503_and_freeing_space_recove
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut gw = GatewayProcess::start_with(&body, ProcessOptions { port: Some(port), capture: true, ..Default::default() })
-        .await
-        .unwrap();
+    let mut gw =
+        GatewayProcess::start_with(&body, ProcessOptions { port: Some(port), capture: true, ..Default::default() })
+            .await
+            .unwrap();
     gw.collect_output();
     let mut held = sign_in(&base).await;
 
@@ -474,7 +475,8 @@ async fn a_disk_that_fills_while_serving_is_a_clear_503_and_freeing_space_recove
     let mut r = None;
     for _ in 0..100 {
         let login = post_login(&base, "bob", "bob-demo", "");
-        let answer = tokio::time::timeout(Duration::from_secs(10), login).await.expect("a login with the disk full hung");
+        let answer =
+            tokio::time::timeout(Duration::from_secs(10), login).await.expect("a login with the disk full hung");
         if answer.status() != StatusCode::SEE_OTHER {
             r = Some(answer);
             break;

@@ -10,7 +10,7 @@ pub mod samba;
 pub mod saml_sp;
 pub mod scim;
 pub mod slapd;
-pub mod tmpfs;
 pub mod tls;
+pub mod tmpfs;
 pub mod upstream;
 pub mod wsgi;

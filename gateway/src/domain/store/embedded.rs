@@ -743,7 +743,7 @@ fn commit_blind(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Res
             delivers.push(deliver);
         }
     }
-    (writes.commit().map_err(|e| SharedError::new(e)), delivers)
+    (writes.commit().map_err(SharedError::new), delivers)
 }
 
 fn commit_tx(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Result<(), SharedError>, Vec<Deliver>) {
@@ -785,7 +785,7 @@ fn commit_tx(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Result
             }
             Err(SharedError::new(e))
         }
-        None => txn.commit().map_err(|e| SharedError::new(e)),
+        None => txn.commit().map_err(SharedError::new),
     };
     (outcome, delivers)
 }
