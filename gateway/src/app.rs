@@ -119,13 +119,10 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         }
         match crate::proxy::claim(&self.state, &self.own, &mut req) {
             Ok(Some(index)) => {
-                let peer = self.client_ip.clone();
-                let real = if self.trusted.is_empty() {
-                    peer.clone()
-                } else {
-                    forward::ip_value(server::client_ip(self.peer.ip(), req.headers(), &self.trusted))
-                };
-                let (state, client) = (self.state.clone(), forward::ClientAddr { peer, real });
+                let real = (!self.trusted.is_empty())
+                    .then(|| forward::ip_value(server::client_ip(self.peer.ip(), req.headers(), &self.trusted)));
+                let client = forward::ClientAddr { peer: self.client_ip.clone(), real };
+                let state = self.state.clone();
                 return Box::pin(async move { Ok(crate::proxy::serve(state, index, client, req).await) });
             }
             Ok(None) => {}

@@ -267,9 +267,9 @@ pub fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
 pub struct ClientAddr {
     /// The connection's peer, appended to `X-Forwarded-For`.
     pub peer: HeaderValue,
-    /// `X-Real-IP`: the peer, or behind a proxy fedgate trusts (`server.trusted_proxies`) the client that proxy
-    /// names in `X-Forwarded-For`, as nginx's realip module sets it.
-    pub real: HeaderValue,
+    /// For `X-Real-IP`, when the peer is a proxy fedgate trusts (`server.trusted_proxies`): the client that proxy
+    /// names in `X-Forwarded-For`, as nginx's realip module picks it. `None`: the peer.
+    pub real: Option<HeaderValue>,
 }
 
 /// How a route reaches its upstream.
@@ -528,7 +528,7 @@ pub fn prepare<B>(
     }
     // The address the gateway saw (or a trusted proxy's client), never the client's claim (a client's `X-Real-IP`
     // and `Forwarded` went in `remove_client_claims`).
-    h.insert(X_REAL_IP, client.real.clone());
+    h.insert(X_REAL_IP, client.real.as_ref().unwrap_or(client_ip).clone());
 }
 
 #[cfg(test)]
@@ -604,7 +604,7 @@ mod tests {
             ("host", "app.example.com"),
         ]);
         let ip = HeaderValue::from_static("127.0.0.7");
-        prepare(&mut req, &names, None, &ClientAddr { peer: ip.clone(), real: ip }, "https", &[]);
+        prepare(&mut req, &names, None, &ClientAddr { peer: ip, real: None }, "https", &[]);
         let h = req.headers();
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         left.sort_unstable();
