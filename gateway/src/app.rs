@@ -23,7 +23,7 @@ use crate::http::paths::{OwnPaths, OwnRoutes};
 use crate::http::request::RequestContext;
 use crate::http::server;
 use crate::state::AppState;
-use crate::upstream::ResponseBody;
+use crate::upstream::{ResponseBody, forward};
 
 /// Every feature's routes, with the request pipeline around them, and the paths they take.
 pub fn router(state: AppState) -> (Router, OwnPaths) {
@@ -119,8 +119,11 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         }
         match crate::proxy::claim(&self.state, &self.own, &mut req) {
             Ok(Some(index)) => {
-                let (state, client_ip) = (self.state.clone(), self.client_ip.clone());
-                return Box::pin(async move { Ok(crate::proxy::serve(state, index, client_ip, req).await) });
+                let real = (!self.trusted.is_empty())
+                    .then(|| forward::ip_value(server::client_ip(self.peer.ip(), req.headers(), &self.trusted)));
+                let client = forward::ClientAddr { peer: self.client_ip.clone(), real };
+                let state = self.state.clone();
+                return Box::pin(async move { Ok(crate::proxy::serve(state, index, client, req).await) });
             }
             Ok(None) => {}
             Err(e) => return Box::pin(std::future::ready(Ok(refuse(&self.state, req, e)))),
@@ -252,7 +255,7 @@ pub async fn start_on(
             router: router.clone(),
             own: own.clone(),
             peer,
-            client_ip: crate::upstream::forward::client_ip_value(peer),
+            client_ip: forward::client_ip_value(peer),
             trusted: trusted.clone(),
         };
         server::serve(listener, &serving.config.server, tls, make_service, stop).await

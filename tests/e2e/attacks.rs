@@ -3,7 +3,7 @@
 //! files and of a real WSGI app; and the documented nginx `auth_request` block, verbatim. Every request here is
 //! one an attacker sends; each assertion is what they must not get.
 
-use e2e::gateway::{Gateway, GatewayProcess, demo_config, http, session_cookie};
+use e2e::gateway::{Gateway, GatewayProcess, ProcessOptions, demo_config, http, session_cookie};
 use e2e::nginx::Nginx;
 use e2e::raw_http::{self, RawResponse};
 use e2e::upstream::EchoUpstream;
@@ -438,4 +438,34 @@ async fn huge_usernames_are_refused_before_they_are_kept() {
     println!("RSS {before} kB before, {after} kB after 300 logins with 200 KB usernames");
     assert!(after.saturating_sub(before) < 20_000, "RSS grew from {before} kB to {after} kB");
     assert!(session_cookie(&gw.base, "alice").await.is_ok(), "a real user still signs in");
+}
+
+/// Behind a load balancer fedgate trusts (`server.trusted_proxies`), the app's `X-Real-IP` is the client the
+/// balancer names — the rightmost address in `X-Forwarded-For` that is not a trusted proxy, as nginx's realip
+/// module sets it — instead of the balancer's own address; what a client writes further left in the chain, or in its
+/// own `X-Real-IP`, still chooses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_app_gets_the_client_as_x_real_ip() {
+    let app = tokio::task::spawn_blocking(WsgiEcho::start).await.unwrap().unwrap();
+    let gw = GatewayProcess::start_with(
+        &proxy_config(&app.base),
+        ProcessOptions { server: "trusted_proxies = [\"127.0.0.1\"]", ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let bob = session_cookie(&gw.base, "bob").await.unwrap();
+    for (chain, client) in [("198.51.100.7", "198.51.100.7"), ("6.6.6.6, 198.51.100.7", "198.51.100.7")] {
+        let headers = [("Cookie", bob.as_str()), ("X-Forwarded-For", chain), ("X-Real-IP", "6.6.6.6")];
+        let r = raw_http::get(&gw.base, "/", &headers).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let env = &r.json().unwrap()["env"];
+        assert_eq!(env["HTTP_X_REAL_IP"], client, "{chain}: {env}");
+        assert_eq!(env["HTTP_X_FORWARDED_FOR"], format!("{chain}, 127.0.0.1"), "{env}");
+    }
+    // Without trusted proxies the peer stays the client, whatever the chain says.
+    let gw = GatewayProcess::start(&proxy_config(&app.base), &[], &[], false).await.unwrap();
+    let bob = session_cookie(&gw.base, "bob").await.unwrap();
+    let headers = [("Cookie", bob.as_str()), ("X-Forwarded-For", "198.51.100.7")];
+    let r = raw_http::get(&gw.base, "/", &headers).await.unwrap();
+    assert_eq!(r.json().unwrap()["env"]["HTTP_X_REAL_IP"], "127.0.0.1", "{}", r.body);
 }

@@ -515,3 +515,40 @@ async fn wrong_client_secrets_are_throttled_per_client() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// A public client proves nothing but its client_id, which any web page shows: it must not read what a token says
+/// about its user at the introspection endpoint (Keycloak refuses it too). The API that receives the token — a
+/// confidential client — still can.
+#[tokio::test]
+async fn a_public_client_cannot_introspect_tokens() {
+    let (gw, _k) = gateway("ES256").await;
+    let alice = logged_in(&gw, "alice", "alice-demo").await;
+    let code = code_for(&gw, &alice, "app").await;
+    let tokens: serde_json::Value = redeem(&gw, &code, SECRET).await.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    for token in [access, refresh] {
+        let r = http()
+            .post(gw.url("/oauth2/introspect"))
+            .form(&[("client_id", "spa"), ("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("alice") && !body.contains("\"active\""), "the public client learnt: {body}");
+        let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(err["error"], "unauthorized_client", "{err}");
+        assert!(err["error_description"].as_str().unwrap().contains("confidential client"), "{err}");
+    }
+    let r = http()
+        .post(gw.url("/oauth2/introspect"))
+        .basic_auth("app", Some(SECRET))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["active"], true, "{body}");
+    assert_eq!(body["preferred_username"], "alice", "{body}");
+}

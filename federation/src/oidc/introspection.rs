@@ -87,8 +87,10 @@ impl Provider {
         Ok(out)
     }
 
-    /// Token introspection (RFC 7662) for an authenticated client: `{"active": true, …}` for a live access token or
-    /// a live refresh token of the calling client, otherwise `{"active": false}`.
+    /// Token introspection (RFC 7662) for an authenticated confidential client: `{"active": true, …}` for a live
+    /// access token or a live refresh token of the calling client, otherwise `{"active": false}`. A public client
+    /// is refused (`unauthorized_client`), as Keycloak refuses it: it proves nothing but a client id anyone can
+    /// read from a web page, and RFC 7662 §2.1 requires the caller to be authorized.
     pub async fn introspect(
         &self,
         params: &Params,
@@ -96,6 +98,13 @@ impl Provider {
         now: OffsetDateTime,
     ) -> Result<serde_json::Value> {
         let caller = client::authenticate(&self.clients, params, authorization)?;
+        if caller.is_public() {
+            return Err(TokenError::protocol(
+                ErrorCode::UnauthorizedClient,
+                "a public client may not introspect tokens: call the introspection endpoint from a confidential client \
+                 (one with a client_secret), such as the API that receives the token",
+            ));
+        }
         let token = params.require("token")?;
         let inactive = serde_json::json!({ "active": false });
         if let Ok(c) = self.verify_access_token(token, now).await {

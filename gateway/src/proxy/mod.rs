@@ -220,7 +220,7 @@ fn set_path<B>(req: &mut Request<B>, path: &str) -> Result<(), AppError> {
 pub async fn serve(
     state: AppState,
     index: usize,
-    client_ip: HeaderValue,
+    client: forward::ClientAddr,
     mut req: Request<hyper::body::Incoming>,
 ) -> Response<ResponseBody> {
     let ctx = RequestContext::begin(&mut req);
@@ -228,7 +228,7 @@ pub async fn serve(
         let resp = AppError::NotFound(format!("There is nothing at {} on this gateway.", req.uri().path()));
         return ctx.own_response(resp.into_response(), &state.config.ui).map(ResponseBody::Right);
     };
-    let work = forward_if_allowed(&state, upstream, &client_ip, req);
+    let work = forward_if_allowed(&state, upstream, &client, req);
     // Entering even a disabled span costs on every poll: skip it when the log level leaves the span off.
     let answer = if ctx.span().is_disabled() { work.await } else { work.instrument(ctx.span().clone()).await };
     let resp = match answer {
@@ -249,7 +249,7 @@ enum Answer {
 async fn forward_if_allowed(
     state: &AppState,
     upstream: &Upstream,
-    client_ip: &HeaderValue,
+    client: &forward::ClientAddr,
     mut req: Request<hyper::body::Incoming>,
 ) -> Result<Answer, AppError> {
     if req.method() == Method::CONNECT {
@@ -280,7 +280,7 @@ async fn forward_if_allowed(
     use crate::http::cookies::{CSRF_COOKIE, UPSTREAM_BINDING_COOKIE};
     let ([csrf, csrf_host], [binding, binding_host]) = (CSRF_COOKIE.names(), UPSTREAM_BINDING_COOKIE.names());
     let our_cookies = [state.config.session.cookie_name.as_str(), csrf, csrf_host, binding, binding_host];
-    forward::prepare(&mut req, &state.identity_headers, forward_who, client_ip, proto(state), &our_cookies);
+    forward::prepare(&mut req, &state.identity_headers, forward_who, client, proto(state), &our_cookies);
     Ok(Answer::Upstream(upstream.forward(req).await?))
 }
 

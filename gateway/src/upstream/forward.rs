@@ -254,7 +254,22 @@ impl IdentityHeaders {
 
 /// The client's address as `X-Forwarded-For` needs it, made once per connection.
 pub fn client_ip_value(peer: SocketAddr) -> HeaderValue {
-    HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+    ip_value(peer.ip())
+}
+
+/// An address as a header value.
+pub fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// Who sent a request, as the upstream is told it.
+#[derive(Debug, Clone)]
+pub struct ClientAddr {
+    /// The connection's peer, appended to `X-Forwarded-For`.
+    pub peer: HeaderValue,
+    /// For `X-Real-IP`, when the peer is a proxy fedgate trusts (`server.trusted_proxies`): the client that proxy
+    /// names in `X-Forwarded-For`, as nginx's realip module picks it. `None`: the peer.
+    pub real: Option<HeaderValue>,
 }
 
 /// How a route reaches its upstream.
@@ -466,7 +481,7 @@ pub fn prepare<B>(
     req: &mut Request<B>,
     names: &IdentityHeaders,
     who: Option<&Identity>,
-    client_ip: &HeaderValue,
+    client: &ClientAddr,
     proto: &'static str,
     our_cookies: &[&str],
 ) {
@@ -496,6 +511,7 @@ pub fn prepare<B>(
             h.insert(header::COOKIE, v);
         }
     }
+    let client_ip = &client.peer;
     let xff = match h.get(&X_FORWARDED_FOR).map(|prev| prev.to_str()) {
         None => Some(client_ip.clone()),
         Some(Ok(prev)) => client_ip.to_str().ok().and_then(|ip| HeaderValue::from_str(&format!("{prev}, {ip}")).ok()),
@@ -510,8 +526,9 @@ pub fn prepare<B>(
     } else {
         h.remove(X_FORWARDED_HOST);
     }
-    // The address the gateway saw, never the client's claim (a client's `Forwarded` went in `remove_client_claims`).
-    h.insert(X_REAL_IP, client_ip.clone());
+    // The address the gateway saw (or a trusted proxy's client), never the client's claim (a client's `X-Real-IP`
+    // and `Forwarded` went in `remove_client_claims`).
+    h.insert(X_REAL_IP, client.real.as_ref().unwrap_or(client_ip).clone());
 }
 
 #[cfg(test)]
@@ -587,7 +604,7 @@ mod tests {
             ("host", "app.example.com"),
         ]);
         let ip = HeaderValue::from_static("127.0.0.7");
-        prepare(&mut req, &names, None, &ip, "https", &[]);
+        prepare(&mut req, &names, None, &ClientAddr { peer: ip, real: None }, "https", &[]);
         let h = req.headers();
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         left.sort_unstable();

@@ -734,16 +734,21 @@ fn commit_blind(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Res
     let mut delivers = Vec::with_capacity(batch.len());
     for job in batch {
         if let Job::Blind { ops, deliver } = job {
-            for (key, value) in ops {
-                match value {
-                    Some(v) => writes.insert(kv, key, v),
-                    None => writes.remove(kv, key),
-                }
-            }
+            apply(ops, |key, value| match value {
+                Some(v) => writes.insert(kv, key, v),
+                None => writes.remove(kv, key),
+            });
             delivers.push(deliver);
         }
     }
     (writes.commit().map_err(SharedError::new), delivers)
+}
+
+/// Hands each blind operation to `write` (a batch's or a transaction's insert or remove).
+fn apply(ops: Vec<(String, Option<Vec<u8>>)>, mut write: impl FnMut(String, Option<Vec<u8>>)) {
+    for (key, value) in ops {
+        write(key, value);
+    }
 }
 
 fn commit_tx(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Result<(), SharedError>, Vec<Deliver>) {
@@ -755,12 +760,10 @@ fn commit_tx(inner: &Inner, durability: PersistMode, batch: Vec<Job>) -> (Result
     for job in jobs.by_ref() {
         match job {
             Job::Blind { ops, deliver } => {
-                for (key, value) in ops {
-                    match value {
-                        Some(v) => txn.insert(&inner.kv, key, v),
-                        None => txn.remove(&inner.kv, key),
-                    }
-                }
+                apply(ops, |key, value| match value {
+                    Some(v) => txn.insert(&inner.kv, key, v),
+                    None => txn.remove(&inner.kv, key),
+                });
                 delivers.push(deliver);
             }
             Job::Tx(job) => {

@@ -183,16 +183,29 @@ impl RedisKv {
     }
 
     /// Runs one command (or script) against a pooled connection within `command_timeout`.
-    async fn run<T, F>(&self, f: impl FnOnce(Conn) -> F) -> Result<T>
+    ///
+    /// A connection whose last reconnect failed (Redis was down) answers the next command with that failure
+    /// without sending it, and only then starts reconnecting; that command is sent again once, on the new
+    /// connection, so the first request after Redis returns does not fail. Nothing else is retried: a command that
+    /// may have reached Redis (a take, an increment) must not run twice.
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T>
     where
-        F: std::future::Future<Output = redis::RedisResult<T>>,
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let deadline = self.command_timeout;
         let attempt = async {
-            let conn = self.conn().await?;
-            f(conn).await.map_err(err)
+            match f(self.conn().await?).await {
+                Err(e) if e.is_connection_refusal() => f(self.conn().await?).await.map_err(err),
+                other => other.map_err(err),
+            }
         };
         tokio::time::timeout(deadline, attempt).await.map_err(|_| err(Timeout(deadline)))?
+    }
+
+    /// Runs one command ([`RedisKv::run`]) and reads its reply as `T`.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
+        self.run(|mut c| async move { cmd.query_async(&mut c).await }).await
     }
 }
 
@@ -237,30 +250,31 @@ impl KvStore for RedisKv {
     }
 
     fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> StoreFuture<'a, Result<()>> {
-        let key = self.key(key);
-        Box::pin(self.run(move |mut c| async move {
-            redis::cmd("SET").arg(&key).arg(value).arg("PX").arg(millis(ttl)).query_async::<()>(&mut c).await
-        }))
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl));
+        Box::pin(async move { self.query(&cmd).await })
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Vec<u8>>>> {
-        let key = self.key(key);
-        Box::pin(self.run(move |mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await }))
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(key));
+        Box::pin(async move { self.query(&cmd).await })
     }
 
     fn take<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Vec<u8>>>> {
         // GETDEL (Redis 6.2+, Valkey): atomic on the server, so of all replicas exactly one gets the value.
-        let key = self.key(key);
-        Box::pin(self.run(move |mut c| async move { redis::cmd("GETDEL").arg(&key).query_async(&mut c).await }))
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(self.key(key));
+        Box::pin(async move { self.query(&cmd).await })
     }
 
     fn put_if_absent<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> StoreFuture<'a, Result<bool>> {
-        let key = self.key(key);
-        Box::pin(self.run(move |mut c| async move {
-            let set: Option<String> =
-                redis::cmd("SET").arg(&key).arg(value).arg("NX").arg("PX").arg(millis(ttl)).query_async(&mut c).await?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl));
+        Box::pin(async move {
+            let set: Option<String> = self.query(&cmd).await?;
             Ok(set.is_some())
-        }))
+        })
     }
 
     fn compare_and_set<'a>(
@@ -270,31 +284,40 @@ impl KvStore for RedisKv {
         new: Vec<u8>,
         ttl: Duration,
     ) -> StoreFuture<'a, Result<bool>> {
-        let key = self.key(key);
-        Box::pin(self.run(move |mut c| async move {
-            let mut call = self.cas.key(&key);
-            call.arg(u8::from(expected.is_some())).arg(expected.unwrap_or_default()).arg(new).arg(millis(ttl));
-            let done: i64 = call.invoke_async(&mut c).await?;
+        let mut call = self.cas.key(self.key(key));
+        call.arg(u8::from(expected.is_some())).arg(expected.unwrap_or_default()).arg(new).arg(millis(ttl));
+        Box::pin(async move {
+            let done: i64 = self
+                .run(|mut c| {
+                    let call = &call;
+                    async move { call.invoke_async(&mut c).await }
+                })
+                .await?;
             Ok(done == 1)
-        }))
+        })
     }
 
     fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<()>> {
-        let key = self.key(key);
-        Box::pin(self.run(move |mut c| async move { redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await }))
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.key(key));
+        Box::pin(async move { self.query(&cmd).await })
     }
 
     fn increment<'a>(&'a self, key: &'a str, by: u64, ttl: Duration) -> StoreFuture<'a, Result<u64>> {
-        let key = self.key(key);
-        Box::pin(self.run(move |mut c| async move {
-            let mut call = self.incr.key(&key);
-            call.arg(by).arg(millis(ttl));
-            call.invoke_async(&mut c).await
-        }))
+        let mut call = self.incr.key(self.key(key));
+        call.arg(by).arg(millis(ttl));
+        Box::pin(async move {
+            self.run(|mut c| {
+                let call = &call;
+                async move { call.invoke_async(&mut c).await }
+            })
+            .await
+        })
     }
 
     fn check(&self) -> StoreFuture<'_, Result<()>> {
-        Box::pin(self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await }))
+        let cmd = redis::cmd("PING");
+        Box::pin(async move { self.query(&cmd).await })
     }
 
     fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
@@ -307,8 +330,9 @@ impl KvStore for RedisKv {
             if self.cluster.is_some() {
                 return futures_util::future::try_join_all(keys.iter().map(|k| self.get(k))).await;
             }
-            let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-            self.run(move |mut c| async move { redis::cmd("MGET").arg(&keys).query_async(&mut c).await }).await
+            let mut cmd = redis::cmd("MGET");
+            cmd.arg(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>());
+            self.query(&cmd).await
         })
     }
 
@@ -331,7 +355,11 @@ impl KvStore for RedisKv {
             for (key, value, ttl) in entries {
                 pipe.cmd("SET").arg(self.key(&key)).arg(value).arg("PX").arg(millis(ttl)).ignore();
             }
-            self.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+            self.run(|mut c| {
+                let pipe = &pipe;
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await
         })
     }
 
@@ -343,8 +371,9 @@ impl KvStore for RedisKv {
             if self.cluster.is_some() {
                 return futures_util::future::try_join_all(keys.iter().map(|k| self.remove(k))).await.map(drop);
             }
-            let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-            self.run(move |mut c| async move { redis::cmd("DEL").arg(&keys).query_async::<()>(&mut c).await }).await
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>());
+            self.query(&cmd).await
         })
     }
 }

@@ -266,16 +266,22 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_cached_session_is_answered_without_the_store_and_the_idle_clock_is_written_rarely() {
-        let kv = Arc::new(Counting(MemoryKv::new(), Default::default()));
-        let store = KvSessionStore::new(kv.clone(), lifetimes(), Duration::from_secs(1), 1000);
-        let t0 = OffsetDateTime::now_utc();
+    /// Signs user `a` in at `t0`; the new session's id.
+    async fn sign_in(store: &KvSessionStore, t0: OffsetDateTime) -> String {
         let id = fedgate_types::random::token();
         store
             .insert(&id, Session::new(crate::domain::session::tests::user("a"), AuthMethod::Password, t0))
             .await
             .unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn a_cached_session_is_answered_without_the_store_and_the_idle_clock_is_written_rarely() {
+        let kv = Arc::new(Counting(MemoryKv::new(), Default::default()));
+        let store = KvSessionStore::new(kv.clone(), lifetimes(), Duration::from_secs(1), 1000);
+        let t0 = OffsetDateTime::now_utc();
+        let id = sign_in(&store, t0).await;
         let before = kv.ops();
         for i in 0..100 {
             assert!(store.get(&id, t0 + Duration::from_millis(i)).await.unwrap().is_some());
@@ -296,11 +302,7 @@ mod tests {
         let store = KvSessionStore::owned(kv.clone(), lifetimes(), 1000);
         conformance(&store, lifetimes(), crate::domain::session::tests::user("alice")).await.unwrap();
         let t0 = OffsetDateTime::now_utc();
-        let id = fedgate_types::random::token();
-        store
-            .insert(&id, Session::new(crate::domain::session::tests::user("a"), AuthMethod::Password, t0))
-            .await
-            .unwrap();
+        let id = sign_in(&store, t0).await;
         let before = kv.ops();
         // Longer than the longest cache_ttl (1 s): a shared store's first level would have asked the store again.
         tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -308,10 +310,7 @@ mod tests {
         assert_eq!(kv.ops(), before, "answered from the first level, no store round trip");
         // Idle past the timeout (the caller's clock): refused, and removed from the store too.
         assert!(store.get(&id, t0 + lifetimes().idle + Duration::from_secs(1)).await.unwrap().is_none());
-        store
-            .insert(&id, Session::new(crate::domain::session::tests::user("a"), AuthMethod::Password, t0))
-            .await
-            .unwrap();
+        let id = sign_in(&store, t0).await;
         store.remove(&id).await.unwrap();
         assert!(store.get(&id, t0).await.unwrap().is_none(), "a removal is seen at once");
     }
