@@ -25,6 +25,12 @@
 //! concurrent logins share one fsync. Reads go straight to the tree (the
 //! memtable and block cache; at most one small block read from the page cache). Measured by `scripts/bench store`
 //! and `store-bench` (BENCHMARKS.md).
+//!
+//! **A full disk.** A start needs 1 MiB of room beside the directory, or it fails naming the path and the fix
+//! ([`OpenError::Full`]). While serving, a failed journal write stops fjall for good ("poisoned"): writes answer
+//! "unavailable" (`/readyz` names the path and the cause), reads go on, and once there is room again the store
+//! closes and reopens the directory in-process (see `Shared`), replaying the journal: nothing answered is lost and
+//! no restart is needed (tests/e2e/store.rs fills a real tmpfs).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
