@@ -548,14 +548,7 @@ async fn a_disk_that_fills_while_serving_is_a_clear_503_and_freeing_space_recove
 
 /// The `fedgate_session` cookie a login response sets.
 fn session_cookie_of(r: &reqwest::Response) -> String {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("fedgate_session="))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no session cookie in {:?}", r.headers()))
-        .to_string()
+    e2e::gateway::session_cookie_set_by(r).unwrap_or_else(|| panic!("no session cookie in {:?}", r.headers()))
 }
 
 /// The embedded store itself on a tmpfs that fills while 8 tasks write: every write either succeeds or is told

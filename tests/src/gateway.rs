@@ -340,6 +340,11 @@ pub async fn session_cookie(base: &str, user: &str) -> anyhow::Result<String> {
         .send()
         .await?;
     anyhow::ensure!(r.status() == reqwest::StatusCode::SEE_OTHER, "login of {user} answered {}", r.status());
+    session_cookie_set_by(&r).context("no session cookie after login")
+}
+
+/// The `fedgate_session` cookie a response sets, as `name=value`.
+pub fn session_cookie_set_by(r: &reqwest::Response) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -347,5 +352,4 @@ pub async fn session_cookie(base: &str, user: &str) -> anyhow::Result<String> {
         .find(|v| v.starts_with("fedgate_session="))
         .and_then(|v| v.split(';').next())
         .map(str::to_string)
-        .context("no session cookie after login")
 }
