@@ -21,7 +21,7 @@
 //! commits holds one lock, so a batch never lands between a transaction's read and its write. With an
 //! fsync interval the caller commits on its own thread when nobody else is committing, and writes that arrive
 //! meanwhile wait (without blocking a thread) to be committed together by that caller, one `write(2)` for the
-//! group; with `"always"` one writer thread applies every write waiting in one transaction and commits once, so
+//! group; with `"always"` one writer thread applies every write waiting in one commit (a batch or a transaction) and fsyncs once, so
 //! concurrent logins share one fsync. Reads go straight to the tree (the
 //! memtable and block cache; at most one small block read from the page cache). Measured by `scripts/bench store`
 //! and `store-bench` (BENCHMARKS.md).
@@ -840,7 +840,7 @@ impl KvStore for EmbeddedKv {
     }
 
     fn put_many<'a>(&'a self, entries: Vec<(String, Vec<u8>, Duration)>) -> StoreFuture<'a, Result<()>> {
-        // Every entry in the same transaction: one journal write, all or none of them after a crash.
+        // Every entry in the same commit (one fjall batch): one journal write, all or none of them after a crash.
         let ops = entries.into_iter().map(|(k, v, ttl)| (k, Some(join(deadline(ttl), &v)))).collect();
         Box::pin(self.write_blind(ops))
     }
