@@ -21,9 +21,9 @@
 //! commits holds one lock, so a batch never lands between a transaction's read and its write. With an
 //! fsync interval the caller commits on its own thread when nobody else is committing, and writes that arrive
 //! meanwhile wait (without blocking a thread) to be committed together by that caller, one `write(2)` for the
-//! group; with `"always"` one writer thread applies every write waiting in one commit (a batch or a transaction) and fsyncs once, so
-//! concurrent logins share one fsync. Reads go straight to the tree (the
-//! memtable and block cache; at most one small block read from the page cache). Measured by `scripts/bench store`
+//! group; with `"always"` one writer thread applies every write waiting in one commit (a batch or a transaction)
+//! and fsyncs once, so concurrent logins share one fsync. Reads go straight to the tree (the memtable and block
+//! cache; at most one small block read from the page cache). Measured by `scripts/bench store`
 //! and `store-bench` (BENCHMARKS.md).
 //!
 //! **A full disk.** A start needs 1 MiB of room beside the directory, or it fails naming the path and the fix
