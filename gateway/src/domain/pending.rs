@@ -8,8 +8,13 @@
 //! after a restart. Anyone can create them, so the bytes written per 15-minute window are counted in the store
 //! (across replicas) and bounded by `max_pending_bytes`; beyond it, requests are kept in this replica's bounded
 //! memory instead (least recently used first), so a flood neither fills the store nor locks people out.
+//!
+//! A replica does not count every request in the store: it reserves the window's bytes in chunks (1/256 of the
+//! bound, 4–128 KiB) and spends a chunk locally, so a sign-in writes only its request (one command) and the shared
+//! counter moves once per a few hundred sign-ins. Reserved bytes are counted whether spent or not, so the bound
+//! holds across replicas; what a replica leaves unspent when the window ends (less than a chunk) is lost to it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -60,11 +65,48 @@ pub struct PendingRequests {
     store: Option<Shared>,
 }
 
-/// The state store and the bound on bytes written to it per window.
+/// The state store, the bound on bytes written to it per window, and this replica's unspent reservation.
 #[derive(Clone)]
 struct Shared {
     kv: Arc<dyn KvStore>,
     max_bytes: u64,
+    /// Bytes reserved at a time in the store's counter.
+    chunk: u64,
+    budget: Arc<Mutex<Budget>>,
+}
+
+/// Bytes of one window's bound this replica has reserved in the store and not yet spent.
+#[derive(Debug, Default)]
+struct Budget {
+    window: u64,
+    left: u64,
+}
+
+impl Shared {
+    /// Spends `weight` bytes of this replica's reservation for `window`, if it has that many left.
+    fn spend(&self, window: u64, weight: u64) -> bool {
+        let Ok(mut b) = self.budget.lock() else { return false };
+        if b.window != window || b.left < weight {
+            return false;
+        }
+        b.left -= weight;
+        true
+    }
+
+    /// Adds `bytes` reserved for `window` (a reservation for an earlier window is dropped).
+    fn keep(&self, window: u64, bytes: u64) {
+        if let Ok(mut b) = self.budget.lock() {
+            if b.window != window {
+                *b = Budget { window, left: 0 };
+            }
+            b.left = b.left.saturating_add(bytes);
+        }
+    }
+}
+
+/// How many bytes a replica reserves at a time out of `max_bytes` per window.
+fn chunk_of(max_bytes: u64) -> u64 {
+    (max_bytes / 256).clamp(4 << 10, 128 << 10)
 }
 
 impl std::fmt::Debug for PendingRequests {
@@ -106,7 +148,8 @@ impl PendingRequests {
 
     /// Requests kept in `kv` (at most about `max_bytes` written per 15 minutes, then in memory as [`Self::new`]).
     pub fn with_store(max_bytes: u64, kv: Arc<dyn KvStore>) -> Self {
-        Self { store: Some(Shared { kv, max_bytes }), ..Self::new(max_bytes) }
+        let shared = Shared { kv, max_bytes, chunk: chunk_of(max_bytes), budget: Arc::default() };
+        Self { store: Some(shared), ..Self::new(max_bytes) }
     }
 
     /// The bytes held now (after pending evictions are applied); for tests and diagnostics.
@@ -159,10 +202,15 @@ impl Pending {
     }
 }
 
-/// The store key of the byte counter for the window `now` falls in (wall clock: only a bound, not protocol).
-fn window_key() -> String {
+/// The window the wall clock is in now (only a bound, not protocol: no `now` parameter).
+fn current_window() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("pb:{}", now / TTL.as_secs())
+    now / TTL.as_secs()
+}
+
+/// The store key of `window`'s byte counter.
+fn window_key(window: u64) -> String {
+    format!("pb:{window}")
 }
 
 fn key(id: &str) -> String {
@@ -182,13 +230,20 @@ impl PendingRequests {
     pub async fn put_as(&self, id: String, request: Pending) -> Result<(), StoreError> {
         if let Some(shared) = &self.store {
             let weight = u64::try_from(id.len() + request.weight()).unwrap_or(u64::MAX);
-            // The count and the request are written at once (one embedded commit, one wait on Redis); in the
-            // rare quarter hour past the bound, the request is taken back out of the store.
-            let (k, raw, window) = (key(&id), encode(&request, "sign-in request")?, window_key());
-            let (written, stored) =
-                tokio::join!(shared.kv.increment(&window, weight, TTL * 2), shared.kv.put(&k, raw, TTL));
+            let (k, raw, window) = (key(&id), encode(&request, "sign-in request")?, current_window());
+            if shared.spend(window, weight) {
+                return shared.kv.put(&k, raw, TTL).await;
+            }
+            // A new reservation and the request are written at once (one embedded commit, one wait on Redis); in
+            // the rare quarter hour past the bound, the request is taken back out of the store.
+            let (chunk, counter) = (shared.chunk.max(weight), window_key(window));
+            let (counted, stored) =
+                tokio::join!(shared.kv.increment(&counter, chunk, TTL * 2), shared.kv.put(&k, raw, TTL));
             stored?;
-            if written? <= shared.max_bytes {
+            // What of this chunk is within the bound (all of it, but near the end of the window's bytes).
+            let within = shared.max_bytes.saturating_sub(counted?.saturating_sub(chunk)).min(chunk);
+            if within >= weight {
+                shared.keep(window, within - weight);
                 return Ok(());
             }
             shared.kv.remove(&k).await?;
@@ -296,6 +351,43 @@ mod tests {
         };
         assert!(in_store * 1000 <= MIN_BYTES, "{in_store} requests in the store, bound {MIN_BYTES} bytes");
         assert!(a.get(ids.last().unwrap()).await.unwrap().is_some(), "the newest is still kept (in memory)");
+    }
+
+    #[tokio::test]
+    async fn a_replica_reserves_the_windows_bytes_in_chunks_and_the_bound_holds_across_replicas() {
+        let kv: Arc<dyn KvStore> = Arc::new(crate::domain::store::memory::MemoryKv::new());
+        let bound = MIN_BYTES * 4;
+        let (a, b) = (PendingRequests::with_store(bound, kv.clone()), PendingRequests::with_store(bound, kv.clone()));
+        let chunk = chunk_of(bound);
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let replica = if i % 2 == 0 { &a } else { &b };
+            ids.push(replica.put(saml(100)).await.unwrap());
+        }
+        let spent: u64 = ids.iter().map(|id| u64::try_from(id.len() + saml(100).weight()).unwrap()).sum();
+        let counted = kv.increment(&window_key(current_window()), 0, TTL).await.unwrap();
+        assert!(counted >= spent, "every byte stored is counted: {counted} < {spent}");
+        assert!(counted <= spent + 2 * chunk, "at most a chunk per replica unspent: {counted} for {spent}");
+        assert_eq!(counted % chunk, 0, "counted in chunks of {chunk}, not per request: {counted}");
+        for id in &ids {
+            assert!(kv.get(&key(id)).await.unwrap().is_some(), "every request is in the store");
+        }
+        // A flood over both replicas: the store gets at most the bound, the rest stays in each replica's memory.
+        let mut flood = Vec::new();
+        for i in 0..4000 {
+            let replica = if i % 2 == 0 { &a } else { &b };
+            flood.push(replica.put(saml(1000)).await.unwrap());
+        }
+        let mut stored_bytes = 0;
+        for id in ids.iter().chain(&flood) {
+            if let Some(raw) = kv.get(&key(id)).await.unwrap() {
+                let p: Pending = decode(&raw, "sign-in request").unwrap();
+                stored_bytes += u64::try_from(id.len() + p.weight()).unwrap();
+            }
+        }
+        assert!(stored_bytes <= bound, "{stored_bytes} bytes in the store, bound {bound}");
+        assert!(stored_bytes > bound - 2 * chunk - 2000, "the bound is used, not undercut: {stored_bytes} of {bound}");
+        assert!(b.get(flood.last().unwrap()).await.unwrap().is_some(), "the newest is still kept (in memory)");
     }
 
     #[test]
