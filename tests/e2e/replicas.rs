@@ -622,3 +622,72 @@ async fn redeem(client: &reqwest::Client, base: &str, code: &str) -> reqwest::Re
         .await
         .unwrap()
 }
+
+/// A store outage must not turn the login form (or the token endpoint) into a password oracle. With Redis
+/// refusing writes (out of memory, or a failover left a read-only replica) or down, a failure cannot be counted
+/// and a session cannot be stored: a wrong password used to get "invalid" (uncounted, so unlimited) while the right
+/// one got the 503, which told them apart. Now both get the same 503 and no password is checked uncounted; after
+/// the outage, failures count again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_answers_every_password_alike_so_it_is_no_oracle() {
+    let mut p = pair().await;
+    let wrong_secret = |base: String| async move {
+        raw()
+            .post(format!("{base}/oauth2/token"))
+            .basic_auth("app", Some("not-the-secret"))
+            .form(&[("grant_type", "authorization_code"), ("code", "c"), ("redirect_uri", REDIRECT)])
+            .send()
+            .await
+            .unwrap()
+    };
+    let all_unavailable = |what: &str, statuses: Vec<StatusCode>| {
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+            "{what}: every attempt must get the same 503 as the right password, got {statuses:?}"
+        );
+    };
+    // Writes refused, reads answered: Redis at its memory limit with nothing it may evict.
+    p.redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    p.redis.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(post_login(p.a(), "bob", "not-bobs-password", "").await.status());
+    }
+    all_unavailable("wrong passwords while Redis refuses writes", statuses);
+    let right = post_login(p.a(), "bob", "bob-demo", "").await;
+    assert_eq!(right.status(), StatusCode::SERVICE_UNAVAILABLE, "the right password, with the session unstorable");
+    let page = right.text().await.unwrap();
+    assert!(page.contains("Session store unavailable"), "{page}");
+    let token = wrong_secret(p.a().to_string()).await;
+    assert_eq!(token.status(), StatusCode::SERVICE_UNAVAILABLE, "a wrong client secret while failures cannot count");
+    let body = token.text().await.unwrap();
+    assert!(body.contains("temporarily_unavailable"), "{body}");
+
+    // Redis down: the counters cannot even be read.
+    p.redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    p.redis.stop();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(post_login(p.b(), "bob", "not-bobs-password", "").await.status());
+    }
+    all_unavailable("wrong passwords with Redis down", statuses);
+    assert_eq!(wrong_secret(p.b().to_string()).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // Back: a wrong password is "invalid" again, and counted (the default limit locks the name after five).
+    p.redis.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = post_login(p.a(), "carol", "not-carols-password", "").await;
+        if r.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery after Redis returned: {}", r.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut last = StatusCode::OK;
+    for i in 0..6 {
+        let base = if i % 2 == 0 { p.b() } else { p.a() };
+        last = post_login(base, "carol", "not-carols-password", "").await.status();
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS, "failures count again once Redis is back");
+}

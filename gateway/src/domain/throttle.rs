@@ -5,8 +5,12 @@
 //!
 //! With a state store the counters live there, so N replicas do not give an attacker N times the attempts:
 //! failures are counted per window with the store's atomic increment (the current and the previous window,
-//! weighted, approximate the sliding window), and a lockout is a store entry that expires. If the store cannot
-//! be reached, checks let the attempt through (logged): a sign-in cannot complete without the store anyway.
+//! weighted, approximate the sliding window), and a lockout is a store entry that expires.
+//!
+//! If the counters cannot be read or a failure cannot be counted (the store is down, full or read-only), the
+//! attempt is refused as [`Refused::Unavailable`] and answered as a right password would be answered at that
+//! moment (503: the session cannot be stored either). Letting it through instead made an outage an oracle: every
+//! wrong password got "invalid", uncounted, and the right one stood out as the 503.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -30,6 +34,20 @@ struct Failures {
 #[derive(Debug, Default)]
 pub struct Gate {
     keys: Vec<String>,
+}
+
+/// Why the throttle refuses an attempt before its password or secret is checked.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Too many failures: locked out for `retry_after` more seconds.
+    #[error("locked out for {retry_after} more seconds")]
+    Locked {
+        /// Seconds until the next attempt is allowed.
+        retry_after: u64,
+    },
+    /// The failure counters cannot be read from the state store.
+    #[error("the failure counters cannot be read")]
+    Unavailable(#[source] StoreError),
 }
 
 /// Counts failed logins. Cheap to clone.
@@ -59,29 +77,26 @@ impl LoginThrottle {
         Self { store: Some(kv), ..Self::new(cfg) }
     }
 
-    /// `Err(retry_after_seconds)` if this typed username or this client IP is locked out at `now`.
-    pub async fn check(&self, username: &str, ip: IpAddr, now: OffsetDateTime) -> Result<(), u64> {
+    /// Refused if this typed username or this client IP is locked out at `now` (or the counters cannot be read).
+    pub async fn check(&self, username: &str, ip: IpAddr, now: OffsetDateTime) -> Result<(), Refused> {
         self.check_keys(&[user_key(username), ip_key(ip)], now).await
     }
 
-    /// `Err(retry_after_seconds)` if the directory account (see `directory::LoginTarget::account`) is locked.
-    pub async fn check_account(&self, account: &str, now: OffsetDateTime) -> Result<(), u64> {
+    /// Refused if the directory account (see `directory::LoginTarget::account`) is locked.
+    pub async fn check_account(&self, account: &str, now: OffsetDateTime) -> Result<(), Refused> {
         self.check_keys(&[account_key(account)], now).await
     }
 
-    async fn check_keys(&self, keys: &[String], now: OffsetDateTime) -> Result<(), u64> {
+    async fn check_keys(&self, keys: &[String], now: OffsetDateTime) -> Result<(), Refused> {
         if !self.cfg.throttle {
             return Ok(());
         }
         let now = now.unix_timestamp();
         let wait = match &self.store {
-            Some(kv) => match locked_until(kv.as_ref(), keys).await {
-                Ok(until) => until.into_iter().filter(|until| *until > now).max(),
-                Err(e) => {
-                    tracing::warn!(error = %crate::domain::store::Chain(&e), "throttle counters unreadable; attempt let through");
-                    None
-                }
-            },
+            Some(kv) => {
+                let until = locked_until(kv.as_ref(), keys).await.map_err(Refused::Unavailable)?;
+                until.into_iter().filter(|until| *until > now).max()
+            }
             None => keys
                 .iter()
                 .filter_map(|k| self.entries.get(k))
@@ -90,22 +105,22 @@ impl LoginThrottle {
                 .max(),
         };
         match wait {
-            Some(until) => Err(u64::try_from(until - now).unwrap_or(1).max(1)),
+            Some(until) => Err(Refused::Locked { retry_after: seconds_until(until, now) }),
             None => Ok(()),
         }
     }
 
     /// Everything a password login asks of the throttle before the password is checked, in one store read (one
-    /// Redis `MGET`): `Err(retry_after_seconds)` if the typed username, the client IP or the directory account
-    /// found is locked; otherwise what [`clear`](Self::clear) removes if the password is right (the username's and
-    /// the account's counters and lockouts that exist; usually none, then nothing is written).
+    /// Redis `MGET`): refused if the typed username, the client IP or the directory account found is locked (or
+    /// the counters cannot be read); otherwise what [`clear`](Self::clear) removes if the password is right (the
+    /// username's and the account's counters and lockouts that exist; usually none, then nothing is written).
     pub async fn gate(
         &self,
         username: &str,
         account: Option<&str>,
         ip: IpAddr,
         now: OffsetDateTime,
-    ) -> Result<Gate, u64> {
+    ) -> Result<Gate, Refused> {
         if !self.cfg.throttle {
             return Ok(Gate::default());
         }
@@ -125,16 +140,10 @@ impl LoginThrottle {
         all.push(lock_key(&ip_key(ip)));
         let locks = all.len();
         all.extend(cleared.iter().flatten().flat_map(|k| [count_key(k, bucket), count_key(k, bucket - 1)]));
-        let values = match kv.get_many(&all).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %crate::domain::store::Chain(&e), "throttle counters unreadable; attempt let through");
-                return Ok(Gate::default());
-            }
-        };
+        let values = kv.get_many(&all).await.map_err(Refused::Unavailable)?;
         let until = values.iter().take(locks).filter_map(|v| number(v.clone())).filter(|u| *u > now).max();
         if let Some(until) = until {
-            return Err(u64::try_from(until - now).unwrap_or(1).max(1));
+            return Err(Refused::Locked { retry_after: seconds_until(until, now) });
         }
         let ip_lock = lock_key(&ip_key(ip));
         let present = all.into_iter().zip(values).filter(|(k, v)| v.is_some() && *k != ip_lock).map(|(k, _)| k);
@@ -157,40 +166,59 @@ impl LoginThrottle {
     }
 
     /// Records a failed attempt; locks the typed username, the account found (if any) or the IP once
-    /// `max_failures` fall within the window.
-    pub async fn record_failure(&self, username: &str, account: Option<&str>, ip: IpAddr, now: OffsetDateTime) {
+    /// `max_failures` fall within the window. An error means the failure was not (fully) counted: the caller must
+    /// not answer "wrong password" then (see the module docs).
+    pub async fn record_failure(
+        &self,
+        username: &str,
+        account: Option<&str>,
+        ip: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let keys = [Some(user_key(username)), account.map(account_key), Some(ip_key(ip))];
-        self.record_keys(keys.into_iter().flatten(), self.cfg.max_failures, now).await;
+        self.record_keys(keys.into_iter().flatten(), self.cfg.max_failures, now).await
     }
 
-    /// `Err(retry_after_seconds)` if OAuth client `client_id` (when known), or client authentication from `ip`,
-    /// is locked out.
-    pub async fn check_client(&self, client_id: Option<&str>, ip: IpAddr, now: OffsetDateTime) -> Result<(), u64> {
+    /// Refused if OAuth client `client_id` (when known), or client authentication from `ip`, is locked out (or
+    /// the counters cannot be read).
+    pub async fn check_client(&self, client_id: Option<&str>, ip: IpAddr, now: OffsetDateTime) -> Result<(), Refused> {
         let keys = [client_id.map(client_key), Some(client_ip_key(ip))];
         self.check_keys(&keys.into_iter().flatten().collect::<Vec<_>>(), now).await
     }
 
     /// Records a failed client authentication; locks the client id (pass only registered ones, so made-up ids
-    /// cannot fill the counter) or the IP at `client_max_failures`.
-    pub async fn record_client_failure(&self, client_id: Option<&str>, ip: IpAddr, now: OffsetDateTime) {
+    /// cannot fill the counter) or the IP at `client_max_failures`. An error means it was not (fully) counted.
+    pub async fn record_client_failure(
+        &self,
+        client_id: Option<&str>,
+        ip: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let keys = [client_id.map(client_key), Some(client_ip_key(ip))];
-        self.record_keys(keys.into_iter().flatten(), self.cfg.client_max_failures, now).await;
+        self.record_keys(keys.into_iter().flatten(), self.cfg.client_max_failures, now).await
     }
 
-    async fn record_keys(&self, keys: impl Iterator<Item = String>, limit: u32, now: OffsetDateTime) {
+    /// Counts a failure under each of `keys` (all of them are tried; the first error is returned).
+    async fn record_keys(
+        &self,
+        keys: impl Iterator<Item = String>,
+        limit: u32,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         if !self.cfg.throttle {
-            return;
+            return Ok(());
         }
         let now = now.unix_timestamp();
         let window = i64::try_from(self.cfg.window.as_secs()).unwrap_or(i64::MAX).max(1);
         let lockout = i64::try_from(self.cfg.lockout.as_secs()).unwrap_or(i64::MAX);
         if let Some(kv) = &self.store {
+            let mut first_error = None;
             for key in keys {
                 if let Err(e) = record_in(kv.as_ref(), &key, limit, now, window, lockout).await {
-                    tracing::warn!(error = %crate::domain::store::Chain(&e), "failed attempt not counted");
+                    first_error.get_or_insert(e);
                 }
             }
-            return;
+            return first_error.map_or(Ok(()), Err);
         }
         for key in keys {
             let entry = self.entries.get_with(key, || Arc::new(Mutex::new(Failures::default())));
@@ -209,6 +237,7 @@ impl LoginThrottle {
                 }
             }
         }
+        Ok(())
     }
 
     /// A successful login clears the typed username's and the account's count (the IP's count stays: one good
@@ -245,6 +274,11 @@ impl LoginThrottle {
             tracing::warn!(error = %crate::domain::store::Chain(&e), "failure count not cleared");
         }
     }
+}
+
+/// Whole seconds from `now` until `until` (at least 1).
+fn seconds_until(until: i64, now: i64) -> u64 {
+    u64::try_from(until - now).unwrap_or(1).max(1)
 }
 
 fn lock_key(key: &str) -> String {
@@ -350,6 +384,14 @@ fn client_network(ip: IpAddr) -> String {
 mod tests {
     use super::*;
 
+    /// The lockout's seconds, if the attempt was refused as locked.
+    fn retry<T>(r: Result<T, Refused>) -> Option<u64> {
+        match r {
+            Err(Refused::Locked { retry_after }) => Some(retry_after),
+            _ => None,
+        }
+    }
+
     #[test]
     fn clients_are_ipv4_addresses_or_ipv6_slash_64s() {
         let net = |s: &str| client_network(s.parse().unwrap());
@@ -385,9 +427,9 @@ mod tests {
             let now = OffsetDateTime::now_utc();
             for _ in 0..3 {
                 assert!(t.check("alice", ip, now).await.is_ok());
-                t.record_failure("alice", None, ip, now).await;
+                t.record_failure("alice", None, ip, now).await.unwrap();
             }
-            assert_eq!(t.check("alice", ip, now).await, Err(120));
+            assert_eq!(retry(t.check("alice", ip, now).await), Some(120));
             // Another IP is still locked for this username, and this IP for other usernames.
             assert!(t.check("alice", "127.0.0.2".parse().unwrap(), now).await.is_err());
             assert!(t.check("bob", ip, now).await.is_err());
@@ -401,9 +443,9 @@ mod tests {
         for t in throttles() {
             let ip: IpAddr = "127.0.0.1".parse().unwrap();
             let now = OffsetDateTime::now_utc();
-            t.record_failure("bob", None, ip, now).await;
-            t.record_failure("bob", None, ip, now + Duration::from_secs(30)).await;
-            t.record_failure("bob", None, ip, now + Duration::from_secs(61)).await;
+            t.record_failure("bob", None, ip, now).await.unwrap();
+            t.record_failure("bob", None, ip, now + Duration::from_secs(30)).await.unwrap();
+            t.record_failure("bob", None, ip, now + Duration::from_secs(61)).await.unwrap();
             assert!(t.check("bob", ip, now + Duration::from_secs(61)).await.is_ok());
         }
     }
@@ -418,7 +460,7 @@ mod tests {
             for (i, typed) in ["ｕｓｅｒ１２", "uſer12", "user¹²"].iter().enumerate() {
                 let ip: IpAddr = format!("127.0.0.{}", i + 10).parse().unwrap();
                 assert!(t.check(typed, ip, now).await.is_ok());
-                t.record_failure(typed, None, ip, now).await;
+                t.record_failure(typed, None, ip, now).await.unwrap();
             }
             assert!(t.check("user12", "127.0.0.99".parse().unwrap(), now).await.is_err());
         }
@@ -430,10 +472,10 @@ mod tests {
             let now = OffsetDateTime::now_utc();
             for (i, typed) in ["a", "b", "c"].iter().enumerate() {
                 let ip: IpAddr = format!("127.0.0.{}", i + 10).parse().unwrap();
-                t.record_failure(typed, Some("dn:uid=x"), ip, now).await;
+                t.record_failure(typed, Some("dn:uid=x"), ip, now).await.unwrap();
             }
             assert!(t.check("d", "127.0.0.99".parse().unwrap(), now).await.is_ok());
-            assert_eq!(t.check_account("dn:uid=x", now).await, Err(120));
+            assert_eq!(retry(t.check_account("dn:uid=x", now).await), Some(120));
             t.record_success("d", Some("dn:uid=x"), now).await;
             assert!(t.check_account("dn:uid=x", now).await.is_ok());
         }
@@ -541,22 +583,22 @@ mod tests {
             assert!(rounds() - before <= 1, "{} store round trips for a clean login", rounds() - before);
             // Two failures, then a success: the name's and the account's counts are cleared, not the IP's.
             for _ in 0..2 {
-                t.record_failure("alice", Some("dn:uid=alice"), ip, now).await;
+                t.record_failure("alice", Some("dn:uid=alice"), ip, now).await.unwrap();
             }
             let before = rounds();
             let gate = t.gate("alice", Some("dn:uid=alice"), ip, now).await.unwrap();
             t.clear(gate).await;
             assert!(rounds() - before <= 2, "one read, one removal: {}", rounds() - before);
-            t.record_failure("alice", Some("dn:uid=alice"), ip, now).await;
-            t.record_failure("alice", Some("dn:uid=alice"), ip, now).await;
+            t.record_failure("alice", Some("dn:uid=alice"), ip, now).await.unwrap();
+            t.record_failure("alice", Some("dn:uid=alice"), ip, now).await.unwrap();
             assert!(t.gate("alice", None, "127.0.0.9".parse().unwrap(), now).await.is_ok(), "count restarted");
             // The IP's count was kept: its third failure locks it, for any name.
-            assert_eq!(t.gate("bob", None, ip, now).await.unwrap_err(), 120, "the IP's count survives a success");
+            assert_eq!(retry(t.gate("bob", None, ip, now).await), Some(120), "the IP's count survives a success");
             // A lockout of the account is seen whatever name was typed, from any IP.
             let other: IpAddr = "127.0.0.20".parse().unwrap();
             for (i, typed) in ["x", "y", "z"].iter().enumerate() {
                 let ip: IpAddr = format!("127.0.1.{i}").parse().unwrap();
-                t.record_failure(typed, Some("dn:uid=carol"), ip, now).await;
+                t.record_failure(typed, Some("dn:uid=carol"), ip, now).await.unwrap();
             }
             assert!(t.gate("w", Some("dn:uid=carol"), other, now).await.is_err(), "the account is locked");
             assert!(t.gate("w", None, other, now).await.is_ok(), "another account is not");
@@ -570,9 +612,9 @@ mod tests {
             let now = OffsetDateTime::now_utc();
             for _ in 0..4 {
                 assert!(t.check_client(Some("app"), ip, now).await.is_ok());
-                t.record_client_failure(Some("app"), ip, now).await;
+                t.record_client_failure(Some("app"), ip, now).await.unwrap();
             }
-            assert_eq!(t.check_client(Some("app"), "127.0.0.2".parse().unwrap(), now).await, Err(120));
+            assert_eq!(retry(t.check_client(Some("app"), "127.0.0.2".parse().unwrap(), now).await), Some(120));
             assert!(
                 t.check_client(Some("other"), ip, now).await.is_err(),
                 "the IP is locked for client authentication"
@@ -598,7 +640,7 @@ mod shared_tests {
         for i in 0..4 {
             let ip: IpAddr = format!("127.0.0.{}", i + 1).parse().unwrap();
             assert!(replicas[i % 2].check("mallory", ip, now).await.is_ok(), "attempt {i}");
-            replicas[i % 2].record_failure("mallory", None, ip, now).await;
+            replicas[i % 2].record_failure("mallory", None, ip, now).await.unwrap();
         }
         for r in &replicas {
             assert!(r.check("mallory", "127.0.0.99".parse().unwrap(), now).await.is_err(), "locked on every replica");

@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 use crate::domain::directory::AuthError;
 use crate::domain::session::{AuthMethod, Session};
+use crate::domain::store::Chain;
+use crate::domain::throttle::Refused;
 use crate::http::cookies::{self, CSRF_COOKIE, CookieAttrs, SameSite};
 use crate::http::error::AppError;
 use crate::http::pages::{self, LoginForm};
@@ -186,10 +188,16 @@ async fn login_post(
     let account = target.account();
     let gate = match state.throttle.gate(username, account.as_deref(), ip, now).await {
         Ok(gate) => gate,
-        Err(retry_after) => {
+        Err(Refused::Locked { retry_after }) => {
             tracing::info!(username, client_ip = %ip, outcome = "throttled", retry_after, "login attempt");
             state.metrics.event("login", "throttled");
             return Err(AppError::Throttled { retry_after });
+        }
+        Err(Refused::Unavailable(e)) => {
+            // Never check a password whose failure could not be counted (the throttle's module docs say why).
+            tracing::warn!(username, client_ip = %ip, outcome = "error", reason = "failure counters unreadable", error = %Chain(&e), "login attempt");
+            state.metrics.event("login", "store_unavailable");
+            return Err(e.into());
         }
     };
     match state.directory.verify(target, &form.password).await {
@@ -215,7 +223,13 @@ async fn login_post(
             Ok(resp)
         }
         Err(AuthError::InvalidCredentials) => {
-            state.throttle.record_failure(username, account.as_deref(), ip, now).await;
+            if let Err(e) = state.throttle.record_failure(username, account.as_deref(), ip, now).await {
+                // Uncounted, "invalid" would tell a wrong password from the right one (which gets the 503 now, its
+                // session being unstorable): answer both alike.
+                tracing::warn!(username, client_ip = %ip, outcome = "error", reason = "failure not counted", error = %Chain(&e), "login attempt");
+                state.metrics.event("login", "store_unavailable");
+                return Err(e.into());
+            }
             tracing::info!(username, client_ip = %ip, outcome = "failure", reason = "invalid credentials", "login attempt");
             state.metrics.event("login", "failure");
             Ok(render_form(&state, &rd, username, Some("Invalid username or password."), StatusCode::UNAUTHORIZED)

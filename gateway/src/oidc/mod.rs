@@ -19,6 +19,7 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::domain::pending::Pending;
 use crate::domain::principal::{from_session, from_user};
 use crate::domain::session::OidcSignIn;
+use crate::domain::throttle::Refused;
 use crate::http::error::AppError;
 use crate::http::paths::OwnRoutes;
 use crate::state::AppState;
@@ -560,12 +561,19 @@ async fn client_gate(
     headers: &HeaderMap,
 ) -> Result<Option<String>, AppError> {
     let claimed = federation::oidc::client::claimed_id(params, authorization(headers));
-    if let Err(retry_after) = state.throttle.check_client(claimed.as_deref(), ip, state.clock.now()).await {
-        tracing::info!(client_id = ?claimed, client_ip = %ip, retry_after, "client authentication throttled");
-        state.metrics.event("client_auth", "throttled");
-        return Err(AppError::ClientThrottled { retry_after });
+    match state.throttle.check_client(claimed.as_deref(), ip, state.clock.now()).await {
+        Ok(()) => Ok(claimed),
+        Err(Refused::Locked { retry_after }) => {
+            tracing::info!(client_id = ?claimed, client_ip = %ip, retry_after, "client authentication throttled");
+            state.metrics.event("client_auth", "throttled");
+            Err(AppError::ClientThrottled { retry_after })
+        }
+        // No secret is checked whose failure could not be counted: temporarily_unavailable (503), as the grant
+        // itself would answer with the store down.
+        Err(Refused::Unavailable(e)) => {
+            Err(oauth_error(TokenError::Store(federation::oidc::StoreError::unavailable(e))))
+        }
     }
-    Ok(claimed)
 }
 
 /// Counts an `invalid_client` answer against the client id (only a registered one, so made-up ids cannot fill the
@@ -580,8 +588,11 @@ async fn client_outcome<T>(
         && e.code() == federation::oidc::ErrorCode::InvalidClient
     {
         let known = claimed.filter(|id| state.oidc.as_ref().is_some_and(|p| p.client(id).is_some()));
-        state.throttle.record_client_failure(known, ip, state.clock.now()).await;
         state.metrics.event("client_auth", "failure");
+        if let Err(e) = state.throttle.record_client_failure(known, ip, state.clock.now()).await {
+            // Uncounted, invalid_client would tell a wrong secret from the right one: answer as the store would.
+            return Err(TokenError::Store(federation::oidc::StoreError::unavailable(e)));
+        }
     }
     result
 }
