@@ -691,3 +691,80 @@ async fn a_store_outage_answers_every_password_alike_so_it_is_no_oracle() {
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS, "failures count again once Redis is back");
 }
+
+/// A logout revokes the session's tokens before it answers: a replica that dies right after answering (a crash,
+/// an OOM kill, an upgrade's SIGKILL) must not leave the refresh token alive on the others. The link from replica
+/// A to Redis is slow (150 ms each way out), so there is time to kill A after its logout page arrives; the revocation
+/// used to run in a background task after the answer and died with the process (the refresh token then still worked
+/// on replica B).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_right_after_a_logout_leaves_no_token_of_that_session_alive() {
+    let redis = Redis::start().unwrap();
+    let link = e2e::slow_link::SlowLink::start(
+        redis.url().trim_start_matches("redis://").trim_end_matches("/0"),
+        Duration::from_millis(150),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let body = |url: &str| {
+        format!(
+            "{}{}\n[store]\nkind = \"redis\"\nurl = \"{url}\"\ncommand_timeout = \"3s\"\n",
+            demo_config(),
+            oidc_toml(&dir.path().join("keys"), "ES256")
+        )
+    };
+    let a =
+        GatewayProcess::start(&body(&format!("redis://127.0.0.1:{}/0", link.port())), &[], &[], false).await.unwrap();
+    let b = GatewayProcess::start(&body(&redis.url()), &[], &[], false).await.unwrap();
+    let c = raw();
+    let cookie = sign_in(&a.base).await;
+    let authorize = c
+        .get(format!(
+            "{}/oauth2/authorize?response_type=code&client_id=app&redirect_uri={REDIRECT}\
+             &scope=openid&state=s1&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            a.base
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let code = code_of(&authorize).unwrap_or_else(|| panic!("no code in {:?}", authorize.headers().get("location")));
+    let tokens: serde_json::Value = redeem(&c, &a.base, &code).await.json().await.unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().expect("a refresh token").to_string();
+    let refresh = |base: String| {
+        let (c, refresh_token) = (c.clone(), refresh_token.clone());
+        async move {
+            c.post(format!("{base}/oauth2/token"))
+                .basic_auth("app", Some(SECRET))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    let confirm = c.get(format!("{}/logout", a.base)).header("cookie", &cookie).send().await.unwrap();
+    let csrf = csrf_from(&confirm.text().await.unwrap()).expect("logout form");
+    let out = c
+        .post(format!("{}/logout", a.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success(), "logout answered {}", out.status());
+    a.stop_with("KILL").await.unwrap();
+    // Whatever A had sent before it died reaches Redis within the link's delay.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = refresh(b.base.clone()).await;
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    let start: String = body.chars().take(60).collect();
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the refresh token outlived the logout on the killed replica: {start}…"
+    );
+    assert!(body.contains("invalid_grant"), "{body}");
+}

@@ -10,6 +10,7 @@ pub mod samba;
 pub mod saml_sp;
 pub mod scim;
 pub mod slapd;
+pub mod slow_link;
 pub mod tls;
 pub mod tmpfs;
 pub mod upstream;

@@ -122,8 +122,10 @@ pub struct Ended {
 }
 
 /// Ends a session (logout from the page, RP-initiated logout, or an SP's LogoutRequest) and tells the OIDC
-/// clients it signed in to: their token families are revoked, and each client with a `backchannel_logout_uri`
-/// gets a signed logout token per `sid`, POSTed in the background (timeout, retries) so the browser never waits.
+/// clients it signed in to: their token families are revoked before this returns (so a replica that dies or
+/// restarts right after answering a logout cannot leave its refresh and access tokens alive), and each client with
+/// a `backchannel_logout_uri` gets a signed logout token per `sid`, POSTed in the background (timeout, retries) so
+/// the browser never waits for a client.
 ///
 /// `session` is the request's copy, possibly from this replica's first level; the session is taken from the store
 /// and its latest version (with the clients and SPs another replica recorded meanwhile) is what gets notified.
@@ -152,14 +154,14 @@ pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Resul
             }
         }
     }
-    let sids: Vec<String> = session.oidc_clients.iter().flat_map(|c| c.sids.iter().cloned()).collect();
+    let sids = session.oidc_clients.iter().flat_map(|c| c.sids.iter());
+    for revoked in futures_util::future::join_all(sids.map(|sid| provider.end_sid(sid, now))).await {
+        if let Err(e) = revoked {
+            tracing::warn!(error = %e, "cannot revoke the tokens of a logged-out session");
+        }
+    }
     let (poster, metrics) = (state.logout_poster.clone(), state.clone());
     tokio::spawn(async move {
-        for sid in &sids {
-            if let Err(e) = provider.end_sid(sid, now).await {
-                tracing::warn!(error = %e, "cannot revoke the tokens of a logged-out session");
-            }
-        }
         let sends = notices.into_iter().map(|notice| {
             let (poster, metrics) = (poster.clone(), metrics.clone());
             async move {
