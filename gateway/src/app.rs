@@ -193,6 +193,21 @@ impl Running {
     }
 }
 
+/// After the connections have drained: waits, within `server.shutdown_grace`, for the work requests left running
+/// (back-channel logout deliveries and their retries), so an upgrade or a scale-down does not drop them.
+async fn finish_background(state: &AppState) {
+    let background = &state.background;
+    background.close();
+    if background.is_empty() {
+        return;
+    }
+    let grace = state.config.server.shutdown_grace;
+    tracing::info!(tasks = background.len(), ?grace, "waiting for back-channel logout deliveries before exiting");
+    if tokio::time::timeout(grace, background.wait()).await.is_err() {
+        tracing::warn!(tasks = background.len(), "back-channel logout deliveries cut short by server.shutdown_grace");
+    }
+}
+
 /// Makes aws-lc-rs the process-wide rustls provider (the only crypto library in the build). Idempotent.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -258,7 +273,9 @@ pub async fn start_on(
             client_ip: forward::client_ip_value(peer),
             trusted: trusted.clone(),
         };
-        server::serve(listener, &serving.config.server, tls, make_service, stop).await
+        let served = server::serve(listener, &serving.config.server, tls, make_service, stop).await;
+        finish_background(&serving).await;
+        served
     });
     Ok(Running { addr, state, stop: Some(tx), task })
 }

@@ -655,3 +655,62 @@ async fn a_cross_site_post_authn_request_finds_the_session() {
     assert_eq!(signed_in["name_id"], "alice", "the SP got an assertion for alice: {seen}");
     assert_eq!(seen["csp"], serde_json::json!([]), "{seen}");
 }
+
+/// A shutdown waits for the back-channel logout deliveries still under way (within `server.shutdown_grace`): a
+/// client whose endpoint answers 503 once gets the retry even though the gateway got SIGTERM right after the logout
+/// page (an upgrade, a scale-down). It used to exit at once and drop the retry with the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_right_after_a_logout_still_delivers_the_back_channel_retry() {
+    let attempts: Received = Arc::default();
+    let store = attempts.clone();
+    let app = axum::Router::new().route(
+        "/bc/{client}",
+        axum::routing::post(
+            move |axum::extract::Path(client): axum::extract::Path<String>,
+                  axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                let store = store.clone();
+                async move {
+                    let mut got = store.lock().unwrap();
+                    got.push((client, form.get("logout_token").cloned().unwrap_or_default()));
+                    // The first attempt finds the client restarting; the retry is acknowledged.
+                    if got.len() == 1 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let keys = tempfile::tempdir().unwrap();
+    let gw = e2e::gateway::GatewayProcess::start(&config(&base, keys.path(), &[]), &[], &[], false).await.unwrap();
+    let url = |path: &str| format!("{}{path}", gw.base);
+    let c = browser();
+    let form = c.get(url("/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&form).unwrap();
+    let r = c
+        .post(url("/login"))
+        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", csrf.as_str()), ("rd", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+    let r = c
+        .get(url(&format!(
+            "/oauth2/authorize?response_type=code&client_id=rp1&redirect_uri={REDIRECT}&scope=openid&state=s\
+             &code_challenge={CHALLENGE}&code_challenge_method=S256"
+        )))
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.starts_with(REDIRECT) && loc.contains("code="), "{loc}");
+    let html = c.get(url("/logout")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let r = c.post(url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    drop(c);
+    gw.stop_with("TERM").await.unwrap();
+    let got = attempts.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "the back-channel retry was dropped with the process: {} attempt(s)", got.len());
+    assert!(got.iter().all(|(client, token)| client == "rp1" && !token.is_empty()), "{got:?}");
+}

@@ -28,7 +28,8 @@ pub struct ServerConfig {
     pub public_url: Url,
     /// Serve HTTPS directly with rustls.
     pub tls: Option<TlsConfig>,
-    /// How long in-flight requests may take to finish after SIGTERM.
+    /// How long in-flight requests may take to finish after SIGTERM (and then, at most as long again, the
+    /// back-channel logout deliveries still under way).
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Largest request body accepted by the gateway's own endpoints (not the proxy), in bytes.

@@ -55,6 +55,9 @@ pub struct Inner {
     pub pending: PendingRequests,
     /// Delivers OIDC back-channel logout tokens.
     pub logout_poster: crate::http::outbound::FormPoster,
+    /// Work a request started and that must not be cut short by a shutdown (back-channel logout deliveries and
+    /// their retries): waited for, within `server.shutdown_grace`, after the connections have drained.
+    pub background: tokio_util::task::TaskTracker,
     /// SAML single logouts on their way through the session's SPs.
     pub logout_chains: single_logout::Chains,
     /// IDs of SAML LogoutRequests already taken (replays are refused).
@@ -180,6 +183,7 @@ pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> 
             .build(),
         pending,
         logout_poster: crate::http::outbound::FormPoster::new(sign_in::BACKCHANNEL_TIMEOUT)?,
+        background: tokio_util::task::TaskTracker::new(),
         logout_chains: single_logout::chains(store.clone()),
         seen_saml: crate::domain::replay::SeenMessages::new(store.clone(), 100_000),
         store,

@@ -125,7 +125,7 @@ pub struct Ended {
 /// clients it signed in to: their token families are revoked before this returns (so a replica that dies or
 /// restarts right after answering a logout cannot leave its refresh and access tokens alive), and each client with
 /// a `backchannel_logout_uri` gets a signed logout token per `sid`, POSTed in the background (timeout, retries) so
-/// the browser never waits for a client.
+/// the browser never waits for a client; a shutdown waits for those deliveries (`AppState::background`).
 ///
 /// `session` is the request's copy, possibly from this replica's first level; the session is taken from the store
 /// and its latest version (with the clients and SPs another replica recorded meanwhile) is what gets notified.
@@ -161,7 +161,7 @@ pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Resul
         }
     }
     let (poster, metrics) = (state.logout_poster.clone(), state.clone());
-    tokio::spawn(async move {
+    state.background.spawn(async move {
         let sends = notices.into_iter().map(|notice| {
             let (poster, metrics) = (poster.clone(), metrics.clone());
             async move {
