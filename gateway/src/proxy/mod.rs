@@ -281,7 +281,9 @@ async fn forward_if_allowed(
     let ([csrf, csrf_host], [binding, binding_host]) = (CSRF_COOKIE.names(), UPSTREAM_BINDING_COOKIE.names());
     let our_cookies = [state.config.session.cookie_name.as_str(), csrf, csrf_host, binding, binding_host];
     forward::prepare(&mut req, &state.identity_headers, forward_who, client, proto(state), &our_cookies);
-    Ok(Answer::Upstream(upstream.forward(req).await?))
+    let mut resp = upstream.forward(req).await?;
+    forward::remove_our_set_cookies(resp.headers_mut(), &our_cookies, &upstream.route.upstream);
+    Ok(Answer::Upstream(resp))
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,116 @@
+//! The third attack run against the real `fedgate` binary: what it found open, replayed. Each test performs the
+//! attack and asserts what the attacker must not get.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use e2e::gateway::{GatewayProcess, browser, csrf_from, demo_config, session_cookie};
+use e2e::nginx::Nginx;
+use e2e::raw_http;
+
+/// The RFC 7636 example verifier and its S256 challenge.
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// An app behind the proxy (here nginx, as a compromised or careless app would answer) cannot plant fedgate's
+/// session cookie in the browser (session fixation: the victim then works as the attacker, in every app), nor its
+/// CSRF or binding cookies, nor clear them; its own cookies pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_cannot_set_or_clear_fedgate_cookies() {
+    let app = tokio::task::spawn_blocking(|| {
+        Nginx::with_server(
+            "server {\n  listen 127.0.0.1:{PORT};\n  location / {\n    \
+             add_header Set-Cookie \"fedgate_session=attackers-session; Path=/\" always;\n    \
+             add_header Set-Cookie \"fedgate_csrf=planted; Path=/\" always;\n    \
+             add_header Set-Cookie \"__Host-fedgate_csrf=planted; Path=/; Secure\" always;\n    \
+             add_header Set-Cookie \"fedgate_upstream=planted; Path=/\" always;\n    \
+             add_header Set-Cookie \" fedgate_session = ; Max-Age=0; Path=/\" always;\n    \
+             add_header Set-Cookie \"app_pref=dark; Path=/\" always;\n    \
+             return 200 \"app\\n\";\n  }\n}",
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let cfg =
+        format!("{}\n[[proxy.routes]]\nupstream = \"{}\"\npublic_paths = [\"/public\"]\n", demo_config(), app.base);
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let bob = session_cookie(&gw.base, "bob").await.unwrap();
+    for (who, path, cookie) in [("bob", "/home", Some(bob.as_str())), ("anonymous", "/public/x", None)] {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| ("Cookie", c)).into_iter().collect();
+        let r = raw_http::get(&gw.base, path, &headers).await.unwrap();
+        assert_eq!(r.status, 200, "{who}: {}", r.body);
+        assert_eq!(r.body, "app\n", "{who}");
+        let set: Vec<&str> = r.headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v.as_str()).collect();
+        for v in &set {
+            let name = v.split('=').next().unwrap_or("").trim();
+            assert!(!name.contains("fedgate"), "{who}: the app set fedgate's cookie through the proxy: {v}");
+        }
+        assert!(set.contains(&"app_pref=dark; Path=/"), "{who}: the app's own cookie was dropped: {set:?}");
+    }
+    // Bob is still bob.
+    let r = raw_http::get(&gw.base, "/home", &[("Cookie", &bob)]).await.unwrap();
+    assert_eq!(r.status, 200);
+}
+
+/// Answers that carry a session cookie, an authorization code or a logout are never kept by a shared cache
+/// (a corporate proxy, a CDN in front of fedgate) or the browser's back-forward cache: `Cache-Control: no-store`,
+/// as RFC 6749 §5.1 asks of token answers and OWASP of every answer that sets a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_with_a_session_or_a_code_are_not_stored() {
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!("{}{}", demo_config(), crate::oidc::oidc_toml(keys.path(), "ES256"));
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let no_store = |what: &str, r: &reqwest::Response| {
+        let cc = r.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(cc.contains("no-store"), "{what} ({}) has Cache-Control {cc:?}", r.status());
+    };
+    let c = browser();
+    let html = c.get(format!("{}/login", gw.base)).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let r = c
+        .post(format!("{}/login", gw.base))
+        .form(&[("username", "bob"), ("password", "bob-demo"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers().get("set-cookie").is_some());
+    no_store("the login answer that sets the session cookie", &r);
+
+    let authorize = format!(
+        "{}/oauth2/authorize?response_type=code&client_id=app&redirect_uri={}&scope=openid&state=s\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256",
+        gw.base,
+        crate::oidc::REDIRECT
+    );
+    let r = c.get(&authorize).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(loc.contains("code="), "{loc}");
+    no_store("the redirect that carries the authorization code", &r);
+
+    let page = c.get(format!("{}/logout", gw.base)).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&page).unwrap();
+    let r = c.post(format!("{}/logout", gw.base)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert!(r.headers().get("set-cookie").is_some(), "logout cleared no cookie ({})", r.status());
+    no_store("the logout answer that clears the session cookie", &r);
+}
+
+/// The embedded store's directory holds every session (user, groups, e-mail, the session's CSRF token) and the
+/// pending sign-ins: other local users must not read it. It is created 0700, and one left readable by an earlier
+/// version (or a umask of 022) is made 0700 at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh/state");
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for path in [&fresh, &old] {
+        let cfg = format!("{}\n[store]\nkind = \"embedded\"\npath = \"{}\"\n", demo_config(), path.display());
+        let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+        session_cookie(&gw.base, "bob").await.unwrap();
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}: other local users can read the sessions", path.display());
+        gw.stop_with("TERM").await.unwrap();
+    }
+}
