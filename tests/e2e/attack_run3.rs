@@ -114,3 +114,30 @@ async fn the_embedded_store_is_private() {
         gw.stop_with("TERM").await.unwrap();
     }
 }
+
+/// `/readyz` answers anyone (load balancers probe it), but what is wrong with the directory, the store or an
+/// upstream provider (internal addresses, resolver and TLS errors, a tenant id in an issuer URL) and how many
+/// sessions exist are for the operator: clients outside `server.metrics_allow` get the status alone, as the login
+/// page tells an anonymous visitor only that a provider is unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_details_are_for_the_operator() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let body = format!(
+        "{}\n[[upstream.oidc]]\nname = \"entra\"\nissuer = \"http://127.0.0.1:{closed}/tenant-7f3a9c/v2.0\"\n\
+         client_id = \"cid\"\nclient_secret = \"upstream-secret-0123456789\"\n",
+        demo_config()
+    );
+    for (who, allow, detailed) in
+        [("an anonymous client", "[\"10.0.0.0/8\"]", false), ("the operator", "[\"127.0.0.0/8\"]", true)]
+    {
+        let server = format!("metrics_allow = {allow}");
+        let options = e2e::gateway::ProcessOptions { server: &server, ..Default::default() };
+        let gw = GatewayProcess::start_with(&body, options).await.unwrap();
+        let r = raw_http::get(&gw.base, "/readyz", &[]).await.unwrap();
+        assert_eq!(r.status, 200, "{who}: the password login is a way in: {}", r.body);
+        assert_eq!(r.json().unwrap()["status"], "ready", "{who}: {}", r.body);
+        for secret in ["tenant-7f3a9c", "127.0.0.1", "refused", "sessions"] {
+            assert_eq!(r.body.contains(secret), detailed, "{who} and {secret:?} in /readyz: {}", r.body);
+        }
+    }
+}
