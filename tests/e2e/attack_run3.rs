@@ -141,3 +141,53 @@ async fn readyz_details_are_for_the_operator() {
         }
     }
 }
+
+/// Signs `user` in at `base` without a cookie jar (the gateway's cookies are `Secure`: its public URL is https,
+/// behind a TLS-terminating load balancer); returns the session cookie as `(name, value)`.
+async fn sign_in_raw(base: &str, user: &str) -> (String, String) {
+    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap();
+    let form = c.get(format!("{base}/login")).send().await.unwrap();
+    let csrf_cookie = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf = csrf_from(&form.text().await.unwrap()).unwrap();
+    let password = format!("{user}-demo");
+    let r = c
+        .post(format!("{base}/login"))
+        .header("cookie", csrf_cookie)
+        .form(&[("username", user), ("password", password.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    if r.status() != 303 {
+        panic!("login of {user}: {} {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    let set = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.contains("fedgate_session="))
+        .unwrap_or_else(|| panic!("no session cookie for {user}"))
+        .to_string();
+    assert!(set.contains("; Secure") && !set.to_ascii_lowercase().contains("domain="), "{set}");
+    let (name, value) = set.split(';').next().unwrap().split_once('=').unwrap();
+    (name.to_string(), value.to_string())
+}
+
+/// Cookie tossing: a sibling subdomain (`evil.example.com`: a user-content host, a compromised app) sets
+/// `fedgate_session` with `Domain=example.com`; the browser then sends it to fedgate beside (and, being older or
+/// with a longer `Path`, before) the user's own. Over https the session cookie is `__Host-fedgate_session`, which
+/// no other host can set, and the planted plain one is ignored: the user stays themselves instead of working as the
+/// attacker in every app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cookie_tossed_from_a_sibling_subdomain_is_ignored() {
+    let options = e2e::gateway::ProcessOptions { public_url: Some("https://sso.example.com/"), ..Default::default() };
+    let gw = GatewayProcess::start_with(&demo_config(), options).await.unwrap();
+    let (_, attackers) = sign_in_raw(&gw.base, "alice").await;
+    let (name, bobs) = sign_in_raw(&gw.base, "bob").await;
+    let page = raw_http::get(&gw.base, "/", &[("Cookie", &format!("fedgate_session={attackers}; {name}={bobs}"))])
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"username\">bob<"), "bob's browser is signed in as someone else: {}", page.body);
+    assert_eq!(name, "__Host-fedgate_session", "over https the session cookie is host-only by name");
+}
