@@ -24,7 +24,18 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+/// Whether `client` may read the operator's views (`/metrics`, `/readyz`'s details): it is in
+/// `server.metrics_allow`.
+fn operator(state: &AppState, client: SocketAddr) -> bool {
+    state.config.server.metrics_allow.iter().filter_map(|r| r.parse::<IpRange>().ok()).any(|r| r.contains(client.ip()))
+}
+
+/// 200 when every dependency is usable, else 503. Only clients in `server.metrics_allow` (the operator's probes:
+/// kubelet, the load balancer's health checks from a private network) get the details: the directory's,
+/// the store's and each upstream provider's problem (addresses, resolver and TLS errors, a tenant id in an
+/// issuer URL) and the session count. Everyone else gets the status alone, as the login page shows an anonymous
+/// visitor only that a provider is unavailable.
+async fn readyz(State(state): State<AppState>, ConnectInfo(client): ConnectInfo<SocketAddr>) -> impl IntoResponse {
     let directory = state.directory.check().await;
     let store = match &state.store {
         Some(kv) => kv.check().await.map_err(|e| crate::domain::store::Chain(&e).to_string()),
@@ -60,6 +71,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "sessions": state.sessions.count(),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    if !operator(&state, client) {
+        return (status, Json(json!({ "status": body["status"] })));
+    }
     (status, Json(body))
 }
 
@@ -72,8 +86,7 @@ async fn metrics(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let allowed = state.config.server.metrics_allow.iter().filter_map(|r| r.parse::<IpRange>().ok());
-    if !allowed.clone().any(|r| r.contains(client.ip())) {
+    if !operator(&state, client) {
         tracing::debug!(client = %client.ip(), "metrics refused: not in server.metrics_allow");
         return AppError::NotFound("There is nothing at /metrics on this gateway.".into()).into_response();
     }

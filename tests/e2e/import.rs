@@ -486,6 +486,38 @@ fn long_and_unsafe_client_ids_get_bounded_distinct_secret_files() {
     }
 }
 
+/// The secrets and private keys an import writes are the operator's alone: each file 0600 in a directory 0700
+/// (`secrets/`, `keys/oidc/`, `keys/saml/`), as `fedgate serve` creates its own key directory; other local users
+/// cannot even list which clients have secrets. Certificates stay readable.
+#[test]
+fn imported_secrets_and_keys_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (private_key, certificate, _) = realm_key();
+    let components = json!({"org.keycloak.keys.KeyProvider": [
+        {"id": "rsa", "name": "rsa-generated", "providerId": "rsa-generated",
+         "config": {"privateKey": [private_key], "certificate": [certificate], "priority": ["100"], "keyUse": ["SIG"]}}
+    ]});
+    let imported = import(&realm("corp", vec![oidc_client(SECRET)], components), None);
+    let mode = |rel: &str| {
+        let meta = std::fs::metadata(imported.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}\n{}", imported.report));
+        meta.permissions().mode() & 0o777
+    };
+    for dir in ["out/secrets", "out/keys/oidc", "out/keys/saml"] {
+        assert_eq!(mode(dir), 0o700, "{dir} is {:o}", mode(dir));
+    }
+    for file in ["out/keys/oidc/active.pem", "out/keys/saml/idp.key"] {
+        assert_eq!(mode(file), 0o600, "{file} is {:o}", mode(file));
+    }
+    let secrets: Vec<PathBuf> =
+        std::fs::read_dir(imported.path("out/secrets")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!secrets.is_empty(), "{}", imported.report);
+    for f in secrets {
+        let m = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, 0o600, "{} is {m:o}", f.display());
+    }
+    assert_eq!(mode("out/keys/saml/idp.crt") & 0o044, 0o044, "the certificate is public");
+}
+
 /// A realm as a company runs it: a confidential web app whose tokens an API checks (Keycloak's audience mapper
 /// adds the API to `aud`; client roles held by groups; full-path group mapper), a public SPA with PKCE, the
 /// bearer-only API itself, Alibaba Cloud RAM user SSO and role SSO, an LDAP federation with a group mapper.

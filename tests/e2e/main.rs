@@ -2,6 +2,7 @@
 
 mod ad;
 mod attack_run;
+mod attack_run3;
 mod attacks;
 mod browser;
 mod foundation;

@@ -434,3 +434,30 @@ async fn an_unreachable_target_stops_the_run_early() {
     assert_eq!(after["last_success"], before["last_success"], "the failed run does not count as a success");
     assert_eq!(after["retry"].as_array().unwrap().len(), 5, "every changed user is retried next run");
 }
+
+/// The state file names every provisioned user and their ids at the target: it is 0600 in a state directory made
+/// 0700, and its temporary file is never opened through a symlink someone planted in the state directory (which
+/// would make fedgate, often root, overwrite the file it points to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_file_is_private_and_a_planted_symlink_is_not_followed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let slapd = Slapd::start().unwrap();
+    let server = ScimServer::start(ScimServerOptions { tokens: vec![TOKEN.into()], ..Default::default() }).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("scim-state");
+    let victim = dir.path().join("victim.conf");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::symlink(&victim, state.join("test.json.tmp")).unwrap();
+    let toml = config(&slapd, &state, &bearer_target(&server, ""));
+    let (ok, out) = sync(&toml, &[]);
+    assert!(ok, "{out}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "the sync wrote through the planted symlink");
+    let mode = std::fs::metadata(state.join("test.json")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the state file is {mode:o}");
+    let fresh = dir.path().join("new-state");
+    let (ok, out) = sync(&config(&slapd, &fresh, &bearer_target(&server, "")), &["--full"]);
+    assert!(ok, "{out}");
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "a new state directory is {mode:o}");
+}

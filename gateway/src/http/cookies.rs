@@ -7,6 +7,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::Cookie;
 pub use cookie::SameSite;
 
+/// The prefix of a cookie only the host that set it can have set (RFC 6265bis §4.1.3.2).
+pub const HOST_PREFIX: &str = "__Host-";
+
 /// A cookie only the gateway's own host sets and reads. Over https its name carries the `__Host-` prefix (RFC 6265bis
 /// §4.1.3.2): browsers keep such a cookie only when this host set it, `Secure`, with `Path=/` and no `Domain`, so a
 /// sibling subdomain cannot plant one in the browser (cookie tossing) to pass a double-submit or binding check.

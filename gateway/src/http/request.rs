@@ -46,10 +46,17 @@ impl RequestContext {
     }
 
     /// An answer the gateway made itself: an error becomes its branded page (or JSON, when the client asked for
-    /// JSON), and it gets the request id and the security headers (where the handler did not set its own).
+    /// JSON), and it gets the request id and the security headers (where the handler did not set its own). An
+    /// answer that sets or clears a cookie (a session, a CSRF token) or redirects (an authorization code, a
+    /// SAML or logout hand-off in its `Location`) is `Cache-Control: no-store` unless the handler chose otherwise:
+    /// a shared cache must never hand one user's session or code to the next.
     pub fn own_response(&self, resp: Response, ui: &UiConfig) -> Response {
         let mut resp = brand_error_page(ui, resp, self.wants_json);
+        let redirect = resp.status().is_redirection();
         let h = resp.headers_mut();
+        if (redirect || h.contains_key(header::SET_COOKIE)) && !h.contains_key(header::CACHE_CONTROL) {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         h.insert(X_REQUEST_ID, self.id.clone());
         h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
         h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));

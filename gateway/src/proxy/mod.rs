@@ -279,9 +279,15 @@ async fn forward_if_allowed(
     let forward_who = if decision == Decision::Forward { who.as_ref() } else { None };
     use crate::http::cookies::{CSRF_COOKIE, UPSTREAM_BINDING_COOKIE};
     let ([csrf, csrf_host], [binding, binding_host]) = (CSRF_COOKIE.names(), UPSTREAM_BINDING_COOKIE.names());
-    let our_cookies = [state.config.session.cookie_name.as_str(), csrf, csrf_host, binding, binding_host];
+    let session = state.config.session.cookie_name.as_str();
+    // Over https the session cookie is `__Host-` prefixed; the plain name (a browser may still hold one from before,
+    // or a sibling subdomain may have planted one) is fedgate's too.
+    let plain_session = session.strip_prefix(crate::http::cookies::HOST_PREFIX).unwrap_or(session);
+    let our_cookies = [session, plain_session, csrf, csrf_host, binding, binding_host];
     forward::prepare(&mut req, &state.identity_headers, forward_who, client, proto(state), &our_cookies);
-    Ok(Answer::Upstream(upstream.forward(req).await?))
+    let mut resp = upstream.forward(req).await?;
+    forward::remove_our_set_cookies(resp.headers_mut(), &our_cookies, &upstream.route.upstream);
+    Ok(Answer::Upstream(resp))
 }
 
 #[derive(Deserialize)]

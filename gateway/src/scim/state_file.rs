@@ -27,14 +27,37 @@ pub fn load(file: &Path) -> anyhow::Result<SyncState> {
     }
 }
 
-/// Writes the state atomically and durably.
+/// Creates `scim.state_dir` (and missing parents) with mode 0700: the state names every provisioned user.
+fn create_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| anyhow::anyhow!("creating scim.state_dir {}: {e}", dir.display()))
+}
+
+/// Writes the state atomically and durably, mode 0600. The temporary file is created anew (`O_EXCL`, after
+/// removing any leftover), so a symlink planted at its name is removed, never written through.
 pub fn save(file: &Path, state: &SyncState) -> anyhow::Result<()> {
     use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let dir = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating scim.state_dir {}: {e}", dir.display()))?;
+    create_state_dir(dir)?;
     let tmp = file.with_extension("json.tmp");
     let bytes = serde_json::to_vec(state)?;
-    let mut f = std::fs::File::create(&tmp).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::anyhow!("removing the leftover {}: {e}", tmp.display()));
+        }
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
     f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
     drop(f);
     std::fs::rename(&tmp, file).map_err(|e| anyhow::anyhow!("replacing {}: {e}", file.display()))?;
@@ -53,13 +76,16 @@ pub struct TargetLock {
 
 /// Takes the lock of the state `file` without waiting: `Ok(None)` when another process (or run) holds it.
 pub fn lock(file: &Path) -> anyhow::Result<Option<TargetLock>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let dir = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating scim.state_dir {}: {e}", dir.display()))?;
+    create_state_dir(dir)?;
     let path = file.with_extension("lock");
+    // The lock file is never written to: a symlink at its name can at most create an empty file.
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(|e| anyhow::anyhow!("opening the lock file {}: {e}", path.display()))?;
     match f.try_lock() {

@@ -96,9 +96,28 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// The session cookie's name. Over https without `session.cookie_domain` it carries the `__Host-` prefix
+/// (`__Host-fedgate_session`): browsers keep such a cookie only when this host set it, `Secure`, `Path=/`, without
+/// `Domain`, so a sibling subdomain cannot plant its own session in the browser (cookie tossing: a
+/// `fedgate_session` with `Domain=example.com` set by `evil.example.com` was sent first and read as the user's
+/// session, so the user signed in and then worked as the attacker). With `cookie_domain` the cookie must be shared
+/// with the subdomains, and the configured name is kept.
+fn session_cookie_name(config: &Config) -> String {
+    let name = &config.session.cookie_name;
+    if config.server.public_url.scheme() == "https"
+        && config.session.cookie_domain.is_none()
+        && !name.starts_with(crate::http::cookies::HOST_PREFIX)
+    {
+        format!("{}{name}", crate::http::cookies::HOST_PREFIX)
+    } else {
+        name.clone()
+    }
+}
+
 /// Builds the application state from a validated configuration. Does no network I/O, so start-up stays fast and
 /// a directory that is down at start-up is reported by `/readyz` instead of preventing the start.
-pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+pub fn build(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    config.session.cookie_name = session_cookie_name(&config);
     let roles = ldap_mapper::RoleMap::new(config.roles.clone());
     let directory = match (&config.directory, config.ldap_configured()) {
         (None, true) => match config.ldap.clone() {

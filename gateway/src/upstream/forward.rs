@@ -531,6 +531,33 @@ pub fn prepare<B>(
     h.insert(X_REAL_IP, client.real.as_ref().unwrap_or(client_ip).clone());
 }
 
+/// Removes from an upstream's response every `Set-Cookie` that names one of `our_cookies` (fedgate's session,
+/// CSRF and binding cookies): an app behind the proxy shares fedgate's origin, and could otherwise plant its own
+/// session in the browser (session fixation: the victim then works as someone else in every app) or a CSRF token
+/// of its choosing, or clear them. The name is what a browser reads (RFC 6265 §5.2: before the first `=`,
+/// whitespace trimmed). The app's other cookies pass. Each removal is logged (the name, never the value).
+pub fn remove_our_set_cookies(h: &mut HeaderMap, our_cookies: &[&str], upstream: &str) {
+    let ours = |v: &HeaderValue| {
+        let pair = v.as_bytes().split(|b| *b == b';').next().unwrap_or_default();
+        let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
+        let name = name.trim_ascii();
+        our_cookies.iter().find(|o| !name.is_empty() && o.as_bytes() == name).copied()
+    };
+    if !h.get_all(header::SET_COOKIE).iter().any(|v| ours(v).is_some()) {
+        return;
+    }
+    let all: Vec<HeaderValue> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+    h.remove(header::SET_COOKIE);
+    for v in all {
+        match ours(&v) {
+            Some(name) => tracing::warn!(upstream, cookie = name, "the app tried to set fedgate's cookie; removed"),
+            None => {
+                h.append(header::SET_COOKIE, v);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -542,6 +569,17 @@ mod tests {
             h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn an_upstream_cannot_set_our_cookies() {
+        let mut h = HeaderMap::new();
+        for v in ["fedgate_session=x; Path=/", " fedgate_csrf =y", "app=1; Path=/", "fedgate_session2=z", "noequals"] {
+            h.append(header::SET_COOKIE, HeaderValue::from_static(v));
+        }
+        remove_our_set_cookies(&mut h, &["fedgate_session", "fedgate_csrf"], "http://app");
+        let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(left, ["app=1; Path=/", "fedgate_session2=z", "noequals"]);
     }
 
     #[test]

@@ -292,6 +292,26 @@ fn open_error(path: &Path, e: fjall::Error) -> OpenError {
     }
 }
 
+/// Creates the database directory (and missing parents) with mode 0700, or makes an existing one 0700: it holds
+/// every session (user, groups, e-mail, the session's CSRF token) and pending sign-in, which other local users
+/// must not read. A directory that group or others could read (an earlier version's 0755) is tightened, with a
+/// warning.
+fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+        tracing::warn!(
+            path = %path.display(),
+            was = format_args!("{mode:o}"),
+            now = format_args!("{:o}", mode & 0o700),
+            "the state store directory was readable by group or others; made it private"
+        );
+    }
+    Ok(())
+}
+
 /// Opens the database directory at `path` (creating it) and writes once.
 fn open_inner(path: &Path) -> Result<Inner, OpenError> {
     let io = |e: std::io::Error| match e.kind() {
@@ -308,7 +328,7 @@ fn open_inner(path: &Path) -> Result<Inner, OpenError> {
                 .into(),
         });
     }
-    std::fs::create_dir_all(path).map_err(io)?;
+    private_dir(path).map_err(io)?;
     // Room for more than a few writes: a full disk, or one about to be, shows at start-up, not at the first flush.
     room(path).map_err(io)?;
     let db = SingleWriterTxDatabase::builder(path)

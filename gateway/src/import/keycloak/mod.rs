@@ -124,11 +124,22 @@ pub fn write(mut conversion: Conversion, out_dir: &Path) -> Result<Report, Impor
     Ok(conversion.report)
 }
 
+/// Writes a new file (never over an existing one, never through a pre-planted symlink). A private file (a secret,
+/// a private key) is 0600 in a directory that is 0700 (`secrets/`, `keys/oidc/`), as `fedgate serve` keeps its key
+/// directory; others are 0644.
 fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), ImportError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
     let err = |source| ImportError::Write { path: path.into(), source };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        if private {
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(err)?;
+        if private {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        }
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true).mode(if private { 0o600 } else { 0o644 });
