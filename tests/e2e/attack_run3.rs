@@ -191,3 +191,34 @@ async fn a_session_cookie_tossed_from_a_sibling_subdomain_is_ignored() {
     assert!(page.body.contains("id=\"username\">bob<"), "bob's browser is signed in as someone else: {}", page.body);
     assert_eq!(name, "__Host-fedgate_session", "over https the session cookie is host-only by name");
 }
+
+/// The `__Host-` session cookie and upgrades: a session stored by a version that set the plain `fedgate_session`
+/// (its JSON has no `host_cookie`) still works from that cookie after the upgrade, so nobody is signed out; a
+/// session created now is never taken from the plain name, so a cookie planted under it alone (a visitor with no
+/// session of their own) does not sign the visitor in as the attacker either. Real Redis holds the sessions; the
+/// pre-upgrade one is the same session with the field taken out, as the old version wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_from_before_the_host_cookie_survive_the_upgrade_and_planted_new_ones_do_not() {
+    let redis = e2e::redis::Redis::start().unwrap();
+    let options = e2e::gateway::ProcessOptions { public_url: Some("https://sso.example.com/"), ..Default::default() };
+    let cfg = format!("{}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n", demo_config(), redis.url());
+    let gw = GatewayProcess::start_with(&cfg, options).await.unwrap();
+    let (_, alices) = sign_in_raw(&gw.base, "alice").await;
+    let keys = redis.cli(&["--raw", "KEYS", "fedgate:{s:*"]);
+    let key = keys.lines().next().expect("alice's session in Redis").to_string();
+    let stored = redis.cli(&["--raw", "GET", &key]);
+    assert!(stored.contains("\"host_cookie\":true"), "{stored}");
+    let old_format = stored.trim_end().replace(",\"host_cookie\":true", "");
+    assert_eq!(redis.cli(&["SET", &key, &old_format, "KEEPTTL"]).trim(), "OK");
+    // After the first level's TTL (500 ms) the gateway reads the session as the old version stored it.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let page = raw_http::get(&gw.base, "/", &[("Cookie", &format!("fedgate_session={alices}"))]).await.unwrap();
+    assert_eq!(page.status, 200, "a session from before the upgrade was signed out: {}", page.body);
+    assert!(page.body.contains("id=\"username\">alice<"), "{}", page.body);
+
+    // A session created now, planted under the plain name in a browser that has none of its own.
+    let (_, bobs) = sign_in_raw(&gw.base, "bob").await;
+    let page = raw_http::get(&gw.base, "/", &[("Cookie", &format!("fedgate_session={bobs}"))]).await.unwrap();
+    assert!(!page.body.contains("id=\"username\">bob<"), "a planted plain-named cookie signed the visitor in as bob");
+    assert_ne!(page.status, 200, "{}", page.body);
+}

@@ -71,6 +71,12 @@ pub struct Session {
     /// The upstream provider the user signed in through ([`AuthMethod::Upstream`]).
     #[serde(default)]
     pub upstream: Option<UpstreamSignIn>,
+    /// Created by a version that names the session cookie `__Host-…` over https (every session created now).
+    /// `false` (absent) only in sessions stored before that: those are still taken from the cookie's plain name,
+    /// so an upgrade signs nobody out; a session with `true` never is, since a sibling subdomain can plant the
+    /// plain name (cookie tossing).
+    #[serde(default)]
+    pub host_cookie: bool,
     /// Values a layer above derives from `user` once per cached session (the proxy's identity header values);
     /// never stored.
     #[serde(skip)]
@@ -92,6 +98,7 @@ impl Session {
             saml_sps: Vec::new(),
             oidc_clients: Vec::new(),
             upstream: None,
+            host_cookie: true,
             derived: Derived::default(),
         }
     }

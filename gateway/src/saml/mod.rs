@@ -395,7 +395,7 @@ async fn slo_post(
 fn cross_site_without_session(state: &AppState, headers: &HeaderMap, form: &PostBinding) -> bool {
     form.reposted.is_none()
         && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site")
-        && crate::http::cookies::get(headers, &state.config.session.cookie_name).is_none()
+        && crate::state::sign_in::session_id(state, headers).is_none()
 }
 
 /// The SP's page posted a LogoutRequest (or an AuthnRequest) from another site, and a browser sends no `SameSite=Lax` session cookie

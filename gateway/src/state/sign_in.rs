@@ -14,8 +14,27 @@ use crate::http::error::AppError;
 use crate::http::pages;
 
 /// The session id this request's cookie carries, when it has the shape of one (43 characters).
-fn session_id<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<&'h str> {
-    cookies::get(headers, &state.config.session.cookie_name).filter(|id| id.len() == 43)
+/// The session cookie's value, and whether it came under the plain name of a `__Host-` session cookie (see
+/// [`legacy_session_cookie_name`]).
+pub(crate) fn session_id<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<(&'h str, bool)> {
+    let valid = |id: &&str| id.len() == 43;
+    if let Some(id) = cookies::get(headers, &state.config.session.cookie_name).filter(valid) {
+        return Some((id, false));
+    }
+    let legacy = legacy_session_cookie_name(state)?;
+    cookies::get(headers, legacy).filter(valid).map(|id| (id, true))
+}
+
+/// The plain name (`fedgate_session`) of a session cookie that is `__Host-` prefixed over https. Versions before
+/// the prefix set that name; a session they created is still read from it, so an upgrade signs nobody out.
+pub(crate) fn legacy_session_cookie_name(state: &AppState) -> Option<&str> {
+    state.config.session.cookie_name.strip_prefix(cookies::HOST_PREFIX)
+}
+
+/// `session`, unless it came under the legacy plain cookie name and was created with the `__Host-` name: such a
+/// cookie was planted (cookie tossing), never set by fedgate.
+fn unless_tossed(session: Option<Arc<Session>>, legacy: bool) -> Option<Arc<Session>> {
+    session.filter(|s| !(legacy && s.host_cookie))
 }
 
 /// The live session of this request, with its id.
@@ -23,8 +42,8 @@ pub async fn current_session<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
 ) -> Result<Option<(&'h str, std::sync::Arc<Session>)>, AppError> {
-    let Some(id) = session_id(state, headers) else { return Ok(None) };
-    Ok(state.sessions.get(id, state.clock.now()).await?.map(|s| (id, s)))
+    let Some((id, legacy)) = session_id(state, headers) else { return Ok(None) };
+    Ok(unless_tossed(state.sessions.get(id, state.clock.now()).await?, legacy).map(|s| (id, s)))
 }
 
 /// The live session of this request as the store holds it now ([`SessionStore::latest`]), for decisions that must
@@ -35,8 +54,8 @@ pub async fn latest_session<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
 ) -> Result<Option<(&'h str, std::sync::Arc<Session>)>, AppError> {
-    let Some(id) = session_id(state, headers) else { return Ok(None) };
-    Ok(state.sessions.latest(id, state.clock.now()).await?.map(|s| (id, s)))
+    let Some((id, legacy)) = session_id(state, headers) else { return Ok(None) };
+    Ok(unless_tossed(state.sessions.latest(id, state.clock.now()).await?, legacy).map(|s| (id, s)))
 }
 
 /// Sends the browser to the login page, coming back to `target` afterwards.
@@ -83,6 +102,9 @@ pub fn keycloak_session_cookie(state: &AppState) -> Option<(String, CookieAttrs<
 /// `KEYCLOAK_SESSION` (so keycloak-js apps in other tabs see the logout).
 pub fn clear_session_cookies(state: &AppState, resp: &mut Response) {
     if let Some(c) = cookies::clear(&state.config.session.cookie_name, session_cookie_attrs(state)) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    if let Some(c) = legacy_session_cookie_name(state).and_then(|n| cookies::clear(n, session_cookie_attrs(state))) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     clear_keycloak_session_cookie(state, resp);
