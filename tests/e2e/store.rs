@@ -20,6 +20,48 @@ async fn the_redis_store_passes_the_store_conformance_suite() {
     gateway::domain::store::conformance(Arc::new(kv), "conf:").await;
 }
 
+/// Commands sent at once leave in shared pipelines (Redis reads several per read), each gets its own answer, and a
+/// command Redis refuses fails alone. Counted with Redis's own `INFO stats`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_share_pipelines_and_each_gets_its_own_answer() {
+    use gateway::domain::store::KvStore as _;
+    let redis = Redis::start().unwrap();
+    let cfg = StoreConfig { kind: StoreKind::Redis, url: redis.url(), ..StoreConfig::default() };
+    let kv = Arc::new(gateway::domain::store::redis::RedisKv::new(&cfg).unwrap());
+    kv.check().await.unwrap();
+    let reads = |r: &Redis| -> u64 {
+        let info = r.cli(&["INFO", "stats"]);
+        let line = info.lines().find(|l| l.starts_with("total_reads_processed:")).expect("INFO stats");
+        line.trim_end().split(':').nth(1).unwrap().parse().unwrap()
+    };
+    // A key Redis will refuse a GET on (a list, not a string), read among the others.
+    redis.cli(&["RPUSH", "fedgate:{wrong-type}", "x"]);
+    let before = reads(&redis);
+    let n = 400;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let kv = Arc::clone(&kv);
+            tokio::spawn(async move {
+                kv.put(&format!("batch-{i}"), format!("value-{i}").into_bytes(), Duration::from_secs(60)).await?;
+                let read = kv.get(&format!("batch-{i}")).await?;
+                let wrong = if i % 50 == 0 { Some(kv.get("wrong-type").await) } else { None };
+                Ok::<_, gateway::domain::store::StoreError>((i, read, wrong))
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (i, read, wrong) = task.await.unwrap().unwrap();
+        assert_eq!(read, Some(format!("value-{i}").into_bytes()), "command {i} got another command's answer");
+        if let Some(wrong) = wrong {
+            assert!(wrong.is_err(), "a GET on a list must fail (WRONGTYPE), alone");
+        }
+    }
+    let commands = 2 * n + n / 50;
+    let read = reads(&redis) - before;
+    println!("{commands} commands in {read} reads");
+    assert!(read * 2 < commands, "{commands} concurrent commands took {read} reads: they did not share pipelines");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_embedded_store_passes_the_store_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();

@@ -80,26 +80,44 @@ struct Shared {
 struct Budget {
     window: u64,
     left: u64,
+    /// The store's count for `window` has passed the bound: nothing more goes there until the next window.
+    full: bool,
+}
+
+/// What [`Shared::spend`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Spend {
+    /// Paid from this replica's reservation: write the request.
+    Spent,
+    /// Not enough left: reserve more in the store.
+    Reserve,
+    /// The window's bound is reached: keep the request in memory.
+    Full,
 }
 
 impl Shared {
     /// Spends `weight` bytes of this replica's reservation for `window`, if it has that many left.
-    fn spend(&self, window: u64, weight: u64) -> bool {
-        let Ok(mut b) = self.budget.lock() else { return false };
-        if b.window != window || b.left < weight {
-            return false;
+    fn spend(&self, window: u64, weight: u64) -> Spend {
+        let Ok(mut b) = self.budget.lock() else { return Spend::Reserve };
+        if b.window != window {
+            return Spend::Reserve;
         }
-        b.left -= weight;
-        true
+        if b.left >= weight {
+            b.left -= weight;
+            return Spend::Spent;
+        }
+        if b.full { Spend::Full } else { Spend::Reserve }
     }
 
-    /// Adds `bytes` reserved for `window` (a reservation for an earlier window is dropped).
-    fn keep(&self, window: u64, bytes: u64) {
+    /// Adds `bytes` reserved for `window` (a reservation for an earlier window is dropped); `full` when the store's
+    /// count has passed the bound.
+    fn keep(&self, window: u64, bytes: u64, full: bool) {
         if let Ok(mut b) = self.budget.lock() {
             if b.window != window {
-                *b = Budget { window, left: 0 };
+                *b = Budget { window, left: 0, full: false };
             }
             b.left = b.left.saturating_add(bytes);
+            b.full |= full;
         }
     }
 }
@@ -231,27 +249,33 @@ impl PendingRequests {
         if let Some(shared) = &self.store {
             let weight = u64::try_from(id.len() + request.weight()).unwrap_or(u64::MAX);
             let (k, raw, window) = (key(&id), encode(&request, "sign-in request")?, current_window());
-            if shared.spend(window, weight) {
-                return shared.kv.put(&k, raw, TTL).await;
+            match shared.spend(window, weight) {
+                Spend::Spent => return shared.kv.put(&k, raw, TTL).await,
+                Spend::Full => {}
+                Spend::Reserve => {
+                    // A new reservation and the request are written at once (one embedded commit, one wait on
+                    // Redis); in the rare quarter hour past the bound, the request is taken back out of the store.
+                    let (chunk, counter) = (shared.chunk.max(weight), window_key(window));
+                    let (counted, stored) =
+                        tokio::join!(shared.kv.increment(&counter, chunk, TTL * 2), shared.kv.put(&k, raw, TTL));
+                    stored?;
+                    let counted = counted?;
+                    // What of this chunk is within the bound (all of it, but near the end of the window's bytes).
+                    let within = shared.max_bytes.saturating_sub(counted.saturating_sub(chunk)).min(chunk);
+                    let full = counted >= shared.max_bytes;
+                    if within >= weight {
+                        shared.keep(window, within - weight, full);
+                        return Ok(());
+                    }
+                    shared.keep(window, 0, true);
+                    shared.kv.remove(&k).await?;
+                    tracing::warn!(
+                        max_pending_bytes = shared.max_bytes,
+                        "sign-in requests beyond session.max_pending_bytes this quarter hour: keeping new ones in \
+                         this replica's memory only"
+                    );
+                }
             }
-            // A new reservation and the request are written at once (one embedded commit, one wait on Redis); in
-            // the rare quarter hour past the bound, the request is taken back out of the store.
-            let (chunk, counter) = (shared.chunk.max(weight), window_key(window));
-            let (counted, stored) =
-                tokio::join!(shared.kv.increment(&counter, chunk, TTL * 2), shared.kv.put(&k, raw, TTL));
-            stored?;
-            // What of this chunk is within the bound (all of it, but near the end of the window's bytes).
-            let within = shared.max_bytes.saturating_sub(counted?.saturating_sub(chunk)).min(chunk);
-            if within >= weight {
-                shared.keep(window, within - weight);
-                return Ok(());
-            }
-            shared.kv.remove(&k).await?;
-            tracing::warn!(
-                max_pending_bytes = shared.max_bytes,
-                "sign-in requests beyond session.max_pending_bytes this quarter hour: keeping new ones in this \
-                 replica's memory only"
-            );
         }
         self.cache.insert(id, request);
         Ok(())
@@ -386,6 +410,8 @@ mod tests {
             }
         }
         assert!(stored_bytes <= bound, "{stored_bytes} bytes in the store, bound {bound}");
+        let counted = kv.increment(&window_key(current_window()), 0, TTL).await.unwrap();
+        assert!(counted <= bound + 2 * chunk, "past the bound a replica stops counting in the store: {counted}");
         assert!(stored_bytes > bound - 2 * chunk - 2000, "the bound is used, not undercut: {stored_bytes} of {bound}");
         assert!(b.get(flood.last().unwrap()).await.unwrap().is_some(), "the newest is still kept (in memory)");
     }

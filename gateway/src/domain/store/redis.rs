@@ -6,7 +6,13 @@
 //! `/readyz`, and everything recovers when it comes back, without a restart. Every command has a deadline
 //! (`command_timeout`). Keys are `key_prefix` + `{key}`: the braces are a Redis Cluster hash tag, so each
 //! logical key maps to one slot, and the single-key scripts below stay valid on a cluster.
+//!
+//! Single commands sent while others are on their way leave together in one pipeline ([`batch`]): Redis's CPU per
+//! command falls with the commands it reads at once (one event-loop pass, one read, one AOF write for all of them),
+//! which is what a busy gateway's logins pay for on a shared machine. A command sent when nothing else is on its way
+//! goes at once.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -42,19 +48,45 @@ return redis.call('INCRBY', KEYS[1], ARGV[1])
 pub struct RedisKv {
     /// `store.cluster`: a Redis Cluster client and its one (multiplexed, slot-routing) connection.
     cluster: Option<(redis::cluster::ClusterClient, OnceCell<ClusterConnection>)>,
-    client: redis::Client,
-    manager_config: ConnectionManagerConfig,
-    pool: Vec<OnceCell<ConnectionManager>>,
-    next: AtomicUsize,
+    pool: Arc<Pool>,
     prefix: String,
     command_timeout: Duration,
     cas: Script,
     incr: Script,
+    /// Single commands on their way to the next pipeline ([`RedisKv::query`]); the batching task starts on first use.
+    batch: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Queued>>,
+    /// Single commands sent and not answered yet.
+    in_flight: AtomicUsize,
 }
+
+/// `pool_size` connections to one server, used round-robin, each connected on first use.
+struct Pool {
+    client: redis::Client,
+    manager_config: ConnectionManagerConfig,
+    connections: Vec<OnceCell<ConnectionManager>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    /// The next connection, connecting it if this is its first use (or the first after a failed connect).
+    async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len().max(1);
+        let Some(cell) = self.connections.get(i) else {
+            return Err(redis::RedisError::from((redis::ErrorKind::Client, "no connection configured")));
+        };
+        let manager = cell
+            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone()))
+            .await?;
+        Ok(manager.clone())
+    }
+}
+
+/// A command waiting for its pipeline, and where its reply goes.
+type Queued = (redis::Cmd, tokio::sync::oneshot::Sender<redis::RedisResult<redis::Value>>);
 
 impl std::fmt::Debug for RedisKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisKv").field("pool", &self.pool.len()).field("prefix", &self.prefix).finish()
+        f.debug_struct("RedisKv").field("pool", &self.pool.connections.len()).field("prefix", &self.prefix).finish()
     }
 }
 
@@ -149,16 +181,21 @@ impl RedisKv {
             .set_response_timeout(Some(cfg.command_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        Ok(Self {
-            cluster,
+        let pool = Pool {
             client,
             manager_config,
-            pool: (0..cfg.pool_size.max(1)).map(|_| OnceCell::new()).collect(),
+            connections: (0..cfg.pool_size.max(1)).map(|_| OnceCell::new()).collect(),
             next: AtomicUsize::new(0),
+        };
+        Ok(Self {
+            cluster,
+            pool: Arc::new(pool),
             prefix: cfg.key_prefix.clone(),
             command_timeout: cfg.command_timeout,
             cas: Script::new(CAS),
             incr: Script::new(INCR),
+            batch: std::sync::OnceLock::new(),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -173,13 +210,7 @@ impl RedisKv {
             let conn = cell.get_or_try_init(|| client.get_async_connection()).await.map_err(err)?;
             return Ok(Conn::Cluster(conn.clone()));
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
-        let cell = self.pool.get(i).ok_or_else(|| err(Timeout(Duration::ZERO)))?;
-        let manager = cell
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone()))
-            .await
-            .map_err(err)?;
-        Ok(Conn::Single(manager.clone()))
+        Ok(Conn::Single(self.pool.conn().await.map_err(err)?))
     }
 
     /// Runs one command (or script) against a pooled connection within `command_timeout`.
@@ -203,9 +234,105 @@ impl RedisKv {
         tokio::time::timeout(deadline, attempt).await.map_err(|_| err(Timeout(deadline)))?
     }
 
-    /// Runs one command ([`RedisKv::run`]) and reads its reply as `T`.
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
-        self.run(|mut c| async move { cmd.query_async(&mut c).await }).await
+    /// Runs one command and reads its reply as `T`. On one server, as in Nagle's algorithm, a command goes at once
+    /// when no other is on its way, and otherwise waits to leave in one pipeline with the others sent meanwhile
+    /// (see [`batch`]); on a cluster each goes on its own ([`RedisKv::run`]).
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T> {
+        let counted = InFlight::count(&self.in_flight);
+        if self.cluster.is_some() || counted.alone() {
+            return self
+                .run(|mut c| {
+                    let cmd = &cmd;
+                    async move { cmd.query_async(&mut c).await }
+                })
+                .await;
+        }
+        let queue = self.batch.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(batch(Arc::clone(&self.pool), rx));
+            tx
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        queue.send((cmd, tx)).map_err(|_| err(Timeout(Duration::ZERO)))?;
+        let deadline = self.command_timeout;
+        let value = match tokio::time::timeout(deadline, rx).await {
+            Err(_) => return Err(err(Timeout(deadline))),
+            Ok(Err(_)) => return Err(err(Timeout(Duration::ZERO))),
+            Ok(Ok(reply)) => reply.map_err(err)?,
+        };
+        match value {
+            redis::Value::ServerError(e) => Err(err(redis::RedisError::from(e))),
+            v => redis::from_redis_value(v).map_err(|e| err(redis::RedisError::from(e))),
+        }
+    }
+}
+
+/// One command counted in [`RedisKv::in_flight`] until it is answered (or given up on).
+struct InFlight<'a> {
+    count: &'a AtomicUsize,
+    before: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn count(count: &'a AtomicUsize) -> Self {
+        Self { count, before: count.fetch_add(1, Ordering::AcqRel) }
+    }
+
+    /// Whether no other command was on its way when this one was counted.
+    fn alone(&self) -> bool {
+        self.before == 0
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The batching task: takes the commands queued since it last ran, lets every task that is ready run first (so
+/// that those about to send a command queue it too), then sends them all as one pipeline: one write for the
+/// gateway, one read and one AOF write for Redis, where commands sent one by one each cost a pass of Redis's
+/// event loop. The replies are handed out in the background, so the next batch does not wait for this one's.
+async fn batch(pool: Arc<Pool>, mut queue: tokio::sync::mpsc::UnboundedReceiver<Queued>) {
+    while let Some(first) = queue.recv().await {
+        tokio::task::yield_now().await;
+        let mut waiting = vec![first];
+        while let Ok(more) = queue.try_recv() {
+            waiting.push(more);
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let mut replies = Vec::with_capacity(waiting.len());
+        for (cmd, reply) in waiting {
+            pipe.add_command(cmd);
+            replies.push(reply);
+        }
+        let pool = Arc::clone(&pool);
+        tokio::spawn(async move {
+            let sent = async {
+                let mut c = pool.conn().await?;
+                match pipe.query_async::<Vec<redis::Value>>(&mut c).await {
+                    // A connection whose reconnect failed answers without sending: send once more (RedisKv::run).
+                    Err(e) if e.is_connection_refusal() => {
+                        pipe.query_async::<Vec<redis::Value>>(&mut pool.conn().await?).await
+                    }
+                    other => other,
+                }
+            };
+            match sent.await {
+                Ok(values) => {
+                    for (reply, value) in replies.into_iter().zip(values) {
+                        let _ = reply.send(Ok(value));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -252,27 +379,27 @@ impl KvStore for RedisKv {
     fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> StoreFuture<'a, Result<()>> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl));
-        Box::pin(async move { self.query(&cmd).await })
+        Box::pin(async move { self.query(cmd).await })
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Vec<u8>>>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.key(key));
-        Box::pin(async move { self.query(&cmd).await })
+        Box::pin(async move { self.query(cmd).await })
     }
 
     fn take<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<Option<Vec<u8>>>> {
         // GETDEL (Redis 6.2+, Valkey): atomic on the server, so of all replicas exactly one gets the value.
         let mut cmd = redis::cmd("GETDEL");
         cmd.arg(self.key(key));
-        Box::pin(async move { self.query(&cmd).await })
+        Box::pin(async move { self.query(cmd).await })
     }
 
     fn put_if_absent<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> StoreFuture<'a, Result<bool>> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl));
         Box::pin(async move {
-            let set: Option<String> = self.query(&cmd).await?;
+            let set: Option<String> = self.query(cmd).await?;
             Ok(set.is_some())
         })
     }
@@ -300,7 +427,7 @@ impl KvStore for RedisKv {
     fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Result<()>> {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.key(key));
-        Box::pin(async move { self.query(&cmd).await })
+        Box::pin(async move { self.query(cmd).await })
     }
 
     fn increment<'a>(&'a self, key: &'a str, by: u64, ttl: Duration) -> StoreFuture<'a, Result<u64>> {
@@ -317,7 +444,7 @@ impl KvStore for RedisKv {
 
     fn check(&self) -> StoreFuture<'_, Result<()>> {
         let cmd = redis::cmd("PING");
-        Box::pin(async move { self.query(&cmd).await })
+        Box::pin(async move { self.query(cmd).await })
     }
 
     fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
@@ -332,7 +459,7 @@ impl KvStore for RedisKv {
             }
             let mut cmd = redis::cmd("MGET");
             cmd.arg(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>());
-            self.query(&cmd).await
+            self.query(cmd).await
         })
     }
 
@@ -373,7 +500,7 @@ impl KvStore for RedisKv {
             }
             let mut cmd = redis::cmd("DEL");
             cmd.arg(keys.iter().map(|k| self.key(k)).collect::<Vec<_>>());
-            self.query(&cmd).await
+            self.query(cmd).await
         })
     }
 }
