@@ -20,9 +20,15 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// What the back-channel receiver got: (client in the path, `logout_token`).
 type Received = Arc<Mutex<Vec<(String, String)>>>;
 
-/// A back-channel logout receiver on a free loopback port: `POST /bc/{client}` with a form `logout_token`; also
-/// the clients' post-logout page, `GET /bye`.
+/// A back-channel logout receiver on a free loopback port that acknowledges every logout token at once (see
+/// [`back_channel_receiver`]); also the clients' post-logout page, `GET /bye`.
 async fn receiver() -> (String, Received) {
+    back_channel_receiver(|_| (StatusCode::OK, Duration::ZERO)).await
+}
+
+/// A back-channel logout endpoint on a free loopback port (`POST /bc/{client}` with a form `logout_token`) that
+/// records each attempt and answers the `n`th (from 1) with `answer(n)`: a status, after a pause; and `GET /bye`.
+async fn back_channel_receiver(answer: fn(usize) -> (StatusCode, Duration)) -> (String, Received) {
     let got: Received = Arc::default();
     let store = got.clone();
     let app = axum::Router::new().route("/bye", axum::routing::get(|| async { "bye from rp2" })).route(
@@ -32,8 +38,14 @@ async fn receiver() -> (String, Received) {
                   axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
                 let store = store.clone();
                 async move {
-                    store.lock().unwrap().push((client, form.get("logout_token").cloned().unwrap_or_default()));
-                    StatusCode::OK
+                    let attempt = {
+                        let mut got = store.lock().unwrap();
+                        got.push((client, form.get("logout_token").cloned().unwrap_or_default()));
+                        got.len()
+                    };
+                    let (status, pause) = answer(attempt);
+                    tokio::time::sleep(pause).await;
+                    status
                 }
             },
         ),
@@ -483,25 +495,7 @@ async fn saml_logout_chain_reaches_every_sp_and_lists_the_ones_that_failed() {
 /// the 5 s timeout, so fedgate retries) still gets its logout token, and the logout page answers at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_back_channel_endpoint_does_not_delay_the_browser() {
-    let got: Received = Arc::default();
-    let store = got.clone();
-    let app = axum::Router::new().route(
-        "/bc/{client}",
-        axum::routing::post(
-            move |axum::extract::Path(client): axum::extract::Path<String>,
-                  axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
-                let store = store.clone();
-                async move {
-                    store.lock().unwrap().push((client, form.get("logout_token").cloned().unwrap_or_default()));
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    StatusCode::OK
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (base, got) = back_channel_receiver(|_| (StatusCode::OK, Duration::from_secs(30))).await;
     let keys = tempfile::tempdir().unwrap();
     let gw = Gateway::start(&config(&base, keys.path(), &[])).await.unwrap();
     let c = browser();
@@ -661,26 +655,11 @@ async fn a_cross_site_post_authn_request_finds_the_session() {
 /// page (an upgrade, a scale-down). It used to exit at once and drop the retry with the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_right_after_a_logout_still_delivers_the_back_channel_retry() {
-    let attempts: Received = Arc::default();
-    let store = attempts.clone();
-    let app = axum::Router::new().route(
-        "/bc/{client}",
-        axum::routing::post(
-            move |axum::extract::Path(client): axum::extract::Path<String>,
-                  axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
-                let store = store.clone();
-                async move {
-                    let mut got = store.lock().unwrap();
-                    got.push((client, form.get("logout_token").cloned().unwrap_or_default()));
-                    // The first attempt finds the client restarting; the retry is acknowledged.
-                    if got.len() == 1 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // The first attempt finds the client restarting; the retry is acknowledged.
+    let (base, attempts) = back_channel_receiver(|attempt| {
+        (if attempt == 1 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }, Duration::ZERO)
+    })
+    .await;
     let keys = tempfile::tempdir().unwrap();
     let gw = e2e::gateway::GatewayProcess::start(&config(&base, keys.path(), &[]), &[], &[], false).await.unwrap();
     let url = |path: &str| format!("{}{path}", gw.base);
