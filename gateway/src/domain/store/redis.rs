@@ -94,6 +94,10 @@ impl std::fmt::Debug for RedisKv {
 #[error("no answer within {0:?} (store.command_timeout)")]
 struct Timeout(Duration);
 
+#[derive(Debug, thiserror::Error)]
+#[error("the pipeline carrying the command ended without its answer")]
+struct Unanswered;
+
 fn err(e: impl Into<super::BoxError>) -> StoreError {
     StoreError::unavailable("redis", e)
 }
@@ -253,11 +257,11 @@ impl RedisKv {
             tx
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
-        queue.send((cmd, tx)).map_err(|_| err(Timeout(Duration::ZERO)))?;
+        queue.send((cmd, tx)).map_err(|_| err(Unanswered))?;
         let deadline = self.command_timeout;
         let value = match tokio::time::timeout(deadline, rx).await {
             Err(_) => return Err(err(Timeout(deadline))),
-            Ok(Err(_)) => return Err(err(Timeout(Duration::ZERO))),
+            Ok(Err(_)) => return Err(err(Unanswered)),
             Ok(Ok(reply)) => reply.map_err(err)?,
         };
         match value {
