@@ -552,3 +552,50 @@ async fn a_public_client_cannot_introspect_tokens() {
     assert_eq!(body["active"], true, "{body}");
     assert_eq!(body["preferred_username"], "alice", "{body}");
 }
+
+/// RFC 6750 §2.2, as Keycloak takes it: a POST to UserInfo may carry the access token as the form parameter
+/// `access_token` instead of the header (at fedgate's URL and at the Keycloak realm's), but never both, nor twice;
+/// a POST with the header and another body type is answered as before.
+#[tokio::test]
+async fn userinfo_takes_the_access_token_from_a_post_form_body_but_only_one_way() {
+    let (gw, _k) = gateway("RS256").await;
+    let c = logged_in(&gw, "alice", "alice-demo").await;
+    let code = code_for(&gw, &c, "app").await;
+    let tokens: serde_json::Value = redeem(&gw, &code, SECRET).await.json().await.unwrap();
+    let at = tokens["access_token"].as_str().unwrap().to_string();
+    let by_form = http().post(gw.url("/oauth2/userinfo")).form(&[("access_token", at.as_str())]).send().await.unwrap();
+    assert_eq!(by_form.status(), StatusCode::OK);
+    assert_eq!(by_form.headers()["cache-control"], "no-store");
+    let claims: serde_json::Value = by_form.json().await.unwrap();
+    assert_eq!(claims["sub"], "static:alice", "{claims}");
+    let by_header = http()
+        .post(gw.url("/oauth2/userinfo"))
+        .bearer_auth(&at)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), StatusCode::OK, "the header with a JSON body");
+    let both = http()
+        .post(gw.url("/oauth2/userinfo"))
+        .bearer_auth(&at)
+        .form(&[("access_token", at.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), StatusCode::BAD_REQUEST, "two ways at once");
+    let body: serde_json::Value = both.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    let twice = http()
+        .post(gw.url("/oauth2/userinfo"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("access_token={at}&access_token={at}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), StatusCode::BAD_REQUEST, "the parameter twice");
+    let wrong = http().post(gw.url("/oauth2/userinfo")).form(&[("access_token", "not-a-token")]).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+}

@@ -35,7 +35,7 @@ pub fn router() -> OwnRoutes<AppState> {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/oauth2/jwks", get(jwks))
         .route("/oauth2/token", post(token))
-        .route("/oauth2/userinfo", get(userinfo).post(userinfo))
+        .route("/oauth2/userinfo", get(userinfo).post(userinfo_post))
         .map_router(|r| r.layer(cors));
     OwnRoutes::new()
         .reserve_prefix("/oauth2/")
@@ -71,7 +71,7 @@ pub fn realm_router(base: &str, config: &crate::config::Config) -> OwnRoutes<App
         .route_owned(at("/.well-known/openid-configuration"), get(discovery))
         .route_owned(at(kc::JWKS), get(jwks))
         .route_owned(at(kc::TOKEN), post(token))
-        .route_owned(at(kc::USERINFO), get(userinfo).post(userinfo))
+        .route_owned(at(kc::USERINFO), get(userinfo).post(userinfo_post))
         .map_router(|r| r.layer(cors));
     // Public information any page may read (Keycloak answers it to every origin); no cookie is involved.
     let realm_info_route = OwnRoutes::new()
@@ -609,8 +609,40 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let provider = oidc(&state)?;
-    let Some(token) = bearer(&headers) else {
+    userinfo_with(&state, bearer(&headers)).await
+}
+
+/// UserInfo by POST: the access token in the `Authorization` header or, as RFC 6750 §2.2 allows (and Keycloak
+/// takes), as the form parameter `access_token` — never both (§2: one method per request).
+async fn userinfo_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let is_form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    });
+    let params = if is_form { Params::parse(&String::from_utf8_lossy(&body)) } else { Params::new(Vec::new()) };
+    let in_form = params.get("access_token").map_err(|e| invalid_token_request(&e.description))?;
+    match (bearer(&headers), in_form) {
+        (Some(_), Some(_)) => {
+            Err(invalid_token_request("the access token was sent both in the Authorization header and in the body"))
+        }
+        (header_token, form_token) => userinfo_with(&state, header_token.or(form_token)).await,
+    }
+}
+
+/// `invalid_request` for how the access token was sent (RFC 6750 §3.1), with the Bearer challenge.
+fn invalid_token_request(description: &str) -> AppError {
+    AppError::OAuth {
+        error: TokenError::protocol(federation::oidc::ErrorCode::InvalidRequest, description),
+        challenge: Some("Bearer realm=\"fedgate\", error=\"invalid_request\""),
+    }
+}
+
+async fn userinfo_with(state: &AppState, token: Option<&str>) -> Result<Response, AppError> {
+    let provider = oidc(state)?;
+    let Some(token) = token else {
         return Err(AppError::OAuth {
             error: TokenError::protocol(
                 federation::oidc::ErrorCode::InvalidRequest,
