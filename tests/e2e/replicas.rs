@@ -97,29 +97,39 @@ async fn pair_configured(saml_sps: &str, store: &str) -> Pair {
     let redis = Redis::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let access_log = dir.path().join("access.log");
-    let (pa, pb) = (free_port(), free_port());
-    let nginx = Nginx::with_server(&format!(
-        "log_format replicas '$upstream_addr $request_uri';\n\
-         upstream fedgate {{ server 127.0.0.1:{pa}; server 127.0.0.1:{pb}; }}\n\
-         server {{\n  listen 127.0.0.1:{{PORT}};\n  access_log {} replicas;\n  location / {{\n    \
-         proxy_pass http://fedgate;\n    proxy_set_header Host $http_host;\n    \
-         add_header X-Replica $upstream_addr always;\n  }}\n}}",
-        access_log.display()
-    ))
-    .unwrap();
-    let public_url = format!("{}/", nginx.base);
-    let body = format!(
-        "{}{}{}{saml_sps}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n{store}",
-        demo_config(),
-        oidc_toml(&dir.path().join("keys/oidc"), "ES256"),
-        saml_toml(&dir.path().join("keys/saml")),
-        redis.url()
-    );
-    let config = dir.path().join("fedgate.toml");
-    std::fs::write(&config, format!("[server]\npublic_url = \"{public_url}\"\n{body}")).unwrap();
-    let opts = |port| ProcessOptions { port: Some(port), public_url: Some(&public_url), ..Default::default() };
-    let (a, b) = tokio::join!(GatewayProcess::start_with(&body, opts(pa)), GatewayProcess::start_with(&body, opts(pb)));
-    Pair { redis, nginx, a: Some(a.unwrap()), b: b.unwrap(), config, _dir: dir, access_log }
+    // The replicas' ports are picked before nginx and the replicas start; another test may take one in between
+    // (that replica then exits at once): start over on fresh ports, at most three times.
+    for attempt in 1..=3 {
+        let (pa, pb) = (free_port(), free_port());
+        let nginx = Nginx::with_server(&format!(
+            "log_format replicas '$upstream_addr $request_uri';\n\
+             upstream fedgate {{ server 127.0.0.1:{pa}; server 127.0.0.1:{pb}; }}\n\
+             server {{\n  listen 127.0.0.1:{{PORT}};\n  access_log {} replicas;\n  location / {{\n    \
+             proxy_pass http://fedgate;\n    proxy_set_header Host $http_host;\n    \
+             add_header X-Replica $upstream_addr always;\n  }}\n}}",
+            access_log.display()
+        ))
+        .unwrap();
+        let public_url = format!("{}/", nginx.base);
+        let body = format!(
+            "{}{}{}{saml_sps}\n[store]\nkind = \"redis\"\nurl = \"{}\"\n{store}",
+            demo_config(),
+            oidc_toml(&dir.path().join("keys/oidc"), "ES256"),
+            saml_toml(&dir.path().join("keys/saml")),
+            redis.url()
+        );
+        let config = dir.path().join("fedgate.toml");
+        std::fs::write(&config, format!("[server]\npublic_url = \"{public_url}\"\n{body}")).unwrap();
+        let opts = |port| ProcessOptions { port: Some(port), public_url: Some(&public_url), ..Default::default() };
+        let (a, b) =
+            tokio::join!(GatewayProcess::start_with(&body, opts(pa)), GatewayProcess::start_with(&body, opts(pb)));
+        match (a, b) {
+            (Ok(a), Ok(b)) => return Pair { redis, nginx, a: Some(a), b, config, _dir: dir, access_log },
+            (a, b) if attempt < 3 => eprintln!("a replica did not start, new ports: {:?} {:?}", a.err(), b.err()),
+            (a, b) => panic!("the replicas did not start: {:?} {:?}", a.err(), b.err()),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
 }
 
 /// Logs `user` in with `password` at `base` (login form from the same base); the response of the POST.

@@ -225,9 +225,12 @@ impl GatewayProcess {
         };
         cmd.arg("serve").args(options.args).arg("--config").arg(&cfg).current_dir(dir.path());
         cmd.envs(options.env.iter().copied()).stdout(out()).stderr(out()).kill_on_drop(true);
-        let child = cmd.spawn().context("starting fedgate")?;
+        let mut child = cmd.spawn().context("starting fedgate")?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while http().get(format!("{base}/readyz")).send().await.is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                anyhow::bail!("fedgate for {base} exited ({status}) before answering /readyz: its port taken?");
+            }
             anyhow::ensure!(std::time::Instant::now() < deadline, "fedgate at {base} never answered /readyz");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
