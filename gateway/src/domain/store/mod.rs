@@ -12,6 +12,7 @@
 //! store holds no usable cookie, code or token.
 
 pub mod embedded;
+pub mod first_level;
 pub mod grants;
 pub mod memory;
 pub mod redis;

@@ -1,7 +1,7 @@
 //! [`KvSessionStore`]: sessions in the state store, with moka in front as the first level.
 //!
 //! A request whose session this replica read within `cache_ttl` (default 500 ms, at most 1 s) is answered from
-//! moka without a store round trip, so a proxied request with a live session costs nothing extra; after that the
+//! moka ([`Recent`]: two moka generations that drop expired entries in bulk) without a store round trip, so a proxied request with a live session costs nothing extra; after that the
 //! store is asked again, which is how a logout on another replica reaches this one within a second. The
 //! alternative, Redis pub/sub invalidation, would let the cache live longer but adds a subscriber connection per
 //! replica and a window in which a missed message (a reconnect) keeps a revoked session alive with no bound; a
@@ -21,6 +21,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use time::OffsetDateTime;
 
+use super::first_level::Recent;
 use super::{KvStore, decode, encode, hashed_key};
 use crate::domain::session::{Lifetimes, Session, SessionStore, StoreError, StoreFuture};
 
@@ -32,10 +33,56 @@ struct Cached {
     raw: Arc<Vec<u8>>,
 }
 
-/// Sessions in a [`KvStore`], cached for `cache_ttl` in moka.
+/// The first level in front of the store (moka in both cases).
+enum FirstLevel {
+    /// Other replicas write the store too: what this one read or wrote in the last `cache_ttl`.
+    Recent(Recent<Arc<Cached>>),
+    /// Only this process writes the store: sessions until they go idle.
+    Owned(Cache<String, Arc<Cached>>),
+}
+
+impl FirstLevel {
+    fn get(&self, id: &str) -> Option<Arc<Cached>> {
+        match self {
+            Self::Recent(r) => r.get(id),
+            Self::Owned(c) => c.get(id),
+        }
+    }
+
+    fn insert(&self, id: &str, cached: &Arc<Cached>) {
+        match self {
+            Self::Recent(r) => r.insert(id.to_string(), Arc::clone(cached)),
+            Self::Owned(c) => c.insert(id.to_string(), Arc::clone(cached)),
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        match self {
+            Self::Recent(r) => r.remove(id),
+            Self::Owned(c) => c.invalidate(id),
+        }
+    }
+
+    #[cfg(test)]
+    fn clear(&self) {
+        match self {
+            Self::Recent(r) => r.clear(),
+            Self::Owned(c) => c.invalidate_all(),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Self::Recent(r) => r.held(),
+            Self::Owned(c) => c.entry_count(),
+        }
+    }
+}
+
+/// Sessions in a [`KvStore`], with a first level in front.
 pub struct KvSessionStore {
     kv: Arc<dyn KvStore>,
-    l1: Option<Cache<String, Arc<Cached>>>,
+    l1: Option<FirstLevel>,
     lifetimes: Lifetimes,
     touch_every: i64,
 }
@@ -50,8 +97,7 @@ impl KvSessionStore {
     /// Sessions in `kv`, a store other processes write too (other replicas): at most `max_cached` of them in the
     /// first level, each for `cache_ttl` (none when zero).
     pub fn new(kv: Arc<dyn KvStore>, lifetimes: Lifetimes, cache_ttl: Duration, max_cached: u64) -> Self {
-        let l1 =
-            (!cache_ttl.is_zero()).then(|| Cache::builder().max_capacity(max_cached).time_to_live(cache_ttl).build());
+        let l1 = (!cache_ttl.is_zero()).then(|| FirstLevel::Recent(Recent::new(cache_ttl, max_cached)));
         Self::with_first_level(kv, lifetimes, l1)
     }
 
@@ -66,10 +112,10 @@ impl KvSessionStore {
             .time_to_idle(lifetimes.idle + Duration::from_secs(60))
             .time_to_live(lifetimes.absolute + Duration::from_secs(60))
             .build();
-        Self::with_first_level(kv, lifetimes, Some(l1))
+        Self::with_first_level(kv, lifetimes, Some(FirstLevel::Owned(l1)))
     }
 
-    fn with_first_level(kv: Arc<dyn KvStore>, lifetimes: Lifetimes, l1: Option<Cache<String, Arc<Cached>>>) -> Self {
+    fn with_first_level(kv: Arc<dyn KvStore>, lifetimes: Lifetimes, l1: Option<FirstLevel>) -> Self {
         let touch_every = i64::try_from((lifetimes.idle / 10).as_secs()).unwrap_or(i64::MAX).max(5);
         Self { kv, l1, lifetimes, touch_every }
     }
@@ -97,13 +143,13 @@ impl KvSessionStore {
 
     fn remember(&self, id: &str, cached: &Arc<Cached>) {
         if let Some(c) = &self.l1 {
-            c.insert(id.to_string(), Arc::clone(cached));
+            c.insert(id, cached);
         }
     }
 
     fn forget(&self, id: &str) {
         if let Some(c) = &self.l1 {
-            c.invalidate(id);
+            c.remove(id);
         }
     }
 
@@ -237,9 +283,9 @@ impl SessionStore for KvSessionStore {
     }
 
     fn count(&self) -> u64 {
-        // Sessions in the first level (served within the last cache_ttl, or with the embedded store all those not
+        // Sessions in the first level (served within the last one or two cache_ttl, or with the embedded store all those not
         // idle, up to the cache's bound): the store itself is not scanned.
-        self.l1.as_ref().map_or(0, Cache::entry_count)
+        self.l1.as_ref().map_or(0, FirstLevel::len)
     }
 }
 
@@ -336,7 +382,7 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        a.l1.as_ref().unwrap().invalidate_all();
+        a.l1.as_ref().unwrap().clear();
         let s = a.get(&id, now).await.unwrap().unwrap();
         assert_eq!(s.signed_in_to.len(), 20, "{:?}", s.signed_in_to);
     }
