@@ -847,7 +847,7 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         script = os.path.join(up_dir, "login.lua")
         with open(script, "w") as f:
             f.write(LOGIN_LUA)
-        # Password logins: rounds alternate between the backends (this machine's speed drifts). 64 connections: the
+        # Password logins: five rounds alternating between the backends (this machine's speed drifts), the median. 64 connections: the
         # server's capacity (at 16, memory itself leaves a core partly idle and Redis's round trip, waiting for a
         # core it shares with the gateway and wrk, limits throughput rather than CPU); 16 is measured too.
         login_kinds = kinds + ["memory+throttle", "redis+throttle", "memory@16", "redis@16"]
@@ -855,7 +855,7 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         redis_cmds_per_login = {"redis": [], "redis+throttle": [], "redis@16": []}
         redis_cpu_per_login = {k: [] for k in redis_cmds_per_login}
         gw_cpu_per_login = {k: [] for k in login_kinds}
-        for _ in range(3):
+        for _ in range(5):
             for k in login_kinds:
                 gk, _, conns = k.partition("@")
                 c0, cpu0, g0 = redis.commands(), cpu_seconds(redis.p.pid), cpu_seconds(gws[gk].p.pid)
@@ -881,14 +881,14 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
             row(f"password logins/s, store = {name}", f"{med:.0f}/s", f"{label} {mem:.0f}/s",
                 f"{med / max(mem, 1):.0%} of memory", note)
         # Code + PKCE logins (authorize → login form → token), 32 concurrent browsers (the server's capacity: at 8,
-        # memory is not saturated either), and 8 as before. Three rounds, alternating between the backends (the
+        # memory is not saturated either), and 8 as before. Five rounds, alternating between the backends (the
         # machine's speed drifts); the median of each.
         flow_kinds = kinds + ["memory@8", "redis@8"]
         flow_rounds = {k: [] for k in flow_kinds}
         redis_cmds_per_flow = {"redis": [], "redis@8": []}
         redis_cpu_per_flow = {k: [] for k in redis_cmds_per_flow}
         failed = {k: 0 for k in flow_kinds}
-        for _ in range(3):
+        for _ in range(5):
             for k in flow_kinds:
                 gk, _, browsers = k.partition("@")
                 c0, cpu0 = redis.commands(), cpu_seconds(redis.p.pid)
