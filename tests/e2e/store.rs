@@ -665,3 +665,73 @@ async fn the_embedded_store_reopens_itself_under_concurrent_writes_once_space_is
     }
     eprintln!("{} writes acknowledged, {refused} refused while the disk was full or the store reopening", acked.len());
 }
+
+/// Redis Sentinel (`sentinels` + `sentinel_master`, no `url`): a master, its replica and three sentinels, with an
+/// unreachable address first in the list. The master is killed (SIGKILL) while the gateway runs: once the sentinels
+/// promote the replica, the same gateway, not restarted, finds the new master by itself; the session, the access
+/// token and the refresh token written before the failover still work, and a new sign-in is written to the new
+/// master. The old master started again comes back as a replica: the gateway keeps writing to the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_loses_no_session_and_needs_no_restart() {
+    let mut redis = e2e::redis::RedisSentinel::start().unwrap();
+    let (first, second) = (redis.first_port(), redis.second_port());
+    let unreachable = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut sentinels = vec![format!("redis://127.0.0.1:{unreachable}")];
+    sentinels.extend(redis.sentinel_urls());
+    let list = sentinels.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    let store = format!(
+        "\n[store]\nkind = \"redis\"\nsentinels = [{list}]\nsentinel_master = \"{}\"\n",
+        e2e::redis::RedisSentinel::MASTER
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{}{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"http://127.0.0.1:9/sp\"\nacs_urls = [\"http://127.0.0.1:9/acs\"]\n{store}",
+        demo_config(),
+        oidc_toml(&dir.path().join("keys"), "ES256"),
+        dir.path().join("saml").display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let gw = start(&body, port).await;
+    let mut held = sign_in(&base).await;
+    still_signed_in(&base, &mut held, "signing in").await;
+    let keys = redis.cli(first, &["DBSIZE"]);
+    assert!(keys.trim().parse::<u64>().unwrap() > 0, "nothing was written to the master");
+
+    // Everything written so far has reached the replica (WAIT: acknowledged by one replica), then the master dies.
+    assert_eq!(redis.cli(first, &["WAIT", "1", "5000"]).trim(), "1", "the replica did not acknowledge");
+    redis.kill(first);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redis.master_port() != Some(second) {
+        assert!(Instant::now() < deadline, "the sentinels did not promote the replica within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let promoted = Instant::now();
+    // The gateway finds the new master by itself: ready again, and everything from before the failover works.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http().get(format!("{base}/readyz")).send().await.unwrap().status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "the gateway did not find the new master within 15 s of the failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("ready on the new master {:?} after the sentinels named it", promoted.elapsed());
+    tokio::time::sleep(Duration::from_millis(600)).await; // past the first level: the session is read from Redis
+    still_signed_in(&base, &mut held, "the failover").await;
+    let bob = session_cookie(&base, "bob").await.expect("a sign-in after the failover");
+    assert!(!bob.is_empty());
+    assert!(redis.cli(second, &["INFO", "replication"]).contains("role:master"));
+
+    // The old master returns on its old data; the sentinels turn it into a replica of the new one. Writes keep
+    // going to the new master (a write sent to the old one would be refused as READONLY, or lost).
+    redis.restart(first).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !redis.cli(first, &["INFO", "replication"]).contains("role:slave") {
+        assert!(Instant::now() < deadline, "the old master was not made a replica within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    still_signed_in(&base, &mut held, "the old master's return").await;
+    let carol = session_cookie(&base, "carol").await.expect("a sign-in after the old master's return");
+    let r = no_redirects().get(format!("{base}/")).header("cookie", &carol).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "carol's session was not kept");
+    drop(gw);
+}

@@ -243,6 +243,155 @@ impl RedisCluster {
     }
 }
 
+/// Redis as Sentinel runs it: a master (AOF on), one replica of it, and three sentinels (quorum 2) watching the
+/// master under [`RedisSentinel::MASTER`], each a real `redis-server` on a free loopback port (`--sentinel` for
+/// the sentinels), stopped by PID on drop. The master can be killed (a failover follows) and started again on its
+/// old port and data (it comes back as a replica of the new master, as the sentinels reconfigure it).
+pub struct RedisSentinel {
+    dir: tempfile::TempDir,
+    /// The master's and the replica's ports, in the order they were started.
+    ports: [u16; 2],
+    data: [Option<Child>; 2],
+    sentinel_ports: Vec<u16>,
+    sentinels: Vec<Child>,
+}
+
+impl RedisSentinel {
+    /// The name the sentinels monitor the master under.
+    pub const MASTER: &'static str = "fedgate-master";
+
+    /// Starts the master, its replica (returns once it is in sync) and the three sentinels (returns once each
+    /// names the master and knows the replica).
+    pub fn start() -> anyhow::Result<Self> {
+        if !Path::new(REDIS_SERVER).exists() {
+            bail!("{REDIS_SERVER} not found: install it with `apt-get install redis-server` (or run scripts/setup)");
+        }
+        let dir = tempfile::Builder::new().prefix("fedgate-redis-sentinel.").tempdir()?;
+        let free = || -> anyhow::Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+        let ports = [free()?, free()?];
+        let mut set = Self { dir, ports, data: [None, None], sentinel_ports: Vec::new(), sentinels: Vec::new() };
+        set.launch_data(0)?;
+        set.launch_data(1)?;
+        cli(ports[1], &["REPLICAOF", "127.0.0.1", &ports[0].to_string()]);
+        wait_for(Duration::from_secs(20), "the replica to sync with the master", || {
+            cli(ports[1], &["INFO", "replication"]).contains("master_link_status:up")
+        })?;
+        for i in 0..3 {
+            let port = free()?;
+            let conf = set.dir.path().join(format!("sentinel{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\n\
+                     sentinel monitor {m} 127.0.0.1 {master} 2\n\
+                     sentinel down-after-milliseconds {m} 1000\n\
+                     sentinel failover-timeout {m} 5000\n\
+                     sentinel parallel-syncs {m} 1\n",
+                    dir = set.dir.path().display(),
+                    m = Self::MASTER,
+                    master = ports[0],
+                ),
+            )?;
+            let child = Command::new(REDIS_SERVER)
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting redis-server --sentinel")?;
+            set.sentinels.push(child);
+            set.sentinel_ports.push(port);
+        }
+        for port in set.sentinel_ports.clone() {
+            wait_for(Duration::from_secs(20), "a sentinel to see the master and its replica", || {
+                let master = cli(port, &["SENTINEL", "MASTER", Self::MASTER]);
+                master.contains("num-slaves") && cli(port, &["SENTINEL", "REPLICAS", Self::MASTER]).contains("slave")
+            })?;
+        }
+        Ok(set)
+    }
+
+    fn launch_data(&mut self, i: usize) -> anyhow::Result<()> {
+        let data_dir = self.dir.path().join(format!("data{i}"));
+        std::fs::create_dir_all(&data_dir)?;
+        let child = Command::new(REDIS_SERVER)
+            .args(["--port", &self.ports[i].to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always", "--protected-mode", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server")?;
+        self.data[i] = Some(child);
+        let port = self.ports[i];
+        wait_for(Duration::from_secs(10), "redis-server to answer PING", || cli(port, &["PING"]).trim() == "PONG")
+    }
+
+    /// `sentinels = [...]` for `[store]`: the three sentinels' `redis://` addresses.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinel_ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect()
+    }
+
+    /// The port the sentinels name as the master now (the first sentinel's answer).
+    pub fn master_port(&self) -> Option<u16> {
+        let out = cli(self.sentinel_ports[0], &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER]);
+        out.lines().nth(1).and_then(|p| p.trim().parse().ok())
+    }
+
+    /// The port of the data node started first (the master until a failover).
+    pub fn first_port(&self) -> u16 {
+        self.ports[0]
+    }
+
+    /// The port of the data node started second (the replica until a failover).
+    pub fn second_port(&self) -> u16 {
+        self.ports[1]
+    }
+
+    /// `redis-cli` against a data node.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        cli(port, args)
+    }
+
+    /// Kills (SIGKILL) the data node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(i) = self.ports.iter().position(|p| *p == port)
+            && let Some(mut c) = self.data[i].take()
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the data node on `port` again, on its old data.
+    pub fn restart(&mut self, port: u16) -> anyhow::Result<()> {
+        let Some(i) = self.ports.iter().position(|p| *p == port) else { bail!("no data node on port {port}") };
+        self.kill(port);
+        self.launch_data(i)
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        for c in self.data.iter_mut().flatten().chain(self.sentinels.iter_mut()) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > deadline {
+            bail!("waited {limit:?} for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 fn cli(port: u16, args: &[&str]) -> String {
     Command::new("redis-cli")
         .args(["-p", &port.to_string()])

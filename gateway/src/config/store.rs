@@ -118,6 +118,16 @@ pub struct StoreConfig {
     /// `redis`: `url` is one node of a Redis Cluster (the others are discovered). Every key carries a hash tag,
     /// so each atomic operation touches one slot.
     pub cluster: bool,
+    /// `redis` with Redis Sentinel: the sentinels' addresses (`redis://host:26379`, or `rediss://` for TLS with
+    /// `ca_file`), instead of `url`. The master is asked of them on connecting, and again after a failover.
+    pub sentinels: Vec<String>,
+    /// `redis` with Redis Sentinel: the name the sentinels monitor the master under (`sentinel monitor NAME …`).
+    pub sentinel_master: String,
+    /// `redis` with Redis Sentinel: the sentinels' own password (`requirepass` in sentinel.conf), if any; prefer
+    /// `sentinel_password_file`. `username` and `password` are the master's.
+    pub sentinel_password: fedgate_types::Secret,
+    /// `redis` with Redis Sentinel: a file holding the sentinels' password (trailing newline ignored).
+    pub sentinel_password_file: Option<PathBuf>,
     /// `redis`: how long connecting may take.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -143,6 +153,10 @@ impl Default for StoreConfig {
             ca_file: None,
             key_prefix: "fedgate:".into(),
             cluster: false,
+            sentinels: Vec::new(),
+            sentinel_master: String::new(),
+            sentinel_password: fedgate_types::Secret::default(),
+            sentinel_password_file: None,
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
             pool_size: 1,
@@ -179,14 +193,91 @@ impl StoreConfig {
         }
     }
 
+    /// Whether the master is found through Redis Sentinel (`store.sentinels`).
+    pub fn uses_sentinels(&self) -> bool {
+        !self.sentinels.is_empty()
+    }
+
+    /// `rediss` or `redis`: the scheme of `url`, or of the sentinels' addresses.
+    pub fn redis_scheme(&self) -> Option<&str> {
+        let url = if self.uses_sentinels() { self.sentinels.first() } else { Some(&self.url) };
+        url.and_then(|u| u.split_once("://")).map(|(s, _)| s)
+    }
+
+    fn validate_sentinels(&self, out: &mut Vec<ConfigIssue>) {
+        if self.sentinel_master.is_empty() {
+            out.push(ConfigIssue::new(
+                "store.sentinel_master",
+                Some(String::new()),
+                "store.sentinels is set, but not the name the sentinels know the master by",
+                "e.g. sentinel_master = \"mymaster\" (the name in `sentinel monitor mymaster …`)",
+            ));
+        }
+        if !self.url.is_empty() {
+            out.push(ConfigIssue::new(
+                "store.url",
+                Some(redact_url(&self.url)),
+                "with store.sentinels the master is found through them; url would name a fixed server",
+                "remove url (the sentinels name the master), or remove sentinels to use this one server",
+            ));
+        }
+        if self.cluster {
+            out.push(ConfigIssue::new(
+                "store.cluster",
+                Some("true".into()),
+                "a Redis Cluster fails over by itself and is not watched by sentinels",
+                "use either cluster = true with url, or sentinels with sentinel_master",
+            ));
+        }
+        let first = self.redis_scheme();
+        for s in &self.sentinels {
+            let scheme = s.split_once("://").map(|(s, _)| s);
+            let problem = if !matches!(scheme, Some("redis" | "rediss")) || s.len() <= "redis://".len() {
+                Some("not a redis:// or rediss:// address")
+            } else if s.contains('@') {
+                Some("credentials in the address would show in logs: use store.sentinel_password_file")
+            } else if scheme != first {
+                Some("every sentinel must be reached the same way (all redis:// or all rediss://)")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                out.push(ConfigIssue::new(
+                    "store.sentinels",
+                    Some(redact_url(s)),
+                    problem,
+                    "e.g. sentinels = [\"redis://10.0.0.1:26379\", \"redis://10.0.0.2:26379\", \"redis://10.0.0.3:26379\"]",
+                ));
+            }
+        }
+        if !self.sentinel_password.expose().is_empty() && self.sentinel_password_file.is_some() {
+            out.push(ConfigIssue::new(
+                "store.sentinel_password",
+                None,
+                "both sentinel_password and sentinel_password_file are set",
+                "keep one; sentinel_password_file is better (it stays out of the config file)",
+            ));
+        }
+    }
+
     fn validate_redis(&self, out: &mut Vec<ConfigIssue>) {
-        let scheme = self.url.split_once("://").map(|(s, _)| s);
-        if !matches!(scheme, Some("redis" | "rediss")) || self.url.len() <= "redis://".len() {
+        let scheme = self.redis_scheme();
+        if self.uses_sentinels() || !self.sentinel_master.is_empty() {
+            if self.sentinels.is_empty() {
+                out.push(ConfigIssue::new(
+                    "store.sentinels",
+                    Some("[]".into()),
+                    "store.sentinel_master is set, but no sentinel to ask for it",
+                    "e.g. sentinels = [\"redis://10.0.0.1:26379\", \"redis://10.0.0.2:26379\"]",
+                ));
+            }
+            self.validate_sentinels(out);
+        } else if !matches!(scheme, Some("redis" | "rediss")) || self.url.len() <= "redis://".len() {
             out.push(ConfigIssue::new(
                 "store.url",
                 Some(redact_url(&self.url)),
                 "kind = \"redis\" needs a redis:// or rediss:// URL",
-                "e.g. url = \"redis://127.0.0.1:6379/0\" (Valkey too), or \"rediss://redis.internal:6380\" for TLS",
+                "e.g. url = \"redis://127.0.0.1:6379/0\" (Valkey too), \"rediss://redis.internal:6380\" for TLS, or sentinels = [\"redis://10.0.0.1:26379\", …] with sentinel_master",
             ));
         } else if self.url.contains('@') {
             out.push(ConfigIssue::new(
@@ -201,7 +292,7 @@ impl StoreConfig {
                 "store.ca_file",
                 self.ca_file.as_ref().map(|p| p.display().to_string()),
                 "a CA file only applies to TLS connections",
-                "use a rediss:// URL, or remove ca_file",
+                "use a rediss:// URL (or rediss:// sentinels), or remove ca_file",
             ));
         }
         if !self.password.expose().is_empty() && self.password_file.is_some() {

@@ -54,6 +54,31 @@ fn store_fsync_interval_is_always_or_a_duration_and_a_bad_value_names_the_key_an
 }
 
 #[test]
+fn redis_sentinel_needs_the_master_name_and_no_url_and_every_problem_is_named_at_once() {
+    let store = |body: &str| format!("{DEMO_USER}\n[store]\nkind = \"redis\"\n{body}");
+    let cfg = load_str(&store(
+        "sentinels = [\"redis://10.0.0.1:26379\", \"redis://10.0.0.2:26379\"]\nsentinel_master = \"mymaster\"\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.store.uses_sentinels());
+    assert_eq!(cfg.store.sentinel_master, "mymaster");
+
+    let p = problems(&store(
+        "url = \"redis://127.0.0.1:6379\"\ncluster = true\nsentinels = [\"redis://10.0.0.1:26379\", \"http://x\", \"rediss://10.0.0.3:26379\", \"redis://:pw@10.0.0.4:26379\"]\n",
+    ));
+    let named = |key: &str| p.iter().filter(|p| p.key == key).map(|p| format!("{p:?}")).collect::<Vec<_>>();
+    assert!(named("store.sentinel_master").iter().any(|p| p.contains("mymaster")), "{p:?}");
+    assert!(named("store.url").iter().any(|p| p.contains("remove url")), "{p:?}");
+    assert_eq!(named("store.cluster").len(), 1, "{p:?}");
+    let sentinels = named("store.sentinels");
+    assert_eq!(sentinels.len(), 3, "the bad scheme, the mixed scheme and the credentials: {sentinels:?}");
+    assert!(!format!("{p:?}").contains(":pw@"), "a password from a sentinel address was repeated: {p:?}");
+
+    let p = problems(&store("sentinel_master = \"mymaster\"\n"));
+    assert!(p.iter().any(|p| p.key == "store.sentinels"), "a master name without sentinels: {p:?}");
+}
+
+#[test]
 fn unknown_keys_suggest_the_nearest_known_key() {
     let p = problems(&format!("{DEMO_USER}\n[session]\ncookie_nme = \"x\"\n[sesion]\n"));
     let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.fix.as_str())).collect();

@@ -59,26 +59,161 @@ pub struct RedisKv {
     in_flight: AtomicUsize,
 }
 
-/// `pool_size` connections to one server, used round-robin, each connected on first use.
+/// Where the pool connects: one server, or whichever master the sentinels name at the time.
+enum Source {
+    Fixed(redis::Client),
+    Sentinel {
+        client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+        /// How long asking the sentinels may take (`connect_timeout`).
+        timeout: Duration,
+    },
+}
+
+/// One pooled connection, replaced after a failover (see [`Pool::failed`]).
+#[derive(Default)]
+struct Slot {
+    current: std::sync::RwLock<Option<ConnectionManager>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// `pool_size` connections to one server (or to the sentinels' master), used round-robin, each connected on first use.
 struct Pool {
-    client: redis::Client,
+    source: Source,
     manager_config: ConnectionManagerConfig,
-    connections: Vec<OnceCell<ConnectionManager>>,
+    slots: Vec<Slot>,
     next: AtomicUsize,
 }
 
 impl Pool {
-    /// The next connection, connecting it if this is its first use (or the first after a failed connect).
-    async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len().max(1);
-        let Some(cell) = self.connections.get(i) else {
+    /// The next connection and its slot, connecting it if this is its first use (or the first after a failed
+    /// connect, or after [`Pool::failed`] dropped it).
+    async fn conn(&self) -> redis::RedisResult<(usize, ConnectionManager)> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len().max(1);
+        let Some(slot) = self.slots.get(i) else {
             return Err(redis::RedisError::from((redis::ErrorKind::Client, "no connection configured")));
         };
-        let manager = cell
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone()))
-            .await?;
-        Ok(manager.clone())
+        let current = || slot.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(c) = current() {
+            return Ok((i, c));
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(c) = current() {
+            return Ok((i, c));
+        }
+        let client = match &self.source {
+            Source::Fixed(client) => client.clone(),
+            Source::Sentinel { client, timeout } => {
+                let asked = async { client.lock().await.async_get_client().await };
+                tokio::time::timeout(*timeout, asked).await.map_err(|_| {
+                    redis::RedisError::from((redis::ErrorKind::Io, "no sentinel named the master in time"))
+                })??
+            }
+        };
+        let manager = ConnectionManager::new_with_config(client, self.manager_config.clone()).await?;
+        *slot.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(manager.clone());
+        Ok((i, manager))
     }
+
+    /// After a command on `slot` failed. A fixed server's connection reconnects by itself and is kept. With
+    /// sentinels, a refused or broken connection, a timeout or a `READONLY` answer may mean that the master moved
+    /// (a failover, or the old master back as a replica): the connection is dropped, so the next command asks the
+    /// sentinels again. Whether the command may be sent again is the caller's decision ([`may_resend`]).
+    fn failed(&self, slot: usize, failure: Failure<'_>) {
+        if !self.sentinels() {
+            return;
+        }
+        let moved = match failure {
+            Failure::Timeout | Failure::ReadOnly => true,
+            Failure::Error(e) => {
+                e.is_connection_refusal()
+                    || e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || read_only(e)
+            }
+        };
+        if moved && let Some(slot) = self.slots.get(slot) {
+            *slot.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+    }
+
+    fn sentinels(&self) -> bool {
+        matches!(self.source, Source::Sentinel { .. })
+    }
+}
+
+/// How a command failed, for [`Pool::failed`].
+#[derive(Clone, Copy)]
+enum Failure<'a> {
+    Error(&'a redis::RedisError),
+    Timeout,
+    /// A reply in a pipeline was a replica's `READONLY`.
+    ReadOnly,
+}
+
+/// Whether Redis refused `e`'s command because it is a replica (not executed).
+fn read_only(e: &redis::RedisError) -> bool {
+    e.code() == Some("READONLY")
+}
+
+/// Whether a command that failed with `e` certainly did not run, so it may be sent again once: the connection was
+/// refused (nothing sent), or with sentinels, a replica refused it as read-only (a master moved).
+fn may_resend(pool: &Pool, e: &redis::RedisError) -> bool {
+    e.is_connection_refusal() || (pool.sentinels() && read_only(e))
+}
+
+/// The sentinels of `[store]`, asked for `sentinel_master`; the master is reached with `master` (its user and
+/// password) over TLS when the sentinels are (`rediss://`, `root_cert` from `ca_file`).
+fn sentinel_client(
+    cfg: &StoreConfig,
+    master: &redis::RedisConnectionInfo,
+    root_cert: Option<&[u8]>,
+) -> Result<redis::sentinel::SentinelClient, OpenError> {
+    use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+    let bad =
+        |key: &'static str, problem: String, source: Option<super::BoxError>| OpenError::Redis { key, problem, source };
+    let mut addresses = Vec::with_capacity(cfg.sentinels.len());
+    for url in &cfg.sentinels {
+        let info = url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| bad("store.sentinels", format!("{url} is not a Redis address"), Some(e.into())))?;
+        addresses.push(info.addr().clone());
+    }
+    let tls = cfg.redis_scheme() == Some("rediss");
+    let mut builder = SentinelClientBuilder::new(addresses, &cfg.sentinel_master, SentinelServerType::Master)
+        .map_err(|e| bad("store.sentinels", "cannot be used".into(), Some(e.into())))?;
+    if let Some(user) = master.username() {
+        builder = builder.set_client_to_redis_username(user);
+    }
+    if let Some(password) = master.password() {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    let sentinel_password = match &cfg.sentinel_password_file {
+        Some(path) => {
+            std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\r', '\n']).to_string()).map_err(|e| {
+                bad(
+                    "store.sentinel_password_file",
+                    format!("{} cannot be read: check the path and permissions", path.display()),
+                    Some(e.into()),
+                )
+            })?
+        }
+        None => cfg.sentinel_password.expose().to_string(),
+    };
+    if !sentinel_password.is_empty() {
+        builder = builder.set_client_to_sentinel_password(sentinel_password);
+    }
+    if tls {
+        builder = builder
+            .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
+        if let Some(root_cert) = root_cert {
+            let certs = || redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert.to_vec()) };
+            builder = builder.set_client_to_redis_certificates(certs()).set_client_to_sentinel_certificates(certs());
+        }
+    }
+    builder.build().map_err(|e| bad("store.sentinels", "cannot be used".into(), Some(e.into())))
 }
 
 /// A command waiting for its pipeline, and where its reply goes.
@@ -86,7 +221,7 @@ type Queued = (redis::Cmd, tokio::sync::oneshot::Sender<redis::RedisResult<redis
 
 impl std::fmt::Debug for RedisKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisKv").field("pool", &self.pool.connections.len()).field("prefix", &self.prefix).finish()
+        f.debug_struct("RedisKv").field("pool", &self.pool.slots.len()).field("prefix", &self.prefix).finish()
     }
 }
 
@@ -114,8 +249,14 @@ impl RedisKv {
             problem,
             source,
         };
-        let info = cfg.url.as_str().into_connection_info().map_err(|e| {
-            bad("store.url", "not a Redis URL: use redis://host:port/db or rediss://".into(), Some(e.into()))
+        // With sentinels, the first sentinel's address stands in for the master's (found on connecting): the
+        // settings below are then the master's credentials.
+        let (url_key, url) = match cfg.sentinels.first() {
+            Some(sentinel) => ("store.sentinels", sentinel.as_str()),
+            None => ("store.url", cfg.url.as_str()),
+        };
+        let info = url.into_connection_info().map_err(|e| {
+            bad(url_key, "not a Redis URL: use redis://host:port/db or rediss://".into(), Some(e.into()))
         })?;
         let mut settings = info.redis_settings().clone();
         if !cfg.username.is_empty() {
@@ -136,7 +277,7 @@ impl RedisKv {
         if !password.is_empty() {
             settings = settings.set_password(password);
         }
-        let info = info.set_redis_settings(settings);
+        let info = info.set_redis_settings(settings.clone());
         let root_cert = match &cfg.ca_file {
             Some(ca) => Some(std::fs::read(ca).map_err(|e| {
                 bad(
@@ -163,32 +304,31 @@ impl RedisKv {
         } else {
             None
         };
-        let client = match &cfg.ca_file {
-            Some(ca) => {
-                let root_cert = std::fs::read(ca).map_err(|e| {
-                    bad(
-                        "store.ca_file",
-                        format!("{} cannot be read: check the path and permissions", ca.display()),
-                        Some(e.into()),
-                    )
-                })?;
-                redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) },
-                )
-            }
+        let client = match &root_cert {
+            Some(root_cert) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert.clone()) },
+            ),
             None => redis::Client::open(info),
         }
-        .map_err(|e| bad("store.url", "cannot be used".into(), Some(e.into())))?;
+        .map_err(|e| bad(url_key, "cannot be used".into(), Some(e.into())))?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(cfg.connect_timeout))
             .set_response_timeout(Some(cfg.command_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
+        let source = if cfg.uses_sentinels() {
+            Source::Sentinel {
+                client: tokio::sync::Mutex::new(sentinel_client(cfg, &settings, root_cert.as_deref())?),
+                timeout: cfg.connect_timeout,
+            }
+        } else {
+            Source::Fixed(client)
+        };
         let pool = Pool {
-            client,
+            source,
             manager_config,
-            connections: (0..cfg.pool_size.max(1)).map(|_| OnceCell::new()).collect(),
+            slots: (0..cfg.pool_size.max(1)).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
         };
         Ok(Self {
@@ -209,33 +349,62 @@ impl RedisKv {
 
     /// A connection from the pool (or the cluster connection), connecting it if this is its first use (or the
     /// first after a failed connect).
-    async fn conn(&self) -> Result<Conn> {
+    async fn conn(&self) -> Result<(Option<usize>, Conn)> {
         if let Some((client, cell)) = &self.cluster {
             let conn = cell.get_or_try_init(|| client.get_async_connection()).await.map_err(err)?;
-            return Ok(Conn::Cluster(conn.clone()));
+            return Ok((None, Conn::Cluster(conn.clone())));
         }
-        Ok(Conn::Single(self.pool.conn().await.map_err(err)?))
+        let (slot, conn) = self.pool.conn().await.map_err(err)?;
+        Ok((Some(slot), Conn::Single(conn)))
     }
 
     /// Runs one command (or script) against a pooled connection within `command_timeout`.
     ///
     /// A connection whose last reconnect failed (Redis was down) answers the next command with that failure
     /// without sending it, and only then starts reconnecting; that command is sent again once, on the new
-    /// connection, so the first request after Redis returns does not fail. Nothing else is retried: a command that
-    /// may have reached Redis (a take, an increment) must not run twice.
+    /// connection, so the first request after Redis returns does not fail. With sentinels, so is a command a
+    /// replica refused as read-only (the master moved: the connection is replaced, [`Pool::failed`]). Nothing else
+    /// is retried: a command that may have reached Redis (a take, an increment) must not run twice.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let deadline = self.command_timeout;
-        let attempt = async {
-            match f(self.conn().await?).await {
-                Err(e) if e.is_connection_refusal() => f(self.conn().await?).await.map_err(err),
-                other => other.map_err(err),
+        let deadline = tokio::time::Instant::now() + self.command_timeout;
+        let late = || err(Timeout(self.command_timeout));
+        let (slot, conn) = tokio::time::timeout_at(deadline, self.conn()).await.map_err(|_| late())??;
+        let failed = |slot: Option<usize>, failure| {
+            if let Some(slot) = slot {
+                self.pool.failed(slot, failure);
             }
         };
-        tokio::time::timeout(deadline, attempt).await.map_err(|_| err(Timeout(deadline)))?
+        let first = match tokio::time::timeout_at(deadline, f(conn)).await {
+            Err(_) => {
+                failed(slot, Failure::Timeout);
+                return Err(late());
+            }
+            Ok(reply) => reply,
+        };
+        let e = match first {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        failed(slot, Failure::Error(&e));
+        if !may_resend(&self.pool, &e) {
+            return Err(err(e));
+        }
+        let (slot, conn) = tokio::time::timeout_at(deadline, self.conn()).await.map_err(|_| late())??;
+        match tokio::time::timeout_at(deadline, f(conn)).await {
+            Err(_) => {
+                failed(slot, Failure::Timeout);
+                Err(late())
+            }
+            Ok(Err(e)) => {
+                failed(slot, Failure::Error(&e));
+                Err(err(e))
+            }
+            Ok(Ok(v)) => Ok(v),
+        }
     }
 
     /// Runs one command and reads its reply as `T`. On one server, as in Nagle's algorithm, a command goes at once
@@ -314,23 +483,34 @@ async fn batch(pool: Arc<Pool>, mut queue: tokio::sync::mpsc::UnboundedReceiver<
         }
         let pool = Arc::clone(&pool);
         tokio::spawn(async move {
+            let mut used = None;
             let sent = async {
-                let mut c = pool.conn().await?;
+                let (slot, mut c) = pool.conn().await?;
+                used = Some(slot);
                 match pipe.query_async::<Vec<redis::Value>>(&mut c).await {
                     // A connection whose reconnect failed answers without sending: send once more (RedisKv::run).
-                    Err(e) if e.is_connection_refusal() => {
-                        pipe.query_async::<Vec<redis::Value>>(&mut pool.conn().await?).await
+                    Err(e) if may_resend(&pool, &e) => {
+                        pool.failed(slot, Failure::Error(&e));
+                        let (slot, mut c) = pool.conn().await?;
+                        used = Some(slot);
+                        pipe.query_async::<Vec<redis::Value>>(&mut c).await
                     }
                     other => other,
                 }
             };
             match sent.await {
                 Ok(values) => {
+                    if let (Some(slot), true) = (used, values.iter().any(refused_as_replica)) {
+                        pool.failed(slot, Failure::ReadOnly);
+                    }
                     for (reply, value) in replies.into_iter().zip(values) {
                         let _ = reply.send(Ok(value));
                     }
                 }
                 Err(e) => {
+                    if let Some(slot) = used {
+                        pool.failed(slot, Failure::Error(&e));
+                    }
                     for reply in replies {
                         let _ = reply.send(Err(e.clone()));
                     }
@@ -338,6 +518,11 @@ async fn batch(pool: Arc<Pool>, mut queue: tokio::sync::mpsc::UnboundedReceiver<
             }
         });
     }
+}
+
+/// Whether a pipeline's reply is a replica's refusal to write (`READONLY`).
+fn refused_as_replica(value: &redis::Value) -> bool {
+    matches!(value, redis::Value::ServerError(e) if e.code() == "READONLY")
 }
 
 /// One Redis server (through the reconnecting manager) or a Redis Cluster (slot routing by the keys' hash tags).
