@@ -123,6 +123,8 @@ pub struct StoreConfig {
     pub sentinels: Vec<String>,
     /// `redis` with Redis Sentinel: the name the sentinels monitor the master under (`sentinel monitor NAME …`).
     pub sentinel_master: String,
+    /// `redis` with Redis Sentinel: the sentinels' own ACL user (Redis 6.2+), if they have one.
+    pub sentinel_username: String,
     /// `redis` with Redis Sentinel: the sentinels' own password (`requirepass` in sentinel.conf), if any; prefer
     /// `sentinel_password_file`. `username` and `password` are the master's.
     pub sentinel_password: fedgate_types::Secret,
@@ -155,6 +157,7 @@ impl Default for StoreConfig {
             cluster: false,
             sentinels: Vec::new(),
             sentinel_master: String::new(),
+            sentinel_username: String::new(),
             sentinel_password: fedgate_types::Secret::default(),
             sentinel_password_file: None,
             connect_timeout: Duration::from_secs(2),

@@ -204,6 +204,9 @@ fn sentinel_client(
     if !sentinel_password.is_empty() {
         builder = builder.set_client_to_sentinel_password(sentinel_password);
     }
+    if !cfg.sentinel_username.is_empty() {
+        builder = builder.set_client_to_sentinel_username(&cfg.sentinel_username);
+    }
     if tls {
         builder = builder
             .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
