@@ -180,17 +180,27 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts the three nodes and creates the cluster; returns once every node reports `cluster_state:ok`.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_nodes(3, 0)
+    }
+
+    /// Three masters, each with one replica (six nodes, AOF on), for failover tests.
+    pub fn start_with_replicas() -> anyhow::Result<Self> {
+        Self::start_nodes(6, 1)
+    }
+
+    fn start_nodes(count: usize, replicas: usize) -> anyhow::Result<Self> {
         if !Path::new(REDIS_SERVER).exists() {
             bail!("{REDIS_SERVER} not found: install it with `apt-get install redis-server` (or run scripts/setup)");
         }
         let dir = tempfile::Builder::new().prefix("fedgate-redis-cluster.").tempdir()?;
         let mut cluster = Self { _dir: dir, ports: Vec::new(), children: Vec::new() };
-        for i in 0..3 {
+        let aof = if replicas > 0 { "yes" } else { "no" };
+        for i in 0..count {
             let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let node_dir = cluster._dir.path().join(format!("node{i}"));
             std::fs::create_dir_all(&node_dir)?;
             let child = Command::new(REDIS_SERVER)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", aof])
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--protected-mode", "no"])
                 .arg("--cluster-config-file")
                 .arg(node_dir.join("nodes.conf"))
@@ -216,7 +226,7 @@ impl RedisCluster {
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .context("running redis-cli --cluster create (apt-get install redis-tools)")?;
         if !out.status.success() {
@@ -229,12 +239,55 @@ impl RedisCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let synced = |p: &u16| cli(*p, &["INFO", "replication"]).contains("master_link_status:up");
+        let want = count - count / (replicas + 1);
+        wait_for(Duration::from_secs(20), "the replicas to sync", || {
+            cluster.ports.iter().filter(|p| synced(p)).count() == want
+        })?;
         Ok(cluster)
     }
 
     /// `redis://127.0.0.1:PORT` of the first node (the client discovers the others).
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.ports[0])
+    }
+
+    /// The ports of the nodes that are masters now (`CLUSTER NODES` as the first live node sees it).
+    pub fn master_ports(&self) -> Vec<u16> {
+        for port in &self.ports {
+            let nodes = cli(*port, &["CLUSTER", "NODES"]);
+            if nodes.is_empty() {
+                continue;
+            }
+            return nodes
+                .lines()
+                .filter(|l| l.contains("master") && !l.contains("fail"))
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter_map(|addr| addr.split('@').next()?.rsplit(':').next()?.parse().ok())
+                .collect();
+        }
+        Vec::new()
+    }
+
+    /// `redis-cli` against the node on `port`.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        cli(port, args)
+    }
+
+    /// Kills (SIGKILL) the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(i) = self.ports.iter().position(|p| *p == port) {
+            let _ = self.children[i].kill();
+            let _ = self.children[i].wait();
+        }
+    }
+
+    /// Whether every live node reports `cluster_state:ok`.
+    pub fn ok(&self, skip: &[u16]) -> bool {
+        self.ports
+            .iter()
+            .filter(|p| !skip.contains(p))
+            .all(|p| cli(*p, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
     }
 
     /// How many keys each node holds (to see that keys were spread over the slots).
