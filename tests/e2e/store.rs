@@ -193,15 +193,31 @@ async fn start(body: &str, port: u16) -> GatewayProcess {
     GatewayProcess::start_with(body, ProcessOptions { port: Some(port), ..Default::default() }).await.unwrap()
 }
 
+/// The demo configuration with an OIDC client, a SAML SP (keys under `dir`) and `store`.
+fn full_config(store: &str, dir: &std::path::Path) -> String {
+    format!(
+        "{}{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"http://127.0.0.1:9/sp\"\nacs_urls = [\"http://127.0.0.1:9/acs\"]\n{store}",
+        demo_config(),
+        oidc_toml(&dir.join("keys"), "ES256"),
+        dir.join("saml").display()
+    )
+}
+
+/// A gateway on [`full_config`] with `store`, and alice signed in (checked): the gateway, its base URL and what
+/// alice holds.
+async fn start_signed_in(store: &str, dir: &std::path::Path) -> (GatewayProcess, String, Held) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let gw = start(&full_config(store, dir), port).await;
+    let mut held = sign_in(&base).await;
+    still_signed_in(&base, &mut held, "signing in").await;
+    (gw, base, held)
+}
+
 /// Signs in, then restarts the gateway with SIGTERM and with SIGKILL (calling `between` while it is down).
 async fn survives_restarts(store: &str, mut between: impl FnMut()) {
     let dir = tempfile::tempdir().unwrap();
-    let body = format!(
-        "{}{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"http://127.0.0.1:9/sp\"\nacs_urls = [\"http://127.0.0.1:9/acs\"]\n{store}",
-        demo_config(),
-        oidc_toml(&dir.path().join("keys"), "ES256"),
-        dir.path().join("saml").display()
-    );
+    let body = full_config(store, dir.path());
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
     let mut gw = start(&body, port).await;
@@ -684,17 +700,7 @@ async fn a_sentinel_failover_loses_no_session_and_needs_no_restart() {
         e2e::redis::RedisSentinel::MASTER
     );
     let dir = tempfile::tempdir().unwrap();
-    let body = format!(
-        "{}{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"http://127.0.0.1:9/sp\"\nacs_urls = [\"http://127.0.0.1:9/acs\"]\n{store}",
-        demo_config(),
-        oidc_toml(&dir.path().join("keys"), "ES256"),
-        dir.path().join("saml").display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
-    let gw = start(&body, port).await;
-    let mut held = sign_in(&base).await;
-    still_signed_in(&base, &mut held, "signing in").await;
+    let (gw, base, mut held) = start_signed_in(&store, dir.path()).await;
     let keys = redis.cli(first, &["DBSIZE"]);
     assert!(keys.trim().parse::<u64>().unwrap() > 0, "nothing was written to the master");
 
@@ -732,17 +738,7 @@ async fn a_redis_cluster_failover_loses_no_session_and_needs_no_restart() {
     let mut cluster = e2e::redis::RedisCluster::start_with_replicas().unwrap();
     let store = format!("\n[store]\nkind = \"redis\"\ncluster = true\nurl = \"{}\"\n", cluster.url());
     let dir = tempfile::tempdir().unwrap();
-    let body = format!(
-        "{}{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"http://127.0.0.1:9/sp\"\nacs_urls = [\"http://127.0.0.1:9/acs\"]\n{store}",
-        demo_config(),
-        oidc_toml(&dir.path().join("keys"), "ES256"),
-        dir.path().join("saml").display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
-    let gw = start(&body, port).await;
-    let mut held = sign_in(&base).await;
-    still_signed_in(&base, &mut held, "signing in").await;
+    let (gw, base, mut held) = start_signed_in(&store, dir.path()).await;
 
     let masters = cluster.master_ports();
     assert_eq!(masters.len(), 3, "{masters:?}");

@@ -162,6 +162,20 @@ fn may_resend(pool: &Pool, e: &redis::RedisError) -> bool {
     e.is_connection_refusal() || (pool.sentinels() && read_only(e))
 }
 
+/// A password from its `_file` key (trailing newline ignored) when set, else from the plain key.
+fn secret(
+    value: &fedgate_types::Secret,
+    file: Option<&std::path::Path>,
+    file_key: &'static str,
+) -> Result<String, OpenError> {
+    let Some(path) = file else { return Ok(value.expose().to_string()) };
+    std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\r', '\n']).to_string()).map_err(|e| OpenError::Redis {
+        key: file_key,
+        problem: format!("{} cannot be read: check the path and permissions", path.display()),
+        source: Some(e.into()),
+    })
+}
+
 /// The sentinels of `[store]`, asked for `sentinel_master`; the master is reached with `master` (its user and
 /// password) over TLS when the sentinels are (`rediss://`, `root_cert` from `ca_file`).
 fn sentinel_client(
@@ -189,18 +203,8 @@ fn sentinel_client(
     if let Some(password) = master.password() {
         builder = builder.set_client_to_redis_password(password);
     }
-    let sentinel_password = match &cfg.sentinel_password_file {
-        Some(path) => {
-            std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\r', '\n']).to_string()).map_err(|e| {
-                bad(
-                    "store.sentinel_password_file",
-                    format!("{} cannot be read: check the path and permissions", path.display()),
-                    Some(e.into()),
-                )
-            })?
-        }
-        None => cfg.sentinel_password.expose().to_string(),
-    };
+    let sentinel_password =
+        secret(&cfg.sentinel_password, cfg.sentinel_password_file.as_deref(), "store.sentinel_password_file")?;
     if !sentinel_password.is_empty() {
         builder = builder.set_client_to_sentinel_password(sentinel_password);
     }
@@ -265,18 +269,7 @@ impl RedisKv {
         if !cfg.username.is_empty() {
             settings = settings.set_username(&cfg.username);
         }
-        let password = match &cfg.password_file {
-            Some(path) => {
-                std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\r', '\n']).to_string()).map_err(|e| {
-                    bad(
-                        "store.password_file",
-                        format!("{} cannot be read: check the path and permissions", path.display()),
-                        Some(e.into()),
-                    )
-                })?
-            }
-            None => cfg.password.expose().to_string(),
-        };
+        let password = secret(&cfg.password, cfg.password_file.as_deref(), "store.password_file")?;
         if !password.is_empty() {
             settings = settings.set_password(password);
         }
