@@ -56,10 +56,13 @@ fn foreign_identity(dashed: &str) -> bool {
 }
 
 /// How many names [`HOP_BY_HOP`] has.
-const HOP_BY_HOP_COUNT: usize = 7;
+const HOP_BY_HOP_COUNT: usize = 8;
 /// Hop-by-hop headers (RFC 9110 §7.6.1) besides `Connection` and `Upgrade`, parsed at compile time.
+/// `HTTP2-Settings` belongs to an `Upgrade: h2c` (RFC 7540 §3.2.1), which is never forwarded: an app that speaks
+/// clear-text HTTP/2 would take the connection over, and later requests on it would bypass the proxy's decisions.
 const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("http2-settings"),
     HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
@@ -430,9 +433,15 @@ fn is_websocket(h: &HeaderMap) -> bool {
     h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Removes hop-by-hop headers (and those named by `Connection`). A WebSocket handshake keeps `Upgrade` and
-/// `Connection: upgrade`. Most messages carry none of them, or only `Connection: keep-alive`, so it looks once
-/// at the names present and removes only those.
+/// Headers a `Connection` header cannot have removed: the `Host` the route decided on (with `preserve_host` the
+/// app got no `Host` at all, and picked its default virtual host) and the request id fedgate set. The other
+/// headers fedgate sets are set after the removal.
+const NOT_HOP_BY_HOP: [HeaderName; 2] = [header::HOST, crate::http::request::X_REQUEST_ID];
+
+/// Removes hop-by-hop headers (and those named by `Connection`, but never [`NOT_HOP_BY_HOP`]). A WebSocket
+/// handshake keeps `Connection: upgrade` and `Upgrade: websocket`, alone: a second protocol offered beside it
+/// (`Upgrade: h2c`) is not the app's business. Most messages carry none of them, or only
+/// `Connection: keep-alive`, so it looks once at the names present and removes only those.
 pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     let (mut connection, mut upgrade, mut present) = (false, false, [false; HOP_BY_HOP_COUNT]);
     for name in h.keys() {
@@ -453,6 +462,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
             .map(str::trim)
             .filter(|n| !["keep-alive", "close", "upgrade", ""].iter().any(|k| n.eq_ignore_ascii_case(k)))
             .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .filter(|n| !NOT_HOP_BY_HOP.contains(n))
             .collect();
         for n in named {
             h.remove(n);
@@ -463,6 +473,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     }
     if keep_upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     } else {
         if connection {
             h.remove(header::CONNECTION);

@@ -1,0 +1,167 @@
+//! The fourth attack run against the real `fedgate` binary: HTTP framing and hop-by-hop headers through the
+//! proxy, upgrades, SAML input, tokens fedgate did not issue, directory input and upstream account linking. What
+//! it found open, replayed: each test performs the attack and asserts what the attacker must not get.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use e2e::gateway::{GatewayProcess, demo_config};
+use e2e::raw_http;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// An app that logs exactly the request heads it receives (lower-cased), on a free loopback port: it answers
+/// every request `200 app` and a WebSocket handshake `101`, then closes. Stopped when dropped.
+struct RawApp {
+    base: String,
+    heads: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RawApp {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let read = async {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                    };
+                    if tokio::time::timeout(Duration::from_secs(5), read).await.is_err() {
+                        return;
+                    }
+                    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                    let answer: &[u8] = if head.contains("\r\nupgrade: websocket") {
+                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\napp"
+                    };
+                    seen.lock().unwrap().push(head);
+                    let _ = s.write_all(answer).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        Self { base, heads, task }
+    }
+
+    /// The head of the only request received since the last call.
+    fn take_one(&self) -> String {
+        let mut heads = self.heads.lock().unwrap();
+        assert_eq!(heads.len(), 1, "the app got {} requests: {heads:?}", heads.len());
+        heads.remove(0)
+    }
+}
+
+impl Drop for RawApp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Sends `bytes` to the gateway and returns the status line of its (first) answer, reading until it closes or
+/// 3 seconds pass (a WebSocket tunnel stays open).
+async fn status_of(authority: &str, bytes: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect(authority).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&buf).lines().next().unwrap_or("").to_string()
+}
+
+/// `Connection` names the headers a proxy must not forward (RFC 9110 §7.6.1), and fedgate removes them. A client
+/// that lists `Host` there made fedgate forward a request without one, so the app (with `preserve_host`) could not
+/// tell which host was decided on and picked its default virtual host, and without `X-Forwarded-Host`; listing
+/// `X-Request-Id` took the request's id from the app's log. Those stay: the app gets the host the route decided
+/// on, fedgate's `X-Forwarded-Host` and its request id. The client's own `X-Forwarded-User` named there is still
+/// no identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cannot_remove_the_host_or_the_headers_fedgate_sets() {
+    let app = RawApp::start().await;
+    let cfg = format!(
+        "{}\n[[proxy.routes]]\nupstream = \"{}\"\npreserve_host = true\npublic_paths = [\"/public\"]\n",
+        demo_config(),
+        app.base
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let headers = [
+        ("Host", "docs.example.com"),
+        ("Connection", "Host, X-Request-Id, X-Forwarded-Host, X-Forwarded-For, X-Real-IP, X-Forwarded-Proto"),
+        ("X-Forwarded-User", "admin"),
+    ];
+    let r = raw_http::get(&gw.base, "/public/x", &headers).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let head = app.take_one();
+    for line in [
+        "\r\nhost: docs.example.com\r\n",
+        "\r\nx-forwarded-host: docs.example.com\r\n",
+        "\r\nx-forwarded-proto: http\r\n",
+        "\r\nx-real-ip: 127.0.0.1\r\n",
+        "\r\nx-forwarded-for: 127.0.0.1\r\n",
+    ] {
+        assert!(
+            head.contains(line),
+            "a client's Connection header removed {:?} from what the app got:\n{head}",
+            line.trim()
+        );
+    }
+    assert!(head.contains("\r\nx-request-id: "), "the request id was removed:\n{head}");
+    assert!(!head.contains("x-forwarded-user"), "the client's identity header reached the app:\n{head}");
+}
+
+/// h2c smuggling: an app that speaks HTTP/2 in clear text upgrades a connection on `Upgrade: h2c` with
+/// `HTTP2-Settings`, and every later request on it bypasses the proxy's decisions. fedgate forwards only WebSocket
+/// upgrades; a WebSocket handshake that carries a second `Upgrade: h2c` line (and `HTTP2-Settings`, which is
+/// connection-specific, RFC 7540 §3.2.1) reached the app with both. The app gets `Upgrade: websocket` alone, and
+/// never `HTTP2-Settings`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_h2c_upgrade_reaches_the_app() {
+    let app = RawApp::start().await;
+    let cfg =
+        format!("{}\n[[proxy.routes]]\nupstream = \"{}\"\npublic_paths = [\"/public\"]\n", demo_config(), app.base);
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let authority = gw.base.trim_start_matches("http://").to_string();
+    let settings = "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n";
+    let ws = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    let attempts = [
+        ("h2c alone", format!("Connection: Upgrade\r\nUpgrade: h2c\r\n{settings}Connection: close\r\n"), "200"),
+        (
+            "h2c after websocket",
+            format!("Connection: Upgrade\r\nUpgrade: websocket\r\nUpgrade: h2c\r\n{settings}{ws}"),
+            "101",
+        ),
+        (
+            "h2c before websocket",
+            format!("Connection: Upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n{settings}{ws}"),
+            "200",
+        ),
+    ];
+    for (what, headers, status) in attempts {
+        let req = format!("GET /public/x HTTP/1.1\r\nHost: {authority}\r\n{headers}\r\n");
+        let line = status_of(&authority, req.as_bytes()).await;
+        assert!(line.contains(status), "{what}: {line}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let head = app.take_one();
+        assert!(!head.contains("h2c"), "{what}: the app was offered an h2c upgrade:\n{head}");
+        assert!(!head.contains("http2-settings"), "{what}: HTTP2-Settings reached the app:\n{head}");
+    }
+}
