@@ -165,3 +165,28 @@ async fn no_h2c_upgrade_reaches_the_app() {
         assert!(!head.contains("http2-settings"), "{what}: HTTP2-Settings reached the app:\n{head}");
     }
 }
+
+/// An upstream provider where people choose their own `preferred_username` (here node `oidc-provider`, which takes
+/// any login name) signed its user in under a directory account's name: apps behind the proxy saw
+/// `X-Forwarded-User: pat` and SAML service providers the NameID of pat. With `link = "none"` such a sign-in is
+/// refused with a page saying the name is taken, in any letter case, and no session is made; other names sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_account_cannot_take_a_directory_accounts_name() {
+    use crate::upstream_login::{demo_user_toml, env_with, sign_in_at_op};
+    let e = env_with("", &demo_user_toml()).await;
+    for name in ["pat", "PAT"] {
+        let c = e2e::gateway::browser();
+        let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp?rd=%2F"), name).await;
+        let status = r.status();
+        let page = r.text().await.unwrap();
+        assert_eq!(status, 403, "{name}: an upstream account signed in as the directory's pat (at {url}): {page}");
+        assert!(page.contains("already exists"), "{name}: {page}");
+        let r = c.get(e.gw.url("/anything")).header("Accept", "application/json").send().await.unwrap();
+        assert_eq!(r.status(), 401, "{name}: the refused sign-in left a session: {}", r.text().await.unwrap());
+    }
+    let c = e2e::gateway::browser();
+    let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp?rd=%2F"), "robin").await;
+    assert_eq!(r.status(), 200, "a name no directory account has signs in (at {url})");
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-user"], "robin", "{seen}");
+}
