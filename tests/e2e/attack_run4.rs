@@ -190,3 +190,63 @@ async fn an_upstream_account_cannot_take_a_directory_accounts_name() {
     let seen: serde_json::Value = r.json().await.unwrap();
     assert_eq!(seen["headers"]["x-forwarded-user"], "robin", "{seen}");
 }
+
+/// A client with Keycloak's redirect URI rules and a wildcard (`https://app.example.com/cb/*`, as imported from
+/// Keycloak) had its wildcard matched against the spelling of `redirect_uri`: `https://app.example.com/cb/../../x`
+/// matched, and the browser took the authorization code to `https://app.example.com/x`, a page outside the
+/// registered path (an open redirect or a user's upload there then hands the code to the attacker; Keycloak's
+/// CVE-2024-1132). Such a request gets fedgate's error page and no code, and so does a post-logout redirect of
+/// that kind; a URI under the registered path still gets its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_redirect_uri_cannot_be_left_by_dot_segments() {
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[oidc]\nkeys_dir = \"{}\"\n[[oidc.clients]]\nclient_id = \"kc-app\"\n\
+         client_secret = \"kc-app-secret-0123456789abcdef\"\nredirect_uri_rules = \"keycloak\"\n\
+         redirect_uris = [\"https://app.example.com/cb/*\"]\nscopes = [\"openid\"]\n",
+        demo_config(),
+        keys.path().display()
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let c = e2e::gateway::browser();
+    let html = c.get(format!("{}/login", gw.base)).send().await.unwrap().text().await.unwrap();
+    let csrf = e2e::gateway::csrf_from(&html).unwrap();
+    let r = c
+        .post(format!("{}/login", gw.base))
+        .form(&[("username", "bob"), ("password", "bob-demo"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let authorize = |redirect_uri: &str| {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", "kc-app")
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", "openid")
+            .append_pair("state", "s")
+            .finish();
+        c.get(format!("{}/oauth2/authorize?{q}", gw.base)).send()
+    };
+    for evil in [
+        "https://app.example.com/cb/../../uploads/attacker.html",
+        "https://app.example.com/cb/%2e%2e/%2e%2e/redirect",
+        "https://app.example.com/cb/..%2F..%2Fredirect",
+    ] {
+        let r = authorize(evil).await.unwrap();
+        let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(r.status(), 400, "{evil}: the code went to {location}");
+        assert!(r.text().await.unwrap().contains("redirect_uri is not registered"), "{evil}");
+    }
+    let r = authorize("https://app.example.com/cb/done").await.unwrap();
+    let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(location.starts_with("https://app.example.com/cb/done?code="), "{}: {location}", r.status());
+
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", "kc-app")
+        .append_pair("post_logout_redirect_uri", "https://app.example.com/cb/../../bye")
+        .finish();
+    let r = c.get(format!("{}/oauth2/logout?{q}", gw.base)).send().await.unwrap();
+    let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert_eq!(r.status(), 400, "the logout sent the browser to {location}");
+}
