@@ -250,3 +250,60 @@ async fn a_wildcard_redirect_uri_cannot_be_left_by_dot_segments() {
     let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     assert_eq!(r.status(), 400, "the logout sent the browser to {location}");
 }
+
+/// Directory input through the real login form against real slapd, beyond the filter metacharacters
+/// `ldap::injection_attempts_never_authenticate_or_widen_the_search` sends: a DN typed as the username (a bind DN
+/// taken as it is would skip the search), NUL, 10 KB and filter tricks with alice's right password, and for
+/// alice a password of NUL bytes, of spaces, or of a tab (a zero-length or "unauthenticated" simple bind succeeds
+/// at many LDAP servers). None signs anyone in or reaches a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_usernames_and_passwords_sign_nobody_in() {
+    let slapd = e2e::slapd::Slapd::start().unwrap();
+    let gw = GatewayProcess::start(&format!("[login]\nthrottle = false\n{}", slapd.ldap_toml("")), &[], &[], false)
+        .await
+        .unwrap();
+    let attempt = |user: String, password: String| {
+        let base = gw.base.clone();
+        async move {
+            let c = e2e::gateway::browser();
+            let html = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+            let csrf = e2e::gateway::csrf_from(&html).unwrap();
+            let r = c
+                .post(format!("{base}/login"))
+                .form(&[("username", user.as_str()), ("password", password.as_str()), ("csrf", csrf.as_str())])
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.headers().get_all("set-cookie").iter().any(|v| v.as_bytes().starts_with(b"fedgate_session=")),
+            )
+        }
+    };
+    let base = slapd.base_dn();
+    let names = [
+        format!("uid=alice,ou=people,{base}"),
+        format!("cn=admin,{base}"),
+        format!("{}", slapd.service_dn()),
+        "alice\0".to_string(),
+        "\0".to_string(),
+        "*".to_string(),
+        "*)(uid=*))(|(uid=*".to_string(),
+        "alice)(userPassword=*".to_string(),
+        "a".repeat(10 * 1024),
+    ];
+    for name in names {
+        for password in ["alice-password", "admin-password", "service-password"] {
+            let (status, session) = attempt(name.clone(), password.to_string()).await;
+            let shown = &name[..name.len().min(40)];
+            assert!(!session && status != 303, "{shown:?} / {password}: signed in ({status})");
+            assert!((400..500).contains(&status), "{shown:?} / {password}: {status}");
+        }
+    }
+    for password in ["\0", "\0\0\0\0", " ", "    ", "\t"] {
+        let (status, session) = attempt("alice".to_string(), password.to_string()).await;
+        assert!(!session && status == 401, "alice with {password:?}: {status}");
+    }
+    let (status, session) = attempt("alice".to_string(), "alice-password".to_string()).await;
+    assert!(session && status == 303, "alice's own password still works: {status}");
+}
