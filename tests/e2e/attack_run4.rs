@@ -307,3 +307,76 @@ async fn odd_usernames_and_passwords_sign_nobody_in() {
     let (status, session) = attempt("alice".to_string(), "alice-password".to_string()).await;
     assert!(session && status == 303, "alice's own password still works: {status}");
 }
+
+/// An app reached over https speaks HTTP/2 (ALPN), where request trailers are a HEADERS frame after the body.
+/// A client's chunked body with trailers (`X-Forwarded-User: admin` after the last chunk, where no header check
+/// looks) reached such an app as request trailers, and an app that merges trailers into the headers (Go's
+/// `Request.Trailer`, Node's `req.trailers`, many gRPC gateways) took them for fedgate's identity. fedgate forwards
+/// no trailers, to HTTP/1.1 apps (where they were never sent) as to HTTP/2 ones; the body arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_trailers_never_reach_an_https_app() {
+    use http_body_util::BodyExt as _;
+    use rustls::pki_types::pem::PemObject as _;
+    gateway::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = e2e::tls::TestPki::generate(dir.path(), "h2-app").unwrap();
+    let certs: Vec<_> =
+        rustls::pki_types::CertificateDer::pem_file_iter(&pki.cert_pem).unwrap().map(Result::unwrap).collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&pki.key_pem).unwrap();
+    let mut tls = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // What the app saw: (protocol, body, trailer names and values).
+    let seen: Arc<Mutex<Vec<(String, String, Vec<String>)>>> = Arc::default();
+    let log = seen.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let version = format!("{:?}", req.version());
+                        let collected = req.into_body().collect().await?;
+                        let trailers = collected
+                            .trailers()
+                            .map(|t| t.iter().map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?"))).collect())
+                            .unwrap_or_default();
+                        let body = String::from_utf8_lossy(&collected.to_bytes()).into_owned();
+                        log.lock().unwrap().push((version, body, trailers));
+                        Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+                            "app",
+                        ))))
+                    }
+                });
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let cfg = format!(
+        "{}\n[[proxy.routes]]\nupstream = \"https://127.0.0.1:{port}\"\nca_file = \"{}\"\npublic_paths = [\"/public\"]\n",
+        demo_config(),
+        pki.ca_pem.display()
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let authority = gw.base.trim_start_matches("http://").to_string();
+    let req = format!(
+        "POST /public/upload HTTP/1.1\r\nHost: {authority}\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\
+         Trailer: X-Forwarded-User, X-Forwarded-Groups\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\
+         X-Forwarded-User: admin\r\nX-Forwarded-Groups: admins\r\n\r\n"
+    );
+    let r = raw_http::send(&authority, req.as_bytes()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = seen.lock().unwrap().clone();
+    server.abort();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (version, body, trailers) = &seen[0];
+    assert_eq!(version, "HTTP/2.0", "the premise: the app speaks HTTP/2");
+    assert_eq!(body, "hello");
+    assert!(trailers.is_empty(), "the client's trailers reached the app: {trailers:?}");
+}

@@ -280,8 +280,41 @@ enum UpstreamClient {
     /// Plain `http`: kept-alive HTTP/1.1 connections of our own ([`Http1Pool`]).
     Plain(Arc<Http1Pool>),
     /// `https`: hyper-util's pooled client with rustls (HTTP/2 by ALPN). Request bodies go upstream as they
-    /// arrived, without boxing.
-    Tls(Box<Client<crate::http::outbound::Connector, Incoming>>),
+    /// arrived, without boxing, but for their trailers ([`NoTrailers`]).
+    Tls(Box<Client<crate::http::outbound::Connector, NoTrailers>>),
+}
+
+/// A client's request body on its way to an app, without its trailers. Trailers are headers sent after the body
+/// (`X-Forwarded-User: admin` after the last chunk), where no header check of the proxy looks; to an HTTP/2 app
+/// they arrive as request trailers, which Go's `Request.Trailer`, Node's `req.trailers` and gRPC gateways hand
+/// the app beside its headers. Nothing an app needs comes that way from a browser, so none are forwarded (our
+/// HTTP/1.1 pool never sent them: they are only written when a `Trailer` header, which is hop-by-hop, declares
+/// them).
+pub struct NoTrailers(Incoming);
+
+impl http_body::Body for NoTrailers {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        loop {
+            match std::pin::Pin::new(&mut self.0).poll_frame(cx) {
+                std::task::Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
 }
 
 /// The body of every response the server sends: an upstream's, passed through as it arrives, or one the gateway
@@ -397,6 +430,7 @@ impl Upstream {
             match &self.client {
                 UpstreamClient::Plain(pool) => pool.send(req).await.map_err(|e| pool_error(upstream, e)),
                 UpstreamClient::Tls(client) => {
+                    let req = req.map(NoTrailers);
                     client.request(req).await.map(|r| r.map(PooledBody::from)).map_err(|e| client_error(upstream, e))
                 }
             }
