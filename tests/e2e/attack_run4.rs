@@ -128,6 +128,29 @@ async fn connection_cannot_remove_the_host_or_the_headers_fedgate_sets() {
     assert!(!head.contains("x-forwarded-user"), "the client's identity header reached the app:\n{head}");
 }
 
+/// An HTTP/2 client names the host in `:authority`, not in a `Host` header: the app behind the proxy got the
+/// host (fedgate adds `Host` for HTTP/1.1) but no `X-Forwarded-Host`, so an app that builds its links from it had
+/// none. It gets the host the route decided on, as HTTP/1.1 clients' apps do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_clients_host_reaches_the_app_as_x_forwarded_host() {
+    let app = RawApp::start().await;
+    let cfg = format!(
+        "{}\n[[proxy.routes]]\nupstream = \"{}\"\npreserve_host = true\npublic_paths = [\"/public\"]\n",
+        demo_config(),
+        app.base
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    gateway::install_crypto_provider();
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().no_proxy().build().unwrap();
+    let r = h2.get(format!("{}/public/x", gw.base)).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "the premise: the client speaks HTTP/2");
+    assert_eq!(r.status(), 200);
+    let head = app.take_one();
+    let authority = gw.base.trim_start_matches("http://");
+    assert!(head.contains(&format!("\r\nhost: {authority}\r\n")), "{head}");
+    assert!(head.contains(&format!("\r\nx-forwarded-host: {authority}\r\n")), "no X-Forwarded-Host:\n{head}");
+}
+
 /// h2c smuggling: an app that speaks HTTP/2 in clear text upgrades a connection on `Upgrade: h2c` with
 /// `HTTP2-Settings`, and every later request on it bypasses the proxy's decisions. fedgate forwards only WebSocket
 /// upgrades; a WebSocket handshake that carries a second `Upgrade: h2c` line (and `HTTP2-Settings`, which is

@@ -531,6 +531,8 @@ pub fn prepare<B>(
     our_cookies: &[&str],
 ) {
     let websocket = is_websocket(req.headers());
+    // An HTTP/2 client names the host in the URI's authority, not in a `Host` header.
+    let authority = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
     let h = req.headers_mut();
     strip_hop_by_hop(h, websocket);
     names.remove_client_claims(h);
@@ -566,7 +568,7 @@ pub fn prepare<B>(
         h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if let Some(host) = h.get(header::HOST).cloned() {
+    if let Some(host) = h.get(header::HOST).cloned().or(authority) {
         h.insert(X_FORWARDED_HOST, host);
     } else {
         h.remove(X_FORWARDED_HOST);
