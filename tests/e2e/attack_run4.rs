@@ -192,12 +192,13 @@ async fn no_h2c_upgrade_reaches_the_app() {
 /// An upstream provider where people choose their own `preferred_username` (here node `oidc-provider`, which takes
 /// any login name) signed its user in under a directory account's name: apps behind the proxy saw
 /// `X-Forwarded-User: pat` and SAML service providers the NameID of pat. With `link = "none"` such a sign-in is
-/// refused with a page saying the name is taken, in any letter case, and no session is made; other names sign in.
+/// refused with a page saying the name is taken, in any letter case or Unicode compatibility spelling (`ｐａｔ`,
+/// which an app that normalises names reads as pat), and no session is made; other names sign in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_account_cannot_take_a_directory_accounts_name() {
     use crate::upstream_login::{demo_user_toml, env_with, sign_in_at_op};
     let e = env_with("", &demo_user_toml()).await;
-    for name in ["pat", "PAT"] {
+    for name in ["pat", "PAT", "ｐａｔ"] {
         let c = e2e::gateway::browser();
         let (url, r) = sign_in_at_op(&c, &e.gw.url("/login/corp?rd=%2F"), name).await;
         let status = r.status();

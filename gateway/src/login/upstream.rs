@@ -267,7 +267,8 @@ async fn user_for(
     }
 }
 
-/// `user` (mapped from a provider's claims, `link = "none"`) unless its username is a directory account's: apps
+/// `user` (mapped from a provider's claims, `link = "none"`) unless its username is a directory account's (in any
+/// case or Unicode compatibility spelling): apps
 /// behind the proxy (`X-Forwarded-User`), SAML service providers (the NameID) and relying parties reading
 /// `preferred_username` know a user by that name, so an account at the provider named like a directory account
 /// (a name anyone may choose at many providers) would be taken for it. As Keycloak does (its first broker login
@@ -278,9 +279,17 @@ async fn refuse_directory_name(
     provider: &UpstreamProvider,
     user: ldap_mapper::MappedUser,
 ) -> Result<ldap_mapper::MappedUser, Response> {
+    use crate::domain::throttle::fold_username;
     let name = &provider.config.name;
-    match state.directory.lookup(&user.username).await {
-        Ok(Some(existing)) if existing.username.eq_ignore_ascii_case(&user.username) => {
+    // Compared as the throttle folds names (NFKC, any case): `ｐａｔ` is pat to an app that normalises, and to
+    // slapd's matching rules.
+    let folded = fold_username(&user.username);
+    let mut found = state.directory.lookup(&user.username).await;
+    if matches!(found, Ok(None)) && folded != user.username {
+        found = state.directory.lookup(&folded).await;
+    }
+    match found {
+        Ok(Some(existing)) if fold_username(&existing.username) == folded => {
             state.metrics.event("login", "upstream_refused");
             tracing::warn!(
                 provider = %name, username = %user.username, outcome = "refused",
