@@ -308,7 +308,7 @@ async fn odd_usernames_and_passwords_sign_nobody_in() {
     let names = [
         format!("uid=alice,ou=people,{base}"),
         format!("cn=admin,{base}"),
-        format!("{}", slapd.service_dn()),
+        slapd.service_dn(),
         "alice\0".to_string(),
         "\0".to_string(),
         "*".to_string(),
@@ -353,7 +353,8 @@ async fn request_trailers_never_reach_an_https_app() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     // What the app saw: (protocol, body, trailer names and values).
-    let seen: Arc<Mutex<Vec<(String, String, Vec<String>)>>> = Arc::default();
+    type Seen = Vec<(String, String, Vec<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let log = seen.clone();
     let server = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
