@@ -93,7 +93,7 @@ async fn status_of(authority: &str, bytes: &[u8]) -> String {
 /// tell which host was decided on and picked its default virtual host, and without `X-Forwarded-Host`; listing
 /// `X-Request-Id` took the request's id from the app's log. Those stay: the app gets the host the route decided
 /// on, fedgate's `X-Forwarded-Host` and its request id. The client's own `X-Forwarded-User` named there is still
-/// no identity.
+/// no identity. An HTTP/1.0 request without `Host` (which reached such an app without one too) is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_cannot_remove_the_host_or_the_headers_fedgate_sets() {
     let app = RawApp::start().await;
@@ -126,6 +126,13 @@ async fn connection_cannot_remove_the_host_or_the_headers_fedgate_sets() {
     }
     assert!(head.contains("\r\nx-request-id: "), "the request id was removed:\n{head}");
     assert!(!head.contains("x-forwarded-user"), "the client's identity header reached the app:\n{head}");
+
+    // An HTTP/1.0 request may name no host at all; with `preserve_host` it is refused, not sent on without one.
+    let authority = gw.base.trim_start_matches("http://").to_string();
+    let r = raw_http::send(&authority, b"GET /public/x HTTP/1.0\r\n\r\n").await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("no Host header"), "{}", r.body);
+    assert!(app.heads.lock().unwrap().is_empty(), "a request without a host reached the app");
 }
 
 /// An HTTP/2 client names the host in `:authority`, not in a `Host` header: the app behind the proxy got the

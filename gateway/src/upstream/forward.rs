@@ -413,10 +413,15 @@ impl Upstream {
             if let Some(v) = &self.host {
                 req.headers_mut().insert(header::HOST, v.clone());
             }
-        } else if !req.headers().contains_key(header::HOST)
-            && let Some(v) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            // An HTTP/2 client names the host in the URI, not in a header; HTTP/1.1 wants the header.
+        } else if !req.headers().contains_key(header::HOST) {
+            // An HTTP/2 client names the host in the URI, not in a header; HTTP/1.1 wants the header. An HTTP/1.0
+            // request may name none: sent on without one, the app would pick its default virtual host, which is
+            // not the host the route decided on (none).
+            let v = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()).ok_or(
+                ProxyError::Client(
+                    "it names no host (no Host header), and this route sends the client's host to the app",
+                ),
+            )?;
             req.headers_mut().insert(header::HOST, v);
         }
         *req.uri_mut() = target;
