@@ -656,6 +656,15 @@ mod tests {
         assert_eq!(ws["upgrade"], "websocket");
         assert!(!ws.contains_key("proxy-authorization"));
 
+        let mut named =
+            headers(&[("connection", "Host, X-Request-Id, HTTP2-Settings"), ("host", "a"), ("x-request-id", "1")]);
+        strip_hop_by_hop(&mut named, false);
+        assert_eq!((named["host"].as_bytes(), named["x-request-id"].as_bytes()), (&b"a"[..], &b"1"[..]));
+        let mut h2c = headers(&[("upgrade", "websocket"), ("upgrade", "h2c"), ("http2-settings", "AAMA")]);
+        strip_hop_by_hop(&mut h2c, true);
+        assert_eq!(h2c.get_all("upgrade").iter().collect::<Vec<_>>(), ["websocket"]);
+        assert!(!h2c.contains_key("http2-settings"));
+
         let mut plain = headers(&[("accept", "*/*"), ("cookie", "a=b")]);
         strip_hop_by_hop(&mut plain, false);
         assert_eq!(plain.len(), 2);
