@@ -13,7 +13,7 @@ use e2e::slapd::Slapd;
 use reqwest::StatusCode;
 
 /// node `oidc-provider` (tests/node/upstream-op.mjs) on a free loopback port; killed by PID on drop.
-struct Op {
+pub(crate) struct Op {
     child: Child,
     issuer: String,
 }
@@ -72,7 +72,7 @@ scopes = ["openid", "profile", "email", "groups"]
 
 /// A `[directory]` with the shipped config's alice renamed to "pat" (password alice-demo), so password logins
 /// can be tried beside the upstream's users.
-fn demo_user_toml() -> String {
+pub(crate) fn demo_user_toml() -> String {
     let shipped = include_str!("../../config.toml");
     let line = shipped.lines().find(|l| l.starts_with("password_hash = ")).unwrap();
     format!("[directory]\nkind = \"static\"\n[[directory.users]]\nusername = \"pat\"\n{line}\ngroups = [\"staff\"]\n")
@@ -114,7 +114,7 @@ fn form_of(html: &str) -> Option<(String, Vec<(String, String)>)> {
 /// Drives a sign-in from `start` (a gateway URL) through the provider's interaction pages (login, and consent if
 /// shown) as `user`, following every redirect; the last response (not a redirect, or a redirect to an app's
 /// redirect URI on port 9).
-async fn sign_in_at_op(c: &reqwest::Client, start: &str, user: &str) -> (String, reqwest::Response) {
+pub(crate) async fn sign_in_at_op(c: &reqwest::Client, start: &str, user: &str) -> (String, reqwest::Response) {
     let (url, r, _) = sign_in_at_op_via(c, start, user).await;
     (url, r)
 }
@@ -162,14 +162,14 @@ async fn sign_in_at_op_via(
     (url.to_string(), r, callback)
 }
 
-struct Env {
-    gw: Gateway,
+pub(crate) struct Env {
+    pub(crate) gw: Gateway,
     op: Op,
     keys: tempfile::TempDir,
     _echo: e2e::upstream::EchoUpstream,
 }
 
-async fn env_with(extra_upstream: &str, extra: &str) -> Env {
+pub(crate) async fn env_with(extra_upstream: &str, extra: &str) -> Env {
     env_full(extra_upstream, extra, true).await
 }
 

@@ -133,16 +133,30 @@ pub enum RedirectUriRules {
 }
 
 /// Whether `uri` matches the registered `valid` under Keycloak's rules.
+///
+/// A wildcard is matched against the URL the browser will be sent to, `uri` parsed (dot segments removed, as
+/// browsers do): `https://app/cb/*` matched `https://app/cb/../../evil` by its spelling, and the code went to
+/// `https://app/evil`, outside the registered path (Keycloak's CVE-2024-1132). An encoded `/`, `\` or `.` in its
+/// path (`/cb/..%2Fevil`), which a server behind it may decode into a path that leaves the registered one, does not
+/// match a wildcard either.
 fn keycloak_match(valid: &str, uri: &str) -> bool {
     let Ok(parsed) = Url::parse(uri) else { return false };
     if parsed.fragment().is_some() {
         return false;
     }
-    match valid.strip_suffix('*') {
-        Some("") => true,
-        Some(prefix) if !prefix.contains('?') => uri.split('?').next().unwrap_or("").starts_with(prefix),
-        Some(prefix) => uri.starts_with(prefix),
-        None => valid == uri,
+    let Some(prefix) = valid.strip_suffix('*') else { return valid == uri };
+    if prefix.is_empty() {
+        return true;
+    }
+    let path = parsed.path().to_ascii_lowercase();
+    if ["%2f", "%5c", "%2e"].iter().any(|e| path.contains(e)) {
+        return false;
+    }
+    let target = parsed.as_str();
+    if prefix.contains('?') {
+        target.starts_with(prefix)
+    } else {
+        target.split('?').next().unwrap_or("").starts_with(prefix)
     }
 }
 
@@ -555,6 +569,13 @@ mod tests {
         assert!(!kc.allows_redirect_uri("https://app.example/cbx"));
         assert!(!kc.allows_redirect_uri("https://app.example/other?https://app.example/cb/"));
         assert!(!kc.allows_redirect_uri("https://app.example/cb/x#frag"));
+        // Matched as the browser will go there: dot segments removed, encoded separators refused.
+        assert!(!kc.allows_redirect_uri("https://app.example/cb/../../evil"));
+        assert!(!kc.allows_redirect_uri("https://app.example/cb/%2e%2e/evil"));
+        assert!(!kc.allows_redirect_uri("https://app.example/cb/..%2Fevil"));
+        assert!(!kc.allows_redirect_uri("https://app.example/cb/..%5cevil"));
+        assert!(!kc.allows_post_logout_uri("https://app.example/cb/../home"));
+        assert!(kc.allows_redirect_uri("https://app.example/cb/a/../b"), "still under /cb/");
         assert!(kc.allows_redirect_uri("https://other.example/exact"));
         assert!(!kc.allows_redirect_uri("https://other.example/exact/more"));
         assert!(kc.allows_post_logout_uri("https://bye.example/"));

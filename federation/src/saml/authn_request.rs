@@ -187,11 +187,12 @@ fn attributes_of(e: &quick_xml::events::BytesStart<'_>) -> Result<Vec<(String, S
     Ok(out)
 }
 
-/// Reads a protocol message whose root element is `root` (local name). quick-xml expands no entities; a DOCTYPE or
-/// an entity reference in a field is refused.
+/// Reads a protocol message whose root element is `root` (local name). A field's text is what every XML reader
+/// (and the signature's canonical form) makes of it: text, CDATA sections, character references and the five
+/// predefined entities, joined across comments and processing instructions, its ends trimmed. A DOCTYPE, or any
+/// other entity reference in a field, is refused (nothing is expanded).
 pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError> {
     let mut reader = quick_xml::Reader::from_reader(xml);
-    reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
     let mut msg: Option<ProtocolMessage> = None;
     let mut depth = 0usize;
@@ -204,6 +205,7 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
             Event::DocType(_) => return Err(SamlError::Doctype),
             // One root: what follows it would be read by this parser as the root's, but not by a signature
             // checker's, and two readings of one message are what signature-wrapping attacks live on.
+            Event::Text(t) if root_closed && t.iter().all(u8::is_ascii_whitespace) => {}
             Event::Start(_) | Event::Empty(_) | Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)
                 if root_closed =>
             {
@@ -248,18 +250,42 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
             Event::Text(t) if depth == 2 => {
                 let text = t.decode().map_err(|e| SamlError::Xml(e.into()))?;
                 if let Some((_, value)) = field.as_mut() {
-                    value.push_str(text.trim());
+                    value.push_str(&text);
                 }
             }
-            Event::GeneralRef(_) if depth == 2 => {
-                return Err(SamlError::Malformed("entity references in request fields are not accepted".into()));
+            // `<Issuer><![CDATA[…]]></Issuer>` is the same text to every XML reader; skipped, the field read
+            // otherwise than the signer and the SP meant it.
+            Event::CData(t) if depth == 2 => {
+                let text = t.decode().map_err(|e| SamlError::Xml(e.into()))?;
+                if let Some((_, value)) = field.as_mut() {
+                    value.push_str(&text);
+                }
+            }
+            Event::GeneralRef(r) if depth == 2 => {
+                let name = r.decode().map_err(|e| SamlError::Xml(e.into()))?;
+                let resolved = if r.is_char_ref() {
+                    r.resolve_char_ref().ok().flatten().map(String::from)
+                } else {
+                    quick_xml::escape::resolve_predefined_entity(&name).map(str::to_string)
+                };
+                let Some(text) = resolved else {
+                    return Err(SamlError::Malformed(format!(
+                        "the entity reference &{name}; in a request field is not accepted (only character \
+                         references and &amp; &lt; &gt; &quot; &apos;)"
+                    )));
+                };
+                if let Some((_, value)) = field.as_mut() {
+                    value.push_str(&text);
+                }
             }
             Event::End(_) => {
                 if depth == 2
                     && let (Some((name, value)), Some(m)) = (field.take(), msg.as_mut())
-                    && !value.is_empty()
                 {
-                    m.children.push((name, value));
+                    let value = value.trim();
+                    if !value.is_empty() {
+                        m.children.push((name, value.to_string()));
+                    }
                 }
                 depth = depth.saturating_sub(1);
                 root_closed = depth == 0 && msg.is_some();
@@ -499,6 +525,27 @@ mod tests {
             assert!(err.to_string().contains("content after the AuthnRequest"), "{xml}: {err}");
         }
         assert!(parse(format!("{REQ}\n  ").as_bytes()).is_ok(), "white space after the root is fine");
+    }
+
+    #[test]
+    fn fields_read_as_every_xml_reader_reads_them() {
+        let with_issuer =
+            |issuer: &str| REQ.replace(">https://signin.aliyun.com/1234567890123456/saml/SSO<", &format!(">{issuer}<"));
+        let expected = "https://signin.aliyun.com/1234567890123456/saml/SSO";
+        for issuer in [
+            "https://signin.aliyun.com/<!---->1234567890123456/saml/SSO",
+            "https://signin.aliyun.com/<?pi x?>1234567890123456/saml/SSO",
+            "https://signin.aliyun.com/<![CDATA[1234567890123456]]>/saml/SSO",
+            "<![CDATA[https://signin.aliyun.com/1234567890123456/saml/SSO]]>",
+            "https://signin.aliyun.com/&#x31;234567890123456&#47;saml/SSO",
+            "\n  https://signin.aliyun.com/1234567890123456/saml/SSO\n",
+        ] {
+            assert_eq!(parse(with_issuer(issuer).as_bytes()).unwrap().issuer, expected, "{issuer}");
+        }
+        let amp = parse(with_issuer("https://sp.example/?a=1&amp;b=&lt;2&gt; &quot;x&apos;").as_bytes()).unwrap();
+        assert_eq!(amp.issuer, "https://sp.example/?a=1&b=<2> \"x'", "predefined entities; inner spaces kept");
+        let err = parse(with_issuer("https://sp.example/&ext;").as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("&ext;"), "{err}");
     }
 
     #[test]

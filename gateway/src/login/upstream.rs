@@ -215,7 +215,10 @@ async fn user_for(
 ) -> Result<ldap_mapper::MappedUser, Response> {
     let name = &provider.config.name;
     match provider.config.link {
-        LinkMode::None => provider.map_user(claims, &state.roles).map_err(|e| broker_error(state, name, &e)),
+        LinkMode::None => {
+            let user = provider.map_user(claims, &state.roles).map_err(|e| broker_error(state, name, &e))?;
+            refuse_directory_name(state, provider, user).await
+        }
         LinkMode::Ldap => {
             provider.check_allowed(claims).map_err(|e| broker_error(state, name, &e))?;
             let claim = &provider.config.link_claim;
@@ -260,6 +263,60 @@ async fn user_for(
                     ))
                 }
             }
+        }
+    }
+}
+
+/// `user` (mapped from a provider's claims, `link = "none"`) unless its username is a directory account's (in any
+/// case or Unicode compatibility spelling): apps
+/// behind the proxy (`X-Forwarded-User`), SAML service providers (the NameID) and relying parties reading
+/// `preferred_username` know a user by that name, so an account at the provider named like a directory account
+/// (a name anyone may choose at many providers) would be taken for it. As Keycloak does (its first broker login
+/// never creates a second user of an existing name), the sign-in is refused with a page saying so; `link = "ldap"`
+/// signs directory users in through the provider as themselves. A directory that cannot be asked refuses too (503).
+async fn refuse_directory_name(
+    state: &AppState,
+    provider: &UpstreamProvider,
+    user: ldap_mapper::MappedUser,
+) -> Result<ldap_mapper::MappedUser, Response> {
+    use crate::domain::throttle::fold_username;
+    let name = &provider.config.name;
+    // Compared as the throttle folds names (NFKC, any case): `ｐａｔ` is pat to an app that normalises, and to
+    // slapd's matching rules.
+    let folded = fold_username(&user.username);
+    let mut found = state.directory.lookup(&user.username).await;
+    if matches!(found, Ok(None)) && folded != user.username {
+        found = state.directory.lookup(&folded).await;
+    }
+    match found {
+        Ok(Some(existing)) if fold_username(&existing.username) == folded => {
+            state.metrics.event("login", "upstream_refused");
+            tracing::warn!(
+                provider = %name, username = %user.username, outcome = "refused",
+                reason = "the username is a directory account's; set link = \"ldap\" to sign directory users in through this provider",
+                "upstream login"
+            );
+            Err(error_page(
+                state,
+                StatusCode::FORBIDDEN,
+                "Sign-in refused",
+                &format!(
+                    "An account named {} already exists here, so your sign-in at {} cannot use that name. Sign in \
+                     with that account's password, or ask the administrator to link the two accounts.",
+                    user.username,
+                    provider.label()
+                ),
+            ))
+        }
+        Ok(_) => Ok(user),
+        Err(e) => {
+            tracing::warn!(provider = %name, error = %e, "upstream login: directory lookup failed");
+            Err(error_page(
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Directory unavailable",
+                "The directory could not be reached to check your account; try again later.",
+            ))
         }
     }
 }

@@ -56,10 +56,13 @@ fn foreign_identity(dashed: &str) -> bool {
 }
 
 /// How many names [`HOP_BY_HOP`] has.
-const HOP_BY_HOP_COUNT: usize = 7;
+const HOP_BY_HOP_COUNT: usize = 8;
 /// Hop-by-hop headers (RFC 9110 §7.6.1) besides `Connection` and `Upgrade`, parsed at compile time.
+/// `HTTP2-Settings` belongs to an `Upgrade: h2c` (RFC 7540 §3.2.1), which is never forwarded: an app that speaks
+/// clear-text HTTP/2 would take the connection over, and later requests on it would bypass the proxy's decisions.
 const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("http2-settings"),
     HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
@@ -277,8 +280,41 @@ enum UpstreamClient {
     /// Plain `http`: kept-alive HTTP/1.1 connections of our own ([`Http1Pool`]).
     Plain(Arc<Http1Pool>),
     /// `https`: hyper-util's pooled client with rustls (HTTP/2 by ALPN). Request bodies go upstream as they
-    /// arrived, without boxing.
-    Tls(Box<Client<crate::http::outbound::Connector, Incoming>>),
+    /// arrived, without boxing, but for their trailers ([`NoTrailers`]).
+    Tls(Box<Client<crate::http::outbound::Connector, NoTrailers>>),
+}
+
+/// A client's request body on its way to an app, without its trailers. Trailers are headers sent after the body
+/// (`X-Forwarded-User: admin` after the last chunk), where no header check of the proxy looks; to an HTTP/2 app
+/// they arrive as request trailers, which Go's `Request.Trailer`, Node's `req.trailers` and gRPC gateways hand
+/// the app beside its headers. Nothing an app needs comes that way from a browser, so none are forwarded (our
+/// HTTP/1.1 pool never sent them: they are only written when a `Trailer` header, which is hop-by-hop, declares
+/// them).
+pub struct NoTrailers(Incoming);
+
+impl http_body::Body for NoTrailers {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        loop {
+            match std::pin::Pin::new(&mut self.0).poll_frame(cx) {
+                std::task::Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
 }
 
 /// The body of every response the server sends: an upstream's, passed through as it arrives, or one the gateway
@@ -377,10 +413,15 @@ impl Upstream {
             if let Some(v) = &self.host {
                 req.headers_mut().insert(header::HOST, v.clone());
             }
-        } else if !req.headers().contains_key(header::HOST)
-            && let Some(v) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            // An HTTP/2 client names the host in the URI, not in a header; HTTP/1.1 wants the header.
+        } else if !req.headers().contains_key(header::HOST) {
+            // An HTTP/2 client names the host in the URI, not in a header; HTTP/1.1 wants the header. An HTTP/1.0
+            // request may name none: sent on without one, the app would pick its default virtual host, which is
+            // not the host the route decided on (none).
+            let v = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()).ok_or(
+                ProxyError::Client(
+                    "it names no host (no Host header), and this route sends the client's host to the app",
+                ),
+            )?;
             req.headers_mut().insert(header::HOST, v);
         }
         *req.uri_mut() = target;
@@ -394,6 +435,7 @@ impl Upstream {
             match &self.client {
                 UpstreamClient::Plain(pool) => pool.send(req).await.map_err(|e| pool_error(upstream, e)),
                 UpstreamClient::Tls(client) => {
+                    let req = req.map(NoTrailers);
                     client.request(req).await.map(|r| r.map(PooledBody::from)).map_err(|e| client_error(upstream, e))
                 }
             }
@@ -430,9 +472,15 @@ fn is_websocket(h: &HeaderMap) -> bool {
     h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Removes hop-by-hop headers (and those named by `Connection`). A WebSocket handshake keeps `Upgrade` and
-/// `Connection: upgrade`. Most messages carry none of them, or only `Connection: keep-alive`, so it looks once
-/// at the names present and removes only those.
+/// Headers a `Connection` header cannot have removed: the `Host` the route decided on (with `preserve_host` the
+/// app got no `Host` at all, and picked its default virtual host) and the request id fedgate set. The other
+/// headers fedgate sets are set after the removal.
+const NOT_HOP_BY_HOP: [HeaderName; 2] = [header::HOST, crate::http::request::X_REQUEST_ID];
+
+/// Removes hop-by-hop headers (and those named by `Connection`, but never [`NOT_HOP_BY_HOP`]). A WebSocket
+/// handshake keeps `Connection: upgrade` and `Upgrade: websocket`, alone: a second protocol offered beside it
+/// (`Upgrade: h2c`) is not the app's business. Most messages carry none of them, or only
+/// `Connection: keep-alive`, so it looks once at the names present and removes only those.
 pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     let (mut connection, mut upgrade, mut present) = (false, false, [false; HOP_BY_HOP_COUNT]);
     for name in h.keys() {
@@ -453,6 +501,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
             .map(str::trim)
             .filter(|n| !["keep-alive", "close", "upgrade", ""].iter().any(|k| n.eq_ignore_ascii_case(k)))
             .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .filter(|n| !NOT_HOP_BY_HOP.contains(n))
             .collect();
         for n in named {
             h.remove(n);
@@ -463,6 +512,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     }
     if keep_upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     } else {
         if connection {
             h.remove(header::CONNECTION);
@@ -486,6 +536,8 @@ pub fn prepare<B>(
     our_cookies: &[&str],
 ) {
     let websocket = is_websocket(req.headers());
+    // An HTTP/2 client names the host in the URI's authority, not in a `Host` header.
+    let authority = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
     let h = req.headers_mut();
     strip_hop_by_hop(h, websocket);
     names.remove_client_claims(h);
@@ -521,7 +573,7 @@ pub fn prepare<B>(
         h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if let Some(host) = h.get(header::HOST).cloned() {
+    if let Some(host) = h.get(header::HOST).cloned().or(authority) {
         h.insert(X_FORWARDED_HOST, host);
     } else {
         h.remove(X_FORWARDED_HOST);
@@ -603,6 +655,15 @@ mod tests {
         assert_eq!(ws["connection"], "upgrade");
         assert_eq!(ws["upgrade"], "websocket");
         assert!(!ws.contains_key("proxy-authorization"));
+
+        let mut named =
+            headers(&[("connection", "Host, X-Request-Id, HTTP2-Settings"), ("host", "a"), ("x-request-id", "1")]);
+        strip_hop_by_hop(&mut named, false);
+        assert_eq!((named["host"].as_bytes(), named["x-request-id"].as_bytes()), (&b"a"[..], &b"1"[..]));
+        let mut h2c = headers(&[("upgrade", "websocket"), ("upgrade", "h2c"), ("http2-settings", "AAMA")]);
+        strip_hop_by_hop(&mut h2c, true);
+        assert_eq!(h2c.get_all("upgrade").iter().collect::<Vec<_>>(), ["websocket"]);
+        assert!(!h2c.contains_key("http2-settings"));
 
         let mut plain = headers(&[("accept", "*/*"), ("cookie", "a=b")]);
         strip_hop_by_hop(&mut plain, false);
