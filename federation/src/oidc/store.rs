@@ -169,7 +169,15 @@ impl std::fmt::Debug for MemoryGrantStore {
 impl MemoryGrantStore {
     /// A store holding at most `max_entries` values.
     pub fn new(max_entries: u64) -> Self {
-        Self { cache: Cache::builder().max_capacity(max_entries).expire_after(PerEntryTtl).build() }
+        // Least recently used first: a new code or token is always kept (TinyLFU admission, moka's default, could
+        // refuse it once the store was full).
+        Self {
+            cache: Cache::builder()
+                .max_capacity(max_entries)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .expire_after(PerEntryTtl)
+                .build(),
+        }
     }
 }
 

@@ -28,7 +28,16 @@ impl std::fmt::Debug for SeenMessages {
 impl SeenMessages {
     /// IDs kept in `store` when given, else in memory (at most `max_entries`).
     pub fn new(store: Option<Arc<dyn KvStore>>, max_entries: u64) -> Self {
-        Self { cache: moka::sync::Cache::builder().max_capacity(max_entries).time_to_live(ttl()).build(), store }
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(max_entries)
+                // Every new ID is recorded (least recently used first): TinyLFU admission could refuse a new one
+                // once the cache was full, and a replay of it would then pass.
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .time_to_live(ttl())
+                .build(),
+            store,
+        }
     }
 
     /// Records `id` from `issuer`; false when it was already recorded (a replay). Atomic across replicas.
@@ -55,6 +64,23 @@ mod tests {
             assert!(seen.first_use("sp-a", "_1").await.unwrap());
             assert!(!seen.first_use("sp-a", "_1").await.unwrap());
             assert!(seen.first_use("sp-b", "_1").await.unwrap());
+        }
+    }
+
+    /// A full cache still records every new ID (the least recently used go): a replay of a new one is caught.
+    #[tokio::test]
+    async fn a_full_cache_still_catches_the_replay_of_a_new_id() {
+        let seen = SeenMessages::new(None, 100);
+        for round in 0..5 {
+            for i in 0..100 {
+                assert_eq!(seen.first_use("sp", &format!("_old{i}")).await.unwrap(), round == 0);
+            }
+        }
+        for i in 0..20 {
+            let id = format!("_new{i}");
+            assert!(seen.first_use("sp", &id).await.unwrap());
+            seen.cache.run_pending_tasks();
+            assert!(!seen.first_use("sp", &id).await.unwrap(), "the replay of new ID {i} passed");
         }
     }
 }

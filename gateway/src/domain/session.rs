@@ -250,8 +250,11 @@ impl MemoryStore {
     pub fn new(max_sessions: u64, lifetimes: Lifetimes) -> Self {
         // moka's own idle expiry reclaims memory of abandoned sessions; the authoritative check uses the caller's
         // clock in `get`, so a generous margin here never cuts a session short.
+        // Least recently used first: a new login always gets in. TinyLFU admission (moka's default) refused new
+        // sessions once the store was full of sessions in use.
         let cache = Cache::builder()
             .max_capacity(max_sessions)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .time_to_idle(lifetimes.idle + Duration::from_secs(60))
             .time_to_live(lifetimes.absolute + Duration::from_secs(60))
             .build();
@@ -431,6 +434,33 @@ pub(crate) mod tests {
         let lifetimes = Lifetimes { idle: Duration::from_secs(1800), absolute: Duration::from_secs(12 * 3600) };
         let store = MemoryStore::new(1000, lifetimes);
         conformance(&store, lifetimes, user("alice")).await.unwrap();
+    }
+
+    /// A full store makes room for a new login by dropping the session used least recently: never the new one.
+    /// (moka's default admission policy, TinyLFU, refused a new entry whose key had been seen less often than the
+    /// one it would evict: with the store full of sessions in use, every new login was signed out at once.)
+    #[tokio::test]
+    async fn a_full_memory_store_keeps_every_new_login_and_drops_the_least_recently_used() {
+        let lifetimes = Lifetimes { idle: Duration::from_secs(1800), absolute: Duration::from_secs(3600) };
+        let store = MemoryStore::new(100, lifetimes);
+        let now = OffsetDateTime::now_utc();
+        for i in 0..100 {
+            store.insert(&format!("old{i}"), Session::new(user("u"), AuthMethod::Password, now)).await.unwrap();
+        }
+        // The old sessions are in use (read often), as on a busy gateway.
+        for _ in 0..5 {
+            for i in 0..100 {
+                assert!(store.get(&format!("old{i}"), now).await.unwrap().is_some());
+            }
+        }
+        store.cache.run_pending_tasks();
+        for i in 0..50 {
+            let id = format!("new{i}");
+            store.insert(&id, Session::new(user("n"), AuthMethod::Password, now)).await.unwrap();
+            store.cache.run_pending_tasks();
+            assert!(store.get(&id, now).await.unwrap().is_some(), "new login {i} was dropped at once");
+        }
+        assert!(store.count() <= 100, "{} sessions kept", store.count());
     }
 
     #[tokio::test]

@@ -67,8 +67,20 @@ impl std::fmt::Debug for LoginThrottle {
 impl LoginThrottle {
     /// A throttle with the `[login]` settings.
     pub fn new(cfg: LoginConfig) -> Self {
+        Self::holding(cfg, 1_000_000)
+    }
+
+    /// A throttle tracking at most `max_entries` usernames, accounts and addresses in the process.
+    fn holding(cfg: LoginConfig, max_entries: u64) -> Self {
         let keep = cfg.window.max(cfg.lockout) + Duration::from_secs(60);
-        let entries = Cache::builder().max_capacity(1_000_000).time_to_idle(keep).build();
+        // Least recently used first: a new failure is always counted. TinyLFU admission (moka's default) could
+        // refuse a new username's counter once a flood of made-up names had filled the cache, and that username's
+        // failures then went uncounted.
+        let entries = Cache::builder()
+            .max_capacity(max_entries)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .time_to_idle(keep)
+            .build();
         Self { cfg, entries, store: None }
     }
 
@@ -418,6 +430,27 @@ mod tests {
             client_max_failures: 4,
             password: true,
         }
+    }
+
+    /// With the process's counters full (a flood of made-up usernames, each failing more than once), a new
+    /// username's failures are still counted and lock it.
+    #[tokio::test]
+    async fn a_flood_of_other_names_does_not_stop_a_username_from_being_counted() {
+        let t = LoginThrottle::holding(cfg(), 100);
+        let now = OffsetDateTime::now_utc();
+        for n in 0..2 {
+            for i in 0..100 {
+                let ip: IpAddr = format!("10.0.{n}.{i}").parse().unwrap();
+                t.record_failure(&format!("junk{i}"), None, ip, now).await.unwrap();
+            }
+        }
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        for _ in 0..3 {
+            assert!(t.check("alice", ip, now).await.is_ok());
+            t.record_failure("alice", None, ip, now).await.unwrap();
+            t.entries.run_pending_tasks();
+        }
+        assert!(retry(t.check("alice", ip, now).await).is_some(), "alice's failures were not counted");
     }
 
     #[tokio::test]

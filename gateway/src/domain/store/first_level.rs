@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 struct Entry<V> {
@@ -43,7 +44,8 @@ impl<V: Clone + Send + Sync + 'static> Recent<V> {
     /// Entries kept for `ttl`, at most `max_entries` of them (at least two).
     pub fn new(ttl: Duration, max_entries: u64) -> Self {
         let per_generation = (max_entries / 2).max(1);
-        let generation = || Cache::builder().max_capacity(per_generation).build();
+        let generation =
+            || Cache::builder().max_capacity(per_generation).eviction_policy(EvictionPolicy::lru()).build();
         Self {
             ttl,
             per_generation,
@@ -111,7 +113,7 @@ impl<V: Clone + Send + Sync + 'static> Recent<V> {
             return;
         }
         self.written.store(0, Ordering::Relaxed);
-        let fresh = Cache::builder().max_capacity(self.per_generation).build();
+        let fresh = Cache::builder().max_capacity(self.per_generation).eviction_policy(EvictionPolicy::lru()).build();
         let dropped = {
             let mut slot = self.generations.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let current = slot.current.clone();

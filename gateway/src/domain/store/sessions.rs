@@ -109,6 +109,7 @@ impl KvSessionStore {
     pub fn owned(kv: Arc<dyn KvStore>, lifetimes: Lifetimes, max_cached: u64) -> Self {
         let l1 = Cache::builder()
             .max_capacity(max_cached)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .time_to_idle(lifetimes.idle + Duration::from_secs(60))
             .time_to_live(lifetimes.absolute + Duration::from_secs(60))
             .build();
