@@ -693,3 +693,41 @@ async fn a_sigterm_right_after_a_logout_still_delivers_the_back_channel_retry() 
     assert_eq!(got.len(), 2, "the back-channel retry was dropped with the process: {} attempt(s)", got.len());
     assert!(got.iter().all(|(client, token)| client == "rp1" && !token.is_empty()), "{got:?}");
 }
+
+/// A back-channel logout token is signed with fedgate's key too, but it is no ID token: as `id_token_hint` at the
+/// end-session endpoint it is refused (it was taken as one, naming its client and user, so whoever held an RP's
+/// logout token could sign that user out elsewhere without the confirmation page and be sent to the RP's URI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_channel_logout_token_is_no_id_token_hint() {
+    let (base, got) = back_channel_receiver(|_| (StatusCode::OK, Duration::ZERO)).await;
+    let keys = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(&config(&base, keys.path(), &[])).await.unwrap();
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-demo", "").await;
+    let rp2 = sign_in_to(&gw, &c, "rp2").await;
+    let html = c.get(gw.url("/logout")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    assert_eq!(
+        c.post(gw.url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let logout_token = tokens_for(&got, &["rp2"]).await.remove(0).1;
+
+    // Signed in again; the logout token offered as the hint.
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-demo", "").await;
+    let bye = format!("{base}/bye");
+    let url = |hint: &str| {
+        let mut u = url::Url::parse(&gw.url("/oauth2/logout")).unwrap();
+        u.query_pairs_mut().append_pair("id_token_hint", hint).append_pair("post_logout_redirect_uri", &bye);
+        u.to_string()
+    };
+    let r = c.get(url(&logout_token)).send().await.unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a logout token was taken as an ID token hint: {body}");
+    assert!(body.contains("not an ID token"), "{body}");
+    // A real ID token still works as the hint.
+    let r = c.get(url(rp2["id_token"].as_str().unwrap())).send().await.unwrap();
+    assert_ne!(r.status(), StatusCode::BAD_REQUEST, "the ID token was refused as a hint");
+}

@@ -36,6 +36,9 @@ struct HintClaims {
     aud: Aud,
     #[serde(default)]
     sid: Option<String>,
+    /// Present in a back-channel logout token, never in an ID token.
+    #[serde(default)]
+    events: Option<serde_json::Value>,
 }
 
 impl Provider {
@@ -47,7 +50,13 @@ impl Provider {
         let hint = match params.get("id_token_hint")? {
             None => None,
             Some(t) => Some(
-                self.decode_our_jwt::<HintClaims>(t, false)
+                // Our ID tokens only: signed by us, header `typ` JWT (or none), no `events` claim. Every other JWT
+                // we sign (access tokens, back-channel logout tokens: `typ: logout+jwt`) is no hint.
+                jsonwebtoken::decode_header(t)
+                    .ok()
+                    .filter(|h| h.typ.as_deref().is_none_or(|typ| typ.eq_ignore_ascii_case("JWT")))
+                    .and_then(|_| self.decode_our_jwt::<HintClaims>(t, false))
+                    .filter(|claims| claims.events.is_none())
                     .ok_or_else(|| bad("id_token_hint is not an ID token issued here"))?,
             ),
         };

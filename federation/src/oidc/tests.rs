@@ -737,6 +737,13 @@ fn logout_checks_hint_and_registered_redirect() {
     assert!(p.logout(&q(&[("post_logout_redirect_uri", "https://app.example/bye")])).is_err());
     assert!(p.logout(&q(&[("id_token_hint", &hint), ("client_id", "spa")])).is_err());
     assert!(p.logout(&q(&[("id_token_hint", &r.access_token)])).is_err());
+    // A back-channel logout token is signed by us too, and is no ID token.
+    let mut cfg = config(SigningAlgorithm::EdDSA);
+    cfg.clients[0].backchannel_logout_uri = Some("https://app.example/bc".into());
+    let with_bc = provider_from(cfg);
+    let logout_token = with_bc.logout_token("app", "8f0c-uuid", Some("sid-1"), now()).unwrap().unwrap().token;
+    let refused = with_bc.logout(&q(&[("id_token_hint", &logout_token)])).unwrap_err();
+    assert!(format!("{refused:?}").contains("not an ID token"), "{refused:?}");
     let other = provider(SigningAlgorithm::EdDSA);
     assert!(other.logout(&q(&[("id_token_hint", &hint)])).is_err(), "foreign signature");
     assert_eq!(p.logout(&q(&[])).unwrap().redirect, None);
