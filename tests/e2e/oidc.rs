@@ -599,3 +599,54 @@ async fn userinfo_takes_the_access_token_from_a_post_form_body_but_only_one_way(
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(wrong.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
 }
+
+/// RFC 8252 §7.3 (a native app on a loopback port chosen at run time): client `app` registers
+/// `http://127.0.0.1/callback`, without a port; openid-client runs its whole code flow with PKCE on
+/// `http://127.0.0.1:PORT/callback` for a port picked now, and gets its tokens. The same path on another host name
+/// (`localhost`) or another path is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_app_on_any_loopback_port_signs_in_with_openid_client() {
+    let keys = tempfile::tempdir().unwrap();
+    let toml = oidc_toml(keys.path(), "ES256").replacen(
+        &format!("redirect_uris = [\"{REDIRECT}\"]"),
+        "redirect_uris = [\"http://127.0.0.1/callback\"]",
+        1,
+    );
+    let gw = Gateway::start(&format!("{}{toml}", demo_config())).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let env = [
+        ("ISSUER", gw.base.clone()),
+        ("CLIENT_ID", "app".to_string()),
+        ("CLIENT_SECRET", SECRET.to_string()),
+        ("REDIRECT_URI", redirect.clone()),
+        ("POST_LOGOUT", "http://127.0.0.1:9/bye".to_string()),
+        ("USER_NAME", "alice".to_string()),
+        ("PASSWORD", "alice-demo".to_string()),
+        ("ALG", "ES256".to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node::run("oidc-rp.mjs", &env, 60)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let seen: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(seen["id_token"]["preferred_username"], "alice", "{seen}");
+    assert_eq!(seen["refresh"]["rotated"], true, "{seen}");
+
+    let c = browser();
+    crate::login::login(&c, &gw, "alice", "alice-demo", "").await;
+    for refused in [format!("http://localhost:{port}/callback"), format!("http://127.0.0.1:{port}/other")] {
+        let r = c
+            .get(gw.url(&format!(
+                "/oauth2/authorize?response_type=code&client_id=app&scope=openid&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&redirect_uri={}",
+                url::form_urlencoded::byte_serialize(refused.as_bytes()).collect::<String>()
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{refused} was allowed");
+    }
+}

@@ -242,12 +242,31 @@ impl Default for ClientConfig {
     }
 }
 
+/// RFC 8252 §7.3: a native app listens on a loopback port it gets at run time, so a registered loopback IP redirect
+/// URI without a port (`http://127.0.0.1/cb`, `http://[::1]/cb`) allows any port, with the rest of the URI (path and
+/// query) exactly as registered. Only the literal IP addresses and plain `http` (§8.3: not `localhost`, whose name
+/// another process or a hosts file could answer for), and only a registered URI that names no port.
+fn loopback_any_port(registered: &str, uri: &str) -> bool {
+    ["http://127.0.0.1", "http://[::1]"].iter().any(|host| {
+        let Some(rest) = registered.strip_prefix(host) else { return false };
+        if !(rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) {
+            return false;
+        }
+        let Some(after) = uri.strip_prefix(host).and_then(|u| u.strip_prefix(':')) else { return false };
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let (port, tail) = after.split_at(digits);
+        (1..=5).contains(&digits) && port.parse::<u16>().is_ok_and(|p| p > 0) && tail == rest
+    })
+}
+
 impl ClientConfig {
     /// Whether `uri` is one of the registered redirect URIs (by [`ClientConfig::redirect_uri_rules`]).
     pub fn allows_redirect_uri(&self, uri: &str) -> bool {
         match self.redirect_uri_rules {
-            RedirectUriRules::Exact => self.redirect_uris.iter().any(|r| r == uri),
-            RedirectUriRules::Keycloak => self.redirect_uris.iter().any(|r| keycloak_match(r, uri)),
+            RedirectUriRules::Exact => self.redirect_uris.iter().any(|r| r == uri || loopback_any_port(r, uri)),
+            RedirectUriRules::Keycloak => {
+                self.redirect_uris.iter().any(|r| keycloak_match(r, uri) || loopback_any_port(r, uri))
+            }
         }
     }
 
@@ -554,6 +573,40 @@ mod tests {
             redirect_uris: vec!["https://app.example/cb".into()],
             ..ClientConfig::default()
         }
+    }
+
+    #[test]
+    fn a_loopback_redirect_uri_without_a_port_allows_any_port_and_nothing_else() {
+        let c = ClientConfig {
+            redirect_uris: vec![
+                "http://127.0.0.1/cb".into(),
+                "http://[::1]/cb?x=1".into(),
+                "http://localhost/cb".into(),
+            ],
+            ..ClientConfig::default()
+        };
+        assert!(c.allows_redirect_uri("http://127.0.0.1/cb"));
+        assert!(c.allows_redirect_uri("http://127.0.0.1:51004/cb"));
+        assert!(c.allows_redirect_uri("http://[::1]:8080/cb?x=1"));
+        for refused in [
+            "http://127.0.0.1:51004/cb/",
+            "http://127.0.0.1:51004/cbx",
+            "http://127.0.0.1:51004/cb?y=1",
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:70000/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:80@evil.example/cb",
+            "http://127.0.0.1:8080.evil.example/cb",
+            "https://127.0.0.1:51004/cb",
+            "http://127.0.0.2:51004/cb",
+            "http://localhost:51004/cb",
+            "http://[::1]:8080/cb",
+        ] {
+            assert!(!c.allows_redirect_uri(refused), "{refused}");
+        }
+        // A registered port is exact.
+        let fixed = ClientConfig { redirect_uris: vec!["http://127.0.0.1:8000/cb".into()], ..ClientConfig::default() };
+        assert!(!fixed.allows_redirect_uri("http://127.0.0.1:8001/cb"));
     }
 
     #[test]
