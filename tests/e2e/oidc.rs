@@ -74,11 +74,23 @@ pub(crate) async fn run_rp_as(
     user: &str,
     password: &str,
 ) -> serde_json::Value {
+    run_rp_redirected(issuer, client_id, REDIRECT, alg, user, password).await
+}
+
+/// openid-client's code flow as `client_id` (secret [`SECRET`]) with `redirect` as its redirect URI.
+async fn run_rp_redirected(
+    issuer: &str,
+    client_id: &str,
+    redirect: &str,
+    alg: &str,
+    user: &str,
+    password: &str,
+) -> serde_json::Value {
     let env = [
         ("ISSUER", issuer.to_string()),
         ("CLIENT_ID", client_id.to_string()),
         ("CLIENT_SECRET", SECRET.to_string()),
-        ("REDIRECT_URI", REDIRECT.to_string()),
+        ("REDIRECT_URI", redirect.to_string()),
         ("POST_LOGOUT", "http://127.0.0.1:9/bye".to_string()),
         ("USER_NAME", user.to_string()),
         ("PASSWORD", password.to_string()),
@@ -615,24 +627,7 @@ async fn a_native_app_on_any_loopback_port_signs_in_with_openid_client() {
     let gw = Gateway::start(&format!("{}{toml}", demo_config())).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
-    let env = [
-        ("ISSUER", gw.base.clone()),
-        ("CLIENT_ID", "app".to_string()),
-        ("CLIENT_SECRET", SECRET.to_string()),
-        ("REDIRECT_URI", redirect.clone()),
-        ("POST_LOGOUT", "http://127.0.0.1:9/bye".to_string()),
-        ("USER_NAME", "alice".to_string()),
-        ("PASSWORD", "alice-demo".to_string()),
-        ("ALG", "ES256".to_string()),
-    ];
-    let out = tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        node::run("oidc-rp.mjs", &env, 60)
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let seen: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    let seen = run_rp_redirected(&gw.base, "app", &redirect, "ES256", "alice", "alice-demo").await;
     assert_eq!(seen["id_token"]["preferred_username"], "alice", "{seen}");
     assert_eq!(seen["refresh"]["rotated"], true, "{seen}");
 
