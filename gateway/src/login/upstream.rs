@@ -253,15 +253,7 @@ async fn user_for(
                     };
                     Err(error_page(state, StatusCode::FORBIDDEN, "Sign-in refused", &msg))
                 }
-                Err(e) => {
-                    tracing::warn!(provider = %name, error = %e, "upstream login: directory lookup failed");
-                    Err(error_page(
-                        state,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Directory unavailable",
-                        "The directory could not be reached to find your account; try again later.",
-                    ))
-                }
+                Err(e) => Err(directory_unavailable(state, name, &e, "find")),
             }
         }
     }
@@ -309,16 +301,19 @@ async fn refuse_directory_name(
             ))
         }
         Ok(_) => Ok(user),
-        Err(e) => {
-            tracing::warn!(provider = %name, error = %e, "upstream login: directory lookup failed");
-            Err(error_page(
-                state,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Directory unavailable",
-                "The directory could not be reached to check your account; try again later.",
-            ))
-        }
+        Err(e) => Err(directory_unavailable(state, name, &e, "check")),
     }
+}
+
+/// The page for a directory that could not be asked to `what` ("find", "check") the account, logged with its cause.
+fn directory_unavailable(state: &AppState, name: &str, e: &dyn std::fmt::Display, what: &str) -> Response {
+    tracing::warn!(provider = %name, error = %e, "upstream login: directory lookup failed");
+    error_page(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Directory unavailable",
+        &format!("The directory could not be reached to {what} your account; try again later."),
+    )
 }
 
 /// The login page's buttons, keeping `rd`.
