@@ -88,6 +88,18 @@ async fn status_of(authority: &str, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&buf).lines().next().unwrap_or("").to_string()
 }
 
+/// A raw-socket app behind a `preserve_host` route with `/public` public, and the gateway in front of it.
+async fn preserve_host_route() -> (RawApp, GatewayProcess) {
+    let app = RawApp::start().await;
+    let cfg = format!(
+        "{}\n[[proxy.routes]]\nupstream = \"{}\"\npreserve_host = true\npublic_paths = [\"/public\"]\n",
+        demo_config(),
+        app.base
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    (app, gw)
+}
+
 /// `Connection` names the headers a proxy must not forward (RFC 9110 §7.6.1), and fedgate removes them. A client
 /// that lists `Host` there made fedgate forward a request without one, so the app (with `preserve_host`) could not
 /// tell which host was decided on and picked its default virtual host, and without `X-Forwarded-Host`; listing
@@ -96,13 +108,7 @@ async fn status_of(authority: &str, bytes: &[u8]) -> String {
 /// no identity. An HTTP/1.0 request without `Host` (which reached such an app without one too) is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_cannot_remove_the_host_or_the_headers_fedgate_sets() {
-    let app = RawApp::start().await;
-    let cfg = format!(
-        "{}\n[[proxy.routes]]\nupstream = \"{}\"\npreserve_host = true\npublic_paths = [\"/public\"]\n",
-        demo_config(),
-        app.base
-    );
-    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let (app, gw) = preserve_host_route().await;
     let headers = [
         ("Host", "docs.example.com"),
         ("Connection", "Host, X-Request-Id, X-Forwarded-Host, X-Forwarded-For, X-Real-IP, X-Forwarded-Proto"),
@@ -140,13 +146,7 @@ async fn connection_cannot_remove_the_host_or_the_headers_fedgate_sets() {
 /// none. It gets the host the route decided on, as HTTP/1.1 clients' apps do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_clients_host_reaches_the_app_as_x_forwarded_host() {
-    let app = RawApp::start().await;
-    let cfg = format!(
-        "{}\n[[proxy.routes]]\nupstream = \"{}\"\npreserve_host = true\npublic_paths = [\"/public\"]\n",
-        demo_config(),
-        app.base
-    );
-    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let (app, gw) = preserve_host_route().await;
     gateway::install_crypto_provider();
     let h2 = reqwest::Client::builder().http2_prior_knowledge().no_proxy().build().unwrap();
     let r = h2.get(format!("{}/public/x", gw.base)).send().await.unwrap();
