@@ -4,7 +4,7 @@
 //! Every entry must leave after `ttl` (that bound is how a logout on another replica reaches this one), so the
 //! obvious cache is moka with `time_to_live`. But on a busy replica nearly every entry is a fresh login's session
 //! that is read once or never, and moka then expires each one separately (its write-order deque, one removal from
-//! the hash table per entry): 2–3 µs of the gateway's CPU per login on the bench machine (BENCHMARKS.md).
+//! the hash table per entry): about 2 µs of the gateway's CPU per login on the bench machine (BENCHMARKS.md).
 //! Here the age is checked on every read instead, and the removal is done in bulk: entries go into the current
 //! generation; every `ttl` the current one becomes the previous one and the previous one is dropped whole (on a
 //! blocking thread when a runtime is there). A read looks in the current generation, then the previous one, and
