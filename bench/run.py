@@ -770,6 +770,30 @@ class RedisServer:
                 total += int(line.split("calls=")[1].split(",")[0])
         return total
 
+    def cpu_with_children(self):
+        """User + system CPU seconds of redis-server and of the children it forks (the AOF rewrite: it serialises
+        the whole data set), reaped or still running."""
+        with open(f"/proc/{self.p.pid}/stat") as f:
+            ticks = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:15])
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parts = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(parts[1]) == self.p.pid:
+                ticks += int(parts[11]) + int(parts[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def aof_rewrites(self):
+        """AOF rewrites Redis has run (INFO persistence)."""
+        for line in self.cli("INFO", "persistence").splitlines():
+            if line.startswith("aof_rewrites:"):
+                return int(line.split(":")[1])
+        return 0
+
     def stop(self):
         stop(self.p)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -807,6 +831,10 @@ def store_size_mb(path):
     if os.path.isfile(path):
         return os.stat(path).st_blocks * 512 / 1e6
     return sum(os.stat(os.path.join(d, f)).st_blocks * 512 for d, _, fs in os.walk(path) for f in fs) / 1e6
+
+
+# Rounds of each store measurement: an even number, so the ABBA order puts every backend as often early as late.
+ROUNDS = 6
 
 
 def bench_store():
@@ -852,7 +880,8 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         script = os.path.join(up_dir, "login.lua")
         with open(script, "w") as f:
             f.write(LOGIN_LUA)
-        # Password logins: five rounds alternating between the backends (this machine's speed drifts), the median. 64 connections: the
+        # Password logins: six rounds alternating between the backends, every other round in reverse order (ABBA: this
+        # machine's speed drifts, and a drift then weighs on every backend alike), the median. 64 connections: the
         # server's capacity (at 16, memory itself leaves a core partly idle and Redis's round trip, waiting for a
         # core it shares with the gateway and wrk, limits throughput rather than CPU); 16 is measured too.
         login_kinds = kinds + ["memory+throttle", "redis+throttle", "memory@16", "redis@16"]
@@ -860,8 +889,9 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         redis_cmds_per_login = {"redis": [], "redis+throttle": [], "redis@16": []}
         redis_cpu_per_login = {k: [] for k in redis_cmds_per_login}
         gw_cpu_per_login = {k: [] for k in login_kinds}
-        for _ in range(5):
-            for k in login_kinds:
+        redis_all0, rewrites0, redis_logins = redis.cpu_with_children(), redis.aof_rewrites(), 0
+        for i in range(ROUNDS):
+            for k in login_kinds if i % 2 == 0 else login_kinds[::-1]:
                 gk, _, conns = k.partition("@")
                 c0, cpu0, g0 = redis.commands(), cpu_seconds(redis.p.pid), cpu_seconds(gws[gk].p.pid)
                 r = wrk(gws[gk].base + "/login", secs=3, conns=int(conns or 64), script=script)
@@ -870,7 +900,12 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
                     n = max(wrk_requests(r), 1)
                     redis_cmds_per_login[k].append((redis.commands() - c0) / n)
                     redis_cpu_per_login[k].append((cpu_seconds(redis.p.pid) - cpu0) / n * 1e6)
+                    redis_logins += n
                 logins[k].append(r["rps"])
+        # Redis's CPU over all its login rounds, the AOF rewrites it forked included (a rewrite started in one round
+        # runs on into the next ones, so it is counted over the whole phase, not per round).
+        redis_all = (redis.cpu_with_children() - redis_all0) / max(redis_logins, 1) * 1e6
+        rewrites = redis.aof_rewrites() - rewrites0
         for k in login_kinds:
             base = "memory+throttle" if "+throttle" in k else "memory@16" if "@16" in k else "memory"
             mem = statistics.median(logins[base])
@@ -878,7 +913,10 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
             note = f"rounds {', '.join(f'{x:.0f}' for x in logins[k])}; gateway CPU {statistics.median(gw_cpu_per_login[k]):.1f} µs per login"
             if k in redis_cmds_per_login:
                 note += (f"; {statistics.median(redis_cmds_per_login[k]):.1f} Redis commands per login (INFO commandstats); "
-                         f"Redis CPU {statistics.median(redis_cpu_per_login[k]):.1f} µs per login")
+                         f"Redis CPU {statistics.median(redis_cpu_per_login[k]):.1f} µs per login (redis-server alone, median round)")
+                if k == "redis":
+                    note += (f"; Redis CPU over every Redis login round, its AOF rewrites included: {redis_all:.1f} µs per login "
+                             f"({rewrites} rewrites)")
             if k == "embedded":
                 note += "; one journal write(2) per login, fsync once a second"
             name = k.replace("+throttle", ", throttle = true").replace("@16", ", 16 connections")
@@ -886,15 +924,15 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
             row(f"password logins/s, store = {name}", f"{med:.0f}/s", f"{label} {mem:.0f}/s",
                 f"{med / max(mem, 1):.0%} of memory", note)
         # Code + PKCE logins (authorize → login form → token), 32 concurrent browsers (the server's capacity: at 8,
-        # memory is not saturated either), and 8 as before. Five rounds, alternating between the backends (the
-        # machine's speed drifts); the median of each.
+        # memory is not saturated either), and 8 as before. Six rounds, alternating between the backends, every other
+        # one in reverse order (ABBA, as the logins); the median of each.
         flow_kinds = kinds + ["memory@8", "redis@8"]
         flow_rounds = {k: [] for k in flow_kinds}
         redis_cmds_per_flow = {"redis": [], "redis@8": []}
         redis_cpu_per_flow = {k: [] for k in redis_cmds_per_flow}
         failed = {k: 0 for k in flow_kinds}
-        for _ in range(5):
-            for k in flow_kinds:
+        for i in range(ROUNDS):
+            for k in flow_kinds if i % 2 == 0 else flow_kinds[::-1]:
                 gk, _, browsers = k.partition("@")
                 c0, cpu0 = redis.commands(), cpu_seconds(redis.p.pid)
                 out = subprocess.run([os.path.join(ROOT, "target", "release", "codeflow-bench"), gws[gk].base, "web", secret,

@@ -55,21 +55,22 @@ pub struct Session {
     /// Per-session token for forms that need a logged-in user (logout, consent).
     pub csrf: String,
     /// OIDC clients and SAML SPs this session signed in to (for logout).
+    #[serde(default)]
     pub signed_in_to: Vec<String>,
     /// `SessionIndex` values of the SAML assertions issued to this session (the latest few), so an SP's
     /// LogoutRequest naming a SessionIndex ends only the session it was issued to.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub saml_session_indexes: Vec<String>,
     /// Per SAML SP this session signed in to: the NameID it was given and its latest SessionIndex, so a logout can
     /// recognise the SP's LogoutRequest (transient and persistent NameIDs are not the username) and send one to it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub saml_sps: Vec<SamlSignIn>,
     /// Per OIDC client this session signed in to: the `sid` values of the ID tokens it was given, for
     /// back-channel and front-channel logout.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub oidc_clients: Vec<OidcSignIn>,
     /// The upstream provider the user signed in through ([`AuthMethod::Upstream`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamSignIn>,
     /// Created by a version that names the session cookie `__Host-…` over https (every session created now).
     /// `false` (absent) only in sessions stored before that: those are still taken from the cookie's plain name,
