@@ -194,17 +194,24 @@ impl Running {
 }
 
 /// After the connections have drained: waits, within `server.shutdown_grace`, for the work requests left running
-/// (back-channel logout deliveries and their retries), so an upgrade or a scale-down does not drop them.
+/// and for the back-channel logouts this replica recorded (their retries included), so an upgrade or a scale-down
+/// does not hold them up until another replica's sweeper or the next start takes them over.
 async fn finish_background(state: &AppState) {
-    let background = &state.background;
-    background.close();
-    if background.is_empty() {
+    state.background.close();
+    if !crate::state::backchannel::busy(state) {
         return;
     }
     let grace = state.config.server.shutdown_grace;
-    tracing::info!(tasks = background.len(), ?grace, "waiting for back-channel logout deliveries before exiting");
-    if tokio::time::timeout(grace, background.wait()).await.is_err() {
-        tracing::warn!(tasks = background.len(), "back-channel logout deliveries cut short by server.shutdown_grace");
+    tracing::info!(tasks = state.background.len(), ?grace, "waiting for back-channel logout deliveries before exiting");
+    let finished = async {
+        state.background.wait().await;
+        crate::state::backchannel::drain(state).await;
+    };
+    if tokio::time::timeout(grace, finished).await.is_err() {
+        tracing::warn!(
+            tasks = state.background.len(),
+            "back-channel logout deliveries cut short by server.shutdown_grace (they stay in the state store)"
+        );
     }
 }
 
@@ -240,6 +247,7 @@ pub async fn start_on(
     tokio::task::spawn_blocking(|| drop(fedgate_types::random::token()));
     crate::scim::spawn_periodic(&state);
     crate::state::key_watch::spawn(&state);
+    crate::state::backchannel::spawn_sweeper(&state);
     if !state.brokers.is_empty() {
         // Discovery of the upstream providers, now and again every 30 s for those still unavailable; a provider
         // that is down does not hold up the start.

@@ -85,18 +85,18 @@ fn config(receiver: &str, keys: &std::path::Path, sps: &[(&str, &std::path::Path
 }
 
 /// Signs `c` in to `client` (code flow with PKCE) and returns its token response.
-async fn sign_in_to(gw: &Gateway, c: &reqwest::Client, client: &str) -> serde_json::Value {
+async fn sign_in_to(base: &str, c: &reqwest::Client, client: &str) -> serde_json::Value {
     let r = c
-        .get(gw.url(&format!(
-            "/oauth2/authorize?response_type=code&client_id={client}&redirect_uri={REDIRECT}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256"
-        )))
+        .get(format!(
+            "{base}/oauth2/authorize?response_type=code&client_id={client}&redirect_uri={REDIRECT}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256"
+        ))
         .send()
         .await
         .unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     let code = url::Url::parse(&loc).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
     let r = http()
-        .post(gw.url("/oauth2/token"))
+        .post(format!("{base}/oauth2/token"))
         .basic_auth(client, Some(SECRET))
         .form(&[
             ("grant_type", "authorization_code"),
@@ -117,15 +117,15 @@ fn payload(jwt: &str) -> serde_json::Value {
 }
 
 /// Checks a logout token as an RP must (Back-Channel Logout 1.0 §2.6), against the gateway's JWKS.
-async fn verify_logout_token(gw: &Gateway, token: &str, client: &str, id_token: &str) {
+async fn verify_logout_token(base: &str, token: &str, client: &str, id_token: &str) {
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
     let jwks: jsonwebtoken::jwk::JwkSet =
-        http().get(gw.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
+        http().get(format!("{base}/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
     let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("the token's key is in the JWKS");
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[client]);
-    validation.set_issuer(&[gw.base.as_str()]);
+    validation.set_issuer(&[base]);
     validation.set_required_spec_claims(&["iss", "aud", "iat", "exp"]);
     let claims = jsonwebtoken::decode::<serde_json::Value>(
         token,
@@ -201,8 +201,8 @@ async fn logout_anywhere_ends_every_oidc_and_saml_session() {
         let c = browser();
         let r = crate::login::login(&c, &gw, "alice", "alice-demo", "").await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let rp1 = sign_in_to(&gw, &c, "rp1").await;
-        let rp2 = sign_in_to(&gw, &c, "rp2").await;
+        let rp1 = sign_in_to(&gw.base, &c, "rp1").await;
+        let rp2 = sign_in_to(&gw.base, &c, "rp2").await;
         let id1 = rp1["id_token"].as_str().unwrap().to_string();
         let id2 = rp2["id_token"].as_str().unwrap().to_string();
         assert_ne!(payload(&id1)["sid"], payload(&id2)["sid"]);
@@ -261,7 +261,7 @@ async fn logout_anywhere_ends_every_oidc_and_saml_session() {
         let tokens = tokens_for(&got, &["rp1", "rp2"]).await;
         for (client, token) in &tokens {
             let id_token = if client == "rp1" { &id1 } else { &id2 };
-            verify_logout_token(&gw, token, client, id_token).await;
+            verify_logout_token(&gw.base, token, client, id_token).await;
         }
         let at = rp1["access_token"].as_str().unwrap();
         let ui = http().get(gw.url("/oauth2/userinfo")).bearer_auth(at).send().await.unwrap();
@@ -285,8 +285,8 @@ async fn a_stopped_sp_is_listed_and_the_others_are_signed_out() {
     }
     let c = browser();
     crate::login::login(&c, &gw, "alice", "alice-demo", "").await;
-    sign_in_to(&gw, &c, "rp1").await;
-    sign_in_to(&gw, &c, "rp2").await;
+    sign_in_to(&gw.base, &c, "rp1").await;
+    sign_in_to(&gw.base, &c, "rp2").await;
     for sp in [&sp_a, &sp_b] {
         assert_eq!(follow(&c, c.get(sp.url("/login"))).await.status, StatusCode::OK);
     }
@@ -500,7 +500,7 @@ async fn a_slow_back_channel_endpoint_does_not_delay_the_browser() {
     let gw = Gateway::start(&config(&base, keys.path(), &[])).await.unwrap();
     let c = browser();
     crate::login::login(&c, &gw, "alice", "alice-demo", "").await;
-    let rp1 = sign_in_to(&gw, &c, "rp1").await;
+    let rp1 = sign_in_to(&gw.base, &c, "rp1").await;
     let html = c.get(gw.url("/logout")).send().await.unwrap().text().await.unwrap();
     let csrf = csrf_from(&html).unwrap();
     let started = std::time::Instant::now();
@@ -510,7 +510,7 @@ async fn a_slow_back_channel_endpoint_does_not_delay_the_browser() {
     assert!(r.text().await.unwrap().contains("Signed out"));
     assert!(took < Duration::from_secs(1), "the logout page took {took:?}");
     let tokens = tokens_for(&got, &["rp1"]).await;
-    verify_logout_token(&gw, &tokens[0].1, "rp1", rp1["id_token"].as_str().unwrap()).await;
+    verify_logout_token(&gw.base, &tokens[0].1, "rp1", rp1["id_token"].as_str().unwrap()).await;
 }
 
 /// The same fan-out in a real browser (Chromium): the "Signing out" page's iframes load through fedgate's CSP,
@@ -704,7 +704,7 @@ async fn a_back_channel_logout_token_is_no_id_token_hint() {
     let gw = Gateway::start(&config(&base, keys.path(), &[])).await.unwrap();
     let c = browser();
     crate::login::login(&c, &gw, "alice", "alice-demo", "").await;
-    let rp2 = sign_in_to(&gw, &c, "rp2").await;
+    let rp2 = sign_in_to(&gw.base, &c, "rp2").await;
     let html = c.get(gw.url("/logout")).send().await.unwrap().text().await.unwrap();
     let csrf = csrf_from(&html).unwrap();
     assert_eq!(
@@ -730,4 +730,78 @@ async fn a_back_channel_logout_token_is_no_id_token_hint() {
     // A real ID token still works as the hint.
     let r = c.get(url(rp2["id_token"].as_str().unwrap())).send().await.unwrap();
     assert_ne!(r.status(), StatusCode::BAD_REQUEST, "the ID token was refused as a hint");
+}
+
+/// A replica killed (SIGKILL, an OOM kill, a node lost) while a back-channel logout is under way takes no logout
+/// along: the logout was recorded in the state store before the browser got its answer, so the next start (here on
+/// the same embedded store; with Redis any other replica) makes the attempt the dead one could not finish, with a
+/// logout token an RP accepts (signature, `sid`, `sub`). It used to live only in the killed process: the client
+/// kept its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_channel_logout_survives_the_replica_killed_while_sending_it() {
+    // The first attempt reaches a client that hangs for 3 s, then answers 503: the replica dies meanwhile.
+    let (base, attempts) = back_channel_receiver(|attempt| {
+        if attempt == 1 {
+            (StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(3))
+        } else {
+            (StatusCode::OK, Duration::ZERO)
+        }
+    })
+    .await;
+    let keys = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{}\n[store]\nkind = \"embedded\"\npath = \"{}\"\n",
+        config(&base, keys.path(), &[]),
+        state.path().join("state").display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let start = || {
+        e2e::gateway::GatewayProcess::start_with(
+            &body,
+            e2e::gateway::ProcessOptions { port: Some(port), ..Default::default() },
+        )
+    };
+    let gw = start().await.unwrap();
+    let url = |path: &str| format!("{}{path}", gw.base);
+    let c = browser();
+    let form = c.get(url("/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&form).unwrap();
+    let r = c
+        .post(url("/login"))
+        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", csrf.as_str()), ("rd", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+    let tokens = sign_in_to(&gw.base, &c, "rp1").await;
+    let id_token = tokens["id_token"].as_str().unwrap().to_string();
+    let html = c.get(url("/logout")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let r = c.post(url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for _ in 0..50 {
+        if !attempts.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(attempts.lock().unwrap().len(), 1, "the first attempt is under way");
+    gw.stop_with("KILL").await.unwrap();
+    let gw = start().await.unwrap();
+    // The dead replica's attempt holds the logout for its lease (7 s); then the sweeper (every second) takes it.
+    for _ in 0..150 {
+        if attempts.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = attempts.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "the back-channel logout died with the replica that was sending it: {got:?}");
+    assert_eq!(got[1].0, "rp1");
+    verify_logout_token(&gw.base, &got[1].1, "rp1", &id_token).await;
+    // Delivered once is enough: nobody sends it again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(attempts.lock().unwrap().len(), 2, "delivered, then sent again");
+    drop(gw);
 }

@@ -5,6 +5,7 @@
 pub mod clock;
 pub(crate) mod directory;
 pub(crate) mod identity;
+pub mod logout_outbox;
 pub(crate) mod pending;
 pub(crate) mod principal;
 pub(crate) mod replay;

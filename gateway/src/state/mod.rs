@@ -2,6 +2,7 @@
 //! engines and the proxy's upstreams; built once from the configuration ([`build`]). [`sign_in`] is the browser's
 //! sign-in session as every feature sees it.
 
+pub mod backchannel;
 pub mod key_watch;
 pub mod sign_in;
 pub mod single_logout;
@@ -55,6 +56,8 @@ pub struct Inner {
     pub pending: PendingRequests,
     /// Delivers OIDC back-channel logout tokens.
     pub logout_poster: crate::http::outbound::FormPoster,
+    /// The back-channel logouts still to deliver, in the state store (any replica retries them).
+    pub backchannel: Arc<backchannel::Deliveries>,
     /// Work a request started and that must not be cut short by a shutdown (back-channel logout deliveries and
     /// their retries): waited for, within `server.shutdown_grace`, after the connections have drained.
     pub background: tokio_util::task::TaskTracker,
@@ -201,7 +204,10 @@ pub fn build(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppSta
             .time_to_live(Duration::from_secs(60))
             .build(),
         pending,
-        logout_poster: crate::http::outbound::FormPoster::new(sign_in::BACKCHANNEL_TIMEOUT)?,
+        logout_poster: crate::http::outbound::FormPoster::new(backchannel::TIMEOUT)?,
+        backchannel: Arc::new(backchannel::Deliveries::new(
+            store.clone().unwrap_or_else(|| Arc::new(crate::domain::store::memory::MemoryKv::new())),
+        )),
         background: tokio_util::task::TaskTracker::new(),
         logout_chains: single_logout::chains(store.clone()),
         seen_saml: crate::domain::replay::SeenMessages::new(store.clone(), 100_000),

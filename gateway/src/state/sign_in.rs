@@ -2,12 +2,12 @@
 //! the login page, and the end of a session. Shared by login, account, OIDC, SAML and the proxy.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
+use crate::domain::logout_outbox::PendingLogout;
 use crate::domain::session::Session;
 use crate::http::cookies::{self, CookieAttrs, SameSite};
 use crate::http::error::AppError;
@@ -128,11 +128,6 @@ pub fn no_store(resp: &mut Response) {
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(pages::CSP));
 }
 
-/// How long one back-channel logout POST may take (connect included).
-pub const BACKCHANNEL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attempts per back-channel logout token (network errors, timeouts and 5xx answers are retried).
-const BACKCHANNEL_ATTEMPTS: u32 = 3;
-
 /// What ending a session leaves for the browser: the front-channel logout URLs of the OIDC clients it used, to
 /// load in iframes on the signed-out page.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -146,8 +141,9 @@ pub struct Ended {
 /// Ends a session (logout from the page, RP-initiated logout, or an SP's LogoutRequest) and tells the OIDC
 /// clients it signed in to: their token families are revoked before this returns (so a replica that dies or
 /// restarts right after answering a logout cannot leave its refresh and access tokens alive), and each client with
-/// a `backchannel_logout_uri` gets a signed logout token per `sid`, POSTed in the background (timeout, retries) so
-/// the browser never waits for a client; a shutdown waits for those deliveries (`AppState::background`).
+/// a `backchannel_logout_uri` gets a signed logout token per `sid`, recorded in the state store before this returns
+/// and POSTed in the background (timeout, retries by any replica: [`super::backchannel`]), so the browser never
+/// waits for a client and a replica that dies now takes no logout along.
 ///
 /// `session` is the request's copy, possibly from this replica's first level; the session is taken from the store
 /// and its latest version (with the clients and SPs another replica recorded meanwhile) is what gets notified.
@@ -161,18 +157,24 @@ pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Resul
     let mut ended = Ended::default();
     let Some(provider) = state.oidc.clone() else { return Ok((ended, latest)) };
     let now = state.clock.now();
-    let mut notices = Vec::new();
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let mut pending = Vec::new();
     for client in &session.oidc_clients {
         let sids: Vec<Option<&str>> =
             if client.sids.is_empty() { vec![None] } else { client.sids.iter().map(|s| Some(s.as_str())).collect() };
+        let back_channel = provider.client(&client.client_id).is_some_and(|c| c.backchannel_logout_uri.is_some());
         for sid in sids {
             if let Some(url) = provider.frontchannel_logout_url(&client.client_id, sid) {
                 ended.frontchannel.push(url);
             }
-            match provider.logout_token(&client.client_id, &session.user.unique_id, sid, now) {
-                Ok(Some(notice)) => notices.push(notice),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(client_id = %client.client_id, error = %e, "cannot sign a logout token"),
+            if back_channel {
+                pending.push(PendingLogout::new(
+                    &client.client_id,
+                    &session.user.unique_id,
+                    sid,
+                    now_ms,
+                    super::backchannel::LEASE,
+                ));
             }
         }
     }
@@ -182,49 +184,8 @@ pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Resul
             tracing::warn!(error = %e, "cannot revoke the tokens of a logged-out session");
         }
     }
-    let (poster, metrics) = (state.logout_poster.clone(), state.clone());
-    state.background.spawn(async move {
-        let sends = notices.into_iter().map(|notice| {
-            let (poster, metrics) = (poster.clone(), metrics.clone());
-            async move {
-                let delivered = send_logout_token(&poster, &notice).await;
-                metrics.metrics.event("backchannel_logout", if delivered { "delivered" } else { "failed" });
-            }
-        });
-        futures_util::future::join_all(sends).await;
-    });
+    super::backchannel::send(state, pending).await;
     Ok((ended, latest))
-}
-
-/// POSTs one logout token (Back-Channel Logout 1.0 §2.5), retrying network errors, timeouts and 5xx answers
-/// with a growing pause; whether the client acknowledged it (2xx).
-async fn send_logout_token(
-    poster: &crate::http::outbound::FormPoster,
-    notice: &federation::oidc::LogoutNotice,
-) -> bool {
-    let body = url::form_urlencoded::Serializer::new(String::new()).append_pair("logout_token", &notice.token).finish();
-    for attempt in 1..=BACKCHANNEL_ATTEMPTS {
-        match poster.post(&notice.uri, body.clone()).await {
-            Ok(status) if status.is_success() => {
-                tracing::info!(client_id = %notice.client_id, attempt, "back-channel logout delivered");
-                return true;
-            }
-            Ok(status) if status.is_client_error() => {
-                tracing::warn!(client_id = %notice.client_id, %status, "back-channel logout refused by the client");
-                return false;
-            }
-            Ok(status) => {
-                tracing::warn!(client_id = %notice.client_id, %status, attempt, "back-channel logout failed");
-            }
-            Err(e) => {
-                tracing::warn!(client_id = %notice.client_id, error = %e, attempt, "back-channel logout failed");
-            }
-        }
-        if attempt < BACKCHANNEL_ATTEMPTS {
-            tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(attempt - 1)).await;
-        }
-    }
-    false
 }
 
 /// The "signed out" page, clearing the session cookie.

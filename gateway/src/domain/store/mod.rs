@@ -8,8 +8,8 @@
 //! feature code unaware of the backend.
 //!
 //! Keys are short ASCII strings built by the typed stores (`s:` sessions, `g:` grants, `p:` pending requests,
-//! `t:` throttle counters), from hashes of secrets wherever the secret is a bearer credential, so a dump of the
-//! store holds no usable cookie, code or token.
+//! `t:` throttle counters, `o:bcl:` back-channel logouts still to deliver), from hashes of secrets wherever the
+//! secret is a bearer credential, so a dump of the store holds no usable cookie, code or token.
 
 pub mod embedded;
 pub mod first_level;

@@ -336,7 +336,8 @@ mod tests {
             assert!(stored.get(field).is_some() || stored["user"].get(field).is_some(), "{field} is missing: {text}");
         }
         let mut full = stored.clone();
-        for (k, v) in [("saml_session_indexes", "[]"), ("saml_sps", "[]"), ("oidc_clients", "[]"), ("upstream", "null")] {
+        for (k, v) in [("saml_session_indexes", "[]"), ("saml_sps", "[]"), ("oidc_clients", "[]"), ("upstream", "null")]
+        {
             full[k] = serde_json::from_str(v).unwrap();
         }
         for k in ["email", "display_name", "given_name", "family_name"] {
