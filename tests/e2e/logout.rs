@@ -118,14 +118,19 @@ fn payload(jwt: &str) -> serde_json::Value {
 
 /// Checks a logout token as an RP must (Back-Channel Logout 1.0 §2.6), against the gateway's JWKS.
 async fn verify_logout_token(base: &str, token: &str, client: &str, id_token: &str) {
+    verify_logout_token_of(base, base, token, client, id_token).await;
+}
+
+/// [`verify_logout_token`] with the JWKS read from `jwks_base` and the issuer `issuer` (replicas share one issuer).
+async fn verify_logout_token_of(jwks_base: &str, issuer: &str, token: &str, client: &str, id_token: &str) {
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
     let jwks: jsonwebtoken::jwk::JwkSet =
-        http().get(format!("{base}/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
+        http().get(format!("{jwks_base}/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
     let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("the token's key is in the JWKS");
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[client]);
-    validation.set_issuer(&[base]);
+    validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["iss", "aud", "iat", "exp"]);
     let claims = jsonwebtoken::decode::<serde_json::Value>(
         token,
@@ -733,13 +738,30 @@ async fn a_back_channel_logout_token_is_no_id_token_hint() {
 }
 
 /// A replica killed (SIGKILL, an OOM kill, a node lost) while a back-channel logout is under way takes no logout
-/// along: the logout was recorded in the state store before the browser got its answer, so the next start (here on
-/// the same embedded store; with Redis any other replica) makes the attempt the dead one could not finish, with a
-/// logout token an RP accepts (signature, `sid`, `sub`). It used to live only in the killed process: the client
-/// kept its session.
+/// along: the logout was recorded in the state store before the browser got its answer, so the next start on the
+/// same embedded store makes the attempt the dead one could not finish, with a logout token an RP accepts
+/// (signature, `sid`, `sub`). It used to live only in the killed process: the client kept its session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_back_channel_logout_survives_the_replica_killed_while_sending_it() {
-    // The first attempt reaches a client that hangs for 3 s, then answers 503: the replica dies meanwhile.
+    let state = tempfile::tempdir().unwrap();
+    let store = format!("[store]\nkind = \"embedded\"\npath = \"{}\"\n", state.path().join("state").display());
+    back_channel_logout_outlives_a_killed_replica(&store, false).await;
+}
+
+/// The same with two replicas on one Redis: replica A is killed while sending the logout token, replica B (which
+/// never saw the logout) delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_channel_logout_started_on_a_killed_replica_is_delivered_by_the_other() {
+    let redis = e2e::redis::Redis::start().unwrap();
+    let store = format!("[store]\nkind = \"redis\"\nurl = \"{}\"\n", redis.url());
+    back_channel_logout_outlives_a_killed_replica(&store, true).await;
+}
+
+/// Signs alice in to rp1 on a replica with `store`, logs out, kills the replica (SIGKILL) during the first
+/// back-channel attempt (the client hangs for 3 s, then answers 503), and checks that the logout token still
+/// reaches the client, once: from a second replica already running (`other_replica`), or from a restart on the
+/// same address.
+async fn back_channel_logout_outlives_a_killed_replica(store: &str, other_replica: bool) {
     let (base, attempts) = back_channel_receiver(|attempt| {
         if attempt == 1 {
             (StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(3))
@@ -749,21 +771,20 @@ async fn a_back_channel_logout_survives_the_replica_killed_while_sending_it() {
     })
     .await;
     let keys = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let body = format!(
-        "{}\n[store]\nkind = \"embedded\"\npath = \"{}\"\n",
-        config(&base, keys.path(), &[]),
-        state.path().join("state").display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let start = || {
+    let body = format!("{}\n{store}", config(&base, keys.path(), &[]));
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
+    // Both replicas publish one issuer: the first one's address.
+    let public_url = format!("http://127.0.0.1:{port}/");
+    let start = |port: u16| {
         e2e::gateway::GatewayProcess::start_with(
             &body,
-            e2e::gateway::ProcessOptions { port: Some(port), ..Default::default() },
+            e2e::gateway::ProcessOptions { port: Some(port), public_url: Some(&public_url), ..Default::default() },
         )
     };
-    let gw = start().await.unwrap();
-    let url = |path: &str| format!("{}{path}", gw.base);
+    let gw = start(port).await.unwrap();
+    let issuer = gw.base.clone();
+    let url = |path: &str| format!("{issuer}{path}");
     let c = browser();
     let form = c.get(url("/login")).send().await.unwrap().text().await.unwrap();
     let csrf = csrf_from(&form).unwrap();
@@ -774,8 +795,9 @@ async fn a_back_channel_logout_survives_the_replica_killed_while_sending_it() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
-    let tokens = sign_in_to(&gw.base, &c, "rp1").await;
+    let tokens = sign_in_to(&issuer, &c, "rp1").await;
     let id_token = tokens["id_token"].as_str().unwrap().to_string();
+    let other = if other_replica { Some(start(free_port()).await.unwrap()) } else { None };
     let html = c.get(url("/logout")).send().await.unwrap().text().await.unwrap();
     let csrf = csrf_from(&html).unwrap();
     let r = c.post(url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
@@ -788,8 +810,8 @@ async fn a_back_channel_logout_survives_the_replica_killed_while_sending_it() {
     }
     assert_eq!(attempts.lock().unwrap().len(), 1, "the first attempt is under way");
     gw.stop_with("KILL").await.unwrap();
-    let gw = start().await.unwrap();
-    // The dead replica's attempt holds the logout for its lease (7 s); then the sweeper (every second) takes it.
+    let restarted = if other_replica { None } else { Some(start(port).await.unwrap()) };
+    // The dead replica's attempt holds the logout for its lease (7 s); then a sweeper (every second) takes it.
     for _ in 0..150 {
         if attempts.lock().unwrap().len() >= 2 {
             break;
@@ -799,9 +821,9 @@ async fn a_back_channel_logout_survives_the_replica_killed_while_sending_it() {
     let got = attempts.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "the back-channel logout died with the replica that was sending it: {got:?}");
     assert_eq!(got[1].0, "rp1");
-    verify_logout_token(&gw.base, &got[1].1, "rp1", &id_token).await;
+    let alive = other.as_ref().or(restarted.as_ref()).unwrap();
+    verify_logout_token_of(&alive.base, &issuer, &got[1].1, "rp1", &id_token).await;
     // Delivered once is enough: nobody sends it again.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(attempts.lock().unwrap().len(), 2, "delivered, then sent again");
-    drop(gw);
 }
