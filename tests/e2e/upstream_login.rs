@@ -709,6 +709,8 @@ async fn forge_token(State(f): State<Arc<Forge>>, body: String) -> axum::Json<se
         }
         "nonce" => claims["nonce"] = "not-the-nonce".into(),
         "multi-aud-no-azp" => claims["aud"] = serde_json::json!(["fedgate", "other"]),
+        // Another account at the provider with the same preferred_username (a renamed user's name given anew).
+        m if m.starts_with("sub-") => claims["sub"] = m["sub-".len()..].into(),
         // A provider that did more than a password: its amr and a SAML class as acr, relayed by fedgate.
         "mfa" => {
             claims["amr"] = serde_json::json!(["mfa", "otp"]);
@@ -733,7 +735,8 @@ async fn forge_userinfo(State(f): State<Arc<Forge>>, headers: axum::http::Header
         .unwrap_or("")
         .to_string();
     let Some(how) = mode.strip_prefix("ui-") else {
-        return axum::Json(serde_json::json!({"sub": "mallory", "groups": ["staff"]})).into_response();
+        let sub = mode.strip_prefix("sub-").unwrap_or("mallory");
+        return axum::Json(serde_json::json!({"sub": sub, "groups": ["staff"]})).into_response();
     };
     let mut claims = serde_json::json!({"iss": f.base, "aud": "fedgate", "sub": "mallory", "groups": ["ops"]});
     match how {
@@ -777,15 +780,15 @@ async fn start_forge() -> Arc<Forge> {
 
 /// A sign-in at the forging provider `name` whose code is `{mode}.{nonce}`: (status, whether a session cookie was
 /// set, the page).
-async fn forge_attempt(c: &reqwest::Client, gw: &Gateway, name: &str, mode: &str) -> (StatusCode, bool, String) {
-    let r = c.get(gw.url(&format!("/login/{name}"))).send().await.unwrap();
+async fn forge_attempt(c: &reqwest::Client, base: &str, name: &str, mode: &str) -> (StatusCode, bool, String) {
+    let r = c.get(format!("{base}/login/{name}")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let auth = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     let q = |k: &str| auth.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap();
     assert_eq!(q("code_challenge_method"), "S256");
     let (state, nonce) = (q("state"), q("nonce"));
     let r = c
-        .get(gw.url(&format!("/login/{name}/callback")))
+        .get(format!("{base}/login/{name}/callback"))
         .query(&[("state", state), ("code", format!("{mode}.{nonce}"))])
         .send()
         .await
@@ -807,7 +810,7 @@ async fn forged_id_tokens_are_refused_with_a_clear_page_and_no_session() {
     let auth = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     let q = |k: &str| auth.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
     assert_eq!((q("domain_hint").as_deref(), q("prompt").as_deref()), (Some("corp.example"), Some("select_account")));
-    let (status, session, _) = forge_attempt(&browser(), &gw, "forge", "good").await;
+    let (status, session, _) = forge_attempt(&browser(), &gw.base, "forge", "good").await;
     assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "the forge's honest token is accepted");
     for (mode, words) in [
         ("wrong-iss", "issuer"),
@@ -819,7 +822,7 @@ async fn forged_id_tokens_are_refused_with_a_clear_page_and_no_session() {
         ("nonce", "nonce"),
         ("multi-aud-no-azp", "not valid"),
     ] {
-        let (status, session, body) = forge_attempt(&browser(), &gw, "forge", mode).await;
+        let (status, session, body) = forge_attempt(&browser(), &gw.base, "forge", mode).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{mode}: {body}");
         assert!(!session, "{mode}: no session");
         assert!(body.contains("The ID token from Corp SSO is not valid"), "{mode}: {body}");
@@ -836,7 +839,7 @@ async fn signed_userinfo_answers_are_verified_and_forged_ones_refused() {
     wait_discovered(&gw).await;
     // An honest signed answer is used: its group ops makes mallory an admin.
     let c = browser();
-    let (status, session, body) = forge_attempt(&c, &gw, "forge", "ui-good").await;
+    let (status, session, body) = forge_attempt(&c, &gw.base, "forge", "ui-good").await;
     assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "{body}");
     let account = c.get(gw.url("/")).send().await.unwrap().text().await.unwrap();
     assert!(account.contains("mallory") && account.contains("admin"), "the signed answer's groups: {account}");
@@ -847,14 +850,14 @@ async fn signed_userinfo_answers_are_verified_and_forged_ones_refused() {
         ("ui-none", "algorithm"),
         ("ui-hs256", "algorithm"),
     ] {
-        let (status, session, body) = forge_attempt(&browser(), &gw, "forge", mode).await;
+        let (status, session, body) = forge_attempt(&browser(), &gw.base, "forge", mode).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{mode}: {body}");
         assert!(!session, "{mode}: no session");
         assert!(body.contains("The userinfo answer from Corp SSO is not valid"), "{mode}: {body}");
         assert!(body.contains(words), "{mode} names the check ({words}): {body}");
     }
     // Signed, but about someone else than the ID token.
-    let (status, session, body) = forge_attempt(&browser(), &gw, "forge", "ui-wrong-sub").await;
+    let (status, session, body) = forge_attempt(&browser(), &gw.base, "forge", "ui-wrong-sub").await;
     assert_eq!((status, session), (StatusCode::BAD_REQUEST, false), "{body}");
     assert!(body.contains("another subject"), "{body}");
 }
@@ -901,7 +904,7 @@ auxiliary_domain = "corp.example.com"
     let gw = Gateway::start(&cfg).await.unwrap();
     wait_discovered(&gw).await;
     let c = browser();
-    let (status, session, body) = forge_attempt(&c, &gw, "forge", "mfa").await;
+    let (status, session, body) = forge_attempt(&c, &gw.base, "forge", "mfa").await;
     assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "{body}");
     let r = c
         .get(gw.url("/oauth2/authorize?response_type=code&client_id=rp&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid&state=s&nonce=n"))
@@ -1281,4 +1284,74 @@ fn href_starting(html: &str, prefix: &str) -> Option<String> {
     let at = html.find(&format!("href=\"{prefix}"))? + "href=\"".len();
     let end = html[at..].find('"')? + at;
     Some(html[at..end].replace("&amp;", "&").replace("&#x3D;", "=").replace("&#x2F;", "/"))
+}
+
+/// Two upstream accounts with one username: the second provider's "mallory" (or another subject at the first
+/// provider calling itself mallory) would be the first one everywhere downstream — the same `X-Forwarded-User`, the
+/// same SAML NameID (for RAM, the same RAM user). The first account to sign in with the name holds it; the others
+/// are refused with a page and get no session, until `fedgate upstream release` frees the name. Real binary,
+/// embedded store (the hold survives a restart). It used to sign the second account in as mallory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_username_held_by_one_upstream_account_is_refused_to_another() {
+    let forge = start_forge().await;
+    let state = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[log]\nlevel = \"warn\"\n{}{}{}\n[store]\nkind = \"embedded\"\npath = \"{}\"\n",
+        demo_user_toml(),
+        upstream_toml("forge", &forge.base, ""),
+        upstream_toml("forge2", &forge.base, ""),
+        state.path().join("state").display()
+    );
+    let port = free_port();
+    let start = || {
+        e2e::gateway::GatewayProcess::start_with(
+            &config,
+            e2e::gateway::ProcessOptions { port: Some(port), ..Default::default() },
+        )
+    };
+    let discovered = |base: String| async move {
+        for _ in 0..200 {
+            let r: serde_json::Value =
+                e2e::gateway::http().get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
+            if r["upstreams"].as_object().is_some_and(|m| m.len() == 2 && m.values().all(|v| v == "ok")) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("upstream providers never discovered");
+    };
+    let gw = start().await.unwrap();
+    discovered(gw.base.clone()).await;
+    let (status, session, body) = forge_attempt(&browser(), &gw.base, "forge", "good").await;
+    assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "the first mallory signs in: {body}");
+    for (provider, mode) in [("forge2", "good"), ("forge", "sub-imposter")] {
+        let (status, session, body) = forge_attempt(&browser(), &gw.base, provider, mode).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{provider} {mode} signed in as the first mallory: {body}");
+        assert!(!session, "{provider} {mode}: no session");
+        assert!(body.contains("The name mallory is already used by another account"), "{provider} {mode}: {body}");
+    }
+    let (status, session, _) = forge_attempt(&browser(), &gw.base, "forge", "good").await;
+    assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "the holder signs in again");
+    // Released by the administrator (the embedded store is locked while fedgate runs: stop it first).
+    gw.stop_with("TERM").await.unwrap();
+    let cfg = state.path().join("fedgate.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}/\"\n{config}"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(e2e::gateway::fedgate_bin().unwrap())
+        .args(["upstream", "release", "MALLORY", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("released MALLORY (held by forge:mallory)"), "{printed}");
+    let gw = start().await.unwrap();
+    discovered(gw.base.clone()).await;
+    let (status, session, body) = forge_attempt(&browser(), &gw.base, "forge2", "good").await;
+    assert_eq!((status, session), (StatusCode::SEE_OTHER, true), "after the release the name is free: {body}");
+    let (status, _, _) = forge_attempt(&browser(), &gw.base, "forge", "good").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "and now held by forge2's mallory");
 }

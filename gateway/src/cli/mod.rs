@@ -67,10 +67,31 @@ enum Command {
         #[command(subcommand)]
         command: ScimCommand,
     },
+    /// Usernames held by accounts signed in through `[[upstream.oidc]]` providers.
+    Upstream {
+        #[command(subcommand)]
+        command: UpstreamCommand,
+    },
     /// Convert another identity server's configuration into a fedgate configuration.
     Import {
         #[command(subcommand)]
         command: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UpstreamCommand {
+    /// Free a username held by the upstream account that first signed in with it (a provider with
+    /// `link = "none"`), so the next account to sign in with that name holds it: after a user was renamed or
+    /// deleted at the provider and the name given to someone else, or to let another provider's account have it.
+    /// With the embedded store, stop fedgate first (its state directory is locked while it runs); with Redis, run it
+    /// any time.
+    Release {
+        /// The username (compared in any case and Unicode compatibility spelling).
+        username: String,
+        /// Configuration file (default: $FEDGATE_CONFIG, else ./config.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -167,6 +188,9 @@ pub fn run() -> ExitCode {
         }
         Command::Scim { command: ScimCommand::Sync { target, dry_run, full, config } } => {
             scim_sync(config, target.as_deref(), crate::scim::SyncOptions { full, dry_run })
+        }
+        Command::Upstream { command: UpstreamCommand::Release { username, config } } => {
+            release_upstream_name(config, &username)
         }
         Command::Import { command: ImportCommand::Keycloak { export, users, public_url, out } } => {
             import_keycloak(&export, users.as_deref(), public_url, &out)
@@ -512,6 +536,47 @@ fn rotate_keys(path: Option<PathBuf>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("fedgate: key rotation failed in oidc.keys_dir = {}: {e}", oidc.keys_dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn release_upstream_name(path: Option<PathBuf>, username: &str) -> ExitCode {
+    let (_, cfg) = match load_or_report(path) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let store = match crate::domain::store::open(&cfg.store) {
+        Ok(Some(store)) => store,
+        Ok(None) => {
+            eprintln!(
+                "fedgate: store.kind = \"memory\" keeps the held names in the running process only; restarting it frees \
+                 every name"
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("fedgate: {}", crate::domain::store::Chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match runtime(Threads::One) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let folded = crate::domain::throttle::fold_username(username);
+    let names = crate::domain::upstream_names::UpstreamNames::new(store);
+    match rt.block_on(names.release(&folded)) {
+        Ok(Some(holder)) => {
+            println!("released {username} (held by {holder})");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!("{username} is not held by any upstream account");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fedgate: {}", crate::domain::store::Chain(&e));
             ExitCode::FAILURE
         }
     }

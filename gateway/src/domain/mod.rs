@@ -12,3 +12,4 @@ pub(crate) mod replay;
 pub mod session;
 pub mod store;
 pub(crate) mod throttle;
+pub mod upstream_names;

@@ -217,7 +217,8 @@ async fn user_for(
     match provider.config.link {
         LinkMode::None => {
             let user = provider.map_user(claims, &state.roles).map_err(|e| broker_error(state, name, &e))?;
-            refuse_directory_name(state, provider, user).await
+            let user = refuse_directory_name(state, provider, user).await?;
+            refuse_held_name(state, provider, user).await
         }
         LinkMode::Ldap => {
             provider.check_allowed(claims).map_err(|e| broker_error(state, name, &e))?;
@@ -302,6 +303,54 @@ async fn refuse_directory_name(
         }
         Ok(_) => Ok(user),
         Err(e) => Err(directory_unavailable(state, name, &e, "check")),
+    }
+}
+
+/// `user` (mapped from a provider's claims, `link = "none"`) unless another upstream account — at another provider,
+/// or another subject at this one — signed in with that username first ([`UpstreamNames`]): downstream, a name is
+/// one person, so the second account would be taken for the first. Refused with a page; an administrator frees the
+/// name with `fedgate upstream release NAME`. A store that cannot be asked refuses too (503).
+///
+/// [`UpstreamNames`]: crate::domain::upstream_names::UpstreamNames
+async fn refuse_held_name(
+    state: &AppState,
+    provider: &UpstreamProvider,
+    user: ldap_mapper::MappedUser,
+) -> Result<ldap_mapper::MappedUser, Response> {
+    use crate::domain::upstream_names::Claim;
+    let folded = crate::domain::throttle::fold_username(&user.username);
+    let now = state.clock.now().unix_timestamp();
+    match state.upstream_names.claim(&folded, &user.unique_id, now).await {
+        Ok(Claim::Held) => Ok(user),
+        Ok(Claim::TakenBy(holder)) => {
+            state.metrics.event("login", "upstream_refused");
+            tracing::warn!(
+                provider = %provider.config.name, username = %user.username, unique_id = %user.unique_id,
+                held_by = %holder, outcome = "refused",
+                reason = "another upstream account holds the username; `fedgate upstream release` frees it",
+                "upstream login"
+            );
+            Err(error_page(
+                state,
+                StatusCode::FORBIDDEN,
+                "Sign-in refused",
+                &format!(
+                    "The name {} is already used by another account that signed in here, so your sign-in at {} \
+                     cannot use it. Ask the administrator to release the name or to link the accounts.",
+                    user.username,
+                    provider.label()
+                ),
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(provider = %provider.config.name, error = %crate::domain::store::Chain(&e), "upstream login: state store unavailable");
+            Err(error_page(
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Session store unavailable",
+                "Your sign-in could not be completed because the session store is unavailable; try again later.",
+            ))
+        }
     }
 }
 

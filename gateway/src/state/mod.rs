@@ -69,6 +69,8 @@ pub struct Inner {
     pub store: Option<Arc<dyn KvStore>>,
     /// The `[[upstream.oidc]]` providers users may sign in through.
     pub brokers: Arc<crate::broker::Brokers>,
+    /// Which upstream account holds each username signed in through a provider with `link = "none"`.
+    pub upstream_names: crate::domain::upstream_names::UpstreamNames,
     /// `[roles]`, for users signed in through an upstream provider.
     pub roles: ldap_mapper::RoleMap,
 }
@@ -205,9 +207,8 @@ pub fn build(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppSta
             .build(),
         pending,
         logout_poster: crate::http::outbound::FormPoster::new(backchannel::TIMEOUT)?,
-        backchannel: Arc::new(backchannel::Deliveries::new(
-            store.clone().unwrap_or_else(|| Arc::new(crate::domain::store::memory::MemoryKv::new())),
-        )),
+        backchannel: Arc::new(backchannel::Deliveries::new(kv_or_memory(&store))),
+        upstream_names: crate::domain::upstream_names::UpstreamNames::new(kv_or_memory(&store)),
         background: tokio_util::task::TaskTracker::new(),
         logout_chains: single_logout::chains(store.clone()),
         seen_saml: crate::domain::replay::SeenMessages::new(store.clone(), 100_000),
@@ -215,6 +216,11 @@ pub fn build(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppSta
         brokers,
         roles: upstream_roles,
     }))
+}
+
+/// The state store, or (`kind = "memory"`) one in the process.
+fn kv_or_memory(store: &Option<Arc<dyn KvStore>>) -> Arc<dyn KvStore> {
+    store.clone().unwrap_or_else(|| Arc::new(crate::domain::store::memory::MemoryKv::new()))
 }
 
 /// The OpenID Connect provider of `[oidc]`, its signing keys loaded (or made, the first time).
