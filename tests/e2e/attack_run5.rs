@@ -1,0 +1,162 @@
+//! The fifth attack run against the real `fedgate` binary: what the fourth left open. A WebSocket tunnel that
+//! outlived the logout of the session it was opened with. Each test performs the attack and asserts what the
+//! attacker must not get.
+
+use std::time::{Duration, Instant};
+
+use e2e::gateway::{GatewayProcess, browser, csrf_from, demo_config, session_cookie_set_by};
+use e2e::upstream::EchoUpstream;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+/// `proxy.websocket_session_check` in these tests: a tunnel whose session ended is closed within this (plus the
+/// time to close it).
+const CHECK: Duration = Duration::from_secs(1);
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Signs `user` in with a cookie-keeping client; the client and its session cookie (`name=value`).
+async fn signed_in(gw: &GatewayProcess, user: &str) -> (reqwest::Client, String) {
+    let c = browser();
+    let html = c.get(format!("{}/login", gw.base)).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let password = format!("{user}-demo");
+    let r = c
+        .post(format!("{}/login", gw.base))
+        .form(&[("username", user), ("password", password.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "login of {user}");
+    let cookie = session_cookie_set_by(&r).unwrap();
+    (c, cookie)
+}
+
+/// Opens a WebSocket to the echo app through the gateway with `cookie`, and checks that it echoes.
+async fn tunnel(gw: &GatewayProcess, cookie: &str) -> Socket {
+    let mut req = format!("ws://{}/ws", gw.base.trim_start_matches("http://")).into_client_request().unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    assert_echoes(&mut ws, "hello").await;
+    ws
+}
+
+async fn assert_echoes(ws: &mut Socket, text: &str) {
+    ws.send(Message::text(text)).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("no echo within 5 s");
+    assert_eq!(reply.unwrap().unwrap().into_text().unwrap().as_str(), format!("echo: {text}"));
+}
+
+/// Reads until the connection closes (`None`, an error or a close frame); how long that took, or `None` if it was
+/// still open after `within`.
+async fn closed_within(ws: &mut Socket, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    tokio::time::timeout(within, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| start.elapsed())
+}
+
+/// The proxy decided at the upgrade only: after the user signed out, the tunnel they had opened kept carrying
+/// messages both ways, for as long as the client kept it open (a shared computer's browser tab, a stolen cookie's
+/// socket). Now the tunnel checks its session every `proxy.websocket_session_check` and is closed within that
+/// after the logout, while another user's tunnel, whose session is live, stays open past that bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_tunnel_closes_when_its_session_is_logged_out() {
+    let app = EchoUpstream::start().await.unwrap();
+    let cfg = format!(
+        "{}\n[proxy]\nwebsocket_session_check = \"{}s\"\n[[proxy.routes]]\nupstream = \"{}\"\n",
+        demo_config(),
+        CHECK.as_secs(),
+        app.base
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let (alice, alice_cookie) = signed_in(&gw, "alice").await;
+    let (_bob, bob_cookie) = signed_in(&gw, "bob").await;
+    let mut alice_ws = tunnel(&gw, &alice_cookie).await;
+    let mut bob_ws = tunnel(&gw, &bob_cookie).await;
+
+    // Alice signs out (the logout page's form).
+    let html = alice.get(format!("{}/logout", gw.base)).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let r = alice.post(format!("{}/logout", gw.base)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert!(r.status().is_success(), "logout answered {}", r.status());
+    // Her tunnel is closed within one check (plus a second for the close to arrive).
+    let bound = CHECK + Duration::from_secs(1);
+    let waited = bound + Duration::from_secs(3);
+    match closed_within(&mut alice_ws, waited).await {
+        Some(took) => assert!(took <= bound, "alice's tunnel closed {took:?} after her logout (bound {bound:?})"),
+        None => panic!("alice's tunnel was still open {waited:?} after her logout (bound {bound:?})"),
+    }
+
+    // Bob's tunnel, whose session is live, is still open and working three checks later.
+    tokio::time::sleep(CHECK * 3).await;
+    assert_echoes(&mut bob_ws, "still here").await;
+    drop(app);
+}
+
+/// A tunnel kept an idle session alive for as long as it stayed open, and checking the session must not do that
+/// either: a check is no use of it. With a 6-second idle timeout, a tunnel the client sends nothing into is closed
+/// once the session has been idle that long (plus one check), while a tunnel the client keeps talking into keeps
+/// its session, and itself, alive well past the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_tunnel_closes_when_its_session_goes_idle_and_client_data_keeps_it_alive() {
+    const IDLE: Duration = Duration::from_secs(6);
+    let app = EchoUpstream::start().await.unwrap();
+    let cfg = format!(
+        "{}\n[session]\nidle_timeout = \"{}s\"\n[proxy]\nwebsocket_session_check = \"{}s\"\n\
+         [[proxy.routes]]\nupstream = \"{}\"\n",
+        demo_config(),
+        IDLE.as_secs(),
+        CHECK.as_secs(),
+        app.base
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let (_alice, alice_cookie) = signed_in(&gw, "alice").await;
+    let (bob, bob_cookie) = signed_in(&gw, "bob").await;
+    let opened = Instant::now();
+    let mut quiet = tunnel(&gw, &alice_cookie).await;
+    let mut talking = tunnel(&gw, &bob_cookie).await;
+    // Bob's client sends a message every half second for twice the idle timeout; Alice's sends nothing.
+    let talk = async {
+        for i in 0..(IDLE.as_millis() * 4 / 1000) {
+            assert_echoes(&mut talking, &format!("message {i}")).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        talking
+    };
+    // Idle means more than IDLE whole seconds since the last use (the login); then one check, and a second to
+    // close.
+    let bound = IDLE + Duration::from_secs(1) + CHECK + Duration::from_secs(1);
+    let before = opened.elapsed();
+    let (closed, mut talking) = tokio::join!(closed_within(&mut quiet, bound + Duration::from_secs(3)), talk);
+    match closed {
+        Some(took) => {
+            let at = before + took;
+            assert!(
+                at >= IDLE - Duration::from_secs(1),
+                "the quiet tunnel closed after {at:?}, before the idle timeout"
+            );
+            assert!(
+                at <= bound + Duration::from_secs(1),
+                "the quiet tunnel closed only after {at:?} (bound {bound:?})"
+            );
+        }
+        None => panic!("the quiet tunnel was still open {:?} after its session's last use", opened.elapsed()),
+    }
+    assert!(opened.elapsed() > IDLE * 2 - Duration::from_secs(1));
+    assert_echoes(&mut talking, "past twice the idle timeout").await;
+    // And the session itself is alive: the tunnel's traffic counted as its use.
+    let r = bob.get(format!("{}/anything", gw.base)).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "bob's session ended although his client kept talking");
+    drop(app);
+}
