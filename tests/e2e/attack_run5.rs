@@ -1,6 +1,7 @@
 //! The fifth attack run against the real `fedgate` binary: what the fourth left open. A WebSocket tunnel that
-//! outlived the logout of the session it was opened with. Each test performs the attack and asserts what the
-//! attacker must not get.
+//! outlived the logout (or the idle timeout) of the session it was opened with, and SAML messages whose elements
+//! had the right local names in a foreign namespace. Each test performs the attack and asserts what the attacker
+//! must not get.
 
 use std::time::{Duration, Instant};
 
@@ -159,4 +160,92 @@ async fn a_websocket_tunnel_closes_when_its_session_goes_idle_and_client_data_ke
     let r = bob.get(format!("{}/anything", gw.base)).send().await.unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK, "bob's session ended although his client kept talking");
     drop(app);
+}
+
+/// The SAML reader matched elements by local name in any namespace: `<evil:AuthnRequest xmlns:evil="urn:x">`
+/// was an AuthnRequest, an `Issuer` or `NameID` in a foreign namespace (or none) was the SP's, a `NameIDPolicy`
+/// from another vocabulary chose the NameID format. Shibboleth and Keycloak read only the SAML 2.0 namespaces;
+/// now fedgate does too, and such a message is refused with a 400 naming the element and the namespace expected,
+/// in both bindings, while the same messages in the right namespaces are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_elements_in_a_foreign_namespace_are_refused() {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    const P: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+    const A: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+    let keys = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[saml]\nkeys_dir = \"{}\"\n[[saml.service_providers]]\nname = \"app\"\nentity_id = \"http://127.0.0.1:9/sp\"\n\
+         acs_urls = [\"http://127.0.0.1:9/acs\"]\nslo_url = \"http://127.0.0.1:9/slo\"\n",
+        demo_config(),
+        keys.path().display()
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let (_bob, cookie) = signed_in(&gw, "bob").await;
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap();
+    let send = |path: &'static str, xml: String, redirect: bool| {
+        let req = if redirect {
+            let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(xml.as_bytes()).unwrap();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(z.finish().unwrap());
+            c.get(format!("{}{path}", gw.base)).query(&[("SAMLRequest", encoded)])
+        } else {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
+            c.post(format!("{}{path}", gw.base))
+                .form(&[("SAMLRequest", encoded)])
+                .header("Sec-Fetch-Site", "same-origin")
+        };
+        req.header("Cookie", &cookie).send()
+    };
+    let issuer = format!(r#"<saml:Issuer xmlns:saml="{A}">http://127.0.0.1:9/sp</saml:Issuer>"#);
+    let authn = |root: &str, issuer: &str, policy: &str| {
+        format!(
+            r#"<{root}:AuthnRequest xmlns:samlp="{P}" xmlns:evil="urn:x" ID="_a{}" Version="2.0" IssueInstant="{now}">{issuer}{policy}</{root}:AuthnRequest>"#,
+            rand_id()
+        )
+    };
+    let logout = |root: &str, issuer: &str, name_id: &str| {
+        format!(
+            r#"<{root}:LogoutRequest xmlns:samlp="{P}" xmlns:saml="{A}" xmlns:evil="urn:x" ID="_l{}" Version="2.0" IssueInstant="{now}">{issuer}<{name_id}>bob</{name_id}></{root}:LogoutRequest>"#,
+            rand_id()
+        )
+    };
+    let policy = r#"<samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"/>"#;
+    let attacks = [
+        ("/saml/sso", authn("evil", &issuer, ""), "AuthnRequest", P),
+        ("/saml/sso", authn("samlp", r#"<evil:Issuer>http://127.0.0.1:9/sp</evil:Issuer>"#, ""), "Issuer", A),
+        ("/saml/sso", authn("samlp", "<Issuer>http://127.0.0.1:9/sp</Issuer>", ""), "Issuer", A),
+        ("/saml/sso", authn("samlp", &issuer, &policy.replace("samlp:", "evil:")), "NameIDPolicy", P),
+        ("/saml/slo", logout("evil", &issuer, "saml:NameID"), "LogoutRequest", P),
+        ("/saml/slo", logout("samlp", &issuer, "evil:NameID"), "NameID", A),
+    ];
+    for (path, xml, element, expected) in &attacks {
+        for redirect in [true, false] {
+            let r = send(path, xml.clone(), redirect).await.unwrap();
+            let status = r.status();
+            let body = r.text().await.unwrap();
+            assert_eq!(status, 400, "{path} (redirect binding: {redirect}) took {xml}\n{body}");
+            assert!(
+                body.contains(&format!("the {element} element")) && body.contains(expected),
+                "the refusal does not name {element} and {expected}: {body}"
+            );
+        }
+    }
+    // The same messages in the SAML namespaces are taken: the AuthnRequest is answered with the assertion for the
+    // SP's ACS, the LogoutRequest is not refused for its namespaces.
+    for redirect in [true, false] {
+        let r = send("/saml/sso", authn("samlp", &issuer, policy), redirect).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().contains("http://127.0.0.1:9/acs"));
+    }
+    let r = send("/saml/slo", logout("samlp", &issuer, "saml:NameID"), true).await.unwrap();
+    let (status, body) = (r.status(), r.text().await.unwrap());
+    assert!(!body.contains("namespace"), "{status}: {body}");
+}
+
+fn rand_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
