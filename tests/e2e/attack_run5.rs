@@ -162,6 +162,59 @@ async fn a_websocket_tunnel_closes_when_its_session_goes_idle_and_client_data_ke
     drop(app);
 }
 
+/// Two replicas on one Redis: a tunnel opened through replica A is closed within one check plus `store.cache_ttl`
+/// (500 ms: how long A's first level may still answer for the session) after a logout on replica B. While Redis is
+/// down, a check cannot reach the store: the tunnels whose sessions are live stay open (no replica drops all its
+/// tunnels at once on a store outage), and they are still checked once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_another_replica_closes_the_tunnel_and_a_store_outage_closes_none() {
+    let mut redis = e2e::redis::Redis::start().unwrap();
+    let app = EchoUpstream::start().await.unwrap();
+    let body = format!(
+        "{}\n[proxy]\nwebsocket_session_check = \"{}s\"\n[[proxy.routes]]\nupstream = \"{}\"\n\
+         [store]\nkind = \"redis\"\nurl = \"{}\"\n",
+        demo_config(),
+        CHECK.as_secs(),
+        app.base,
+        redis.url()
+    );
+    let (a, b) =
+        tokio::join!(GatewayProcess::start(&body, &[], &[], false), GatewayProcess::start(&body, &[], &[], false));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (_alice, alice_cookie) = signed_in(&a, "alice").await;
+    let (_bob, bob_cookie) = signed_in(&a, "bob").await;
+    let mut alice_ws = tunnel(&a, &alice_cookie).await;
+    let mut bob_ws = tunnel(&a, &bob_cookie).await;
+
+    // Alice logs out on replica B (the cookie is the same session there: the store is shared).
+    let c = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let confirm = c.get(format!("{}/logout", b.base)).header("cookie", &alice_cookie).send().await.unwrap();
+    let csrf = csrf_from(&confirm.text().await.unwrap()).expect("the logout form");
+    let r = c
+        .post(format!("{}/logout", b.base))
+        .header("cookie", &alice_cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "logout on B answered {}", r.status());
+    let bound = CHECK + Duration::from_millis(500) + Duration::from_secs(1);
+    let waited = bound + Duration::from_secs(3);
+    match closed_within(&mut alice_ws, waited).await {
+        Some(took) => assert!(took <= bound, "the tunnel on A closed {took:?} after the logout on B (bound {bound:?})"),
+        None => panic!("the tunnel on A was still open {waited:?} after the logout on B (bound {bound:?})"),
+    }
+
+    // Redis goes away: Bob's tunnel, whose session is live, stays open through several checks.
+    redis.stop();
+    tokio::time::sleep(CHECK * 4).await;
+    assert_echoes(&mut bob_ws, "redis is down").await;
+    redis.restart().unwrap();
+    tokio::time::sleep(CHECK * 2).await;
+    assert_echoes(&mut bob_ws, "redis is back").await;
+    drop(app);
+}
+
 /// The SAML reader matched elements by local name in any namespace: `<evil:AuthnRequest xmlns:evil="urn:x">`
 /// was an AuthnRequest, an `Issuer` or `NameID` in a foreign namespace (or none) was the SP's, a `NameIDPolicy`
 /// from another vocabulary chose the NameID format. Shibboleth and Keycloak read only the SAML 2.0 namespaces;
