@@ -95,7 +95,10 @@ async fn a_websocket_tunnel_closes_when_its_session_is_logged_out() {
     let bound = CHECK + Duration::from_secs(1);
     let waited = bound + Duration::from_secs(3);
     match closed_within(&mut alice_ws, waited).await {
-        Some(took) => assert!(took <= bound, "alice's tunnel closed {took:?} after her logout (bound {bound:?})"),
+        Some(took) => {
+            eprintln!("the tunnel closed {took:?} after the logout");
+            assert!(took <= bound, "alice's tunnel closed {took:?} after her logout (bound {bound:?})")
+        }
         None => panic!("alice's tunnel was still open {waited:?} after her logout (bound {bound:?})"),
     }
 
@@ -143,6 +146,7 @@ async fn a_websocket_tunnel_closes_when_its_session_goes_idle_and_client_data_ke
     match closed {
         Some(took) => {
             let at = before + took;
+            eprintln!("the quiet tunnel closed {at:?} after the login (idle timeout {IDLE:?})");
             assert!(
                 at >= IDLE - Duration::from_secs(1),
                 "the quiet tunnel closed after {at:?}, before the idle timeout"
@@ -201,7 +205,10 @@ async fn a_logout_on_another_replica_closes_the_tunnel_and_a_store_outage_closes
     let bound = CHECK + Duration::from_millis(500) + Duration::from_secs(1);
     let waited = bound + Duration::from_secs(3);
     match closed_within(&mut alice_ws, waited).await {
-        Some(took) => assert!(took <= bound, "the tunnel on A closed {took:?} after the logout on B (bound {bound:?})"),
+        Some(took) => {
+            eprintln!("the tunnel on A closed {took:?} after the logout on B");
+            assert!(took <= bound, "the tunnel on A closed {took:?} after the logout on B (bound {bound:?})")
+        }
         None => panic!("the tunnel on A was still open {waited:?} after the logout on B (bound {bound:?})"),
     }
 
