@@ -1,7 +1,8 @@
 //! How long a WebSocket tunnel opened with a session may stay open: the proxy decides at the upgrade, and then
-//! every `proxy.websocket_session_check` the tunnel checks its session through the session store (answered from
-//! the first level most of the time: no store round trip) and is closed at the first check that finds it logged
-//! out, idle or past its absolute lifetime.
+//! every `proxy.websocket_session_check` the tunnel checks its session through the session store (through its
+//! first level: in the process with the embedded store, one read with Redis unless the session was read in the
+//! last `cache_ttl`) and is closed at the first check that finds it logged out, idle or past its absolute
+//! lifetime. One timer per tunnel.
 //!
 //! A check is not use of the session: it reads the session as of the last use the tunnel saw, which moves no idle
 //! clock. Data from the client is use, as any proxied request is: a check after the client sent something marks
