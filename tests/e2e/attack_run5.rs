@@ -222,6 +222,50 @@ async fn a_logout_on_another_replica_closes_the_tunnel_and_a_store_outage_closes
     drop(app);
 }
 
+/// A tunnel opened with a fedgate access token instead of a cookie outlived the token too: it is closed within a
+/// check once the token has expired (3 s here), and one opened with a session at the same time stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_tunnel_opened_with_an_access_token_closes_when_it_expires() {
+    const TTL: Duration = Duration::from_secs(3);
+    let app = EchoUpstream::start().await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let oidc = crate::oidc::oidc_toml(keys.path(), "ES256").replacen(
+        "[oidc]\n",
+        &format!("[oidc]\naccess_token_ttl = \"{}s\"\n", TTL.as_secs()),
+        1,
+    );
+    let cfg = format!(
+        "{}\n[proxy]\nwebsocket_session_check = \"{}s\"\n[[proxy.routes]]\nupstream = \"{}\"\n\
+         allow_clients = [\"robot\"]\n{oidc}",
+        demo_config(),
+        CHECK.as_secs(),
+        app.base,
+    );
+    let gw = GatewayProcess::start(&cfg, &[], &[], false).await.unwrap();
+    let token = e2e::gateway::client_credentials_token(&gw.base, "robot", crate::oidc::SECRET, "roles").await.unwrap();
+    let issued = Instant::now();
+    let mut req = format!("ws://{}/ws", gw.base.trim_start_matches("http://")).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut robot_ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    assert_echoes(&mut robot_ws, "beep").await;
+    let (_bob, bob_cookie) = signed_in(&gw, "bob").await;
+    let mut bob_ws = tunnel(&gw, &bob_cookie).await;
+    // Expired once `exp` (whole seconds) has passed; then one check, and a second to close.
+    let bound = TTL + Duration::from_secs(1) + CHECK + Duration::from_secs(1);
+    match closed_within(&mut robot_ws, bound + Duration::from_secs(3)).await {
+        Some(_) => {
+            let at = issued.elapsed();
+            eprintln!("the token's tunnel closed {at:?} after the token was issued (lifetime {TTL:?})");
+            assert!(at >= TTL - Duration::from_secs(1), "closed after {at:?}, before the token expired");
+            assert!(at <= bound + Duration::from_secs(1), "closed only after {at:?} (bound {bound:?})");
+        }
+        None => panic!("the tunnel was still open {:?} after its token was issued", issued.elapsed()),
+    }
+    assert_echoes(&mut bob_ws, "still here").await;
+    drop(app);
+}
+
 /// The SAML reader matched elements by local name in any namespace: `<evil:AuthnRequest xmlns:evil="urn:x">`
 /// was an AuthnRequest, an `Issuer` or `NameID` in a foreign namespace (or none) was the SP's, a `NameIDPolicy`
 /// from another vocabulary chose the NameID format. Shibboleth and Keycloak read only the SAML 2.0 namespaces;

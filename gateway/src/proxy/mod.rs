@@ -285,11 +285,15 @@ async fn forward_if_allowed(
     // or a sibling subdomain may have planted one) is fedgate's too.
     let plain_session = session.strip_prefix(crate::http::cookies::HOST_PREFIX).unwrap_or(session);
     let our_cookies = [session, plain_session, csrf, csrf_host, binding, binding_host];
-    // A WebSocket tunnel outlives this decision: one opened with a session closes when the session ends.
-    let guard = match (forward_who.and_then(Identity::session), forward::is_websocket(req.headers())) {
-        (Some(session), true) => sign_in::session_id(state, req.headers())
-            .map(|(id, _)| tunnel::session_guard(state.clone(), id.to_string(), session)),
-        _ => None,
+    // A WebSocket tunnel outlives this decision: one opened with a session closes when the session ends, one
+    // opened with an access token when the token expires or is revoked.
+    let guard = match forward_who.filter(|_| forward::is_websocket(req.headers())) {
+        Some(who) => match who.session() {
+            Some(session) => sign_in::session_id(state, req.headers())
+                .map(|(id, _)| tunnel::session_guard(state.clone(), id.to_string(), session)),
+            None => who.token.clone().map(|t| tunnel::token_guard(state.clone(), t)),
+        },
+        None => None,
     };
     forward::prepare(&mut req, &state.identity_headers, forward_who, client, proto(state), &our_cookies);
     let mut resp = upstream.forward(req, guard).await?;

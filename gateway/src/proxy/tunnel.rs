@@ -9,6 +9,8 @@
 //! the session used at that check. Data the app pushes to the client is not (nobody at the browser asked for it).
 //! A check that cannot reach the store keeps the tunnel (as the first level keeps answering a live session
 //! through a short outage) unless what the tunnel last read of its session has expired by then.
+//!
+//! A tunnel opened with an access token instead of a session verifies the token at each check ([`token_guard`]).
 
 use std::time::Duration;
 
@@ -22,6 +24,32 @@ use crate::upstream::tunnel::{ClientActivity, TunnelGuard};
 pub fn session_guard(state: AppState, id: String, session: &Session) -> TunnelGuard {
     let known = Known { last_seen: session.last_seen, auth_time: session.auth_time };
     Box::new(move |activity| Box::pin(watch(state, id, known, activity)))
+}
+
+/// The guard of a tunnel opened with a fedgate access token (`Authorization: Bearer`): every
+/// `proxy.websocket_session_check` the token is verified again, and the tunnel is closed once it has expired or
+/// was revoked (a logout revokes its session's token families). A check that cannot reach the grant store keeps
+/// the tunnel, as for sessions; the token's own expiry is checked before the store is asked.
+pub fn token_guard(state: AppState, token: String) -> TunnelGuard {
+    Box::new(move |_| Box::pin(watch_token(state, token)))
+}
+
+async fn watch_token(state: AppState, token: String) -> &'static str {
+    let Some(oidc) = state.oidc.clone() else { return std::future::pending().await };
+    let every = state.config.proxy.websocket_session_check;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match oidc.verify_access_token(&token, state.clock.now()).await {
+            Ok(_) => {}
+            Err(federation::oidc::TokenError::Protocol(e)) => {
+                tracing::debug!(reason = %e, "websocket tunnel: its access token is no longer valid");
+                return "its access token expired or was revoked";
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket tunnel: access token check failed"),
+        }
+    }
 }
 
 /// What a tunnel knows of its session without the store.
