@@ -4,6 +4,7 @@ mod ad;
 mod attack_run;
 mod attack_run3;
 mod attack_run4;
+mod attack_run5;
 mod attacks;
 mod browser;
 mod foundation;

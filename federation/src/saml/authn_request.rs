@@ -5,6 +5,8 @@ use std::io::Read as _;
 
 use base64::Engine as _;
 use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
 
 use super::error::{SamlError, SignatureProblem};
 
@@ -138,21 +140,26 @@ pub fn verify_post_signature(xml: &[u8], root_id: &str, cert_der: &[u8]) -> Resu
 /// An element's attributes: (local name, value).
 pub type XmlAttributes = Vec<(String, String)>;
 
+/// SAML 2.0 Asynchronous Single Logout's namespace (its `Asynchronous` extension element).
+pub const ASYNC_SLO_NS: &str = "urn:oasis:names:tc:SAML:2.0:protocol:ext:async-slo";
+
 /// What a SAML protocol request carries that we read: the root's attributes, and the text of the root's direct
 /// children (`Issuer`, `NameID`, `SessionIndex`, …). Nothing deeper is read, so content hidden inside a
-/// `Signature` (or any other element) cannot stand in for a signed field.
+/// `Signature` (or any other element) cannot stand in for a signed field. Every element read is in the namespace
+/// SAML 2.0 puts it in ([`read_message`] refuses one that is not), so its local name is what it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProtocolMessage {
-    /// Root attributes, local names.
+    /// Root attributes without a namespace prefix (as SAML defines them), by name.
     pub attributes: Vec<(String, String)>,
     /// `(local name, text)` of each direct child with text.
     pub children: Vec<(String, String)>,
-    /// Whether a `Signature` is a direct child of the root.
+    /// Whether an XML-DSig `Signature` is a direct child of the root.
     pub signed: bool,
-    /// `(local name, attributes)` of each direct child element (attributes by local name).
+    /// `(local name, attributes)` of each direct child element (unprefixed attributes, by name).
     pub child_attributes: Vec<(String, Vec<(String, String)>)>,
-    /// Local names of the elements inside the root's `Extensions` child (e.g. `Asynchronous`).
-    pub extensions: Vec<String>,
+    /// `(namespace, local name)` of the elements inside the root's `Extensions` child (e.g. [`ASYNC_SLO_NS`],
+    /// `Asynchronous`); extensions are in namespaces of their own (SAML core §3.2.1), so both are kept.
+    pub extensions: Vec<(String, String)>,
     /// `(parent, local name, attributes)` of the elements one level below the root's children (e.g. `Status` →
     /// `StatusCode`).
     pub grandchildren: Vec<(String, String, XmlAttributes)>,
@@ -176,31 +183,85 @@ impl ProtocolMessage {
     }
 }
 
-/// The attributes of a start tag, by local name, unescaped.
+/// The attributes of a start tag without a namespace prefix (SAML's own attributes are unqualified: a prefixed
+/// `evil:ID` is another attribute than `ID`), by name, unescaped.
 fn attributes_of(e: &quick_xml::events::BytesStart<'_>) -> Result<Vec<(String, String)>, SamlError> {
     let mut out = Vec::new();
     for a in e.attributes() {
         let a = a.map_err(|e| SamlError::Xml(e.into()))?;
+        if a.key.prefix().is_some() {
+            continue;
+        }
         let v = a.unescape_value().map_err(SamlError::Xml)?;
         out.push((String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(), v.into_owned()));
     }
     Ok(out)
 }
 
-/// Reads a protocol message whose root element is `root` (local name). A field's text is what every XML reader
-/// (and the signature's canonical form) makes of it: text, CDATA sections, character references and the five
-/// predefined entities, joined across comments and processing instructions, its ends trimmed. A DOCTYPE, or any
-/// other entity reference in a field, is refused (nothing is expanded).
+/// The namespace SAML 2.0 puts an element fedgate reads in: the root (`depth` 1, a protocol message), the root's
+/// children fedgate reads (`Issuer`, `NameID`: assertion; `Signature`: XML-DSig; `SessionIndex`, `NameIDPolicy`,
+/// `Extensions`, `Status`: protocol) and `Status/StatusCode`. `None` for an element fedgate does not read (what is
+/// inside `Extensions` is in namespaces of its own).
+fn expected_namespace(depth: usize, parent: Option<&str>, name: &str) -> Option<&'static str> {
+    use super::xml::ns::{DS, SAML, SAMLP};
+    match (depth, parent, name) {
+        (1, _, _) => Some(SAMLP.1),
+        (2, _, "Issuer" | "NameID") => Some(SAML.1),
+        (2, _, "Signature") => Some(DS.1),
+        (2, _, "SessionIndex" | "NameIDPolicy" | "Extensions" | "Status") => Some(SAMLP.1),
+        (3, Some("Status"), "StatusCode") => Some(SAMLP.1),
+        _ => None,
+    }
+}
+
+/// The namespace an element is in, as its URI (empty: none).
+fn namespace(resolved: &ResolveResult<'_>) -> Result<String, SamlError> {
+    match resolved {
+        ResolveResult::Bound(ns) => Ok(String::from_utf8_lossy(ns.as_ref()).into_owned()),
+        ResolveResult::Unbound => Ok(String::new()),
+        ResolveResult::Unknown(prefix) => Err(SamlError::Malformed(format!(
+            "the namespace prefix {:?} is used but never declared (xmlns:{0}=\"…\")",
+            String::from_utf8_lossy(prefix)
+        ))),
+    }
+}
+
+/// Refuses element `name`, in namespace `found`, when SAML 2.0 puts it in another namespace at this place.
+fn check_namespace(depth: usize, parent: Option<&str>, name: &str, found: &str) -> Result<(), SamlError> {
+    match expected_namespace(depth, parent, name) {
+        Some(expected) if expected != found => Err(SamlError::WrongNamespace {
+            element: name.to_string(),
+            expected,
+            found: if found.is_empty() { "no namespace".into() } else { found.to_string() },
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a protocol message whose root element is `root` (local name, in the SAML 2.0 protocol namespace). A
+/// field's text is what every XML reader (and the signature's canonical form) makes of it: text, CDATA sections,
+/// character references and the five predefined entities, joined across comments and processing instructions,
+/// its ends trimmed. A DOCTYPE, or any other entity reference in a field, is refused (nothing is expanded).
+///
+/// Elements are matched by namespace and local name, as Shibboleth and Keycloak match them: the root, and every
+/// element fedgate reads ([`expected_namespace`]), must be in the namespace SAML 2.0 puts it in, or the message is
+/// refused naming the element and the namespace expected (`<evil:AuthnRequest xmlns:evil="urn:x">`, an `Issuer`
+/// in no namespace or a foreign one).
 pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError> {
-    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut reader = NsReader::from_reader(xml);
     let mut buf = Vec::new();
     let mut msg: Option<ProtocolMessage> = None;
     let mut depth = 0usize;
     let mut field: Option<(String, String)> = None;
     let mut root_closed = false;
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(SamlError::Xml)?;
+        let (resolved, event) = reader.read_resolved_event_into(&mut buf).map_err(SamlError::Xml)?;
         let empty = matches!(event, Event::Empty(_));
+        // The namespace of a start tag, resolved against the declarations in scope (its own included).
+        let ns = match &event {
+            Event::Start(_) | Event::Empty(_) => namespace(&resolved)?,
+            _ => String::new(),
+        };
         match event {
             Event::DocType(_) => return Err(SamlError::Doctype),
             // One root: what follows it would be read by this parser as the root's, but not by a signature
@@ -218,6 +279,7 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                         String::from_utf8_lossy(e.local_name().as_ref())
                     )));
                 }
+                check_namespace(1, None, root, &ns)?;
                 let m = ProtocolMessage { attributes: attributes_of(&e)?, ..ProtocolMessage::default() };
                 msg = Some(m);
                 depth = usize::from(!empty);
@@ -227,13 +289,14 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                 depth += 1;
                 if depth == 2 {
                     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    check_namespace(2, None, &name, &ns)?;
                     if let Some(m) = msg.as_mut() {
                         m.signed |= name == "Signature";
                         m.child_attributes.push((name.clone(), attributes_of(&e)?));
                     }
                     field = Some((name, String::new()));
                 } else if depth == 3 {
-                    note_extension(msg.as_mut(), field.as_ref(), &e);
+                    note_grandchild(msg.as_mut(), field.as_ref(), &e, ns)?;
                 }
             }
             Event::Empty(e) => {
@@ -241,10 +304,11 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
                     && let Some(m) = msg.as_mut()
                 {
                     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    check_namespace(2, None, &name, &ns)?;
                     m.signed |= name == "Signature";
                     m.child_attributes.push((name, attributes_of(&e)?));
                 } else if depth == 2 {
-                    note_extension(msg.as_mut(), field.as_ref(), &e);
+                    note_grandchild(msg.as_mut(), field.as_ref(), &e, ns)?;
                 }
             }
             Event::Text(t) if depth == 2 => {
@@ -298,21 +362,25 @@ pub fn read_message(xml: &[u8], root: &str) -> Result<ProtocolMessage, SamlError
     msg.ok_or_else(|| SamlError::Malformed(format!("no {root} element")))
 }
 
-/// Records `e`, an element inside a direct child of the root (and, inside `Extensions`, its name).
-fn note_extension(
+/// Records `e` (in namespace `ns`), an element inside a direct child of the root (and, inside `Extensions`, its
+/// namespace and name); refuses one fedgate reads that is in the wrong namespace.
+fn note_grandchild(
     msg: Option<&mut ProtocolMessage>,
     field: Option<&(String, String)>,
     e: &quick_xml::events::BytesStart<'_>,
-) {
+    ns: String,
+) -> Result<(), SamlError> {
     if let (Some(m), Some((parent, _))) = (msg, field) {
         let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-        if parent == "Extensions" {
-            m.extensions.push(name.clone());
+        check_namespace(3, Some(parent), &name, &ns)?;
+        if parent == "Extensions" && m.extensions.len() < 16 {
+            m.extensions.push((ns, name.clone()));
         }
         if m.grandchildren.len() < 16 {
             m.grandchildren.push((parent.clone(), name, attributes_of(e).unwrap_or_default()));
         }
     }
+    Ok(())
 }
 
 /// Longest accepted AuthnRequest `ID`. The request is kept while the user logs in and its ID is echoed as
@@ -587,5 +655,89 @@ mod tests {
             decode_post(&base64::engine::general_purpose::STANDARD.encode("<x/>")),
             Err(SamlError::Malformed(_))
         ));
+    }
+
+    /// The elements fedgate reads are matched by namespace and local name: the right local name in another
+    /// namespace (or none) is not that element, and the message is refused naming the element and the namespace
+    /// SAML 2.0 puts it in. The namespace may be declared anywhere in scope, under any prefix, or as the default.
+    #[test]
+    fn elements_in_a_foreign_namespace_are_refused_naming_the_element_and_the_namespace() {
+        const P: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+        const A: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+        let issuer = r#"<saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">https://sp</saml:Issuer>"#;
+        for (xml, element, expected) in [
+            (
+                format!(r#"<evil:AuthnRequest xmlns:evil="urn:x" ID="a">{issuer}</evil:AuthnRequest>"#),
+                "AuthnRequest",
+                P,
+            ),
+            (format!(r#"<AuthnRequest ID="a">{issuer}</AuthnRequest>"#), "AuthnRequest", P),
+            (
+                format!(
+                    r#"<samlp:AuthnRequest xmlns:samlp="{P}" ID="a"><evil:Issuer xmlns:evil="urn:x">https://sp</evil:Issuer></samlp:AuthnRequest>"#
+                ),
+                "Issuer",
+                A,
+            ),
+            (
+                format!(
+                    r#"<samlp:AuthnRequest xmlns:samlp="{P}" ID="a"><Issuer>https://sp</Issuer></samlp:AuthnRequest>"#
+                ),
+                "Issuer",
+                A,
+            ),
+            (
+                format!(
+                    r#"<samlp:AuthnRequest xmlns:samlp="{P}" ID="a">{issuer}<evil:NameIDPolicy xmlns:evil="urn:x" Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"/></samlp:AuthnRequest>"#
+                ),
+                "NameIDPolicy",
+                P,
+            ),
+            (
+                format!(
+                    r#"<samlp:AuthnRequest xmlns:samlp="{P}" ID="a">{issuer}<Signature xmlns="urn:x"/></samlp:AuthnRequest>"#
+                ),
+                "Signature",
+                "http://www.w3.org/2000/09/xmldsig#",
+            ),
+        ] {
+            match parse(xml.as_bytes()) {
+                Err(e @ SamlError::WrongNamespace { .. }) => {
+                    let m = e.to_string();
+                    assert!(m.contains(&format!("the {element} element")) && m.contains(expected), "{xml}: {m}");
+                    assert!(e.is_bad_request());
+                }
+                other => panic!("{xml}: {other:?}"),
+            }
+        }
+        // An undeclared prefix is no namespace at all.
+        let undeclared = r#"<samlp:AuthnRequest ID="a"><saml:Issuer>https://sp</saml:Issuer></samlp:AuthnRequest>"#;
+        assert!(matches!(parse(undeclared.as_bytes()), Err(SamlError::Malformed(m)) if m.contains("\"samlp\"")));
+        // The right namespaces under other prefixes, or as the default namespace, are the same elements.
+        for xml in [
+            format!(
+                r#"<p:AuthnRequest xmlns:p="{P}" ID="a"><a:Issuer xmlns:a="{A}">https://sp</a:Issuer><p:NameIDPolicy Format="f"/></p:AuthnRequest>"#
+            ),
+            format!(
+                r#"<AuthnRequest xmlns="{P}" ID="a"><Issuer xmlns="{A}">https://sp</Issuer><NameIDPolicy Format="f"/></AuthnRequest>"#
+            ),
+        ] {
+            let r = parse(xml.as_bytes()).unwrap_or_else(|e| panic!("{xml}: {e}"));
+            assert_eq!((r.issuer.as_str(), r.nameid_policy_format.as_deref()), ("https://sp", Some("f")));
+        }
+        // Elements fedgate does not read may be in any namespace.
+        let other = format!(
+            r#"<samlp:AuthnRequest xmlns:samlp="{P}" ID="a">{issuer}<x:Whatever xmlns:x="urn:x"/></samlp:AuthnRequest>"#
+        );
+        assert!(parse(other.as_bytes()).is_ok());
+    }
+
+    /// SAML's attributes are unqualified: a prefixed `evil:ID` or `evil:AssertionConsumerServiceURL` is another
+    /// attribute, never read as the one SAML defines.
+    #[test]
+    fn prefixed_attributes_are_not_samls() {
+        let xml = r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:evil="urn:x" evil:ID="evil" ID="a" evil:AssertionConsumerServiceURL="https://evil.example/acs"><saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">https://sp</saml:Issuer></samlp:AuthnRequest>"#;
+        let r = parse(xml.as_bytes()).unwrap();
+        assert_eq!((r.id.as_str(), r.acs_url), ("a", None));
     }
 }

@@ -79,6 +79,21 @@ pub enum SamlError {
     /// Well-formed XML, but not the SAML message expected (root element, ID, Issuer, …).
     #[error("SAMLRequest is not a SAML AuthnRequest: {0}")]
     Malformed(String),
+    /// An element fedgate reads has the right local name but is not in the namespace SAML 2.0 puts it in
+    /// (`<evil:AuthnRequest xmlns:evil="urn:x">`, an `Issuer` in no namespace): it is not that element.
+    #[error(
+        "the {element} element is in {found}, not in the namespace SAML 2.0 defines it in ({expected}); \
+         declare that namespace for it (e.g. xmlns:{prefix}=\"{expected}\")",
+        prefix = namespace_prefix(expected)
+    )]
+    WrongNamespace {
+        /// The element's local name.
+        element: String,
+        /// The namespace it must be in.
+        expected: &'static str,
+        /// The namespace it is in (`no namespace` when none).
+        found: String,
+    },
     /// An HTTP-Redirect query with a binding parameter given twice, or its name percent-encoded.
     #[error("the query is ambiguous: {0}")]
     AmbiguousQuery(String),
@@ -241,6 +256,12 @@ pub enum ConfigError {
     /// Neither the configuration, the preset nor the metadata gives the SP an ACS URL.
     #[error("service provider {0:?} has no ACS URL")]
     NoAcsUrl(String),
+}
+
+/// The usual prefix of a SAML namespace, for messages.
+fn namespace_prefix(ns: &str) -> &'static str {
+    use super::xml::ns::{DS, SAML, SAMLP};
+    [SAMLP, SAML, DS].iter().find(|(_, uri)| *uri == ns).map_or("ns", |(prefix, _)| prefix)
 }
 
 impl SamlError {

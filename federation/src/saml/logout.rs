@@ -174,7 +174,10 @@ pub fn parse(xml: &[u8]) -> Result<LogoutRequest, SamlError> {
         name_id: m.child("NameID").map(str::to_string),
         session_index: m.child("SessionIndex").map(str::to_string),
         signed: m.signed,
-        asynchronous: m.extensions.iter().any(|e| e == "Asynchronous"),
+        asynchronous: m
+            .extensions
+            .iter()
+            .any(|(ns, name)| ns == super::authn_request::ASYNC_SLO_NS && name == "Asynchronous"),
         timing: super::Timing {
             issue_instant: m.attr("IssueInstant").map(str::to_string),
             not_on_or_after: m.attr("NotOnOrAfter").map(str::to_string),
@@ -202,7 +205,7 @@ pub fn response_element(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -227,7 +230,40 @@ mod tests {
         assert!(r.asynchronous);
         assert_eq!(r.name_id.as_deref(), Some("alice"));
         // Only inside Extensions: the same element elsewhere means nothing.
-        let elsewhere = br#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r3"><Issuer>https://sp</Issuer><x><Asynchronous/></x></samlp:LogoutRequest>"#;
+        let elsewhere = br#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r3"><saml:Issuer>https://sp</saml:Issuer><x><Asynchronous/></x></samlp:LogoutRequest>"#;
         assert!(!parse(elsewhere).unwrap().asynchronous);
+    }
+
+    /// A LogoutRequest or LogoutResponse whose root, Issuer, NameID, SessionIndex or StatusCode is in another
+    /// namespace is refused naming the element; an `Asynchronous` extension counts only in its own namespace.
+    #[test]
+    fn logout_messages_in_foreign_namespaces_are_refused() {
+        let ok = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r" Version="2.0"><saml:Issuer>https://sp</saml:Issuer><saml:NameID>alice</saml:NameID><samlp:SessionIndex>_s</samlp:SessionIndex></samlp:LogoutRequest>"#;
+        assert!(parse(ok.as_bytes()).is_ok());
+        for (from, to, element) in [
+            ("samlp:LogoutRequest", "evil:LogoutRequest", "LogoutRequest"),
+            ("saml:Issuer", "evil:Issuer", "Issuer"),
+            ("saml:NameID", "evil:NameID", "NameID"),
+            ("samlp:SessionIndex", "evil:SessionIndex", "SessionIndex"),
+        ] {
+            let xml = ok.replace(from, to).replace(" ID=\"_r\"", " xmlns:evil=\"urn:x\" ID=\"_r\"");
+            match parse(xml.as_bytes()) {
+                Err(e @ SamlError::WrongNamespace { .. }) => {
+                    assert!(e.to_string().contains(&format!("the {element} element is in urn:x")), "{e}")
+                }
+                other => panic!("{xml}: {other:?}"),
+            }
+        }
+        let foreign_async = ok.replace(
+            "<saml:NameID>",
+            r#"<samlp:Extensions><x:Asynchronous xmlns:x="urn:x"/></samlp:Extensions><saml:NameID>"#,
+        );
+        assert!(!parse(foreign_async.as_bytes()).unwrap().asynchronous, "another extension of the same name");
+        let response = r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:evil="urn:x" ID="_p" InResponseTo="_r"><saml:Issuer>https://sp</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#;
+        assert!(parse_response(response.as_bytes()).is_ok());
+        let foreign = response.replace("samlp:StatusCode", "evil:StatusCode");
+        assert!(
+            matches!(parse_response(foreign.as_bytes()), Err(SamlError::WrongNamespace { element, .. }) if element == "StatusCode")
+        );
     }
 }

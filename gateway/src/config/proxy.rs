@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ConfigIssue;
 
 /// The `[proxy]` section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ProxyConfig {
     /// Sidecar shorthand: one route sending everything to this upstream (any logged-in user).
@@ -22,6 +22,31 @@ pub struct ProxyConfig {
     pub token_audiences: Vec<String>,
     /// What forward-auth (`/auth/verify`, `/auth/forward`) answers for a host and path no route covers.
     pub forward_auth_unmatched: Unmatched,
+    /// How often an open WebSocket tunnel checks that the session it was opened with still exists and is neither
+    /// idle nor past its absolute lifetime; it is closed at the first check that finds it ended.
+    #[serde(with = "humantime_serde")]
+    pub websocket_session_check: Duration,
+}
+
+/// The default [`ProxyConfig::websocket_session_check`].
+pub const WEBSOCKET_SESSION_CHECK: Duration = Duration::from_secs(5);
+/// The range [`ProxyConfig::websocket_session_check`] must lie in: checking more often than every second buys
+/// nothing over the first level's `cache_ttl`, and less often than every minute leaves a logged-out tunnel open
+/// too long.
+const WEBSOCKET_SESSION_CHECK_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(60);
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            upstream: None,
+            routes: Vec::new(),
+            headers: HeaderNames::default(),
+            token_audiences: Vec::new(),
+            forward_auth_unmatched: Unmatched::default(),
+            websocket_session_check: WEBSOCKET_SESSION_CHECK,
+        }
+    }
 }
 
 /// What forward-auth does with a request no `[[proxy.routes]]` entry covers.
@@ -173,6 +198,14 @@ impl ProxyConfig {
                     "use letters, digits and '-', e.g. \"X-Forwarded-User\"",
                 ));
             }
+        }
+        if !WEBSOCKET_SESSION_CHECK_RANGE.contains(&self.websocket_session_check) {
+            out.push(ConfigIssue::new(
+                "proxy.websocket_session_check",
+                Some(humantime::format_duration(self.websocket_session_check).to_string()),
+                "outside 1s to 60s: a WebSocket tunnel whose session ended stays open until the next check",
+                "use a value from \"1s\" to \"60s\" (default \"5s\")",
+            ));
         }
         if let Some(u) = &self.upstream {
             check_url("proxy.upstream".into(), u, &mut out);

@@ -54,6 +54,18 @@ fn store_fsync_interval_is_always_or_a_duration_and_a_bad_value_names_the_key_an
 }
 
 #[test]
+fn websocket_session_check_defaults_to_5s_and_a_value_out_of_range_names_the_key_and_the_fix() {
+    assert_eq!(load_str(DEMO_USER).unwrap().proxy.websocket_session_check, std::time::Duration::from_secs(5));
+    let read = |v: &str| problems(&format!("{DEMO_USER}\n[proxy]\nwebsocket_session_check = \"{v}\"\n"));
+    assert!(read("1s").is_empty() && read("60s").is_empty());
+    for bad in ["0s", "500ms", "2m"] {
+        let p = read(bad);
+        let issue = p.iter().find(|p| p.key == "proxy.websocket_session_check").unwrap_or_else(|| panic!("{p:?}"));
+        assert!(issue.fix.contains("\"1s\" to \"60s\""), "{}", issue.fix);
+    }
+}
+
+#[test]
 fn redis_sentinel_needs_the_master_name_and_no_url_and_every_problem_is_named_at_once() {
     let store = |body: &str| format!("{DEMO_USER}\n[store]\nkind = \"redis\"\n{body}");
     let cfg = load_str(&store(

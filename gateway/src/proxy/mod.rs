@@ -3,6 +3,7 @@
 //! matching route decides ([`decide::decide`]), and only then is it forwarded with identity headers the gateway set.
 
 pub mod decide;
+pub mod tunnel;
 
 use std::borrow::Cow;
 
@@ -22,7 +23,7 @@ use crate::http::paths::OwnPaths;
 use crate::http::paths::OwnRoutes;
 use crate::http::request::RequestContext;
 use crate::state::AppState;
-use crate::state::sign_in::{current_session, to_login};
+use crate::state::sign_in::{self, current_session, to_login};
 use crate::upstream::{ResponseBody, Upstream, forward};
 
 /// Forward-auth: `/auth/verify` for nginx `auth_request`, `/auth/forward` for Traefik / Caddy `forwardAuth`.
@@ -284,8 +285,18 @@ async fn forward_if_allowed(
     // or a sibling subdomain may have planted one) is fedgate's too.
     let plain_session = session.strip_prefix(crate::http::cookies::HOST_PREFIX).unwrap_or(session);
     let our_cookies = [session, plain_session, csrf, csrf_host, binding, binding_host];
+    // A WebSocket tunnel outlives this decision: one opened with a session closes when the session ends, one
+    // opened with an access token when the token expires or is revoked.
+    let guard = match forward_who.filter(|_| forward::is_websocket(req.headers())) {
+        Some(who) => match who.session() {
+            Some(session) => sign_in::session_id(state, req.headers())
+                .map(|(id, _)| tunnel::session_guard(state.clone(), id.to_string(), session)),
+            None => who.token.clone().map(|t| tunnel::token_guard(state.clone(), t)),
+        },
+        None => None,
+    };
     forward::prepare(&mut req, &state.identity_headers, forward_who, client, proto(state), &our_cookies);
-    let mut resp = upstream.forward(req).await?;
+    let mut resp = upstream.forward(req, guard).await?;
     forward::remove_our_set_cookies(resp.headers_mut(), &our_cookies, &upstream.route.upstream);
     Ok(Answer::Upstream(resp))
 }

@@ -15,6 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::pool::{Http1Pool, PooledBody};
+use super::tunnel::{self, TunnelGuard};
 use crate::config::{HeaderNames, RouteConfig};
 use crate::domain::identity::Identity;
 use crate::http::error::ProxyError;
@@ -406,8 +407,13 @@ impl Upstream {
         }
     }
 
-    /// Forwards `req` (already stripped of client identity headers by [`prepare`]).
-    pub async fn forward(&self, mut req: Request<Incoming>) -> Result<Response<ResponseBody>, ProxyError> {
+    /// Forwards `req` (already stripped of client identity headers by [`prepare`]). A WebSocket upgrade the
+    /// upstream accepts becomes a tunnel ([`tunnel::splice`]) that `guard`, when given, closes.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        guard: Option<TunnelGuard>,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
         let target = self.target(req.uri())?;
         if !self.route.preserve_host {
             if let Some(v) = &self.host {
@@ -452,12 +458,7 @@ impl Upstream {
             let upstream_upgrade = hyper::upgrade::on(&mut upstream_resp);
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                    Ok((client, upstream)) => {
-                        let (mut a, mut b) = (TokioIo::new(client), TokioIo::new(upstream));
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
-                            tracing::debug!(error = %e, "websocket tunnel closed");
-                        }
-                    }
+                    Ok((client, upstream)) => tunnel::splice(TokioIo::new(client), TokioIo::new(upstream), guard).await,
                     Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
                 }
             });
@@ -468,7 +469,8 @@ impl Upstream {
     }
 }
 
-fn is_websocket(h: &HeaderMap) -> bool {
+/// Whether `h` asks for a WebSocket upgrade (`Upgrade: websocket`).
+pub fn is_websocket(h: &HeaderMap) -> bool {
     h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
