@@ -84,6 +84,19 @@ fn config(receiver: &str, keys: &std::path::Path, sps: &[(&str, &std::path::Path
     )
 }
 
+/// Signs the browser `c` in at the gateway `base` as the demo user alice, with the login form.
+async fn sign_in_alice(c: &reqwest::Client, base: &str) {
+    let form = c.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&form).unwrap();
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", csrf.as_str()), ("rd", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+}
+
 /// Signs `c` in to `client` (code flow with PKCE) and returns its token response.
 async fn sign_in_to(base: &str, c: &reqwest::Client, client: &str) -> serde_json::Value {
     let r = c
@@ -669,15 +682,7 @@ async fn a_sigterm_right_after_a_logout_still_delivers_the_back_channel_retry() 
     let gw = e2e::gateway::GatewayProcess::start(&config(&base, keys.path(), &[]), &[], &[], false).await.unwrap();
     let url = |path: &str| format!("{}{path}", gw.base);
     let c = browser();
-    let form = c.get(url("/login")).send().await.unwrap().text().await.unwrap();
-    let csrf = csrf_from(&form).unwrap();
-    let r = c
-        .post(url("/login"))
-        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", csrf.as_str()), ("rd", "")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+    sign_in_alice(&c, &gw.base).await;
     let r = c
         .get(url(&format!(
             "/oauth2/authorize?response_type=code&client_id=rp1&redirect_uri={REDIRECT}&scope=openid&state=s\
@@ -786,15 +791,7 @@ async fn back_channel_logout_outlives_a_killed_replica(store: &str, other_replic
     let issuer = gw.base.clone();
     let url = |path: &str| format!("{issuer}{path}");
     let c = browser();
-    let form = c.get(url("/login")).send().await.unwrap().text().await.unwrap();
-    let csrf = csrf_from(&form).unwrap();
-    let r = c
-        .post(url("/login"))
-        .form(&[("username", "alice"), ("password", "alice-demo"), ("csrf", csrf.as_str()), ("rd", "")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+    sign_in_alice(&c, &issuer).await;
     let tokens = sign_in_to(&issuer, &c, "rp1").await;
     let id_token = tokens["id_token"].as_str().unwrap().to_string();
     let other = if other_replica { Some(start(free_port()).await.unwrap()) } else { None };
