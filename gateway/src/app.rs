@@ -210,7 +210,7 @@ async fn finish_background(state: &AppState) {
     if tokio::time::timeout(grace, finished).await.is_err() {
         tracing::warn!(
             tasks = state.background.len(),
-            "back-channel logout deliveries cut short by server.shutdown_grace (they stay in the state store)"
+            "back-channel logout deliveries cut short by server.shutdown_grace (with an embedded or Redis store, the next start or another replica takes them over)"
         );
     }
 }
