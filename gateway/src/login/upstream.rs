@@ -283,16 +283,13 @@ async fn refuse_directory_name(
     }
     match found {
         Ok(Some(existing)) if fold_username(&existing.username) == folded => {
-            state.metrics.event("login", "upstream_refused");
             tracing::warn!(
                 provider = %name, username = %user.username, outcome = "refused",
                 reason = "the username is a directory account's; set link = \"ldap\" to sign directory users in through this provider",
                 "upstream login"
             );
-            Err(error_page(
+            Err(name_refused(
                 state,
-                StatusCode::FORBIDDEN,
-                "Sign-in refused",
                 &format!(
                     "An account named {} already exists here, so your sign-in at {} cannot use that name. Sign in \
                      with that account's password, or ask the administrator to link the two accounts.",
@@ -323,17 +320,14 @@ async fn refuse_held_name(
     match state.upstream_names.claim(&folded, &user.unique_id, now).await {
         Ok(Claim::Held) => Ok(user),
         Ok(Claim::TakenBy(holder)) => {
-            state.metrics.event("login", "upstream_refused");
             tracing::warn!(
                 provider = %provider.config.name, username = %user.username, unique_id = %user.unique_id,
                 held_by = %holder, outcome = "refused",
                 reason = "another upstream account holds the username; `fedgate upstream release` frees it",
                 "upstream login"
             );
-            Err(error_page(
+            Err(name_refused(
                 state,
-                StatusCode::FORBIDDEN,
-                "Sign-in refused",
                 &format!(
                     "The name {} is already used by another account that signed in here, so your sign-in at {} \
                      cannot use it. Ask the administrator to release the name or to link the accounts.",
@@ -352,6 +346,12 @@ async fn refuse_held_name(
             ))
         }
     }
+}
+
+/// The 403 page for an upstream account whose username is already someone else's (counted as a refused login).
+fn name_refused(state: &AppState, message: &str) -> Response {
+    state.metrics.event("login", "upstream_refused");
+    error_page(state, StatusCode::FORBIDDEN, "Sign-in refused", message)
 }
 
 /// The page for a directory that could not be asked to `what` ("find", "check") the account, logged with its cause.
