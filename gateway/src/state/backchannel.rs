@@ -47,8 +47,13 @@ impl Deliveries {
     }
 }
 
+/// `t` in unix milliseconds, as the outbox keeps time.
+pub fn unix_ms(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 fn now_ms(state: &AppState) -> i64 {
-    i64::try_from(state.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    unix_ms(state.clock.now())
 }
 
 /// Records `pending` (built with [`PendingLogout::new`] and [`LEASE`]) in the outbox, then makes the first attempt

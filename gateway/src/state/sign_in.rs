@@ -157,7 +157,7 @@ pub async fn end_session(state: &AppState, id: &str, session: &Session) -> Resul
     let mut ended = Ended::default();
     let Some(provider) = state.oidc.clone() else { return Ok((ended, latest)) };
     let now = state.clock.now();
-    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let now_ms = super::backchannel::unix_ms(now);
     let mut pending = Vec::new();
     for client in &session.oidc_clients {
         let sids: Vec<Option<&str>> =
